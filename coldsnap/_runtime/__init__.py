@@ -1,0 +1,1 @@
+"""Code that runs inside a container: the lifecycle, framing and serialization."""

@@ -1,0 +1,85 @@
+"""One settings object for the whole platform.
+
+Every field can be set from the environment with a ``COLDSNAP_`` prefix
+(``COLDSNAP_STATE_DIR=/tmp/x``), so tests point each server at its own temp dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Server state: SQLite db, auth token, unix socket, logs. Masked in containers.
+    state_dir: Path = Path("/var/lib/coldsnap")
+    # Snapshot store root (content-addressed); defaults to <state_dir>/snapshots.
+    snapshot_dir: Path | None = None
+    # Built images (venvs + files layers); defaults to <state_dir>/images.
+    image_dir: Path | None = None
+    # Scratch for running containers (overlay upper dirs, mount points): a tmpfs.
+    run_dir: Path = Path("/run/coldsnap")
+    # "criu" or "none"; "auto" picks criu where it works.
+    engine: str = "auto"
+    criu_path: Path = Path("/opt/coldsnap/criu/bin/criu")
+    # Optional TCP listen address ("127.0.0.1:7070"); the unix socket is always on.
+    tcp: str = ""
+    dump_timeout_s: float = 120.0
+    restore_timeout_s: float = 60.0
+    boot_timeout_s: float = 300.0
+    call_timeout_s: float = 600.0
+    max_payload_bytes: int = 512 * 1024 * 1024
+    keep_versions: int = 3
+    prewarm_netns: int = 2
+    container_memory_mb: int = 0  # 0: no limit
+    container_cpus: float = 0.0  # 0: no limit
+
+    @property
+    def snapshots(self) -> Path:
+        return self.snapshot_dir or self.state_dir / "snapshots"
+
+    @property
+    def images(self) -> Path:
+        return self.image_dir or self.state_dir / "images"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.state_dir / "coldsnap.sock"
+
+    @property
+    def token_path(self) -> Path:
+        return self.state_dir / "token"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``COLDSNAP_*`` variables, then explicit overrides."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get("COLDSNAP_" + field.name.upper())
+            if raw is None:
+                continue
+            values[field.name] = _parse(field.type, raw, field.name)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(type_name: Any, raw: str, name: str) -> Any:
+    text = str(type_name)
+    try:
+        if "Path" in text:
+            return Path(raw) if raw else None
+        if text == "int":
+            return int(raw)
+        if text == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"COLDSNAP_{name.upper()}={raw!r} is not a valid {text}") from exc
+    return raw

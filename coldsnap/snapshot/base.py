@@ -1,0 +1,168 @@
+"""What every snapshot engine offers the server: containers, checkpoints, restores.
+
+The engine knows nothing about Apps. The server hands it a ContainerSpec (what
+to run, with which environment and files) and gets Containers back: a process
+tree with two control pipes and one log pipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+# Inside a container the runtime finds its channels on the fds named by these
+# variables; its stdout and stderr both go to one log pipe.
+CTRL_IN_ENV = "COLDSNAP_CTRL_IN_FD"  # server -> container
+CTRL_OUT_ENV = "COLDSNAP_CTRL_OUT_FD"  # container -> server
+CODE_DIR_ENV = "COLDSNAP_CODE_DIR"  # where ContainerSpec.files were written
+
+
+class SnapshotError(Exception):
+    """A dump or restore failed; ``log_tail`` holds the end of CRIU's own log."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message + (f"\n--- criu log (tail) ---\n{log_tail}" if log_tail else ""))
+        self.reason = message
+        self.log_tail = log_tail
+
+
+class DumpFailed(SnapshotError):
+    pass
+
+
+class RestoreFailed(SnapshotError):
+    pass
+
+
+class SnapshotMiss(LookupError):
+    """No usable snapshot for this key on this host (absent, failed, corrupt, other host)."""
+
+
+@dataclasses.dataclass
+class ContainerSpec:
+    """What to run. ``files`` land in the container under ``code_dir`` (see env)."""
+
+    argv: list[str]
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Relative path -> contents. The engine writes them below a directory it
+    # picks and tells the runtime where through COLDSNAP_CODE_DIR.
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    # Extra read-only lower layers for the root filesystem (image files, @build output).
+    layers: list[Path] = dataclasses.field(default_factory=list)
+    # True: the snapshot phase (no network out, GPUs hidden).
+    snapshot_phase: bool = False
+    memory_mb: int = 0
+    cpus: float = 0.0
+    # Directory the container may write that survives it (an image build's output).
+    keep_upper: Path | None = None
+
+
+@dataclasses.dataclass
+class SnapshotInfo:
+    key: str
+    host_key: str
+    path: Path
+    size_bytes: int
+    dump_s: float
+    created_at: float
+    criu_version: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Container:
+    """A running container: its root pid and the server's ends of its pipes."""
+
+    def __init__(
+        self,
+        container_id: str,
+        pid: int,
+        ctrl_in: BinaryIO,
+        ctrl_out: BinaryIO,
+        logs: BinaryIO,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        self.id = container_id
+        self.pid = pid
+        self.ctrl_in = ctrl_in
+        self.ctrl_out = ctrl_out
+        self.logs = logs
+        self.timings = dict(timings or {})
+        self.started_at = time.monotonic()
+        self.returncode: int | None = None
+        self.cleanups: list[Any] = []  # callables run once the container is gone
+
+    def poll(self) -> int | None:
+        """The exit status once the root process is gone, else None (reaps it)."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                # Not our child (or already reaped): alive while /proc has it.
+                if not Path(f"/proc/{self.pid}").exists():
+                    self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait(5)
+        self.close()
+
+    def close(self) -> None:
+        for stream in (self.ctrl_in, self.ctrl_out, self.logs):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                cleanup()
+            except Exception:  # best effort: a leftover mount must not stop shutdown
+                pass
+
+
+class Engine(Protocol):
+    name: str
+    host_key: str
+
+    def start(self, spec: ContainerSpec) -> Container:
+        """Start a fresh container (a plain cold boot, or a snapshot phase)."""
+        ...
+
+    def checkpoint(self, container: Container, key: str) -> SnapshotInfo:
+        """Dump ``container`` into the store under ``key``; the container is gone after."""
+        ...
+
+    def restore(self, key: str, spec: ContainerSpec) -> Container:
+        """Start a copy of the snapshot ``key``; raises SnapshotMiss or RestoreFailed."""
+        ...
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        """The usable snapshot for ``key`` on this host, or None."""
+        ...
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        ...
+
+    def failure(self, key: str) -> str | None:
+        """Why ``key`` failed before, or None if it never did."""
+        ...

@@ -1,0 +1,76 @@
+"""The ``none`` engine: plain cold boots in plain processes, anywhere.
+
+No namespaces, no snapshots. It lets the rest of the platform run (slower) on
+hosts where CRIU can't, and is the baseline the benchmark compares against.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from coldsnap.snapshot.base import (
+    CODE_DIR_ENV,
+    Container,
+    ContainerSpec,
+    DumpFailed,
+    SnapshotInfo,
+    SnapshotMiss,
+)
+from coldsnap.snapshot.pipes import ContainerPipes
+
+
+class NoneEngine:
+    name = "none"
+    host_key = "none"
+
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
+
+    def start(self, spec: ContainerSpec) -> Container:
+        t0 = time.monotonic()
+        container_id = "cs-" + uuid.uuid4().hex[:10]
+        code_dir = Path(tempfile.mkdtemp(prefix=container_id + "-", dir=self.run_dir))
+        for rel, data in spec.files.items():
+            target = code_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        pipes = ContainerPipes.create()
+        env = {**spec.env, **pipes.child_env(), CODE_DIR_ENV: str(code_dir)}
+        proc = subprocess.Popen(
+            spec.argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=pipes.logs_w,
+            stderr=pipes.logs_w,
+            pass_fds=pipes.child_fds(),
+            start_new_session=True,
+        )
+        pipes.close_child_ends()
+        container = Container(
+            container_id,
+            proc.pid,
+            *pipes.server_streams(),
+            timings={"sandbox_s": time.monotonic() - t0},
+        )
+        container.cleanups.append(lambda: shutil.rmtree(code_dir, ignore_errors=True))
+        return container
+
+    def checkpoint(self, container: Container, key: str) -> SnapshotInfo:
+        raise DumpFailed("the 'none' engine does not take snapshots")
+
+    def restore(self, key: str, spec: ContainerSpec) -> Container:
+        raise SnapshotMiss(key)
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        return None
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        pass
+
+    def failure(self, key: str) -> str | None:
+        return None

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs CRIU 4.x into a private prefix without touching the system libc.
+#
+# Debian 12's criu 3.17 fails `criu check` on recent kernels (vDSO). Debian 13
+# ships 4.x; we add trixie to apt's sources pinned at priority 100 so nothing
+# else is upgraded, download criu and every library it loads, unpack them with
+# `dpkg -x` and run criu through that prefix's own dynamic loader.
+# Idempotent: a second run with a working prefix does nothing.
+set -euo pipefail
+
+PREFIX=${COLDSNAP_CRIU_PREFIX:-/opt/coldsnap/criu}
+WRAPPER=$PREFIX/bin/criu
+
+if [ -x "$WRAPPER" ] && "$WRAPPER" --version >/dev/null 2>&1; then
+  echo "criu: $("$WRAPPER" --version | head -1) at $WRAPPER"
+  exit 0
+fi
+[ "$(id -u)" = 0 ] || { echo "install-criu: run as root (apt-get and dpkg need it)" >&2; exit 1; }
+
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v iptables >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq iptables >/dev/null
+fi
+
+if [ ! -f /etc/apt/sources.list.d/coldsnap-trixie.sources ]; then
+  cat > /etc/apt/sources.list.d/coldsnap-trixie.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  cat > /etc/apt/preferences.d/coldsnap-trixie <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+fi
+apt-get update -qq
+
+PKGS="criu libcompel1 libc6 libgnutls30t64 libnettle8t64 libhogweed6t64 libp11-kit0
+libunistring5 libtasn1-6 libidn2-0 libgmp10 libnftables1 libnl-3-200 libprotobuf-c1
+libuuid1 libbsd0 libnet1 libmd0 libjansson4 libmnl0 libnftnl11 libxtables12 libffi8
+libedit2 libtinfo6 libzstd1 libgcc-s1"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+chmod 777 "$work"
+(cd "$work" && apt-get download -qq -t trixie $PKGS)
+stage=$PREFIX.new
+rm -rf "$stage"
+mkdir -p "$stage"
+for deb in "$work"/*.deb; do dpkg -x "$deb" "$stage"; done
+
+libs="$PREFIX/usr/lib/x86_64-linux-gnu"
+mkdir -p "$stage/bin"
+cat > "$stage/bin/criu" <<WRAP
+#!/bin/sh
+exec $PREFIX/usr/lib64/ld-linux-x86-64.so.2 --library-path $libs $PREFIX/usr/sbin/criu "\$@"
+WRAP
+chmod +x "$stage/bin/criu"
+rm -rf "$PREFIX"
+mv "$stage" "$PREFIX"
+echo "criu: $("$WRAPPER" --version | head -1) at $WRAPPER"
