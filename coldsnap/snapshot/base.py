@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -84,6 +85,7 @@ class Container:
         ctrl_out: BinaryIO,
         logs: BinaryIO,
         timings: dict[str, float] | None = None,
+        process: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self.id = container_id
         self.pid = pid
@@ -93,11 +95,15 @@ class Container:
         self.timings = dict(timings or {})
         self.started_at = time.monotonic()
         self.returncode: int | None = None
+        # Set when the root's parent is a process we started (unshare): wait on it.
+        self.process = process
         self.cleanups: list[Any] = []  # callables run once the container is gone
 
     def poll(self) -> int | None:
         """The exit status once the root process is gone, else None (reaps it)."""
-        if self.returncode is None:
+        if self.returncode is None and self.process is not None:
+            self.returncode = self.process.poll()
+        elif self.returncode is None:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:

@@ -1,0 +1,101 @@
+"""The CRIU driver: the exact command lines, with timeouts and typed errors.
+
+All CRIU knowledge lives here; see DESIGN.md sections 5 and 6 for why each flag.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from coldsnap.snapshot.base import DumpFailed, RestoreFailed, SnapshotError
+
+LOG_TAIL_LINES = 25
+
+
+def dump(
+    criu: Path, pid: int, images: Path, netns_inode: int, timeout: float
+) -> float:
+    """Checkpoint the tree rooted at ``pid`` into ``images``; the tree is killed.
+
+    The network namespace is external: a restore plugs in a namespace of its own.
+    Returns the seconds it took.
+    """
+    argv = [
+        str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
+        "--log-file", "dump.log",
+        "--external", f"net[{netns_inode}]:extnet",
+        "--file-locks", "--link-remap",
+    ]  # fmt: skip
+    return _run(argv, images / "dump.log", timeout, DumpFailed, "criu dump")
+
+
+def restore(
+    criu: Path,
+    images: Path,
+    root: Path,
+    work_dir: Path,
+    inherit: dict[str, int],
+    timeout: float,
+) -> tuple[int, float]:
+    """Restore the tree from ``images`` with ``root`` as its root filesystem.
+
+    ``inherit`` maps CRIU resource names (``pipe:[123]``, ``extnet``) to fds of
+    ours that replace them. Returns (host pid of the restored root, seconds).
+    """
+    pidfile = work_dir / "restore.pid"
+    argv = [
+        str(criu), "restore", "--images-dir", str(images), "--root", str(root),
+        "--restore-detached", "--pidfile", str(pidfile),
+        "--log-file", str(work_dir / "restore.log"), "--tcp-close", "--file-locks",
+    ]  # fmt: skip
+    for resource, fd in inherit.items():
+        argv += ["--inherit-fd", f"fd[{fd}]:{resource}"]
+    seconds = _run(
+        argv, work_dir / "restore.log", timeout, RestoreFailed, "criu restore",
+        pass_fds=tuple(inherit.values()),
+    )  # fmt: skip
+    try:
+        return int(pidfile.read_text().strip()), seconds
+    except (OSError, ValueError) as exc:
+        raise RestoreFailed(f"criu restore wrote no pid file ({exc})") from exc
+
+
+def _run(
+    argv: list[str],
+    log: Path,
+    timeout: float,
+    error: type[SnapshotError],
+    what: str,
+    pass_fds: tuple[int, ...] = (),
+) -> float:
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, pass_fds=pass_fds, start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
+        raise error(f"could not start {what}: {exc}; run `coldsnap doctor`") from exc
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise error(f"{what} timed out after {timeout:.0f}s and was killed", _tail(log)) from None
+    if proc.returncode != 0:
+        detail = _tail(log) or stderr.decode(errors="replace").strip()
+        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else "failed"
+        raise error(f"{what} {how} (exit {proc.returncode})", detail)
+    return time.monotonic() - t0
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])

@@ -1,0 +1,227 @@
+"""The ``criu`` engine: namespaced containers, CRIU dumps, concurrent restores.
+
+A fresh container is pid 1 of new pid and mount namespaces on an overlay root
+(see nsinit.py). In the snapshot phase it also has a network namespace of its
+own with no route out; otherwise it joins a pre-made namespace with a veth and
+NAT. A checkpoint dumps the tree with the network namespace marked external
+and saves the container's upper dir as the snapshot's filesystem layer. A
+restore mounts a new overlay (snapshot layer over the image layers over the host
+root), plugs new pipes and a pre-made network namespace in with
+``--inherit-fd``, and lets CRIU rebuild the tree.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import time
+
+from coldsnap.settings import Settings
+from coldsnap.snapshot import criu
+from coldsnap.snapshot.base import (
+    Container,
+    ContainerSpec,
+    DumpFailed,
+    RestoreFailed,
+    SnapshotInfo,
+    SnapshotMiss,
+)
+from coldsnap.snapshot.hostkey import host_facts, host_key
+from coldsnap.snapshot.netns import NetnsPool
+from coldsnap.snapshot.pipes import ContainerPipes
+from coldsnap.snapshot.sandbox import (
+    ContainerDirs,
+    LayerCache,
+    ensure_tmpfs,
+    new_container_id,
+    start_fresh,
+)
+from coldsnap.snapshot.store import SnapshotStore
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class CriuEngine:
+    name = "criu"
+
+    def __init__(self, settings: Settings, facts: dict[str, object] | None = None) -> None:
+        self.settings = settings
+        self.facts = facts or host_facts(settings.criu_path)
+        self.host_key = host_key(self.facts)
+        self.store = SnapshotStore(settings.snapshots, self.host_key)
+        self._mounted_run_dir = ensure_tmpfs(settings.run_dir)
+        self.layers = LayerCache(settings.run_dir)
+        self.netns = NetnsPool(settings.run_dir / "netns-owners", settings.prewarm_netns)
+        # Restored trees are reparented to us when `criu restore` exits: reap them.
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+        self.masks = sorted({str(settings.state_dir), str(settings.snapshots)})
+        self._dirs: dict[str, ContainerDirs] = {}
+
+    # -- fresh containers ------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> Container:
+        t0 = time.monotonic()
+        container_id = new_container_id()
+        dirs = ContainerDirs(self.settings.run_dir, container_id)
+        dirs.write_files(spec.files)
+        layers = [self.layers.materialize(p) for p in spec.layers]
+        pipes = ContainerPipes.create()
+        netns = None if spec.snapshot_phase else self.netns.acquire()
+        try:
+            proc, pid = start_fresh(
+                dirs, spec.argv, {**spec.env, **pipes.child_env()}, layers, self.masks,
+                netns.path if netns else None, pipes.child_fds(), pipes.logs_w,
+            )  # fmt: skip
+        except Exception:
+            dirs.remove()
+            if netns:
+                self.netns.release(netns)
+            raise
+        finally:
+            pipes.close_child_ends()
+        container = Container(
+            container_id, pid, *pipes.server_streams(),
+            timings={"sandbox_s": time.monotonic() - t0}, process=proc,
+        )  # fmt: skip
+        self._track(container, dirs, netns)
+        return container
+
+    # -- checkpoint ------------------------------------------------------------
+
+    def checkpoint(
+        self, container: Container, key: str, labels: dict[str, str] | None = None
+    ) -> SnapshotInfo:
+        dirs = self._dirs.get(container.id)
+        if dirs is None:
+            raise DumpFailed(f"container {container.id} was not started by this engine")
+        staging = self.store.staging_dir(key)
+        images = staging / "images"
+        images.mkdir()
+        try:
+            netns_inode = os.stat(f"/proc/{container.pid}/ns/net").st_ino
+            pipes = {
+                "ctrl_in": os.fstat(container.ctrl_in.fileno()).st_ino,
+                "ctrl_out": os.fstat(container.ctrl_out.fileno()).st_ino,
+                "logs": os.fstat(container.logs.fileno()).st_ino,
+            }
+            dump_s = criu.dump(
+                self.settings.criu_path, container.pid, images, netns_inode,
+                self.settings.dump_timeout_s,
+            )  # fmt: skip
+            container.wait(10)
+            copy = subprocess.run(
+                ["cp", "-a", str(dirs.upper), str(staging / "fs")], capture_output=True, text=True
+            )
+            if copy.returncode != 0:
+                raise DumpFailed(f"saving the snapshot's filesystem failed: {copy.stderr.strip()}")
+            return self.store.publish(
+                staging, key,
+                {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
+                 "pipes": pipes, "labels": labels or {}},
+            )  # fmt: skip
+        except (DumpFailed, OSError) as exc:
+            self.store.discard(staging)
+            if isinstance(exc, OSError):
+                raise DumpFailed(f"checkpoint of {container.id} failed: {exc}") from exc
+            raise
+        finally:
+            container.kill()
+
+    # -- restore ---------------------------------------------------------------
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        if self.store.failure(key) is not None:
+            return None
+        return self.store.get(key)
+
+    def restore(self, key: str, spec: ContainerSpec) -> Container:
+        t0 = time.monotonic()
+        info = self._usable(key)
+        container_id = new_container_id()
+        dirs = ContainerDirs(self.settings.run_dir, container_id)
+        pipes = ContainerPipes.create()
+        netns = self.netns.acquire()
+        netns_fd = os.open(netns.path, os.O_RDONLY)
+        saved = info.extra["pipes"]
+        inherit = {
+            f"pipe:[{saved['ctrl_in']}]": pipes.ctrl_in_r,
+            f"pipe:[{saved['ctrl_out']}]": pipes.ctrl_out_w,
+            f"pipe:[{saved['logs']}]": pipes.logs_w,
+            "extnet": netns_fd,
+        }
+        try:
+            layers = [self.layers.materialize(info.path / "fs")]
+            layers += [self.layers.materialize(p) for p in spec.layers]
+            dirs.mount_root(layers)
+            t1 = time.monotonic()
+            pid, restore_s = criu.restore(
+                self.settings.criu_path, info.path / "images", dirs.root, dirs.base, inherit,
+                self.settings.restore_timeout_s,
+            )  # fmt: skip
+        except (RestoreFailed, OSError, subprocess.CalledProcessError) as exc:
+            dirs.remove()
+            self.netns.release(netns)
+            pipes.close_child_ends()
+            for fd in (pipes.ctrl_in_w, pipes.ctrl_out_r, pipes.logs_r):
+                os.close(fd)
+            reason = str(exc) if isinstance(exc, RestoreFailed) else f"restore setup failed: {exc}"
+            self._quarantine(info, reason)
+            raise exc if isinstance(exc, RestoreFailed) else RestoreFailed(reason) from exc
+        finally:
+            os.close(netns_fd)
+        pipes.close_child_ends()
+        container = Container(
+            container_id, pid, *pipes.server_streams(),
+            timings={"sandbox_s": t1 - t0, "restore_s": restore_s},
+        )  # fmt: skip
+        self._track(container, dirs, netns)
+        self.store.count_restore(key)
+        return container
+
+    def _usable(self, key: str) -> SnapshotInfo:
+        reason = self.store.failure(key)
+        if reason is not None:
+            raise SnapshotMiss(f"snapshot {key} failed before: {reason}")
+        info = self.store.get(key)
+        if info is None:
+            raise SnapshotMiss(f"no snapshot {key} for host {self.host_key}")
+        problem = self.store.verify(info)
+        if problem is not None:
+            self._quarantine(info, problem)
+            raise SnapshotMiss(f"snapshot {key} is damaged ({problem}); quarantined")
+        return info
+
+    def _quarantine(self, info: SnapshotInfo, reason: str) -> None:
+        self.layers.forget(info.path / "fs")
+        self.store.mark_failed(info.key, reason)
+        self.store.quarantine(info.key, reason)
+
+    # -- bookkeeping -------------------------------------------------------------
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        self.store.mark_failed(key, reason)
+
+    def failure(self, key: str) -> str | None:
+        return self.store.failure(key)
+
+    def _track(self, container: Container, dirs: ContainerDirs, netns: object) -> None:
+        self._dirs[container.id] = dirs
+
+        def cleanup() -> None:
+            self._dirs.pop(container.id, None)
+            dirs.remove()
+            if netns is not None:
+                self.netns.release(netns)  # type: ignore[arg-type]
+
+        container.cleanups.append(cleanup)
+
+    def close(self) -> None:
+        """Give back the network namespaces (and the run dir's tmpfs if we mounted it)."""
+        self.netns.close()
+        if self._mounted_run_dir:
+            subprocess.run(["umount", "-l", str(self.settings.run_dir)], check=False)
+
+    def __repr__(self) -> str:
+        return f"CriuEngine(host_key={self.host_key}, store={self.store.root})"
+

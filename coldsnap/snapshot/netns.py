@@ -1,0 +1,154 @@
+"""Network namespaces for containers: each with a veth to the host and NAT out.
+
+Every container gets a namespace of its own (copies that share one collide on
+abstract unix sockets). Making one takes a handful of `ip` calls, so a pool
+keeps a few ready and restores never wait for them.
+
+Namespace N is ``cs<N>`` with the /30 10.213.<N/64>.<(N%64)*4> between the host
+side ``csv<N>`` (.1) and the container's ``eth0`` (.2). An owner file under the
+run dir names the server holding N, so a crashed server's namespaces are reused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+SUBNET = "10.213.0.0/16"
+MAX_NAMESPACES = 16384
+NETNS_DIR = Path("/run/netns")
+CREATE_LOCK = "/run/coldsnap-netns.lock"
+
+
+class NetnsError(RuntimeError):
+    pass
+
+
+class Netns:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.name = f"cs{index}"
+        base = f"10.213.{index // 64}.{(index % 64) * 4}"
+        prefix = base.rsplit(".", 1)[0]
+        last = int(base.rsplit(".", 1)[1])
+        self.host_ip = f"{prefix}.{last + 1}"
+        self.container_ip = f"{prefix}.{last + 2}"
+
+    @property
+    def path(self) -> Path:
+        return NETNS_DIR / self.name
+
+
+class NetnsPool:
+    def __init__(self, owner_dir: Path, prewarm: int) -> None:
+        self.owner_dir = owner_dir
+        self.owner_dir.mkdir(parents=True, exist_ok=True)
+        self.prewarm = prewarm
+        self._free: list[Netns] = []
+        self._all: list[Netns] = []
+        self._lock = threading.Lock()
+        self._create_lock = threading.Lock()
+        _enable_nat()
+        self.refill()
+
+    def acquire(self) -> Netns:
+        with self._lock:
+            ns = self._free.pop() if self._free else None
+        if ns is None:
+            ns = self._create()
+        threading.Thread(target=self.refill, daemon=True).start()
+        return ns
+
+    def release(self, ns: Netns) -> None:
+        with self._lock:
+            self._free.append(ns)
+
+    def refill(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._free) >= self.prewarm:
+                    return
+            ns = self._create()
+            self.release(ns)
+
+    def close(self) -> None:
+        with self._lock:
+            owned, self._all, self._free = self._all, [], []
+        for ns in owned:
+            _run(["ip", "netns", "del", ns.name], check=False)
+            _run(["ip", "link", "del", f"csv{ns.index}"], check=False)
+            (self.owner_dir / str(ns.index)).unlink(missing_ok=True)
+
+    def _create(self) -> Netns:
+        # `ip netns add` races with itself (it remounts /run/netns): one at a time,
+        # across every coldsnap process on the host.
+        with self._create_lock, open(CREATE_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._create_locked()
+
+    def _create_locked(self) -> Netns:
+        for index in range(MAX_NAMESPACES):
+            if not self._claim(index):
+                continue
+            ns = Netns(index)
+            try:
+                _setup(ns)
+            except NetnsError:
+                (self.owner_dir / str(index)).unlink(missing_ok=True)
+                raise
+            with self._lock:
+                self._all.append(ns)
+            return ns
+        raise NetnsError(f"all {MAX_NAMESPACES} container network namespaces are in use")
+
+    def _claim(self, index: int) -> bool:
+        owner = self.owner_dir / str(index)
+        try:
+            fd = os.open(owner, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                pid = int(owner.read_text() or 0)
+            except (OSError, ValueError):
+                return False
+            if pid and Path(f"/proc/{pid}").exists():
+                return False
+            owner.unlink(missing_ok=True)  # its server died: take it over
+            return self._claim(index)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+
+
+def _setup(ns: Netns) -> None:
+    host_if = f"csv{ns.index}"
+    _run(["ip", "netns", "del", ns.name], check=False)
+    _run(["ip", "link", "del", host_if], check=False)
+    _run(["ip", "netns", "add", ns.name])
+    _run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns.name])
+    _run(["ip", "addr", "add", f"{ns.host_ip}/30", "dev", host_if])
+    _run(["ip", "link", "set", host_if, "up"])
+    _run(["ip", "-n", ns.name, "addr", "add", f"{ns.container_ip}/30", "dev", "eth0"])
+    _run(["ip", "-n", ns.name, "link", "set", "eth0", "up"])
+    _run(["ip", "-n", ns.name, "link", "set", "lo", "up"])
+    _run(["ip", "-n", ns.name, "route", "add", "default", "via", ns.host_ip])
+
+
+def _enable_nat() -> None:
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+    rule = ["-t", "nat", "POSTROUTING", "-s", SUBNET, "!", "-d", SUBNET, "-j", "MASQUERADE"]
+    check = ["iptables", "-w", *rule[:2], "-C", *rule[2:]]
+    if _run(check, check=False) != 0:
+        _run(["iptables", "-w", *rule[:2], "-A", *rule[2:]])
+
+
+def _run(argv: list[str], check: bool = True) -> int:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NetnsError(f"{' '.join(argv)} failed: {exc}") from exc
+    if check and result.returncode != 0:
+        raise NetnsError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return result.returncode

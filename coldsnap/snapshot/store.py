@@ -1,0 +1,225 @@
+"""The snapshot store: one directory per (host key, snapshot key), published atomically.
+
+Layout under the root::
+
+    <host_key>/<key>/meta.json     what, when, how big, which CRIU, file sizes
+    <host_key>/<key>/images/       CRIU's image files
+    <host_key>/<key>/fs/           what the snapshot phase wrote to its filesystem
+    <host_key>/<key>/restores      one byte appended per restore (a cheap counter)
+    <host_key>/failed/<key>.json   why a key failed; it is not retried
+    .staging/                      dumps in progress (never visible as snapshots)
+    quarantine/                    snapshots that failed verification or restore
+
+A dump is written under ``.staging`` and renamed into place, so a half-written
+snapshot is never visible, and of two concurrent dumps of one key the first
+rename wins and the other is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from coldsnap.snapshot.base import SnapshotInfo
+
+META = "meta.json"
+
+
+class SnapshotStore:
+    def __init__(self, root: Path, host_key: str) -> None:
+        self.root = root
+        self.host_key = host_key
+        self.host_dir = root / host_key
+        for sub in (self.host_dir / "failed", root / ".staging", root / "quarantine"):
+            sub.mkdir(parents=True, exist_ok=True)
+
+    # -- writing ---------------------------------------------------------------
+
+    def staging_dir(self, key: str) -> Path:
+        path = self.root / ".staging" / f"{key}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+    def publish(self, staging: Path, key: str, meta: dict[str, Any]) -> SnapshotInfo:
+        """Seal ``staging`` with its metadata and rename it into place."""
+        meta = {
+            **meta,
+            "key": key,
+            "host_key": self.host_key,
+            "created_at": time.time(),
+            "files": _file_sizes(staging / "images"),
+        }
+        meta["size_bytes"] = sum(meta["files"].values()) + _tree_size(staging / "fs")
+        _write_json(staging / META, meta)
+        final = self.host_dir / key
+        try:
+            os.rename(staging, final)
+        except OSError:
+            # Another dump of this key won the race (the target exists): keep theirs.
+            shutil.rmtree(staging, ignore_errors=True)
+        info = self.get(key)
+        if info is None:
+            raise FileNotFoundError(f"snapshot {key} vanished right after it was published")
+        return info
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, key: str) -> SnapshotInfo | None:
+        """The snapshot for ``key`` on this host if its metadata reads, else None."""
+        path = self.host_dir / key
+        try:
+            meta = json.loads((path / META).read_text())
+        except (OSError, ValueError):
+            return None
+        return _info(path, meta)
+
+    def verify(self, info: SnapshotInfo) -> str | None:
+        """Why the files on disk don't match the metadata, or None when they do."""
+        images = info.path / "images"
+        for name, size in info.extra.get("files", {}).items():
+            try:
+                actual = (images / name).stat().st_size
+            except OSError:
+                return f"image file {name} is missing"
+            if actual != size:
+                return f"image file {name} has {actual} bytes, {size} expected"
+        return None
+
+    def count_restore(self, key: str) -> None:
+        try:
+            with open(self.host_dir / key / "restores", "ab") as counter:
+                counter.write(b".")
+        except OSError:
+            pass  # a counter must never fail a restore
+
+    def list(self) -> list[SnapshotInfo]:
+        infos = []
+        for host in sorted(p for p in self.root.iterdir() if not p.name.startswith(".")):
+            if host.name == "quarantine" or not host.is_dir():
+                continue
+            for path in sorted(host.iterdir()):
+                if path.name == "failed":
+                    continue
+                try:
+                    infos.append(_info(path, json.loads((path / META).read_text())))
+                except (OSError, ValueError):
+                    continue
+        return sorted(infos, key=lambda info: info.created_at)
+
+    def inspect(self, key: str) -> dict[str, Any] | None:
+        info = self.get(key)
+        if info is None:
+            return None
+        meta = json.loads((info.path / META).read_text())
+        meta["path"] = str(info.path)
+        meta["restores"] = _restores(info.path)
+        meta["last_error"] = self.failure(key)
+        return meta
+
+    # -- failures, quarantine, deletion ---------------------------------------
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        _write_json(self.host_dir / "failed" / f"{key}.json", {"reason": reason, "at": time.time()})
+
+    def failure(self, key: str) -> str | None:
+        try:
+            return str(json.loads((self.host_dir / "failed" / f"{key}.json").read_text())["reason"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def failures(self) -> dict[str, str]:
+        out = {}
+        for path in (self.host_dir / "failed").glob("*.json"):
+            reason = self.failure(path.stem)
+            if reason is not None:
+                out[path.stem] = reason
+        return out
+
+    def quarantine(self, key: str, reason: str) -> Path | None:
+        """Move a bad snapshot aside (kept for a post-mortem) and remember why."""
+        src = self.host_dir / key
+        dest = self.root / "quarantine" / f"{key}-{int(time.time())}-{uuid.uuid4().hex[:4]}"
+        try:
+            os.rename(src, dest)
+        except OSError:
+            return None
+        (dest / "quarantine-reason.txt").write_text(reason + "\n")
+        return dest
+
+    def delete(self, key: str) -> bool:
+        path = self.host_dir / key
+        if not path.exists():
+            return False
+        trash = self.root / ".staging" / f"rm-{key}-{uuid.uuid4().hex[:8]}"
+        os.rename(path, trash)  # disappear atomically, then free the space
+        shutil.rmtree(trash, ignore_errors=True)
+        (self.host_dir / "failed" / f"{key}.json").unlink(missing_ok=True)
+        return True
+
+    def gc(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` snapshots of each (app, function)."""
+        groups: dict[tuple[str, str], list[SnapshotInfo]] = {}
+        for info in self.list():
+            labels = info.extra.get("labels", {})
+            group = (labels.get("app", ""), labels.get("function", info.key))
+            groups.setdefault(group, []).append(info)
+        removed = []
+        for infos in groups.values():
+            for info in sorted(infos, key=lambda i: i.created_at)[:-keep or None]:
+                if info.path.parent.name == self.host_key and self.delete(info.key):
+                    removed.append(info.key)
+        shutil.rmtree(self.root / "quarantine", ignore_errors=True)
+        (self.root / "quarantine").mkdir(exist_ok=True)
+        return removed
+
+    def disk_usage(self) -> int:
+        return _tree_size(self.root)
+
+
+def _info(path: Path, meta: dict[str, Any]) -> SnapshotInfo:
+    return SnapshotInfo(
+        key=meta["key"],
+        host_key=meta["host_key"],
+        path=path,
+        size_bytes=int(meta.get("size_bytes", 0)),
+        dump_s=float(meta.get("dump_s", 0.0)),
+        created_at=float(meta.get("created_at", 0.0)),
+        criu_version=str(meta.get("criu_version", "")),
+        extra={k: meta[k] for k in ("files", "labels", "pipes", "netns") if k in meta},
+    )
+
+
+def _restores(path: Path) -> int:
+    try:
+        return (path / "restores").stat().st_size
+    except OSError:
+        return 0
+
+
+def _file_sizes(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in directory.iterdir() if p.is_file()}
+
+
+def _tree_size(directory: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + f".{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.rename(tmp, path)

@@ -1,0 +1,181 @@
+"""The CRIU engine with real CRIU: dump, restore, copies, network, corruption."""
+
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from coldsnap.snapshot.base import DumpFailed, RestoreFailed, SnapshotMiss
+from coldsnap.snapshot.criu_engine import CriuEngine
+from coldsnap.snapshot.hostkey import host_key
+
+from .conftest import ask, read_line, worker_spec
+
+EXPECTED_SUM = sum(range(1_000_000))
+
+
+def snapshot(engine: CriuEngine, key: str, **env: str) -> dict:
+    container = engine.start(worker_spec(**env))
+    ready = read_line(container)
+    engine.checkpoint(container, key, labels={"app": "tests", "function": key})
+    return ready
+
+
+def test_dump_and_restore_keeps_numpy_threads_and_files(engine: CriuEngine) -> None:
+    snapshot(engine, "numpy-threads")
+    info = engine.lookup("numpy-threads")
+    assert info is not None and info.size_bytes > 1_000_000 and info.dump_s > 0
+    restored = engine.restore("numpy-threads", worker_spec())
+    try:
+        state = ask(restored, "state")
+    finally:
+        restored.kill()
+    assert state["sum"] == EXPECTED_SUM
+    assert state["threads_alive"] == 4
+    assert state["file"] == "kept"
+    assert restored.timings["restore_s"] > 0
+
+
+def test_four_concurrent_restores_each_answer(engine: CriuEngine) -> None:
+    snapshot(engine, "four-copies")
+    with ThreadPoolExecutor(4) as pool:
+        copies = list(pool.map(lambda _: engine.restore("four-copies", worker_spec()), range(4)))
+    try:
+        assert len({c.pid for c in copies}) == 4
+        for container in copies:
+            assert ask(container, "state")["sum"] == EXPECTED_SUM
+    finally:
+        for container in copies:
+            container.kill()
+
+
+@pytest.fixture
+def host_listener() -> tuple[int, threading.Event]:
+    server = socket.socket()
+    server.bind(("0.0.0.0", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.sendall(b"hi")
+            conn.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], stop
+    stop.set()
+
+
+def test_snapshot_phase_has_no_network_but_restored_copy_does(
+    engine: CriuEngine, host_listener: tuple[int, threading.Event]
+) -> None:
+    port, _ = host_listener
+    ready = snapshot(engine, "network", WORKER_PROBE=f"127.0.0.1:{port}")
+    assert ready["probe"].startswith("error:")
+    restored = engine.restore("network", worker_spec())
+    try:
+        gateway = ask(restored, "gateway")["gateway"]
+        assert gateway.startswith("10.213.")
+        assert ask(restored, "probe", addr=f"{gateway}:{port}")["probe"] == "ok:hi"
+        # The container's own loopback is not the host's.
+        assert ask(restored, "probe", addr=f"127.0.0.1:{port}")["probe"].startswith("error:")
+    finally:
+        restored.kill()
+
+
+def test_two_copies_with_one_abstract_socket_both_run(engine: CriuEngine) -> None:
+    snapshot(engine, "abstract", WORKER_ABSTRACT=f"coldsnap-test-{os.getpid()}")
+    first = engine.restore("abstract", worker_spec())
+    second = engine.restore("abstract", worker_spec())
+    try:
+        assert ask(first, "state")["sum"] == EXPECTED_SUM
+        assert ask(second, "state")["sum"] == EXPECTED_SUM
+    finally:
+        first.kill()
+        second.kill()
+
+
+def test_truncated_pages_file_is_a_clean_miss_and_quarantined(engine: CriuEngine) -> None:
+    snapshot(engine, "truncated")
+    info = engine.lookup("truncated")
+    assert info is not None
+    pages = max((info.path / "images").glob("pages-*.img"), key=lambda p: p.stat().st_size)
+    os.truncate(pages, pages.stat().st_size // 2)
+    with pytest.raises(SnapshotMiss, match="quarantined"):
+        engine.restore("truncated", worker_spec())
+    assert engine.lookup("truncated") is None
+    assert any(p.name.startswith("truncated-") for p in (engine.store.root / "quarantine").iterdir())
+
+
+def test_garbage_in_image_fails_restore_with_criu_log(engine: CriuEngine) -> None:
+    snapshot(engine, "garbage")
+    info = engine.lookup("garbage")
+    assert info is not None
+    for image in (info.path / "images").glob("core-*.img"):
+        size = image.stat().st_size
+        image.write_bytes(b"\xff" * size)
+    with pytest.raises(RestoreFailed) as failure:
+        engine.restore("garbage", worker_spec())
+    assert failure.value.log_tail  # CRIU's own words travel with the error
+    assert engine.failure("garbage") is not None
+    with pytest.raises(SnapshotMiss):
+        engine.restore("garbage", worker_spec())
+
+
+def test_dump_of_a_dead_container_is_a_typed_error(engine: CriuEngine) -> None:
+    container = engine.start(worker_spec())
+    read_line(container)
+    container.kill()
+    with pytest.raises(DumpFailed):
+        engine.checkpoint(container, "dead")
+    assert engine.lookup("dead") is None
+    assert not list((engine.store.root / ".staging").iterdir())
+
+
+def test_host_key_mismatch_is_a_miss(engine: CriuEngine, criu_settings) -> None:
+    snapshot(engine, "other-host")
+    other_facts = {**engine.facts, "kernel": "0.0.0-elsewhere"}
+    assert host_key(other_facts) != engine.host_key
+    elsewhere = CriuEngine(criu_settings, facts=other_facts)
+    try:
+        assert elsewhere.lookup("other-host") is None
+        with pytest.raises(SnapshotMiss, match="no snapshot"):
+            elsewhere.restore("other-host", worker_spec())
+    finally:
+        elsewhere.netns.close()
+    assert engine.lookup("other-host") is not None
+
+
+def test_plain_container_has_outbound_network(
+    engine: CriuEngine, host_listener: tuple[int, threading.Event]
+) -> None:
+    port, _ = host_listener
+    container = engine.start(worker_spec(snapshot_phase=False))
+    try:
+        read_line(container)
+        gateway = ask(container, "gateway")["gateway"]
+        assert ask(container, "probe", addr=f"{gateway}:{port}")["probe"] == "ok:hi"
+    finally:
+        container.kill()
+
+
+def test_container_cannot_read_the_state_dir(engine: CriuEngine, criu_settings) -> None:
+    secret = Path(criu_settings.state_dir) / "token"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("s3cret")
+    container = engine.start(worker_spec(snapshot_phase=False))
+    try:
+        read_line(container)
+        assert "error" in ask(container, "read", path=str(secret))
+        assert ask(container, "read", path="/etc/hostname").get("data") is not None
+    finally:
+        container.kill()
