@@ -113,7 +113,8 @@ def test_truncated_pages_file_is_a_clean_miss_and_quarantined(engine: CriuEngine
     with pytest.raises(SnapshotMiss, match="quarantined"):
         engine.restore("truncated", worker_spec())
     assert engine.lookup("truncated") is None
-    assert any(p.name.startswith("truncated-") for p in (engine.store.root / "quarantine").iterdir())
+    quarantined = (engine.store.root / "quarantine").iterdir()
+    assert any(p.name.startswith("truncated-") for p in quarantined)
 
 
 def test_garbage_in_image_fails_restore_with_criu_log(engine: CriuEngine) -> None:

@@ -69,7 +69,7 @@ for line in inp:
         reply = {
             "sum": int(matrix.sum()),
             "heap_mb": len(heap) >> 20,
-            "threads_alive": sum(a > b for a, b in zip(ticks, before)),
+            "threads_alive": sum(a > b for a, b in zip(ticks, before, strict=True)),
             "file": open("/tmp/written-before-snapshot").read(),
             "env": os.environ.get("WORKER_AFTER", ""),
         }
