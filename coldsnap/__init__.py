@@ -1,0 +1,31 @@
+"""coldsnap: serverless Python functions that cold-boot from memory snapshots.
+
+Example::
+
+    import coldsnap
+
+    app = coldsnap.App("squares")
+
+    @app.function(enable_memory_snapshot=True)
+    def square(x: int) -> int:
+        return x * x
+"""
+
+from coldsnap.app import App
+from coldsnap.client import Cls, Function, FunctionCall
+from coldsnap.errors import Error
+from coldsnap.image import Image
+from coldsnap.partial import build, enter, exit, method
+
+__all__ = [
+    "App",
+    "Cls",
+    "Error",
+    "Function",
+    "FunctionCall",
+    "Image",
+    "build",
+    "enter",
+    "exit",
+    "method",
+]

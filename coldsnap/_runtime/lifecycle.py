@@ -1,0 +1,227 @@
+"""The container's life, start to exit, in one function: ``run_container``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from coldsnap._runtime import after_restore, gpu, loader, serialization
+from coldsnap._runtime.channel import Channel
+from coldsnap._runtime.framing import ChannelClosed
+from coldsnap._runtime.serve import flush_stdio, serve
+from coldsnap._runtime.target import Hook, Target, run_maybe_async
+from coldsnap.partial import _PartialFlag
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """The runtime's inputs, from the environment the engine sets (docs/protocol.md)."""
+
+    code_dir: Path
+    app_file: str
+    tag: str
+    snapshot: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RuntimeConfig:
+        missing = [
+            name
+            for name in ("COLDSNAP_CODE_DIR", "COLDSNAP_APP_FILE", "COLDSNAP_TAG")
+            if not environ.get(name)
+        ]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} not set: the coldsnap server sets them when it starts "
+                "a container (see docs/protocol.md)"
+            )
+        return cls(
+            code_dir=Path(environ["COLDSNAP_CODE_DIR"]),
+            app_file=environ["COLDSNAP_APP_FILE"],
+            tag=environ["COLDSNAP_TAG"],
+            snapshot=environ.get("COLDSNAP_SNAPSHOT", "0") == "1",
+        )
+
+
+class BootFailed(Exception):
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind to the exit hooks (not an Exception, so user code's
+    ``except Exception`` doesn't swallow it)."""
+
+
+class ShutdownBeforeResume(BaseException):
+    """The server ended the snapshot phase without resuming (e.g. after a dump)."""
+
+
+def run_container(channel: Channel, config: RuntimeConfig) -> int:
+    """Run one container from import to exit; return the process's exit code.
+
+    1. Import the user module ``$COLDSNAP_CODE_DIR/$COLDSNAP_APP_FILE`` (imports
+       inside ``image.imports()`` are real here: an ImportError fails the boot).
+    2. Instantiate the class, for ``@app.cls``.
+    3. Snapshot phase only (``COLDSNAP_SNAPSHOT=1``): run the ``enter(snap=True)``
+       hooks, base classes first, in definition order.
+    4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
+       when a CUDA context is open), then block on ctrl-in until ``resume``.
+    5. After restore: apply the env changes, the container id, reseed the RNGs.
+    6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
+       then send ``ready``.
+    7. Serve ``call`` messages, one at a time.
+    8. On ``shutdown``, SIGTERM or ctrl-in EOF: run the ``exit`` hooks (finally).
+
+    Any exception in steps 1-6 sends ``boot_failed`` naming the stage; exit code 1.
+    """
+    boot = _Boot(channel)
+    try:
+        with boot.stage(f"import {config.app_file}", "import_s"):
+            target = Target(_import_target(config))  # 1
+        with boot.stage(f"instantiate {target.tag}", "import_s"):
+            target.instantiate()  # 2
+        if config.snapshot:
+            watch = gpu.CudaContextWatch()
+            watch.check(f"the import of {config.app_file}")
+            for label, hook in target.hooks(_PartialFlag.ENTER_PRE_SNAPSHOT):  # 3
+                boot.run_hook(label, hook, "enter_snap_s")
+                watch.check(label)
+            resume = _snapshot_handshake(channel, boot.timings, watch.refusal())  # 4
+            with boot.stage("after restore", "after_restore_s"):
+                after_restore.apply_resume(resume)  # 5
+        else:
+            # A snapshot-enabled class cold-booted without a snapshot (the
+            # engine can't take one): its snap=True hooks still run, first.
+            for label, hook in target.hooks(_PartialFlag.ENTER_PRE_SNAPSHOT):
+                boot.run_hook(label, hook, "enter_snap_s")
+        for label, hook in target.hooks(_PartialFlag.ENTER_POST_SNAPSHOT):  # 6
+            boot.run_hook(label, hook, "enter_s")
+        channel.send("ready", timings=boot.timings)
+    except BootFailed as failure:
+        _report_boot_failure(channel, failure)
+        return 1
+    except ShutdownBeforeResume:
+        return 0
+    try:
+        serve(channel, target)  # 7
+    finally:
+        _run_exit_hooks(target.hooks(_PartialFlag.EXIT))  # 8
+    return 0
+
+
+def _import_target(config: RuntimeConfig) -> Any:
+    module = loader.import_app_file(config.code_dir / config.app_file, config.code_dir)
+    # The caller can't import this module (it has another name there): send the
+    # app's own classes and exceptions by value so they load on the client.
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    return loader.find_handle(loader.find_app(module), config.tag)
+
+
+def _snapshot_handshake(
+    channel: Channel, timings: dict[str, float], refusal: str | None
+) -> dict[str, Any]:
+    if refusal is None:
+        channel.send("ready_to_snapshot", timings=timings)
+    else:
+        print(f"coldsnap: {refusal}", file=sys.stderr, flush=True)
+        channel.send("snapshot_refused", message=refusal)
+    # The dump happens while we block here; a restored copy continues from this read.
+    while True:
+        try:
+            header, _ = channel.receive()
+        except ChannelClosed:
+            raise ShutdownBeforeResume() from None
+        if header.get("type") == "resume":
+            return header
+        if header.get("type") == "shutdown":
+            raise ShutdownBeforeResume()
+        print(
+            f"coldsnap runtime: ignoring {header.get('type')!r} before resume", file=sys.stderr
+        )
+
+
+class _Boot:
+    """Boot stages: timings per step, and any exception turned into BootFailed."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str, timing: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        except Exception as exc:
+            raise BootFailed(name, exc) from exc
+        finally:
+            self.timings[timing] = self.timings.get(timing, 0.0) + time.monotonic() - start
+            flush_stdio()
+
+    def run_hook(self, label: str, hook: Any, timing: str) -> None:
+        with self.stage(label, timing):
+            run_maybe_async(hook())
+
+
+def _report_boot_failure(channel: Channel, failure: BootFailed) -> None:
+    traceback.print_exception(failure.cause, file=sys.stderr)
+    sys.stderr.flush()
+    message = (
+        f"container boot failed in {failure.stage}: {type(failure.cause).__name__}: "
+        f"{failure.cause}. Fix the error above and deploy again."
+    )
+    try:
+        channel.send(
+            "boot_failed",
+            serialization.dumps_exception(failure.cause),
+            stage=failure.stage,
+            message=message,
+        )
+    except OSError:  # the server is gone: nobody to tell
+        pass
+
+
+def _run_exit_hooks(hooks: list[Hook]) -> None:
+    # A second SIGTERM must not cut the exit hooks short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for label, hook in hooks:
+        try:
+            run_maybe_async(hook())
+        except Exception:
+            print(f"coldsnap: {label} raised:", file=sys.stderr)
+            traceback.print_exc()
+        flush_stdio()
+
+
+def install_sigterm_handler() -> None:
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    channel = Channel.from_env(environ)
+    install_sigterm_handler()
+    try:
+        config = RuntimeConfig.from_env(environ)
+    except ValueError as exc:
+        _report_boot_failure(channel, BootFailed("configuration", exc))
+        return 1
+    try:
+        return run_container(channel, config)
+    except Terminated:
+        return 0

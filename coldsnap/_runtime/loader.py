@@ -1,0 +1,61 @@
+"""Importing a user's app file and finding its App, function or class."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from coldsnap.app import App
+from coldsnap.client import Cls, Function
+
+
+def import_app_file(path: Path, search_dir: Path | None = None) -> ModuleType:
+    """Import ``path`` as a module named after its stem (``app.py`` -> ``app``).
+
+    ``search_dir`` (default: the file's directory) goes first on sys.path so the
+    app's sibling modules import. The module is not ``__main__``: an app's
+    ``if __name__ == "__main__":`` block is client code and must not run here.
+    """
+    path = path.resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"app file {path} does not exist")
+    sys.path.insert(0, str((search_dir or path.parent).resolve()))
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"can't import {path}: not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def find_app(module: ModuleType) -> App:
+    """The one App the module defines at top level."""
+    apps = {id(v): v for v in vars(module).values() if isinstance(v, App)}
+    if len(apps) != 1:
+        found = "none" if not apps else ", ".join(repr(a.name) for a in apps.values())
+        raise LookupError(
+            f"{module.__file__} must define exactly one coldsnap.App at top level "
+            f"(found {found}). Add `app = coldsnap.App('my-app')` and decorate functions "
+            "with @app.function() or classes with @app.cls()."
+        )
+    return next(iter(apps.values()))
+
+
+def find_handle(app: App, tag: str) -> Function[..., object] | Cls[object]:
+    """The function or class the container serves."""
+    handle = app.registered_functions.get(tag) or app.registered_classes.get(tag)
+    if handle is None:
+        names = sorted([*app.registered_functions, *app.registered_classes])
+        raise LookupError(
+            f"app {app.name!r} has no function or class named {tag!r}; it has: "
+            f"{', '.join(names) or 'nothing'}. Was the app changed since it was deployed?"
+        )
+    return handle

@@ -1,0 +1,65 @@
+"""What a container serves: one function, or one instance of one class."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap.client import Cls, Function
+from coldsnap.partial import _PartialFlag, find_partials
+
+Hook = tuple[str, Callable[[], Any]]  # (label for messages, bound method)
+
+_HOOK_LABELS = {
+    _PartialFlag.ENTER_PRE_SNAPSHOT: "enter(snap=True) hook",
+    _PartialFlag.ENTER_POST_SNAPSHOT: "enter(snap=False) hook",
+    _PartialFlag.EXIT: "exit hook",
+    _PartialFlag.BUILD: "build hook",
+}
+
+
+class Target:
+    def __init__(self, handle: Function[..., Any] | Cls[Any]) -> None:
+        self.handle = handle
+        self.tag = handle.tag
+        self.instance: Any = None
+
+    def instantiate(self) -> None:
+        """Create the class instance (a no-op for a plain function)."""
+        if isinstance(self.handle, Cls):
+            assert self.handle.user_cls is not None
+            self.instance = self.handle.user_cls()
+
+    def hooks(self, flag: _PartialFlag) -> list[Hook]:
+        """Bound hooks carrying ``flag``, base classes first, in definition order."""
+        if self.instance is None:
+            return []
+        user_cls = type(self.instance)
+        return [
+            (f"{_HOOK_LABELS[flag]} {user_cls.__name__}.{name}", getattr(self.instance, name))
+            for name in find_partials(user_cls, flag)
+        ]
+
+    def callable_for(self, method: str | None) -> Callable[..., Any]:
+        """What a ``call`` message runs; refuses anything but a ``@method()``."""
+        if isinstance(self.handle, Function):
+            assert self.handle.raw_f is not None
+            if method is not None:
+                raise LookupError(f"{self.tag} is a function: it has no method {method!r}")
+            return self.handle.raw_f
+        methods = find_partials(type(self.instance), _PartialFlag.METHOD)
+        if method not in methods:
+            raise LookupError(
+                f"{self.tag} has no @coldsnap.method() named {method!r}; "
+                f"its methods are: {', '.join(methods)}"
+            )
+        return getattr(self.instance, method)  # type: ignore[no-any-return]
+
+
+def run_maybe_async(result: Any) -> Any:
+    """Await ``result`` if user code was ``async def``."""
+    if inspect.iscoroutine(result):
+        return asyncio.run(result)
+    return result

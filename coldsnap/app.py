@@ -1,0 +1,179 @@
+"""``App``: the registry of an app's functions, classes and local entrypoints.
+
+Example::
+
+    app = coldsnap.App("squares")
+
+    @app.function(enable_memory_snapshot=True)
+    def square(x: int) -> int:
+        return x * x
+
+    @app.local_entrypoint()
+    def main():
+        print(square.remote(4))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from coldsnap.client import Cls, Function
+from coldsnap.errors import InvalidError
+from coldsnap.image import Image
+from coldsnap.options import FunctionOptions
+from coldsnap.partial import _PartialFlag, _PartialFunction, decorator_name, find_partials
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_APP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class App:
+    """A named group of functions and classes that are deployed together."""
+
+    # The server-side name to call: `coldsnap run` deploys an ephemeral copy of
+    # the app under another name and sets this; handles read it at call time.
+    _deployed_as: str | None = None
+
+    def __init__(self, name: str, image: Image | None = None) -> None:
+        if not isinstance(name, str) or not _APP_NAME_RE.match(name):
+            raise InvalidError(
+                f"App name {name!r} is invalid: use 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, e.g. coldsnap.App('sentence-transformers')."
+            )
+        if image is not None and not isinstance(image, Image):
+            raise InvalidError(
+                f"App(image=...) takes a coldsnap.Image, not {type(image).__name__}; "
+                "build one with coldsnap.Image.from_host()."
+            )
+        self.name = name
+        self.image = image
+        self.registered_functions: dict[str, Function[..., Any]] = {}
+        self.registered_classes: dict[str, Cls[Any]] = {}
+        self.registered_entrypoints: dict[str, Callable[..., Any]] = {}
+
+    @property
+    def deployed_name(self) -> str:
+        """The name the server knows this app by (differs for `coldsnap run`)."""
+        return self._deployed_as or self.name
+
+    def function(
+        self, _warn_parentheses_missing: object = None, /, **options: Any
+    ) -> Callable[[Callable[P, R]], Function[P, R]]:
+        """Register a function; options are those of ``FunctionOptions``."""
+        if _warn_parentheses_missing is not None:
+            raise _no_parentheses("@app.function", _warn_parentheses_missing)
+        opts = FunctionOptions.create("@app.function()", **options)
+
+        def register(f: Callable[P, R]) -> Function[P, R]:
+            _check_plain_function(f)
+            tag = f.__name__
+            self._check_name_free("@app.function()", tag)
+            handle: Function[P, R] = Function(tag, opts, app=self, raw_f=f)
+            self.registered_functions[tag] = handle
+            return handle
+
+        return register
+
+    def cls(
+        self, _warn_parentheses_missing: object = None, /, **options: Any
+    ) -> Callable[[type[T]], Cls[T]]:
+        """Register a class whose ``@method()``s callers invoke remotely."""
+        if _warn_parentheses_missing is not None:
+            raise _no_parentheses("@app.cls", _warn_parentheses_missing)
+        opts = FunctionOptions.create("@app.cls()", **options)
+
+        def register(user_cls: type[T]) -> Cls[T]:
+            _check_class(user_cls, opts)
+            tag = user_cls.__name__
+            self._check_name_free("@app.cls()", tag)
+            handle = Cls(tag, opts, app=self, user_cls=user_cls)
+            self.registered_classes[tag] = handle
+            return handle
+
+        return register
+
+    def local_entrypoint(self, _warn_parentheses_missing: object = None, /) -> Callable[[F], F]:
+        """Register the function `coldsnap run` calls on the client after deploying."""
+        if _warn_parentheses_missing is not None:
+            raise _no_parentheses("@app.local_entrypoint", _warn_parentheses_missing)
+
+        def register(f: F) -> F:
+            if not callable(f) or isinstance(f, type | Function | Cls | _PartialFunction):
+                raise InvalidError(
+                    f"@app.local_entrypoint() decorates a plain function, not {f!r}."
+                )
+            name = f.__name__
+            if name in self.registered_entrypoints:
+                raise InvalidError(
+                    f"@app.local_entrypoint(): app {self.name!r} already has an entrypoint "
+                    f"named {name!r}. Rename one of them."
+                )
+            self.registered_entrypoints[name] = f
+            return f
+
+        return register
+
+    def _check_name_free(self, decorator: str, tag: str) -> None:
+        if tag in self.registered_functions or tag in self.registered_classes:
+            raise InvalidError(
+                f"{decorator}: app {self.name!r} already has a function or class named "
+                f"{tag!r}. Names must be unique within an app (callers look them up by name); "
+                "rename one of them."
+            )
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r})"
+
+
+def _no_parentheses(decorator: str, arg: object) -> InvalidError:
+    name = getattr(arg, "__qualname__", repr(arg))
+    return InvalidError(
+        f"{decorator} was used without parentheses on {name}. Write {decorator}() "
+        f"(with parentheses), e.g. {decorator}(enable_memory_snapshot=True)."
+    )
+
+
+def _check_plain_function(f: object) -> None:
+    if isinstance(f, _PartialFunction):
+        raise InvalidError(
+            f"@app.function() can't register {f.__qualname__}: it is marked "
+            f"{decorator_name(f.flags)}, which only works on methods of an @app.cls() class. "
+            "Drop that marker, or move the function into a class decorated with @app.cls()."
+        )
+    if isinstance(f, type):
+        raise InvalidError(
+            f"@app.function() was applied to the class {f.__name__}: use @app.cls() for classes."
+        )
+    if isinstance(f, Function | Cls) or not callable(f):
+        raise InvalidError(
+            f"@app.function() decorates a plain function, not {f!r}; "
+            "apply it once, directly above `def`."
+        )
+
+
+def _check_class(user_cls: object, opts: FunctionOptions) -> None:
+    if not isinstance(user_cls, type):
+        raise InvalidError(
+            f"@app.cls() decorates a class, not {user_cls!r}; for a function use @app.function()."
+        )
+    name = user_cls.__name__
+    if not find_partials(user_cls, _PartialFlag.METHOD):
+        raise InvalidError(
+            f"@app.cls(): class {name} has no @coldsnap.method(), so callers could not invoke "
+            "anything on it. Mark the methods callers use with @coldsnap.method()."
+        )
+    pre_snapshot = find_partials(user_cls, _PartialFlag.ENTER_PRE_SNAPSHOT)
+    if pre_snapshot and not opts.enable_memory_snapshot:
+        hooks = ", ".join(f"{name}.{hook}" for hook in pre_snapshot)
+        raise InvalidError(
+            f"@coldsnap.enter(snap=True) on {hooks} needs @app.cls(enable_memory_snapshot=True): "
+            "snap=True hooks run once before the memory snapshot, and this class takes none. "
+            "Add enable_memory_snapshot=True to @app.cls(), or use @coldsnap.enter() to run the "
+            "hook on every cold boot."
+        )

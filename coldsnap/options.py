@@ -1,0 +1,119 @@
+"""The options ``@app.function(...)`` and ``@app.cls(...)`` share: one dataclass.
+
+Both decorators take the same keywords and hand them to
+``FunctionOptions.create``, which validates them in one place; the server gets
+them as ``to_dict()`` (JSON) through ``describe`` and rebuilds them with
+``from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from coldsnap.errors import InvalidError
+
+_GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The runtime owns these; a user value would break the container protocol.
+_RESERVED_ENV_PREFIX = "COLDSNAP_"
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionOptions:
+    """How the server runs a function or class.
+
+    enable_memory_snapshot: boot from a memory snapshot taken after import and
+        the ``@enter(snap=True)`` hooks.
+    gpu: None for CPU only; ``"any"``, a GPU type (``"h100"``) or ``"type:count"``.
+    timeout: seconds one call may run; None means the server's default.
+    min_containers / max_containers: warm pool floor and scale ceiling (None: no ceiling).
+    scaledown_window: seconds an idle container is kept before it is shut down.
+    retries: how many times a call that failed because its container died is retried.
+    env: extra environment variables for the container.
+    """
+
+    enable_memory_snapshot: bool = False
+    gpu: str | None = None
+    timeout: float | None = None
+    min_containers: int = 0
+    max_containers: int | None = None
+    scaledown_window: float = 60.0
+    retries: int = 0
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def create(cls, decorator: str, **options: Any) -> FunctionOptions:
+        """Options from a decorator's keywords; unknown keywords name the valid ones."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise InvalidError(
+                f"{decorator} got unknown option(s) {', '.join(unknown)}. "
+                f"Valid options are: {', '.join(names)}."
+            )
+        result = cls(**options)
+        result.validate(decorator)
+        return result
+
+    def validate(self, decorator: str = "@app.function()") -> None:
+        """Raise InvalidError naming the option, the bad value and what is allowed."""
+        problems = list(self._problems())
+        if problems:
+            raise InvalidError(f"{decorator}: " + "; ".join(problems) + ".")
+
+    def _problems(self) -> Iterator[str]:
+        if not isinstance(self.enable_memory_snapshot, bool):
+            value = self.enable_memory_snapshot
+            yield f"enable_memory_snapshot must be True or False, not {value!r}"
+        if self.gpu is not None and not (isinstance(self.gpu, str) and _GPU_RE.match(self.gpu)):
+            yield f'gpu must be None, "any", a GPU type like "h100" or "h100:2", not {self.gpu!r}'
+        if self.timeout is not None and not (_is_number(self.timeout) and self.timeout > 0):
+            yield f"timeout must be a positive number of seconds or None, not {self.timeout!r}"
+        if not (_is_int(self.min_containers) and self.min_containers >= 0):
+            yield f"min_containers must be an integer >= 0, not {self.min_containers!r}"
+        if self.max_containers is not None:
+            if not (_is_int(self.max_containers) and self.max_containers >= 1):
+                yield f"max_containers must be an integer >= 1 or None, not {self.max_containers!r}"
+            elif _is_int(self.min_containers) and self.max_containers < self.min_containers:
+                yield (
+                    f"max_containers ({self.max_containers}) is below min_containers "
+                    f"({self.min_containers}); raise max_containers or lower min_containers"
+                )
+        if not (_is_number(self.scaledown_window) and self.scaledown_window > 0):
+            window = self.scaledown_window
+            yield f"scaledown_window must be a positive number of seconds, not {window!r}"
+        if not (_is_int(self.retries) and 0 <= self.retries <= 10):
+            yield f"retries must be an integer from 0 to 10, not {self.retries!r}"
+        yield from _env_problems(self.env)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
+        return {**dataclasses.asdict(self), "env": dict(self.env)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunctionOptions:
+        return cls.create("options from the server", **data)
+
+
+def _env_problems(env: object) -> Iterator[str]:
+    if not isinstance(env, dict):
+        yield f"env must be a dict of str to str, not {type(env).__name__}"
+        return
+    for name, value in env.items():
+        if not (isinstance(name, str) and _ENV_NAME_RE.match(name)):
+            yield f"env name {name!r} is not a valid environment variable name"
+        elif name.startswith(_RESERVED_ENV_PREFIX):
+            yield f"env name {name!r} is reserved: names starting with COLDSNAP_ belong to coldsnap"
+        elif not isinstance(value, str):
+            yield f"env[{name!r}] must be a str, not {type(value).__name__} (convert it with str())"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
