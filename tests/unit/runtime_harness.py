@@ -1,0 +1,118 @@
+"""Runs the real container runtime in a subprocess (NoneEngine) and speaks the protocol."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from coldsnap._runtime import framing, serialization
+from coldsnap.snapshot.base import Container, ContainerSpec
+from coldsnap.snapshot.none_engine import NoneEngine
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
+
+
+class RuntimeSession:
+    """One container: messages from ctrl-out and lines from the log pipe land in queues,
+    so every read has a timeout and a broken runtime fails the test instead of hanging it."""
+
+    def __init__(
+        self,
+        source: str,
+        tag: str,
+        *,
+        snapshot: bool = False,
+        env: dict[str, str] | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
+        spec = ContainerSpec(
+            argv=[sys.executable, "-m", "coldsnap._runtime"],
+            env={
+                "PYTHONUNBUFFERED": "1",
+                "COLDSNAP_APP_FILE": "app.py",
+                "COLDSNAP_TAG": tag,
+                "COLDSNAP_SNAPSHOT": "1" if snapshot else "0",
+                "COLDSNAP_CONTAINER_ID": "cs-snapshot-phase" if snapshot else "cs-plain",
+                **(env or {}),
+            },
+            files={"app.py": source.encode()},
+        )
+        self.container: Container = NoneEngine(run_dir=run_dir).start(spec)
+        self.messages: queue.Queue[tuple[dict[str, Any], bytes | None] | None] = queue.Queue()
+        self.log_lines: list[str] = []
+        self._log_lock = threading.Lock()
+        threading.Thread(target=self._pump_messages, daemon=True).start()
+        threading.Thread(target=self._pump_logs, daemon=True).start()
+
+    @classmethod
+    def for_app(cls, app_name: str, tag: str, **kwargs: Any) -> RuntimeSession:
+        return cls((APPS / app_name).read_text(), tag, **kwargs)
+
+    def _pump_messages(self) -> None:
+        try:
+            while True:
+                self.messages.put(framing.read_message(self.container.ctrl_out))
+        except (framing.ChannelClosed, ValueError, OSError):
+            self.messages.put(None)
+
+    def _pump_logs(self) -> None:
+        for raw in self.container.logs:
+            with self._log_lock:
+                self.log_lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def expect(self, message_type: str, timeout: float = 15.0) -> tuple[dict[str, Any], bytes | None]:
+        try:
+            item = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"no {message_type!r} message within {timeout}s; logs:\n{self.logs()}"
+            ) from None
+        if item is None:
+            raise AssertionError(
+                f"runtime closed ctrl-out before {message_type!r}; logs:\n{self.logs()}"
+            )
+        header, blob = item
+        assert header["type"] == message_type, (header, self.logs())
+        return header, blob
+
+    def expect_closed(self, timeout: float = 15.0) -> None:
+        item = self.messages.get(timeout=timeout)
+        assert item is None, f"expected ctrl-out to close, got {item}"
+
+    def send(self, message_type: str, blob: bytes | None = None, **fields: Any) -> None:
+        framing.write_message(self.container.ctrl_in, {"type": message_type, **fields}, blob)
+
+    def call(
+        self, method: str | None, *args: Any, call_id: str = "c1", **kwargs: Any
+    ) -> tuple[dict[str, Any], bytes | None]:
+        self.send("call", serialization.dumps_args(args, kwargs), call_id=call_id, method=method)
+        return self.expect("result")
+
+    def call_value(self, method: str | None, *args: Any, **kwargs: Any) -> Any:
+        header, blob = self.call(method, *args, **kwargs)
+        assert blob is not None
+        if not header["ok"]:
+            raise serialization.loads_exception(blob)
+        return serialization.cloudpickle.loads(blob)
+
+    def logs(self) -> str:
+        with self._log_lock:
+            return "\n".join(self.log_lines)
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.logs():
+                return self.logs()
+            time.sleep(0.01)
+        raise AssertionError(f"{text!r} never appeared in the logs:\n{self.logs()}")
+
+    def wait_exit(self, timeout: float = 15.0) -> int | None:
+        return self.container.wait(timeout)
+
+    def close(self) -> None:
+        self.container.kill()
