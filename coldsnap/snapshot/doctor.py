@@ -1,21 +1,108 @@
-"""Checks that tell whether this host can take and restore snapshots."""
+"""Checks that tell whether this host can take and restore snapshots.
+
+``coldsnap doctor`` prints them; ``make_engine`` uses ``criu_usable`` to pick
+the ``criu`` engine under ``engine=auto``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import platform
+import shutil
 import subprocess
+from pathlib import Path
 
 from coldsnap.settings import Settings
 
+CAP_CHECKPOINT_RESTORE = 40
+CAP_SYS_ADMIN = 21
+INSTALL = "run scripts/install-criu.sh as root (the README's set-up does it)"
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    needed: bool = True  # False: informational (a GPU, lazy restore)
+
 
 def criu_usable(settings: Settings) -> bool:
-    """True when the CRIU binary exists, we are root, and `criu check` passes."""
-    if os.geteuid() != 0 or not settings.criu_path.exists():
+    """True when the CRIU binary exists, we are privileged, and `criu check` passes."""
+    if not _privileged() or not settings.criu_path.exists():
         return False
+    return _criu(settings.criu_path, "check")[0] == 0
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    criu = settings.criu_path
+    checks = [_check_privileges(), Check("kernel", True, platform.release())]
+    if criu.exists():
+        version = _criu(criu, "--version")[1].splitlines()[0:1] or ["unknown"]
+        checks.append(Check("criu", True, f"{criu} ({version[0].strip()})"))
+        code, out = _criu(criu, "check")
+        verdict = (out.strip().splitlines() or ["no output"])[-1]
+        checks.append(Check("criu check", code == 0, verdict, "" if code == 0 else INSTALL))
+        code, out = _criu(criu, "check", "--feature", "uffd-noncoop")
+        checks.append(Check(
+            "userfaultfd (lazy restore)", code == 0, out.strip() or "not supported",
+            "" if code == 0 else "a kernel with CONFIG_USERFAULTFD enables lazy restores",
+            needed=False,
+        ))  # fmt: skip
+    else:
+        checks.append(Check("criu", False, f"not found at {criu}", INSTALL))
+    for tool, package in (("iptables", "iptables"), ("ip", "iproute2"),
+                          ("unshare", "util-linux"), ("nsenter", "util-linux")):
+        path = shutil.which(tool)
+        checks.append(Check(tool, path is not None, path or "not found",
+                            "" if path else f"apt-get install {package}"))
+    overlay = "overlay" in Path("/proc/filesystems").read_text()
+    checks.append(Check("overlayfs", overlay, "available" if overlay else "missing",
+                        "" if overlay else "load the overlay module: modprobe overlay"))
+    checks.append(_check_gpu())
+    return checks
+
+
+def _check_privileges() -> Check:
+    if os.geteuid() == 0:
+        return Check("privileges", True, "root")
+    if _privileged():
+        return Check("privileges", True, "CAP_CHECKPOINT_RESTORE and CAP_SYS_ADMIN")
+    return Check("privileges", False, f"uid {os.geteuid()} without CAP_CHECKPOINT_RESTORE",
+                 "run the server as root (namespaces, mounts and CRIU need it)")
+
+
+def _check_gpu() -> Check:
+    version_file = Path("/proc/driver/nvidia/version")
+    if not version_file.exists():
+        return Check("gpu", True, "none (CPU only; GPU functions run on the CPU)", needed=False)
+    driver = version_file.read_text().splitlines()[0]
+    names = ""
+    if shutil.which("nvidia-smi"):
+        names = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=False,
+        ).stdout.strip()  # fmt: skip
+    return Check("gpu", True, names or driver, needed=False)
+
+
+def _privileged() -> bool:
+    if os.geteuid() == 0:
+        return True
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            caps = int(line.split()[1], 16)
+            return bool(caps & (1 << CAP_CHECKPOINT_RESTORE)) and bool(caps & (1 << CAP_SYS_ADMIN))
+    return False
+
+
+def _criu(criu: Path, *args: str) -> tuple[int, str]:
     try:
         result = subprocess.run(
-            [str(settings.criu_path), "check"], capture_output=True, text=True, timeout=30
+            [str(criu), *args], capture_output=True, text=True, timeout=30, check=False
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, str(exc)
+    return result.returncode, result.stdout + result.stderr
