@@ -317,18 +317,15 @@ def _pickle_app_module_by_value(app: App | None) -> None:
     (``embedder.Point``) would not load there."""
     if app is None:
         return
-    for handle in [*app.registered_functions.values(), *app.registered_classes.values()]:
-        target = getattr(handle, "raw_f", None) or getattr(handle, "user_cls", None)
-        module_name = getattr(target, "__module__", None)
-        if module_name and module_name != "__main__" and module_name in sys.modules:
-            _register_by_value(module_name)
-        return
+    code: list[object] = [f.raw_f for f in app.registered_functions.values()]
+    code += [c.user_cls for c in app.registered_classes.values()]
+    modules = {getattr(obj, "__module__", None) for obj in code}
+    for name in modules:
+        if name and name != "__main__" and name in sys.modules and name not in _BY_VALUE:
+            # coldsnap's own modules exist on both sides: keep them by reference.
+            if name != "coldsnap" and not name.startswith("coldsnap."):
+                cloudpickle.register_pickle_by_value(sys.modules[name])
+            _BY_VALUE.add(name)
 
 
 _BY_VALUE: set[str] = set()
-
-
-def _register_by_value(module_name: str) -> None:
-    if module_name not in _BY_VALUE and not module_name.startswith("coldsnap."):
-        cloudpickle.register_pickle_by_value(sys.modules[module_name])
-        _BY_VALUE.add(module_name)

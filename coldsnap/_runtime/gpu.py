@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 DEVICE_PREFIX = "/dev/nvidia"
+# Which open files count as a GPU context; tests point it at a temp path.
+DEVICE_PREFIX_ENV = "COLDSNAP_GPU_DEVICE_PREFIX"
 
 
 def open_device_files(
@@ -35,9 +37,9 @@ def open_device_files(
 class CudaContextWatch:
     """Remembers the first stage after which device files were open."""
 
-    def __init__(self, fd_dir: Path = Path("/proc/self/fd"), prefix: str = DEVICE_PREFIX):
+    def __init__(self, fd_dir: Path = Path("/proc/self/fd"), prefix: str | None = None):
         self.fd_dir = fd_dir
-        self.prefix = prefix
+        self.prefix = prefix or os.environ.get(DEVICE_PREFIX_ENV) or DEVICE_PREFIX
         self.first_stage: str | None = None
         self.devices: list[str] = []
 

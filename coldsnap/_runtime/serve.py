@@ -32,7 +32,7 @@ def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: byt
     call_id = header.get("call_id")
     try:
         function = target.callable_for(header.get("method"))
-        args, kwargs = serialization.loads_args(blob or serialization.dumps_args((), {}))
+        args, kwargs = serialization.loads_args(blob) if blob is not None else ((), {})
         value = run_maybe_async(function(*args, **kwargs))
         payload = serialization.dumps_result(value)
     except Exception as exc:

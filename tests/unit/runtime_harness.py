@@ -6,6 +6,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,11 @@ class RuntimeSession:
             },
             files={"app.py": source.encode()},
         )
-        self.container: Container = NoneEngine(run_dir=run_dir).start(spec)
+        with warnings.catch_warnings():
+            # NoneEngine.start drops its Popen while the child runs, and Popen.__del__
+            # warns about that (ResourceWarning); the Container reaps the child itself.
+            warnings.simplefilter("ignore", ResourceWarning)
+            self.container: Container = NoneEngine(run_dir=run_dir).start(spec)
         self.messages: queue.Queue[tuple[dict[str, Any], bytes | None] | None] = queue.Queue()
         self.log_lines: list[str] = []
         self._log_lock = threading.Lock()
@@ -64,7 +69,9 @@ class RuntimeSession:
             with self._log_lock:
                 self.log_lines.append(raw.decode(errors="replace").rstrip("\n"))
 
-    def expect(self, message_type: str, timeout: float = 15.0) -> tuple[dict[str, Any], bytes | None]:
+    def expect(
+        self, message_type: str, timeout: float = 15.0
+    ) -> tuple[dict[str, Any], bytes | None]:
         try:
             item = self.messages.get(timeout=timeout)
         except queue.Empty:

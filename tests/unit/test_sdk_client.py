@@ -1,0 +1,181 @@
+"""Handles: remote/spawn/map/local, lookups, and the app name they call.
+
+``coldsnap.connection`` belongs to the server side; here a fake stands in for
+it and forwards calls to a real runtime subprocess.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from runtime_harness import APPS, RuntimeSession
+
+import coldsnap
+from coldsnap._runtime import serialization
+from coldsnap.errors import InvalidError
+
+
+class FakeConnection:
+    """Connection's interface, forwarding to RuntimeSessions keyed by tag."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, RuntimeSession] = {}
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.spawned: dict[str, tuple[dict[str, Any], bytes | None]] = {}
+        self._ids = itertools.count()
+
+    def _run(self, app_name: str, tag: str, method: str | None, blob: bytes) -> Any:
+        self.requests.append((app_name, tag, method))
+        session = self.sessions[tag]
+        call_id = f"call-{next(self._ids)}"
+        session.send("call", blob, call_id=call_id, method=method)
+        return session.expect("result")
+
+    def call(self, app_name: str, tag: str, method: str | None, args_blob: bytes,
+             timeout: float | None) -> bytes:
+        header, blob = self._run(app_name, tag, method, args_blob)
+        assert blob is not None
+        if not header["ok"]:
+            raise serialization.loads_exception(blob)
+        return blob
+
+    def spawn(self, app_name: str, tag: str, method: str | None, args_blob: bytes) -> str:
+        call_id = f"spawned-{len(self.spawned)}"
+        self.spawned[call_id] = self._run(app_name, tag, method, args_blob)
+        return call_id
+
+    def get(self, call_id: str, timeout: float | None) -> bytes:
+        header, blob = self.spawned.pop(call_id)
+        assert blob is not None
+        if not header["ok"]:
+            raise serialization.loads_exception(blob)
+        return blob
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeConnection]:
+    conn = FakeConnection()
+    for app_file, tag in [("square.py", "square"), ("square.py", "fail"),
+                          ("embedder_like.py", "Embedder")]:
+        session = RuntimeSession.for_app(app_file, tag)
+        session.expect("ready")
+        conn.sessions[tag] = session
+    module = types.ModuleType("coldsnap.connection")
+    module.Connection = types.SimpleNamespace(default=lambda: conn)  # type: ignore[attr-defined]
+    saved = sys.modules.get("coldsnap.connection")
+    sys.modules["coldsnap.connection"] = module
+    yield conn
+    if saved is None:
+        sys.modules.pop("coldsnap.connection", None)
+    else:
+        sys.modules["coldsnap.connection"] = saved
+    for session in conn.sessions.values():
+        session.close()
+
+
+@pytest.fixture(scope="module")
+def apps() -> types.SimpleNamespace:
+    from coldsnap._runtime.loader import import_app_file
+
+    return types.SimpleNamespace(
+        square=import_app_file(APPS / "square.py"),
+        embedder=import_app_file(APPS / "embedder_like.py"),
+    )
+
+
+def test_function_remote_local_and_deployed_name(
+    fake: FakeConnection, apps: types.SimpleNamespace
+) -> None:
+    square = apps.square.square
+    assert square.local(5) == 25
+    assert square.remote(6) == 36
+    assert fake.requests[-1] == ("test-square", "square", None)
+    apps.square.app._deployed_as = "test-square-ephemeral-1"
+    try:
+        assert square.remote(2) == 4
+        assert fake.requests[-1] == ("test-square-ephemeral-1", "square", None)
+    finally:
+        apps.square.app._deployed_as = None
+
+
+def test_spawn_get_and_map_in_order(fake: FakeConnection, apps: types.SimpleNamespace) -> None:
+    call = apps.square.square.spawn(11)
+    assert isinstance(call, coldsnap.FunctionCall)
+    assert call.get(timeout=5) == 121
+    assert list(apps.square.square.map(range(6))) == [0, 1, 4, 9, 16, 25]
+    assert list(apps.square.square.map([])) == []
+
+
+def test_map_return_exceptions(fake: FakeConnection) -> None:
+    fail = coldsnap.Function.from_name("test-square", "fail")
+    results = list(fail.map(["a", "b"], return_exceptions=True))
+    assert [type(r).__name__ for r in results] == ["SquareError", "SquareError"]
+    with pytest.raises(ValueError, match="refusing: a"):
+        list(fail.map(["a"]))
+
+
+def test_remote_exception_reaches_the_caller(fake: FakeConnection) -> None:
+    fail = coldsnap.Function.lookup("test-square", "fail")
+    with pytest.raises(ValueError, match="refusing: x") as info:
+        fail.remote("x")
+    assert "Remote traceback:" in "\n".join(info.value.__notes__)
+
+
+def test_cls_from_name_remote_and_spawn(fake: FakeConnection) -> None:
+    Embedder = coldsnap.Cls.from_name("test-embedder-like", "Embedder")
+    vectors = Embedder().run.remote(["what is the meaning of life?"])
+    assert len(vectors) == 1 and len(vectors[0]) == 8
+    assert fake.requests[-1] == ("test-embedder-like", "Embedder", "run")
+    assert Embedder().run.spawn(["a", "b"]).get() == Embedder().run.remote(["a", "b"])
+    with pytest.raises(InvalidError, match="looked up by name"):
+        Embedder().run.local(["x"])
+
+
+def test_registered_cls_local_runs_hooks_and_checks_names(
+    fake: FakeConnection, apps: types.SimpleNamespace
+) -> None:
+    Embedder = apps.embedder.Embedder
+    obj = Embedder()
+    local = obj.run.local(["hello"])
+    assert local == Embedder().run.remote(["hello"])
+    assert obj.state.local()["events"] == ["base_load", "load", "setup"]
+    with pytest.raises(AttributeError, match="has no @coldsnap.method\\(\\) named 'load'"):
+        _ = obj.load
+    with pytest.raises(InvalidError, match=r"Embedder\(\) takes no arguments"):
+        Embedder("model")
+    assert Embedder.method_names == ["run", "state"]
+
+
+def test_calling_handles_directly_says_remote_or_local(apps: types.SimpleNamespace) -> None:
+    with pytest.raises(InvalidError, match=r"call square\.remote\(\.\.\.\) to run it"):
+        apps.square.square(3)
+    with pytest.raises(InvalidError, match=r"Embedder\.run is a coldsnap method"):
+        apps.embedder.Embedder().run(["x"])
+
+
+def test_looked_up_function_has_no_local() -> None:
+    f = coldsnap.Function.from_name("some-app", "f")
+    with pytest.raises(InvalidError, match="looked up by name"):
+        f.local()
+    with pytest.raises(InvalidError, match="two non-empty strings"):
+        coldsnap.Function.from_name("", "f")
+
+
+def test_args_defined_in_the_app_module_travel_by_value(
+    fake: FakeConnection, apps: types.SimpleNamespace
+) -> None:
+    # The client imported square.py as module "square"; the container knows it as "app",
+    # so a by-reference pickle of square.SquareError would not load there.
+    blob = apps.square.square._dumps_args((apps.square.SquareError("x"),), {})
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import cloudpickle, sys; (args, _) = "
+         "cloudpickle.loads(sys.stdin.buffer.read()); print(type(args[0]).__name__, args[0])"],
+        input=blob, capture_output=True, check=True, cwd="/",
+    )
+    assert loaded.stdout.decode().strip() == "SquareError x"

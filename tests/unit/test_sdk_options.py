@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import coldsnap
+from coldsnap.errors import InvalidError
+from coldsnap.options import FunctionOptions
+
+
+def test_function_and_cls_share_one_options_type() -> None:
+    app = coldsnap.App("o-shared")
+
+    @app.function(enable_memory_snapshot=True, gpu="h100:2", timeout=30, env={"A": "1"})
+    def f() -> None: ...
+
+    @app.cls(enable_memory_snapshot=True, min_containers=1, max_containers=4)
+    class C:
+        @coldsnap.method()
+        def run(self) -> None: ...
+
+    assert isinstance(f.options, FunctionOptions) and isinstance(C.options, FunctionOptions)
+    assert f.options == FunctionOptions(
+        enable_memory_snapshot=True, gpu="h100:2", timeout=30, env={"A": "1"}
+    )
+    assert C.options is not None and C.options.max_containers == 4
+
+
+def test_round_trip_through_json() -> None:
+    options = FunctionOptions(
+        enable_memory_snapshot=True, gpu="any", timeout=12.5, min_containers=1,
+        max_containers=3, scaledown_window=5, retries=2, env={"X": "y"},
+    )
+    data = json.loads(json.dumps(options.to_dict()))
+    assert FunctionOptions.from_dict(data) == options
+    assert set(data) == {
+        "enable_memory_snapshot", "gpu", "timeout", "min_containers", "max_containers",
+        "scaledown_window", "retries", "env",
+    }
+
+
+def test_unknown_option_lists_the_valid_ones() -> None:
+    app = coldsnap.App("o-unknown")
+    with pytest.raises(InvalidError) as info:
+        app.function(gpus="any")
+    assert str(info.value) == (
+        "@app.function() got unknown option(s) gpus. Valid options are: "
+        "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
+        "scaledown_window, retries, env."
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"enable_memory_snapshot": "yes"}, "enable_memory_snapshot must be True or False"),
+        ({"gpu": "h100:0"}, 'gpu must be None, "any", a GPU type'),
+        ({"timeout": 0}, "timeout must be a positive number of seconds or None, not 0"),
+        ({"min_containers": -1}, "min_containers must be an integer >= 0, not -1"),
+        ({"min_containers": 3, "max_containers": 2}, "max_containers (2) is below min_containers"),
+        ({"scaledown_window": -5}, "scaledown_window must be a positive number"),
+        ({"retries": 11}, "retries must be an integer from 0 to 10, not 11"),
+        ({"retries": True}, "retries must be an integer from 0 to 10, not True"),
+        ({"env": {"COLDSNAP_TAG": "x"}}, "env name 'COLDSNAP_TAG' is reserved"),
+        ({"env": {"A": 1}}, "env['A'] must be a str, not int (convert it with str())"),
+        ({"env": {"1A": "x"}}, "env name '1A' is not a valid environment variable name"),
+    ],
+)
+def test_invalid_values_name_the_option_and_the_decorator(
+    options: dict[str, object], fragment: str
+) -> None:
+    app = coldsnap.App("o-invalid")
+    with pytest.raises(InvalidError) as info:
+        app.cls(**options)
+    assert str(info.value).startswith("@app.cls(): ")
+    assert fragment in str(info.value)
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(InvalidError, match="unknown option"):
+        FunctionOptions.from_dict({"enable_memory_snapshot": True, "cpu": 2})
