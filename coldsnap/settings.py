@@ -18,7 +18,8 @@ class Settings:
     state_dir: Path = Path("/var/lib/coldsnap")
     # Snapshot store root (content-addressed); defaults to <state_dir>/snapshots.
     snapshot_dir: Path | None = None
-    # Built images (venvs + files layers); defaults to <state_dir>/images.
+    # Built images (venvs + files layers); defaults to <state_dir>-images, outside
+    # the state dir because containers see images and never the state dir.
     image_dir: Path | None = None
     # Scratch for running containers (overlay upper dirs, mount points): a tmpfs.
     run_dir: Path = Path("/run/coldsnap")
@@ -43,7 +44,7 @@ class Settings:
 
     @property
     def images(self) -> Path:
-        return self.image_dir or self.state_dir / "images"
+        return self.image_dir or self.state_dir.with_name(self.state_dir.name + "-images")
 
     @property
     def socket_path(self) -> Path:

@@ -28,7 +28,7 @@ def dump(
         str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
         "--log-file", "dump.log",
         "--external", f"net[{netns_inode}]:extnet",
-        "--file-locks", "--link-remap",
+        "--file-locks", "--link-remap", "--network-lock", "skip",
     ]  # fmt: skip
     return _run(argv, images / "dump.log", timeout, DumpFailed, "criu dump")
 
@@ -51,6 +51,7 @@ def restore(
         str(criu), "restore", "--images-dir", str(images), "--root", str(root),
         "--restore-detached", "--pidfile", str(pidfile),
         "--log-file", str(work_dir / "restore.log"), "--tcp-close", "--file-locks",
+        "--network-lock", "skip",
     ]  # fmt: skip
     for resource, fd in inherit.items():
         argv += ["--inherit-fd", f"fd[{fd}]:{resource}"]

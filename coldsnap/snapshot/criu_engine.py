@@ -16,6 +16,7 @@ import ctypes
 import os
 import subprocess
 import time
+from pathlib import Path
 
 from coldsnap.settings import Settings
 from coldsnap.snapshot import criu
@@ -34,7 +35,9 @@ from coldsnap.snapshot.sandbox import (
     ContainerDirs,
     LayerCache,
     ensure_tmpfs,
+    gpu_device_nodes,
     new_container_id,
+    refresh_kdat_cache,
     start_fresh,
 )
 from coldsnap.snapshot.store import SnapshotStore
@@ -51,6 +54,7 @@ class CriuEngine:
         self.host_key = host_key(self.facts)
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_dir)
+        refresh_kdat_cache(settings.criu_path)
         self.layers = LayerCache(settings.run_dir)
         self.netns = NetnsPool(settings.run_dir / "netns-owners", settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
@@ -64,13 +68,16 @@ class CriuEngine:
         t0 = time.monotonic()
         container_id = new_container_id()
         dirs = ContainerDirs(self.settings.run_dir, container_id)
+        dirs.seed_upper(self.masks)
+        if not spec.snapshot_phase:
+            dirs.add_devices(gpu_device_nodes())
         dirs.write_files(spec.files)
         layers = [self.layers.materialize(p) for p in spec.layers]
         pipes = ContainerPipes.create()
         netns = None if spec.snapshot_phase else self.netns.acquire()
         try:
             proc, pid = start_fresh(
-                dirs, spec.argv, {**spec.env, **pipes.child_env()}, layers, self.masks,
+                dirs, spec.argv, {**spec.env, **pipes.child_env()}, layers,
                 netns.path if netns else None, pipes.child_fds(), pipes.logs_w,
             )  # fmt: skip
         except Exception:
@@ -84,7 +91,7 @@ class CriuEngine:
             container_id, pid, *pipes.server_streams(),
             timings={"sandbox_s": time.monotonic() - t0}, process=proc,
         )  # fmt: skip
-        self._track(container, dirs, netns)
+        self._track(container, dirs, netns, keep_upper=spec.keep_upper)
         return container
 
     # -- checkpoint ------------------------------------------------------------
@@ -153,6 +160,7 @@ class CriuEngine:
         try:
             layers = [self.layers.materialize(info.path / "fs")]
             layers += [self.layers.materialize(p) for p in spec.layers]
+            dirs.add_devices(gpu_device_nodes())
             dirs.mount_root(layers)
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
@@ -205,11 +213,19 @@ class CriuEngine:
     def failure(self, key: str) -> str | None:
         return self.store.failure(key)
 
-    def _track(self, container: Container, dirs: ContainerDirs, netns: object) -> None:
+    def _track(
+        self,
+        container: Container,
+        dirs: ContainerDirs,
+        netns: object,
+        keep_upper: Path | None = None,
+    ) -> None:
         self._dirs[container.id] = dirs
 
         def cleanup() -> None:
             self._dirs.pop(container.id, None)
+            if keep_upper is not None:
+                dirs.save_upper(keep_upper)
             dirs.remove()
             if netns is not None:
                 self.netns.release(netns)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -23,6 +24,9 @@ from pathlib import Path
 from coldsnap.snapshot.base import CODE_DIR_ENV
 
 CODE_DIR = "/__coldsnap__/code"  # where ContainerSpec.files appear inside a container
+# Device nodes a container gets in its private /dev: (name, major, minor).
+DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0)]
 NSINIT = str(Path(__file__).with_name("nsinit.py"))
 
 
@@ -36,6 +40,31 @@ class ContainerDirs:
         self.root = self.base / "root"
         for path in (self.upper, self.work, self.root):
             path.mkdir(parents=True)
+
+    def seed_upper(self, masks: list[str]) -> None:
+        """Give the container a private /dev and hide ``masks``, without extra mounts.
+
+        Opaque directories in the upper dir hide what lies below them in the
+        host root; device nodes in it serve as /dev. Both travel with a snapshot.
+        """
+        dev = self.upper / "dev"
+        _opaque_dir(dev, 0o755)
+        for name, major, minor in DEVICES:
+            os.mknod(dev / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        _opaque_dir(dev / "shm", 0o1777)
+        (dev / "pts").mkdir()
+        for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            (dev / link).symlink_to(target)
+        for hidden in masks:
+            _opaque_dir(self.upper / hidden.lstrip("/"), 0o700)
+
+    def add_devices(self, nodes: list[Path]) -> None:
+        """Device nodes merged into /dev of a restored copy (GPUs after restore)."""
+        if nodes:
+            (self.upper / "dev").mkdir(exist_ok=True)
+        for node in nodes:
+            os.mknod(self.upper / "dev" / node.name, 0o666 | stat.S_IFCHR, node.stat().st_rdev)
 
     def write_files(self, files: dict[str, bytes]) -> None:
         code = self.upper / CODE_DIR.lstrip("/")
@@ -54,13 +83,61 @@ class ContainerDirs:
             f"lowerdir={lower},upperdir={self.upper},workdir={self.work}",
         )  # fmt: skip
 
+    def save_upper(self, dest: Path) -> None:
+        """Copy what the container wrote (minus coldsnap's own seeding) to ``dest``."""
+        tmp = dest.with_name(dest.name + f".{uuid.uuid4().hex[:6]}.tmp")
+        subprocess.run(["cp", "-a", str(self.upper), str(tmp)], check=True)
+        for seeded in ("dev", CODE_DIR.split("/")[1]):
+            shutil.rmtree(tmp / seeded, ignore_errors=True)
+        os.rename(tmp, dest)
+
     def remove(self) -> None:
         subprocess.run(["umount", "-l", str(self.root)], capture_output=True, check=False)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def _opaque_dir(path: Path, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    os.setxattr(path, "trusted.overlay.opaque", b"y")
+
+
+def gpu_device_nodes() -> list[Path]:
+    return [p for p in sorted(Path("/dev").glob("nvidia*")) if p.is_char_device()]
+
+
 def new_container_id() -> str:
     return "cs-" + uuid.uuid4().hex[:10]
+
+
+def refresh_kdat_cache(criu: Path) -> None:
+    """Give CRIU its kernel-facts cache where /run is not a tmpfs.
+
+    CRIU probes the kernel on every run (~20 ms) unless /run/criu.kdat holds
+    the answers, and it only writes that file on a tmpfs. We let it write one
+    in a private mount namespace with /run on a tmpfs and copy it out. It is
+    made anew each time an engine starts, so a kernel upgrade never sees a
+    stale one.
+    """
+    if _is_tmpfs("/run"):
+        return
+    script = f"mount -t tmpfs kdat /run && {criu} check >/dev/null 2>&1; cat /run/criu.kdat"
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    if result.returncode == 0 and result.stdout:
+        tmp = Path(f"/run/.coldsnap-kdat-{os.getpid()}")
+        tmp.write_bytes(result.stdout)
+        os.rename(tmp, "/run/criu.kdat")
+
+
+def _is_tmpfs(path: str) -> bool:
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == path:
+            return fields[2] == "tmpfs"
+    return False
 
 
 def ensure_tmpfs(run_dir: Path) -> bool:
@@ -102,7 +179,6 @@ def start_fresh(
     argv: list[str],
     env: dict[str, str],
     layers: list[Path],
-    masks: list[str],
     netns: Path | None,
     child_fds: tuple[int, ...],
     log_fd: int,
@@ -116,10 +192,8 @@ def start_fresh(
         "upper": str(dirs.upper),
         "work": str(dirs.work),
         "layers": [str(p) for p in layers],
-        "masks": masks,
         "argv": argv,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},
-        "gpu_devices": [str(p) for p in sorted(Path("/dev").glob("nvidia*")) if p.is_char_device()],
     }
     unshare = ["unshare", "--pid", "--mount", "--fork", "--propagation", "private"]
     if netns is None:
