@@ -1,0 +1,120 @@
+"""``coldsnap deploy`` and ``coldsnap run``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coldsnap.cli.output import print_json, table
+from coldsnap.connection import Connection
+from coldsnap.errors import InvalidError
+
+
+def read_source(path_text: str) -> tuple[Path, bytes]:
+    path = Path(path_text)
+    try:
+        return path, path.read_bytes()
+    except OSError as exc:
+        raise InvalidError(f"can't read app file {path}: {exc.strerror}") from None
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    path, source = read_source(args.file)
+    result = Connection.default().deploy(source, path.name, name=args.name)
+    if args.json:
+        print_json({k: v for k, v in result.items() if k != "ok"})
+        return 0
+    version = result["version"][:12]
+    if result["changed"]:
+        print(f"deployed {result['app']} version {version} from {path}")
+    else:
+        print(f"{result['app']} is up to date (version {version}): nothing changed")
+    rows = []
+    for tag, entry in sorted(result["functions"].items()):
+        opts = entry.get("options", {})
+        features = [name for name, on in (("memory snapshot", opts.get("enable_memory_snapshot")),
+                                          (f"gpu={opts.get('gpu')}", opts.get("gpu"))) if on]
+        methods = ", ".join(entry.get("methods", []))
+        rows.append([tag, entry.get("kind", "function"), methods or "-",
+                     ", ".join(features) or "-"])
+    print(table(rows, ["NAME", "KIND", "METHODS", "FEATURES"]))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Deploy an ephemeral copy, run the entrypoint here, then stop the copy."""
+    from coldsnap._runtime import loader  # imports the SDK: only `run` needs it
+
+    file_text, _, entry_name = args.target.partition("::")
+    path, source = read_source(file_text)
+    module = loader.import_app_file(path)
+    app = loader.find_app(module)
+    target = _entrypoint(app, entry_name, path)
+    conn = Connection.default()
+    name = f"{app.name}-run-{secrets.token_hex(3)}"
+    conn.deploy(source, path.name, name=name, ephemeral=True)
+    app._deployed_as = name
+    print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
+          file=sys.stderr)
+    try:
+        target(**_parse_entry_args(target, args.entry_args))
+    finally:
+        try:
+            conn.request("app_stop", app=name, delete=True)
+        finally:
+            app._deployed_as = None
+    return 0
+
+
+def _entrypoint(app: Any, name: str, path: Path) -> Callable[..., Any]:
+    entrypoints: dict[str, Callable[..., Any]] = dict(app.registered_entrypoints)
+    functions = dict(app.registered_functions)
+    if name:
+        if name in entrypoints:
+            return entrypoints[name]
+        if name in functions:
+            return _remote_printer(functions[name])
+        known = sorted([*entrypoints, *functions])
+        raise InvalidError(f"{path} has no local entrypoint or function {name!r}; it has: "
+                           f"{', '.join(known) or 'nothing'}")
+    if len(entrypoints) == 1:
+        return next(iter(entrypoints.values()))
+    if not entrypoints and len(functions) == 1:
+        return _remote_printer(next(iter(functions.values())))
+    choices = sorted(entrypoints) or sorted(functions)
+    raise InvalidError(f"{path} has {len(entrypoints)} local entrypoints; say which one to run: "
+                       + ", ".join(f"coldsnap run {path}::{c}" for c in choices))
+
+
+def _remote_printer(function: Any) -> Callable[..., Any]:
+    def run(**kwargs: Any) -> None:
+        print(function.remote(**kwargs))
+
+    run.__name__ = function.tag
+    run.__signature__ = inspect.signature(function.raw_f) if getattr(  # type: ignore[attr-defined]
+        function, "raw_f", None) else inspect.Signature()
+    return run
+
+
+def _parse_entry_args(target: Callable[..., Any], argv: list[str]) -> dict[str, Any]:
+    """``--name value`` pairs for the entrypoint's parameters, converted by annotation."""
+    params = inspect.signature(target).parameters
+    parser = argparse.ArgumentParser(prog=f"coldsnap run ...::{target.__name__}")
+    for param in params.values():
+        kind = param.annotation if param.annotation in (int, float, str) else None
+        if param.annotation in (int, "int"):
+            kind = int
+        elif param.annotation in (float, "float"):
+            kind = float
+        elif param.annotation in (bool, "bool"):
+            parser.add_argument(f"--{param.name}", action="store_true")
+            continue
+        required = param.default is inspect.Parameter.empty
+        parser.add_argument(f"--{param.name}", type=kind or str, required=required,
+                            default=None if required else param.default)
+    return {k: v for k, v in vars(parser.parse_args(argv)).items()}

@@ -1,0 +1,134 @@
+"""``coldsnap apps``, ``logs`` and ``snapshots``: what the server has and does."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from coldsnap.cli.output import ago, millis, print_json, size, table
+from coldsnap.connection import Connection
+from coldsnap.server.pool import describe_timings
+
+
+def _request(op: str, **fields: Any) -> dict[str, Any]:
+    return Connection.default().request(op, **fields)[0]
+
+
+def cmd_apps_ls(args: argparse.Namespace) -> int:
+    apps = _request("apps_ls")["apps"]
+    if args.json:
+        print_json(apps)
+        return 0
+    if not apps:
+        print("no apps deployed; deploy one with `coldsnap deploy FILE`")
+        return 0
+    rows = [[a["name"], a["version"][:12], a["state"] + (" (run)" if a["ephemeral"] else ""),
+             str(a["containers"]), str(a["calls"]), ago(a["updated_at"])] for a in apps]
+    print(table(rows, ["APP", "VERSION", "STATE", "CONTAINERS", "CALLS", "UPDATED"]))
+    return 0
+
+
+def cmd_apps_stop(args: argparse.Namespace) -> int:
+    result = _request("app_stop", app=args.app, delete=args.delete)
+    print(f"stopped {result['app']}" + (" and deleted it" if args.delete else ""))
+    return 0
+
+
+def cmd_apps_stats(args: argparse.Namespace) -> int:
+    stats = _request("app_stats", app=args.app)
+    stats.pop("ok", None)
+    if args.json:
+        print_json(stats)
+        return 0
+    print(f"{stats['app']}: {stats['state']}, version {stats['version'][:12]}")
+    rows = []
+    for fn in stats["functions"]:
+        busy = sum(1 for c in fn["containers"] if c["state"] == "busy")
+        rows.append([fn["tag"], fn["version"][:12] + (" (draining)" if fn["draining"] else ""),
+                     f"{len(fn['containers'])} ({busy} busy)", str(fn["booting"]),
+                     str(fn["queued"]), str(fn["calls_ok"]), str(fn["calls_error"]),
+                     str(fn["calls_failed"]), f"{fn['boots_ok']}/{fn['boots_failed']}"])
+    if rows:
+        print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "BOOTING", "QUEUED", "OK",
+                           "ERRORS", "FAILED", "BOOTS OK/FAILED"]))
+    boots = stats["boots"]
+    if not boots:
+        print("no boots yet")
+        return 0
+    print("\nboot times, median by kind (ms):")
+    by_kind: dict[str, list[dict[str, float]]] = {}
+    for boot in boots:
+        if boot["ok"]:
+            by_kind.setdefault(f"{boot['tag']} {boot['kind']}", []).append(boot["timings"])
+    steps = ["boot_s", "sandbox_s", "restore_s", "import_s", "enter_snap_s", "dump_s",
+             "after_restore_s", "enter_s", "first_input_s"]
+    summary = []
+    for kind, timings in sorted(by_kind.items()):
+        cells = []
+        for step in steps:
+            values = [t[step] for t in timings if step in t]
+            cells.append(millis(statistics.median(values)) if values else "-")
+        summary.append([kind, str(len(timings)), *cells])
+    print(table(summary, ["FUNCTION KIND", "N", "TOTAL", "SANDBOX", "RESTORE", "IMPORT",
+                          "ENTER(SNAP)", "DUMP", "AFTER-RESTORE", "ENTER", "FIRST INPUT"]))
+    print("\nlast boots:")
+    for boot in boots[:10]:
+        detail = describe_timings(boot["timings"]) if boot["ok"] else boot["error"]
+        print(f"  {ago(boot['created_at']):>8}  {boot['container_id']}  {boot['tag']}  "
+              f"{boot['kind']}: {detail}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    conn = Connection.default()
+    if not args.follow:
+        for line in conn.request("logs", app=args.app, tail=args.lines)[0]["lines"]:
+            print(line)
+        return 0
+    try:
+        for message in conn.stream("logs", app=args.app, tail=args.lines, follow=True):
+            for line in message["lines"]:
+                print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_snapshots_ls(args: argparse.Namespace) -> int:
+    snapshots = _request("snapshots_ls")["snapshots"]
+    if args.json:
+        print_json(snapshots)
+        return 0
+    if not snapshots:
+        print("no memory snapshots yet: they are made by the first cold boot of a function "
+              "with enable_memory_snapshot=True")
+        return 0
+    rows = [[s["key"], f"{s.get('app') or '?'}/{s.get('tag') or '?'}", s.get("status", ""),
+             (s.get("host_key") or "")[:12], size(s.get("size_bytes")), millis(s.get("dump_s")),
+             ago(s.get("created_at")), str(s.get("restores", 0)),
+             (s.get("last_error") or "-").splitlines()[0][:60]]
+            for s in snapshots]
+    print(table(rows, ["KEY", "FUNCTION", "STATUS", "HOST KEY", "SIZE", "DUMP", "CREATED",
+                       "RESTORES", "LAST ERROR"]))
+    return 0
+
+
+def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
+    print_json(_request("snapshot_inspect", key=args.key)["snapshot"])
+    return 0
+
+
+def cmd_snapshots_rm(args: argparse.Namespace) -> int:
+    _request("snapshot_rm", key=args.key)
+    print(f"removed snapshot {args.key}")
+    return 0
+
+
+def cmd_snapshots_gc(args: argparse.Namespace) -> int:
+    result = _request("snapshots_gc", keep=args.keep)["result"]
+    if args.json:
+        print_json(result)
+    else:
+        print(f"removed {len(result or [])} snapshot(s)")
+    return 0

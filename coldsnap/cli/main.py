@@ -1,0 +1,98 @@
+"""The ``coldsnap`` command: parse, dispatch by name, report errors in one place."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from coldsnap.cli import deploy, inspect_cmds, system
+from coldsnap.errors import Error
+
+Command = Callable[[argparse.Namespace], int]
+
+COMMANDS: dict[str, Command] = {
+    "serve": system.cmd_serve,
+    "doctor": system.cmd_doctor,
+    "deploy": deploy.cmd_deploy,
+    "run": deploy.cmd_run,
+    "apps ls": inspect_cmds.cmd_apps_ls,
+    "apps stop": inspect_cmds.cmd_apps_stop,
+    "apps stats": inspect_cmds.cmd_apps_stats,
+    "logs": inspect_cmds.cmd_logs,
+    "snapshots ls": inspect_cmds.cmd_snapshots_ls,
+    "snapshots inspect": inspect_cmds.cmd_snapshots_inspect,
+    "snapshots rm": inspect_cmds.cmd_snapshots_rm,
+    "snapshots gc": inspect_cmds.cmd_snapshots_gc,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coldsnap", description="Serverless Python functions that cold-boot from "
+        "memory snapshots. Settings come from COLDSNAP_* variables (COLDSNAP_STATE_DIR, ...).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server in the foreground")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (COLDSNAP_TCP)")
+    serve.add_argument("--engine", choices=["auto", "criu", "none"],
+                       help="snapshot engine (COLDSNAP_ENGINE)")
+    _json(sub.add_parser("doctor", help="check that memory snapshots can work on this host"))
+
+    dep = sub.add_parser("deploy", help="deploy an app file (a no-op if nothing changed)")
+    dep.add_argument("file")
+    dep.add_argument("--name", help="deploy under this name instead of the App's")
+    _json(dep)
+    run = sub.add_parser("run", help="deploy an ephemeral copy, run its local entrypoint, "
+                         "stop it")
+    run.add_argument("target", metavar="FILE[::ENTRYPOINT]")
+    run.add_argument("entry_args", nargs=argparse.REMAINDER,
+                     help="--name value arguments for the entrypoint")
+
+    apps = sub.add_parser("apps", help="deployed apps").add_subparsers(
+        dest="apps_command", required=True, metavar="ls|stop|stats")
+    _json(apps.add_parser("ls", help="list apps"))
+    stop = apps.add_parser("stop", help="stop an app; its containers drain")
+    stop.add_argument("app")
+    stop.add_argument("--delete", action="store_true", help="also forget it")
+    stats = apps.add_parser("stats", help="containers, calls and boot timings")
+    stats.add_argument("app")
+    _json(stats)
+
+    logs = sub.add_parser("logs", help="an app's log lines")
+    logs.add_argument("app")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep streaming")
+    logs.add_argument("-n", "--lines", type=int, default=200, help="how many past lines")
+
+    snaps = sub.add_parser("snapshots", help="memory snapshots").add_subparsers(
+        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc")
+    _json(snaps.add_parser("ls", help="list snapshots"))
+    for name, text in (("inspect", "show one snapshot"), ("rm", "delete one snapshot")):
+        snaps.add_parser(name, help=text).add_argument("key")
+    gc = snaps.add_parser("gc", help="delete old snapshots")
+    gc.add_argument("--keep", type=int, help="versions to keep (COLDSNAP_KEEP_VERSIONS)")
+    _json(gc)
+    return parser
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    name = args.command
+    for group in ("apps", "snapshots"):
+        if name == group:
+            name = f"{group} {getattr(args, group + '_command')}"
+    try:
+        return COMMANDS[name](args)
+    except Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``coldsnap serve`` and ``coldsnap doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from coldsnap.cli.output import print_json
+from coldsnap.settings import Settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from coldsnap.server import EXIT_ALREADY_RUNNING, AlreadyRunning, serve
+
+    overrides = {"tcp": args.tcp} if args.tcp else {}
+    if args.engine:
+        overrides["engine"] = args.engine
+    settings = Settings.from_env(**overrides)
+    try:
+        serve(settings)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    try:
+        from coldsnap.snapshot.doctor import run_checks
+    except ImportError:
+        print("error: this coldsnap has no doctor (coldsnap.snapshot.doctor.run_checks)",
+              file=sys.stderr)
+        return 1
+    checks = run_checks(Settings.from_env())
+    failed = [c for c in checks if not c.ok and getattr(c, "needed", True)]
+    if args.json:
+        print_json([dataclasses.asdict(c) for c in checks])
+        return 1 if failed else 0
+    for check in checks:
+        mark = "ok " if check.ok else ("FAIL" if getattr(check, "needed", True) else "--")
+        print(f"{mark:4} {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"     fix: {check.fix}")
+    if failed:
+        print(f"\n{len(failed)} check(s) failed: memory snapshots are off (engine none) until "
+              "they pass")
+    else:
+        print("\nall checks passed: memory snapshots work here")
+    return 1 if failed else 0

@@ -1,0 +1,266 @@
+"""The client side of the server's socket API.
+
+``Connection.default()`` is what the SDK's handles use: it reads the settings
+from the environment and, when no server answers on the socket, starts one in
+the background (a detached ``coldsnap serve`` logging to
+``<state_dir>/server.log``). Example::
+
+    conn = Connection.default()
+    blob = conn.call("my-app", "square", None, serialization.dumps_args((3,), {}), None)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from coldsnap._runtime import serialization
+from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.errors import Error
+from coldsnap.server.auth import read_token
+from coldsnap.settings import Settings
+
+SERVER_START_TIMEOUT_S = 60.0
+
+
+class ServerError(Error):
+    """The server refused a request or a call failed outside user code; ``kind`` says how."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class NotFoundError(ServerError, LookupError):
+    """No such app, function, method or call id."""
+
+
+class CallTimeoutError(ServerError, TimeoutError):
+    """The call did not finish within its timeout."""
+
+
+class ServerUnavailable(ServerError, ConnectionError):
+    """No server answers, or it went away mid-request."""
+
+
+_ERRORS: dict[str, type[ServerError]] = {
+    "not_found": NotFoundError,
+    "timeout": CallTimeoutError,
+    "unavailable": ServerUnavailable,
+}
+
+
+def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
+    """The exception a failed reply stands for (the user's own, for errors in user code)."""
+    error = header.get("error") or {}
+    kind, message = str(error.get("kind", "internal")), str(error.get("message", ""))
+    if blob is not None and kind in ("remote", "boot_failed"):
+        exc = serialization.loads_exception(blob)
+        if kind == "boot_failed":
+            exc.add_note(message)
+        return exc
+    return _ERRORS.get(kind, ServerError)(kind, message)
+
+
+class Connection:
+    """A pool of sockets to one server; safe to share between threads."""
+
+    _default: Connection | None = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._token: str | None = None
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> Connection:
+        """The process-wide connection; starts an embedded server when none runs."""
+        with cls._default_lock:
+            if cls._default is None:
+                conn = cls(Settings.from_env())
+                conn.ensure_server()
+                cls._default = conn
+            return cls._default
+
+    # transport
+
+    def _connect(self) -> socket.socket:
+        if self.settings.tcp:
+            host, _, port = self.settings.tcp.rpartition(":")
+            return socket.create_connection((host or "127.0.0.1", int(port)))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.settings.socket_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _token_value(self) -> str:
+        if self._token is None:
+            self._token = read_token(self.settings.token_path)
+        return self._token
+
+    def request(self, op: str, blob: bytes | None = None, **fields: Any
+                ) -> tuple[dict[str, Any], bytes | None]:
+        """Send one request; returns the reply, or raises what a failed reply stands for."""
+        header, reply_blob = self._exchange({"op": op, **fields}, blob)
+        for line in header.get("logs") or ():
+            print(line, file=sys.stderr)
+        if not header.get("ok"):
+            raise error_from(header, reply_blob)
+        return header, reply_blob
+
+    def _exchange(self, header: dict[str, Any], blob: bytes | None
+                  ) -> tuple[dict[str, Any], bytes | None]:
+        sock = self._take_socket()
+        try:
+            header = {**header, "token": self._token_value()}
+        except PermissionError:
+            sock.close()
+            raise
+        rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
+        try:
+            try:
+                write_message(wfile, header, blob)
+            except OSError:
+                pass  # the server may have refused early (too large); its answer says why
+            reply = read_message(rfile)
+        except (ChannelClosed, ProtocolError, OSError) as exc:
+            sock.close()
+            raise ServerUnavailable("unavailable", self._lost_message(header["op"], exc)) from None
+        finally:
+            rfile.close()
+            wfile.close()
+        if reply[0].get("ok") or reply[0].get("error", {}).get("kind") not in (
+                "unauthorized", "bad_request", "too_large"):
+            with self._lock:
+                self._idle.append(sock)
+        else:
+            sock.close()  # the server hangs up after these
+        return reply
+
+    def _take_socket(self) -> socket.socket:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return self._connect()
+        except OSError as exc:
+            raise ServerUnavailable("unavailable", self._unreachable_message(exc)) from None
+
+    def _where(self) -> str:
+        return f"tcp {self.settings.tcp}" if self.settings.tcp else str(self.settings.socket_path)
+
+    def _unreachable_message(self, exc: OSError) -> str:
+        return (f"no coldsnap server answers on {self._where()} ({exc.strerror or exc}). "
+                "Start one with `coldsnap serve`, or check COLDSNAP_STATE_DIR")
+
+    def _lost_message(self, op: str, exc: Exception) -> str:
+        log = self.settings.state_dir / "server.log"
+        return (f"the coldsnap server on {self._where()} closed the connection during "
+                f"{op!r} ({exc}); did it stop? Its log may say why: {log}")
+
+    def close(self) -> None:
+        with self._lock:
+            while self._idle:
+                self._idle.pop().close()
+
+    # the embedded server
+
+    def ping(self) -> dict[str, Any]:
+        return self.request("ping")[0]
+
+    def ensure_server(self) -> None:
+        """Ping the server; start one in the background if nothing listens."""
+        try:
+            self.ping()
+            return
+        except ServerUnavailable:
+            if self.settings.tcp:
+                raise  # a remote server is not ours to start
+        pid = self._spawn_server()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        exited: int | None = None
+        while time.monotonic() < deadline:
+            try:
+                self.ping()
+                return
+            except (ServerUnavailable, PermissionError):
+                pass
+            if exited is None:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    exited = os.waitstatus_to_exitcode(status)
+                    if exited != 3:  # 3: another server won the race; wait for it
+                        break
+            time.sleep(0.05)
+        raise ServerUnavailable("unavailable", self._start_failure(exited))
+
+    def _spawn_server(self) -> int:
+        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = str(self.settings.state_dir / "server.log")
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
+        return os.posix_spawn(sys.executable, argv, dict(os.environ), file_actions=actions,
+                              setsid=True)
+
+    def _start_failure(self, exited: int | None) -> str:
+        log = self.settings.state_dir / "server.log"
+        try:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            tail = "(no log)"
+        status = "did not answer in time" if exited is None else f"exited with status {exited}"
+        return (f"started a coldsnap server in the background but it {status}. "
+                f"Last lines of {log}:\n{tail}")
+
+    # the API
+
+    def call(self, app: str, tag: str, method: str | None, args: bytes,
+             timeout: float | None = None) -> bytes:
+        """Run one call and return its result blob; raises the remote exception."""
+        _, blob = self.request("call", args, app=app, tag=tag, method=method, timeout=timeout)
+        return blob if blob is not None else serialization.dumps_result(None)
+
+    def spawn(self, app: str, tag: str, method: str | None, args: bytes) -> str:
+        return str(self.request("spawn", args, app=app, tag=tag, method=method)[0]["call_id"])
+
+    def get(self, call_id: str, timeout: float | None = None) -> bytes:
+        _, blob = self.request("get", call_id=call_id, timeout=timeout)
+        return blob if blob is not None else serialization.dumps_result(None)
+
+    def lookup(self, app: str, tag: str) -> dict[str, Any]:
+        return self.request("lookup", app=app, tag=tag)[0]
+
+    def deploy(self, source: bytes, filename: str, name: str | None = None,
+               ephemeral: bool = False) -> dict[str, Any]:
+        return self.request("deploy", source, filename=filename, name=name,
+                            ephemeral=ephemeral)[0]
+
+    def stream(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
+        """Replies of a streaming op (``logs`` with follow) until the caller stops."""
+        sock = self._take_socket()
+        try:
+            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+                write_message(wfile, {"op": op, "token": self._token_value(), **fields})
+                while True:
+                    header, blob = read_message(rfile)
+                    if not header.get("ok"):
+                        raise error_from(header, blob)
+                    yield header
+        except (ChannelClosed, OSError) as exc:
+            raise ServerUnavailable("unavailable", self._lost_message(op, exc)) from None
+        finally:
+            sock.close()

@@ -1,0 +1,154 @@
+"""The socket API: one handler per ``op``, chosen by name from ``HANDLERS``.
+
+A request is one framing message: a JSON header with ``op``, ``token`` and the
+op's fields, and an optional blob (source or pickled arguments). A reply is
+``{"ok": true, ...}`` or ``{"ok": false, "error": {"kind", "message"}}``, with a
+blob for results and exceptions. ``logs`` with ``follow`` streams messages
+until the client hangs up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from coldsnap._runtime.framing import write_message
+from coldsnap.server.calls import Call
+from coldsnap.server.errors import BAD_REQUEST, TIMEOUT, ApiError
+from coldsnap.server.platform import Platform
+from coldsnap.server.pool import Pool
+from coldsnap.server.registry import coldsnap_version
+
+Reply = tuple[dict[str, Any], bytes | None]
+
+
+class Request:
+    def __init__(self, header: dict[str, Any], blob: bytes | None, stream: BinaryIO) -> None:
+        self.header = header
+        self.blob = blob
+        self.stream = stream  # for ops that answer with several messages
+
+    def field(self, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        value = self.header.get(name, default)
+        if value is ...:
+            raise ApiError(BAD_REQUEST, f"op {self.header.get('op')!r} needs the field {name!r}")
+        if value is not None and not isinstance(value, kind):
+            raise ApiError(BAD_REQUEST, f"field {name!r} of op {self.header.get('op')!r} has "
+                           f"the wrong type {type(value).__name__}")
+        return value
+
+    def need_blob(self, what: str) -> bytes:
+        if self.blob is None:
+            raise ApiError(BAD_REQUEST, f"op {self.header.get('op')!r} needs {what} as its blob")
+        return self.blob
+
+
+class Api:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def ping(self, req: Request) -> Reply:
+        engine = self.platform.engine
+        return {"ok": True, "version": coldsnap_version(), "engine": engine.name,
+                "host_key": engine.host_key, "pid": os.getpid()}, None
+
+    def deploy(self, req: Request) -> Reply:
+        result = self.platform.deploy(
+            filename=req.field("filename", str, "app.py"),
+            source=req.need_blob("the app's source"),
+            name=req.field("name", str, None),
+            ephemeral=bool(req.field("ephemeral", bool, False)),
+        )
+        return {"ok": True, **result}, None
+
+    def call(self, req: Request) -> Reply:
+        call, pool = self._submit(req)
+        return self._await(call, pool, req.field("timeout", (int, float), None))
+
+    def spawn(self, req: Request) -> Reply:
+        call, _ = self._submit(req)
+        self.platform.calls.add(call)
+        return {"ok": True, "call_id": call.id}, None
+
+    def get(self, req: Request) -> Reply:
+        call = self.platform.calls.get(req.field("call_id", str))
+        return self._await(call, None, req.field("timeout", (int, float), None))
+
+    def _submit(self, req: Request) -> tuple[Call, Pool]:
+        return self.platform.submit(req.field("app", str), req.field("tag", str),
+                                    req.field("method", str, None), req.need_blob("arguments"))
+
+    def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
+        if not call.done.wait(timeout):
+            if pool is not None:
+                pool.cancel(call)
+            raise ApiError(TIMEOUT, f"no result from {call.label} within {timeout:g} s "
+                           f"(call {call.id})")
+        outcome = call.outcome
+        assert outcome is not None
+        extra = {"call_id": call.id, "logs": call.logs, "attempts": call.attempts}
+        if outcome.ok:
+            return {"ok": True, **extra}, outcome.blob
+        assert outcome.error is not None
+        return {**outcome.error.to_header(), **extra}, outcome.error.blob
+
+    def lookup(self, req: Request) -> Reply:
+        return {"ok": True, **self.platform.lookup(req.field("app", str),
+                                                   req.field("tag", str))}, None
+
+    def apps_ls(self, req: Request) -> Reply:
+        return {"ok": True, "apps": self.platform.apps()}, None
+
+    def app_stop(self, req: Request) -> Reply:
+        result = self.platform.stop_app(req.field("app", str),
+                                        bool(req.field("delete", bool, False)))
+        return {"ok": True, **result}, None
+
+    def app_stats(self, req: Request) -> Reply:
+        return {"ok": True, **self.platform.stats(req.field("app", str))}, None
+
+    def logs(self, req: Request) -> Reply | None:
+        app = req.field("app", str)
+        self.platform.require_app(app)
+        book = self.platform.logs.app(app)
+        lines, position = book.tail(int(req.field("tail", int, 200)))
+        if not req.field("follow", bool, False):
+            return {"ok": True, "lines": lines}, None
+        write_message(req.stream, {"ok": True, "lines": lines})
+        while True:  # until the client hangs up (the write fails)
+            lines, position = book.since(position, wait_s=1.0)
+            write_message(req.stream, {"ok": True, "lines": lines})
+
+    def snapshots_ls(self, req: Request) -> Reply:
+        return {"ok": True, "snapshots": self.platform.snapshots()}, None
+
+    def snapshot_inspect(self, req: Request) -> Reply:
+        info = self.platform.snapshot_op("inspect", key=req.field("key", str))
+        return {"ok": True, "snapshot": info}, None
+
+    def snapshot_rm(self, req: Request) -> Reply:
+        self.platform.snapshot_op("rm", key=req.field("key", str))
+        return {"ok": True, "removed": req.header["key"]}, None
+
+    def snapshots_gc(self, req: Request) -> Reply:
+        result = self.platform.snapshot_op("gc", keep=req.field("keep", int, None))
+        return {"ok": True, "result": result}, None
+
+
+HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
+    "ping": Api.ping,
+    "deploy": Api.deploy,
+    "call": Api.call,
+    "spawn": Api.spawn,
+    "get": Api.get,
+    "lookup": Api.lookup,
+    "apps_ls": Api.apps_ls,
+    "app_stop": Api.app_stop,
+    "app_stats": Api.app_stats,
+    "logs": Api.logs,
+    "snapshots_ls": Api.snapshots_ls,
+    "snapshot_inspect": Api.snapshot_inspect,
+    "snapshot_rm": Api.snapshot_rm,
+    "snapshots_gc": Api.snapshots_gc,
+}

@@ -1,0 +1,93 @@
+"""One input to a function, from acceptance to its answer, and the table of spawned calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections import OrderedDict
+
+from coldsnap.server.errors import NOT_FOUND, ApiError
+
+_MAX_CALL_LOG_BYTES = 4 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a call ends with: a result blob, or an error (maybe with an exception blob)."""
+
+    ok: bool
+    blob: bytes | None = None
+    error: ApiError | None = None
+
+
+@dataclasses.dataclass(eq=False)
+class Call:
+    app: str
+    tag: str
+    method: str | None
+    args: bytes
+    timeout_s: float  # how long one attempt may run in its container
+    retries: int
+    id: str = dataclasses.field(default_factory=lambda: "fc-" + uuid.uuid4().hex[:16])
+    attempts: int = 0
+    created_at: float = dataclasses.field(default_factory=time.monotonic)
+    logs: list[str] = dataclasses.field(default_factory=list)
+    outcome: Outcome | None = None
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    _log_bytes: int = 0
+
+    @property
+    def label(self) -> str:
+        target = self.tag + (f".{self.method}" if self.method else "")
+        return f"{self.app}/{target}"
+
+    def finish(self, outcome: Outcome) -> bool:
+        """Set the outcome once; later finishes (a late result after a timeout) are dropped."""
+        if self.done.is_set():
+            return False
+        self.outcome = outcome
+        self.done.set()
+        return True
+
+    def fail(self, error: ApiError) -> bool:
+        return self.finish(Outcome(ok=False, error=error))
+
+    def add_log(self, line: str) -> None:
+        # Bounded: the lines travel back in the reply's JSON header.
+        if not self.done.is_set() and self._log_bytes < _MAX_CALL_LOG_BYTES:
+            self.logs.append(line)
+            self._log_bytes += len(line)
+
+
+class CallTable:
+    """Spawned calls by id, so ``get`` finds them; finished ones are kept a while."""
+
+    def __init__(self, keep: int = 10_000, keep_s: float = 3600.0) -> None:
+        self._calls: OrderedDict[str, Call] = OrderedDict()
+        self._lock = threading.Lock()
+        self._keep = keep
+        self._keep_s = keep_s
+
+    def add(self, call: Call) -> None:
+        with self._lock:
+            self._calls[call.id] = call
+            self._evict()
+
+    def get(self, call_id: str) -> Call:
+        with self._lock:
+            call = self._calls.get(call_id)
+        if call is None:
+            raise ApiError(NOT_FOUND, f"no call with id {call_id!r}: it never existed or "
+                           f"finished more than {self._keep_s:.0f} s ago")
+        return call
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        while self._calls:
+            oldest = next(iter(self._calls.values()))
+            expired = oldest.done.is_set() and now - oldest.created_at > self._keep_s
+            if len(self._calls) <= self._keep and not expired:
+                break
+            self._calls.popitem(last=False)

@@ -1,0 +1,156 @@
+"""The server's ends of a container's pipes: framed control messages and the log pump.
+
+Control messages are read with ``select`` on the raw fd, not by a reader
+thread, so a call can wait with a deadline and nothing is left blocked in a
+read when the engine takes the container away for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from coldsnap._runtime.framing import ChannelClosed, read_message, write_message
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_MAX_LINE = 64 * 1024
+
+
+class ControlChannel:
+    """Messages to and from one container."""
+
+    def __init__(self, ctrl_in: BinaryIO, ctrl_out: BinaryIO) -> None:
+        self._out = ctrl_in
+        self._fd = ctrl_out.fileno()
+        os.set_blocking(self._fd, False)
+        self._buf = bytearray()
+
+    def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
+        """Raises BrokenPipeError (or another OSError) when the container is gone."""
+        write_message(self._out, header, blob)
+
+    def recv(self, timeout: float | None) -> tuple[dict[str, Any], bytes | None]:
+        """The next message; TimeoutError after ``timeout`` s, ChannelClosed at EOF."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            message = self._take()
+            if message is not None:
+                return message
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            readable, _, _ = select.select([self._fd], [], [], remaining)
+            if not readable:
+                continue
+            try:
+                data = os.read(self._fd, 1 << 20)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise ChannelClosed("the container closed its control pipe")
+            self._buf += data
+
+    def _take(self) -> tuple[dict[str, Any], bytes | None] | None:
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (size,) = _U32.unpack_from(buf)
+        end = 4 + size
+        if len(buf) < end:
+            return None
+        if json.loads(bytes(buf[4:end])).get("blob"):
+            if len(buf) < end + 8:
+                return None
+            (blob_len,) = _U64.unpack_from(buf, end)
+            end += 8 + blob_len
+            if len(buf) < end:
+                return None
+        message = read_message(io.BytesIO(bytes(buf[:end])))
+        del buf[:end]
+        return message
+
+
+class LogPump:
+    """Reads a container's log pipe line by line on a thread; ``sync`` drains it now."""
+
+    def __init__(self, logs: BinaryIO, on_line: Callable[[str], None],
+                 on_eof: Callable[[], None], name: str) -> None:
+        self._fd = logs.fileno()
+        os.set_blocking(self._fd, False)
+        self._on_line = on_line
+        self._on_eof = on_eof
+        self._partial = b""
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopped = False
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, name=f"logs-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            readable, _, _ = select.select([self._fd, self._wake_r], [], [])
+            if self._wake_r in readable:
+                break
+            with self._lock:
+                self._read_available()
+                if self._eof:
+                    break
+        if self._eof:
+            self._on_eof()
+
+    def _read_available(self) -> None:
+        """Read until the pipe is empty; the caller holds the lock."""
+        while not self._eof and not self._stopped:
+            try:
+                data = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._eof = True
+                self._emit_partial()
+                return
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > _MAX_LINE:
+            lines.append(self._partial)
+            self._partial = b""
+        for line in lines:
+            self._on_line(line.decode("utf-8", "replace").rstrip("\r"))
+
+    def _emit_partial(self) -> None:
+        if self._partial:
+            self._on_line(self._partial.decode("utf-8", "replace"))
+            self._partial = b""
+
+    def sync(self) -> None:
+        """Deliver every line already written to the pipe (a result came; its logs first)."""
+        with self._lock:
+            self._read_available()
+
+    def stop(self) -> None:
+        """Drain, then stop reading: the pipe goes to the engine (checkpoint) or is closed."""
+        self.sync()
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._emit_partial()
+        os.write(self._wake_w, b"x")
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        os.close(self._wake_r)
+        os.close(self._wake_w)

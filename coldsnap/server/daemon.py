@@ -1,0 +1,176 @@
+"""``coldsnap serve``: startup, the accept loops, shutdown.
+
+startup (lock the state dir, become a subreaper, token, database, engine,
+sockets) -> serve connections until SIGTERM/SIGINT -> shutdown (drain
+containers, close sockets, unlock).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.server.api import HANDLERS, Api, Request
+from coldsnap.server.auth import ensure_token, token_matches
+from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TOO_LARGE, UNAUTHORIZED, ApiError
+from coldsnap.server.platform import Platform
+from coldsnap.server.process import StateLock, ZombieReaper, become_subreaper
+from coldsnap.server.state import StateDB
+from coldsnap.settings import Settings
+from coldsnap.snapshot import make_engine
+
+
+def serve(settings: Settings) -> None:
+    """Run the server in the foreground until SIGTERM or SIGINT."""
+    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.state_dir, 0o700)  # containers and other users stay out
+    lock = StateLock(settings.state_dir)
+    lock.acquire()
+    try:
+        become_subreaper()
+        reaper = ZombieReaper()
+        reaper.start()
+        server = Server(settings)
+        try:
+            server.run()
+        finally:
+            reaper.stop()
+    finally:
+        lock.release()
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.token = ensure_token(settings.token_path)
+        self.db = StateDB(settings.db_path)
+        self.engine = make_engine(settings)
+        self.platform = Platform(settings, self.engine, self.db)
+        self.api = Api(self.platform)
+        self.stopping = threading.Event()
+        self.listeners: list[socket.socket] = []
+
+    def run(self) -> None:
+        self.platform.start()
+        self.listeners.append(_unix_listener(self.settings.socket_path))
+        if self.settings.tcp:
+            self.listeners.append(_tcp_listener(self.settings.tcp))
+        for listener in self.listeners:
+            threading.Thread(target=self._accept, args=(listener,), daemon=True,
+                             name="accept").start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        where = self.settings.socket_path.as_posix() + (
+            f" and tcp {self.settings.tcp}" if self.settings.tcp else "")
+        print(f"coldsnap server {os.getpid()} listening on {where} (engine "
+              f"{self.engine.name}, state {self.settings.state_dir})", flush=True)
+        try:
+            self.stopping.wait()
+        finally:
+            print("coldsnap server stopping: draining containers", flush=True)
+            for listener in self.listeners:
+                listener.close()
+            self.settings.socket_path.unlink(missing_ok=True)
+            self.platform.shutdown()
+            close_engine = getattr(self.engine, "close", None)
+            if close_engine is not None:
+                close_engine()
+            self.db.close()
+            print("coldsnap server stopped", flush=True)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed at shutdown
+            threading.Thread(target=self._connection, args=(conn,), daemon=True,
+                             name="conn").start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as rfile, conn.makefile("wb") as wfile:
+            while True:
+                try:
+                    header, blob = read_message(rfile, max_blob=self.settings.max_payload_bytes)
+                except (ChannelClosed, OSError):
+                    return
+                except ProtocolError as exc:
+                    # The stream can't be resynchronised: answer, then hang up.
+                    _try_send(wfile, _framing_error(exc, self.settings).to_header())
+                    return
+                if not self._answer(header, blob, wfile):
+                    return
+
+    def _answer(self, header: dict[str, Any], blob: bytes | None, wfile: Any) -> bool:
+        """Handle one request; False when the connection must close."""
+        if not token_matches(self.token, header.pop("token", None)):
+            error = ApiError(UNAUTHORIZED, "request refused: missing or wrong token. Clients "
+                             f"read it from {self.settings.token_path} (mode 0600, readable by "
+                             "the server's user only)")
+            _try_send(wfile, error.to_header())
+            return False
+        op = header.get("op")
+        handler = HANDLERS.get(op) if isinstance(op, str) else None
+        try:
+            if handler is None:
+                raise ApiError(BAD_REQUEST, f"unknown op {op!r}; known ops: "
+                               f"{', '.join(sorted(HANDLERS))}")
+            reply = handler(self.api, Request(header, blob, wfile))
+        except ApiError as exc:
+            reply = (exc.to_header(), exc.blob)
+        except OSError:
+            return False  # a streaming client hung up
+        except Exception as exc:
+            traceback.print_exc()
+            reply = (ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc!r}; "
+                              "see the server log").to_header(), None)
+        if reply is None:
+            return False
+        return _try_send(wfile, reply[0], reply[1])
+
+
+def _framing_error(exc: ProtocolError, settings: Settings) -> ApiError:
+    if "exceeds" in str(exc):
+        return ApiError(TOO_LARGE, f"request refused: {exc}. Send less data per call, or raise "
+                        "COLDSNAP_MAX_PAYLOAD_BYTES on the server")
+    return ApiError(BAD_REQUEST, f"malformed request: {exc}. Requests are framed messages "
+                    "(coldsnap/_runtime/framing.py); use coldsnap's client")
+
+
+def _try_send(wfile: Any, header: dict[str, Any], blob: bytes | None = None) -> bool:
+    try:
+        write_message(wfile, header, blob)
+        return True
+    except OSError:
+        return False
+
+
+def _unix_listener(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)  # we hold the state lock, so any socket file here is stale
+    if len(os.fsencode(path)) > 107:
+        raise SystemExit(f"the socket path {path} is longer than the 107 bytes a unix socket "
+                         "allows; set COLDSNAP_STATE_DIR to a shorter directory")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    listener.listen(1024)
+    return listener
+
+
+def _tcp_listener(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        print(f"COLDSNAP_TCP={address!r} is not HOST:PORT (e.g. 127.0.0.1:7070)", file=sys.stderr)
+        raise SystemExit(2)
+    listener = socket.create_server((host or "127.0.0.1", int(port)), backlog=1024)
+    return listener

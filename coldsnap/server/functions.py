@@ -1,0 +1,80 @@
+"""What the server knows about one function of one deployed version."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any
+
+from coldsnap.options import FunctionOptions
+
+APP_FILE = "app.py"
+# Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
+SNAPSHOT_PHASE_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionSpec:
+    app: str
+    version: str
+    tag: str
+    kind: str  # "function" or "cls"
+    methods: tuple[str, ...]
+    options: FunctionOptions
+    source: bytes
+    image: dict[str, Any]
+
+    @classmethod
+    def from_description(
+        cls, app: str, version: str, tag: str, description: dict[str, Any], source: bytes
+    ) -> FunctionSpec:
+        entry = description["functions"][tag]
+        return cls(
+            app=app,
+            version=version,
+            tag=tag,
+            kind=entry.get("kind", "function"),
+            methods=tuple(entry.get("methods", ())),
+            options=FunctionOptions.from_dict(entry.get("options", {})),
+            source=source,
+            image=description.get("image", {}),
+        )
+
+    @property
+    def snapshot_key(self) -> str:
+        """Version + tag; the engine files it under this host's key."""
+        return f"{self.version[:32]}-{self.tag}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.app}/{self.tag}"
+
+    def container_env(self, container_id: str, snapshot: bool) -> dict[str, str]:
+        """The environment of a fresh container (the engine adds its fd and dir vars)."""
+        # The server's own COLDSNAP_ settings (state dir, token path) stay out.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
+        for layer in self.image.get("spec", {}).get("layers", []):
+            if layer.get("op") == "env":
+                env.update(layer.get("vars", {}))
+        env.update(self.options.env)
+        env.update(
+            COLDSNAP_APP_FILE=APP_FILE,
+            COLDSNAP_TAG=self.tag,
+            COLDSNAP_SNAPSHOT="1" if snapshot else "0",
+            COLDSNAP_CONTAINER_ID=container_id,
+            PYTHONUNBUFFERED="1",
+        )
+        if snapshot:
+            env.update(SNAPSHOT_PHASE_ENV)
+        return env
+
+    def resume_env(self) -> dict[str, str | None]:
+        """The real values of what the snapshot phase hid (None: unset)."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
+        base.update(self.options.env)
+        return {name: base.get(name) for name in SNAPSHOT_PHASE_ENV}
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "coldsnap._runtime"]

@@ -1,0 +1,59 @@
+"""Log lines per app: a bounded ring others can read from a position and follow."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+
+class AppLogs:
+    """The last ``limit`` lines of one app, each numbered so followers can resume."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._lines: deque[tuple[int, str]] = deque(maxlen=limit)
+        self._next = 0
+        self._cond = threading.Condition()
+
+    def append(self, line: str) -> None:
+        with self._cond:
+            self._lines.append((self._next, line))
+            self._next += 1
+            self._cond.notify_all()
+
+    def tail(self, n: int) -> tuple[list[str], int]:
+        """The last ``n`` lines and the position after them."""
+        with self._cond:
+            lines = [text for _, text in list(self._lines)[-n:]] if n > 0 else []
+            return lines, self._next
+
+    def since(self, position: int, wait_s: float) -> tuple[list[str], int]:
+        """Lines from ``position`` on, waiting up to ``wait_s`` for the first one."""
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while self._next <= position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return [], position
+                self._cond.wait(remaining)
+            lines = [text for seq, text in self._lines if seq >= position]
+            return lines, self._next
+
+
+class LogBook:
+    """AppLogs by app name."""
+
+    def __init__(self, limit_per_app: int = 10_000) -> None:
+        self._apps: dict[str, AppLogs] = {}
+        self._lock = threading.Lock()
+        self._limit = limit_per_app
+
+    def app(self, name: str) -> AppLogs:
+        with self._lock:
+            logs = self._apps.get(name)
+            if logs is None:
+                logs = self._apps[name] = AppLogs(self._limit)
+            return logs
+
+    def write(self, app: str, line: str) -> None:
+        self.app(app).append(line)

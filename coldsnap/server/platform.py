@@ -1,0 +1,257 @@
+"""The platform: deployed apps, their function pools, calls, logs and snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from coldsnap.server.boot import Booter
+from coldsnap.server.calls import Call, CallTable
+from coldsnap.server.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE, ApiError
+from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.logs import LogBook
+from coldsnap.server.pool import Pool, PoolContext
+from coldsnap.server.registry import check_app_name, describe_source, version_of
+from coldsnap.server.state import StateDB
+from coldsnap.settings import Settings
+from coldsnap.snapshot import Engine
+
+DEPLOYED, STOPPED = "deployed", "stopped"
+
+
+class Platform:
+    def __init__(self, settings: Settings, engine: Engine, db: StateDB) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.db = db
+        self.logs = LogBook()
+        self.calls = CallTable()
+        self._ctx = PoolContext(Booter(settings, engine, db), db, self.logs)
+        self._pools: dict[tuple[str, str, str], Pool] = {}
+        self._retired: list[Pool] = []  # draining: no new calls, finishing old ones
+        self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)
+        self._descriptions: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
+        self._lock = threading.RLock()
+
+    def start(self) -> None:
+        """Pick up the apps of an earlier run; ephemeral ones died with their `run`."""
+        for row in self.db.apps():
+            if row["ephemeral"]:
+                self.db.delete_app(row["name"])
+                continue
+            self._current[row["name"]] = (row["state"], row["version"])
+            if row["state"] == DEPLOYED:
+                self._warm(row["name"], row["version"])
+
+    # deploys
+
+    def deploy(self, filename: str, source: bytes, name: str | None = None,
+               ephemeral: bool = False) -> dict[str, Any]:
+        description = describe_source(source, filename, self.settings.boot_timeout_s)
+        app = check_app_name(name or description["app"])
+        version = version_of(source, description)
+        with self._lock:
+            changed = self._current.get(app) != (DEPLOYED, version)
+            if changed:
+                self.db.put_version(app, version, filename, source, description)
+                self.db.set_app(app, version, DEPLOYED, ephemeral)
+                self._current[app] = (DEPLOYED, version)
+                self._drain(app, keep_version=version)
+        if changed:
+            self.logs.write(app, f"coldsnap: deployed {filename} as version {version[:12]}")
+            self._warm(app, version)
+        return {"app": app, "version": version, "changed": changed,
+                "functions": description["functions"],
+                "entrypoints": description.get("entrypoints", [])}
+
+    def stop_app(self, app: str, delete: bool = False) -> dict[str, Any]:
+        with self._lock:
+            if app not in self._current:
+                raise self._no_app(app)
+            if delete:
+                self.db.delete_app(app)
+                del self._current[app]
+            else:
+                self.db.set_app_state(app, STOPPED)
+                self._current[app] = (STOPPED, self._current[app][1])
+            self._drain(app, keep_version=None)
+        self.logs.write(app, "coldsnap: app stopped" + (" and deleted" if delete else ""))
+        return {"app": app, "stopped": True, "deleted": delete}
+
+    def _drain(self, app: str, keep_version: str | None) -> None:
+        for key, pool in list(self._pools.items()):
+            if key[0] == app and key[1] != keep_version:
+                pool.drain()
+                self._retired.append(self._pools.pop(key))
+
+    def _warm(self, app: str, version: str) -> None:
+        """Create the pools of functions with min_containers, so they boot now."""
+        description, _ = self._description(app, version)
+        for tag, entry in description["functions"].items():
+            if entry.get("options", {}).get("min_containers", 0):
+                self._pool_for(app, version, tag)
+
+    # calls
+
+    def submit(self, app: str, tag: str, method: str | None, args: bytes) -> tuple[Call, Pool]:
+        pool = self.pool(app, tag)
+        fn = pool.fn
+        if fn.kind == "cls":
+            if method not in fn.methods:
+                raise ApiError(NOT_FOUND, f"class {fn.label} has no method {method!r}; its "
+                               f"methods are: {', '.join(fn.methods) or '(none)'}")
+        elif method is not None:
+            raise ApiError(BAD_REQUEST, f"{fn.label} is a function, not a class: call it "
+                           f"without a method (got method {method!r})")
+        call = Call(app=app, tag=tag, method=method, args=args,
+                    timeout_s=fn.options.timeout or self.settings.call_timeout_s,
+                    retries=fn.options.retries)
+        try:
+            pool.submit(call)
+        except ApiError:
+            pool = self.pool(app, tag)  # a deploy retired that pool just now: use the new one
+            pool.submit(call)
+        return call, pool
+
+    def pool(self, app: str, tag: str) -> Pool:
+        state_version = self._current.get(app)
+        if state_version is None:
+            raise self._no_app(app)
+        state, version = state_version
+        if state != DEPLOYED:
+            raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again with "
+                           "`coldsnap deploy FILE` to call it")
+        return self._pool_for(app, version, tag)
+
+    def _pool_for(self, app: str, version: str, tag: str) -> Pool:
+        key = (app, version, tag)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            description, source = self._description(app, version)
+            if tag not in description["functions"]:
+                raise ApiError(NOT_FOUND, f"app {app!r} has no function or class {tag!r}; it "
+                               f"has: {', '.join(sorted(description['functions']))}")
+            fn = FunctionSpec.from_description(app, version, tag, description, source)
+            self._forget_finished()
+            pool = self._pools[key] = Pool(fn, self._ctx)
+            return pool
+
+    def _description(self, app: str, version: str) -> tuple[dict[str, Any], bytes]:
+        cached = self._descriptions.get((app, version))
+        if cached is None:
+            row = self.db.version(app, version)
+            if row is None:
+                raise self._no_app(app)
+            cached = self._descriptions[(app, version)] = (row["description"], row["source"])
+        return cached
+
+    def _forget_finished(self) -> None:
+        self._retired = [pool for pool in self._retired if not pool.finished]
+
+    def _all_pools(self) -> list[Pool]:
+        with self._lock:
+            self._forget_finished()
+            return [*self._pools.values(), *self._retired]
+
+    def require_app(self, app: str) -> None:
+        if app not in self._current:
+            raise self._no_app(app)
+
+    def _no_app(self, app: str) -> ApiError:
+        known = ", ".join(sorted(self._current)) or "none"
+        return ApiError(NOT_FOUND, f"no app named {app!r} is deployed (deployed apps: "
+                        f"{known}); deploy it with `coldsnap deploy FILE`")
+
+    def lookup(self, app: str, tag: str) -> dict[str, Any]:
+        fn = self.pool(app, tag).fn
+        return {"app": app, "tag": tag, "kind": fn.kind, "methods": list(fn.methods),
+                "version": fn.version, "options": fn.options.to_dict()}
+
+    # reporting
+
+    def apps(self) -> list[dict[str, Any]]:
+        rows = []
+        pools = self._all_pools()
+        for row in self.db.apps():
+            stats = [p.stats() for p in pools if p.fn.app == row["name"]]
+            rows.append({
+                "name": row["name"], "version": row["version"], "state": row["state"],
+                "ephemeral": bool(row["ephemeral"]), "updated_at": row["updated_at"],
+                "containers": sum(len(s["containers"]) for s in stats),
+                "calls": sum(s["calls_ok"] + s["calls_error"] + s["calls_failed"]
+                             for s in stats),
+            })
+        return rows
+
+    def stats(self, app: str) -> dict[str, Any]:
+        if app not in self._current:
+            raise self._no_app(app)
+        pools = [p for p in self._all_pools() if p.fn.app == app]
+        state, version = self._current[app]
+        return {"app": app, "state": state, "version": version,
+                "functions": [p.stats() for p in pools], "boots": self.db.boots(app)}
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        store = self._store()
+        keys = self.db.snapshot_keys()
+        rows = []
+        for info in store.list():
+            row = _jsonable(info)
+            known = keys.pop(info.key, {})
+            row.update(app=known.get("app"), tag=known.get("tag"),
+                       restores=known.get("restores", 0),
+                       last_error=known.get("last_error") or self.engine.failure(info.key),
+                       status="ready")
+            rows.append(row)
+        for key, known in keys.items():  # keys with no snapshot on disk: say why
+            error = known.get("last_error") or self.engine.failure(key)
+            if error:
+                rows.append({"key": key, "app": known["app"], "tag": known["tag"],
+                             "host_key": self.engine.host_key, "status": "failed",
+                             "restores": known["restores"], "last_error": error,
+                             "size_bytes": 0, "created_at": known["updated_at"]})
+        return rows
+
+    def snapshot_op(self, op: str, key: str | None = None, keep: int | None = None) -> Any:
+        store = self._store()
+        if op == "inspect":
+            return _jsonable(store.inspect(key))
+        if op == "rm":
+            return _jsonable(store.delete(key))
+        return _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
+
+    def _store(self) -> Any:
+        store = getattr(self.engine, "store", None)
+        if store is None:
+            raise ApiError(UNAVAILABLE, f"snapshots are not available with engine "
+                           f"{self.engine.name!r}: it boots every container without one. "
+                           "Run `coldsnap doctor`, then start the server with "
+                           "COLDSNAP_ENGINE=criu")
+        return store
+
+    def shutdown(self, grace_s: float = 10.0) -> None:
+        pools = self._all_pools()
+        workers = [w for p in pools for w in p.stop("the coldsnap server is shutting down")]
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and not all(p.finished for p in pools):
+            time.sleep(0.05)
+        for worker in workers:  # stragglers: busy past the grace period
+            if worker.alive:
+                worker.kill()
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,279 @@
+"""One function version's queue and containers: the scheduler.
+
+Each container has a thread that boots it and then takes calls from the queue
+one at a time, so an idle container is reused simply by being the one that
+waits. ``_scale`` starts a boot when the queued calls outnumber the idle and
+booting containers, up to max_containers, and keeps min_containers warm.
+An idle container leaves after scaledown_window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from coldsnap.server.boot import Boot, Booter
+from coldsnap.server.calls import Call, Outcome
+from coldsnap.server.errors import (
+    BOOT_FAILED,
+    CONTAINER_DIED,
+    REMOTE,
+    TIMEOUT,
+    UNAVAILABLE,
+    ApiError,
+)
+from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.logs import LogBook
+from coldsnap.server.state import StateDB
+from coldsnap.server.worker import BootFailed, CallEnd, Worker
+from coldsnap.snapshot import Container
+
+DEFAULT_MAX_CONTAINERS = 32
+_STEP_NAMES = {
+    "sandbox_s": "sandbox", "restore_s": "restore", "import_s": "import",
+    "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
+    "enter_s": "enter", "first_input_s": "first input",
+}
+
+
+def describe_timings(timings: dict[str, float]) -> str:
+    return ", ".join(f"{label} {timings[name] * 1000:.0f} ms"
+                     for name, label in _STEP_NAMES.items() if name in timings)
+
+
+@dataclasses.dataclass
+class PoolContext:
+    booter: Booter
+    db: StateDB
+    logs: LogBook
+
+
+class Pool:
+    def __init__(self, fn: FunctionSpec, ctx: PoolContext) -> None:
+        self.fn = fn
+        self._ctx = ctx
+        self._cond = threading.Condition()
+        self._queue: deque[Call] = deque()
+        self._live: set[Worker] = set()
+        self._slots = 0  # booting + live
+        self._booting = 0
+        self._idle = 0
+        self._draining = False
+        self._min_backoff_until = 0.0
+        self._min_backoff_s = 5.0
+        self.counters = {"calls_ok": 0, "calls_error": 0, "calls_failed": 0,
+                         "boots_ok": 0, "boots_failed": 0}
+        opts = fn.options
+        self.max_containers = opts.max_containers or DEFAULT_MAX_CONTAINERS
+        self.min_containers = min(opts.min_containers, self.max_containers)
+        with self._cond:
+            self._scale()
+
+    # the queue
+
+    def submit(self, call: Call) -> None:
+        with self._cond:
+            if self._draining:
+                raise ApiError(UNAVAILABLE, f"{self.fn.label} version {self.fn.version[:12]} "
+                               "is draining; call again to reach the current version")
+            self._queue.append(call)
+            self._scale()
+            self._cond.notify()
+
+    def cancel(self, call: Call) -> None:
+        """Drop a call whose caller stopped waiting, if no container took it yet."""
+        with self._cond:
+            try:
+                self._queue.remove(call)
+            except ValueError:
+                pass
+
+    def drain(self) -> None:
+        """Take no new calls; finish queued ones; containers leave once idle."""
+        with self._cond:
+            self._draining = True
+            self._cond.notify_all()
+
+    def stop(self, reason: str) -> list[Worker]:
+        """Fail queued calls and hand back the live workers (the caller shuts them down)."""
+        with self._cond:
+            self._draining = True
+            while self._queue:
+                self._queue.popleft().fail(ApiError(UNAVAILABLE, reason))
+            self._cond.notify_all()
+            return list(self._live)
+
+    @property
+    def finished(self) -> bool:
+        with self._cond:
+            return self._draining and self._slots == 0 and not self._queue
+
+    def _scale(self) -> None:
+        """Start boots the queue needs; the caller holds the lock."""
+        uncovered = len(self._queue) - self._idle - self._booting
+        wanted = min(uncovered, self.max_containers - self._slots)
+        if not self._draining and time.monotonic() >= self._min_backoff_until:
+            wanted = max(wanted, self.min_containers - self._slots)
+        for _ in range(max(0, wanted)):
+            self._slots += 1
+            self._booting += 1
+            threading.Thread(target=self._container_main, daemon=True,
+                             name=f"container-{self.fn.tag}").start()
+
+    # one container's life
+
+    def _attach(self, container: Container, container_id: str) -> Worker:
+        app = self.fn.app
+        return Worker(container, container_id,
+                      log_line=lambda _w, line: self._ctx.logs.write(app, line),
+                      on_exit=lambda _w: self._wake())
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _container_main(self) -> None:
+        t0 = time.monotonic()
+        try:
+            boot = self._ctx.booter.boot(self.fn, self._attach)
+        except BootFailed as exc:
+            self._boot_failed(exc.message, exc.blob)
+            return
+        except Exception as exc:  # an engine error must not kill the scheduler
+            self._boot_failed(f"the {self._ctx.booter.engine.name} engine could not start a "
+                              f"container for {self.fn.label}: {exc}", None)
+            return
+        boot.timings["boot_s"] = time.monotonic() - t0
+        self._record_boot(boot)
+        worker = boot.worker
+        with self._cond:
+            self._booting -= 1
+            self._live.add(worker)
+            self.counters["boots_ok"] += 1
+            self._min_backoff_s = 5.0
+        healthy = False
+        try:
+            healthy = self._serve(boot)
+        finally:
+            with self._cond:
+                self._live.discard(worker)
+                self._slots -= 1
+                self._scale()
+                self._cond.notify_all()
+            worker.shutdown() if healthy else worker.kill()
+
+    def _record_boot(self, boot: Boot) -> None:
+        fn, worker = self.fn, boot.worker
+        worker.boot_timings = boot.timings
+        worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
+                                               True, boot.timings)
+        worker.note(f"{boot.kind} boot ready in {boot.timings['boot_s'] * 1000:.0f} ms: "
+                    f"{describe_timings(boot.timings)}")
+
+    def _boot_failed(self, message: str, blob: bytes | None) -> None:
+        fn = self.fn
+        self._ctx.logs.write(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}")
+        self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {}, message)
+        with self._cond:
+            self._booting -= 1
+            self._slots -= 1
+            self.counters["boots_failed"] += 1
+            self._min_backoff_until = time.monotonic() + self._min_backoff_s
+            self._min_backoff_s = min(self._min_backoff_s * 2, 300.0)
+            if self._slots == 0:  # nobody left who could serve the queue
+                while self._queue:
+                    self.counters["calls_failed"] += 1
+                    self._queue.popleft().fail(ApiError(BOOT_FAILED, message, blob))
+            self._cond.notify_all()
+
+    def _next_call(self, worker: Worker) -> Call | None:
+        """Wait for a call; None when this container should leave."""
+        window = self.fn.options.scaledown_window
+        with self._cond:
+            self._idle += 1
+            try:
+                while not self._queue:
+                    if worker.exited.is_set() or self._draining:
+                        return None
+                    idle_for = time.monotonic() - worker.idle_since
+                    if idle_for >= window and self._slots > self.min_containers:
+                        return None
+                    self._cond.wait(max(0.05, window - idle_for))
+                if worker.exited.is_set():
+                    return None
+                return self._queue.popleft()
+            finally:
+                self._idle -= 1
+
+    def _serve(self, boot: Boot) -> bool:
+        """Run calls until the container should leave; False if it broke."""
+        worker = boot.worker
+        while True:
+            call = self._next_call(worker)
+            if call is None:
+                return worker.alive
+            t0 = time.monotonic()
+            end, header, blob = worker.run_call(call)
+            if worker.calls_served == 1:
+                boot.timings["first_input_s"] = time.monotonic() - t0
+                self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
+                worker.note(f"first input in {boot.timings['first_input_s'] * 1000:.0f} ms",
+                            to_caller=False)
+            if end is CallEnd.RESULT:
+                self._answer(call, header, blob)
+                continue
+            if end is CallEnd.TIMED_OUT:
+                message = (f"call {call.id} to {call.label} ran longer than its timeout of "
+                           f"{call.timeout_s:g} s; its container {worker.id} was stopped. "
+                           "Raise timeout= in the decorator if the call needs longer")
+                worker.note(f"call {call.id} timed out after {call.timeout_s:g} s; stopping")
+                self._retry_or_fail(call, ApiError(TIMEOUT, message))
+            else:
+                message = (f"{header.get('message', 'the container died')} while running "
+                           f"{call.label} (attempt {call.attempts} of {call.retries + 1}). "
+                           f"See `coldsnap logs {call.app}`")
+                self._retry_or_fail(call, ApiError(CONTAINER_DIED, message))
+            return False
+
+    def _answer(self, call: Call, header: dict[str, Any], blob: bytes | None) -> None:
+        if header.get("ok"):
+            outcome = Outcome(ok=True, blob=blob)
+            key = "calls_ok"
+        else:
+            error = ApiError(REMOTE, f"{call.label} raised an exception", blob)
+            outcome, key = Outcome(ok=False, error=error), "calls_error"
+        call.finish(outcome)
+        with self._cond:
+            self.counters[key] += 1
+
+    def _retry_or_fail(self, call: Call, error: ApiError) -> None:
+        with self._cond:
+            if call.done.is_set():
+                return
+            if call.attempts <= call.retries:
+                self._queue.appendleft(call)
+                self._scale()
+                self._cond.notify()
+                return
+            self.counters["calls_failed"] += 1
+        call.fail(error)
+
+    # reporting
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            containers = [
+                {"id": w.id, "state": "busy" if w.call is not None else "idle",
+                 "calls": w.calls_served, "boot": describe_timings(w.boot_timings)}
+                for w in self._live
+            ]
+            return {
+                "app": self.fn.app, "tag": self.fn.tag, "version": self.fn.version,
+                "queued": len(self._queue), "booting": self._booting,
+                "containers": containers, "draining": self._draining,
+                "min_containers": self.min_containers, "max_containers": self.max_containers,
+                **self.counters,
+            }

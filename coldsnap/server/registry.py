@@ -1,0 +1,86 @@
+"""Deploys: import the app in a subprocess to describe it, and name the version.
+
+A version is a content hash of the source, the image spec, every function's
+options and the coldsnap version, so redeploying unchanged code is a no-op and
+any change gives a new version (and new snapshot keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from typing import Any
+
+from coldsnap.server.errors import BAD_REQUEST, DEPLOY_FAILED, ApiError
+from coldsnap.server.functions import APP_FILE
+
+
+def coldsnap_version() -> str:
+    try:
+        return metadata.version("coldsnap")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def describe_source(source: bytes, filename: str, timeout_s: float) -> dict[str, Any]:
+    """Import the app in a fresh interpreter and return its description (protocol.md)."""
+    with tempfile.TemporaryDirectory(prefix="coldsnap-describe-") as tmp:
+        with open(os.path.join(tmp, APP_FILE), "wb") as handle:
+            handle.write(source)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "coldsnap._runtime.describe", APP_FILE],
+                cwd=tmp, env=env, capture_output=True, timeout=timeout_s,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise ApiError(DEPLOY_FAILED, f"importing {filename} took longer than "
+                           f"{timeout_s:.0f} s; move slow work out of module level "
+                           "(into @enter hooks)") from None
+        # Show the user's file name in tracebacks, not the temp copy's.
+        stderr = (proc.stderr.decode("utf-8", "replace")
+                  .replace(os.path.join(tmp, APP_FILE), filename)
+                  .replace(f'"{APP_FILE}"', f'"{filename}"'))
+    if proc.returncode != 0:
+        raise ApiError(DEPLOY_FAILED, f"importing {filename} failed, so it can't be "
+                       f"deployed. Fix the error below and deploy again.\n\n{stderr.rstrip()}")
+    try:
+        description = json.loads(proc.stdout)
+    except ValueError:
+        raise ApiError(DEPLOY_FAILED, f"describing {filename} printed no JSON; does the app "
+                       f"print to stdout at import time?\n{stderr}") from None
+    check_description(description, filename)
+    return description
+
+
+def check_description(description: Any, filename: str) -> None:
+    if not isinstance(description, dict) or not isinstance(description.get("app"), str):
+        raise ApiError(DEPLOY_FAILED, f"{filename} defines no coldsnap.App; add "
+                       "`app = coldsnap.App(\"name\")` and decorate functions with it")
+    if not description.get("functions"):
+        raise ApiError(DEPLOY_FAILED, f"app {description['app']!r} in {filename} has no "
+                       "functions; decorate one with @app.function() or @app.cls()")
+
+
+def version_of(source: bytes, description: dict[str, Any]) -> str:
+    identity = {
+        "source": hashlib.sha256(source).hexdigest(),
+        "image": description.get("image", {}).get("hash", ""),
+        "functions": {tag: entry.get("options", {})
+                      for tag, entry in description["functions"].items()},
+        "coldsnap": coldsnap_version(),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def check_app_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > 128 or "/" in name:
+        raise ApiError(BAD_REQUEST, f"app name {name!r} is not valid: use 1-128 characters "
+                       "without '/'")
+    return name

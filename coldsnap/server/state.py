@@ -1,0 +1,143 @@
+"""The server's durable state in SQLite: apps, versions, boots, snapshot keys.
+
+One connection shared by all threads behind one lock: the server writes a few
+rows per boot or deploy, never on the per-call hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS apps (
+    name TEXT PRIMARY KEY, version TEXT NOT NULL, state TEXT NOT NULL,
+    ephemeral INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    app TEXT NOT NULL, version TEXT NOT NULL, filename TEXT NOT NULL, source BLOB NOT NULL,
+    description TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (app, version));
+CREATE TABLE IF NOT EXISTS boots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL, version TEXT NOT NULL,
+    tag TEXT NOT NULL, container_id TEXT NOT NULL, kind TEXT NOT NULL, ok INTEGER NOT NULL,
+    timings TEXT NOT NULL, error TEXT, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS boots_app ON boots (app, id);
+CREATE TABLE IF NOT EXISTS snapshot_keys (
+    key TEXT PRIMARY KEY, app TEXT NOT NULL, version TEXT NOT NULL, tag TEXT NOT NULL,
+    restores INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at REAL NOT NULL);
+"""
+_MAX_BOOTS = 5000
+
+
+class StateDB:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # apps and versions
+
+    def app(self, name: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT * FROM apps WHERE name = ?", (name,))
+        return dict(rows[0]) if rows else None
+
+    def apps(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._run("SELECT * FROM apps ORDER BY name")]
+
+    def put_version(
+        self, app: str, version: str, filename: str, source: bytes, description: dict[str, Any]
+    ) -> None:
+        self._run(
+            "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?)",
+            (app, version, filename, source, json.dumps(description), time.time()),
+        )
+
+    def version(self, app: str, version: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT * FROM versions WHERE app = ? AND version = ?", (app, version))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["description"] = json.loads(row["description"])
+        return row
+
+    def set_app(self, name: str, version: str, state: str, ephemeral: bool) -> None:
+        now = time.time()
+        self._run(
+            "INSERT INTO apps VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "version = excluded.version, state = excluded.state, "
+            "ephemeral = excluded.ephemeral, updated_at = excluded.updated_at",
+            (name, version, state, int(ephemeral), now, now),
+        )
+
+    def set_app_state(self, name: str, state: str) -> None:
+        self._run("UPDATE apps SET state = ?, updated_at = ? WHERE name = ?",
+                  (state, time.time(), name))
+
+    def delete_app(self, name: str) -> None:
+        self._run("DELETE FROM apps WHERE name = ?", (name,))
+        self._run("DELETE FROM versions WHERE app = ?", (name,))
+
+    # boots
+
+    def add_boot(
+        self, app: str, version: str, tag: str, container_id: str, kind: str, ok: bool,
+        timings: dict[str, float], error: str | None = None,
+    ) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO boots (app, version, tag, container_id, kind, ok, timings, error,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (app, version, tag, container_id, kind, int(ok), json.dumps(timings), error,
+                 time.time()),
+            )
+            row_id = cur.lastrowid or 0
+            if row_id % 500 == 0:
+                self._db.execute("DELETE FROM boots WHERE id < ?", (row_id - _MAX_BOOTS,))
+            return row_id
+
+    def update_boot_timings(self, boot_id: int, timings: dict[str, float]) -> None:
+        self._run("UPDATE boots SET timings = ? WHERE id = ?", (json.dumps(timings), boot_id))
+
+    def boots(self, app: str, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._run("SELECT * FROM boots WHERE app = ? ORDER BY id DESC LIMIT ?",
+                         (app, limit))
+        result = []
+        for row in rows:
+            item = dict(row)
+            item["timings"] = json.loads(item["timings"])
+            item["ok"] = bool(item["ok"])
+            result.append(item)
+        return result
+
+    # snapshot keys: which app a key belongs to, how often it was restored, its last error
+
+    def note_snapshot_key(self, key: str, app: str, version: str, tag: str) -> None:
+        self._run(
+            "INSERT OR IGNORE INTO snapshot_keys (key, app, version, tag, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)", (key, app, version, tag, time.time()),
+        )
+
+    def count_restore(self, key: str) -> None:
+        self._run("UPDATE snapshot_keys SET restores = restores + 1, updated_at = ? "
+                  "WHERE key = ?", (time.time(), key))
+
+    def set_snapshot_error(self, key: str, error: str | None) -> None:
+        self._run("UPDATE snapshot_keys SET last_error = ?, updated_at = ? WHERE key = ?",
+                  (error, time.time(), key))
+
+    def snapshot_keys(self) -> dict[str, dict[str, Any]]:
+        return {r["key"]: dict(r) for r in self._run("SELECT * FROM snapshot_keys")}

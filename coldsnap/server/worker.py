@@ -1,0 +1,157 @@
+"""A live container as the server sees it: its channel, its logs, the call it runs."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap._runtime.framing import ChannelClosed, ProtocolError
+from coldsnap.server.calls import Call
+from coldsnap.server.channel import ControlChannel, LogPump
+from coldsnap.snapshot import Container
+
+
+def new_container_id() -> str:
+    return "cs-" + uuid.uuid4().hex[:10]
+
+
+class BootFailed(Exception):
+    """The container said ``boot_failed`` (user code raised) or died before it was ready."""
+
+    def __init__(self, message: str, blob: bytes | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.blob = blob
+
+
+class CallEnd(enum.Enum):
+    RESULT = "result"  # the container answered (a value or the user's exception)
+    DIED = "died"
+    TIMED_OUT = "timed_out"
+
+
+class Worker:
+    """One container plus its pipes. ``id`` is the server's id for it (in logs, in resume)."""
+
+    def __init__(
+        self, container: Container, worker_id: str, log_line: Callable[[Worker, str], None],
+        on_exit: Callable[[Worker], None] | None = None,
+    ) -> None:
+        self.container = container
+        self.id = worker_id
+        self.channel = ControlChannel(container.ctrl_in, container.ctrl_out)
+        self.call: Call | None = None
+        self.calls_served = 0
+        self.boot_id = 0
+        self.boot_timings: dict[str, float] = {}
+        self.idle_since = time.monotonic()
+        # Lines printed while no call runs (boot, hooks), handed to the next call.
+        self.pending_logs: deque[str] = deque(maxlen=2000)
+        self.exited = threading.Event()
+        self._log_line = log_line
+        self._on_exit = on_exit
+        self.pump = LogPump(container.logs, self._line, self._eof, worker_id)
+
+    def _line(self, text: str) -> None:
+        line = f"[{self.id}] {text}"
+        call = self.call
+        if call is not None:
+            call.add_log(line)
+        else:
+            self.pending_logs.append(line)
+        self._log_line(self, line)
+
+    def note(self, text: str, to_caller: bool = True) -> None:
+        """A line from the server about this container, shown like the container's own.
+
+        ``to_caller=False`` keeps it in the app's log only (nobody's call is waiting).
+        """
+        if to_caller:
+            self._line("coldsnap: " + text)
+        else:
+            self._log_line(self, f"[{self.id}] coldsnap: {text}")
+
+    def _eof(self) -> None:
+        self.exited.set()
+        if self._on_exit is not None:
+            self._on_exit(self)
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.is_set() and self.container.poll() is None
+
+    def expect(self, kinds: set[str], timeout: float) -> tuple[dict[str, Any], bytes | None]:
+        """Wait for one of ``kinds``; BootFailed on ``boot_failed``, death or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise BootFailed(
+                    f"container {self.id} did not say {'/'.join(sorted(kinds))} within "
+                    f"{timeout:.0f} s; raise COLDSNAP_BOOT_TIMEOUT_S if the boot is slow"
+                ) from None
+            except (ChannelClosed, ProtocolError, OSError) as exc:
+                raise BootFailed(self.death_message(f"before it was ready ({exc})")) from None
+            kind = header.get("type")
+            if kind in kinds:
+                return header, blob
+            if kind == "boot_failed":
+                stage = header.get("stage", "boot")
+                raise BootFailed(
+                    f"container {self.id} failed to boot in {stage}: {header.get('message', '')}",
+                    blob,
+                )
+            self.note(f"ignored an unexpected {kind!r} message while booting")
+
+    def death_message(self, when: str) -> str:
+        self.pump.sync()
+        code = self.container.wait(2)
+        status = "still running" if code is None else f"exit status {code}"
+        return f"container {self.id} exited {when} ({status}); its log lines are above"
+
+    def run_call(self, call: Call) -> tuple[CallEnd, dict[str, Any], bytes | None]:
+        """Send ``call`` and wait for its result, at most ``call.timeout_s``."""
+        call.attempts += 1
+        while self.pending_logs:
+            call.add_log(self.pending_logs.popleft())
+        self.call = call
+        try:
+            self.channel.send({"type": "call", "call_id": call.id, "method": call.method},
+                              call.args)
+            deadline = time.monotonic() + call.timeout_s
+            while True:
+                header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
+                if header.get("type") == "result" and header.get("call_id") == call.id:
+                    return CallEnd.RESULT, header, blob
+                self.note(f"ignored an unexpected {header.get('type')!r} message during a call")
+        except TimeoutError:
+            return CallEnd.TIMED_OUT, {}, None
+        except (ChannelClosed, ProtocolError, OSError) as exc:
+            message = self.death_message(f"during call {call.id} ({exc})")
+            return CallEnd.DIED, {"message": message}, None
+        finally:
+            self.pump.sync()
+            self.call = None
+            self.calls_served += 1
+            self.idle_since = time.monotonic()
+
+    def shutdown(self, grace_s: float = 5.0) -> None:
+        """Ask for a clean exit (the ``exit`` hooks run), then kill after ``grace_s``."""
+        try:
+            self.channel.send({"type": "shutdown"})
+        except OSError:
+            pass
+        if self.container.wait(grace_s) is None:
+            self.note(f"did not exit within {grace_s:.0f} s of shutdown; killing it")
+        self.kill()
+
+    def kill(self) -> None:
+        # Stop reading before the engine closes the pipe under the pump's select.
+        self.pump.stop()
+        self.container.kill()
