@@ -162,7 +162,10 @@ class Function(_Invocable, Generic[P, R]):
         _check_names("Function.from_name", app_name, name)
         return cls(name, None, app_name=app_name)
 
-    lookup = from_name
+    @classmethod
+    def lookup(cls, app_name: str, name: str) -> Function[..., Any]:
+        """Alias of ``from_name`` (Modal's older spelling)."""
+        return cls.from_name(app_name, name)
 
     def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = super().remote(*args, **kwargs)
@@ -217,7 +220,10 @@ class Cls(Generic[T]):
         _check_names("Cls.from_name", app_name, name)
         return cls(name, None, app_name=app_name)
 
-    lookup = from_name
+    @classmethod
+    def lookup(cls, app_name: str, name: str) -> Cls[Any]:
+        """Alias of ``from_name`` (Modal's older spelling)."""
+        return cls.from_name(app_name, name)
 
     @property
     def method_names(self) -> list[str] | None:

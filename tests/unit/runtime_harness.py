@@ -17,36 +17,31 @@ from coldsnap.snapshot.none_engine import NoneEngine
 APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
+def runtime_spec(
+    source: str, tag: str, *, snapshot: bool = False, env: dict[str, str] | None = None
+) -> ContainerSpec:
+    return ContainerSpec(
+        argv=[sys.executable, "-m", "coldsnap._runtime"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONUNBUFFERED": "1",
+            "COLDSNAP_APP_FILE": "app.py",
+            "COLDSNAP_TAG": tag,
+            "COLDSNAP_SNAPSHOT": "1" if snapshot else "0",
+            "COLDSNAP_CONTAINER_ID": "cs-snapshot-phase" if snapshot else "cs-plain",
+            **(env or {}),
+        },
+        files={"app.py": source.encode()},
+        snapshot_phase=snapshot,
+    )
+
+
 class RuntimeSession:
     """One container: messages from ctrl-out and lines from the log pipe land in queues,
     so every read has a timeout and a broken runtime fails the test instead of hanging it."""
 
-    def __init__(
-        self,
-        source: str,
-        tag: str,
-        *,
-        snapshot: bool = False,
-        env: dict[str, str] | None = None,
-        run_dir: Path | None = None,
-    ) -> None:
-        spec = ContainerSpec(
-            argv=[sys.executable, "-m", "coldsnap._runtime"],
-            env={
-                "PYTHONUNBUFFERED": "1",
-                "COLDSNAP_APP_FILE": "app.py",
-                "COLDSNAP_TAG": tag,
-                "COLDSNAP_SNAPSHOT": "1" if snapshot else "0",
-                "COLDSNAP_CONTAINER_ID": "cs-snapshot-phase" if snapshot else "cs-plain",
-                **(env or {}),
-            },
-            files={"app.py": source.encode()},
-        )
-        with warnings.catch_warnings():
-            # NoneEngine.start drops its Popen while the child runs, and Popen.__del__
-            # warns about that (ResourceWarning); the Container reaps the child itself.
-            warnings.simplefilter("ignore", ResourceWarning)
-            self.container: Container = NoneEngine(run_dir=run_dir).start(spec)
+    def __init__(self, container: Container) -> None:
+        self.container = container
         self.messages: queue.Queue[tuple[dict[str, Any], bytes | None] | None] = queue.Queue()
         self.log_lines: list[str] = []
         self._log_lock = threading.Lock()
@@ -54,8 +49,28 @@ class RuntimeSession:
         threading.Thread(target=self._pump_logs, daemon=True).start()
 
     @classmethod
+    def start(
+        cls,
+        source: str,
+        tag: str,
+        *,
+        snapshot: bool = False,
+        env: dict[str, str] | None = None,
+        engine: Any = None,
+    ) -> RuntimeSession:
+        """Start ``python -m coldsnap._runtime`` serving ``tag`` of the app ``source``."""
+        spec = runtime_spec(source, tag, snapshot=snapshot, env=env)
+        if engine is not None:
+            return cls(engine.start(spec))
+        with warnings.catch_warnings():
+            # NoneEngine.start drops its Popen while the child runs, and Popen.__del__
+            # warns about that (ResourceWarning); the Container reaps the child itself.
+            warnings.simplefilter("ignore", ResourceWarning)
+            return cls(NoneEngine().start(spec))
+
+    @classmethod
     def for_app(cls, app_name: str, tag: str, **kwargs: Any) -> RuntimeSession:
-        return cls((APPS / app_name).read_text(), tag, **kwargs)
+        return cls.start((APPS / app_name).read_text(), tag, **kwargs)
 
     def _pump_messages(self) -> None:
         try:

@@ -105,7 +105,7 @@ def unpicklable():
 
 
 def test_async_functions_and_app_defined_result_types() -> None:
-    session = RuntimeSession(ASYNC_AND_VALUES, "shift")
+    session = RuntimeSession.start(ASYNC_AND_VALUES, "shift")
     try:
         session.expect("ready")
         from types import SimpleNamespace
@@ -117,7 +117,7 @@ def test_async_functions_and_app_defined_result_types() -> None:
 
 
 def test_an_unpicklable_result_becomes_an_error_result() -> None:
-    session = RuntimeSession(ASYNC_AND_VALUES, "unpicklable")
+    session = RuntimeSession.start(ASYNC_AND_VALUES, "unpicklable")
     try:
         session.expect("ready")
         with pytest.raises(TypeError, match="pickle"):

@@ -54,7 +54,7 @@ class GPUUser:
 
 
 def test_open_device_after_a_snap_hook_refuses_the_snapshot(tmp_path: Path) -> None:
-    session = RuntimeSession(
+    session = RuntimeSession.start(
         REFUSING_APP, "GPUUser", snapshot=True,
         env={"FAKE_DEVICE": str(tmp_path / "nvidia0"),
              "COLDSNAP_GPU_DEVICE_PREFIX": str(tmp_path / "nvidia")},
@@ -152,7 +152,7 @@ class Eager:
 @pytest.mark.gpu
 def test_a_real_cuda_context_in_a_snap_hook_is_refused(cuda: None) -> None:
     # The GPU left visible, as if the server failed to hide it: the runtime must notice.
-    session = RuntimeSession(CUDA_IN_SNAP_HOOK, "Eager", snapshot=True, env=_gpu_env())
+    session = RuntimeSession.start(CUDA_IN_SNAP_HOOK, "Eager", snapshot=True, env=_gpu_env())
     try:
         header, _ = session.expect("snapshot_refused", timeout=120)
         assert "enter(snap=True) hook Eager.load" in header["message"]

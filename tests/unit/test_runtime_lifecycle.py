@@ -71,7 +71,7 @@ def test_class_lifecycle_order_handshake_and_exit(
     sessions: list[RuntimeSession], tmp_path: Path
 ) -> None:
     marker = tmp_path / "exit-marker"
-    session = RuntimeSession(
+    session = RuntimeSession.start(
         ORDER_APP, "Ordered", snapshot=True, env={"MARKER": str(marker), "PHASE": "snapshot"}
     )
     sessions.append(session)
@@ -93,7 +93,7 @@ def test_class_lifecycle_order_handshake_and_exit(
 def test_plain_boot_runs_every_enter_hook_without_a_handshake(
     sessions: list[RuntimeSession], tmp_path: Path
 ) -> None:
-    session = RuntimeSession(ORDER_APP, "Ordered", env={"MARKER": str(tmp_path / "m")})
+    session = RuntimeSession.start(ORDER_APP, "Ordered", env={"MARKER": str(tmp_path / "m")})
     sessions.append(session)
     session.expect("ready")
     assert session.call_value("events") == [
@@ -203,7 +203,7 @@ def test_missing_image_import_fails_the_boot_in_a_container(
         "with image.imports():\n    import coldsnap_not_installed\n"
         "@app.function()\ndef f():\n    return 1\n"
     )
-    session = RuntimeSession(source, "f")
+    session = RuntimeSession.start(source, "f")
     sessions.append(session)
     header, _ = session.expect("boot_failed")
     assert "ModuleNotFoundError" in header["message"]

@@ -15,10 +15,12 @@ def test_function_and_cls_share_one_options_type() -> None:
     @app.function(enable_memory_snapshot=True, gpu="h100:2", timeout=30, env={"A": "1"})
     def f() -> None: ...
 
-    @app.cls(enable_memory_snapshot=True, min_containers=1, max_containers=4)
-    class C:
+    class Model:
         @coldsnap.method()
         def run(self) -> None: ...
+
+    # (Called, not used as `@`: mypy ignores what a class decorator returns.)
+    C = app.cls(enable_memory_snapshot=True, min_containers=1, max_containers=4)(Model)
 
     assert isinstance(f.options, FunctionOptions) and isinstance(C.options, FunctionOptions)
     assert f.options == FunctionOptions(

@@ -173,8 +173,8 @@ def test_a_class_and_a_function_share_one_namespace() -> None:
 
     with pytest.raises(InvalidError, match=r"^@app\.cls\(\): app 'v-dupes-cls' already has"):
 
-        @app.cls()  # type: ignore[no-redef]
-        class Embedder:
+        @app.cls()
+        class Embedder:  # type: ignore[no-redef]
             @coldsnap.method()
             def run(self) -> None: ...
 
@@ -213,7 +213,7 @@ def test_app_function_on_a_class_and_app_cls_on_a_function() -> None:
         class Thing: ...
 
     with pytest.raises(InvalidError, match=r"^@app\.cls\(\) decorates a class.*@app\.function"):
-        app.cls()(lambda: None)
+        app.cls()(lambda: None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, None])
