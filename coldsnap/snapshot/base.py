@@ -60,6 +60,9 @@ class ContainerSpec:
     cpus: float = 0.0
     # Directory the container may write that survives it (an image build's output).
     keep_upper: Path | None = None
+    # Opt-in: keep GPUs visible in the snapshot phase and snapshot GPU memory
+    # through the CUDA checkpoint API (snapshot/gpu.py).
+    gpu_snapshot: bool = False
 
 
 @dataclasses.dataclass

@@ -28,6 +28,13 @@ from coldsnap.snapshot.base import (
     SnapshotInfo,
     SnapshotMiss,
 )
+from coldsnap.snapshot.gpu import (
+    CudaCheckpoint,
+    GpuCheckpointError,
+    cuda_pids,
+    host_pids_for,
+    ns_pid,
+)
 from coldsnap.snapshot.hostkey import host_facts, host_key
 from coldsnap.snapshot.netns import NetnsPool
 from coldsnap.snapshot.pipes import ContainerPipes
@@ -69,7 +76,7 @@ class CriuEngine:
         container_id = new_container_id()
         dirs = ContainerDirs(self.settings.run_dir, container_id)
         dirs.seed_upper(self.masks)
-        if not spec.snapshot_phase:
+        if not spec.snapshot_phase or spec.gpu_snapshot:
             dirs.add_devices(gpu_device_nodes())
         dirs.write_files(spec.files)
         layers = [self.layers.materialize(p) for p in spec.layers]
@@ -112,6 +119,7 @@ class CriuEngine:
                 "ctrl_out": os.fstat(container.ctrl_out.fileno()).st_ino,
                 "logs": os.fstat(container.logs.fileno()).st_ino,
             }
+            gpu_pids = self._suspend_gpu(container.pid)
             dump_s = criu.dump(
                 self.settings.criu_path, container.pid, images, netns_inode,
                 self.settings.dump_timeout_s,
@@ -125,11 +133,11 @@ class CriuEngine:
             return self.store.publish(
                 staging, key,
                 {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
-                 "pipes": pipes, "labels": labels or {}},
+                 "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids},
             )  # fmt: skip
-        except (DumpFailed, OSError) as exc:
+        except (DumpFailed, OSError, GpuCheckpointError) as exc:
             self.store.discard(staging)
-            if isinstance(exc, OSError):
+            if not isinstance(exc, DumpFailed):
                 raise DumpFailed(f"checkpoint of {container.id} failed: {exc}") from exc
             raise
         finally:
@@ -183,9 +191,26 @@ class CriuEngine:
             container_id, pid, *pipes.server_streams(),
             timings={"sandbox_s": t1 - t0, "restore_s": restore_s},
         )  # fmt: skip
+        if info.extra.get("gpu_processes"):
+            try:
+                t2 = time.monotonic()
+                CudaCheckpoint().resume(host_pids_for(pid, info.extra["gpu_processes"]))
+                container.timings["gpu_restore_s"] = time.monotonic() - t2
+            except GpuCheckpointError as exc:
+                container.kill()
+                self._quarantine(info, str(exc))
+                raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
         self._track(container, dirs, netns)
         self.store.count_restore(key)
         return container
+
+    def _suspend_gpu(self, root: int) -> list[int]:
+        """Move GPU state to host memory before a dump; returns the in-namespace
+        pids of the processes that had any ([] when none uses a GPU)."""
+        pids = cuda_pids(root)
+        if pids:
+            CudaCheckpoint().suspend(pids)
+        return [ns_pid(pid) for pid in pids]
 
     def _usable(self, key: str) -> SnapshotInfo:
         reason = self.store.failure(key)

@@ -25,7 +25,7 @@ ISA_FLAGS = (
 
 
 def cpu_facts(cpuinfo: str) -> dict[str, object]:
-    model, flags = "unknown", set()
+    model, flags = "unknown", set[str]()
     for line in cpuinfo.splitlines():
         name, _, value = line.partition(":")
         name = name.strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import BinaryIO
 
 from coldsnap.snapshot.base import CTRL_IN_ENV, CTRL_OUT_ENV
 
@@ -39,7 +40,7 @@ class ContainerPipes:
         for fd in (self.ctrl_in_r, self.ctrl_out_w, self.logs_w):
             os.close(fd)
 
-    def server_streams(self):  # type: ignore[no-untyped-def]
+    def server_streams(self) -> tuple[BinaryIO, BinaryIO, BinaryIO]:
         """(ctrl_in writer, ctrl_out reader, logs reader) as buffered files."""
         return (
             os.fdopen(self.ctrl_in_w, "wb"),

@@ -17,6 +17,7 @@ rename wins and the other is dropped.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -100,7 +101,7 @@ class SnapshotStore:
         except OSError:
             pass  # a counter must never fail a restore
 
-    def list(self) -> list[SnapshotInfo]:
+    def list(self) -> builtins.list[SnapshotInfo]:
         infos = []
         for host in sorted(p for p in self.root.iterdir() if not p.name.startswith(".")):
             if host.name == "quarantine" or not host.is_dir():
@@ -164,14 +165,14 @@ class SnapshotStore:
         (self.host_dir / "failed" / f"{key}.json").unlink(missing_ok=True)
         return True
 
-    def gc(self, keep: int) -> list[str]:
+    def gc(self, keep: int) -> builtins.list[str]:
         """Delete all but the newest ``keep`` snapshots of each (app, function)."""
         groups: dict[tuple[str, str], list[SnapshotInfo]] = {}
         for info in self.list():
             labels = info.extra.get("labels", {})
             group = (labels.get("app", ""), labels.get("function", info.key))
             groups.setdefault(group, []).append(info)
-        removed = []
+        removed: builtins.list[str] = []
         for infos in groups.values():
             for info in sorted(infos, key=lambda i: i.created_at)[:-keep or None]:
                 if info.path.parent.name == self.host_key and self.delete(info.key):
@@ -193,7 +194,7 @@ def _info(path: Path, meta: dict[str, Any]) -> SnapshotInfo:
         dump_s=float(meta.get("dump_s", 0.0)),
         created_at=float(meta.get("created_at", 0.0)),
         criu_version=str(meta.get("criu_version", "")),
-        extra={k: meta[k] for k in ("files", "labels", "pipes", "netns") if k in meta},
+        extra={k: meta[k] for k in ("files", "labels", "pipes", "gpu_processes") if k in meta},
     )
 
 

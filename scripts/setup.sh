@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything coldsnap needs on a fresh Debian 12 machine, idempotently:
+# CRIU 4.x and iptables (scripts/install-criu.sh), a virtualenv in .venv with
+# coldsnap, its test tools and the embedder example's packages.
+# Usage: scripts/setup.sh        (as root; a second run does only what is missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: run as root: namespaces, mounts and CRIU need it" >&2
+  exit 1
+fi
+
+step "CRIU and iptables"
+bash scripts/install-criu.sh
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  step "virtualenv .venv ($($PY --version))"
+  "$PY" -m venv .venv
+fi
+
+# Reinstall only when pyproject.toml changed since the last successful install.
+stamp=.venv/.coldsnap-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "Python packages (torch CPU, sentence-transformers, test tools): a few minutes the first time"
+  .venv/bin/pip install --disable-pip-version-check -q -e '.[dev,ml]'
+  echo "$want" > "$stamp"
+fi
+step "ready: $(.venv/bin/coldsnap --version 2>/dev/null || echo coldsnap) in $(pwd)/.venv"
