@@ -36,7 +36,7 @@ from coldsnap.snapshot.gpu import (
     ns_pid,
 )
 from coldsnap.snapshot.hostkey import host_facts, host_key
-from coldsnap.snapshot.netns import NetnsPool
+from coldsnap.snapshot.netns import NETNS_OWNERS, NetnsPool
 from coldsnap.snapshot.pipes import ContainerPipes
 from coldsnap.snapshot.sandbox import (
     ContainerDirs,
@@ -63,7 +63,7 @@ class CriuEngine:
         self._mounted_run_dir = ensure_tmpfs(settings.run_dir)
         refresh_kdat_cache(settings.criu_path)
         self.layers = LayerCache(settings.run_dir)
-        self.netns = NetnsPool(settings.run_dir / "netns-owners", settings.prewarm_netns)
+        self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.masks = sorted({str(settings.state_dir), str(settings.snapshots)})

@@ -6,7 +6,7 @@ keeps a few ready and restores never wait for them.
 
 Namespace N is ``cs<N>`` with the /30 10.213.<N/64>.<(N%64)*4> between the host
 side ``csv<N>`` (.1) and the container's ``eth0`` (.2). An owner file under the
-run dir names the server holding N, so a crashed server's namespaces are reused.
+/run/coldsnap-netns names the process holding N, so a crashed server's namespaces are reused.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ SUBNET = "10.213.0.0/16"
 MAX_NAMESPACES = 16384
 NETNS_DIR = Path("/run/netns")
 CREATE_LOCK = "/run/coldsnap-netns.lock"
+# One owner file per namespace index, shared by every coldsnap process on the host.
+NETNS_OWNERS = Path("/run/coldsnap-netns")
 
 
 class NetnsError(RuntimeError):
