@@ -5,8 +5,9 @@ abstract unix sockets). Making one takes a handful of `ip` calls, so a pool
 keeps a few ready and restores never wait for them.
 
 Namespace N is ``cs<N>`` with the /30 10.213.<N/64>.<(N%64)*4> between the host
-side ``csv<N>`` (.1) and the container's ``eth0`` (.2). An owner file under the
-/run/coldsnap-netns names the process holding N, so a crashed server's namespaces are reused.
+side ``csv<N>`` (.1) and the container's ``eth0`` (.2). An owner file in
+/run/coldsnap-netns names the process holding N, so a crashed server's
+namespaces are taken over.
 """
 
 from __future__ import annotations
