@@ -7,6 +7,7 @@ traceback on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -47,8 +48,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m coldsnap._runtime.describe APP_FILE", file=sys.stderr)
         return 2
     try:
-        module = loader.import_app_file(Path(argv[0]))
-        description = describe_app(loader.find_app(module))
+        # stdout carries the JSON only: an app that prints at import time prints to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            module = loader.import_app_file(Path(argv[0]))
+            description = describe_app(loader.find_app(module))
     except Exception:
         traceback.print_exc()
         return 1

@@ -16,7 +16,7 @@ from typing import Any
 from coldsnap._runtime import after_restore, gpu, loader, serialization
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.framing import ChannelClosed
-from coldsnap._runtime.serve import flush_stdio, serve
+from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target, run_maybe_async
 from coldsnap.partial import _PartialFlag
 
@@ -176,21 +176,29 @@ class _Boot:
 
 
 def _report_boot_failure(channel: Channel, failure: BootFailed) -> None:
-    traceback.print_exception(failure.cause, file=sys.stderr)
+    cause = trim_runtime_frames(failure.cause)
+    traceback.print_exception(cause, file=sys.stderr)
     sys.stderr.flush()
-    message = (
-        f"container boot failed in {failure.stage}: {type(failure.cause).__name__}: "
-        f"{failure.cause}. Fix the error above and deploy again."
-    )
     try:
         channel.send(
             "boot_failed",
-            serialization.dumps_exception(failure.cause),
+            serialization.dumps_exception(cause),
             stage=failure.stage,
-            message=message,
+            message=_boot_failure_message(failure.stage, cause),
         )
     except OSError:  # the server is gone: nobody to tell
         pass
+
+
+def _boot_failure_message(stage: str, cause: BaseException) -> str:
+    """What went wrong and what to do; the server prefixes the stage itself."""
+    what = f"{type(cause).__name__}: {cause}"
+    if isinstance(cause, ImportError) and stage.startswith("import"):
+        return (
+            f"{what}. A module the app imports is missing in the container: add its package "
+            "to the image (Image.pip_install(...)) and deploy again."
+        )
+    return f"{what}. Fix the error (traceback in the container's log) and deploy again."
 
 
 def _run_exit_hooks(hooks: list[Hook]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from coldsnap._runtime import serialization
@@ -37,7 +39,8 @@ def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: byt
         payload = serialization.dumps_result(value)
     except Exception as exc:
         flush_stdio()
-        channel.send("result", serialization.dumps_exception(exc), call_id=call_id, ok=False)
+        blob = serialization.dumps_exception(trim_runtime_frames(exc))
+        channel.send("result", blob, call_id=call_id, ok=False)
     else:
         flush_stdio()
         channel.send("result", payload, call_id=call_id, ok=True)
@@ -49,3 +52,20 @@ def flush_stdio() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
+
+
+_RUNTIME_DIR = str(Path(__file__).resolve().parent)
+
+
+def trim_runtime_frames(exc: BaseException) -> BaseException:
+    """Drop the runtime's own leading frames from ``exc``'s traceback: the caller
+    wants to see their code, starting at the function or hook that raised."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and _is_runtime_frame(tb):
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
+
+
+def _is_runtime_frame(tb: TracebackType) -> bool:
+    filename = tb.tb_frame.f_code.co_filename
+    return filename.startswith(_RUNTIME_DIR) or filename.endswith("contextlib.py")

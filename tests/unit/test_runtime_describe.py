@@ -70,6 +70,17 @@ def test_describe_tolerates_missing_image_packages_and_hashes_local_files(
     assert json.loads(describe(app_file).stdout)["image"]["hash"] != first["image"]["hash"]
 
 
+def test_prints_at_import_time_go_to_stderr(tmp_path: Path) -> None:
+    app_file = tmp_path / "chatty.py"
+    app_file.write_text(
+        "import coldsnap\nprint('hello from import')\napp = coldsnap.App('chatty')\n"
+        "@app.function()\ndef f():\n    return 1\n"
+    )
+    done = describe(app_file)
+    assert json.loads(done.stdout)["app"] == "chatty"
+    assert "hello from import" in done.stderr
+
+
 def test_describe_import_error_exits_1_with_a_traceback(tmp_path: Path) -> None:
     app_file = tmp_path / "broken.py"
     app_file.write_text("import coldsnap\napp = coldsnap.App('b')\nraise RuntimeError('boom')\n")

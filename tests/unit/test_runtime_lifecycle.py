@@ -155,11 +155,17 @@ def test_exception_in_snap_hook_fails_the_boot(sessions: list[RuntimeSession]) -
     session = start(sessions, "failing_hooks.py", "Broken", snapshot=True)
     header, blob = session.expect("boot_failed")
     assert header["stage"] == "enter(snap=True) hook Broken.load"
-    assert "WeightsMissing: no weights at /model.bin" in header["message"]
-    assert "Broken.load" in header["message"]
+    assert header["message"] == (
+        "WeightsMissing: no weights at /model.bin. "
+        "Fix the error (traceback in the container's log) and deploy again."
+    )
     assert blob is not None
     exc = serialization.loads_exception(blob)
     assert type(exc).__name__ == "WeightsMissing"
+    # The traceback starts at the user's hook, not in the runtime.
+    remote_tb = exc.__notes__[0]
+    assert remote_tb.splitlines()[2].strip().endswith("in load"), remote_tb
+    assert "lifecycle.py" not in remote_tb
     assert session.wait_exit() == 1
     session.expect_closed()  # no ready_to_snapshot ever: nothing to snapshot
     assert "Traceback" in session.wait_for_log("WeightsMissing")
@@ -206,7 +212,8 @@ def test_missing_image_import_fails_the_boot_in_a_container(
     session = RuntimeSession.start(source, "f")
     sessions.append(session)
     header, _ = session.expect("boot_failed")
-    assert "ModuleNotFoundError" in header["message"]
+    assert header["message"].startswith("ModuleNotFoundError: No module named")
+    assert "add its package to the image (Image.pip_install(...))" in header["message"]
 
 
 def test_exit_hook_runs_on_sigterm_and_on_eof(
