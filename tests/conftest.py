@@ -78,6 +78,11 @@ class ServerHandle:
             self.proc.wait()
             raise
 
+    def restart(self) -> ServerHandle:
+        """Stop and start again on the same state dir."""
+        assert self.stop() == 0, self.log()
+        return self.start()
+
     def cleanup(self) -> None:
         try:
             self.stop()

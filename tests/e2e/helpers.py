@@ -1,0 +1,55 @@
+"""Small helpers for the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ServerHandle
+
+
+def write_app(directory: Path, name: str, source: str) -> Path:
+    """A throwaway app file for cases tests/apps does not cover."""
+    path = directory / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def stats(server: ServerHandle, app: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(server.cli("apps", "stats", app, "--json").stdout)
+    return result
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def module_server(engine: str = "none", env: dict[str, str] | None = None
+                  ) -> Iterator[ServerHandle]:
+    handle = ServerHandle(engine, env).start()
+    try:
+        yield handle
+    finally:
+        handle.cleanup()
+
+
+def require_criu() -> None:
+    from coldsnap.settings import Settings
+    from coldsnap.snapshot.doctor import criu_usable
+
+    settings = Settings.from_env()
+    if not criu_usable(settings):
+        pytest.skip(f"the criu engine needs root and a working CRIU at {settings.criu_path} "
+                    "(`coldsnap doctor` says what is missing)")

@@ -1,0 +1,135 @@
+"""Bad input gets a clear error and the server stays up."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import struct
+
+from coldsnap._runtime.framing import read_message, write_message
+from coldsnap._runtime.serialization import dumps_args
+from coldsnap.connection import Connection, ServerError
+from tests.conftest import APPS, ServerHandle
+
+
+def _raw(server: ServerHandle, payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(server.settings.socket_path))
+        sock.sendall(payload)
+        return read_message(sock.makefile("rb"))[0]
+
+
+def _alive(server: ServerHandle) -> None:
+    conn = Connection(server.settings)
+    try:
+        assert conn.ping()["ok"] is True
+    finally:
+        conn.close()
+
+
+def test_token_is_private_and_required(server: ServerHandle) -> None:
+    mode = stat.S_IMODE(os.stat(server.settings.token_path).st_mode)
+    assert mode == 0o600
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(server.settings.socket_path))
+        stream = sock.makefile("rwb")
+        write_message(stream, {"op": "apps_ls"})
+        reply = read_message(stream)[0]
+        assert reply["error"]["kind"] == "unauthorized"
+        assert "token" in reply["error"]["message"]
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(server.settings.socket_path))
+        stream = sock.makefile("rwb")
+        write_message(stream, {"op": "apps_ls", "token": "wrong"})
+        assert read_message(stream)[0]["error"]["kind"] == "unauthorized"
+    _alive(server)
+
+
+def test_malformed_requests(server: ServerHandle) -> None:
+    reply = _raw(server, struct.pack(">I", 5) + b"{nope")
+    assert reply["error"]["kind"] == "bad_request"
+    assert "not JSON" in reply["error"]["message"]
+    reply = _raw(server, struct.pack(">I", 2) + b"[]")
+    assert reply["error"]["kind"] == "bad_request"
+    conn = Connection(server.settings)
+    try:
+        for op, fields, expected in [
+            ("launch", {}, "unknown op 'launch'; known ops:"),
+            ("call", {"app": 3, "tag": "f"}, "field 'app' of op 'call' has the wrong type int"),
+            ("call", {"app": "a", "tag": "f"}, "op 'call' needs arguments as its blob"),
+        ]:
+            try:
+                conn.request(op, **fields)
+            except ServerError as exc:
+                assert exc.kind == "bad_request"
+                assert expected in str(exc)
+            else:
+                raise AssertionError(f"{op} {fields} was accepted")
+    finally:
+        conn.close()
+    _alive(server)
+
+
+def test_oversized_payload_is_refused(server_factory: type[ServerHandle]) -> None:
+    server = server_factory(env={"COLDSNAP_MAX_PAYLOAD_BYTES": "100000"}).start()
+    server.cli("deploy", str(APPS / "square.py"))
+    conn = Connection(server.settings)
+    try:
+        conn.call("test-square", "square", None, dumps_args((10,), {}))
+        try:
+            conn.call("test-square", "big", None, dumps_args((b"x" * 5_000_000,), {}))
+        except ServerError as exc:
+            assert exc.kind == "too_large"
+            assert "exceeds the limit of 100000 bytes" in str(exc)
+            assert "COLDSNAP_MAX_PAYLOAD_BYTES" in str(exc)
+        else:
+            raise AssertionError("a 5 MB payload was accepted with a 100 kB limit")
+        assert conn.call("test-square", "square", None, dumps_args((4,), {}))
+    finally:
+        conn.close()
+    _alive(server)
+
+
+def test_deploy_of_a_file_that_fails_to_import(server_factory: type[ServerHandle]) -> None:
+    server = server_factory(env={"FAILING_HOOKS_STAGE": "import"}).start()
+    result = server.cli("deploy", str(APPS / "failing_hooks.py"), check=False)
+    assert result.returncode == 1
+    assert "importing failing_hooks.py failed" in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "RuntimeError: failing_hooks: import-time failure on purpose" in result.stderr
+    assert "test-failing-hooks" not in server.cli("apps", "ls").stdout
+    _alive(server)
+
+
+def test_deploy_of_a_missing_file(server: ServerHandle) -> None:
+    result = server.cli("deploy", "/nonexistent/app.py", check=False)
+    assert result.returncode == 1
+    assert "can't read app file /nonexistent/app.py" in result.stderr
+
+
+def test_second_server_on_the_same_state_dir(server: ServerHandle) -> None:
+    second = ServerHandle.__new__(ServerHandle)
+    second.__dict__.update(server.__dict__)
+    result = second.cli("serve", check=False, timeout=30)
+    assert result.returncode == 3
+    assert "another coldsnap server" in result.stderr
+    assert "COLDSNAP_STATE_DIR" in result.stderr
+    _alive(server)
+
+
+def test_tcp_listener_with_token(server_factory: type[ServerHandle]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = server_factory(env={"COLDSNAP_TCP": f"127.0.0.1:{port}"}).start()
+    server.cli("deploy", str(APPS / "square.py"))
+    out = server.python(
+        "import coldsnap\n"
+        "print(coldsnap.Function.from_name('test-square', 'square').remote(5))\n"
+    )
+    assert out.stdout.strip() == "25"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        stream = sock.makefile("rwb")
+        write_message(stream, {"op": "apps_ls"})
+        assert read_message(stream)[0]["error"]["kind"] == "unauthorized"

@@ -1,0 +1,121 @@
+"""Scheduling: reuse, cold boots, scale-down, min_containers, deaths, retries, timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerHandle
+from tests.e2e.helpers import module_server, stats, wait_for, write_app
+
+SCHED_APP = """
+import os
+import time
+
+import coldsnap
+
+app = coldsnap.App("test-sched")
+
+
+@app.function()
+def pid() -> int:
+    return os.getpid()
+
+
+@app.function()
+def die(code: int) -> None:
+    print("about to die", flush=True)
+    os._exit(code)
+
+
+@app.function(retries=2)
+def flaky(marker: str) -> str:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return "recovered"
+
+
+@app.function(timeout=1)
+def slow(seconds: float) -> str:
+    time.sleep(seconds)
+    return "done"
+
+
+@app.function(scaledown_window=1)
+def brief() -> int:
+    return os.getpid()
+
+
+@app.function(min_containers=1)
+def warm() -> int:
+    return os.getpid()
+"""
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    for handle in module_server():
+        app = write_app(tmp_path_factory.mktemp("apps"), "sched", SCHED_APP)
+        handle.cli("deploy", str(app))
+        yield handle
+
+
+def _call(srv: ServerHandle, expr: str, check: bool = True) -> str:
+    result = srv.python(
+        "import coldsnap\n"
+        "from coldsnap.connection import ServerError\n"
+        "F = lambda tag: coldsnap.Function.from_name('test-sched', tag)\n"
+        "try:\n"
+        f"    print(repr({expr}))\n"
+        "except ServerError as exc:\n"
+        "    print(exc.kind, '|', exc)\n", check=check)
+    return result.stdout.strip()
+
+
+def _function(srv: ServerHandle, tag: str) -> dict:
+    return next(f for f in stats(srv, "test-sched")["functions"] if f["tag"] == tag)
+
+
+def test_idle_container_is_reused(srv: ServerHandle) -> None:
+    first = _call(srv, "F('pid').remote()")
+    assert _call(srv, "F('pid').remote()") == first
+    fn = _function(srv, "pid")
+    assert fn["boots_ok"] == 1 and fn["calls_ok"] == 2
+
+
+def test_container_dying_mid_call_fails_the_call(srv: ServerHandle) -> None:
+    out = _call(srv, "F('die').remote(7)")
+    assert out.startswith("container_died | container cs-")
+    assert "exited during call" in out and "exit status 7" in out
+    assert "attempt 1 of 1" in out
+    assert _call(srv, "F('pid').remote()").isdigit()  # the server carries on
+
+
+def test_container_death_is_retried(srv: ServerHandle, tmp_path: Path) -> None:
+    assert _call(srv, f"F('flaky').remote({str(tmp_path / 'marker')!r})") == "'recovered'"
+    assert _function(srv, "flaky")["boots_ok"] == 2
+
+
+def test_call_timeout_stops_the_container(srv: ServerHandle) -> None:
+    out = _call(srv, "F('slow').remote(30)")
+    assert out.startswith("timeout | call fc-")
+    assert "ran longer than its timeout of 1 s" in out
+    assert _call(srv, "F('slow').remote(0.01)") == "'done'"
+
+
+def test_idle_containers_scale_down(srv: ServerHandle) -> None:
+    first = _call(srv, "F('brief').remote()")
+    wait_for(lambda: not _function(srv, "brief")["containers"], 15, "brief to scale down")
+    assert _call(srv, "F('brief').remote()") != first
+
+
+def test_min_containers_are_kept_warm(srv: ServerHandle) -> None:
+    fn = wait_for(lambda: _function(srv, "warm")["containers"] and _function(srv, "warm"),
+                  15, "the warm container")
+    assert fn["calls_ok"] == 0
+    warm_pid = _call(srv, "F('warm').remote()")
+    assert _function(srv, "warm")["boots_ok"] == 1
+    assert warm_pid.isdigit()
