@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from coldsnap._runtime import after_restore, gpu, loader, serialization
+from coldsnap._runtime import after_restore, gpu, loader, memory, serialization
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.framing import ChannelClosed
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
@@ -133,6 +133,8 @@ def _snapshot_handshake(
     channel: Channel, timings: dict[str, float], refusal: str | None
 ) -> dict[str, Any]:
     if refusal is None:
+        # Big heaps restore in 2 MiB pages where the kernel allows (see memory.py).
+        memory.advise_hugepages()
         channel.send("ready_to_snapshot", timings=timings)
     else:
         print(f"coldsnap: {refusal}", file=sys.stderr, flush=True)

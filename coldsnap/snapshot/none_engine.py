@@ -56,6 +56,7 @@ class NoneEngine:
             proc.pid,
             *pipes.server_streams(),
             timings={"sandbox_s": time.monotonic() - t0},
+            process=proc,
         )
         container.cleanups.append(lambda: shutil.rmtree(code_dir, ignore_errors=True))
         return container
