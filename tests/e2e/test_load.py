@@ -1,0 +1,47 @@
+"""200 concurrent calls over 8 containers: no loss, no deadlock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import ServerHandle
+from tests.e2e.helpers import stats, write_app
+
+TRIVIAL = """
+import os
+
+import coldsnap
+
+app = coldsnap.App("test-load")
+
+
+@app.function(max_containers=8)
+def echo(i: int) -> tuple[int, int]:
+    return i, os.getpid()
+"""
+
+CALLER = """
+import collections
+from concurrent.futures import ThreadPoolExecutor
+
+import coldsnap
+
+echo = coldsnap.Function.from_name("test-load", "echo")
+with ThreadPoolExecutor(max_workers=200) as pool:
+    results = list(pool.map(echo.remote, range(200)))
+assert [i for i, _ in results] == list(range(200)), results
+pids = collections.Counter(pid for _, pid in results)
+print(len(results), len(pids))
+"""
+
+
+def test_200_concurrent_calls_over_8_containers(server: ServerHandle, tmp_path: Path) -> None:
+    server.cli("deploy", str(write_app(tmp_path, "load", TRIVIAL)))
+    out = server.python(CALLER, timeout=180).stdout.split()
+    assert out[0] == "200"
+    assert 2 <= int(out[1]) <= 8, out  # spread over several containers, never more than 8
+    fn = stats(server, "test-load")["functions"][0]
+    assert fn["calls_ok"] == 200
+    assert fn["calls_failed"] == 0 and fn["queued"] == 0
+    assert fn["boots_ok"] <= 8 and fn["boots_failed"] == 0
+    assert len(fn["containers"]) <= 8
