@@ -39,6 +39,10 @@ class RestoreFailed(SnapshotError):
     pass
 
 
+class EngineUnavailable(RuntimeError):
+    """The engine asked for can't run on this host; the message says why and what to do."""
+
+
 class SnapshotMiss(LookupError):
     """No usable snapshot for this key on this host (absent, failed, corrupt, other host)."""
 

@@ -29,6 +29,7 @@ def dump(
         "--log-file", "dump.log",
         "--external", f"net[{netns_inode}]:extnet",
         "--file-locks", "--link-remap", "--network-lock", "skip",
+        "--manage-cgroups=ignore",
     ]  # fmt: skip
     return _run(argv, images / "dump.log", timeout, DumpFailed, "criu dump")
 
@@ -51,7 +52,7 @@ def restore(
         str(criu), "restore", "--images-dir", str(images), "--root", str(root),
         "--restore-detached", "--pidfile", str(pidfile),
         "--log-file", str(work_dir / "restore.log"), "--tcp-close", "--file-locks",
-        "--network-lock", "skip",
+        "--network-lock", "skip", "--manage-cgroups=ignore",
     ]  # fmt: skip
     for resource, fd in inherit.items():
         argv += ["--inherit-fd", f"fd[{fd}]:{resource}"]

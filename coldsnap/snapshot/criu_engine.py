@@ -24,16 +24,20 @@ from coldsnap.snapshot.base import (
     Container,
     ContainerSpec,
     DumpFailed,
+    EngineUnavailable,
     RestoreFailed,
     SnapshotInfo,
     SnapshotMiss,
 )
+from coldsnap.snapshot.cgroups import CgroupLimits
+from coldsnap.snapshot.doctor import run_checks
 from coldsnap.snapshot.gpu import (
     CudaCheckpoint,
     GpuCheckpointError,
     cuda_pids,
     host_pids_for,
     ns_pid,
+    tree_pids,
 )
 from coldsnap.snapshot.hostkey import host_facts, host_key
 from coldsnap.snapshot.netns import NETNS_OWNERS, NetnsPool
@@ -56,6 +60,13 @@ class CriuEngine:
     name = "criu"
 
     def __init__(self, settings: Settings, facts: dict[str, object] | None = None) -> None:
+        problems = [c for c in run_checks(settings) if c.needed and not c.ok]
+        if problems:
+            raise EngineUnavailable(
+                "the criu engine can't run here: "
+                + "; ".join(f"{c.name}: {c.detail} (fix: {c.fix})" for c in problems)
+                + ". Set COLDSNAP_ENGINE=none for plain cold boots without snapshots."
+            )
         self.settings = settings
         self.facts = facts or host_facts(settings.criu_path)
         self.host_key = host_key(self.facts)
@@ -99,6 +110,7 @@ class CriuEngine:
             timings={"sandbox_s": time.monotonic() - t0}, process=proc,
         )  # fmt: skip
         self._track(container, dirs, netns, keep_upper=spec.keep_upper)
+        self._limit(container, spec)
         return container
 
     # -- checkpoint ------------------------------------------------------------
@@ -201,8 +213,17 @@ class CriuEngine:
                 self._quarantine(info, str(exc))
                 raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
         self._track(container, dirs, netns)
+        self._limit(container, spec)
         self.store.count_restore(key)
         return container
+
+    def _limit(self, container: Container, spec: ContainerSpec) -> None:
+        limits = CgroupLimits(
+            spec.memory_mb or self.settings.container_memory_mb,
+            spec.cpus or self.settings.container_cpus,
+        )
+        if limits.enabled:
+            container.cleanups.append(limits.apply(container.id, tree_pids(container.pid)))
 
     def _suspend_gpu(self, root: int) -> list[int]:
         """Move GPU state to host memory before a dump; returns the in-namespace

@@ -36,12 +36,17 @@ class SnapshotStore:
         self.root = root
         self.host_key = host_key
         self.host_dir = root / host_key
-        for sub in (self.host_dir / "failed", root / ".staging", root / "quarantine"):
+        self._ensure_layout()
+
+    def _ensure_layout(self) -> None:
+        # Also called before writes: someone may delete the store under a running server.
+        for sub in (self.host_dir / "failed", self.root / ".staging", self.root / "quarantine"):
             sub.mkdir(parents=True, exist_ok=True)
 
     # -- writing ---------------------------------------------------------------
 
     def staging_dir(self, key: str) -> Path:
+        self._ensure_layout()
         path = self.root / ".staging" / f"{key}-{uuid.uuid4().hex[:8]}"
         path.mkdir(parents=True)
         return path
@@ -58,6 +63,7 @@ class SnapshotStore:
         meta["size_bytes"] = sum(meta["files"].values()) + _tree_size(staging / "fs")
         _write_json(staging / META, meta)
         final = self.host_dir / key
+        self._ensure_layout()
         try:
             os.rename(staging, final)
         except OSError:
@@ -128,6 +134,7 @@ class SnapshotStore:
     # -- failures, quarantine, deletion ---------------------------------------
 
     def mark_failed(self, key: str, reason: str) -> None:
+        self._ensure_layout()
         _write_json(self.host_dir / "failed" / f"{key}.json", {"reason": reason, "at": time.time()})
 
     def failure(self, key: str) -> str | None:
@@ -146,6 +153,7 @@ class SnapshotStore:
 
     def quarantine(self, key: str, reason: str) -> Path | None:
         """Move a bad snapshot aside (kept for a post-mortem) and remember why."""
+        self._ensure_layout()
         src = self.host_dir / key
         dest = self.root / "quarantine" / f"{key}-{int(time.time())}-{uuid.uuid4().hex[:4]}"
         try:
