@@ -1,0 +1,305 @@
+"""Builds images into the content-addressed cache under ``settings.images``.
+
+An image (``Image.to_dict()``) becomes a BuiltImage: the interpreter its
+containers run, extra read-only lower layers for their root filesystem, and
+environment variables. Builds are keyed by ``Image.hash`` and shared by every
+app that uses the same image; ``with_build_output`` adds a class's ``@build``
+output as one more layer, keyed by the base image, the app source and the tag.
+
+Layout of one image::
+
+    <images>/<key>/venv/           pip_install packages (only if the image has any)
+    <images>/<key>/layers/NN-...   add_local_* copies and run_commands writes, one
+                                   directory per group, at their paths under /
+    <images>/<key>/build.log       what pip and the build containers printed
+    <images>/<key>/image.json      written last: the build counts (see image_store)
+
+Nothing a build runs writes to the host's filesystem: ``run_commands`` and
+``@build`` run in containers whose writes are kept as a layer (``keep_upper``).
+
+Example::
+
+    builder = ImageBuilder(settings, engine)
+    base = builder.build(image.to_dict())
+    image = builder.with_build_output(base, source, "Embedder", ["build"])
+    spec = ContainerSpec(argv=[image.python, "-m", "coldsnap._runtime"],
+                         env=image.container_env({...}), layers=list(image.layers))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from coldsnap.image import CONTAINER_ID_ENV, Image
+from coldsnap.image_layers import (
+    DEFAULT_PATH,
+    BuildError,
+    Progress,
+    add_local,
+    format_failure,
+    make_venv,
+    pip_install,
+    run_commands_spec,
+    run_container,
+    strip_masks,
+)
+from coldsnap.image_store import ImageStore
+from coldsnap.settings import Settings
+from coldsnap.snapshot.base import CODE_DIR_ENV, ContainerSpec, Engine
+
+__all__ = ["BuildError", "BuiltImage", "ImageBuilder"]
+
+# Ops that need a directory in the cache; an image of only from_host/env needs none.
+_BUILT_OPS = {"pip_install", "run_commands", "add_local_file", "add_local_dir"}
+# Ops whose result only a sandboxed container can see (an overlay root).
+_SANDBOX_OPS = {"run_commands", "add_local_file", "add_local_dir"}
+_DOCTOR = (
+    "Run `coldsnap doctor` to see why CRIU is not usable on this host, fix it and "
+    "restart the server (COLDSNAP_ENGINE=criu)."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltImage:
+    """What containers of a built image need: interpreter, lower layers, env."""
+
+    hash: str
+    python: str
+    layers: tuple[Path, ...]  # highest first, as ContainerSpec.layers wants them
+    env: dict[str, str]
+
+    def container_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` plus a PATH that finds the image's venv first, then the image's env."""
+        return {"PATH": f"{Path(self.python).parent}:{DEFAULT_PATH}", **env, **self.env}
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "python": self.python,
+            "layers": [str(p) for p in self.layers],
+            "env": dict(self.env),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> BuiltImage:
+        return cls(
+            hash=record["hash"],
+            python=record["python"],
+            layers=tuple(Path(p) for p in record["layers"]),
+            env=dict(record["env"]),
+        )
+
+
+class ImageBuilder:
+    """Builds images and ``@build`` output, each at most once per key."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = ImageStore(settings.images)
+
+    def build(self, image: dict[str, Any], progress: Progress = print) -> BuiltImage:
+        """The built image of ``image`` (an ``Image.to_dict()``), from the cache if there."""
+        spec = Image.from_dict(image)
+        key = spec.hash
+        layers = spec.layers
+        env: dict[str, str] = {}
+        for layer in layers:
+            if layer["op"] == "env":
+                env.update(layer["vars"])
+        if not any(layer["op"] in _BUILT_OPS for layer in layers):
+            return BuiltImage(key, sys.executable, (), env)  # the host as it is: instant
+        op = next((layer["op"] for layer in layers if layer["op"] in _SANDBOX_OPS), None)
+        if op is not None and self.engine.name == "none":
+            raise BuildError(
+                f"Image.{op}() needs the criu engine: with the 'none' engine containers run "
+                "on the host's own filesystem, which must never receive image files or "
+                f"command output. {_DOCTOR}"
+            )
+
+        def make(workdir: Path) -> BuiltImage:
+            built = self._build_layers(key, layers, env, workdir, progress)
+            if Image.from_dict(image).hash != key:
+                raise BuildError(
+                    f"a local file of image {key[:12]} changed while it was being built, so "
+                    "the build may mix old and new contents. Deploy again."
+                )
+            return built
+
+        return self._cached_or_built(key, f"image {key[:12]}", progress, make)
+
+    def with_build_output(
+        self,
+        base: BuiltImage,
+        app_source: bytes,
+        tag: str,
+        methods: list[str],
+        progress: Progress = print,
+    ) -> BuiltImage:
+        """``base`` plus what the ``@build`` methods of ``tag`` wrote, as its top layer.
+
+        They run in a container of ``base`` (``python -m coldsnap._runtime.build``);
+        whatever they write, at any path, is kept. Cached by (base image, source, tag).
+        """
+        if not methods:
+            return base
+        if self.engine.name == "none":
+            raise BuildError(
+                f"@build methods ({', '.join(methods)} of {tag}) need the criu engine: with "
+                "the 'none' engine there is no sandbox, and their output must land in the "
+                f"image, never on the host's filesystem. {_DOCTOR}"
+            )
+        source_hash = hashlib.sha256(app_source).hexdigest()
+        key = hashlib.sha256(f"{base.hash}\0{source_hash}\0{tag}".encode()).hexdigest()
+        label = f"@build output of {tag} ({', '.join(methods)})"
+
+        def make(workdir: Path) -> BuiltImage:
+            keep = workdir / "layers" / f"build-{uuid.uuid4().hex[:6]}"
+            keep.parent.mkdir()
+            # A shell sets the app path from COLDSNAP_CODE_DIR, which the engine picks.
+            script = f'exec "$0" -m coldsnap._runtime.build "${CODE_DIR_ENV}/app.py" "$1"'
+            spec = ContainerSpec(
+                argv=["/bin/sh", "-c", script, base.python, tag],
+                env=base.container_env(
+                    {
+                        "HOME": "/root",
+                        "PYTHONUNBUFFERED": "1",
+                        CONTAINER_ID_ENV: f"build-{key[:12]}",
+                        "HF_HUB_OFFLINE": "1",
+                        # Keeps .pyc files of host code out of the layer.
+                        "PYTHONDONTWRITEBYTECODE": "1",
+                    }
+                ),
+                files={"app.py": app_source},
+                layers=list(base.layers),
+                keep_upper=keep,
+            )
+            log = workdir / "build.log"
+            running = f"Running @build {', '.join(methods)} of {tag} in image {base.hash[:12]} ..."
+            code, tail, _ = run_container(self.engine, spec, running, progress, log)
+            if code != 0:
+                raise BuildError(format_failure(
+                    f"@build methods of {tag} failed ({_status(code)}).",
+                    f"{base.python} -m coldsnap._runtime.build app.py {tag}", tail,
+                    f"Fix the @build method (see its traceback above) and deploy again. "
+                    f"Full log: {log}",
+                ))  # fmt: skip
+            self._finish_kept(keep, label)
+            return BuiltImage(key, base.python, (keep, *base.layers), dict(base.env))
+
+        return self._cached_or_built(key, label, progress, make)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _cached_or_built(
+        self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]
+    ) -> BuiltImage:
+        record = self.store.load(key)
+        if record is None:
+            waited = False
+
+            def on_wait() -> None:
+                nonlocal waited
+                waited = True
+                progress(f"Waiting for another build of {label} ...")
+
+            with self.store.locked(key, on_wait):
+                record = self.store.load(key)
+                if record is None:
+                    return self._build_and_publish(key, label, progress, make)
+            if waited:
+                progress(f"Reusing {label}, built by the build we waited for.")
+                return BuiltImage.from_record(record)
+        progress(f"Using cached {label}.")
+        return BuiltImage.from_record(record)
+
+    def _build_and_publish(
+        self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]
+    ) -> BuiltImage:
+        workdir = self.store.fresh_dir(key)  # wipes what an interrupted build left
+        started = time.monotonic()
+        progress(f"Building {label} ...")
+        built = make(workdir)
+        seconds = time.monotonic() - started
+        record = {**built.to_record(), "built_s": round(seconds, 3), "created_at": time.time()}
+        self.store.publish(key, record)
+        progress(f"Built {label} in {seconds:.1f}s.")
+        return built
+
+    def _build_layers(
+        self,
+        key: str,
+        layers: list[dict[str, Any]],
+        env: dict[str, str],
+        workdir: Path,
+        progress: Progress,
+    ) -> BuiltImage:
+        # Layer directories carry a per-attempt suffix: the engine caches copies of
+        # lower layers by path, so a rebuilt layer must never reuse an old path.
+        attempt = uuid.uuid4().hex[:6]
+        log = workdir / "build.log"
+        (workdir / "layers").mkdir()
+        python: Path | None = None
+        done: list[Path] = []  # lowest first
+        files_layer: Path | None = None  # the add_local_* layer still open for copies
+        env_so_far: dict[str, str] = {}
+        for layer in layers:
+            op = layer["op"]
+            if op == "env":
+                env_so_far.update(layer["vars"])
+            elif op == "pip_install":
+                if python is None:
+                    progress("Creating the image's virtual environment ...")
+                    python = make_venv(workdir / "venv")
+                pip_install(python, layer["packages"], log, progress)
+            elif op in ("add_local_file", "add_local_dir"):
+                if files_layer is None:
+                    files_layer = workdir / "layers" / f"{len(done):02d}-files-{attempt}"
+                    files_layer.mkdir()
+                    done.append(files_layer)
+                add_local(files_layer, Path(layer["local"]), layer["remote"])
+                progress(f"Added {layer['local']} at {layer['remote']}")
+            elif op == "run_commands":
+                files_layer = None  # what a container saw stays as it was
+                keep = workdir / "layers" / f"{len(done):02d}-commands-{attempt}"
+                current = BuiltImage(key, str(python or sys.executable), (), env_so_far)
+                spec = run_commands_spec(
+                    layer["commands"], current.container_env({"HOME": "/root"}),
+                    list(reversed(done)), keep,
+                )  # fmt: skip
+                self._run_commands(spec, layer["commands"], log, progress)
+                done.append(keep)
+        return BuiltImage(key, str(python or sys.executable), tuple(reversed(done)), env)
+
+    def _run_commands(
+        self, spec: ContainerSpec, commands: list[str], log: Path, progress: Progress
+    ) -> None:
+        what = f"Running {len(commands)} command(s) in a build container ..."
+        code, tail, step = run_container(self.engine, spec, what, progress, log)
+        if code != 0:
+            raise BuildError(format_failure(
+                f"run_commands failed ({_status(code)}) while building the image.",
+                step or "; ".join(commands), tail,
+                f"Fix the command in Image.run_commands(...) and deploy again. Full log: {log}",
+            ))  # fmt: skip
+        self._finish_kept(spec.keep_upper, "run_commands")
+
+    def _finish_kept(self, keep: Path | None, label: str) -> None:
+        if keep is None or not keep.is_dir():
+            raise BuildError(
+                f"saving what {label} wrote failed: the engine did not copy the container's "
+                f"files to {keep}. Check free space under {self.settings.images} and deploy "
+                "again."
+            )
+        strip_masks(keep, [self.settings.state_dir, self.settings.snapshots])
+
+
+def _status(code: int | None) -> str:
+    return "timed out" if code is None else f"exit status {code}"
