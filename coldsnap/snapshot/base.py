@@ -67,6 +67,8 @@ class ContainerSpec:
     # Opt-in: keep GPUs visible in the snapshot phase and snapshot GPU memory
     # through the CUDA checkpoint API (snapshot/gpu.py).
     gpu_snapshot: bool = False
+    # Working directory inside the container; "" means the code dir (where files land).
+    cwd: str = ""
 
 
 @dataclasses.dataclass

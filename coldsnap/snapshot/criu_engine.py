@@ -43,6 +43,7 @@ from coldsnap.snapshot.hostkey import host_facts, host_key
 from coldsnap.snapshot.netns import NETNS_OWNERS, NetnsPool
 from coldsnap.snapshot.pipes import ContainerPipes
 from coldsnap.snapshot.sandbox import (
+    CODE_DIR,
     ContainerDirs,
     LayerCache,
     ensure_tmpfs,
@@ -97,6 +98,7 @@ class CriuEngine:
             proc, pid = start_fresh(
                 dirs, spec.argv, {**spec.env, **pipes.child_env()}, layers,
                 netns.path if netns else None, pipes.child_fds(), pipes.logs_w,
+                cwd=spec.cwd or CODE_DIR,
             )  # fmt: skip
         except Exception:
             dirs.remove()

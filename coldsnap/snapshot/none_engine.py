@@ -49,6 +49,7 @@ class NoneEngine:
             stderr=pipes.logs_w,
             pass_fds=pipes.child_fds(),
             start_new_session=True,
+            cwd=spec.cwd or code_dir,
         )
         pipes.close_child_ends()
         container = Container(

@@ -57,6 +57,7 @@ class ContainerDirs:
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             (dev / link).symlink_to(target)
         for hidden in masks:
+            _copy_parents(self.upper, Path(hidden).parent)
             _opaque_dir(self.upper / hidden.lstrip("/"), 0o700)
 
     def add_devices(self, nodes: list[Path]) -> None:
@@ -68,6 +69,7 @@ class ContainerDirs:
 
     def write_files(self, files: dict[str, bytes]) -> None:
         code = self.upper / CODE_DIR.lstrip("/")
+        code.mkdir(parents=True, exist_ok=True)
         for rel, data in files.items():
             target = code / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,24 @@ class ContainerDirs:
     def remove(self) -> None:
         subprocess.run(["umount", "-l", str(self.root)], capture_output=True, check=False)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _copy_parents(upper: Path, host_dir: Path) -> None:
+    """Create ``host_dir`` and its parents in ``upper`` with the host's mode and owner.
+
+    A directory in the upper layer lends its attributes to the merged one, so a
+    plain mkdir would turn /tmp into 0755 inside the container.
+    """
+    for host in reversed([host_dir, *host_dir.parents]):
+        if host == Path("/"):
+            continue
+        target = upper / str(host).lstrip("/")
+        if target.exists():
+            continue
+        st = host.stat()
+        target.mkdir()
+        os.chown(target, st.st_uid, st.st_gid)
+        target.chmod(stat.S_IMODE(st.st_mode))
 
 
 def _opaque_dir(path: Path, mode: int) -> None:
@@ -182,6 +202,7 @@ def start_fresh(
     netns: Path | None,
     child_fds: tuple[int, ...],
     log_fd: int,
+    cwd: str = "/",
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new pid+mount namespaces; netns None means a new empty one.
 
@@ -193,6 +214,7 @@ def start_fresh(
         "work": str(dirs.work),
         "layers": [str(p) for p in layers],
         "argv": argv,
+        "cwd": cwd,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},
     }
     unshare = ["unshare", "--pid", "--mount", "--fork", "--propagation", "private"]
