@@ -76,10 +76,12 @@ class SnapshotKeys:
 
 
 class Booter:
-    def __init__(self, settings: Settings, engine: Engine, db: StateDB) -> None:
+    def __init__(self, settings: Settings, engine: Engine, db: StateDB,
+                 log: Callable[[str, str], None]) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
+        self.log = log  # (app, line): the app's log
         self.keys = SnapshotKeys(engine, db)
 
     def boot(self, fn: FunctionSpec, attach: Attach) -> Boot:
@@ -96,8 +98,12 @@ class _BootRun:
         self.engine = booter.engine
         self.db = booter.db
         self.keys = booter.keys
+        self.log = booter.log
         self.fn = fn
-        self.attach = attach
+        self._attach = attach
+        # Log lines of containers this boot gave up on (dumped, failed): the caller
+        # still sees them, ahead of the container that serves.
+        self._carry: list[str] = []
 
     # strategies
 
@@ -136,8 +142,19 @@ class _BootRun:
     def _start(self, snapshot: bool) -> tuple[Worker, dict[str, float]]:
         container_id = new_container_id()
         container = self.engine.start(self._spec(container_id, snapshot))
-        worker = self.attach(container, container_id)
-        return worker, dict(container.timings)
+        return self._adopt(container, container_id), dict(container.timings)
+
+    def _adopt(self, container: Container, container_id: str) -> Worker:
+        worker = self._attach(container, container_id)
+        worker.pending_logs.extendleft(reversed(self._carry))
+        self._carry = []
+        return worker
+
+    def _retire(self, worker: Worker) -> None:
+        """Kill a container this boot no longer needs, keeping its log lines."""
+        worker.kill()
+        self._carry.extend(worker.pending_logs)
+        worker.pending_logs.clear()
 
     def _handshake_without_dump(self, kind: str) -> Boot:
         worker, timings = self._start(snapshot=True)
@@ -176,21 +193,19 @@ class _BootRun:
         except SnapshotError as exc:
             worker.note(f"memory snapshot failed, booting without one: {exc.reason}")
             self.keys.mark_failed(key, f"dump: {exc.reason}")
-            worker.kill()
+            self._retire(worker)
             return self._handshake_without_dump("fallback")
         timings["dump_s"] = info.dump_s or time.monotonic() - t0
-        worker.kill()  # gone after the dump: release its pipes and scratch
         worker.note(
             f"memory snapshot created in {timings['dump_s'] * 1000:.0f} ms "
             f"({info.size_bytes / 1e6:.1f} MB); continuing from it"
         )
-        restored = self._restore(key, carry_logs=list(worker.pending_logs),
-                                 kind="snapshot-created")
+        self._retire(worker)  # gone after the dump: release its pipes and scratch
+        restored = self._restore(key, kind="snapshot-created")
         restored.timings = {**timings, **restored.timings}
         return restored
 
-    def _restore(self, key: str, carry_logs: list[str] | None = None,
-                 kind: str = "restored") -> Boot:
+    def _restore(self, key: str, kind: str = "restored") -> Boot:
         container_id = new_container_id()
         t0 = time.monotonic()
         try:
@@ -199,10 +214,9 @@ class _BootRun:
             reason = exc.reason if isinstance(exc, SnapshotError) else f"snapshot missing: {exc}"
             self.keys.mark_failed(key, f"restore: {reason}")
             return self._fallback_after(f"restore from memory snapshot failed: {reason}")
-        worker = self.attach(container, container_id)
+        worker = self._adopt(container, container_id)
         timings = dict(container.timings)
         timings.setdefault("restore_s", time.monotonic() - t0)
-        worker.pending_logs.extendleft(reversed(carry_logs or []))
         worker.note(f"restored from memory snapshot in {timings['restore_s'] * 1000:.0f} ms")
         try:
             self._resume(worker, restored=True)
@@ -210,15 +224,17 @@ class _BootRun:
         except BootFailed as exc:
             if exc.blob is not None:  # user code in enter(snap=False) raised: not our fault
                 raise
+            self._retire(worker)
             self.keys.mark_failed(key, f"restored container died: {exc.message}")
             return self._fallback_after(f"the restored container died: {exc.message}")
         self.db.count_restore(key)
         return boot
 
     def _fallback_after(self, why: str) -> Boot:
-        boot = self._handshake_without_dump("fallback")
-        boot.worker.note(f"{why}; booted without a snapshot")
-        return boot
+        line = f"[{self.fn.tag}] coldsnap: {why}; booting without a snapshot"
+        self.log(self.fn.app, line)
+        self._carry.append(line)
+        return self._handshake_without_dump("fallback")
 
     def _resume(self, worker: Worker, restored: bool) -> None:
         try:

@@ -29,7 +29,7 @@ class Platform:
         self.db = db
         self.logs = LogBook()
         self.calls = CallTable()
-        self._ctx = PoolContext(Booter(settings, engine, db), db, self.logs)
+        self._ctx = PoolContext(Booter(settings, engine, db, self.logs.write), db, self.logs)
         self._pools: dict[tuple[str, str, str], Pool] = {}
         self._retired: list[Pool] = []  # draining: no new calls, finishing old ones
         self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)

@@ -1,0 +1,120 @@
+"""The snapshot policy when dumps or restores fail: log why, mark the key, boot without a
+snapshot, and don't try the failed key again. Real runtime containers (the none engine's
+processes) behind an engine whose checkpoint or restore fails on purpose."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coldsnap._runtime.serialization import dumps_args
+from coldsnap.server.boot import Boot, Booter
+from coldsnap.server.calls import Call
+from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.state import StateDB
+from coldsnap.server.worker import CallEnd, Worker
+from coldsnap.settings import Settings
+from coldsnap.snapshot import Container, ContainerSpec, DumpFailed, RestoreFailed, SnapshotInfo
+from coldsnap.snapshot.none_engine import NoneEngine
+from tests.conftest import APPS
+
+
+class FailingEngine:
+    """Starts plain processes; ``checkpoint`` or ``restore`` fails as told."""
+
+    name = "failing"
+    host_key = "test-host"
+
+    def __init__(self, fail: str, run_dir: Path) -> None:
+        self.fail = fail
+        self.inner = NoneEngine(run_dir)
+        self.checkpoints = 0
+        self.restores = 0
+        self.failed: dict[str, str] = {}
+
+    def start(self, spec: ContainerSpec) -> Container:
+        return self.inner.start(spec)
+
+    def checkpoint(self, container: Container, key: str) -> SnapshotInfo:
+        self.checkpoints += 1
+        raise DumpFailed("no space left on device (on purpose)")
+
+    def restore(self, key: str, spec: ContainerSpec) -> Container:
+        self.restores += 1
+        raise RestoreFailed("the image is corrupt (on purpose)")
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        if self.fail == "restore":
+            return SnapshotInfo(key, self.host_key, Path("/nonexistent"), 1, 0.1, time.time())
+        return None
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        self.failed[key] = reason
+
+    def failure(self, key: str) -> str | None:
+        return self.failed.get(key)
+
+
+@pytest.fixture
+def square() -> FunctionSpec:
+    description = {"functions": {"square": {"kind": "function",
+                                            "options": {"enable_memory_snapshot": True}}}}
+    return FunctionSpec.from_description("test-square", "f" * 64, "square", description,
+                                         (APPS / "square.py").read_bytes())
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDB]:
+    database = StateDB(tmp_path / "state.db")
+    yield database
+    database.close()
+
+
+def _boot(booter: Booter, fn: FunctionSpec, lines: list[str]) -> Boot:
+    def attach(container: Container, container_id: str) -> Worker:
+        return Worker(container, container_id, log_line=lambda _w, line: lines.append(line))
+
+    return booter.boot(fn, attach)
+
+
+def _serves(boot: Boot) -> None:
+    call = Call("test-square", "square", None, dumps_args((9,), {}), timeout_s=30, retries=0)
+    try:
+        end, header, _ = boot.worker.run_call(call)
+        assert end is CallEnd.RESULT and header["ok"] is True
+    finally:
+        boot.worker.shutdown()
+
+
+@pytest.mark.parametrize("fail", ["dump", "restore"])
+def test_failed_snapshot_falls_back_and_is_not_retried(
+    fail: str, square: FunctionSpec, db: StateDB, tmp_path: Path
+) -> None:
+    engine = FailingEngine(fail, tmp_path)
+    settings = Settings(state_dir=tmp_path, boot_timeout_s=60)
+    logged: list[tuple[str, str]] = []
+    booter = Booter(settings, engine, db, log=lambda app, line: logged.append((app, line)))
+    lines: list[str] = []
+    first = _boot(booter, square, lines)
+    assert first.kind == "fallback"
+    key = square.snapshot_key
+    if fail == "dump":
+        assert engine.checkpoints == 1
+        assert engine.failed[key] == "dump: no space left on device (on purpose)"
+        assert any("memory snapshot failed, booting without one: no space left" in line
+                   for line in lines)
+    else:
+        assert engine.restores == 1
+        assert engine.failed[key] == "restore: the image is corrupt (on purpose)"
+        assert logged and "restore from memory snapshot failed" in logged[0][1]
+        assert "restore from memory snapshot failed" in first.worker.pending_logs[0]
+    assert db.snapshot_keys()[key]["last_error"] == engine.failed[key]
+    _serves(first)
+
+    second = _boot(booter, square, lines)
+    assert second.kind == "fallback"
+    assert (engine.checkpoints, engine.restores) == ((1, 0) if fail == "dump" else (0, 1))
+    _serves(second)
