@@ -134,6 +134,7 @@ class _BootRun:
             argv=fn.argv,
             env=fn.container_env(container_id, snapshot),
             files={APP_FILE: fn.source},
+            layers=fn.layers,
             snapshot_phase=snapshot,
             memory_mb=self.settings.container_memory_mb,
             cpus=self.settings.container_cpus,

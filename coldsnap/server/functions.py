@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
+from coldsnap.image_builder import BuiltImage
 from coldsnap.options import FunctionOptions
 
 APP_FILE = "app.py"
@@ -24,6 +26,7 @@ class FunctionSpec:
     options: FunctionOptions
     source: bytes
     image: dict[str, Any]
+    built: BuiltImage | None = None  # None: the host's interpreter, no extra layers
 
     @classmethod
     def from_description(
@@ -39,6 +42,8 @@ class FunctionSpec:
             options=FunctionOptions.from_dict(entry.get("options", {})),
             source=source,
             image=description.get("image", {}),
+            built=(BuiltImage.from_record(description["built_images"][tag])
+                   if tag in description.get("built_images", {}) else None),
         )
 
     @property
@@ -54,9 +59,12 @@ class FunctionSpec:
         """The environment of a fresh container (the engine adds its fd and dir vars)."""
         # The server's own COLDSNAP_ settings (state dir, token path) stay out.
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
-        for layer in self.image.get("spec", {}).get("layers", []):
-            if layer.get("op") == "env":
-                env.update(layer.get("vars", {}))
+        if self.built is not None:
+            env = self.built.container_env(env)
+        else:
+            for layer in self.image.get("spec", {}).get("layers", []):
+                if layer.get("op") == "env":
+                    env.update(layer.get("vars", {}))
         env.update(self.options.env)
         env.update(
             COLDSNAP_APP_FILE=APP_FILE,
@@ -77,4 +85,9 @@ class FunctionSpec:
 
     @property
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "coldsnap._runtime"]
+        python = self.built.python if self.built is not None else sys.executable
+        return [python, "-m", "coldsnap._runtime"]
+
+    @property
+    def layers(self) -> list[Path]:
+        return list(self.built.layers) if self.built is not None else []

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coldsnap.image_builder import ImageBuilder
 from coldsnap.server.boot import Booter
 from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE, ApiError
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.images import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool, PoolContext
 from coldsnap.server.registry import check_app_name, describe_source, version_of
@@ -35,6 +37,7 @@ class Platform:
         self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)
         self._descriptions: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
         self._lock = threading.RLock()
+        self.builder = ImageBuilder(settings, engine)
 
     def start(self) -> None:
         """Pick up the apps of an earlier run; ephemeral ones died with their `run`."""
@@ -53,6 +56,17 @@ class Platform:
         description = describe_source(source, filename, self.settings.boot_timeout_s)
         app = check_app_name(name or description["app"])
         version = version_of(source, description)
+        progress: list[str] = []
+        if self._current.get(app) != (DEPLOYED, version):
+            def report(line: str) -> None:
+                progress.append(line)
+                self.logs.write(app, f"[build] {line}")
+
+            known = self.db.version(app, version)
+            description["built_images"] = (
+                known["description"]["built_images"]
+                if known and "built_images" in known["description"]
+                else build_images(self.builder, description, source, filename, report))
         with self._lock:
             changed = self._current.get(app) != (DEPLOYED, version)
             if changed:
@@ -63,7 +77,7 @@ class Platform:
         if changed:
             self.logs.write(app, f"coldsnap: deployed {filename} as version {version[:12]}")
             self._warm(app, version)
-        return {"app": app, "version": version, "changed": changed,
+        return {"app": app, "version": version, "changed": changed, "logs": progress,
                 "functions": description["functions"],
                 "entrypoints": description.get("entrypoints", [])}
 

@@ -18,7 +18,7 @@ def srv() -> Iterator[ServerHandle]:
 @pytest.fixture(scope="module", autouse=True)
 def deployed(srv: ServerHandle) -> None:
     srv.cli("deploy", str(APPS / "square.py"))
-    srv.cli("deploy", str(APPS / "embedder_like.py"))
+    srv.cli("deploy", str(APPS / "exit_hook.py"))
 
 
 def test_function_remote_map_spawn(srv: ServerHandle) -> None:
@@ -36,12 +36,10 @@ def test_function_remote_map_spawn(srv: ServerHandle) -> None:
 def test_class_method_from_name(srv: ServerHandle) -> None:
     result = srv.python(
         "import coldsnap\n"
-        "E = coldsnap.Cls.from_name('test-embedder-like', 'Embedder')\n"
-        "v = E().run.remote(['hello', 'world'])\n"
-        "print(len(v), len(v[0]))\n"
+        "W = coldsnap.Cls.from_name('test-exit-hook', 'Worker')\n"
+        "print(W().work.remote(1), W().work.remote(41))\n"
     )
-    assert result.stdout.split() == ["2", "8"]
-    assert "run: encoding 2 sentences" in result.stderr
+    assert result.stdout.split() == ["2", "42"]
 
 
 def test_user_exception_keeps_type_and_remote_traceback(srv: ServerHandle) -> None:
@@ -79,7 +77,7 @@ def test_unknown_app_function_and_method(srv: ServerHandle) -> None:
         "from coldsnap._runtime.serialization import dumps_args\n"
         "conn = Connection.default()\n"
         "for app, tag, method in [('nope', 'f', None), ('test-square', 'nope', None),\n"
-        "                         ('test-embedder-like', 'Embedder', 'nope')]:\n"
+        "                         ('test-exit-hook', 'Worker', 'nope')]:\n"
         "    try:\n"
         "        conn.call(app, tag, method, dumps_args((), {}))\n"
         "    except NotFoundError as exc:\n"
@@ -88,5 +86,4 @@ def test_unknown_app_function_and_method(srv: ServerHandle) -> None:
     assert out[0].startswith("no app named 'nope' is deployed")
     assert "coldsnap deploy" in out[0]
     assert out[1].startswith("app 'test-square' has no function or class 'nope'; it has: big")
-    assert out[2] == ("class test-embedder-like/Embedder has no method 'nope'; "
-                      "its methods are: run, state")
+    assert out[2] == "class test-exit-hook/Worker has no method 'nope'; its methods are: work"

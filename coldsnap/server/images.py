@@ -1,0 +1,30 @@
+"""Deploy-time image builds: the base image once, plus each class's ``@build`` output.
+
+The records land in the version's description (``built_images``: tag -> record), so
+containers of that version find their interpreter, layers and env after a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap.image_builder import BuildError, ImageBuilder
+from coldsnap.server.errors import DEPLOY_FAILED, ApiError
+
+
+def build_images(builder: ImageBuilder, description: dict[str, Any], source: bytes,
+                 filename: str, progress: Callable[[str], None]) -> dict[str, Any]:
+    """tag -> BuiltImage record for every function of the app."""
+    spec = description.get("image", {}).get("spec") or {"layers": [{"op": "from_host"}]}
+    try:
+        base = builder.build(spec, progress)
+        records = {}
+        for tag, entry in description["functions"].items():
+            methods = list(entry.get("build_methods") or [])
+            image = builder.with_build_output(base, source, tag, methods, progress)
+            records[tag] = image.to_record()
+        return records
+    except BuildError as exc:
+        raise ApiError(DEPLOY_FAILED, f"building the image of {filename} failed, so it was "
+                       f"not deployed:\n{exc}") from None
