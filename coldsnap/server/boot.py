@@ -87,7 +87,12 @@ class Booter:
     def boot(self, fn: FunctionSpec, attach: Attach) -> Boot:
         """Start a container for ``fn`` and return it once it said ``ready``."""
         strategy = "snapshot" if fn.options.enable_memory_snapshot else "plain"
-        return BOOT_STRATEGIES[strategy](_BootRun(self, fn, attach))
+        run = _BootRun(self, fn, attach)
+        try:
+            return BOOT_STRATEGIES[strategy](run)
+        except BootFailed as exc:
+            exc.logs = run.carried()
+            raise
 
 
 class _BootRun:
@@ -151,6 +156,9 @@ class _BootRun:
         self._carry = []
         return worker
 
+    def carried(self) -> list[str]:
+        return list(self._carry)
+
     def _retire(self, worker: Worker) -> None:
         """Kill a container this boot no longer needs, keeping its log lines."""
         worker.kill()
@@ -172,7 +180,7 @@ class _BootRun:
             header, blob = worker.expect({"ready_to_snapshot", "snapshot_refused"},
                                          self.settings.boot_timeout_s)
         except BootFailed:
-            worker.kill()
+            self._retire(worker)
             raise
         timings.update(header.get("timings") or {})
         return header, blob
@@ -244,14 +252,15 @@ class _BootRun:
                 "seed": secrets.randbits(63), "restored": restored,
             })
         except OSError as exc:
-            worker.kill()
-            raise BootFailed(worker.death_message(f"before resume ({exc})")) from None
+            message = worker.death_message(f"before resume ({exc})")
+            self._retire(worker)
+            raise BootFailed(message) from None
 
     def _finish(self, worker: Worker, kind: str, timings: dict[str, float]) -> Boot:
         try:
             header, _ = worker.expect({"ready"}, self.settings.boot_timeout_s)
         except BootFailed:
-            worker.kill()
+            self._retire(worker)
             raise
         timings.update(header.get("timings") or {})
         return Boot(worker, kind, timings)

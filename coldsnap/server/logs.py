@@ -43,7 +43,8 @@ class AppLogs:
 class LogBook:
     """AppLogs by app name."""
 
-    def __init__(self, limit_per_app: int = 10_000) -> None:
+    def __init__(self, limit_per_app: int = 10_000, echo: bool = True) -> None:
+        self._echo = echo
         self._apps: dict[str, AppLogs] = {}
         self._lock = threading.Lock()
         self._limit = limit_per_app
@@ -57,3 +58,5 @@ class LogBook:
 
     def write(self, app: str, line: str) -> None:
         self.app(app).append(line)
+        if self._echo and "coldsnap: " in line:  # the server's own notes go to its log too
+            print(f"{app} {line}", flush=True)

@@ -140,11 +140,11 @@ class Pool:
         try:
             boot = self._ctx.booter.boot(self.fn, self._attach)
         except BootFailed as exc:
-            self._boot_failed(exc.message, exc.blob)
+            self._boot_failed(exc.message, exc.blob, exc.logs)
             return
         except Exception as exc:  # an engine error must not kill the scheduler
             self._boot_failed(f"the {self._ctx.booter.engine.name} engine could not start a "
-                              f"container for {self.fn.label}: {exc}", None)
+                              f"container for {self.fn.label}: {exc}", None, [])
             return
         boot.timings["boot_s"] = time.monotonic() - t0
         self._record_boot(boot)
@@ -173,7 +173,7 @@ class Pool:
         worker.note(f"{boot.kind} boot ready in {boot.timings['boot_s'] * 1000:.0f} ms: "
                     f"{describe_timings(boot.timings)}")
 
-    def _boot_failed(self, message: str, blob: bytes | None) -> None:
+    def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
         self._ctx.logs.write(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}")
         self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {}, message)
@@ -186,7 +186,10 @@ class Pool:
             if self._slots == 0:  # nobody left who could serve the queue
                 while self._queue:
                     self.counters["calls_failed"] += 1
-                    self._queue.popleft().fail(ApiError(BOOT_FAILED, message, blob))
+                    call = self._queue.popleft()
+                    for line in logs:
+                        call.add_log(line)
+                    call.fail(ApiError(BOOT_FAILED, message, blob))
             self._cond.notify_all()
 
     def _next_call(self, worker: Worker) -> Call | None:

@@ -27,6 +27,7 @@ class BootFailed(Exception):
         super().__init__(message)
         self.message = message
         self.blob = blob
+        self.logs: list[str] = []  # what the container printed: the caller sees it
 
 
 class CallEnd(enum.Enum):

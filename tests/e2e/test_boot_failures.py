@@ -1,0 +1,62 @@
+"""Hooks that raise fail the call with the user's exception and a clear note; the server
+carries on. And the SDK starts a server on demand when none runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import APPS, ServerHandle
+from tests.e2e.helpers import stats, wait_for
+
+CALL_BROKEN = """
+import coldsnap
+B = coldsnap.Cls.from_name("test-failing-hooks", "Broken")
+try:
+    B().run.remote()
+except Exception as exc:
+    print(type(exc).__name__, "|", exc, "|", " ".join(getattr(exc, "__notes__", [])))
+"""
+
+
+@pytest.mark.parametrize("stage", ["snap", "enter"])
+def test_failing_hook_fails_the_call(server_factory: type[ServerHandle], stage: str) -> None:
+    server = server_factory(env={"FAILING_HOOKS_STAGE": stage}).start()
+    server.cli("deploy", str(APPS / "failing_hooks.py"))
+    result = server.python(CALL_BROKEN)
+    message = "no weights at /model.bin" if stage == "snap" else "setup failed on purpose"
+    assert result.stdout.startswith(f"WeightsMissing | {message} |")
+    assert "failed to boot in" in result.stdout
+    assert "load: starting" in result.stderr  # the hook's own output reached the caller
+    fn = stats(server, "test-failing-hooks")["functions"][0]
+    assert fn["boots_failed"] >= 1 and fn["calls_failed"] == 1 and fn["queued"] == 0
+    # The server carries on: the next call boots again and fails the same way.
+    assert server.python(CALL_BROKEN).stdout.startswith("WeightsMissing |")
+
+
+def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
+    handle = ServerHandle()  # configured, not started
+    try:
+        handle.cli("deploy", str(APPS / "square.py"))  # starts the embedded server
+        lock = handle.state_dir / "server.lock"
+        pid = int(wait_for(lambda: lock.read_text().strip(), 10, "the server's pid"))
+        assert "listening on" in (handle.state_dir / "server.log").read_text()
+        out = handle.python(
+            "import coldsnap\n"
+            "print(coldsnap.Function.from_name('test-square', 'square').remote(4))\n"
+        )
+        assert out.stdout.strip() == "16"
+    finally:
+        pid_text = (handle.state_dir / "server.lock").read_text().strip() \
+            if (handle.state_dir / "server.lock").exists() else ""
+        if pid_text:
+            os.kill(int(pid_text), signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and Path(f"/proc/{pid_text}").exists():
+                time.sleep(0.05)
+        handle.cleanup()
+    assert pid > 0
