@@ -154,3 +154,39 @@ def test_containers_cannot_read_the_token(srv: ServerHandle, tmp_path: Path) -> 
         f"print(S().can_read.remote({str(token)!r}))\n"
     )
     assert out.stdout.strip() == "False"
+
+
+def test_inspect_rm_and_boot_breakdown(srv: ServerHandle, tmp_path: Path) -> None:
+    app_file = write_app(tmp_path, "slow", SLOW_SNAPSHOT.format(label="inspect"))
+    srv.cli("deploy", str(app_file))
+    srv.python("import coldsnap\n"
+               "print(coldsnap.Cls.from_name('test-slow-snapshot', 'Slow')().who.remote())\n")
+    human = srv.cli("apps", "stats", "test-slow-snapshot").stdout
+    assert "boot times, median by kind (ms):" in human and "FIRST INPUT" in human
+    [boot] = stats(srv, "test-slow-snapshot")["boots"][:1]
+    assert {"sandbox_s", "import_s", "enter_snap_s", "boot_s", "first_input_s"} <= set(
+        boot["timings"])
+    assert boot["timings"]["enter_snap_s"] >= 1.4  # the hook sleeps 1.5 s
+    if srv.engine == "none":
+        assert srv.cli("snapshots", "inspect", "x", check=False).returncode == 1
+        return
+    assert boot["kind"] == "snapshot-created"
+    assert {"dump_s", "restore_s"} <= set(boot["timings"])
+    key = f"{stats(srv, 'test-slow-snapshot')['version'][:32]}-Slow"  # version + tag
+    [snap] = [s for s in _snapshots(srv) if s["key"] == key]
+    assert snap["status"] == "ready" and snap["restores"] == 1
+    detail = json.loads(srv.cli("snapshots", "inspect", snap["key"]).stdout)
+    assert snap["key"] in json.dumps(detail)
+    removed = srv.cli("snapshots", "rm", snap["key"]).stdout.strip()
+    assert removed == f"removed snapshot {snap['key']}"
+    assert snap["key"] not in {s["key"] for s in _snapshots(srv) if s["status"] == "ready"}
+
+
+def test_doctor_reports_checks(srv: ServerHandle) -> None:
+    result = srv.cli("doctor", "--json", check=False)
+    checks = json.loads(result.stdout)
+    assert {"name", "ok", "detail", "fix"} <= set(checks[0])
+    names = {c["name"] for c in checks}
+    assert "criu" in names or "criu check" in names
+    assert result.returncode == (0 if all(c["ok"] or not c.get("needed", True) for c in checks)
+                                 else 1)
