@@ -245,9 +245,13 @@ class Connection:
         return self.request("lookup", app=app, tag=tag)[0]
 
     def deploy(self, source: bytes, filename: str, name: str | None = None,
-               ephemeral: bool = False) -> dict[str, Any]:
+               ephemeral: bool = False, snapshots: bool = True) -> dict[str, Any]:
         return self.request("deploy", source, filename=filename, name=name,
-                            ephemeral=ephemeral)[0]
+                            ephemeral=ephemeral, snapshots=snapshots)[0]
+
+    def drain(self, app: str, wait: float = 60.0) -> dict[str, Any]:
+        """Stop an app's containers; the next call cold-boots."""
+        return self.request("app_drain", app=app, wait=wait)[0]
 
     def stream(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
         """Replies of a streaming op (``logs`` with follow) until the caller stops."""

@@ -97,6 +97,10 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
                 boot.run_hook(label, hook, "enter_snap_s")
                 watch.check(label)
             resume = _snapshot_handshake(channel, boot.timings, watch.refusal())  # 4
+            if resume.get("restored"):
+                # A restored copy did not import anything: those times belong to
+                # the snapshot phase, already sent with ready_to_snapshot.
+                boot.timings.clear()
             with boot.stage("after restore", "after_restore_s"):
                 after_restore.apply_resume(resume)  # 5
         else:

@@ -25,7 +25,8 @@ def read_source(path_text: str) -> tuple[Path, bytes]:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     path, source = read_source(args.file)
-    result = Connection.default().deploy(source, path.name, name=args.name)
+    result = Connection.default().deploy(source, path.name, name=args.name,
+                                         snapshots=not args.no_snapshot)
     if args.json:
         print_json({k: v for k, v in result.items() if k != "ok"})
         return 0

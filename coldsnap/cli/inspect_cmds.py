@@ -35,6 +35,13 @@ def cmd_apps_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apps_drain(args: argparse.Namespace) -> int:
+    result = _request("app_drain", app=args.app)
+    state = "stopped" if result["drained"] else "still stopping (busy with calls)"
+    print(f"{result['app']}: containers {state}; the next call cold-boots")
+    return 0
+
+
 def cmd_apps_stats(args: argparse.Namespace) -> int:
     stats = _request("app_stats", app=args.app)
     stats.pop("ok", None)

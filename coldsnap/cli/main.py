@@ -19,12 +19,20 @@ COMMANDS: dict[str, Command] = {
     "apps ls": inspect_cmds.cmd_apps_ls,
     "apps stop": inspect_cmds.cmd_apps_stop,
     "apps stats": inspect_cmds.cmd_apps_stats,
+    "apps drain": inspect_cmds.cmd_apps_drain,
     "logs": inspect_cmds.cmd_logs,
     "snapshots ls": inspect_cmds.cmd_snapshots_ls,
     "snapshots inspect": inspect_cmds.cmd_snapshots_inspect,
     "snapshots rm": inspect_cmds.cmd_snapshots_rm,
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
+    "bench": lambda args: _bench(args),
 }
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from coldsnap.bench.cli import cmd_bench  # the benchmark pulls in more; load on demand
+
+    return cmd_bench(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     dep = sub.add_parser("deploy", help="deploy an app file (a no-op if nothing changed)")
     dep.add_argument("file")
     dep.add_argument("--name", help="deploy under this name instead of the App's")
+    dep.add_argument("--no-snapshot", action="store_true",
+                     help="turn enable_memory_snapshot off for every function (a baseline)")
     _json(dep)
     run = sub.add_parser("run", help="deploy an ephemeral copy, run its local entrypoint, "
                          "stop it")
@@ -50,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--name value arguments for the entrypoint")
 
     apps = sub.add_parser("apps", help="deployed apps").add_subparsers(
-        dest="apps_command", required=True, metavar="ls|stop|stats")
+        dest="apps_command", required=True, metavar="ls|stop|stats|drain")
     _json(apps.add_parser("ls", help="list apps"))
     stop = apps.add_parser("stop", help="stop an app; its containers drain")
     stop.add_argument("app")
     stop.add_argument("--delete", action="store_true", help="also forget it")
+    apps.add_parser("drain", help="stop an app's containers; the next call cold-boots"
+                    ).add_argument("app")
     stats = apps.add_parser("stats", help="containers, calls and boot timings")
     stats.add_argument("app")
     _json(stats)
@@ -72,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc = snaps.add_parser("gc", help="delete old snapshots")
     gc.add_argument("--keep", type=int, help="versions to keep (COLDSNAP_KEEP_VERSIONS)")
     _json(gc)
+    from coldsnap.bench.cli import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "
+                                 "side by side: prints a table, writes JSON"))
     return parser
 
 

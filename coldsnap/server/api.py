@@ -59,6 +59,7 @@ class Api:
             source=req.need_blob("the app's source"),
             name=req.field("name", str, None),
             ephemeral=bool(req.field("ephemeral", bool, False)),
+            snapshots=bool(req.field("snapshots", bool, True)),
         )
         return {"ok": True, **result}, None
 
@@ -105,6 +106,11 @@ class Api:
                                         bool(req.field("delete", bool, False)))
         return {"ok": True, **result}, None
 
+    def app_drain(self, req: Request) -> Reply:
+        result = self.platform.drain_containers(req.field("app", str),
+                                                float(req.field("wait", (int, float), 60.0)))
+        return {"ok": True, **result}, None
+
     def app_stats(self, req: Request) -> Reply:
         return {"ok": True, **self.platform.stats(req.field("app", str))}, None
 
@@ -145,6 +151,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     "lookup": Api.lookup,
     "apps_ls": Api.apps_ls,
     "app_stop": Api.app_stop,
+    "app_drain": Api.app_drain,
     "app_stats": Api.app_stats,
     "logs": Api.logs,
     "snapshots_ls": Api.snapshots_ls,

@@ -52,8 +52,11 @@ class Platform:
     # deploys
 
     def deploy(self, filename: str, source: bytes, name: str | None = None,
-               ephemeral: bool = False) -> dict[str, Any]:
+               ephemeral: bool = False, snapshots: bool = True) -> dict[str, Any]:
         description = describe_source(source, filename, self.settings.boot_timeout_s)
+        if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
+            for entry in description["functions"].values():
+                entry.setdefault("options", {})["enable_memory_snapshot"] = False
         app = check_app_name(name or description["app"])
         version = version_of(source, description)
         progress: list[str] = []
@@ -94,6 +97,19 @@ class Platform:
             self._drain(app, keep_version=None)
         self.logs.write(app, "coldsnap: app stopped" + (" and deleted" if delete else ""))
         return {"app": app, "stopped": True, "deleted": delete}
+
+    def drain_containers(self, app: str, wait_s: float = 60.0) -> dict[str, Any]:
+        """Stop the app's containers (once idle); it stays deployed and the next call
+        cold-boots. Waits up to ``wait_s`` for them to exit."""
+        with self._lock:
+            if app not in self._current:
+                raise self._no_app(app)
+            pools = [pool for key, pool in self._pools.items() if key[0] == app]
+            self._drain(app, keep_version=None)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and not all(p.finished for p in pools):
+            time.sleep(0.02)
+        return {"app": app, "drained": all(p.finished for p in pools)}
 
     def _drain(self, app: str, keep_version: str | None) -> None:
         for key, pool in list(self._pools.items()):

@@ -59,6 +59,7 @@ class Pool:
         self._queue: deque[Call] = deque()
         self._live: set[Worker] = set()
         self._slots = 0  # booting + live
+        self._exiting = 0  # containers told to leave that have not exited yet
         self._booting = 0
         self._idle = 0
         self._draining = False
@@ -109,7 +110,8 @@ class Pool:
     @property
     def finished(self) -> bool:
         with self._cond:
-            return self._draining and self._slots == 0 and not self._queue
+            return (self._draining and self._slots == 0 and self._exiting == 0
+                    and not self._queue)
 
     def _scale(self) -> None:
         """Start boots the queue needs; the caller holds the lock."""
@@ -161,9 +163,14 @@ class Pool:
             with self._cond:
                 self._live.discard(worker)
                 self._slots -= 1
+                self._exiting += 1  # a new boot may start; `finished` waits for the exit
                 self._scale()
                 self._cond.notify_all()
-            worker.shutdown() if healthy else worker.kill()
+            try:
+                worker.shutdown() if healthy else worker.kill()
+            finally:
+                with self._cond:
+                    self._exiting -= 1
 
     def _record_boot(self, boot: Boot) -> None:
         fn, worker = self.fn, boot.worker

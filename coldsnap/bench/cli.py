@@ -1,0 +1,113 @@
+"""``coldsnap bench [WORKLOAD ...] --json PATH``: the table, the JSON and the plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from coldsnap.bench import restore_size
+from coldsnap.bench.coldboot import WORKLOADS
+
+ALL = [*WORKLOADS, *restore_size.SIZES_MB]
+DEFAULT_STATE = "/var/lib/coldsnap-bench"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workloads", nargs="*", metavar="WORKLOAD",
+                        help=f"any of {', '.join(ALL)} (default: all)")
+    parser.add_argument("--json", dest="json_path", type=Path, help="write the results here")
+    parser.add_argument("--plot", type=Path, help="write a PNG of every boot's time here")
+    parser.add_argument("--runs", type=int, default=5, help="boot pairs per workload")
+    parser.add_argument("--settle", type=float, default=1.5, metavar="SECONDS",
+                        help="quiet time after stopping containers, before each timed boot")
+    parser.add_argument("--state-dir", default=os.environ.get("COLDSNAP_BENCH_STATE_DIR",
+                                                              DEFAULT_STATE),
+                        help="state dir of the benchmark's own server")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    names = args.workloads or ALL
+    unknown = [n for n in names if n not in ALL]
+    if unknown:
+        print(f"error: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL)}",
+              file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    boot_names = [n for n in names if n in WORKLOADS]
+    if boot_names:
+        rows += _cold_boots(boot_names, args)
+    size_names = [n for n in names if n in restore_size.SIZES_MB]
+    if size_names:
+        from coldsnap.settings import Settings
+
+        settings = Settings.from_env(state_dir=Path(args.state_dir) / "restore-size",
+                                     run_dir=Path("/run/coldsnap-bench-restore"))
+        rows += restore_size.run(size_names, settings, args.runs)
+    print()
+    print_tables(rows)
+    if args.json_path:
+        args.json_path.parent.mkdir(parents=True, exist_ok=True)
+        args.json_path.write_text(json.dumps({"workloads": rows}, indent=2))
+        print(f"\nwrote {args.json_path}")
+    if args.plot:
+        from coldsnap.bench.plot import plot_boots
+
+        plot_boots(rows, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cold_boots(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    from coldsnap.bench.coldboot import ColdBootBench
+    from coldsnap.connection import Connection
+    from coldsnap.settings import Settings
+
+    os.environ["COLDSNAP_STATE_DIR"] = args.state_dir
+    os.environ.setdefault("COLDSNAP_RUN_DIR", "/run/coldsnap-bench")
+    conn = Connection(Settings.from_env())
+    conn.ensure_server()
+    engine = conn.ping().get("engine")
+    if engine != "criu":
+        print(f"warning: the benchmark server runs engine {engine!r}: no snapshots; "
+              "run `coldsnap doctor`", file=sys.stderr)
+    bench = ColdBootBench(conn, args.runs, log=lambda line: print(line, file=sys.stderr),
+                          settle_s=args.settle)
+    return [bench.run(WORKLOADS[name]) for name in names]
+
+
+def print_tables(rows: list[dict[str, Any]]) -> None:
+    boots = [r for r in rows if "cold" in r]
+    if boots:
+        print("Cold boot, call to first result (medians; p90 in brackets):")
+        head = (f"{'workload':<10}{'bare python':>13}{'no snapshot':>20}{'from snapshot':>20}"
+                f"{'speed-up':>10}{'snapshot':>10}{'dump':>8}")
+        print(head)
+        for r in boots:
+            cold, hot = r["cold"], r["restored"]
+            print(f"{r['name']:<10}{_ms(r['bare_python']['median_s']):>13}"
+                  f"{_ms(cold['median_s']) + ' (' + _ms(cold['p90_s']) + ')':>20}"
+                  f"{_ms(hot['median_s']) + ' (' + _ms(hot['p90_s']) + ')':>20}"
+                  f"{r['speedup']:>9.1f}x{r['snapshot_bytes'] / 2**20:>8.0f}MB"
+                  f"{_ms(r['dump_s']):>8}")
+        print("\nWhere a restored boot's time goes (medians):")
+        print(f"{'workload':<10}{'sandbox':>9}{'restore':>9}{'after-restore':>15}"
+              f"{'enter':>8}{'first input':>13}{'warm call':>11}")
+        for r in boots:
+            b = r["restored"]["breakdown"]
+            print(f"{r['name']:<10}{_ms(b.get('sandbox_s')):>9}{_ms(b.get('restore_s')):>9}"
+                  f"{_ms(b.get('after_restore_s')):>15}{_ms(b.get('enter_s')):>8}"
+                  f"{_ms(b.get('first_input_s')):>13}{_ms(r['warm_call']['median_s']):>11}")
+    sizes = [r for r in rows if "memcpy_s" in r]
+    if sizes:
+        print("\nRestore latency against snapshot size:")
+        restore_size.print_table(sizes)
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds * 1000:.0f} ms"
