@@ -9,6 +9,7 @@ from tests.e2e.helpers import stats, write_app
 
 TRIVIAL = """
 import os
+import time
 
 import coldsnap
 
@@ -16,8 +17,11 @@ app = coldsnap.App("test-load")
 
 
 @app.function(max_containers=8)
-def echo(i: int) -> tuple[int, int]:
-    return i, os.getpid()
+def echo(i: int) -> tuple[int, str]:
+    # Long enough that one container alone would need 10 s: the others must help.
+    time.sleep(0.05)
+    # Not the pid: under the criu engine every container's process is pid 1.
+    return i, os.environ["COLDSNAP_CONTAINER_ID"]
 """
 
 CALLER = """
@@ -30,8 +34,8 @@ echo = coldsnap.Function.from_name("test-load", "echo")
 with ThreadPoolExecutor(max_workers=200) as pool:
     results = list(pool.map(echo.remote, range(200)))
 assert [i for i, _ in results] == list(range(200)), results
-pids = collections.Counter(pid for _, pid in results)
-print(len(results), len(pids))
+containers = collections.Counter(cid for _, cid in results)
+print(len(results), len(containers))
 """
 
 
