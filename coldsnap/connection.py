@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from coldsnap._runtime import serialization
@@ -245,9 +245,30 @@ class Connection:
         return self.request("lookup", app=app, tag=tag)[0]
 
     def deploy(self, source: bytes, filename: str, name: str | None = None,
-               ephemeral: bool = False, snapshots: bool = True) -> dict[str, Any]:
-        return self.request("deploy", source, filename=filename, name=name,
-                            ephemeral=ephemeral, snapshots=snapshots)[0]
+               ephemeral: bool = False, snapshots: bool = True,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Deploy an app's source; ``progress`` gets the image build's lines as they come."""
+        fields = {"filename": filename, "name": name, "ephemeral": ephemeral,
+                  "snapshots": snapshots}
+        if progress is None:
+            return self.request("deploy", source, **fields)[0]
+        sock = self._take_socket()
+        try:
+            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+                write_message(wfile, {"op": "deploy", "token": self._token_value(),
+                                      "progress": True, **fields}, source)
+                while True:
+                    header, blob = read_message(rfile)
+                    if "progress" not in header:
+                        break
+                    progress(header["progress"])
+        except (ChannelClosed, OSError) as exc:
+            raise ServerUnavailable("unavailable", self._lost_message("deploy", exc)) from None
+        finally:
+            sock.close()
+        if not header.get("ok"):
+            raise error_from(header, blob)
+        return header
 
     def drain(self, app: str, wait: float = 60.0) -> dict[str, Any]:
         """Stop an app's containers; the next call cold-boots."""

@@ -6,6 +6,7 @@ import argparse
 import inspect
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,21 @@ def read_source(path_text: str) -> tuple[Path, bytes]:
         raise InvalidError(f"can't read app file {path}: {exc.strerror}") from None
 
 
+def build_progress() -> Callable[[str], None]:
+    """Print image build lines to stderr as the server sends them, with the elapsed time."""
+    start = time.monotonic()
+
+    def show(line: str) -> None:
+        print(f"[build {time.monotonic() - start:5.1f}s] {line}", file=sys.stderr, flush=True)
+
+    return show
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     path, source = read_source(args.file)
     result = Connection.default().deploy(source, path.name, name=args.name,
-                                         snapshots=not args.no_snapshot)
+                                         snapshots=not args.no_snapshot,
+                                         progress=build_progress())
     if args.json:
         print_json({k: v for k, v in result.items() if k != "ok"})
         return 0
@@ -58,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     target = _entrypoint(app, entry_name, path)
     conn = Connection.default()
     name = f"{app.name}-run-{secrets.token_hex(3)}"
-    conn.deploy(source, path.name, name=name, ephemeral=True)
+    conn.deploy(source, path.name, name=name, ephemeral=True, progress=build_progress())
     app._deployed_as = name
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)

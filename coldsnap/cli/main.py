@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coldsnap", description="Serverless Python functions that cold-boot from "
         "memory snapshots. Settings come from COLDSNAP_* variables (COLDSNAP_STATE_DIR, ...).")
+    from coldsnap.server.registry import coldsnap_version
+
+    parser.add_argument("--version", action="version",
+                        version=f"coldsnap {coldsnap_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the server in the foreground")

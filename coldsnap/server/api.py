@@ -54,12 +54,20 @@ class Api:
                 "host_key": engine.host_key, "pid": os.getpid()}, None
 
     def deploy(self, req: Request) -> Reply:
+        stream = req.stream if req.field("progress", bool, False) else None
+
+        def report(line: str) -> None:
+            # Streamed as it happens; raising (the client left) stops the build.
+            if stream is not None:
+                write_message(stream, {"ok": True, "progress": line})
+
         result = self.platform.deploy(
             filename=req.field("filename", str, "app.py"),
             source=req.need_blob("the app's source"),
             name=req.field("name", str, None),
             ephemeral=bool(req.field("ephemeral", bool, False)),
             snapshots=bool(req.field("snapshots", bool, True)),
+            report=report,
         )
         return {"ok": True, **result}, None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ class Platform:
     # deploys
 
     def deploy(self, filename: str, source: bytes, name: str | None = None,
-               ephemeral: bool = False, snapshots: bool = True) -> dict[str, Any]:
+               ephemeral: bool = False, snapshots: bool = True,
+               report: Callable[[str], None] | None = None) -> dict[str, Any]:
         description = describe_source(source, filename, self.settings.boot_timeout_s)
         if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
             for entry in description["functions"].values():
@@ -61,15 +63,18 @@ class Platform:
         version = version_of(source, description)
         progress: list[str] = []
         if self._current.get(app) != (DEPLOYED, version):
-            def report(line: str) -> None:
+            def build_progress(line: str) -> None:
                 progress.append(line)
                 self.logs.write(app, f"[build] {line}")
+                if report is not None:
+                    report(line)
 
             known = self.db.version(app, version)
             description["built_images"] = (
                 known["description"]["built_images"]
                 if known and "built_images" in known["description"]
-                else build_images(self.builder, description, source, filename, report))
+                else build_images(self.builder, description, source, filename,
+                                  build_progress))
         with self._lock:
             changed = self._current.get(app) != (DEPLOYED, version)
             if changed:

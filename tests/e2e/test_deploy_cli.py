@@ -1,0 +1,55 @@
+"""deploy streams its build progress; --no-snapshot and `apps drain` for baselines."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import APPS, ServerHandle
+from tests.e2e.helpers import stats, write_app
+
+PIP_APP = """
+import coldsnap
+
+image = coldsnap.Image.from_host().pip_install("six")
+app = coldsnap.App("test-progress", image=image)
+
+
+@app.function()
+def version() -> str:
+    import six
+    return six.__version__
+"""
+
+
+def test_deploy_streams_build_progress(server: ServerHandle, tmp_path: Path) -> None:
+    app = write_app(tmp_path, "progress", PIP_APP)
+    first = server.cli("deploy", str(app))
+    build_lines = [line for line in first.stderr.splitlines() if line.startswith("[build")]
+    assert any("Installing six" in line for line in build_lines), first.stderr
+    assert all(re.match(r"\[build +\d+\.\ds\] ", line) for line in build_lines)
+    out = server.python("import coldsnap\n"
+                        "print(coldsnap.Function.from_name('test-progress', 'version').remote())")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", out.stdout.strip())
+    again = server.cli("deploy", str(app))
+    assert "up to date" in again.stdout
+    assert "[build" not in again.stderr  # a cached image builds nothing
+
+
+def test_no_snapshot_deploy_and_drain(server: ServerHandle) -> None:
+    square = str(APPS / "square.py")
+    server.cli("deploy", square)
+    server.cli("deploy", square, "--name", "square-plain", "--no-snapshot")
+    listing = server.cli("apps", "ls").stdout
+    assert "square-plain" in listing
+    call = ("import coldsnap\n"
+            "print(coldsnap.Function.from_name('square-plain', 'square').remote(7))")
+    assert server.python(call).stdout.strip() == "49"
+    plain = stats(server, "square-plain")
+    assert plain["boots"][0]["kind"] == "plain"  # snapshots turned off for this deployment
+    drained = server.cli("apps", "drain", "square-plain").stdout
+    assert "containers stopped" in drained
+    assert not any(f["containers"] for f in stats(server, "square-plain")["functions"])
+    assert server.python(call).stdout.strip() == "49"
+    boots = stats(server, "square-plain")["boots"]
+    assert [b["kind"] for b in boots] == ["plain", "plain"]  # the call cold-booted again
