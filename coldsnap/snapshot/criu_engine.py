@@ -50,6 +50,7 @@ from coldsnap.snapshot.sandbox import (
     gpu_device_nodes,
     new_container_id,
     refresh_kdat_cache,
+    set_thp_mode,
     start_fresh,
 )
 from coldsnap.snapshot.store import SnapshotStore
@@ -74,6 +75,8 @@ class CriuEngine:
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_dir)
         refresh_kdat_cache(settings.criu_path)
+        if settings.host_thp:
+            set_thp_mode(settings.host_thp)
         self.layers = LayerCache(settings.run_dir)
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.

@@ -61,6 +61,14 @@ def run_checks(settings: Settings) -> list[Check]:
     overlay = "overlay" in Path("/proc/filesystems").read_text()
     checks.append(Check("overlayfs", overlay, "available" if overlay else "missing",
                         "" if overlay else "load the overlay module: modprobe overlay"))
+    from coldsnap.snapshot.sandbox import thp_mode
+
+    mode = thp_mode()
+    checks.append(Check(
+        "transparent huge pages", True, mode,
+        "" if mode == "always" else "COLDSNAP_HOST_THP=always makes big restores faster",
+        needed=False,
+    ))  # fmt: skip
     checks.append(_check_gpu())
     return checks
 

@@ -180,3 +180,19 @@ def test_container_cannot_read_the_state_dir(engine: CriuEngine, criu_settings) 
         assert ask(container, "read", path="/etc/hostname").get("data") is not None
     finally:
         container.kill()
+
+
+def test_two_concurrent_dumps_of_one_key_leave_one_snapshot(engine: CriuEngine) -> None:
+    containers = [engine.start(worker_spec()) for _ in range(2)]
+    for container in containers:
+        read_line(container)
+    with ThreadPoolExecutor(2) as pool:
+        infos = list(pool.map(lambda c: engine.checkpoint(c, "racing"), containers))
+    assert infos[0].path == infos[1].path  # both callers see the one published snapshot
+    assert [p.name for p in engine.store.host_dir.iterdir()].count("racing") == 1
+    assert not list((engine.store.root / ".staging").iterdir())  # the loser cleaned up
+    copy = engine.restore("racing", worker_spec())
+    try:
+        assert ask(copy, "state")["sum"] == EXPECTED_SUM
+    finally:
+        copy.kill()
