@@ -198,7 +198,8 @@ class _BootRun:
         worker.pump.stop()  # the log pipe goes into the snapshot; read it empty first
         t0 = time.monotonic()
         try:
-            info = self.engine.checkpoint(worker.container, key)
+            info = self.engine.checkpoint(worker.container, key, labels={
+                "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version})
         except SnapshotError as exc:
             worker.note(f"memory snapshot failed, booting without one: {exc.reason}")
             self.keys.mark_failed(key, f"dump: {exc.reason}")

@@ -1,12 +1,13 @@
 """Deploys: import the app in a subprocess to describe it, and name the version.
 
 A version is a content hash of the source, the image spec, every function's
-options and the coldsnap version, so redeploying unchanged code is a no-op and
+options and coldsnap's own code, so redeploying unchanged code is a no-op and
 any change gives a new version (and new snapshot keys).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from coldsnap.server.errors import BAD_REQUEST, DEPLOY_FAILED, ApiError
@@ -25,6 +27,17 @@ def coldsnap_version() -> str:
         return metadata.version("coldsnap")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+@functools.cache
+def coldsnap_fingerprint() -> str:
+    """A hash of coldsnap's own code: a snapshot holds the runtime as it was when it
+    was taken, so any change to coldsnap (not only a release) makes new versions."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def describe_source(source: bytes, filename: str, timeout_s: float) -> dict[str, Any]:
@@ -75,6 +88,7 @@ def version_of(source: bytes, description: dict[str, Any]) -> str:
         "functions": {tag: entry.get("options", {})
                       for tag, entry in description["functions"].items()},
         "coldsnap": coldsnap_version(),
+        "coldsnap_code": coldsnap_fingerprint(),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 

@@ -163,8 +163,14 @@ class Engine(Protocol):
         """Start a fresh container (a plain cold boot, or a snapshot phase)."""
         ...
 
-    def checkpoint(self, container: Container, key: str) -> SnapshotInfo:
-        """Dump ``container`` into the store under ``key``; the container is gone after."""
+    def checkpoint(
+        self, container: Container, key: str, labels: dict[str, str] | None = None
+    ) -> SnapshotInfo:
+        """Dump ``container`` into the store under ``key``; the container is gone after.
+
+        ``labels`` (app, function, version) are kept in the metadata; garbage
+        collection keeps the newest snapshots of each (app, function).
+        """
         ...
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:

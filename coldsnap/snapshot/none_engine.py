@@ -62,7 +62,9 @@ class NoneEngine:
         container.cleanups.append(lambda: shutil.rmtree(code_dir, ignore_errors=True))
         return container
 
-    def checkpoint(self, container: Container, key: str) -> SnapshotInfo:
+    def checkpoint(
+        self, container: Container, key: str, labels: dict[str, str] | None = None
+    ) -> SnapshotInfo:
         raise DumpFailed("the 'none' engine does not take snapshots")
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
