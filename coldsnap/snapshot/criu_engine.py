@@ -78,6 +78,7 @@ class CriuEngine:
         if settings.host_thp:
             set_thp_mode(settings.host_thp)
         self.layers = LayerCache(settings.run_dir)
+        self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -147,6 +148,7 @@ class CriuEngine:
             )
             if copy.returncode != 0:
                 raise DumpFailed(f"saving the snapshot's filesystem failed: {copy.stderr.strip()}")
+            self.layers.prune()  # copies of snapshots deleted since go now
             return self.store.publish(
                 staging, key,
                 {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,

@@ -193,7 +193,12 @@ def ensure_tmpfs(run_dir: Path) -> bool:
 
 
 class LayerCache:
-    """Copies of lower layers on the run dir's tmpfs, made once per source dir."""
+    """Copies of lower layers on the run dir's tmpfs, made once per source dir.
+
+    An entry is named after the source's path *and* identity (inode, ctime),
+    so a snapshot deleted and made again at the same path never gets the old
+    copy; ``prune`` drops entries whose source is gone or was replaced.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir / "layers"
@@ -201,18 +206,47 @@ class LayerCache:
         self._lock = threading.Lock()
 
     def materialize(self, source: Path) -> Path:
-        name = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:20]
+        name = _layer_name(source)
         target = self.dir / name
         with self._lock:
             if not target.exists():
                 tmp = self.dir / f".{name}-{uuid.uuid4().hex[:6]}"
                 subprocess.run(["cp", "-a", str(source), str(tmp)], check=True)
+                (self.dir / f"{name}.source").write_text(str(source.resolve()))
                 os.rename(tmp, target)
         return target
 
     def forget(self, source: Path) -> None:
-        name = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:20]
+        try:
+            name = _layer_name(source)
+        except OSError:
+            return
         shutil.rmtree(self.dir / name, ignore_errors=True)
+        (self.dir / f"{name}.source").unlink(missing_ok=True)
+
+    def prune(self) -> int:
+        """Drop copies whose source is gone or changed (containers using one keep it
+        mounted: removing the directory only frees it once they exit)."""
+        dropped = 0
+        with self._lock:
+            for marker in self.dir.glob("*.source"):
+                name = marker.name.removesuffix(".source")
+                source = Path(marker.read_text())
+                try:
+                    current = _layer_name(source)
+                except OSError:
+                    current = ""
+                if current != name:
+                    shutil.rmtree(self.dir / name, ignore_errors=True)
+                    marker.unlink(missing_ok=True)
+                    dropped += 1
+        return dropped
+
+
+def _layer_name(source: Path) -> str:
+    st = source.stat()
+    identity = f"{source.resolve()}:{st.st_ino}:{st.st_ctime_ns}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:20]
 
 
 def start_fresh(

@@ -196,3 +196,14 @@ def test_two_concurrent_dumps_of_one_key_leave_one_snapshot(engine: CriuEngine) 
         assert ask(copy, "state")["sum"] == EXPECTED_SUM
     finally:
         copy.kill()
+
+
+def test_a_snapshot_made_again_under_one_key_brings_its_own_files(engine: CriuEngine) -> None:
+    for text in ("first", "second"):
+        snapshot(engine, "remade", WORKER_FILE_TEXT=text)
+        copy = engine.restore("remade", worker_spec())
+        try:
+            assert ask(copy, "state")["file"] == text  # never the cached copy of the old one
+        finally:
+            copy.kill()
+        assert engine.store.delete("remade")

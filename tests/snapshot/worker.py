@@ -36,7 +36,7 @@ if os.environ.get("WORKER_ABSTRACT"):
     abstract.listen()
 
 with open("/tmp/written-before-snapshot", "w") as f:
-    f.write("kept")
+    f.write(os.environ.get("WORKER_FILE_TEXT", "kept"))
 
 
 def probe(addr: str) -> str:
