@@ -103,7 +103,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots_ls(args: argparse.Namespace) -> int:
-    snapshots = _request("snapshots_ls")["snapshots"]
+    reply = _request("snapshots_ls")
+    snapshots = reply["snapshots"]
     if args.json:
         print_json(snapshots)
         return 0
@@ -118,6 +119,9 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
             for s in snapshots]
     print(table(rows, ["KEY", "FUNCTION", "STATUS", "HOST KEY", "SIZE", "DUMP", "CREATED",
                        "RESTORES", "LAST ERROR"]))
+    if "disk_bytes" in reply:
+        print(f"\n{len(snapshots)} snapshot(s); the store uses {size(reply['disk_bytes'])} "
+              f"in {reply['store']}")
     return 0
 
 

@@ -135,7 +135,8 @@ class Api:
             write_message(req.stream, {"ok": True, "lines": lines})
 
     def snapshots_ls(self, req: Request) -> Reply:
-        return {"ok": True, "snapshots": self.platform.snapshots()}, None
+        return {"ok": True, "snapshots": self.platform.snapshots(),
+                **self.platform.snapshot_usage()}, None
 
     def snapshot_inspect(self, req: Request) -> Reply:
         info = self.platform.snapshot_op("inspect", key=req.field("key", str))

@@ -252,6 +252,10 @@ class Platform:
                              "size_bytes": 0, "created_at": known["updated_at"]})
         return rows
 
+    def snapshot_usage(self) -> dict[str, Any]:
+        store = self._store()
+        return {"disk_bytes": store.disk_usage(), "store": str(store.root)}
+
     def snapshot_op(self, op: str, key: str | None = None, keep: int | None = None) -> Any:
         store = self._store()
         if op == "inspect":

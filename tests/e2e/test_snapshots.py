@@ -95,6 +95,7 @@ def test_first_boot_creates_and_later_boots_restore(srv: ServerHandle) -> None:
     assert snap["size_bytes"] > 1_000_000 and snap["restores"] == 1
     listing = srv.cli("snapshots", "ls").stdout
     assert snap["key"] in listing and "test-embedder-like/Embedder" in listing
+    assert "snapshot(s); the store uses" in listing  # disk usage, reported
 
     _cold_boot_again(srv, app_file)
     second = srv.python(EMBED)
