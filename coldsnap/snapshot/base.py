@@ -23,12 +23,17 @@ CODE_DIR_ENV = "COLDSNAP_CODE_DIR"  # where ContainerSpec.files were written
 
 
 class SnapshotError(Exception):
-    """A dump or restore failed; ``log_tail`` holds the end of CRIU's own log."""
+    """A dump or restore failed; ``log_tail`` holds the end of CRIU's own log.
 
-    def __init__(self, message: str, log_tail: str = "") -> None:
+    ``transient`` is True when the snapshot itself is probably fine (a timeout,
+    a killed CRIU, a full run dir): worth another try later, never quarantined.
+    """
+
+    def __init__(self, message: str, log_tail: str = "", transient: bool = False) -> None:
         super().__init__(message + (f"\n--- criu log (tail) ---\n{log_tail}" if log_tail else ""))
         self.reason = message
         self.log_tail = log_tail
+        self.transient = transient
 
 
 class DumpFailed(SnapshotError):

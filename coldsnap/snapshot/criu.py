@@ -87,11 +87,13 @@ def _run(
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        raise error(f"{what} timed out after {timeout:.0f}s and was killed", _tail(log)) from None
+        raise error(f"{what} timed out after {timeout:.0f}s and was killed", _tail(log),
+                    transient=True) from None
     if proc.returncode != 0:
         detail = _tail(log) or stderr.decode(errors="replace").strip()
-        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else "failed"
-        raise error(f"{what} {how} (exit {proc.returncode})", detail)
+        killed = proc.returncode < 0
+        how = f"was killed by signal {-proc.returncode}" if killed else "failed"
+        raise error(f"{what} {how} (exit {proc.returncode})", detail, transient=killed)
     return time.monotonic() - t0
 
 

@@ -13,6 +13,7 @@ root), plugs new pipes and a pre-made network namespace in with
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import subprocess
 import time
@@ -40,7 +41,7 @@ from coldsnap.snapshot.gpu import (
     tree_pids,
 )
 from coldsnap.snapshot.hostkey import host_facts, host_key
-from coldsnap.snapshot.netns import NETNS_OWNERS, NetnsPool
+from coldsnap.snapshot.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.snapshot.pipes import ContainerPipes
 from coldsnap.snapshot.sandbox import (
     CODE_DIR,
@@ -56,6 +57,15 @@ from coldsnap.snapshot.sandbox import (
 from coldsnap.snapshot.store import SnapshotStore
 
 PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclasses.dataclass
+class _Resources:
+    """What one container holds: its dirs, the layer copies it mounts, its netns."""
+
+    dirs: ContainerDirs
+    layers: list[Path] = dataclasses.field(default_factory=list)
+    netns: Netns | None = None
 
 
 class CriuEngine:
@@ -89,33 +99,30 @@ class CriuEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
-        container_id = new_container_id()
-        dirs = ContainerDirs(self.settings.run_dir, container_id)
-        dirs.seed_upper(self.masks)
-        if not spec.snapshot_phase or spec.gpu_snapshot:
-            dirs.add_devices(gpu_device_nodes())
-        dirs.write_files(spec.files)
-        layers = [self.layers.materialize(p) for p in spec.layers]
+        res = _Resources(ContainerDirs(self.settings.run_dir, new_container_id()))
         pipes = ContainerPipes.create()
-        netns = None if spec.snapshot_phase else self.netns.acquire()
         try:
+            res.dirs.seed_upper(self.masks)
+            if not spec.snapshot_phase or spec.gpu_snapshot:
+                res.dirs.add_devices(gpu_device_nodes())
+            res.dirs.write_files(spec.files)
+            res.layers = [self.layers.acquire(p) for p in spec.layers]
+            res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
-                dirs, spec.argv, {**spec.env, **pipes.child_env()}, layers,
-                netns.path if netns else None, pipes.child_fds(), pipes.logs_w,
+                res.dirs, spec.argv, {**spec.env, **pipes.child_env()}, res.layers,
+                res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR,
             )  # fmt: skip
-        except Exception:
-            dirs.remove()
-            if netns:
-                self.netns.release(netns)
+        except BaseException:
+            pipes.close_all()
+            self._release(res)
             raise
-        finally:
-            pipes.close_child_ends()
+        pipes.close_child_ends()
         container = Container(
-            container_id, pid, *pipes.server_streams(),
+            res.dirs.base.name, pid, *pipes.server_streams(),
             timings={"sandbox_s": time.monotonic() - t0}, process=proc,
         )  # fmt: skip
-        self._track(container, dirs, netns, keep_upper=spec.keep_upper)
+        self._track(container, res, keep_upper=spec.keep_upper)
         self._limit(container, spec)
         return container
 
@@ -127,10 +134,11 @@ class CriuEngine:
         dirs = self._dirs.get(container.id)
         if dirs is None:
             raise DumpFailed(f"container {container.id} was not started by this engine")
-        staging = self.store.staging_dir(key)
-        images = staging / "images"
-        images.mkdir()
+        staging: Path | None = None
         try:
+            staging = self.store.staging_dir(key)
+            images = staging / "images"
+            images.mkdir()
             netns_inode = os.stat(f"/proc/{container.pid}/ns/net").st_ino
             pipes = {
                 "ctrl_in": os.fstat(container.ctrl_in.fileno()).st_ino,
@@ -155,7 +163,8 @@ class CriuEngine:
                  "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids},
             )  # fmt: skip
         except (DumpFailed, OSError, GpuCheckpointError) as exc:
-            self.store.discard(staging)
+            if staging is not None:
+                self.store.discard(staging)
             if not isinstance(exc, DumpFailed):
                 raise DumpFailed(f"checkpoint of {container.id} failed: {exc}") from exc
             raise
@@ -172,44 +181,45 @@ class CriuEngine:
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
         info = self._usable(key)
-        container_id = new_container_id()
-        dirs = ContainerDirs(self.settings.run_dir, container_id)
+        res = _Resources(ContainerDirs(self.settings.run_dir, new_container_id()))
         pipes = ContainerPipes.create()
-        netns = self.netns.acquire()
-        netns_fd = os.open(netns.path, os.O_RDONLY)
-        saved = info.extra["pipes"]
-        inherit = {
-            f"pipe:[{saved['ctrl_in']}]": pipes.ctrl_in_r,
-            f"pipe:[{saved['ctrl_out']}]": pipes.ctrl_out_w,
-            f"pipe:[{saved['logs']}]": pipes.logs_w,
-            "extnet": netns_fd,
-        }
+        netns_fd = -1
         try:
-            layers = [self.layers.materialize(info.path / "fs")]
-            layers += [self.layers.materialize(p) for p in spec.layers]
-            dirs.add_devices(gpu_device_nodes())
-            dirs.mount_root(layers)
+            res.layers = [self.layers.acquire(info.path / "fs")]
+            res.layers += [self.layers.acquire(p) for p in spec.layers]
+            res.dirs.add_devices(gpu_device_nodes())
+            res.dirs.mount_root(res.layers)
+            res.netns = self.netns.acquire()
+            netns_fd = os.open(res.netns.path, os.O_RDONLY)
+            saved = info.extra["pipes"]
+            inherit = {
+                f"pipe:[{saved['ctrl_in']}]": pipes.ctrl_in_r,
+                f"pipe:[{saved['ctrl_out']}]": pipes.ctrl_out_w,
+                f"pipe:[{saved['logs']}]": pipes.logs_w,
+                "extnet": netns_fd,
+            }
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
-                self.settings.criu_path, info.path / "images", dirs.root, dirs.base, inherit,
-                self.settings.restore_timeout_s,
+                self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
+                inherit, self.settings.restore_timeout_s,
             )  # fmt: skip
-        except (RestoreFailed, OSError, subprocess.CalledProcessError) as exc:
-            dirs.remove()
-            self.netns.release(netns)
-            pipes.close_child_ends()
-            for fd in (pipes.ctrl_in_w, pipes.ctrl_out_r, pipes.logs_r):
-                os.close(fd)
-            reason = str(exc) if isinstance(exc, RestoreFailed) else f"restore setup failed: {exc}"
-            self._quarantine(info, reason)
-            raise exc if isinstance(exc, RestoreFailed) else RestoreFailed(reason) from exc
+        except BaseException as exc:
+            pipes.close_all()
+            self._release(res)
+            if isinstance(exc, RestoreFailed) and not exc.transient:
+                self._quarantine(info, str(exc))  # CRIU rejected the images themselves
+            if isinstance(exc, (OSError, subprocess.CalledProcessError, NetnsError)):
+                raise RestoreFailed(f"restore setup failed: {exc}", transient=True) from exc
+            raise
         finally:
-            os.close(netns_fd)
+            if netns_fd >= 0:
+                os.close(netns_fd)
         pipes.close_child_ends()
         container = Container(
-            container_id, pid, *pipes.server_streams(),
+            res.dirs.base.name, pid, *pipes.server_streams(),
             timings={"sandbox_s": t1 - t0, "restore_s": restore_s},
         )  # fmt: skip
+        self._track(container, res)
         if info.extra.get("gpu_processes"):
             try:
                 t2 = time.monotonic()
@@ -219,7 +229,6 @@ class CriuEngine:
                 container.kill()
                 self._quarantine(info, str(exc))
                 raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
-        self._track(container, dirs, netns)
         self._limit(container, spec)
         self.store.count_restore(key)
         return container
@@ -267,23 +276,25 @@ class CriuEngine:
         return self.store.failure(key)
 
     def _track(
-        self,
-        container: Container,
-        dirs: ContainerDirs,
-        netns: object,
-        keep_upper: Path | None = None,
+        self, container: Container, res: _Resources, keep_upper: Path | None = None
     ) -> None:
-        self._dirs[container.id] = dirs
+        self._dirs[container.id] = res.dirs
 
         def cleanup() -> None:
             self._dirs.pop(container.id, None)
             if keep_upper is not None:
-                dirs.save_upper(keep_upper)
-            dirs.remove()
-            if netns is not None:
-                self.netns.release(netns)  # type: ignore[arg-type]
+                res.dirs.save_upper(keep_upper)
+            self._release(res)
 
         container.cleanups.append(cleanup)
+
+    def _release(self, res: _Resources) -> None:
+        """Give back what one container held; safe with a half-built one."""
+        res.dirs.remove()
+        for copy in res.layers:
+            self.layers.release(copy)
+        if res.netns is not None:
+            self.netns.release(res.netns)
 
     def close(self) -> None:
         """Give back the network namespaces (and the run dir's tmpfs if we mounted it)."""

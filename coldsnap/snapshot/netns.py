@@ -1,8 +1,9 @@
 """Network namespaces for containers: each with a veth to the host and NAT out.
 
 Every container gets a namespace of its own (copies that share one collide on
-abstract unix sockets). Making one takes a handful of `ip` calls, so a pool
-keeps a few ready and restores never wait for them.
+abstract unix sockets), never one another container used. Making one takes a
+handful of `ip` calls, so a pool keeps a few ready and restores never wait for
+them; a used one is destroyed and replaced in the background.
 
 Namespace N is ``cs<N>`` with the /30 10.213.<N/64>.<(N%64)*4> between the host
 side ``csv<N>`` (.1) and the container's ``eth0`` (.2). An owner file in
@@ -54,6 +55,8 @@ class NetnsPool:
         self._all: list[Netns] = []
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
+        self._replacing: list[threading.Thread] = []
+        self._closed = False
         _enable_nat()
         self.refill()
 
@@ -66,24 +69,55 @@ class NetnsPool:
         return ns
 
     def release(self, ns: Netns) -> None:
+        """Destroy a used namespace (a container may have changed its routes or
+        firewall) and make a fresh one in its place, off the caller's path."""
+        worker = threading.Thread(target=self._replace, args=(ns,), daemon=True)
         with self._lock:
-            self._free.append(ns)
+            self._replacing = [t for t in self._replacing if t.is_alive()] + [worker]
+        worker.start()
+
+    def _replace(self, ns: Netns) -> None:
+        with self._lock:
+            if ns in self._all:
+                self._all.remove(ns)
+        self._destroy(ns)
+        try:
+            self.refill()
+        except NetnsError:
+            pass  # the next acquire makes one, or says why
+
+    def _destroy(self, ns: Netns) -> None:
+        _run(["ip", "netns", "del", ns.name], check=False)
+        _run(["ip", "link", "del", f"csv{ns.index}"], check=False)
+        (self.owner_dir / str(ns.index)).unlink(missing_ok=True)
 
     def refill(self) -> None:
         while True:
             with self._lock:
-                if len(self._free) >= self.prewarm:
+                if self._closed or len(self._free) >= self.prewarm:
                     return
             ns = self._create()
-            self.release(ns)
+            with self._lock:
+                if self._closed:
+                    self._all.remove(ns)
+                    closed = True
+                else:
+                    self._free.append(ns)
+                    closed = False
+            if closed:
+                self._destroy(ns)
+                return
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            replacing = list(self._replacing)
+        for worker in replacing:
+            worker.join(timeout=10)
+        with self._lock:
             owned, self._all, self._free = self._all, [], []
         for ns in owned:
-            _run(["ip", "netns", "del", ns.name], check=False)
-            _run(["ip", "link", "del", f"csv{ns.index}"], check=False)
-            (self.owner_dir / str(ns.index)).unlink(missing_ok=True)
+            self._destroy(ns)
 
     def _create(self) -> Netns:
         # `ip netns add` races with itself (it remounts /run/netns): one at a time,

@@ -40,6 +40,15 @@ class ContainerPipes:
         for fd in (self.ctrl_in_r, self.ctrl_out_w, self.logs_w):
             os.close(fd)
 
+    def close_all(self) -> None:
+        """Both ends: the container never started."""
+        for fd in (self.ctrl_in_r, self.ctrl_in_w, self.ctrl_out_r, self.ctrl_out_w,
+                   self.logs_r, self.logs_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def server_streams(self) -> tuple[BinaryIO, BinaryIO, BinaryIO]:
         """(ctrl_in writer, ctrl_out reader, logs reader) as buffered files."""
         return (

@@ -197,15 +197,20 @@ class LayerCache:
 
     An entry is named after the source's path *and* identity (inode, ctime),
     so a snapshot deleted and made again at the same path never gets the old
-    copy; ``prune`` drops entries whose source is gone or was replaced.
+    copy. Containers hold references to the copies they mount: ``prune`` and
+    ``forget`` delete a copy only once no container uses it (overlayfs does not
+    pin a lower layer's files, so deleting one under a container loses files).
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir / "layers"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._users: dict[str, int] = {}
+        self._doomed: set[str] = set()
 
-    def materialize(self, source: Path) -> Path:
+    def acquire(self, source: Path) -> Path:
+        """The copy of ``source`` (made now if needed), held until ``release``."""
         name = _layer_name(source)
         target = self.dir / name
         with self._lock:
@@ -214,33 +219,49 @@ class LayerCache:
                 subprocess.run(["cp", "-a", str(source), str(tmp)], check=True)
                 (self.dir / f"{name}.source").write_text(str(source.resolve()))
                 os.rename(tmp, target)
+            self._users[name] = self._users.get(name, 0) + 1
         return target
+
+    def release(self, copy: Path) -> None:
+        with self._lock:
+            left = self._users.get(copy.name, 0) - 1
+            if left > 0:
+                self._users[copy.name] = left
+                return
+            self._users.pop(copy.name, None)
+            if copy.name in self._doomed:
+                self._delete(copy.name)
 
     def forget(self, source: Path) -> None:
         try:
             name = _layer_name(source)
         except OSError:
             return
-        shutil.rmtree(self.dir / name, ignore_errors=True)
-        (self.dir / f"{name}.source").unlink(missing_ok=True)
+        with self._lock:
+            self._drop(name)
 
-    def prune(self) -> int:
-        """Drop copies whose source is gone or changed (containers using one keep it
-        mounted: removing the directory only frees it once they exit)."""
-        dropped = 0
+    def prune(self) -> None:
+        """Drop copies whose source is gone or was replaced."""
         with self._lock:
             for marker in self.dir.glob("*.source"):
                 name = marker.name.removesuffix(".source")
-                source = Path(marker.read_text())
                 try:
-                    current = _layer_name(source)
+                    current = _layer_name(Path(marker.read_text()))
                 except OSError:
                     current = ""
                 if current != name:
-                    shutil.rmtree(self.dir / name, ignore_errors=True)
-                    marker.unlink(missing_ok=True)
-                    dropped += 1
-        return dropped
+                    self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        if self._users.get(name):
+            self._doomed.add(name)  # deleted by the last release
+        else:
+            self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        self._doomed.discard(name)
+        (self.dir / f"{name}.source").unlink(missing_ok=True)
+        shutil.rmtree(self.dir / name, ignore_errors=True)
 
 
 def _layer_name(source: Path) -> str:

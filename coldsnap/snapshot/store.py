@@ -164,13 +164,20 @@ class SnapshotStore:
         return dest
 
     def delete(self, key: str) -> bool:
+        """Remove the snapshot and any failure record of ``key``; False if neither existed.
+
+        Deleting a failed key is how a user asks for another try.
+        """
+        failed = self.host_dir / "failed" / f"{key}.json"
+        had_failure = failed.exists()
+        failed.unlink(missing_ok=True)
         path = self.host_dir / key
         if not path.exists():
-            return False
+            return had_failure
         trash = self.root / ".staging" / f"rm-{key}-{uuid.uuid4().hex[:8]}"
+        self._ensure_layout()
         os.rename(path, trash)  # disappear atomically, then free the space
         shutil.rmtree(trash, ignore_errors=True)
-        (self.host_dir / "failed" / f"{key}.json").unlink(missing_ok=True)
         return True
 
     def gc(self, keep: int) -> builtins.list[str]:

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -207,3 +208,30 @@ def test_a_snapshot_made_again_under_one_key_brings_its_own_files(engine: CriuEn
         finally:
             copy.kill()
         assert engine.store.delete("remade")
+
+
+def test_a_used_network_namespace_is_never_handed_out_again(engine: CriuEngine) -> None:
+    used = engine.netns.acquire()
+    # What a container could have done to it: an extra address.
+    subprocess.run(["ip", "-n", used.name, "addr", "add", "10.99.0.1/32", "dev", "lo"],
+                   check=True)
+    engine.netns.release(used)
+    for _ in range(4):
+        fresh = engine.netns.acquire()
+        addrs = subprocess.run(["ip", "-n", fresh.name, "-o", "addr"], capture_output=True,
+                               text=True, check=True).stdout
+        assert "10.99.0.1" not in addrs
+        engine.netns.release(fresh)
+
+
+def test_deleting_a_snapshot_keeps_files_of_its_running_copies(engine: CriuEngine) -> None:
+    snapshot(engine, "in-use", WORKER_FILE_TEXT="still here")
+    copy = engine.restore("in-use", worker_spec())
+    try:
+        assert engine.store.delete("in-use")
+        engine.layers.prune()  # what the next checkpoint does
+        assert ask(copy, "state")["file"] == "still here"
+    finally:
+        copy.kill()
+    assert not [p for p in engine.layers.dir.iterdir() if p.suffix == ".source"
+                and "in-use" in p.read_text()]  # freed once its last user left

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from coldsnap.settings import Settings
-from coldsnap.snapshot.base import DumpFailed, EngineUnavailable, SnapshotMiss
+from coldsnap.snapshot.base import DumpFailed, EngineUnavailable, RestoreFailed, SnapshotMiss
 from coldsnap.snapshot.criu_engine import CriuEngine
 
 from .conftest import ask, read_line, worker_spec
@@ -81,3 +81,36 @@ def test_memory_limit_from_cgroups(engine: CriuEngine) -> None:
         assert container.wait(10) is not None
     finally:
         container.kill()
+
+
+def test_a_killed_restore_is_transient_and_keeps_the_snapshot(
+    engine: CriuEngine, tmp_path: Path
+) -> None:
+    container = engine.start(worker_spec())
+    read_line(container)
+    engine.checkpoint(container, "restore-killed")
+    killer = tmp_path / "criu"
+    killer.write_text("#!/bin/sh\nkill -9 $$\n")
+    killer.chmod(0o755)
+    real = engine.settings
+    engine.settings = dataclasses.replace(real, criu_path=killer)
+    try:
+        with pytest.raises(RestoreFailed) as failure:
+            engine.restore("restore-killed", worker_spec())
+    finally:
+        engine.settings = real
+    assert failure.value.transient
+    assert engine.lookup("restore-killed") is not None  # not quarantined, not failed
+    copy = engine.restore("restore-killed", worker_spec())
+    try:
+        assert ask(copy, "state")["file"] == "kept"
+    finally:
+        copy.kill()
+
+
+def test_deleting_a_failed_key_allows_another_try(engine: CriuEngine) -> None:
+    engine.mark_failed("retry-me", "dump: something broke")
+    assert engine.failure("retry-me") is not None
+    assert engine.store.delete("retry-me")
+    assert engine.failure("retry-me") is None
+    assert not engine.store.delete("retry-me")  # nothing left: says so
