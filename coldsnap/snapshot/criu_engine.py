@@ -59,6 +59,20 @@ from coldsnap.snapshot.store import SnapshotStore
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def container_masks(settings: Settings) -> list[str]:
+    """Directories containers must not see: our state and snapshots, and every
+    other coldsnap server's state next to it (images stay visible: containers
+    run from them)."""
+    masks = {str(settings.state_dir), str(settings.snapshots)}
+    for parent in {settings.state_dir.parent, Path("/var/lib")}:
+        try:
+            masks.update(str(p) for p in parent.glob("coldsnap*")
+                         if p.is_dir() and not p.name.endswith("-images"))
+        except OSError:
+            continue
+    return sorted(masks)
+
+
 @dataclasses.dataclass
 class _Resources:
     """What one container holds: its dirs, the layer copies it mounts, its netns."""
@@ -92,7 +106,7 @@ class CriuEngine:
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-        self.masks = sorted({str(settings.state_dir), str(settings.snapshots)})
+        self.masks = container_masks(settings)
         self._dirs: dict[str, ContainerDirs] = {}
 
     # -- fresh containers ------------------------------------------------------

@@ -28,7 +28,14 @@ MS_NOEXEC = 8
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_RDONLY = 1
 SYS_PIVOT_ROOT = 155  # x86_64
+PR_CAPBSET_DROP = 24
+# chown, dac_override, fowner, fsetid, kill, setgid, setuid, setpcap,
+# net_bind_service, net_raw, sys_chroot, audit_write, setfcap
+KEPT_CAPABILITIES = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 29, 31})
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -60,6 +67,14 @@ def build_root(config: dict) -> str:
     proc = os.path.join(root, "proc")
     os.makedirs(proc, exist_ok=True)
     mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # Kernel tunables stay the host's: /proc/sys read-only (core_pattern would
+    # otherwise run a program of the container's choosing on the host).
+    for path in ("sys", "sysrq-trigger"):
+        target = os.path.join(proc, path)
+        if not os.path.exists(target):
+            continue
+        mount(target, target, "", MS_BIND)
+        mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
     old = os.path.join(root, ".oldroot")
     os.makedirs(old, exist_ok=True)
     _check(_libc.syscall(SYS_PIVOT_ROOT, root.encode(), old.encode()), "pivot_root")
@@ -69,9 +84,23 @@ def build_root(config: dict) -> str:
     return root
 
 
+def drop_capabilities() -> None:
+    """Shrink the bounding set to Docker's default capabilities, minus CAP_MKNOD.
+
+    After the exec the runtime (still uid 0) holds only these: no mounts, no
+    modules, no raw devices, no network configuration, no ptrace. CRIU saves
+    and restores the reduced sets with the process.
+    """
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last + 1):
+        if cap not in KEPT_CAPABILITIES:
+            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     build_root(config)
+    drop_capabilities()
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -27,6 +27,8 @@ CODE_DIR = "/__coldsnap__/code"  # where ContainerSpec.files appear inside a con
 # Device nodes a container gets in its private /dev: (name, major, minor).
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
+# Host files no container needs; whiteouts in its upper dir remove them.
+HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 NSINIT = str(Path(__file__).with_name("nsinit.py"))
 
 
@@ -59,6 +61,10 @@ class ContainerDirs:
         for hidden in masks:
             _copy_parents(self.upper, Path(hidden).parent)
             _opaque_dir(self.upper / hidden.lstrip("/"), 0o700)
+        for secret in HIDDEN_FILES:
+            if Path(secret).exists():
+                _copy_parents(self.upper, Path(secret).parent)
+                os.mknod(self.upper / secret.lstrip("/"), stat.S_IFCHR, 0)  # a whiteout
 
     def add_devices(self, nodes: list[Path]) -> None:
         """Device nodes merged into /dev of a restored copy (GPUs after restore)."""

@@ -235,3 +235,31 @@ def test_deleting_a_snapshot_keeps_files_of_its_running_copies(engine: CriuEngin
         copy.kill()
     assert not [p for p in engine.layers.dir.iterdir() if p.suffix == ".source"
                 and "in-use" in p.read_text()]  # freed once its last user left
+
+
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_MODULE = 12, 21, 16
+
+
+def _capabilities(container) -> int:
+    status = ask(container, "read", path="/proc/self/status")["data"]
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("CapEff:")), 16)
+
+
+def test_containers_run_without_dangerous_capabilities(engine: CriuEngine) -> None:
+    snapshot(engine, "caps")
+    fresh = engine.start(worker_spec(snapshot_phase=False))
+    read_line(fresh)
+    restored = engine.restore("caps", worker_spec())
+    try:
+        for container in (fresh, restored):  # a restore keeps the reduced set
+            caps = _capabilities(container)
+            for cap in (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_MODULE):
+                assert not caps & (1 << cap), hex(caps)
+            assert caps & 1  # CAP_CHOWN: ordinary root work still goes
+            reply = ask(container, "write", path="/proc/sys/kernel/core_pattern", data="|/x")
+            assert "Read-only file system" in reply.get("error", ""), reply
+            assert "error" in ask(container, "read", path="/etc/shadow")
+    finally:
+        fresh.kill()
+        restored.kill()

@@ -78,6 +78,13 @@ for line in inp:
             reply = {"data": open(cmd["path"]).read()}
         except OSError as exc:
             reply = {"error": str(exc)}
+    elif cmd["op"] == "write":
+        try:
+            with open(cmd["path"], "w") as target:
+                target.write(cmd.get("data", ""))
+            reply = {"written": True}
+        except OSError as exc:
+            reply = {"error": str(exc)}
     elif cmd["op"] == "gateway":
         reply = {"gateway": default_gateway()}
     elif cmd["op"] == "probe":
