@@ -35,9 +35,10 @@ class Settings:
     max_payload_bytes: int = 512 * 1024 * 1024
     keep_versions: int = 3
     prewarm_netns: int = 2
-    # Host tuning the criu engine applies at start: transparent huge pages mode
-    # ("always" makes restores of big heaps ~2x faster; see the README). "": leave it.
-    host_thp: str = ""
+    # Host tuning the criu engine applies at start, like its NAT rule: the
+    # transparent huge pages mode. "always" lets CRIU fill a restored heap in
+    # 2 MiB pages (big restores ~1.4x faster, see the README); "keep" leaves it.
+    host_thp: str = "always"
     container_memory_mb: int = 0  # 0: no limit
     container_cpus: float = 0.0  # 0: no limit
 

@@ -99,7 +99,7 @@ class CriuEngine:
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_dir)
         refresh_kdat_cache(settings.criu_path)
-        if settings.host_thp:
+        if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
         self.layers = LayerCache(settings.run_dir)
         self.layers.prune()

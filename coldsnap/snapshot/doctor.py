@@ -66,7 +66,7 @@ def run_checks(settings: Settings) -> list[Check]:
     mode = thp_mode()
     checks.append(Check(
         "transparent huge pages", True, mode,
-        "" if mode == "always" else "COLDSNAP_HOST_THP=always makes big restores faster",
+        "" if mode == "always" else "the criu engine sets always unless COLDSNAP_HOST_THP=keep",
         needed=False,
     ))  # fmt: skip
     checks.append(_check_gpu())

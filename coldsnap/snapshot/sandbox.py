@@ -174,7 +174,7 @@ def thp_mode() -> str:
 def set_thp_mode(mode: str) -> None:
     if mode not in THP_MODES:
         raise ValueError(f"COLDSNAP_HOST_THP={mode!r}: use one of {', '.join(THP_MODES)}, "
-                         "or leave it empty to keep the host's setting")
+                         "or keep to leave the host's setting alone")
     if thp_mode() != mode:
         THP.write_text(mode)
 
