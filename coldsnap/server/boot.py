@@ -4,8 +4,10 @@
 snapshot function the first cold boot of a key creates the snapshot and then
 continues from it (restore after dump, which proves the snapshot works); boots
 that arrive meanwhile wait for it; later boots restore. A failed dump or
-restore never fails the boot: the key is marked failed (and not tried again)
-and the container boots without a snapshot.
+restore never fails the boot: the container boots without a snapshot (a plain
+boot, outside the snapshot phase's sandbox). The key is marked failed and not
+tried again until `coldsnap snapshots rm KEY`; a transient restore failure (a
+timeout, a setup error) only pauses restores of the key for a while.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import secrets
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +28,10 @@ from coldsnap.snapshot import Container, ContainerSpec, Engine, SnapshotError, S
 
 # Wraps a fresh container in a Worker wired to its pool (logs, exit notice).
 Attach = Callable[[Container, str], Worker]
+# After a transient restore failure, boots of the key fall back this long before
+# the next restore is tried.
+TRANSIENT_RETRY_S = 300.0
+RETRY_HINT = "`coldsnap snapshots rm {key}` clears it so the next cold boot tries again"
 
 
 @dataclasses.dataclass
@@ -35,13 +42,21 @@ class Boot:
 
 
 class SnapshotKeys:
-    """Which keys are being created right now, and which failed (in this server's life)."""
+    """Which keys are being created right now, which failed, which wait to be retried.
 
-    def __init__(self, engine: Engine, db: StateDB) -> None:
+    A failed key is remembered here, by the engine and in the database until
+    ``forget`` (``coldsnap snapshots rm KEY``). A transient restore failure is
+    remembered only here: boots fall back until its retry-after time passes.
+    """
+
+    def __init__(self, engine: Engine, db: StateDB,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
         self._db = db
+        self._clock = clock
         self._creating: set[str] = set()
         self._failed: dict[str, str] = {}
+        self._retry_after: dict[str, float] = {}  # key -> clock time of the next try
         self._cond = threading.Condition()
 
     def failure(self, key: str) -> str | None:
@@ -50,21 +65,46 @@ class SnapshotKeys:
     def mark_failed(self, key: str, reason: str) -> None:
         with self._cond:
             self._failed[key] = reason
+            self._retry_after.pop(key, None)
         self._engine.mark_failed(key, reason)
         self._db.set_snapshot_error(key, reason)
 
+    def mark_transient(self, key: str, reason: str, retry_in_s: float = TRANSIENT_RETRY_S
+                       ) -> None:
+        """Fall back, without restoring, until ``retry_in_s`` from now; keep the snapshot."""
+        with self._cond:
+            self._retry_after[key] = self._clock() + retry_in_s
+        self._db.set_snapshot_error(
+            key, f"{reason} (transient: restores of this key resume in {retry_in_s / 60:g} min)")
+
+    def restored(self, key: str) -> None:
+        """A restore worked: a transient failure before it is over."""
+        with self._cond:
+            if self._retry_after.pop(key, None) is None:
+                return
+        self._db.set_snapshot_error(key, None)
+
+    def forget(self, key: str) -> bool:
+        """Drop this server's failure or retry-after for ``key``; True if it had one."""
+        with self._cond:
+            had = self._failed.pop(key, None) is not None
+            had = self._retry_after.pop(key, None) is not None or had
+            return had
+
     def claim(self, key: str, wait_s: float) -> str:
         """``restore``, ``fallback`` or ``create`` (then the caller must ``release``)."""
-        deadline = time.monotonic() + wait_s
+        deadline = self._clock() + wait_s
         with self._cond:
             while key in self._creating:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self._clock()
                 if remaining <= 0:
                     return "fallback"  # the dump takes too long: don't wait forever
                 self._cond.wait(remaining)
             if self.failure(key):
                 return "fallback"
             if self._engine.lookup(key) is not None:
+                if self._clock() < self._retry_after.get(key, 0.0):
+                    return "fallback"
                 return "restore"
             self._creating.add(key)
             return "create"
@@ -84,10 +124,15 @@ class Booter:
         self.log = log  # (app, line): the app's log
         self.keys = SnapshotKeys(engine, db)
 
-    def boot(self, fn: FunctionSpec, attach: Attach) -> Boot:
-        """Start a container for ``fn`` and return it once it said ``ready``."""
+    def boot(self, fn: FunctionSpec, attach: Attach,
+             stopping: Callable[[], bool] = lambda: False) -> Boot:
+        """Start a container for ``fn`` and return it once it said ``ready``.
+
+        ``stopping()`` turns True at shutdown: a dump or restore that fails then
+        (its container killed) says nothing about the snapshot.
+        """
         strategy = "snapshot" if fn.options.enable_memory_snapshot else "plain"
-        run = _BootRun(self, fn, attach)
+        run = _BootRun(self, fn, attach, stopping)
         try:
             return BOOT_STRATEGIES[strategy](run)
         except BootFailed as exc:
@@ -98,7 +143,8 @@ class Booter:
 class _BootRun:
     """One boot of one function: the strategies and their steps."""
 
-    def __init__(self, booter: Booter, fn: FunctionSpec, attach: Attach) -> None:
+    def __init__(self, booter: Booter, fn: FunctionSpec, attach: Attach,
+                 stopping: Callable[[], bool]) -> None:
         self.settings = booter.settings
         self.engine = booter.engine
         self.db = booter.db
@@ -106,6 +152,7 @@ class _BootRun:
         self.log = booter.log
         self.fn = fn
         self._attach = attach
+        self._stopping = stopping
         # Log lines of containers this boot gave up on (dumped, failed): the caller
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
@@ -118,14 +165,14 @@ class _BootRun:
 
     def snapshot(self) -> Boot:
         if self.engine.name == "none":
-            return self._handshake_without_dump("plain")
+            return self.plain()  # the runtime runs the snap=True hooks, then the others
         key = self.fn.snapshot_key
         self.db.note_snapshot_key(key, self.fn.app, self.fn.version, self.fn.tag)
         claim = self.keys.claim(key, self.settings.dump_timeout_s + self.settings.boot_timeout_s)
         if claim == "restore":
             return self._restore(key)
         if claim == "fallback":
-            return self._handshake_without_dump("fallback")
+            return self._without_snapshot()
         try:
             return self._create(key)
         finally:
@@ -159,19 +206,21 @@ class _BootRun:
     def carried(self) -> list[str]:
         return list(self._carry)
 
+    def _unless_stopping(self) -> None:
+        if self._stopping():
+            raise BootFailed("the boot was cut short: the coldsnap server is shutting down")
+
     def _retire(self, worker: Worker) -> None:
         """Kill a container this boot no longer needs, keeping its log lines."""
         worker.kill()
         self._carry.extend(worker.pending_logs)
         worker.pending_logs.clear()
 
-    def _handshake_without_dump(self, kind: str) -> Boot:
-        worker, timings = self._start(snapshot=True)
-        header, _ = self._await_handshake(worker, timings)
-        if header.get("type") == "snapshot_refused":
-            worker.note(f"snapshot refused: {header.get('message', '')}")
-        self._resume(worker, restored=False)
-        return self._finish(worker, kind, timings)
+    def _without_snapshot(self) -> Boot:
+        """A fallback boot: plain, so the container has the network and GPUs that the
+        snapshot phase's sandbox lacks (the runtime runs every enter hook in order)."""
+        worker, timings = self._start(snapshot=False)
+        return self._finish(worker, "fallback", timings)
 
     def _await_handshake(
         self, worker: Worker, timings: dict[str, float]
@@ -192,8 +241,8 @@ class _BootRun:
             message = str(header.get("message", "the runtime refused the snapshot"))
             worker.note(f"snapshot refused, booting without one: {message}")
             self.keys.mark_failed(key, f"refused: {message}")
-            self._resume(worker, restored=False)
-            return self._finish(worker, "fallback", timings)
+            self._retire(worker)  # it lives in the snapshot phase's sandbox: start afresh
+            return self._without_snapshot()
         worker.note(f"creating memory snapshot {key}")
         worker.pump.stop()  # the log pipe goes into the snapshot; read it empty first
         t0 = time.monotonic()
@@ -201,10 +250,12 @@ class _BootRun:
             info = self.engine.checkpoint(worker.container, key, labels={
                 "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version})
         except SnapshotError as exc:
-            worker.note(f"memory snapshot failed, booting without one: {exc.reason}")
-            self.keys.mark_failed(key, f"dump: {exc.reason}")
+            worker.note(f"memory snapshot failed, booting without one: {exc.reason}; "
+                        + RETRY_HINT.format(key=key))
             self._retire(worker)
-            return self._handshake_without_dump("fallback")
+            self._unless_stopping()  # killed by the shutdown: not the snapshot's fault
+            self.keys.mark_failed(key, f"dump: {exc.reason}")
+            return self._without_snapshot()
         timings["dump_s"] = info.dump_s or time.monotonic() - t0
         worker.note(
             f"memory snapshot created in {timings['dump_s'] * 1000:.0f} ms "
@@ -220,9 +271,23 @@ class _BootRun:
         t0 = time.monotonic()
         try:
             container = self.engine.restore(key, self._spec(container_id, False))
-        except (SnapshotError, SnapshotMiss) as exc:
-            reason = exc.reason if isinstance(exc, SnapshotError) else f"snapshot missing: {exc}"
-            self.keys.mark_failed(key, f"restore: {reason}")
+        except SnapshotError as exc:
+            self._unless_stopping()
+            if getattr(exc, "transient", False):  # the snapshot is probably fine
+                self.keys.mark_transient(key, f"restore: {exc.reason}")
+                return self._fallback_after(
+                    f"restore from memory snapshot failed (transient, restores resume in "
+                    f"{TRANSIENT_RETRY_S / 60:g} min): {exc.reason}")
+            self.keys.mark_failed(key, f"restore: {exc.reason}")
+            return self._fallback_after(f"restore from memory snapshot failed: {exc.reason}; "
+                                        + RETRY_HINT.format(key=key))
+        except SnapshotMiss as exc:  # gone since lookup (rm, gc): a later boot makes it anew
+            return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
+        except Exception as exc:  # an engine bug must not fail the boot
+            self._unless_stopping()
+            traceback.print_exc()  # to the server log
+            reason = f"the {self.engine.name} engine failed: {type(exc).__name__}: {exc}"
+            self.keys.mark_transient(key, f"restore: {reason}")
             return self._fallback_after(f"restore from memory snapshot failed: {reason}")
         worker = self._adopt(container, container_id)
         timings = dict(container.timings)
@@ -235,8 +300,11 @@ class _BootRun:
             if exc.blob is not None:  # user code in enter(snap=False) raised: not our fault
                 raise
             self._retire(worker)
+            self._unless_stopping()
             self.keys.mark_failed(key, f"restored container died: {exc.message}")
-            return self._fallback_after(f"the restored container died: {exc.message}")
+            return self._fallback_after(f"the restored container died: {exc.message}; "
+                                        + RETRY_HINT.format(key=key))
+        self.keys.restored(key)
         self.db.count_restore(key)
         return boot
 
@@ -244,7 +312,7 @@ class _BootRun:
         line = f"[{self.fn.tag}] coldsnap: {why}; booting without a snapshot"
         self.log(self.fn.app, line)
         self._carry.append(line)
-        return self._handshake_without_dump("fallback")
+        return self._without_snapshot()
 
     def _resume(self, worker: Worker, restored: bool) -> None:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from coldsnap._runtime.serialization import dumps_args
-from coldsnap.server.boot import Boot, Booter
+from coldsnap.server.boot import Boot, Booter, SnapshotKeys
 from coldsnap.server.calls import Call
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
@@ -38,16 +38,21 @@ class FailingEngine:
     def start(self, spec: ContainerSpec) -> Container:
         return self.inner.start(spec)
 
-    def checkpoint(self, container: Container, key: str) -> SnapshotInfo:
+    def checkpoint(self, container: Container, key: str,
+                   labels: dict[str, str] | None = None) -> SnapshotInfo:
         self.checkpoints += 1
         raise DumpFailed("no space left on device (on purpose)")
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         self.restores += 1
+        if self.fail == "restore-transient":
+            raise RestoreFailed("criu restore timed out (on purpose)", transient=True)
+        if self.fail == "restore-bug":
+            raise KeyError("a bug in the engine (on purpose)")
         raise RestoreFailed("the image is corrupt (on purpose)")
 
     def lookup(self, key: str) -> SnapshotInfo | None:
-        if self.fail == "restore":
+        if self.fail.startswith("restore"):
             return SnapshotInfo(key, self.host_key, Path("/nonexistent"), 1, 0.1, time.time())
         return None
 
@@ -118,3 +123,27 @@ def test_failed_snapshot_falls_back_and_is_not_retried(
     assert second.kind == "fallback"
     assert (engine.checkpoints, engine.restores) == ((1, 0) if fail == "dump" else (0, 1))
     _serves(second)
+
+
+@pytest.mark.parametrize("fail", ["restore-transient", "restore-bug"])
+def test_a_transient_restore_failure_falls_back_and_retries_later(
+    fail: str, square: FunctionSpec, db: StateDB, tmp_path: Path
+) -> None:
+    engine = FailingEngine(fail, tmp_path)
+    now = [1000.0]
+    booter = Booter(Settings(state_dir=tmp_path, boot_timeout_s=60), engine, db,
+                    log=lambda app, line: None)
+    booter.keys = SnapshotKeys(engine, db, clock=lambda: now[0])
+    lines: list[str] = []
+    first = _boot(booter, square, lines)
+    assert first.kind == "fallback" and engine.restores == 1
+    assert engine.failed == {}  # the snapshot is not given up on
+    assert "restore from memory snapshot failed" in first.worker.pending_logs[0]
+    _serves(first)
+    second = _boot(booter, square, lines)  # within the pause: no restore tried
+    assert second.kind == "fallback" and engine.restores == 1
+    _serves(second)
+    now[0] += 301
+    third = _boot(booter, square, lines)
+    assert third.kind == "fallback" and engine.restores == 2
+    _serves(third)
