@@ -14,6 +14,20 @@ from coldsnap.options import FunctionOptions
 APP_FILE = "app.py"
 # Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
 SNAPSHOT_PHASE_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+# What a container inherits from the server's environment; nothing else (an
+# auto-started server has its first client's environment: credentials and all).
+# The image's env and the function's ``env=`` add to it.
+HOST_ENV = frozenset({
+    "PATH", "HOME", "LANG", "TZ", "TERM", "CUDA_VISIBLE_DEVICES",
+    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+})
+
+
+def host_env(names: frozenset[str] = HOST_ENV, locale: bool = True) -> dict[str, str]:
+    """The server's values of ``names`` (and ``LC_*`` with ``locale``) that are set."""
+    return {k: v for k, v in os.environ.items()
+            if k in names or (locale and k.startswith("LC_"))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +71,7 @@ class FunctionSpec:
 
     def container_env(self, container_id: str, snapshot: bool) -> dict[str, str]:
         """The environment of a fresh container (the engine adds its fd and dir vars)."""
-        # The server's own COLDSNAP_ settings (state dir, token path) stay out.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
+        env = host_env()
         if self.built is not None:
             env = self.built.container_env(env)
         else:
@@ -79,7 +92,7 @@ class FunctionSpec:
 
     def resume_env(self) -> dict[str, str | None]:
         """The real values of what the snapshot phase hid (None: unset)."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
+        base: dict[str, str] = host_env()
         base.update(self.options.env)
         return {name: base.get(name) for name in SNAPSHOT_PHASE_ENV}
 

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.server.errors import BAD_REQUEST, DEPLOY_FAILED, ApiError
-from coldsnap.server.functions import APP_FILE
+from coldsnap.server.functions import APP_FILE, host_env
+
+DESCRIBE_ENV = frozenset({"PATH", "HOME", "LANG"})
 
 
 def coldsnap_version() -> str:
@@ -45,7 +47,8 @@ def describe_source(source: bytes, filename: str, timeout_s: float) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="coldsnap-describe-") as tmp:
         with open(os.path.join(tmp, APP_FILE), "wb") as handle:
             handle.write(source)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COLDSNAP_")}
+        # Only what an import needs: the app's own code runs here, as the server's user.
+        env = host_env(DESCRIBE_ENV, locale=False)
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "coldsnap._runtime.describe", APP_FILE],

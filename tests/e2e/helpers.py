@@ -21,6 +21,14 @@ def write_app(directory: Path, name: str, source: str) -> Path:
     return path
 
 
+def app_with_env(directory: Path, app_file: Path, env: dict[str, str]) -> Path:
+    """A copy of ``app_file`` (same name) that sets ``env`` when imported: a server passes
+    only an allow-list of its own environment to deploys and containers."""
+    path = directory / app_file.name
+    path.write_text(f"import os as _os\n_os.environ.update({env!r})\n" + app_file.read_text())
+    return path
+
+
 def stats(server: ServerHandle, app: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(server.cli("apps", "stats", app, "--json").stdout)
     return result

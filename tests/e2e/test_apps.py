@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import stats, wait_for, write_app
+from tests.e2e.helpers import app_with_env, stats, wait_for, write_app
 
 VERSIONED = """
 import coldsnap
@@ -51,8 +51,9 @@ def test_changed_code_is_a_new_version_and_old_containers_drain(
 
 def test_stop_runs_exit_hooks(server_factory: type[ServerHandle], tmp_path: Path) -> None:
     marker = tmp_path / "exit-marker"
-    server = server_factory(env={"EXIT_HOOK_MARKER": str(marker)}).start()
-    server.cli("deploy", str(APPS / "exit_hook.py"))
+    server = server_factory().start()
+    server.cli("deploy", str(app_with_env(tmp_path, APPS / "exit_hook.py",
+                                          {"EXIT_HOOK_MARKER": str(marker)})))
     out = server.python(
         "import coldsnap\n"
         "W = coldsnap.Cls.from_name('test-exit-hook', 'Worker')\n"

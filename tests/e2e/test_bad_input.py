@@ -6,11 +6,13 @@ import os
 import socket
 import stat
 import struct
+from pathlib import Path
 
 from coldsnap._runtime.framing import read_message, write_message
 from coldsnap._runtime.serialization import dumps_args
 from coldsnap.connection import Connection, ServerError
 from tests.conftest import APPS, ServerHandle
+from tests.e2e.helpers import app_with_env
 
 
 def _raw(server: ServerHandle, payload: bytes) -> dict:
@@ -91,9 +93,9 @@ def test_oversized_payload_is_refused(server_factory: type[ServerHandle]) -> Non
     _alive(server)
 
 
-def test_deploy_of_a_file_that_fails_to_import(server_factory: type[ServerHandle]) -> None:
-    server = server_factory(env={"FAILING_HOOKS_STAGE": "import"}).start()
-    result = server.cli("deploy", str(APPS / "failing_hooks.py"), check=False)
+def test_deploy_of_a_file_that_fails_to_import(server: ServerHandle, tmp_path: Path) -> None:
+    app = app_with_env(tmp_path, APPS / "failing_hooks.py", {"FAILING_HOOKS_STAGE": "import"})
+    result = server.cli("deploy", str(app), check=False)
     assert result.returncode == 1
     assert "importing failing_hooks.py failed" in result.stderr
     assert "Traceback (most recent call last)" in result.stderr

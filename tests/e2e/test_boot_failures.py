@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import stats, wait_for
+from tests.e2e.helpers import app_with_env, stats, wait_for
 
 CALL_BROKEN = """
 import coldsnap
@@ -24,9 +24,11 @@ except Exception as exc:
 
 
 @pytest.mark.parametrize("stage", ["snap", "enter"])
-def test_failing_hook_fails_the_call(server_factory: type[ServerHandle], stage: str) -> None:
-    server = server_factory(env={"FAILING_HOOKS_STAGE": stage}).start()
-    server.cli("deploy", str(APPS / "failing_hooks.py"))
+def test_failing_hook_fails_the_call(server_factory: type[ServerHandle], stage: str,
+                                     tmp_path: Path) -> None:
+    server = server_factory().start()
+    app = app_with_env(tmp_path, APPS / "failing_hooks.py", {"FAILING_HOOKS_STAGE": stage})
+    server.cli("deploy", str(app))
     result = server.python(CALL_BROKEN)
     message = "no weights at /model.bin" if stage == "snap" else "setup failed on purpose"
     assert result.stdout.startswith(f"WeightsMissing | {message} |")
