@@ -191,7 +191,9 @@ class Connection:
         exited: int | None = None
         while time.monotonic() < deadline:
             try:
-                self.ping()
+                warning = self.ping().get("warning")
+                if warning:  # e.g. engine=auto fell back to none: say so once, here
+                    print(f"coldsnap: {warning}", file=sys.stderr)
                 return
             except (ServerUnavailable, PermissionError):
                 pass

@@ -122,6 +122,9 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
     if "disk_bytes" in reply:
         print(f"\n{len(snapshots)} snapshot(s); the store uses {size(reply['disk_bytes'])} "
               f"in {reply['store']}")
+    if any(s.get("last_error") for s in snapshots):
+        print("a key with a LAST ERROR boots without a snapshot (a transient error: for a "
+              "while); `coldsnap snapshots rm KEY` clears it so the next cold boot tries again")
     return 0
 
 
@@ -131,8 +134,12 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots_rm(args: argparse.Namespace) -> int:
-    _request("snapshot_rm", key=args.key)
-    print(f"removed snapshot {args.key}")
+    reply = _request("snapshot_rm", key=args.key)
+    if reply.get("snapshot_removed", True):
+        print(f"removed snapshot {args.key}")
+    if reply.get("failure_cleared"):
+        print(f"cleared the failure of {args.key}: the next cold boot of its function tries "
+              "a memory snapshot again")
     return 0
 
 

@@ -23,6 +23,10 @@ from coldsnap.server.registry import coldsnap_version
 Reply = tuple[dict[str, Any], bytes | None]
 
 
+class ClientGone(Exception):
+    """Writing to the client failed: it hung up. Nobody is left to answer."""
+
+
 class Request:
     def __init__(self, header: dict[str, Any], blob: bytes | None, stream: BinaryIO) -> None:
         self.header = header
@@ -38,6 +42,13 @@ class Request:
                            f"the wrong type {type(value).__name__}")
         return value
 
+    def send(self, header: dict[str, Any]) -> None:
+        """One message of a streamed reply; ClientGone when the client hung up."""
+        try:
+            write_message(self.stream, header)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+            raise ClientGone(str(exc)) from exc
+
     def need_blob(self, what: str) -> bytes:
         if self.blob is None:
             raise ApiError(BAD_REQUEST, f"op {self.header.get('op')!r} needs {what} as its blob")
@@ -45,21 +56,25 @@ class Request:
 
 
 class Api:
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, warning: str | None = None) -> None:
         self.platform = platform
+        self.warning = warning  # shown by clients that start the server (engine=auto)
 
     def ping(self, req: Request) -> Reply:
         engine = self.platform.engine
-        return {"ok": True, "version": coldsnap_version(), "engine": engine.name,
-                "host_key": engine.host_key, "pid": os.getpid()}, None
+        reply = {"ok": True, "version": coldsnap_version(), "engine": engine.name,
+                 "host_key": engine.host_key, "pid": os.getpid()}
+        if self.warning:
+            reply["warning"] = self.warning
+        return reply, None
 
     def deploy(self, req: Request) -> Reply:
-        stream = req.stream if req.field("progress", bool, False) else None
+        progress = bool(req.field("progress", bool, False))
 
         def report(line: str) -> None:
             # Streamed as it happens; raising (the client left) stops the build.
-            if stream is not None:
-                write_message(stream, {"ok": True, "progress": line})
+            if progress:
+                req.send({"ok": True, "progress": line})
 
         result = self.platform.deploy(
             filename=req.field("filename", str, "app.py"),
@@ -129,10 +144,10 @@ class Api:
         lines, position = book.tail(int(req.field("tail", int, 200)))
         if not req.field("follow", bool, False):
             return {"ok": True, "lines": lines}, None
-        write_message(req.stream, {"ok": True, "lines": lines})
+        req.send({"ok": True, "lines": lines})
         while True:  # until the client hangs up (the write fails)
             lines, position = book.since(position, wait_s=1.0)
-            write_message(req.stream, {"ok": True, "lines": lines})
+            req.send({"ok": True, "lines": lines})
 
     def snapshots_ls(self, req: Request) -> Reply:
         return {"ok": True, "snapshots": self.platform.snapshots(),
@@ -143,8 +158,8 @@ class Api:
         return {"ok": True, "snapshot": info}, None
 
     def snapshot_rm(self, req: Request) -> Reply:
-        self.platform.snapshot_op("rm", key=req.field("key", str))
-        return {"ok": True, "removed": req.header["key"]}, None
+        result = self.platform.snapshot_op("rm", key=req.field("key", str))
+        return {"ok": True, "removed": req.header["key"], **result}, None
 
     def snapshots_gc(self, req: Request) -> Reply:
         result = self.platform.snapshot_op("gc", keep=req.field("keep", int, None))

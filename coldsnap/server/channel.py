@@ -7,7 +7,6 @@ read when the engine takes the container away for a checkpoint.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import select
@@ -17,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from coldsnap._runtime.framing import ChannelClosed, read_message, write_message
+from coldsnap._runtime.framing import MAX_HEADER, ChannelClosed, ProtocolError, write_message
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -25,13 +24,23 @@ _MAX_LINE = 64 * 1024
 
 
 class ControlChannel:
-    """Messages to and from one container."""
+    """Messages to and from one container.
 
-    def __init__(self, ctrl_in: BinaryIO, ctrl_out: BinaryIO) -> None:
+    The container is untrusted: a header over ``MAX_HEADER``, a blob over
+    ``max_blob`` or a header that is not a JSON object raise ProtocolError
+    (the stream can't be resynchronised; the caller drops the container).
+    """
+
+    def __init__(self, ctrl_in: BinaryIO, ctrl_out: BinaryIO,
+                 max_blob: int | None = None) -> None:
         self._out = ctrl_in
         self._fd = ctrl_out.fileno()
         os.set_blocking(self._fd, False)
+        self._max_blob = max_blob
         self._buf = bytearray()
+        # The header of the message being received, once parsed: (header, where its
+        # blob starts, the blob's length), so a large blob's header is parsed once.
+        self._pending: tuple[dict[str, Any], int, int] | None = None
 
     def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
         """Raises BrokenPipeError (or another OSError) when the container is gone."""
@@ -59,23 +68,48 @@ class ControlChannel:
             self._buf += data
 
     def _take(self) -> tuple[dict[str, Any], bytes | None] | None:
+        if self._pending is None:
+            self._pending = self._parse_header()
+            if self._pending is None:
+                return None
+        header, start, blob_len = self._pending
+        end = start + max(blob_len, 0)
+        if len(self._buf) < end:
+            return None
+        blob = None
+        if blob_len >= 0:
+            with memoryview(self._buf) as view:
+                blob = bytes(view[start:end])  # the one copy a result makes here
+        del self._buf[:end]
+        self._pending = None
+        return header, blob
+
+    def _parse_header(self) -> tuple[dict[str, Any], int, int] | None:
+        """(header, blob start, blob length or -1 without a blob), or None: need more."""
         buf = self._buf
         if len(buf) < 4:
             return None
         (size,) = _U32.unpack_from(buf)
+        if size > MAX_HEADER:
+            raise ProtocolError(f"a header of {size} bytes exceeds the {MAX_HEADER}-byte limit")
         end = 4 + size
         if len(buf) < end:
             return None
-        if json.loads(bytes(buf[4:end])).get("blob"):
-            if len(buf) < end + 8:
-                return None
-            (blob_len,) = _U64.unpack_from(buf, end)
-            end += 8 + blob_len
-            if len(buf) < end:
-                return None
-        message = read_message(io.BytesIO(bytes(buf[:end])))
-        del buf[:end]
-        return message
+        try:
+            header = json.loads(buf[4:end])
+        except ValueError as exc:  # UnicodeDecodeError too
+            raise ProtocolError(f"a header is not JSON: {exc}") from None
+        if not isinstance(header, dict):
+            raise ProtocolError(f"a header is a JSON {type(header).__name__}, not an object")
+        if not header.pop("blob", False):
+            return header, end, -1
+        if len(buf) < end + 8:
+            return None
+        (blob_len,) = _U64.unpack_from(buf, end)
+        if self._max_blob is not None and blob_len > self._max_blob:
+            raise ProtocolError(f"a payload of {blob_len} bytes exceeds the limit of "
+                                f"{self._max_blob} bytes (COLDSNAP_MAX_PAYLOAD_BYTES)")
+        return header, end + 8, blob_len
 
 
 class LogPump:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
-from coldsnap.server.api import HANDLERS, Api, Request
+from coldsnap.server.api import HANDLERS, Api, ClientGone, Request
 from coldsnap.server.auth import ensure_token, token_matches
 from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TOO_LARGE, UNAUTHORIZED, ApiError
 from coldsnap.server.platform import Platform
@@ -52,8 +52,9 @@ class Server:
         self.token = ensure_token(settings.token_path)
         self.db = StateDB(settings.db_path)
         self.engine = make_engine(settings)
+        self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
-        self.api = Api(self.platform)
+        self.api = Api(self.platform, self.warning)
         self.stopping = threading.Event()
         self.listeners: list[socket.socket] = []
 
@@ -71,6 +72,8 @@ class Server:
             f" and tcp {self.settings.tcp}" if self.settings.tcp else "")
         print(f"coldsnap server {os.getpid()} listening on {where} (engine "
               f"{self.engine.name}, state {self.settings.state_dir})", flush=True)
+        if self.warning:
+            print(self.warning, flush=True)
         try:
             self.stopping.wait()
         finally:
@@ -125,8 +128,12 @@ class Server:
             reply = handler(self.api, Request(header, blob, wfile))
         except ApiError as exc:
             reply = (exc.to_header(), exc.blob)
-        except OSError:
+        except ClientGone:
             return False  # a streaming client hung up
+        except OSError as exc:  # the server's own I/O (disk full, permissions, ...)
+            traceback.print_exc()
+            reply = (ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc}; see "
+                              "the server log").to_header(), None)
         except Exception as exc:
             traceback.print_exc()
             reply = (ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc!r}; "
@@ -134,6 +141,24 @@ class Server:
         if reply is None:
             return False
         return _try_send(wfile, reply[0], reply[1])
+
+
+def _engine_warning(settings: Settings, engine: str) -> str | None:
+    """Why ``engine=auto`` fell back to ``none``, loudly: containers are not isolated."""
+    if settings.engine != "auto" or engine != "none":
+        return None
+    try:
+        from coldsnap.snapshot.doctor import run_checks
+
+        failing = [f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "")
+                   for c in run_checks(settings) if not c.ok and c.needed]
+    except Exception as exc:  # the doctor itself failing must not stop the server
+        failing = [f"the checks could not run: {exc!r}"]
+    return ("WARNING: engine=auto picked 'none' because `coldsnap doctor` fails ("
+            + "; ".join(failing or ["criu check"]) + "). Containers are NOT isolated: they "
+            "run as plain processes with the server's user, files and network, and boot "
+            "without memory snapshots. Fix the checks, or set COLDSNAP_ENGINE=none to "
+            "choose this on purpose")
 
 
 def _framing_error(exc: ProtocolError, settings: Settings) -> ApiError:

@@ -16,7 +16,7 @@ from coldsnap.server.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE, ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.images import build_images
 from coldsnap.server.logs import LogBook
-from coldsnap.server.pool import Pool, PoolContext
+from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.registry import check_app_name, describe_source, version_of
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
@@ -261,8 +261,21 @@ class Platform:
         if op == "inspect":
             return _jsonable(store.inspect(key))
         if op == "rm":
-            return _jsonable(store.delete(key))
+            return self._snapshot_rm(store, str(key))
         return _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
+
+    def _snapshot_rm(self, store: Any, key: str) -> dict[str, Any]:
+        """Delete ``key``'s snapshot and forget its failure: the next cold boot tries again."""
+        removed = bool(store.delete(key))  # also drops the engine's failure record
+        forgotten = self._ctx.booter.keys.forget(key)
+        known = self.db.snapshot_keys().get(key) or {}
+        if known.get("last_error"):
+            self.db.set_snapshot_error(key, None)
+            forgotten = True
+        if not (removed or forgotten):
+            raise ApiError(NOT_FOUND, f"no snapshot or failure record named {key!r} on this "
+                           "host; `coldsnap snapshots ls` lists the keys")
+        return {"snapshot_removed": removed, "failure_cleared": forgotten}
 
     def _store(self) -> Any:
         store = getattr(self.engine, "store", None)
@@ -274,14 +287,22 @@ class Platform:
         return store
 
     def shutdown(self, grace_s: float = 10.0) -> None:
+        """Stop taking calls; give containers, booting ones too, ``grace_s`` to finish
+        and leave (their exit hooks run); then kill what is left, before the engine
+        closes."""
         pools = self._all_pools()
-        workers = [w for p in pools for w in p.stop("the coldsnap server is shutting down")]
-        deadline = time.monotonic() + grace_s
+        for pool in pools:
+            pool.stop(SHUTTING_DOWN)
+        self._wait_finished(pools, grace_s)
+        for pool in pools:  # stragglers: busy or booting past the grace period
+            pool.kill()
+        self._wait_finished(pools, 10.0)  # their threads notice and unwind
+
+    @staticmethod
+    def _wait_finished(pools: list[Pool], wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not all(p.finished for p in pools):
             time.sleep(0.05)
-        for worker in workers:  # stragglers: busy past the grace period
-            if worker.alive:
-                worker.kill()
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import traceback
 from collections import deque
 from typing import Any
 
@@ -32,6 +33,7 @@ from coldsnap.server.worker import BootFailed, CallEnd, Worker
 from coldsnap.snapshot import Container
 
 DEFAULT_MAX_CONTAINERS = 32
+SHUTTING_DOWN = "the coldsnap server is shutting down"
 _STEP_NAMES = {
     "sandbox_s": "sandbox", "restore_s": "restore", "import_s": "import",
     "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
@@ -58,6 +60,8 @@ class Pool:
         self._cond = threading.Condition()
         self._queue: deque[Call] = deque()
         self._live: set[Worker] = set()
+        self._starting: set[Worker] = set()  # containers of boots in progress
+        self._stopped = False  # the server is shutting down: no new containers
         self._slots = 0  # booting + live
         self._exiting = 0  # containers told to leave that have not exited yet
         self._booting = 0
@@ -98,14 +102,22 @@ class Pool:
             self._draining = True
             self._cond.notify_all()
 
-    def stop(self, reason: str) -> list[Worker]:
-        """Fail queued calls and hand back the live workers (the caller shuts them down)."""
+    def stop(self, reason: str) -> None:
+        """Fail queued calls and start no more containers; containers leave once idle
+        and boots in progress end (``kill`` ends what is left)."""
         with self._cond:
             self._draining = True
+            self._stopped = True
             while self._queue:
                 self._queue.popleft().fail(ApiError(UNAVAILABLE, reason))
             self._cond.notify_all()
-            return list(self._live)
+
+    def kill(self) -> None:
+        """Kill every container of this pool, booting or live (after ``stop``)."""
+        with self._cond:
+            workers = [*self._starting, *self._live]
+        for worker in workers:
+            worker.kill()
 
     @property
     def finished(self) -> bool:
@@ -129,9 +141,19 @@ class Pool:
 
     def _attach(self, container: Container, container_id: str) -> Worker:
         app = self.fn.app
-        return Worker(container, container_id,
-                      log_line=lambda _w, line: self._ctx.logs.write(app, line),
-                      on_exit=lambda _w: self._wake())
+        worker = Worker(container, container_id,
+                        log_line=lambda _w, line: self._ctx.logs.write(app, line),
+                        on_exit=lambda _w: self._wake(),
+                        max_payload=self._ctx.booter.settings.max_payload_bytes)
+        with self._cond:
+            if not self._stopped:
+                self._starting.add(worker)
+                return worker
+        worker.kill()  # started while the server stopped: nobody will serve with it
+        raise BootFailed(f"container {container_id} was stopped: {SHUTTING_DOWN}")
+
+    def _stopping(self) -> bool:
+        return self._stopped
 
     def _wake(self) -> None:
         with self._cond:
@@ -140,7 +162,7 @@ class Pool:
     def _container_main(self) -> None:
         t0 = time.monotonic()
         try:
-            boot = self._ctx.booter.boot(self.fn, self._attach)
+            boot = self._ctx.booter.boot(self.fn, self._attach, self._stopping)
         except BootFailed as exc:
             self._boot_failed(exc.message, exc.blob, exc.logs)
             return
@@ -149,8 +171,10 @@ class Pool:
                               f"container for {self.fn.label}: {exc}", None, [])
             return
         boot.timings["boot_s"] = time.monotonic() - t0
-        self._record_boot(boot)
         worker = boot.worker
+        with self._cond:
+            self._starting = {w for w in self._starting if w is not worker and w.alive}
+        self._record_boot(boot)
         with self._cond:
             self._booting -= 1
             self._live.add(worker)
@@ -183,7 +207,12 @@ class Pool:
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
         self._ctx.logs.write(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}")
-        self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {}, message)
+        with self._cond:
+            self._starting = {w for w in self._starting if w.alive}  # the boot's leftovers
+            stopped = self._stopped
+        if not stopped:  # at shutdown the database may be closing: not a failure to keep
+            self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {},
+                                  message)
         with self._cond:
             self._booting -= 1
             self._slots -= 1
@@ -226,7 +255,16 @@ class Pool:
             if call is None:
                 return worker.alive
             t0 = time.monotonic()
-            end, header, blob = worker.run_call(call)
+            try:
+                end, header, blob = worker.run_call(call)
+            except Exception as exc:  # a server bug must not leave the caller waiting
+                traceback.print_exc()
+                worker.note(f"stopping: the server failed running call {call.id}: {exc!r}")
+                self._fail(call, ApiError(
+                    CONTAINER_DIED, f"the server failed running {call.label} in container "
+                    f"{worker.id} ({type(exc).__name__}: {exc}); the container was stopped. "
+                    "See the server log"))
+                return False
             if worker.calls_served == 1:
                 boot.timings["first_input_s"] = time.monotonic() - t0
                 self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
@@ -268,6 +306,11 @@ class Pool:
                 self._scale()
                 self._cond.notify()
                 return
+            self.counters["calls_failed"] += 1
+        call.fail(error)
+
+    def _fail(self, call: Call, error: ApiError) -> None:
+        with self._cond:
             self.counters["calls_failed"] += 1
         call.fail(error)
 

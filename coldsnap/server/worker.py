@@ -41,11 +41,11 @@ class Worker:
 
     def __init__(
         self, container: Container, worker_id: str, log_line: Callable[[Worker, str], None],
-        on_exit: Callable[[Worker], None] | None = None,
+        on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
     ) -> None:
         self.container = container
         self.id = worker_id
-        self.channel = ControlChannel(container.ctrl_in, container.ctrl_out)
+        self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
         self.call: Call | None = None
         self.calls_served = 0
         self.boot_id = 0
@@ -97,7 +97,9 @@ class Worker:
                     f"container {self.id} did not say {'/'.join(sorted(kinds))} within "
                     f"{timeout:.0f} s; raise COLDSNAP_BOOT_TIMEOUT_S if the boot is slow"
                 ) from None
-            except (ChannelClosed, ProtocolError, OSError) as exc:
+            except ProtocolError as exc:
+                raise BootFailed(self.garbled_message(f"while booting: {exc}")) from None
+            except (ChannelClosed, OSError) as exc:
                 raise BootFailed(self.death_message(f"before it was ready ({exc})")) from None
             kind = header.get("type")
             if kind in kinds:
@@ -116,6 +118,10 @@ class Worker:
         status = "still running" if code is None else f"exit status {code}"
         return f"container {self.id} exited {when} ({status}); its log lines are above"
 
+    def garbled_message(self, what: str) -> str:
+        return (f"container {self.id} wrote a malformed message to its control pipe {what}; "
+                "it was stopped. Only coldsnap's runtime may write to $COLDSNAP_CTRL_OUT_FD")
+
     def run_call(self, call: Call) -> tuple[CallEnd, dict[str, Any], bytes | None]:
         """Send ``call`` and wait for its result, at most ``call.timeout_s``."""
         call.attempts += 1
@@ -133,7 +139,10 @@ class Worker:
                 self.note(f"ignored an unexpected {header.get('type')!r} message during a call")
         except TimeoutError:
             return CallEnd.TIMED_OUT, {}, None
-        except (ChannelClosed, ProtocolError, OSError) as exc:
+        except ProtocolError as exc:
+            return CallEnd.DIED, {"message": self.garbled_message(
+                f"during call {call.id}: {exc}")}, None
+        except (ChannelClosed, OSError) as exc:
             message = self.death_message(f"during call {call.id} ({exc})")
             return CallEnd.DIED, {"message": message}, None
         finally:

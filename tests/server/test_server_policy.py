@@ -1,0 +1,182 @@
+"""Unit tests of the server's policies: snapshot keys after restore failures, an untrusted
+control channel, request errors, the engine=auto warning, the container environment."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from coldsnap._runtime.framing import ProtocolError, read_message
+from coldsnap.server import daemon
+from coldsnap.server.api import HANDLERS, Api, ClientGone, Request
+from coldsnap.server.boot import SnapshotKeys
+from coldsnap.server.channel import ControlChannel
+from coldsnap.server.daemon import Server
+from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.state import StateDB
+from coldsnap.settings import Settings
+from coldsnap.snapshot import SnapshotInfo
+
+
+class StoreEngine:
+    """Just the engine calls SnapshotKeys makes: one stored snapshot, failure records."""
+
+    name = "fake"
+    host_key = "test-host"
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        return SnapshotInfo(key, self.host_key, Path("/nonexistent"), 1, 0.1, time.time())
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        self.failed[key] = reason
+
+    def failure(self, key: str) -> str | None:
+        return self.failed.get(key)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDB]:
+    database = StateDB(tmp_path / "state.db")
+    database.note_snapshot_key("k", "app", "v", "f")
+    yield database
+    database.close()
+
+
+def test_a_transient_restore_failure_pauses_restores_then_retries(db: StateDB) -> None:
+    engine, now = StoreEngine(), [1000.0]
+    keys = SnapshotKeys(engine, db, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert keys.claim("k", 1) == "restore"
+    keys.mark_transient("k", "restore: criu restore timed out", retry_in_s=300)
+    assert engine.failed == {}  # not failed for good: the snapshot is kept
+    assert "transient" in db.snapshot_keys()["k"]["last_error"]
+    now[0] += 299
+    assert keys.claim("k", 1) == "fallback"
+    now[0] += 2
+    assert keys.claim("k", 1) == "restore"
+    keys.restored("k")
+    assert db.snapshot_keys()["k"]["last_error"] is None
+
+
+def test_a_failed_key_stays_failed_until_forgotten(db: StateDB) -> None:
+    engine = StoreEngine()
+    keys = SnapshotKeys(engine, db)  # type: ignore[arg-type]
+    keys.mark_failed("k", "restore: corrupt image")
+    assert keys.claim("k", 1) == "fallback"
+    assert engine.failed["k"] == "restore: corrupt image"
+    assert db.snapshot_keys()["k"]["last_error"] == "restore: corrupt image"
+    assert keys.forget("k") and not keys.forget("k")
+    engine.failed.clear()  # what the store's delete does
+    assert keys.claim("k", 1) == "restore"
+
+
+def _garbage_channel(data: bytes, max_blob: int | None = None) -> Iterator[ControlChannel]:
+    r, w = os.pipe()
+    os.write(w, data)
+    with os.fdopen(w, "wb") as writer, os.fdopen(r, "rb") as reader:
+        yield ControlChannel(writer, reader, max_blob)
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"\0\0\0\x05hello", "not JSON"),
+    (b"\0\0\0\x02[]", "not an object"),
+    (b"\0\0\0\x02\xff\xfe", "not JSON"),
+    (b"\xff\xff\xff\xff", "exceeds"),  # refused at once, not after reading 4 GiB
+    (b'\0\0\0\x0e{"blob": true}' + (10**6).to_bytes(8, "big"), "exceeds the limit of 1000"),
+])
+def test_control_channel_refuses_malformed_messages(data: bytes, error: str) -> None:
+    for channel in _garbage_channel(data, max_blob=1000):
+        with pytest.raises(ProtocolError, match=error):
+            channel.recv(5)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    settings = Settings(state_dir=tmp_path / "state", engine="none")
+    settings.state_dir.mkdir()
+    srv = Server(settings)
+    yield srv
+    srv.db.close()
+
+
+def _answer(srv: Server, op: str) -> tuple[bool, dict[str, Any] | None]:
+    out = io.BytesIO()
+    keep = srv._answer({"op": op, "token": srv.token}, None, out)
+    out.seek(0)
+    return keep, (read_message(out)[0] if out.getvalue() else None)
+
+
+def test_an_os_error_in_a_handler_is_an_internal_error(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(api: Api, req: Request) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(HANDLERS, "ping", disk_full)
+    keep, reply = _answer(server, "ping")
+    assert keep and reply is not None and reply["error"]["kind"] == "internal"
+    assert "No space left on device" in reply["error"]["message"]
+
+
+def test_a_client_that_hung_up_closes_the_connection_quietly(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def hung_up(api: Api, req: Request) -> None:
+        raise ClientGone("broken pipe")
+
+    monkeypatch.setitem(HANDLERS, "ping", hung_up)
+    assert _answer(server, "ping") == (False, None)
+
+
+def test_request_send_turns_a_broken_pipe_into_client_gone() -> None:
+    class Gone(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(ClientGone):
+        Request({"op": "logs"}, None, Gone()).send({"ok": True})
+
+
+def test_engine_auto_falling_back_to_none_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coldsnap.snapshot import doctor
+
+    monkeypatch.setattr(doctor, "run_checks", lambda settings: [
+        doctor.Check("criu", False, "not found at /usr/sbin/criu", "run install-criu.sh"),
+        doctor.Check("overlayfs", True, "available"),
+        doctor.Check("userfaultfd (lazy restore)", False, "no", needed=False),
+    ])
+    warning = daemon._engine_warning(Settings(engine="auto"), "none")
+    assert warning is not None and "NOT isolated" in warning
+    assert "criu: not found at /usr/sbin/criu (fix: run install-criu.sh)" in warning
+    assert "overlayfs" not in warning and "userfaultfd" not in warning
+    assert daemon._engine_warning(Settings(engine="none"), "none") is None
+    assert daemon._engine_warning(Settings(engine="auto"), "criu") is None
+    platform = SimpleNamespace(engine=SimpleNamespace(name="none", host_key="none"))
+    reply, _ = Api(platform, warning).ping(Request({"op": "ping"}, None, io.BytesIO()))  # type: ignore[arg-type]
+    assert reply["warning"] == warning
+
+
+def test_containers_get_an_allow_listed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter2")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    description = {"image": {"spec": {"layers": [{"op": "env", "vars": {"FROM_IMAGE": "1"}}]}},
+                   "functions": {"f": {"options": {"env": {"FROM_OPTIONS": "2"}}}}}
+    fn = FunctionSpec.from_description("app", "v" * 64, "f", description, b"")
+    env = fn.container_env("cs-1", snapshot=False)
+    assert "AWS_SECRET_ACCESS_KEY" not in env
+    assert not any(k.startswith("COLDSNAP_") and k not in (
+        "COLDSNAP_APP_FILE", "COLDSNAP_TAG", "COLDSNAP_SNAPSHOT", "COLDSNAP_CONTAINER_ID")
+        for k in env)
+    assert env["PATH"] == os.environ["PATH"] and env["LC_ALL"] == "C.UTF-8"
+    assert env["HTTPS_PROXY"] == "http://proxy:3128"
+    assert (env["FROM_IMAGE"], env["FROM_OPTIONS"]) == ("1", "2")
