@@ -24,9 +24,16 @@ if ! command -v iptables >/dev/null; then
 fi
 
 if [ ! -f /etc/apt/sources.list.d/coldsnap-trixie.sources ]; then
-  cat > /etc/apt/sources.list.d/coldsnap-trixie.sources <<'SRC'
+  # Trixie from the mirror this machine already uses for bookworm.
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  if [ -z "$mirror" ]; then
+    echo "install-criu: found no Debian mirror in /etc/apt/sources.list(.d); add one and rerun" >&2
+    exit 1
+  fi
+  cat > /etc/apt/sources.list.d/coldsnap-trixie.sources <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
