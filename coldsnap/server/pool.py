@@ -218,6 +218,11 @@ class Pool:
             self._slots -= 1
             self.counters["boots_failed"] += 1
             self._min_backoff_until = time.monotonic() + self._min_backoff_s
+            if self.min_containers and not self._draining:
+                # Nothing else may wake the pool: try the warm containers again then.
+                retry = threading.Timer(self._min_backoff_s + 0.05, self._rescale)
+                retry.daemon = True
+                retry.start()
             self._min_backoff_s = min(self._min_backoff_s * 2, 300.0)
             if self._slots == 0:  # nobody left who could serve the queue
                 while self._queue:
@@ -227,6 +232,10 @@ class Pool:
                         call.add_log(line)
                     call.fail(ApiError(BOOT_FAILED, message, blob))
             self._cond.notify_all()
+
+    def _rescale(self) -> None:
+        with self._cond:
+            self._scale()
 
     def _next_call(self, worker: Worker) -> Call | None:
         """Wait for a call; None when this container should leave."""

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import stats, write_app
+from tests.e2e.helpers import stats, wait_for, write_app
 
 PIP_APP = """
 import coldsnap
@@ -53,3 +53,35 @@ def test_no_snapshot_deploy_and_drain(server: ServerHandle) -> None:
     assert server.python(call).stdout.strip() == "49"
     boots = stats(server, "square-plain")["boots"]
     assert [b["kind"] for b in boots] == ["plain", "plain"]  # the call cold-booted again
+
+
+FLAKY_WARM_APP = """
+import os
+
+import coldsnap
+
+app = coldsnap.App("test-warm-retry")
+
+
+@app.cls(min_containers=1)
+class Warm:
+    @coldsnap.enter()
+    def start(self):
+        if not os.path.exists({marker!r}):
+            open({marker!r}, "w").close()
+            raise RuntimeError("first boot fails")
+
+    @coldsnap.method()
+    def ping(self) -> str:
+        return "pong"
+"""
+
+
+def test_min_containers_come_back_after_a_failed_boot(server: ServerHandle,
+                                                      tmp_path: Path) -> None:
+    app = write_app(tmp_path, "warm", FLAKY_WARM_APP.format(marker=str(tmp_path / "marker")))
+    server.cli("deploy", str(app))
+    wait_for(lambda: any(f["containers"] for f in stats(server, "test-warm-retry")["functions"]),
+             30, "the warm container to be retried after the back-off, with no call")
+    kinds = [b["ok"] for b in stats(server, "test-warm-retry")["boots"]]
+    assert sorted(kinds) == [False, True]
