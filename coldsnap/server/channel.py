@@ -1,6 +1,6 @@
 """The server's ends of a container's pipes: framed control messages and the log pump.
 
-Control messages are read with ``select`` on the raw fd, not by a reader
+Control messages are read with ``poll`` on the raw fd, not by a reader
 thread, so a call can wait with a deadline and nothing is left blocked in a
 read when the engine takes the container away for a checkpoint.
 """
@@ -56,8 +56,7 @@ class ControlChannel:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
-            readable, _, _ = select.select([self._fd], [], [], remaining)
-            if not readable:
+            if not _wait_readable([self._fd], remaining):
                 continue
             try:
                 data = os.read(self._fd, 1 << 20)
@@ -131,7 +130,7 @@ class LogPump:
 
     def _run(self) -> None:
         while True:
-            readable, _, _ = select.select([self._fd, self._wake_r], [], [])
+            readable = _wait_readable([self._fd, self._wake_r], None)
             if self._wake_r in readable:
                 break
             with self._lock:
@@ -188,3 +187,15 @@ class LogPump:
             self._thread.join(timeout=5)
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+def _wait_readable(fds: list[int], timeout: float | None) -> list[int]:
+    """The fds of ``fds`` ready to read (or at EOF) within ``timeout`` seconds.
+
+    poll, not select: a server with many containers holds fds past select's 1024.
+    """
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    millis = None if timeout is None else max(0, int(timeout * 1000))
+    return [fd for fd, _ in poller.poll(millis)]
