@@ -1,8 +1,10 @@
 """What goes wrong around CRIU gets a typed error with a clear message, never a crash."""
 
+import contextlib
 import dataclasses
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,19 +22,27 @@ def test_missing_criu_names_the_fix(criu_settings: Settings, tmp_path: Path) -> 
         CriuEngine(settings)
 
 
-def test_killed_criu_is_a_dump_error(engine: CriuEngine, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def criu_killed_at_start(engine: CriuEngine, tmp_path: Path) -> Iterator[None]:
+    """Swap in a `criu` that is SIGKILLed as soon as it runs."""
     killer = tmp_path / "criu"
     killer.write_text("#!/bin/sh\nkill -9 $$\n")
     killer.chmod(0o755)
-    container = engine.start(worker_spec())
-    read_line(container)
     real = engine.settings
     engine.settings = dataclasses.replace(real, criu_path=killer)
     try:
-        with pytest.raises(DumpFailed, match="killed by signal 9"):
-            engine.checkpoint(container, "killed")
+        yield
     finally:
         engine.settings = real
+
+
+def test_killed_criu_is_a_dump_error(engine: CriuEngine, tmp_path: Path) -> None:
+    container = engine.start(worker_spec())
+    read_line(container)
+    with criu_killed_at_start(engine, tmp_path), pytest.raises(
+        DumpFailed, match="killed by signal 9"
+    ):
+        engine.checkpoint(container, "killed")
     assert engine.lookup("killed") is None
 
 
@@ -89,16 +99,8 @@ def test_a_killed_restore_is_transient_and_keeps_the_snapshot(
     container = engine.start(worker_spec())
     read_line(container)
     engine.checkpoint(container, "restore-killed")
-    killer = tmp_path / "criu"
-    killer.write_text("#!/bin/sh\nkill -9 $$\n")
-    killer.chmod(0o755)
-    real = engine.settings
-    engine.settings = dataclasses.replace(real, criu_path=killer)
-    try:
-        with pytest.raises(RestoreFailed) as failure:
-            engine.restore("restore-killed", worker_spec())
-    finally:
-        engine.settings = real
+    with criu_killed_at_start(engine, tmp_path), pytest.raises(RestoreFailed) as failure:
+        engine.restore("restore-killed", worker_spec())
     assert failure.value.transient
     assert engine.lookup("restore-killed") is not None  # not quarantined, not failed
     copy = engine.restore("restore-killed", worker_spec())
