@@ -274,13 +274,14 @@ class Pool:
                     f"{worker.id} ({type(exc).__name__}: {exc}); the container was stopped. "
                     "See the server log"))
                 return False
-            if worker.calls_served == 1:
-                boot.timings["first_input_s"] = time.monotonic() - t0
-                self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
-                worker.note(f"first input in {boot.timings['first_input_s'] * 1000:.0f} ms",
-                            to_caller=False)
+            first_input_s = time.monotonic() - t0 if worker.calls_served == 1 else None
             if end is CallEnd.RESULT:
-                self._answer(call, header, blob)
+                self._answer(call, header, blob)  # the caller waits on no bookkeeping
+            if first_input_s is not None:
+                boot.timings["first_input_s"] = first_input_s
+                self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
+                worker.note(f"first input in {first_input_s * 1000:.0f} ms", to_caller=False)
+            if end is CallEnd.RESULT:
                 continue
             if end is CallEnd.TIMED_OUT:
                 message = (f"call {call.id} to {call.label} ran longer than its timeout of "
