@@ -19,6 +19,8 @@ _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The runtime owns these; a user value would break the container protocol.
 _RESERVED_ENV_PREFIX = "COLDSNAP_"
+# ``experimental_options`` keys (Modal's spelling) and their types.
+EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,9 @@ class FunctionOptions:
     scaledown_window: seconds an idle container is kept before it is shut down.
     retries: how many times a call that failed because its container died is retried.
     env: extra environment variables for the container.
+    experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
+        in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
+        CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
     """
 
     enable_memory_snapshot: bool = False
@@ -43,6 +48,12 @@ class FunctionOptions:
     scaledown_window: float = 60.0
     retries: int = 0
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def gpu_snapshot(self) -> bool:
+        """GPU memory goes into the snapshot; the snapshot phase sees the GPU."""
+        return self.experimental_options.get("enable_gpu_snapshot") is True
 
     @classmethod
     def create(cls, decorator: str, **options: Any) -> FunctionOptions:
@@ -88,10 +99,31 @@ class FunctionOptions:
         if not (_is_int(self.retries) and 0 <= self.retries <= 10):
             yield f"retries must be an integer from 0 to 10, not {self.retries!r}"
         yield from _env_problems(self.env)
+        yield from self._experimental_problems()
+
+    def _experimental_problems(self) -> Iterator[str]:
+        options = self.experimental_options
+        if not isinstance(options, dict):
+            yield f"experimental_options must be a dict, not {type(options).__name__}"
+            return
+        for name, value in options.items():
+            kind = EXPERIMENTAL_OPTIONS.get(name)
+            if kind is None:
+                yield (f"experimental_options has no {name!r}; "
+                       f"known: {', '.join(sorted(EXPERIMENTAL_OPTIONS))}")
+            elif not isinstance(value, kind):
+                yield f"experimental_options[{name!r}] must be a {kind.__name__}, not {value!r}"
+        if self.gpu_snapshot and not self.enable_memory_snapshot:
+            yield ("experimental_options={'enable_gpu_snapshot': True} snapshots GPU memory "
+                   "as part of a memory snapshot: add enable_memory_snapshot=True")
+        if self.gpu_snapshot and self.gpu is None:
+            yield ("experimental_options={'enable_gpu_snapshot': True} needs a GPU: "
+                   'add gpu="any" (or a GPU type)')
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
-        return {**dataclasses.asdict(self), "env": dict(self.env)}
+        return {**dataclasses.asdict(self), "env": dict(self.env),
+                "experimental_options": dict(self.experimental_options)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FunctionOptions:

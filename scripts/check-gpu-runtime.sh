@@ -1,9 +1,26 @@
 #!/usr/bin/env bash
-# On a GPU host: the runtime hides GPUs during the snapshot phase, reveals them after
-# resume (the reference's GPUAvailability example), and refuses a snapshot while a
-# CUDA context is open. Needs a CUDA build of torch in the venv. COLDSNAP_REQUIRE_GPU=1 turns a skip into a failure.
+# On a GPU host, in one run:
+#  - the runtime hides GPUs during the snapshot phase and reveals them after
+#    resume (the reference's GPUAvailability example);
+#  - it refuses a snapshot while a CUDA context is open;
+#  - where CRIU works (`coldsnap doctor`), a function with
+#    experimental_options={"enable_gpu_snapshot": True} finds its GPU memory
+#    again after a restore (NVIDIA's CUDA checkpoint API, driver 550 or newer).
+# Needs a CUDA build of torch. PYTHON picks the interpreter: .venv/bin/python by
+# default; elsewhere e.g. PYTHON=python3 with cloudpickle and pytest installed.
+# Every test here must run: a skip is a failure (COLDSNAP_REQUIRE_GPU=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" -c 'import torch, sys; ok = torch.cuda.is_available(); print("torch", torch.__version__, "cuda available:", ok); sys.exit(0 if ok else 1)'
-COLDSNAP_REQUIRE_GPU=1 exec "$PY" -m pytest -v -m gpu -rs tests/unit/test_runtime_gpu.py -W error
+tests=(tests/unit/test_runtime_gpu.py)
+if "$PY" -c 'import sys
+from coldsnap.settings import Settings
+from coldsnap.snapshot.doctor import criu_usable
+sys.exit(0 if criu_usable(Settings.from_env()) else 1)'; then
+  tests+=(tests/e2e/test_gpu_snapshot.py)
+else
+  echo "CRIU is not usable here (run coldsnap doctor): GPU memory snapshots are not checked" >&2
+fi
+COLDSNAP_REQUIRE_GPU=1 exec "$PY" -m pytest -v -m gpu -rs "${tests[@]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import signal
@@ -136,3 +138,24 @@ def server_factory() -> Iterator[type[ServerHandle]]:
 def server(server_factory: type[ServerHandle]) -> ServerHandle:
     """A running server with the ``none`` engine."""
     return server_factory().start()
+
+
+@functools.cache
+def _cuda_usable() -> bool:
+    if not Path("/dev/nvidiactl").exists() or importlib.util.find_spec("torch") is None:
+        return False
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+        capture_output=True, text=True, timeout=120,
+    )
+    return probe.stdout.strip() == "True"
+
+
+@pytest.fixture
+def cuda() -> None:
+    """Skip without an NVIDIA GPU and a CUDA build of torch (fail with COLDSNAP_REQUIRE_GPU=1)."""
+    if not _cuda_usable():
+        reason = "needs an NVIDIA GPU and a CUDA build of torch"
+        if os.environ.get("COLDSNAP_REQUIRE_GPU") == "1":
+            pytest.fail(reason + " (COLDSNAP_REQUIRE_GPU=1)")
+        pytest.skip(reason)

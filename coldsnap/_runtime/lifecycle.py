@@ -29,6 +29,8 @@ class RuntimeConfig:
     app_file: str
     tag: str
     snapshot: bool
+    # The server snapshots GPU memory too: an open CUDA context is expected.
+    gpu_snapshot: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeConfig:
@@ -47,6 +49,7 @@ class RuntimeConfig:
             app_file=environ["COLDSNAP_APP_FILE"],
             tag=environ["COLDSNAP_TAG"],
             snapshot=environ.get("COLDSNAP_SNAPSHOT", "0") == "1",
+            gpu_snapshot=environ.get("COLDSNAP_GPU_SNAPSHOT", "0") == "1",
         )
 
 
@@ -75,7 +78,8 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
     3. Snapshot phase only (``COLDSNAP_SNAPSHOT=1``): run the ``enter(snap=True)``
        hooks, base classes first, in definition order.
     4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
-       when a CUDA context is open), then block on ctrl-in until ``resume``.
+       when a CUDA context is open and the function did not opt into GPU
+       snapshots), then block on ctrl-in until ``resume``.
     5. After restore: apply the env changes, the container id, reseed the RNGs.
     6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
        then send ``ready``.
@@ -96,7 +100,8 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
             for label, hook in target.hooks(_PartialFlag.ENTER_PRE_SNAPSHOT):  # 3
                 boot.run_hook(label, hook, "enter_snap_s")
                 watch.check(label)
-            resume = _snapshot_handshake(channel, boot.timings, watch.refusal())  # 4
+            refusal = None if config.gpu_snapshot else watch.refusal()
+            resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4
             if resume.get("restored"):
                 # A restored copy did not import anything: those times belong to
                 # the snapshot phase, already sent with ready_to_snapshot.

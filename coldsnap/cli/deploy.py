@@ -50,8 +50,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     rows = []
     for tag, entry in sorted(result["functions"].items()):
         opts = entry.get("options", {})
+        gpu_snapshot = (opts.get("experimental_options") or {}).get("enable_gpu_snapshot")
         features = [name for name, on in (("memory snapshot", opts.get("enable_memory_snapshot")),
-                                          (f"gpu={opts.get('gpu')}", opts.get("gpu"))) if on]
+                                          (f"gpu={opts.get('gpu')}", opts.get("gpu")),
+                                          ("gpu memory snapshot", gpu_snapshot)) if on]
         methods = ", ".join(entry.get("methods", []))
         rows.append([tag, entry.get("kind", "function"), methods or "-",
                      ", ".join(features) or "-"])

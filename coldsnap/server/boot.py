@@ -188,6 +188,7 @@ class _BootRun:
             files={APP_FILE: fn.source},
             layers=fn.layers,
             snapshot_phase=snapshot,
+            gpu_snapshot=fn.options.gpu_snapshot,
             memory_mb=self.settings.container_memory_mb,
             cpus=self.settings.container_cpus,
         )

@@ -14,6 +14,9 @@ from coldsnap.options import FunctionOptions
 APP_FILE = "app.py"
 # Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
 SNAPSHOT_PHASE_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+# Set instead when the function opted into GPU memory snapshots: nothing is
+# hidden, and the runtime lets a CUDA context stay open into the snapshot.
+GPU_SNAPSHOT_ENV = "COLDSNAP_GPU_SNAPSHOT"
 # What a container inherits from the server's environment; nothing else (an
 # auto-started server has its first client's environment: credentials and all).
 # The image's env and the function's ``env=`` add to it.
@@ -86,12 +89,16 @@ class FunctionSpec:
             COLDSNAP_CONTAINER_ID=container_id,
             PYTHONUNBUFFERED="1",
         )
-        if snapshot:
+        if self.options.gpu_snapshot:
+            env[GPU_SNAPSHOT_ENV] = "1"  # the GPU stays visible: its memory is snapshotted
+        elif snapshot:
             env.update(SNAPSHOT_PHASE_ENV)
         return env
 
     def resume_env(self) -> dict[str, str | None]:
         """The real values of what the snapshot phase hid (None: unset)."""
+        if self.options.gpu_snapshot:
+            return {}
         base: dict[str, str] = host_env()
         base.update(self.options.env)
         return {name: base.get(name) for name in SNAPSHOT_PHASE_ENV}

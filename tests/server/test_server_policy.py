@@ -180,3 +180,19 @@ def test_containers_get_an_allow_listed_environment(monkeypatch: pytest.MonkeyPa
     assert env["PATH"] == os.environ["PATH"] and env["LC_ALL"] == "C.UTF-8"
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
     assert (env["FROM_IMAGE"], env["FROM_OPTIONS"]) == ("1", "2")
+
+
+def test_gpu_snapshot_functions_keep_the_gpu_visible_in_the_snapshot_phase() -> None:
+    hidden = FunctionSpec.from_description("app", "v" * 64, "f", {"functions": {"f": {
+        "options": {"enable_memory_snapshot": True, "gpu": "any"}}}}, b"")
+    kept = FunctionSpec.from_description("app", "v" * 64, "f", {"functions": {"f": {
+        "options": {"enable_memory_snapshot": True, "gpu": "any",
+                    "experimental_options": {"enable_gpu_snapshot": True}}}}}, b"")
+    hiding = hidden.container_env("cs-1", snapshot=True)
+    assert hiding["CUDA_VISIBLE_DEVICES"] == "" and "COLDSNAP_GPU_SNAPSHOT" not in hiding
+    assert set(hidden.resume_env()) == {"CUDA_VISIBLE_DEVICES", "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    keeping = kept.container_env("cs-1", snapshot=True)
+    assert keeping["COLDSNAP_GPU_SNAPSHOT"] == "1"
+    assert keeping.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in keeping
+    assert kept.resume_env() == {}

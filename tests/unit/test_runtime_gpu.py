@@ -4,11 +4,7 @@ run them on a GPU host with scripts/check-gpu-runtime.sh."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -75,24 +71,25 @@ def test_open_device_after_a_snap_hook_refuses_the_snapshot(tmp_path: Path) -> N
         session.close()
 
 
-@functools.cache
-def _cuda_usable() -> bool:
-    if not Path("/dev/nvidiactl").exists() or importlib.util.find_spec("torch") is None:
-        return False
-    probe = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
-        capture_output=True, text=True, timeout=120,
+def test_an_open_device_is_expected_when_the_function_snapshots_gpu_memory(
+    tmp_path: Path,
+) -> None:
+    # experimental_options={"enable_gpu_snapshot": True}: the engine checkpoints the
+    # CUDA state before the dump, so the runtime must not refuse.
+    session = RuntimeSession.start(
+        REFUSING_APP, "GPUUser", snapshot=True,
+        env={"FAKE_DEVICE": str(tmp_path / "nvidia0"),
+             "COLDSNAP_GPU_DEVICE_PREFIX": str(tmp_path / "nvidia"),
+             "COLDSNAP_GPU_SNAPSHOT": "1"},
     )
-    return probe.stdout.strip() == "True"
+    try:
+        session.expect("ready_to_snapshot")
+        session.send("resume", container_id="cs-gpu-snap", env={}, seed=1, restored=True)
+        session.expect("ready")
+        assert session.call_value("ping") == "pong"
+    finally:
+        session.close()
 
-
-@pytest.fixture
-def cuda() -> None:
-    if not _cuda_usable():
-        reason = "needs an NVIDIA GPU and a CUDA build of torch"
-        if os.environ.get("COLDSNAP_REQUIRE_GPU") == "1":
-            pytest.fail(reason + " (COLDSNAP_REQUIRE_GPU=1)")
-        pytest.skip(reason)
 
 # What the server does around the snapshot phase (docs/protocol.md).
 SNAPSHOT_PHASE_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}

@@ -33,12 +33,14 @@ def test_round_trip_through_json() -> None:
     options = FunctionOptions(
         enable_memory_snapshot=True, gpu="any", timeout=12.5, min_containers=1,
         max_containers=3, scaledown_window=5, retries=2, env={"X": "y"},
+        experimental_options={"enable_gpu_snapshot": True},
     )
     data = json.loads(json.dumps(options.to_dict()))
     assert FunctionOptions.from_dict(data) == options
+    assert FunctionOptions.from_dict(data).gpu_snapshot
     assert set(data) == {
         "enable_memory_snapshot", "gpu", "timeout", "min_containers", "max_containers",
-        "scaledown_window", "retries", "env",
+        "scaledown_window", "retries", "env", "experimental_options",
     }
 
 
@@ -49,7 +51,7 @@ def test_unknown_option_lists_the_valid_ones() -> None:
     assert str(info.value) == (
         "@app.function() got unknown option(s) gpus. Valid options are: "
         "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
-        "scaledown_window, retries, env."
+        "scaledown_window, retries, env, experimental_options."
     )
 
 
@@ -67,6 +69,14 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         ({"env": {"COLDSNAP_TAG": "x"}}, "env name 'COLDSNAP_TAG' is reserved"),
         ({"env": {"A": 1}}, "env['A'] must be a str, not int (convert it with str())"),
         ({"env": {"1A": "x"}}, "env name '1A' is not a valid environment variable name"),
+        ({"experimental_options": {"gpu_snapshot": True}},
+         "experimental_options has no 'gpu_snapshot'; known: enable_gpu_snapshot"),
+        ({"experimental_options": {"enable_gpu_snapshot": 1}, "enable_memory_snapshot": True,
+          "gpu": "any"}, "experimental_options['enable_gpu_snapshot'] must be a bool, not 1"),
+        ({"experimental_options": {"enable_gpu_snapshot": True}, "gpu": "any"},
+         "add enable_memory_snapshot=True"),
+        ({"experimental_options": {"enable_gpu_snapshot": True}, "enable_memory_snapshot": True},
+         'needs a GPU: add gpu="any"'),
     ],
 )
 def test_invalid_values_name_the_option_and_the_decorator(
