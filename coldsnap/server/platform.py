@@ -259,7 +259,10 @@ class Platform:
     def snapshot_op(self, op: str, key: str | None = None, keep: int | None = None) -> Any:
         store = self._store()
         if op == "inspect":
-            return _jsonable(store.inspect(key))
+            detail = store.inspect(key)
+            if detail is not None:  # served restores: the database counts them
+                detail["restores"] = self.db.snapshot_keys().get(str(key), {}).get("restores", 0)
+            return _jsonable(detail)
         if op == "rm":
             return self._snapshot_rm(store, str(key))
         return _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))

@@ -244,7 +244,6 @@ class CriuEngine:
                 self._quarantine(info, str(exc))
                 raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
         self._limit(container, spec)
-        self.store.count_restore(key)
         return container
 
     def _limit(self, container: Container, spec: ContainerSpec) -> None:

@@ -5,7 +5,6 @@ Layout under the root::
     <host_key>/<key>/meta.json     what, when, how big, which CRIU, file sizes
     <host_key>/<key>/images/       CRIU's image files
     <host_key>/<key>/fs/           what the snapshot phase wrote to its filesystem
-    <host_key>/<key>/restores      one byte appended per restore (a cheap counter)
     <host_key>/failed/<key>.json   why a key failed; it is not retried
     .staging/                      dumps in progress (never visible as snapshots)
     quarantine/                    snapshots that failed verification or restore
@@ -100,13 +99,6 @@ class SnapshotStore:
                 return f"image file {name} has {actual} bytes, {size} expected"
         return None
 
-    def count_restore(self, key: str) -> None:
-        try:
-            with open(self.host_dir / key / "restores", "ab") as counter:
-                counter.write(b".")
-        except OSError:
-            pass  # a counter must never fail a restore
-
     def list(self) -> builtins.list[SnapshotInfo]:
         infos = []
         for host in sorted(p for p in self.root.iterdir() if not p.name.startswith(".")):
@@ -127,7 +119,6 @@ class SnapshotStore:
             return None
         meta = json.loads((info.path / META).read_text())
         meta["path"] = str(info.path)
-        meta["restores"] = _restores(info.path)
         meta["last_error"] = self.failure(key)
         return meta
 
@@ -211,13 +202,6 @@ def _info(path: Path, meta: dict[str, Any]) -> SnapshotInfo:
         criu_version=str(meta.get("criu_version", "")),
         extra={k: meta[k] for k in ("files", "labels", "pipes", "gpu_processes") if k in meta},
     )
-
-
-def _restores(path: Path) -> int:
-    try:
-        return (path / "restores").stat().st_size
-    except OSError:
-        return 0
 
 
 def _file_sizes(directory: Path) -> dict[str, int]:

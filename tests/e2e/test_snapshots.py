@@ -178,6 +178,7 @@ def test_inspect_rm_and_boot_breakdown(srv: ServerHandle, tmp_path: Path) -> Non
     assert snap["status"] == "ready" and snap["restores"] == 1
     detail = json.loads(srv.cli("snapshots", "inspect", snap["key"]).stdout)
     assert snap["key"] in json.dumps(detail)
+    assert detail["restores"] == snap["restores"] == 1  # one count, the server's
     removed = srv.cli("snapshots", "rm", snap["key"]).stdout.strip()
     assert removed == f"removed snapshot {snap['key']}"
     assert snap["key"] not in {s["key"] for s in _snapshots(srv) if s["status"] == "ready"}
