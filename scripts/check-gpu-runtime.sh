@@ -7,12 +7,19 @@
 #    experimental_options={"enable_gpu_snapshot": True} finds its GPU memory
 #    again after a restore (NVIDIA's CUDA checkpoint API, driver 550 or newer).
 # Needs a CUDA build of torch. PYTHON picks the interpreter: .venv/bin/python by
-# default; elsewhere e.g. PYTHON=python3 with cloudpickle and pytest installed.
+# default; elsewhere e.g. PYTHON=python3 with cloudpickle and pytest installed
+# (then this checkout is added to that interpreter's path with a .pth file:
+# containers get no PYTHONPATH). CRIU is looked for where install-criu.sh puts
+# it, /opt/coldsnap/criu (a copy of that folder works on another machine).
 # Every test here must run: a skip is a failure (COLDSNAP_REQUIRE_GPU=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-.venv/bin/python}"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY="$(realpath -s "$(command -v "${PYTHON:-.venv/bin/python}")")"
+if ! (cd / && "$PY" -c 'import coldsnap' 2>/dev/null); then
+  site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$PWD" > "$site/coldsnap-checkout.pth"
+  echo "added $PWD to $PY's path ($site/coldsnap-checkout.pth)" >&2
+fi
 "$PY" -c 'import torch, sys; ok = torch.cuda.is_available(); print("torch", torch.__version__, "cuda available:", ok); sys.exit(0 if ok else 1)'
 tests=(tests/unit/test_runtime_gpu.py)
 if "$PY" -c 'import sys
