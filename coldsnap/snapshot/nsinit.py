@@ -7,7 +7,9 @@ coldsnap.snapshot.nsinit CONFIG_JSON``. It
    container's own dir, which the server seeded with a private ``/dev`` and
    opaque dirs over what the container must not see) and a private ``/proc``,
 2. ``pivot_root``s into it (CRIU refuses a chroot) and drops the old root,
-3. becomes a session leader (CRIU can't dump a tree whose session leader is
+3. shrinks the capability bounding set and installs the seccomp filter
+   (seccomp.py),
+4. becomes a session leader (CRIU can't dump a tree whose session leader is
    outside it) and execs the runtime.
 
 Only two mounts exist inside a container (the overlay root and /proc): every
@@ -33,6 +35,8 @@ MS_BIND = 4096
 MS_RDONLY = 1
 SYS_PIVOT_ROOT = 155  # x86_64
 PR_CAPBSET_DROP = 24
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 # chown, dac_override, fowner, fsetid, kill, setgid, setuid, setpcap,
 # net_bind_service, net_raw, sys_chroot, audit_write, setfcap
 KEPT_CAPABILITIES = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 29, 31})
@@ -97,10 +101,27 @@ def drop_capabilities() -> None:
             _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
 
 
+def install_seccomp(filter_bytes: bytes) -> None:
+    """Install a seccomp filter (packed ``struct sock_filter``s, see seccomp.py).
+
+    It holds across exec and for every child. Installing needs CAP_SYS_ADMIN
+    (still in the effective set here, before the exec) or no_new_privs.
+    """
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    fprog = SockFprog(len(filter_bytes) // 8, filter_bytes)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
+           "install the seccomp filter")
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     build_root(config)
     drop_capabilities()
+    if config.get("seccomp"):
+        install_seccomp(bytes.fromhex(config["seccomp"]))
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

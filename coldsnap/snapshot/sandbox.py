@@ -21,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+from coldsnap.snapshot import seccomp
 from coldsnap.snapshot.base import CODE_DIR_ENV
 
 CODE_DIR = "/__coldsnap__/code"  # where ContainerSpec.files appear inside a container
@@ -298,6 +299,7 @@ def start_fresh(
         "argv": argv,
         "cwd": cwd,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},
+        "seccomp": seccomp.program().hex(),
     }
     unshare = ["unshare", "--pid", "--mount", "--fork", "--propagation", "private"]
     if netns is None:

@@ -246,7 +246,7 @@ def _capabilities(container) -> int:
                     if line.startswith("CapEff:")), 16)
 
 
-def test_containers_run_without_dangerous_capabilities(engine: CriuEngine) -> None:
+def test_containers_run_without_dangerous_capabilities_under_seccomp(engine: CriuEngine) -> None:
     snapshot(engine, "caps")
     fresh = engine.start(worker_spec(snapshot_phase=False))
     read_line(fresh)
@@ -257,6 +257,8 @@ def test_containers_run_without_dangerous_capabilities(engine: CriuEngine) -> No
             for cap in (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_MODULE):
                 assert not caps & (1 << cap), hex(caps)
             assert caps & 1  # CAP_CHOWN: ordinary root work still goes
+            status = ask(container, "read", path="/proc/self/status")["data"]
+            assert "Seccomp:\t2" in status  # the filter (seccomp.py) came back too
             reply = ask(container, "write", path="/proc/sys/kernel/core_pattern", data="|/x")
             assert "Read-only file system" in reply.get("error", ""), reply
             assert "error" in ask(container, "read", path="/etc/shadow")
