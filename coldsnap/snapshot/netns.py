@@ -6,9 +6,10 @@ handful of `ip` calls, so a pool keeps a few ready and restores never wait for
 them; a used one is destroyed and replaced in the background.
 
 Namespace N is ``cs<N>`` with the /30 10.213.<N/64>.<(N%64)*4> between the host
-side ``csv<N>`` (.1) and the container's ``eth0`` (.2). An owner file in
-/run/coldsnap-netns names the process holding N, so a crashed server's
-namespaces are taken over.
+side ``csv<N>`` (.1) and the container's ``eth0`` (.2); iptables rules NAT
+their traffic out and drop what goes to the host or to another container. An
+owner file in /run/coldsnap-netns names the process holding N, so a crashed
+server's namespaces are taken over.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ import threading
 from pathlib import Path
 
 SUBNET = "10.213.0.0/16"
+# What a container may send to the host itself: DNS (a resolver on a host
+# address), nothing else. Packets from containers jump here from INPUT.
+INPUT_CHAIN = "COLDSNAP-INPUT"
+INPUT_RULES = (
+    ("-p", "udp", "--dport", "53", "-j", "RETURN"),
+    ("-p", "tcp", "--dport", "53", "-j", "RETURN"),
+    ("-j", "DROP"),
+)
 MAX_NAMESPACES = 16384
 NETNS_DIR = Path("/run/netns")
 CREATE_LOCK = "/run/coldsnap-netns.lock"
@@ -174,11 +183,21 @@ def _setup(ns: Netns) -> None:
 
 
 def _enable_nat() -> None:
+    """Containers reach the world through NAT, but not the host's own services
+    (DNS aside) nor each other. The rules stay when the server stops."""
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
-    rule = ["-t", "nat", "POSTROUTING", "-s", SUBNET, "!", "-d", SUBNET, "-j", "MASQUERADE"]
-    check = ["iptables", "-w", *rule[:2], "-C", *rule[2:]]
-    if _run(check, check=False) != 0:
-        _run(["iptables", "-w", *rule[:2], "-A", *rule[2:]])
+    _ensure_rule("nat", "POSTROUTING", "-A", "-s", SUBNET, "!", "-d", SUBNET, "-j", "MASQUERADE")
+    _run(["iptables", "-w", "-N", INPUT_CHAIN], check=False)  # fails if it exists: fine
+    for rule in INPUT_RULES:
+        _ensure_rule("filter", INPUT_CHAIN, "-A", *rule)
+    _ensure_rule("filter", "INPUT", "-I", "-s", SUBNET, "-j", INPUT_CHAIN)
+    _ensure_rule("filter", "FORWARD", "-I", "-s", SUBNET, "-d", SUBNET, "-j", "DROP")
+
+
+def _ensure_rule(table: str, chain: str, how: str, *spec: str) -> None:
+    """Add the rule (``-A`` at the end, ``-I`` at the top) unless it is there."""
+    if _run(["iptables", "-w", "-t", table, "-C", chain, *spec], check=False) != 0:
+        _run(["iptables", "-w", "-t", table, how, chain, *spec])
 
 
 def _run(argv: list[str], check: bool = True) -> int:

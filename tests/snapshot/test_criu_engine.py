@@ -3,13 +3,15 @@
 import os
 import socket
 import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from coldsnap.snapshot.base import DumpFailed, RestoreFailed, SnapshotMiss
+from coldsnap.snapshot.base import Container, DumpFailed, RestoreFailed, SnapshotMiss
 from coldsnap.snapshot.criu_engine import CriuEngine
 from coldsnap.snapshot.hostkey import host_key
 
@@ -76,21 +78,87 @@ def host_listener() -> tuple[int, threading.Event]:
     stop.set()
 
 
+@pytest.fixture(scope="module")
+def outside_listener() -> Iterator[str]:
+    """"ip:port" of a server on another machine, as containers see it: a network
+    namespace behind a veth of its own, reached through the host's routing."""
+    index = os.getpid() % 16000
+    name, host_if = f"cstest{index}", f"cstv{index}"
+    prefix = f"10.214.{index // 64}"
+    host_ip, outside_ip = f"{prefix}.{(index % 64) * 4 + 1}", f"{prefix}.{(index % 64) * 4 + 2}"
+    setup = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", name],
+        ["ip", "addr", "add", f"{host_ip}/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", name, "addr", "add", f"{outside_ip}/30", "dev", "eth0"],
+        ["ip", "-n", name, "link", "set", "eth0", "up"],
+    ]
+    server = None
+    try:
+        for argv in setup:
+            subprocess.run(argv, check=True, capture_output=True)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-c", LISTENER],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None
+        yield f"{outside_ip}:{server.stdout.readline().strip()}"
+    finally:
+        if server is not None:
+            server.kill()
+            server.communicate()
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+LISTENER = """
+import socket
+server = socket.create_server(("0.0.0.0", 0))
+print(server.getsockname()[1], flush=True)
+while True:
+    conn, _ = server.accept()
+    conn.sendall(b"hi")
+    conn.close()
+"""
+
+
 def test_snapshot_phase_has_no_network_but_restored_copy_does(
-    engine: CriuEngine, host_listener: tuple[int, threading.Event]
+    engine: CriuEngine, host_listener: tuple[int, threading.Event], outside_listener: str
 ) -> None:
     port, _ = host_listener
-    ready = snapshot(engine, "network", WORKER_PROBE=f"127.0.0.1:{port}")
+    ready = snapshot(engine, "network", WORKER_PROBE=outside_listener)
     assert ready["probe"].startswith("error:")
     restored = engine.restore("network", worker_spec())
     try:
-        gateway = ask(restored, "gateway")["gateway"]
-        assert gateway.startswith("10.213.")
-        assert ask(restored, "probe", addr=f"{gateway}:{port}")["probe"] == "ok:hi"
-        # The container's own loopback is not the host's.
-        assert ask(restored, "probe", addr=f"127.0.0.1:{port}")["probe"].startswith("error:")
+        assert ask(restored, "probe", addr=outside_listener)["probe"] == "ok:hi"
+        _assert_host_unreachable(restored, port)
     finally:
         restored.kill()
+
+
+def _assert_host_unreachable(container: Container, port: int) -> None:
+    """The host's own services are out of reach: through the veth and on loopback."""
+    gateway = ask(container, "gateway")["gateway"]
+    assert gateway.startswith("10.213.")
+    assert ask(container, "probe", addr=f"{gateway}:{port}")["probe"].startswith("error:")
+    # The container's own loopback is not the host's.
+    assert ask(container, "probe", addr=f"127.0.0.1:{port}")["probe"].startswith("error:")
+
+
+def test_containers_cannot_reach_each_other(engine: CriuEngine) -> None:
+    first = engine.start(worker_spec(snapshot_phase=False))
+    second = engine.start(worker_spec(snapshot_phase=False))
+    try:
+        read_line(first), read_line(second)
+        port = ask(first, "listen")["port"]
+        gateway = ask(first, "gateway")["gateway"]  # the host's side of first's /30
+        first_ip = gateway.rsplit(".", 1)[0] + "." + str(int(gateway.rsplit(".", 1)[1]) + 1)
+        assert ask(first, "probe", addr=f"{first_ip}:{port}")["probe"] == "ok:hi"
+        assert ask(second, "probe", addr=f"{first_ip}:{port}")["probe"].startswith("error:")
+    finally:
+        first.kill()
+        second.kill()
 
 
 def test_two_copies_with_one_abstract_socket_both_run(engine: CriuEngine) -> None:
@@ -158,14 +226,14 @@ def test_host_key_mismatch_is_a_miss(engine: CriuEngine, criu_settings) -> None:
 
 
 def test_plain_container_has_outbound_network(
-    engine: CriuEngine, host_listener: tuple[int, threading.Event]
+    engine: CriuEngine, host_listener: tuple[int, threading.Event], outside_listener: str
 ) -> None:
     port, _ = host_listener
     container = engine.start(worker_spec(snapshot_phase=False))
     try:
         read_line(container)
-        gateway = ask(container, "gateway")["gateway"]
-        assert ask(container, "probe", addr=f"{gateway}:{port}")["probe"] == "ok:hi"
+        assert ask(container, "probe", addr=outside_listener)["probe"] == "ok:hi"
+        _assert_host_unreachable(container, port)
     finally:
         container.kill()
 

@@ -56,6 +56,20 @@ def default_gateway() -> str:
     return ""
 
 
+def listen() -> int:
+    """Answer "hi" on a TCP port of every address; returns the port."""
+    server = socket.create_server(("0.0.0.0", 0))
+
+    def serve() -> None:
+        while True:
+            conn, _ = server.accept()
+            conn.sendall(b"hi")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1]
+
+
 ready = {"ready": True, "pid": os.getpid()}
 if os.environ.get("WORKER_PROBE"):
     ready["probe"] = probe(os.environ["WORKER_PROBE"])
@@ -89,6 +103,8 @@ for line in inp:
         reply = {"gateway": default_gateway()}
     elif cmd["op"] == "probe":
         reply = {"probe": probe(cmd["addr"])}
+    elif cmd["op"] == "listen":
+        reply = {"port": listen()}
     else:
         reply = {"error": f"unknown op {cmd['op']}"}
     out.write(json.dumps(reply) + "\n")
