@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -28,6 +29,23 @@ from typing import Any
 from coldsnap.snapshot.base import SnapshotInfo
 
 META = "meta.json"
+# A key names a directory of the store: no path separators, no dot names.
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+RESERVED_KEYS = frozenset({"failed"})
+
+
+def is_key(key: object) -> bool:
+    return isinstance(key, str) and bool(KEY_RE.match(key)) and key not in RESERVED_KEYS
+
+
+def check_key(key: str) -> str:
+    """``key`` if it can name a snapshot, else ValueError saying what keys look like."""
+    if not is_key(key):
+        raise ValueError(
+            f"{key!r} is not a snapshot key: keys are letters, digits, '.', '_' and '-' "
+            "(like 3f2a…-Embedder); `coldsnap snapshots ls` lists them"
+        )
+    return key
 
 
 class SnapshotStore:
@@ -45,6 +63,7 @@ class SnapshotStore:
     # -- writing ---------------------------------------------------------------
 
     def staging_dir(self, key: str) -> Path:
+        check_key(key)
         self._ensure_layout()
         path = self.root / ".staging" / f"{key}-{uuid.uuid4().hex[:8]}"
         path.mkdir(parents=True)
@@ -61,7 +80,7 @@ class SnapshotStore:
         }
         meta["size_bytes"] = sum(meta["files"].values()) + _tree_size(staging / "fs")
         _write_json(staging / META, meta)
-        final = self.host_dir / key
+        final = self.host_dir / check_key(key)
         self._ensure_layout()
         try:
             os.rename(staging, final)
@@ -80,6 +99,8 @@ class SnapshotStore:
 
     def get(self, key: str) -> SnapshotInfo | None:
         """The snapshot for ``key`` on this host if its metadata reads, else None."""
+        if not is_key(key):
+            return None
         path = self.host_dir / key
         try:
             meta = json.loads((path / META).read_text())
@@ -100,6 +121,7 @@ class SnapshotStore:
         return None
 
     def list(self) -> builtins.list[SnapshotInfo]:
+        self._ensure_layout()  # the store may have been deleted under us
         infos = []
         for host in sorted(p for p in self.root.iterdir() if not p.name.startswith(".")):
             if host.name == "quarantine" or not host.is_dir():
@@ -126,9 +148,12 @@ class SnapshotStore:
 
     def mark_failed(self, key: str, reason: str) -> None:
         self._ensure_layout()
-        _write_json(self.host_dir / "failed" / f"{key}.json", {"reason": reason, "at": time.time()})
+        record = {"reason": reason, "at": time.time()}
+        _write_json(self.host_dir / "failed" / f"{check_key(key)}.json", record)
 
     def failure(self, key: str) -> str | None:
+        if not is_key(key):
+            return None
         try:
             return str(json.loads((self.host_dir / "failed" / f"{key}.json").read_text())["reason"])
         except (OSError, ValueError, KeyError):
@@ -145,7 +170,7 @@ class SnapshotStore:
     def quarantine(self, key: str, reason: str) -> Path | None:
         """Move a bad snapshot aside (kept for a post-mortem) and remember why."""
         self._ensure_layout()
-        src = self.host_dir / key
+        src = self.host_dir / check_key(key)
         dest = self.root / "quarantine" / f"{key}-{int(time.time())}-{uuid.uuid4().hex[:4]}"
         try:
             os.rename(src, dest)
@@ -159,7 +184,7 @@ class SnapshotStore:
 
         Deleting a failed key is how a user asks for another try.
         """
-        failed = self.host_dir / "failed" / f"{key}.json"
+        failed = self.host_dir / "failed" / f"{check_key(key)}.json"
         had_failure = failed.exists()
         failed.unlink(missing_ok=True)
         path = self.host_dir / key

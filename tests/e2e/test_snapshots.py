@@ -179,6 +179,10 @@ def test_inspect_rm_and_boot_breakdown(srv: ServerHandle, tmp_path: Path) -> Non
     detail = json.loads(srv.cli("snapshots", "inspect", snap["key"]).stdout)
     assert snap["key"] in json.dumps(detail)
     assert detail["restores"] == snap["restores"] == 1  # one count, the server's
+    for bad in ("", ".", "../" + snap["key"]):  # names outside the store are refused
+        refused = srv.cli("snapshots", "rm", bad, check=False)
+        assert refused.returncode == 1 and "is not a snapshot key" in refused.stderr
+    assert snap["key"] in {s["key"] for s in _snapshots(srv) if s["status"] == "ready"}
     removed = srv.cli("snapshots", "rm", snap["key"]).stdout.strip()
     assert removed == f"removed snapshot {snap['key']}"
     assert snap["key"] not in {s["key"] for s in _snapshots(srv) if s["status"] == "ready"}
