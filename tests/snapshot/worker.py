@@ -35,6 +35,10 @@ if os.environ.get("WORKER_ABSTRACT"):
     abstract.bind("\0" + os.environ["WORKER_ABSTRACT"])
     abstract.listen()
 
+if os.environ.get("WORKER_SOCKETS"):  # open, unconnected inet sockets (CRIU 4.2+ on 6.16+)
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket()]
+    sockets.append(socket.create_server(("0.0.0.0", 0)))
+
 with open("/tmp/written-before-snapshot", "w") as f:
     f.write(os.environ.get("WORKER_FILE_TEXT", "kept"))
 
