@@ -93,13 +93,34 @@ def _run(
         detail = _tail(log) or stderr.decode(errors="replace").strip()
         killed = proc.returncode < 0
         how = f"was killed by signal {-proc.returncode}" if killed else "failed"
-        raise error(f"{what} {how} (exit {proc.returncode})", detail, transient=killed)
+        cause = first_error(_read(log))
+        raise error(f"{what} {how} (exit {proc.returncode})" + (f": {cause}" if cause else ""),
+                    detail, transient=killed)
     return time.monotonic() - t0
 
 
-def _tail(log: Path) -> str:
+# Error lines CRIU also writes on dumps that succeed.
+BENIGN_ERRORS = ("rlimit: Can't setup RLIMIT_NOFILE",)
+
+
+def first_error(log_text: str) -> str:
+    """CRIU's first ``Error (file:line): ...`` line, without its timestamp: the cause.
+
+    The lines after it mostly report the failure climbing back up.
+    """
+    for line in log_text.splitlines():
+        _, marker, rest = line.partition("Error (")
+        if marker and not any(benign in rest for benign in BENIGN_ERRORS):
+            return (marker + rest).strip()
+    return ""
+
+
+def _read(log: Path) -> str:
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        return log.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _tail(log: Path) -> str:
+    return "\n".join(_read(log).splitlines()[-LOG_TAIL_LINES:])

@@ -42,3 +42,4 @@ def test_a_store_deleted_underneath_lists_as_empty(tmp_path: Path) -> None:
     assert store.list() == []
     _published(store, "k-f")  # and takes the next dump
     assert [info.key for info in store.list()] == ["k-f"]
+
