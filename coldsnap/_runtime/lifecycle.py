@@ -88,7 +88,7 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
 
     Any exception in steps 1-6 sends ``boot_failed`` naming the stage; exit code 1.
     """
-    boot = _Boot(channel)
+    boot = _Boot(channel, config.snapshot)
     try:
         with boot.stage(f"import {config.app_file}", "import_s"):
             target = Target(_import_target(config))  # 1
@@ -102,6 +102,7 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
                 watch.check(label)
             refusal = None if config.gpu_snapshot else watch.refusal()
             resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4
+            boot.snapshot_phase = False
             if resume.get("restored"):
                 # A restored copy did not import anything: those times belong to
                 # the snapshot phase, already sent with ready_to_snapshot.
@@ -117,7 +118,7 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
             boot.run_hook(label, hook, "enter_s")
         channel.send("ready", timings=boot.timings)
     except BootFailed as failure:
-        _report_boot_failure(channel, failure)
+        _report_boot_failure(channel, failure, boot.snapshot_phase)
         return 1
     except ShutdownBeforeResume:
         return 0
@@ -166,9 +167,11 @@ def _snapshot_handshake(
 class _Boot:
     """Boot stages: timings per step, and any exception turned into BootFailed."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, snapshot_phase: bool) -> None:
         self.channel = channel
         self.timings: dict[str, float] = {}
+        # True until resume: the sandbox has no network (and no GPU).
+        self.snapshot_phase = snapshot_phase
 
     @contextlib.contextmanager
     def stage(self, name: str, timing: str) -> Iterator[None]:
@@ -186,7 +189,9 @@ class _Boot:
             run_maybe_async(hook())
 
 
-def _report_boot_failure(channel: Channel, failure: BootFailed) -> None:
+def _report_boot_failure(
+    channel: Channel, failure: BootFailed, snapshot_phase: bool = False
+) -> None:
     cause = trim_runtime_frames(failure.cause)
     traceback.print_exception(cause, file=sys.stderr)
     sys.stderr.flush()
@@ -195,13 +200,13 @@ def _report_boot_failure(channel: Channel, failure: BootFailed) -> None:
             "boot_failed",
             serialization.dumps_exception(cause),
             stage=failure.stage,
-            message=_boot_failure_message(failure.stage, cause),
+            message=_boot_failure_message(failure.stage, cause, snapshot_phase),
         )
     except OSError:  # the server is gone: nobody to tell
         pass
 
 
-def _boot_failure_message(stage: str, cause: BaseException) -> str:
+def _boot_failure_message(stage: str, cause: BaseException, snapshot_phase: bool) -> str:
     """What went wrong and what to do; the server prefixes the stage itself."""
     what = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, ImportError) and stage.startswith("import"):
@@ -209,7 +214,33 @@ def _boot_failure_message(stage: str, cause: BaseException) -> str:
             f"{what}. A module the app imports is missing in the container: add its package "
             "to the image (Image.pip_install(...)) and deploy again."
         )
+    if snapshot_phase and _is_network_error(cause):
+        return (
+            f"{what}. The snapshot phase (the import and enter(snap=True) hooks of a function "
+            "with enable_memory_snapshot=True) runs without network (nothing in them may reach "
+            "another machine, DNS included): download at image build time (@coldsnap.build(), "
+            "Image.run_commands) or move the network work into an @coldsnap.enter(snap=False) "
+            "hook, which runs after restore with the network up."
+        )
     return f"{what}. Fix the error (traceback in the container's log) and deploy again."
+
+
+def _is_network_error(exc: BaseException | None) -> bool:
+    """A connection or name-resolution failure, possibly wrapped by a library."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
+            import socket
+
+            if isinstance(exc, socket.gaierror | ConnectionError | TimeoutError) or exc.errno in (
+                101, 113, 111):  # ENETUNREACH, EHOSTUNREACH, ECONNREFUSED
+                return True
+            reason = getattr(exc, "reason", None)  # urllib's URLError wraps the cause
+            if isinstance(reason, BaseException) and _is_network_error(reason):
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run_exit_hooks(hooks: list[Hook]) -> None:

@@ -62,3 +62,43 @@ def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
                 time.sleep(0.05)
         handle.cleanup()
     assert pid > 0
+
+
+NETWORK_IN_SNAPSHOT = """
+import socket
+
+import coldsnap
+
+app = coldsnap.App("test-network-in-snapshot")
+
+
+@app.cls(enable_memory_snapshot=True)
+class Downloader:
+    @coldsnap.enter(snap=True)
+    def download(self):
+        socket.getaddrinfo("pypi.org", 443)  # what any download does first
+
+    @coldsnap.method()
+    def run(self):
+        return "unreachable"
+"""
+
+
+def test_network_in_the_snapshot_phase_fails_with_a_hint(
+    server_factory: type[ServerHandle], tmp_path: Path
+) -> None:
+    from tests.e2e.helpers import require_criu, write_app
+
+    require_criu()
+    server = server_factory(engine="criu").start()
+    server.cli("deploy", str(write_app(tmp_path, "net", NETWORK_IN_SNAPSHOT)))
+    result = server.python(
+        "import coldsnap\n"
+        "try:\n"
+        "    coldsnap.Cls.from_name('test-network-in-snapshot', 'Downloader')().run.remote()\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, '|', exc, '|', ' '.join(getattr(exc, '__notes__', [])))\n"
+    )
+    assert result.stdout.startswith("gaierror |"), result.stdout
+    assert "runs without network" in result.stdout
+    assert "@coldsnap.enter(snap=False)" in result.stdout
