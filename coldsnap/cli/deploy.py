@@ -7,6 +7,7 @@ import inspect
 import secrets
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from coldsnap.cli.output import print_json, table
 from coldsnap.connection import Connection
 from coldsnap.errors import InvalidError
+
+# Entrypoint parameter types by annotation name: an annotation may be text (PEP 563).
+ENTRY_ARG_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool}
 
 
 def read_source(path_text: str) -> tuple[Path, bytes]:
@@ -63,13 +67,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Deploy an ephemeral copy, run the entrypoint here, then stop the copy."""
-    from coldsnap._runtime import loader  # imports the SDK: only `run` needs it
-
     file_text, _, entry_name = args.target.partition("::")
     path, source = read_source(file_text)
-    module = loader.import_app_file(path)
-    app = loader.find_app(module)
+    app = _import_app(path)
     target = _entrypoint(app, entry_name, path)
+    kwargs = _parse_entry_args(target, args.entry_args)  # a bad argument deploys nothing
     conn = Connection.default()
     name = f"{app.name}-run-{secrets.token_hex(3)}"
     conn.deploy(source, path.name, name=name, ephemeral=True, progress=build_progress())
@@ -77,13 +79,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)
     try:
-        target(**_parse_entry_args(target, args.entry_args))
+        target(**kwargs)
     finally:
         try:
             conn.request("app_stop", app=name, delete=True)
         finally:
             app._deployed_as = None
     return 0
+
+
+def _import_app(path: Path) -> Any:
+    """The file's App, imported here; an error in the file is the user's to fix, so it
+    shows their code's frames, not ours."""
+    from coldsnap._runtime import loader  # imports the SDK: only `run` needs it
+
+    try:
+        module = loader.import_app_file(path)
+    except Exception as exc:
+        trace = traceback.TracebackException.from_exception(exc)
+        user_file = str(path.resolve())
+        while trace.stack and trace.stack[0].filename != user_file:
+            trace.stack.pop(0)
+        shown = "".join(trace.format()).rstrip()
+        raise InvalidError(f"importing {path} failed, so it can't be run. Fix the error "
+                           f"below and run again.\n\n{shown}") from None
+    try:
+        return loader.find_app(module)
+    except LookupError as exc:
+        raise InvalidError(str(exc)) from None
 
 
 def _entrypoint(app: Any, name: str, path: Path) -> Callable[..., Any]:
@@ -117,19 +140,18 @@ def _remote_printer(function: Any) -> Callable[..., Any]:
 
 
 def _parse_entry_args(target: Callable[..., Any], argv: list[str]) -> dict[str, Any]:
-    """``--name value`` pairs for the entrypoint's parameters, converted by annotation."""
-    params = inspect.signature(target).parameters
+    """``--name value`` pairs for the entrypoint's parameters, converted by annotation;
+    a bool parameter is a ``--name/--no-name`` switch."""
     parser = argparse.ArgumentParser(prog=f"coldsnap run ...::{target.__name__}")
-    for param in params.values():
-        kind = param.annotation if param.annotation in (int, float, str) else None
-        if param.annotation in (int, "int"):
-            kind = int
-        elif param.annotation in (float, "float"):
-            kind = float
-        elif param.annotation in (bool, "bool"):
-            parser.add_argument(f"--{param.name}", action="store_true")
-            continue
+    for param in inspect.signature(target).parameters.values():
         required = param.default is inspect.Parameter.empty
-        parser.add_argument(f"--{param.name}", type=kind or str, required=required,
-                            default=None if required else param.default)
-    return {k: v for k, v in vars(parser.parse_args(argv)).items()}
+        default = None if required else param.default
+        kind = ENTRY_ARG_TYPES.get(str(getattr(param.annotation, "__name__", param.annotation)),
+                                   str)
+        if kind is bool:
+            parser.add_argument(f"--{param.name}", action=argparse.BooleanOptionalAction,
+                                required=required, default=default)
+        else:
+            parser.add_argument(f"--{param.name}", type=kind, required=required,
+                                default=default)
+    return dict(vars(parser.parse_args(argv)))

@@ -120,8 +120,10 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
     print(table(rows, ["KEY", "FUNCTION", "STATUS", "HOST KEY", "SIZE", "DUMP", "CREATED",
                        "RESTORES", "LAST ERROR"]))
     if "disk_bytes" in reply:
-        print(f"\n{len(snapshots)} snapshot(s); the store uses {size(reply['disk_bytes'])} "
-              f"in {reply['store']}")
+        ready = sum(1 for s in snapshots if s.get("status") == "ready")
+        failed = sum(1 for s in snapshots if s.get("status") == "failed")
+        print(f"\n{ready} snapshot(s)" + (f", {failed} failed key(s)" if failed else "")
+              + f"; the store uses {size(reply['disk_bytes'])} in {reply['store']}")
     if any(s.get("last_error") for s in snapshots):
         print("a key with a LAST ERROR boots without a snapshot (a transient error: for a "
               "while); `coldsnap snapshots rm KEY` clears it so the next cold boot tries again")
@@ -135,7 +137,7 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
 
 def cmd_snapshots_rm(args: argparse.Namespace) -> int:
     reply = _request("snapshot_rm", key=args.key)
-    if reply.get("snapshot_removed", True):
+    if reply.get("snapshot_removed"):
         print(f"removed snapshot {args.key}")
     if reply.get("failure_cleared"):
         print(f"cleared the failure of {args.key}: the next cold boot of its function tries "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 from collections.abc import Callable
 
@@ -10,6 +12,8 @@ from coldsnap.cli import deploy, inspect_cmds, system
 from coldsnap.errors import Error
 
 Command = Callable[[argparse.Namespace], int]
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 
 COMMANDS: dict[str, Command] = {
     "serve": system.cmd_serve,
@@ -86,13 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("inspect", "show one snapshot"), ("rm", "delete one snapshot")):
         snaps.add_parser(name, help=text).add_argument("key")
     gc = snaps.add_parser("gc", help="delete old snapshots")
-    gc.add_argument("--keep", type=int, help="versions to keep (COLDSNAP_KEEP_VERSIONS)")
+    gc.add_argument("--keep", type=_version_count, metavar="N",
+                    help="versions to keep per function, 0 for none (COLDSNAP_KEEP_VERSIONS)")
     _json(gc)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "
                                  "side by side: prints a table, writes JSON"))
     return parser
+
+
+def _version_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{count} is negative; say how many versions of "
+                                         "each function to keep: 0 or more")
+    return count
 
 
 def _json(parser: argparse.ArgumentParser) -> None:
@@ -106,12 +122,30 @@ def main(argv: list[str] | None = None) -> int:
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:
-        return COMMANDS[name](args)
+        code = COMMANDS[name](args)
+        sys.stdout.flush()  # a closed pipe fails here, not at exit where we can't catch it
+        return code
     except Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # not our stdout: e.g. a `run` entrypoint's own error
+        # Python flushes stdout again at exit; send that to devnull so it can't fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_reader_gone() -> bool:
+    """True after ``coldsnap ... | head`` when head has exited: the pipe reports an error."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # stdout closed, or not a file (captured in-process)
+        return False
 
 
 if __name__ == "__main__":

@@ -265,18 +265,31 @@ class Platform:
         if keep is not None and keep < 0:
             raise ApiError(BAD_REQUEST, f"keep must be 0 or more, not {keep}")
         if op == "inspect":
-            detail = store.inspect(key)
-            if detail is not None:  # served restores: the database counts them
-                detail["restores"] = self.db.snapshot_keys().get(str(key), {}).get("restores", 0)
-            return _jsonable(detail)
+            return _jsonable(self._snapshot_inspect(store, str(key)))
         if op == "rm":
             return self._snapshot_rm(store, str(key))
         return _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
 
+    def _snapshot_inspect(self, store: Any, key: str) -> dict[str, Any]:
+        detail: dict[str, Any] | None = store.inspect(key)
+        known = self.db.snapshot_keys().get(key) or {}
+        if detail is None:
+            error = known.get("last_error") or self.engine.failure(key)
+            if error:
+                raise ApiError(NOT_FOUND, f"no snapshot {key} on this host: making one failed "
+                               f"({error.splitlines()[0]}); `coldsnap snapshots rm {key}` "
+                               "clears the failure so the next cold boot tries again")
+            raise ApiError(NOT_FOUND, f"no snapshot {key} on this host; "
+                           "`coldsnap snapshots ls` lists them")
+        detail["restores"] = known.get("restores", 0)  # served restores: the database counts
+        return detail
+
     def _snapshot_rm(self, store: Any, key: str) -> dict[str, Any]:
         """Delete ``key``'s snapshot and forget its failure: the next cold boot tries again."""
-        removed = bool(store.delete(key))  # also drops the engine's failure record
-        forgotten = self._ctx.booter.keys.forget(key)
+        removed = store.get(key) is not None
+        forgotten = store.failure(key) is not None
+        store.delete(key)  # both the snapshot and the engine's failure record
+        forgotten = self._ctx.booter.keys.forget(key) or forgotten
         known = self.db.snapshot_keys().get(key) or {}
         if known.get("last_error"):
             self.db.set_snapshot_error(key, None)

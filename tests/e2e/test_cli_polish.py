@@ -1,0 +1,243 @@
+"""What a user sees at the CLI's edges: entrypoint arguments, broken app files, a closed
+stdout (`coldsnap ... | head -1`), and snapshot keys that have no snapshot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerHandle
+from tests.e2e.helpers import module_server, require_criu, write_app
+from tests.e2e.test_snapshot_fallback import CALL as REFUSED_CALL
+from tests.e2e.test_snapshot_fallback import REFUSED
+
+ENTRY_APP = """
+import coldsnap
+
+app = coldsnap.App("test-entry-args")
+
+
+@app.function()
+def double(n: int) -> int:
+    return 2 * n
+
+
+@app.local_entrypoint()
+def main(flag: bool = True, off: bool = False, n: int = 1):
+    print(f"flag={flag} off={off} n={double.remote(n)}")
+
+
+@app.local_entrypoint()
+def strict(flag: bool):
+    print(f"flag={flag}")
+
+
+@app.local_entrypoint()
+def fails():
+    raise BrokenPipeError("the entrypoint's own broken pipe")
+"""
+
+SNAPSHOT_APP = """
+import coldsnap
+
+app = coldsnap.App("test-polish-snapshot")
+
+
+@app.function(enable_memory_snapshot=True)
+def hello() -> str:
+    return "hi"
+"""
+
+BROKEN_APPS = {
+    "syntax": (
+        "import coldsnap\napp = coldsnap.App('x')\ndef f(:\n    pass\n",
+        ["line 3", "def f(:", "SyntaxError: invalid syntax"],
+    ),
+    "no_app": (
+        "import coldsnap\n\n\ndef f():\n    pass\n",
+        ["must define exactly one coldsnap.App at top level (found none)"],
+    ),
+    "import_error": (
+        "import coldsnap\nimport no_such_module_for_coldsnap\n",
+        [
+            "import no_such_module_for_coldsnap",
+            "ModuleNotFoundError: No module named 'no_such_module_for_coldsnap'",
+        ],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServerHandle]:
+    yield from module_server("none")
+
+
+def _cli_into_closed_pipe(
+    server: ServerHandle, *args: str, buffered: bool
+) -> subprocess.CompletedProcess[str]:
+    """``coldsnap ARGS | head -1`` where head has already left: every write fails."""
+    env = dict(server.env)
+    if buffered:
+        env.pop("PYTHONUNBUFFERED", None)  # the write fails at the last flush, not in print
+    else:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "coldsnap.cli.main", *args],
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=str(server.root),
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_run_bool_parameters_keep_their_defaults_and_switch(
+    srv: ServerHandle, tmp_path: Path
+) -> None:
+    app = str(write_app(tmp_path, "entry", ENTRY_APP))
+    assert srv.cli("run", f"{app}::main").stdout.strip() == "flag=True off=False n=2"
+    switched = srv.cli("run", f"{app}::main", "--no-flag", "--off", "--n", "4")
+    assert switched.stdout.strip() == "flag=False off=True n=8"
+    assert (
+        srv.cli("run", f"{app}::main", "--flag", "--no-off").stdout.strip()
+        == "flag=True off=False n=2"
+    )
+    assert srv.cli("run", f"{app}::strict", "--no-flag").stdout.strip() == "flag=False"
+    missing = srv.cli("run", f"{app}::strict", check=False)
+    assert missing.returncode == 2
+    assert "the following arguments are required: --flag/--no-flag" in missing.stderr
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_APPS))
+def test_run_of_a_broken_app_file_says_why_without_our_traceback(
+    srv: ServerHandle, tmp_path: Path, case: str
+) -> None:
+    source, expected = BROKEN_APPS[case]
+    result = srv.cli("run", str(write_app(tmp_path, case, source)), check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+    for internal in ("coldsnap/cli", "loader.py", "<frozen"):  # the user's frames only
+        assert internal not in result.stderr, result.stderr
+    if case != "no_app":
+        assert f"importing {tmp_path / case}.py failed, so it can't be run" in result.stderr
+
+
+def test_a_bad_entrypoint_argument_deploys_nothing(srv: ServerHandle, tmp_path: Path) -> None:
+    app = str(write_app(tmp_path, "entry", ENTRY_APP))
+    log_before = len(srv.log())
+    result = srv.cli("run", f"{app}::main", "--bogus", check=False)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus" in result.stderr
+    assert "ephemeral app" not in result.stderr  # rejected before the deploy
+    assert "deployed" not in srv.log()[log_before:]
+
+
+def test_an_entrypoints_own_broken_pipe_is_reported(srv: ServerHandle, tmp_path: Path) -> None:
+    app = str(write_app(tmp_path, "entry", ENTRY_APP))
+    result = srv.cli("run", f"{app}::fails", check=False)
+    assert result.returncode == 1
+    assert "BrokenPipeError: the entrypoint's own broken pipe" in result.stderr
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_a_closed_stdout_ends_quietly(srv: ServerHandle, tmp_path: Path, buffered: bool) -> None:
+    app = str(write_app(tmp_path, "entry", ENTRY_APP))
+    srv.cli("deploy", app)
+    for args in (
+        ["deploy", app],
+        ["apps", "ls"],
+        ["apps", "stats", "test-entry-args"],
+        ["apps", "stats", "test-entry-args", "--json"],
+    ):
+        result = _cli_into_closed_pipe(srv, *args, buffered=buffered)
+        assert (result.returncode, result.stderr) == (141, ""), args
+
+
+def test_gc_refuses_a_negative_keep(srv: ServerHandle) -> None:
+    result = srv.cli("snapshots", "gc", "--keep", "-1", check=False)
+    assert result.returncode == 2
+    assert "argument --keep: -1 is negative" in result.stderr
+    assert "0 or more" in result.stderr
+
+
+# -- with real snapshots ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def criu_srv() -> Iterator[ServerHandle]:
+    require_criu()
+    yield from module_server("criu")
+
+
+@pytest.fixture(scope="module")
+def keys(criu_srv: ServerHandle, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One ready snapshot and one key whose snapshot was refused: status -> key."""
+    apps = tmp_path_factory.mktemp("apps")
+    criu_srv.cli("deploy", str(write_app(apps, "hello", SNAPSHOT_APP)))
+    criu_srv.cli("deploy", str(write_app(apps, "refused", REFUSED)))
+    criu_srv.python(
+        "import coldsnap\n"
+        "print(coldsnap.Function.from_name('test-polish-snapshot', 'hello').remote())"
+    )
+    criu_srv.python(REFUSED_CALL)
+    rows = json.loads(criu_srv.cli("snapshots", "ls", "--json").stdout)
+    found = {row["status"]: row["key"] for row in rows}
+    assert set(found) == {"ready", "failed"}, rows
+    return found
+
+
+def test_ls_footer_counts_ready_snapshots_and_failed_keys(
+    criu_srv: ServerHandle, keys: dict[str, str]
+) -> None:
+    listing = criu_srv.cli("snapshots", "ls").stdout
+    assert "\n1 snapshot(s), 1 failed key(s); the store uses " in listing
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_ls_into_a_closed_stdout_ends_quietly(
+    criu_srv: ServerHandle, keys: dict[str, str], buffered: bool
+) -> None:
+    result = _cli_into_closed_pipe(criu_srv, "snapshots", "ls", buffered=buffered)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_inspect_of_a_key_without_a_snapshot_fails(
+    criu_srv: ServerHandle, keys: dict[str, str]
+) -> None:
+    unknown = criu_srv.cli("snapshots", "inspect", "no-such-key", check=False)
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert unknown.stderr.strip() == (
+        "error: no snapshot no-such-key on this host; `coldsnap snapshots ls` lists them"
+    )
+    failed = criu_srv.cli("snapshots", "inspect", keys["failed"], check=False)
+    assert (failed.returncode, failed.stdout) == (1, "")
+    assert (
+        f"error: no snapshot {keys['failed']} on this host: making one failed "
+        "(refused: memory snapshot refused" in failed.stderr
+    )
+    assert f"`coldsnap snapshots rm {keys['failed']}` clears the failure" in failed.stderr
+    ready = json.loads(criu_srv.cli("snapshots", "inspect", keys["ready"]).stdout)
+    assert ready["key"] == keys["ready"]
+
+
+def test_rm_says_only_what_it_removed(criu_srv: ServerHandle, keys: dict[str, str]) -> None:
+    """Last in this file: it deletes the keys the tests above read."""
+    cleared = criu_srv.cli("snapshots", "rm", keys["failed"]).stdout
+    assert cleared.startswith(f"cleared the failure of {keys['failed']}: "), cleared
+    assert "removed snapshot" not in cleared
+    removed = criu_srv.cli("snapshots", "rm", keys["ready"]).stdout
+    assert removed.strip() == f"removed snapshot {keys['ready']}"
