@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from coldsnap.client import Cls, Function
 from coldsnap.errors import InvalidError
@@ -30,7 +30,15 @@ R = TypeVar("R")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-_APP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_APP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# The one rule for app names, here and at the server's deploy (registry.check_app_name).
+APP_NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def is_app_name(name: object) -> TypeGuard[str]:
+    """True for a valid app name: no '/', '..', space or newline, so it is safe in a
+    path, a shell command and a table row."""
+    return isinstance(name, str) and _APP_NAME_RE.fullmatch(name) is not None
 
 
 class App:
@@ -41,10 +49,10 @@ class App:
     _deployed_as: str | None = None
 
     def __init__(self, name: str, image: Image | None = None) -> None:
-        if not isinstance(name, str) or not _APP_NAME_RE.match(name):
+        if not is_app_name(name):
             raise InvalidError(
-                f"App name {name!r} is invalid: use 1-64 letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit, e.g. coldsnap.App('sentence-transformers')."
+                f"App name {name!r} is invalid: use {APP_NAME_RULE}, "
+                "e.g. coldsnap.App('sentence-transformers')."
             )
         if image is not None and not isinstance(image, Image):
             raise InvalidError(

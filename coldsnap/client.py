@@ -83,8 +83,7 @@ class _Invocable:
         return self._app_name
 
     def _dumps_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        _pickle_app_module_by_value(self._app)
-        return serialization.dumps_args(args, kwargs)
+        return serialization.dumps_args(args, kwargs, _app_module_name(self._app))
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Run in a container and return the result (raises the remote exception)."""
@@ -317,21 +316,15 @@ def _check_names(where: str, app_name: object, name: object) -> None:
         )
 
 
-def _pickle_app_module_by_value(app: App | None) -> None:
-    """Values defined in the app's own module travel by value: the container
-    imports that file under another module name, so a by-reference pickle
-    (``embedder.Point``) would not load there."""
+def _app_module_name(app: App | None) -> str | None:
+    """The name this process imported the app's file under, if it did (not as a
+    script): the container answers to it, so the app's values go by reference."""
     if app is None:
-        return
+        return None
     code: list[object] = [f.raw_f for f in app.registered_functions.values()]
     code += [c.user_cls for c in app.registered_classes.values()]
     modules = {getattr(obj, "__module__", None) for obj in code}
-    for name in modules:
-        if name and name != "__main__" and name in sys.modules and name not in _BY_VALUE:
-            # coldsnap's own modules exist on both sides: keep them by reference.
-            if name != "coldsnap" and not name.startswith("coldsnap."):
-                cloudpickle.register_pickle_by_value(sys.modules[name])
-            _BY_VALUE.add(name)
-
-
-_BY_VALUE: set[str] = set()
+    if len(modules) != 1:
+        return None
+    name = modules.pop()
+    return name if name and name != "__main__" and name in sys.modules else None

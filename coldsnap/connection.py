@@ -21,11 +21,17 @@ from typing import Any
 
 from coldsnap._runtime import serialization
 from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
-from coldsnap.errors import Error
+from coldsnap.errors import Error, InvalidError
+from coldsnap.image import in_container
 from coldsnap.server.auth import read_token
 from coldsnap.settings import Settings
 
 SERVER_START_TIMEOUT_S = 60.0
+IN_CONTAINER_MESSAGE = (
+    "calls from inside a coldsnap container are not supported yet: a function can't call "
+    "another function's .remote(), .spawn() or .map() (nor look up calls). Return the data "
+    "to the caller and make the second call from the client, or merge the two functions "
+    "into one")
 
 
 class ServerError(Error):
@@ -81,7 +87,13 @@ class Connection:
 
     @classmethod
     def default(cls) -> Connection:
-        """The process-wide connection; starts an embedded server when none runs."""
+        """The process-wide connection; starts an embedded server when none runs.
+
+        Refused inside a container: the server's socket is hidden there, so this
+        would start a second, empty server in the container instead.
+        """
+        if in_container():
+            raise InvalidError(IN_CONTAINER_MESSAGE)
         with cls._default_lock:
             if cls._default is None:
                 conn = cls(Settings.from_env())
@@ -248,10 +260,17 @@ class Connection:
 
     def deploy(self, source: bytes, filename: str, name: str | None = None,
                ephemeral: bool = False, snapshots: bool = True,
-               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """Deploy an app's source; ``progress`` gets the image build's lines as they come."""
+               progress: Callable[[str], None] | None = None,
+               app_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Deploy an app's source; ``progress`` gets the image build's lines as they come.
+
+        ``app_dir``: the directory the app file is in; the modules the app imports
+        from there go into its image (this host's server reads them).
+        """
+        # The app's relative paths (Image.add_local_file) resolve against our cwd.
         fields = {"filename": filename, "name": name, "ephemeral": ephemeral,
-                  "snapshots": snapshots}
+                  "snapshots": snapshots, "cwd": os.getcwd(),
+                  "app_dir": os.path.abspath(app_dir) if app_dir is not None else None}
         if progress is None:
             return self.request("deploy", source, **fields)[0]
         sock = self._take_socket()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.errors import InvalidError
+from coldsnap.snapshot.base import CODE_DIR
 
 # Set by the server in every container; its presence means "we are in a container".
 CONTAINER_ID_ENV = "COLDSNAP_CONTAINER_ID"
@@ -63,6 +65,35 @@ class Image:
         """Copy a local directory tree to ``remote_path`` (absolute) in the image."""
         local = _resolve(local_path, "add_local_dir", want_dir=True)
         return self._add({"op": "add_local_dir", "local": local, "remote": _remote(remote_path)})
+
+    def add_local_python_source(self, *modules: str) -> Image:
+        """Copy local Python modules or packages, found the way ``import`` finds them,
+        next to the app's file in the image, so the app's ``import`` of them works.
+
+        ``coldsnap deploy`` adds the modules an app imports from its own directory
+        by itself; this is for the others (e.g. from a folder on ``PYTHONPATH``).
+        """
+        _check_strings("add_local_python_source", modules)
+        image = self
+        for name in modules:
+            if not name.isidentifier():
+                raise InvalidError(
+                    f"Image.add_local_python_source({name!r}): give top-level module names, "
+                    "like 'helpers' for helpers.py or a helpers/ package."
+                )
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations:
+                package = next(iter(spec.submodule_search_locations))
+                image = image.add_local_dir(package, f"{CODE_DIR}/{name}")
+            elif spec is not None and spec.origin and spec.origin.endswith(".py"):
+                image = image.add_local_file(spec.origin, f"{CODE_DIR}/{name}.py")
+            else:
+                what = "not on sys.path" if spec is None else f"not Python source ({spec.origin})"
+                raise InvalidError(
+                    f"Image.add_local_python_source({name!r}): the module is {what}. "
+                    "Installed packages go in with Image.pip_install()."
+                )
+        return image
 
     def env(self, variables: dict[str, str]) -> Image:
         """Set environment variables in containers of this image."""
@@ -141,6 +172,8 @@ def _check_strings(method: str, values: tuple[Any, ...]) -> None:
 def _resolve(path: str | os.PathLike[str], method: str, want_dir: bool) -> str:
     # Relative paths mean the caller's working directory, as in Modal.
     resolved = Path(path).expanduser().resolve()
+    if in_container():  # the image is built: its files are in it, not at this path
+        return str(resolved)
     ok = resolved.is_dir() if want_dir else resolved.is_file()
     if not ok:
         kind = "directory" if want_dir else "file"
@@ -177,6 +210,7 @@ def _hash_dir(digest: Any, root: Path) -> None:
             f"can't hash image directory {root}: it no longer exists. It was added with "
             "add_local_dir and must still exist when the app is deployed."
         )
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    files = (p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         _hash_file(digest, path)

@@ -183,13 +183,17 @@ def pip_install(python: Path, packages: list[str], log: Path, progress: Progress
 
 # -- files ---------------------------------------------------------------------------
 
+# Left out of copied trees, and of their hash: Python rewrites bytecode caches at will.
+SKIPPED_NAMES = ("__pycache__",)
+
 
 def add_local(layer: Path, local: Path, remote: str) -> None:
     """Copy a file or a tree to ``remote`` inside ``layer`` (the container's view of /)."""
     target = layer / remote.lstrip("/")
     _make_parents(layer, target.parent)
     if local.is_dir():
-        shutil.copytree(local, target, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(local, target, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(*SKIPPED_NAMES))
     else:
         shutil.copy2(local, target)
 

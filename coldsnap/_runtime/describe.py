@@ -1,4 +1,4 @@
-"""``python -m coldsnap._runtime.describe APP_FILE``: what an app file defines, as JSON.
+"""``python -m coldsnap._runtime.describe APP_FILE [APP_DIR]``: what an app file defines, as JSON.
 
 The server runs this to learn an app's functions, classes, options and image
 before deploying it (see docs/protocol.md). An import error exits 1 with the
@@ -8,9 +8,11 @@ traceback on stderr.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,11 @@ from coldsnap.image import Image
 from coldsnap.partial import _PartialFlag, find_partials
 
 
-def describe_app(app: App) -> dict[str, Any]:
-    """The JSON-able description of ``app``."""
+def describe_app(app: App, local_modules: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON-able description of ``app``; ``local_modules`` go into its image."""
     image = app.image or Image.from_host()
+    if local_modules:
+        image = image.add_local_python_source(*local_modules)
     functions: dict[str, Any] = {}
     for tag, function in app.registered_functions.items():
         assert function.options is not None
@@ -43,15 +47,39 @@ def describe_app(app: App) -> dict[str, Any]:
     }
 
 
+def modules_from(directory: Path, names: set[str], search_path: list[str]) -> list[str]:
+    """Of the top-level modules ``names``, those imported from ``directory`` that
+    nothing else on ``search_path`` provides: the app's own helper modules."""
+    found = []
+    for name in sorted(names):
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        if origin is None or not Path(origin).resolve().is_relative_to(directory):
+            continue
+        if importlib.machinery.PathFinder.find_spec(name, search_path) is None:
+            found.append(name)
+    return found
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m coldsnap._runtime.describe APP_FILE", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print("usage: python -m coldsnap._runtime.describe APP_FILE [APP_DIR]", file=sys.stderr)
         return 2
+    app_file = Path(argv[0]).resolve()
+    # APP_DIR: where the deployed file lives; the modules it imports from there
+    # (helpers.py next to it) go into the image with it.
+    app_dir = Path(argv[1]).resolve() if len(argv) == 2 else None
+    elsewhere = list(sys.path)  # where modules come from when not from APP_DIR
+    if app_dir is not None:
+        sys.path.append(str(app_dir))
+    before = set(sys.modules)
     try:
         # stdout carries the JSON only: an app that prints at import time prints to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            module = loader.import_app_file(Path(argv[0]))
-            description = describe_app(loader.find_app(module))
+            module = loader.import_app_file(app_file)
+            imported = {name.partition(".")[0] for name in set(sys.modules) - before}
+            imported.discard(module.__name__)
+            local = modules_from(app_dir, imported, elsewhere) if app_dir else []
+            description = describe_app(loader.find_app(module), local)
     except Exception:
         traceback.print_exc()
         return 1

@@ -91,7 +91,7 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
     boot = _Boot(channel, config.snapshot)
     try:
         with boot.stage(f"import {config.app_file}", "import_s"):
-            target = Target(_import_target(config))  # 1
+            target = _import_target(config)  # 1
         with boot.stage(f"instantiate {target.tag}", "import_s"):
             target.instantiate()  # 2
         if config.snapshot:
@@ -129,14 +129,15 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
     return 0
 
 
-def _import_target(config: RuntimeConfig) -> Any:
+def _import_target(config: RuntimeConfig) -> Target:
     module = loader.import_app_file(config.code_dir / config.app_file, config.code_dir)
-    # The caller can't import this module (it has another name there): send the
-    # app's own classes and exceptions by value so they load on the client.
+    # A caller may not have this module (Function.from_name in any script): the
+    # app's own classes and exceptions go by value, unless the call says the
+    # caller imported the app under this same name (see serve.run_call).
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
-    return loader.find_handle(loader.find_app(module), config.tag)
+    return Target(loader.find_handle(loader.find_app(module), config.tag), module)
 
 
 def _snapshot_handshake(

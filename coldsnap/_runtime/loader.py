@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import keyword
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,8 +12,23 @@ from coldsnap.app import App
 from coldsnap.client import Cls, Function
 
 
+def module_name_for(filename: str) -> str:
+    """The module name an app file is imported under, by the client and in its
+    containers alike: its stem (``embedder.py`` -> ``embedder``), unless that is
+    no identifier or would shadow the standard library or coldsnap, then ``app``.
+
+    One name on both sides lets the app's own classes and exceptions travel by
+    reference, so ``except MyError`` and ``isinstance`` work on the caller's side.
+    """
+    stem = Path(filename).name.removesuffix(".py")
+    if (not stem.isidentifier() or keyword.iskeyword(stem)
+            or stem in sys.stdlib_module_names or stem == "coldsnap"):
+        return "app"
+    return stem
+
+
 def import_app_file(path: Path, search_dir: Path | None = None) -> ModuleType:
-    """Import ``path`` as a module named after its stem (``app.py`` -> ``app``).
+    """Import ``path`` as a module named by ``module_name_for`` (``app.py`` -> ``app``).
 
     ``search_dir`` (default: the file's directory) goes first on sys.path so the
     app's sibling modules import. The module is not ``__main__``: an app's
@@ -22,7 +38,7 @@ def import_app_file(path: Path, search_dir: Path | None = None) -> ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"app file {path} does not exist")
     sys.path.insert(0, str((search_dir or path.parent).resolve()))
-    name = path.stem
+    name = module_name_for(path.name)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"can't import {path}: not a Python source file")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import pickle
 import traceback
+from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import cloudpickle
@@ -17,13 +22,43 @@ class RemoteError(Exception):
         self.remote_traceback = remote_traceback
 
 
-def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    return cloudpickle.dumps((args, kwargs))
+def dumps_args(
+    args: tuple[Any, ...], kwargs: dict[str, Any], module: str | None = None
+) -> bytes:
+    """Two pickles in a row: ``module``, the name the caller imported the app file
+    under (None: it did not), then the arguments. Values of that module go by
+    reference: the container answers to that name too (``loads_args``)."""
+    stream = io.BytesIO()
+    pickle.dump(module, stream)
+    cloudpickle.dump((args, kwargs), stream)
+    return stream.getvalue()
 
 
-def loads_args(blob: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    args, kwargs = cloudpickle.loads(blob)
-    return tuple(args), dict(kwargs)
+def loads_args(
+    blob: bytes, alias: Callable[[str], None] = lambda module: None
+) -> tuple[str | None, tuple[Any, ...], dict[str, Any]]:
+    """(caller's module name, args, kwargs); ``alias(module)`` runs before the
+    arguments load, so it can make that name importable here."""
+    stream = io.BytesIO(blob)
+    module = pickle.load(stream)
+    if module is not None:
+        alias(module)
+    args, kwargs = cloudpickle.load(stream)
+    return module, tuple(args), dict(kwargs)
+
+
+@contextlib.contextmanager
+def by_reference(module: ModuleType | None) -> Iterator[None]:
+    """Inside the block, values of ``module`` pickle by reference even if it is
+    registered by value (the receiver has the module; None changes nothing)."""
+    if module is None or module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+        yield
+        return
+    cloudpickle.unregister_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        cloudpickle.register_pickle_by_value(module)
 
 
 def dumps_result(value: Any) -> bytes:

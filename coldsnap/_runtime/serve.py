@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 from coldsnap._runtime import serialization
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.framing import ChannelClosed
 from coldsnap._runtime.target import Target, run_maybe_async
+from coldsnap.errors import InvalidError
 
 
 def serve(channel: Channel, target: Target) -> None:
@@ -32,18 +33,42 @@ def serve(channel: Channel, target: Target) -> None:
 def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: bytes | None) -> None:
     """Run one input and send its ``result``: the value, or the exception it raised."""
     call_id = header.get("call_id")
+    caller_module: str | None = None
     try:
         function = target.callable_for(header.get("method"))
-        args, kwargs = serialization.loads_args(blob) if blob is not None else ((), {})
+        if blob is not None:
+            caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
+        else:
+            args, kwargs = (), {}
         value = run_maybe_async(function(*args, **kwargs))
-        payload = serialization.dumps_result(value)
+        with serialization.by_reference(_shared_module(target, caller_module)):
+            payload = serialization.dumps_result(value)
+        check_result_size(payload, header.get("max_result_bytes"), target.tag,
+                          header.get("method"))
     except Exception as exc:
         flush_stdio()
-        blob = serialization.dumps_exception(trim_runtime_frames(exc))
+        with serialization.by_reference(_shared_module(target, caller_module)):
+            blob = serialization.dumps_exception(trim_runtime_frames(exc))
         channel.send("result", blob, call_id=call_id, ok=False)
     else:
         flush_stdio()
         channel.send("result", payload, call_id=call_id, ok=True)
+
+
+def _shared_module(target: Target, caller_module: str | None) -> ModuleType | None:
+    return target.module if target.caller_shares_module(caller_module) else None
+
+
+def check_result_size(payload: bytes, limit: int | None, tag: str, method: str | None) -> None:
+    """Refuse a result over the server's limit here, as an error the caller gets: sent
+    anyway, the server would have to stop this container mid-message."""
+    if limit is not None and len(payload) > limit:
+        label = tag + (f".{method}" if method else "")
+        raise InvalidError(
+            f"the result of {label} is {len(payload)} bytes pickled, over the limit of "
+            f"{limit} bytes (COLDSNAP_MAX_PAYLOAD_BYTES, a setting of the server); write "
+            "large outputs to a file or volume and return its path, or raise the limit"
+        )
 
 
 def flush_stdio() -> None:

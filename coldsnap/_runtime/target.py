@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from coldsnap.client import Cls, Function
@@ -21,10 +23,24 @@ _HOOK_LABELS = {
 
 
 class Target:
-    def __init__(self, handle: Function[..., Any] | Cls[Any]) -> None:
+    def __init__(
+        self, handle: Function[..., Any] | Cls[Any], module: ModuleType | None = None
+    ) -> None:
         self.handle = handle
         self.tag = handle.tag
         self.instance: Any = None
+        self.module = module  # the app file's module
+
+    def alias_module(self, name: str) -> None:
+        """Answer to ``name`` too: a caller imported the app file under that name,
+        and its arguments refer to the app's classes by it."""
+        if self.module is not None and name not in sys.modules:
+            sys.modules[name] = self.module
+
+    def caller_shares_module(self, name: str | None) -> bool:
+        """True when the caller imported the app file under our module's name: then
+        the app's values go back by reference and are the caller's own classes."""
+        return self.module is not None and name == self.module.__name__
 
     def instantiate(self) -> None:
         """Create the class instance (a no-op for a plain function)."""

@@ -40,7 +40,7 @@ def build_progress() -> Callable[[str], None]:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     path, source = read_source(args.file)
-    result = Connection.default().deploy(source, path.name, name=args.name,
+    result = Connection.default().deploy(source, path.name, name=args.name, app_dir=path.parent,
                                          snapshots=not args.no_snapshot,
                                          progress=build_progress())
     if args.json:
@@ -73,8 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     target = _entrypoint(app, entry_name, path)
     kwargs = _parse_entry_args(target, args.entry_args)  # a bad argument deploys nothing
     conn = Connection.default()
-    name = f"{app.name}-run-{secrets.token_hex(3)}"
-    conn.deploy(source, path.name, name=name, ephemeral=True, progress=build_progress())
+    suffix = f"-run-{secrets.token_hex(3)}"
+    name = app.name[:64 - len(suffix)] + suffix  # still a valid app name: 64 at most
+    conn.deploy(source, path.name, name=name, ephemeral=True, app_dir=path.parent,
+                progress=build_progress())
     app._deployed_as = name
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)

@@ -82,6 +82,8 @@ class Api:
             name=req.field("name", str, None),
             ephemeral=bool(req.field("ephemeral", bool, False)),
             snapshots=bool(req.field("snapshots", bool, True)),
+            cwd=req.field("cwd", str, None),
+            app_dir=req.field("app_dir", str, None),
             report=report,
         )
         return {"ok": True, **result}, None

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from coldsnap.server.functions import APP_FILE, FunctionSpec
+from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker, new_container_id
 from coldsnap.settings import Settings
@@ -185,7 +185,7 @@ class _BootRun:
         return ContainerSpec(
             argv=fn.argv,
             env=fn.container_env(container_id, snapshot),
-            files={APP_FILE: fn.source},
+            files={fn.app_file: fn.source},
             layers=fn.layers,
             snapshot_phase=snapshot,
             gpu_snapshot=fn.options.gpu_snapshot,

@@ -11,7 +11,6 @@ from typing import Any
 from coldsnap.image_builder import BuiltImage
 from coldsnap.options import FunctionOptions
 
-APP_FILE = "app.py"
 # Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
 SNAPSHOT_PHASE_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
 # Set instead when the function opted into GPU memory snapshots: nothing is
@@ -44,6 +43,7 @@ class FunctionSpec:
     source: bytes
     image: dict[str, Any]
     built: BuiltImage | None = None  # None: the host's interpreter, no extra layers
+    module: str = "app"  # the app file's module name, as the deploying client had it
 
     @classmethod
     def from_description(
@@ -61,7 +61,13 @@ class FunctionSpec:
             image=description.get("image", {}),
             built=(BuiltImage.from_record(description["built_images"][tag])
                    if tag in description.get("built_images", {}) else None),
+            module=description.get("module", "app"),
         )
+
+    @property
+    def app_file(self) -> str:
+        """The app's file name in the container's code dir."""
+        return f"{self.module}.py"
 
     @property
     def snapshot_key(self) -> str:
@@ -83,7 +89,7 @@ class FunctionSpec:
                     env.update(layer.get("vars", {}))
         env.update(self.options.env)
         env.update(
-            COLDSNAP_APP_FILE=APP_FILE,
+            COLDSNAP_APP_FILE=self.app_file,
             COLDSNAP_TAG=self.tag,
             COLDSNAP_SNAPSHOT="1" if snapshot else "0",
             COLDSNAP_CONTAINER_ID=container_id,

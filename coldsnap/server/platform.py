@@ -24,6 +24,9 @@ from coldsnap.snapshot import Engine
 from coldsnap.snapshot.store import is_key
 
 DEPLOYED, STOPPED = "deployed", "stopped"
+# How long idle containers of a deleted app get to run their exit hooks (as long as a
+# container gets after a shutdown message, Worker.shutdown).
+DELETE_GRACE_S = 5.0
 
 
 class Platform:
@@ -54,9 +57,13 @@ class Platform:
     # deploys
 
     def deploy(self, filename: str, source: bytes, name: str | None = None,
-               ephemeral: bool = False, snapshots: bool = True,
+               ephemeral: bool = False, snapshots: bool = True, cwd: str | None = None,
+               app_dir: str | None = None,
                report: Callable[[str], None] | None = None) -> dict[str, Any]:
-        description = describe_source(source, filename, self.settings.boot_timeout_s)
+        """``cwd``: the client's working directory, for the app's relative paths;
+        ``app_dir``: the app file's, whose modules the app imports go into its image."""
+        description = describe_source(source, filename, self.settings.boot_timeout_s, cwd,
+                                      app_dir)
         if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
             for entry in description["functions"].values():
                 entry.setdefault("options", {})["enable_memory_snapshot"] = False
@@ -91,9 +98,16 @@ class Platform:
                 "entrypoints": description.get("entrypoints", [])}
 
     def stop_app(self, app: str, delete: bool = False) -> dict[str, Any]:
+        """Stop an app: its containers leave once idle, running their exit hooks.
+
+        With ``delete`` (an ephemeral `coldsnap run` app whose client is done or was
+        interrupted) nobody waits for its calls: they are killed at once, and this
+        returns once idle containers ran their exit hooks, with those lines in ``logs``
+        (`coldsnap logs` can't reach a deleted app: the caller is the one to see them)."""
         with self._lock:
             if app not in self._current:
                 raise self._no_app(app)
+            pools = [pool for pool in self._all_pools() if pool.fn.app == app]
             if delete:
                 self.db.delete_app(app)
                 del self._current[app]
@@ -101,12 +115,29 @@ class Platform:
                 self.db.set_app_state(app, STOPPED)
                 self._current[app] = (STOPPED, self._current[app][1])
             self._drain(app, keep_version=None)
+        logs = self._end_containers(app, pools) if delete else []
         self.logs.write(app, "coldsnap: app stopped" + (" and deleted" if delete else ""))
-        return {"app": app, "stopped": True, "deleted": delete}
+        return {"app": app, "stopped": True, "deleted": delete, "logs": logs}
+
+    def _end_containers(self, app: str, pools: list[Pool]) -> list[str]:
+        """Kill the containers running a call or booting now (no exit hooks); give idle
+        ones DELETE_GRACE_S to run their exit hooks, then kill what is left. Returns
+        the log lines they printed meanwhile."""
+        book = self.logs.app(app)
+        _, start = book.tail(0)
+        for pool in pools:
+            pool.stop(f"app {app!r} was stopped and deleted")
+            pool.kill_busy()
+        self._wait_finished(pools, DELETE_GRACE_S)
+        for pool in pools:
+            pool.kill()
+        self._wait_finished(pools, 5.0)  # their threads notice and unwind
+        return book.since(start, wait_s=0)[0]
 
     def drain_containers(self, app: str, wait_s: float = 60.0) -> dict[str, Any]:
         """Stop the app's containers (once idle); it stays deployed and the next call
-        cold-boots. Waits up to ``wait_s`` for them to exit."""
+        cold-boots. Waits up to ``wait_s`` for them to exit, then boots the warm pool
+        (min_containers) again, as a deploy does."""
         with self._lock:
             if app not in self._current:
                 raise self._no_app(app)
@@ -115,7 +146,12 @@ class Platform:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not all(p.finished for p in pools):
             time.sleep(0.02)
-        return {"app": app, "drained": all(p.finished for p in pools)}
+        drained = all(p.finished for p in pools)
+        with self._lock:  # a stop or a deploy meanwhile decides what stays warm
+            state, version = self._current.get(app, (STOPPED, ""))
+            if state == DEPLOYED:
+                self._warm(app, version)
+        return {"app": app, "drained": drained}
 
     def _drain(self, app: str, keep_version: str | None) -> None:
         for key, pool in list(self._pools.items()):
@@ -136,12 +172,16 @@ class Platform:
         pool = self.pool(app, tag)
         fn = pool.fn
         if fn.kind == "cls":
+            if method is None:  # Function.from_name on a class's name
+                example = fn.methods[0] if fn.methods else "method"
+                raise ApiError(BAD_REQUEST, f"{fn.label} is a class: use coldsnap.Cls."
+                               f"from_name({app!r}, {tag!r})().{example}.remote(...)")
             if method not in fn.methods:
                 raise ApiError(NOT_FOUND, f"class {fn.label} has no method {method!r}; its "
                                f"methods are: {', '.join(fn.methods) or '(none)'}")
-        elif method is not None:
-            raise ApiError(BAD_REQUEST, f"{fn.label} is a function, not a class: call it "
-                           f"without a method (got method {method!r})")
+        elif method is not None:  # Cls.from_name on a function's name
+            raise ApiError(BAD_REQUEST, f"{fn.label} is a function, not a class: use "
+                           f"coldsnap.Function.from_name({app!r}, {tag!r}).remote(...)")
         call = Call(app=app, tag=tag, method=method, args=args,
                     timeout_s=fn.options.timeout or self.settings.call_timeout_s,
                     retries=fn.options.retries)

@@ -119,6 +119,14 @@ class Pool:
         for worker in workers:
             worker.kill()
 
+    def kill_busy(self) -> None:
+        """Kill the containers booting or running a call (after ``stop``), skipping their
+        exit hooks; idle ones are left to leave cleanly, running theirs."""
+        with self._cond:
+            workers = [*self._starting, *(w for w in self._live if w.call is not None)]
+        for worker in workers:
+            worker.kill()
+
     @property
     def finished(self) -> bool:
         with self._cond:
@@ -311,7 +319,7 @@ class Pool:
         with self._cond:
             if call.done.is_set():
                 return
-            if call.attempts <= call.retries:
+            if call.attempts <= call.retries and not self._stopped:
                 self._queue.appendleft(call)
                 self._scale()
                 self._cond.notify()

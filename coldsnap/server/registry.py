@@ -18,8 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from coldsnap._runtime.loader import module_name_for
 from coldsnap.server.errors import BAD_REQUEST, DEPLOY_FAILED, ApiError
-from coldsnap.server.functions import APP_FILE, host_env
+from coldsnap.server.functions import host_env
 
 DESCRIBE_ENV = frozenset({"PATH", "HOME", "LANG"})
 
@@ -42,27 +43,37 @@ def coldsnap_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def describe_source(source: bytes, filename: str, timeout_s: float) -> dict[str, Any]:
-    """Import the app in a fresh interpreter and return its description (protocol.md)."""
+def describe_source(
+    source: bytes, filename: str, timeout_s: float, cwd: str | None = None,
+    app_dir: str | None = None,
+) -> dict[str, Any]:
+    """Import the app in a fresh interpreter and return its description (protocol.md).
+
+    ``cwd``: the deploying client's working directory, against which the app's
+    relative paths (``Image.add_local_file("cfg.txt", ...)``) resolve. ``app_dir``:
+    the app file's directory; modules the app imports from there join its image.
+    """
+    module = module_name_for(filename)
     with tempfile.TemporaryDirectory(prefix="coldsnap-describe-") as tmp:
-        with open(os.path.join(tmp, APP_FILE), "wb") as handle:
+        app_file = os.path.join(tmp, f"{module}.py")
+        with open(app_file, "wb") as handle:
             handle.write(source)
         # Only what an import needs: the app's own code runs here, as the server's user.
         env = host_env(DESCRIBE_ENV, locale=False)
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "coldsnap._runtime.describe", APP_FILE],
-                cwd=tmp, env=env, capture_output=True, timeout=timeout_s,
-                stdin=subprocess.DEVNULL,
+                # -P: the working directory is not on sys.path (as in a container).
+                [sys.executable, "-P", "-m", "coldsnap._runtime.describe", app_file,
+                 *([app_dir] if app_dir and os.path.isdir(app_dir) else [])],
+                cwd=cwd if cwd and os.path.isdir(cwd) else tmp, env=env,
+                capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
             raise ApiError(DEPLOY_FAILED, f"importing {filename} took longer than "
                            f"{timeout_s:.0f} s; move slow work out of module level "
                            "(into @enter hooks)") from None
         # Show the user's file name in tracebacks, not the temp copy's.
-        stderr = (proc.stderr.decode("utf-8", "replace")
-                  .replace(os.path.join(tmp, APP_FILE), filename)
-                  .replace(f'"{APP_FILE}"', f'"{filename}"'))
+        stderr = proc.stderr.decode("utf-8", "replace").replace(app_file, filename)
     if proc.returncode != 0:
         raise ApiError(DEPLOY_FAILED, f"importing {filename} failed, so it can't be "
                        f"deployed. Fix the error below and deploy again.\n\n{stderr.rstrip()}")
@@ -72,6 +83,7 @@ def describe_source(source: bytes, filename: str, timeout_s: float) -> dict[str,
         raise ApiError(DEPLOY_FAILED, f"describing {filename} printed no JSON; does the app "
                        f"print to stdout at import time?\n{stderr}") from None
     check_description(description, filename)
+    description["module"] = module
     return description
 
 
@@ -87,6 +99,7 @@ def check_description(description: Any, filename: str) -> None:
 def version_of(source: bytes, description: dict[str, Any]) -> str:
     identity = {
         "source": hashlib.sha256(source).hexdigest(),
+        "module": description.get("module", "app"),
         "image": description.get("image", {}).get("hash", ""),
         "functions": {tag: entry.get("options", {})
                       for tag, entry in description["functions"].items()},
@@ -97,7 +110,10 @@ def version_of(source: bytes, description: dict[str, Any]) -> str:
 
 
 def check_app_name(name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > 128 or "/" in name:
-        raise ApiError(BAD_REQUEST, f"app name {name!r} is not valid: use 1-128 characters "
-                       "without '/'")
+    """The SDK's rule for ``App(name)``, so `deploy --name` can't make a name App() refuses
+    (".", "..", a newline that breaks `apps ls`, a shell metacharacter)."""
+    from coldsnap.app import APP_NAME_RULE, is_app_name  # the SDK: only deploys need it
+
+    if not is_app_name(name):
+        raise ApiError(BAD_REQUEST, f"app name {name!r} is not valid: use {APP_NAME_RULE}")
     return name

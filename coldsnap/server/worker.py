@@ -46,6 +46,7 @@ class Worker:
         self.container = container
         self.id = worker_id
         self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
+        self.max_payload = max_payload
         self.call: Call | None = None
         self.calls_served = 0
         self.boot_id = 0
@@ -129,8 +130,10 @@ class Worker:
             call.add_log(self.pending_logs.popleft())
         self.call = call
         try:
-            self.channel.send({"type": "call", "call_id": call.id, "method": call.method},
-                              call.args)
+            # The runtime checks a result against the limit before sending it, so an
+            # oversized result is an error the caller can read, not a stopped container.
+            self.channel.send({"type": "call", "call_id": call.id, "method": call.method,
+                               "max_result_bytes": self.max_payload}, call.args)
             deadline = time.monotonic() + call.timeout_s
             while True:
                 header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO, Protocol
 CTRL_IN_ENV = "COLDSNAP_CTRL_IN_FD"  # server -> container
 CTRL_OUT_ENV = "COLDSNAP_CTRL_OUT_FD"  # container -> server
 CODE_DIR_ENV = "COLDSNAP_CODE_DIR"  # where ContainerSpec.files were written
+# ...which is this directory in a criu engine container; the runtime puts it on sys.path.
+CODE_DIR = "/__coldsnap__/code"
 
 
 class SnapshotError(Exception):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,15 +168,22 @@ def test_looked_up_function_has_no_local() -> None:
         coldsnap.Function.from_name("", "f")
 
 
-def test_args_defined_in_the_app_module_travel_by_value(
-    fake: FakeConnection, apps: types.SimpleNamespace
+def test_args_of_the_app_module_load_as_the_containers_own_classes(
+    fake: FakeConnection, apps: types.SimpleNamespace, tmp_path: Path
 ) -> None:
-    # The client imported square.py as module "square"; the container knows it as "app",
-    # so a by-reference pickle of square.SquareError would not load there.
+    # The client imported square.py as module "square" and says so; a container that
+    # knows the same file under another name ("app") answers to "square" too.
     blob = apps.square.square._dumps_args((apps.square.SquareError("x"),), {})
+    (tmp_path / "app.py").write_bytes((APPS / "square.py").read_bytes())
     loaded = subprocess.run(
-        [sys.executable, "-c", "import cloudpickle, sys; (args, _) = "
-         "cloudpickle.loads(sys.stdin.buffer.read()); print(type(args[0]).__name__, args[0])"],
+        [sys.executable, "-c",
+         "import sys\n"
+         "from pathlib import Path\n"
+         "from coldsnap._runtime import loader, serialization\n"
+         f"module = loader.import_app_file(Path({str(tmp_path / 'app.py')!r}))\n"
+         "alias = lambda name: sys.modules.setdefault(name, module)\n"
+         "caller, args, _ = serialization.loads_args(sys.stdin.buffer.read(), alias)\n"
+         "print(caller, type(args[0]) is module.SquareError, args[0])\n"],
         input=blob, capture_output=True, check=True, cwd="/",
     )
-    assert loaded.stdout.decode().strip() == "SquareError x"
+    assert loaded.stdout.decode().strip() == "square True x"

@@ -102,3 +102,26 @@ def test_imports_raises_inside_a_container(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("COLDSNAP_CONTAINER_ID", "cs-test")
     with pytest.raises(ModuleNotFoundError), Image.from_host().imports():
         import coldsnap_no_such_module  # noqa: F401
+
+
+def test_add_local_python_source_copies_modules_next_to_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "helpers.py").write_text("X = 1\n")
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    image = Image.from_host().add_local_python_source("helpers", "pkg")
+    assert image.layers[1:] == [
+        {"op": "add_local_file", "local": str(tmp_path / "helpers.py"),
+         "remote": "/__coldsnap__/code/helpers.py"},
+        {"op": "add_local_dir", "local": str(tmp_path / "pkg"), "remote": "/__coldsnap__/code/pkg"},
+    ]
+    before = image.hash
+    (tmp_path / "pkg" / "__pycache__" / "x.pyc").write_bytes(b"bytecode")
+    assert image.hash == before  # bytecode caches don't make a new image
+    for name, fragment in (("pkg.sub", "give top-level module names"),
+                           ("no_such_module_here", "not on sys.path"),
+                           ("_socket", "not Python source")):
+        with pytest.raises(InvalidError, match=fragment):
+            Image.from_host().add_local_python_source(name)
