@@ -284,7 +284,11 @@ class Pool:
                 return False
             first_input_s = time.monotonic() - t0 if worker.calls_served == 1 else None
             if end is CallEnd.RESULT:
-                self._answer(call, header, blob)  # the caller waits on no bookkeeping
+                if not header.get("ok") and self._requeue(call, scale=False):  # as in Modal
+                    worker.note(f"{call.label} raised (attempt {call.attempts} of "
+                                f"{call.retries + 1}); trying again")
+                else:
+                    self._answer(call, header, blob)  # the caller waits on no bookkeeping
             if first_input_s is not None:
                 boot.timings["first_input_s"] = first_input_s
                 self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
@@ -316,16 +320,27 @@ class Pool:
             self.counters[key] += 1
 
     def _retry_or_fail(self, call: Call, error: ApiError) -> None:
+        if self._requeue(call):
+            return
         with self._cond:
             if call.done.is_set():
                 return
-            if call.attempts <= call.retries and not self._stopped:
-                self._queue.appendleft(call)
-                self._scale()
-                self._cond.notify()
-                return
             self.counters["calls_failed"] += 1
         call.fail(error)
+
+    def _requeue(self, call: Call, scale: bool = True) -> bool:
+        """Queue ``call`` again, first in line, if it has attempts left; True if it did.
+
+        ``scale=False`` when the container that ran it lives on and takes it next.
+        """
+        with self._cond:
+            if call.done.is_set() or call.attempts > call.retries or self._stopped:
+                return False
+            self._queue.appendleft(call)
+            if scale:
+                self._scale()
+            self._cond.notify()
+            return True
 
     def _fail(self, call: Call, error: ApiError) -> None:
         with self._cond:

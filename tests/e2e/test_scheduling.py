@@ -38,6 +38,22 @@ def flaky(marker: str) -> str:
     return "recovered"
 
 
+ATTEMPTS = []
+
+
+@app.function(retries=2)
+def raises_twice() -> int:
+    ATTEMPTS.append(1)  # one container serves every attempt
+    if len(ATTEMPTS) < 3:
+        raise ValueError(f"attempt {len(ATTEMPTS)} fails")
+    return len(ATTEMPTS)
+
+
+@app.function(retries=1)
+def always_raises() -> None:
+    raise ValueError("no luck")
+
+
 @app.function(timeout=1)
 def slow(seconds: float) -> str:
     time.sleep(seconds)
@@ -97,6 +113,21 @@ def test_container_dying_mid_call_fails_the_call(srv: ServerHandle) -> None:
 def test_container_death_is_retried(srv: ServerHandle, tmp_path: Path) -> None:
     assert _call(srv, f"F('flaky').remote({str(tmp_path / 'marker')!r})") == "'recovered'"
     assert _function(srv, "flaky")["boots_ok"] == 2
+
+
+def test_a_call_that_raised_is_retried_like_modals(srv: ServerHandle) -> None:
+    assert _call(srv, "F('raises_twice').remote()") == "3"
+    out = srv.python(
+        "import coldsnap\n"
+        "try:\n"
+        "    coldsnap.Function.from_name('test-sched', 'always_raises').remote()\n"
+        "except ValueError as exc:\n"
+        "    print('ValueError', exc)\n"
+    )
+    assert out.stdout.strip() == "ValueError no luck"
+    assert out.stderr.count("always_raises raised (attempt 1 of 2); trying again") == 1
+    fn = _function(srv, "always_raises")
+    assert fn["calls_error"] == 1 and fn["boots_ok"] == 1
 
 
 def test_call_timeout_stops_the_container(srv: ServerHandle) -> None:
