@@ -244,8 +244,8 @@ class _BootRun:
             self.keys.mark_failed(key, f"refused: {message}")
             self._retire(worker)  # it lives in the snapshot phase's sandbox: start afresh
             return self._without_snapshot()
-        worker.note(f"creating memory snapshot {key}")
         worker.pump.stop()  # the log pipe goes into the snapshot; read it empty first
+        worker.note(f"creating memory snapshot {key}")  # after the hooks' own lines
         t0 = time.monotonic()
         try:
             info = self.engine.checkpoint(worker.container, key, labels={

@@ -88,6 +88,8 @@ def test_first_boot_creates_and_later_boots_restore(srv: ServerHandle) -> None:
     first = srv.python(EMBED)
     assert first.stdout.strip() == "2"
     assert "creating memory snapshot" in first.stderr, first.stderr + srv.log()
+    # The hooks' own lines come first: the snapshot is taken after them.
+    assert first.stderr.index("load: model ready") < first.stderr.index("creating memory snap")
     assert "memory snapshot created in" in first.stderr, first.stderr + srv.log()
     assert "restored from memory snapshot in" in first.stderr  # restore after dump
     [snap] = [s for s in _snapshots(srv) if s["app"] == "test-embedder-like"]
