@@ -27,11 +27,14 @@ from coldsnap.server.auth import read_token
 from coldsnap.settings import Settings
 
 SERVER_START_TIMEOUT_S = 60.0
-IN_CONTAINER_MESSAGE = (
-    "calls from inside a coldsnap container are not supported yet: a function can't call "
-    "another function's .remote(), .spawn() or .map() (nor look up calls). Return the data "
-    "to the caller and make the second call from the client, or merge the two functions "
-    "into one")
+NOT_THE_RUNTIME_MESSAGE = (
+    "in a coldsnap container only the runtime's own process can call other functions "
+    "(.remote(), .spawn(), .map()): this is another process (a subprocess?). Make the call "
+    "from the function itself")
+NOT_SERVING_MESSAGE = (
+    "calls to other functions (.remote(), .spawn(), .map()) are possible from inside a call, "
+    "not from @enter, @build or @exit hooks: the snapshot phase has no network, and the "
+    "server answers a container's requests while it runs a call. Make the call in a method")
 
 
 class ServerError(Error):
@@ -89,11 +92,11 @@ class Connection:
     def default(cls) -> Connection:
         """The process-wide connection; starts an embedded server when none runs.
 
-        Refused inside a container: the server's socket is hidden there, so this
-        would start a second, empty server in the container instead.
+        Inside a container the server's socket is out of reach: requests go over
+        the runtime's control pipe instead (``ContainerConnection``).
         """
         if in_container():
-            raise InvalidError(IN_CONTAINER_MESSAGE)
+            return ContainerConnection.default()
         with cls._default_lock:
             if cls._default is None:
                 conn = cls(Settings.from_env())
@@ -310,3 +313,45 @@ class Connection:
             raise ServerUnavailable("unavailable", self._lost_message(op, exc)) from None
         finally:
             sock.close()
+
+
+class ContainerConnection(Connection):
+    """A container's way to the server: API requests over the runtime's control pipe.
+
+    The server answers the ops a function needs to call others (call, spawn,
+    get, lookup) while the container runs a call; the requests carry no token
+    (the pipe is the container's own).
+    """
+
+    _in_container: ContainerConnection | None = None
+
+    def __init__(self, channel: Any) -> None:
+        super().__init__(Settings())
+        self._channel = channel
+
+    @classmethod
+    def default(cls) -> ContainerConnection:
+        from coldsnap._runtime import channel
+
+        runtime_channel = channel.current()
+        if runtime_channel is None:
+            raise InvalidError(NOT_THE_RUNTIME_MESSAGE)
+        with cls._default_lock:
+            if cls._in_container is None or cls._in_container._channel is not runtime_channel:
+                cls._in_container = cls(runtime_channel)
+            return cls._in_container
+
+    def _exchange(self, header: dict[str, Any], blob: bytes | None
+                  ) -> tuple[dict[str, Any], bytes | None]:
+        if not self._channel.serving:
+            raise InvalidError(NOT_SERVING_MESSAGE)
+        try:
+            reply: tuple[dict[str, Any], bytes | None] = self._channel.request(header, blob)
+        except (ChannelClosed, OSError) as exc:
+            raise ServerUnavailable("unavailable", f"the coldsnap server went away during "
+                                    f"{header.get('op')!r} ({exc})") from None
+        return reply
+
+    def _take_socket(self) -> socket.socket:  # deploy's progress stream, say
+        raise InvalidError("from inside a container only calls to other functions "
+                           "(.remote(), .spawn(), .map(), lookups) reach the server")

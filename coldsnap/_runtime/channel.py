@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 from coldsnap._runtime import framing
@@ -13,9 +16,25 @@ CTRL_OUT_ENV = "COLDSNAP_CTRL_OUT_FD"
 
 
 class Channel:
+    """Messages to and from the server, safe to use from several threads.
+
+    The serve loop ``receive``s calls; user code in a call may meanwhile send
+    ``request``s of its own (a ``.remote()`` of another function) and wait for
+    their ``reply``. Whichever thread waits reads the pipe for all of them and
+    sorts what it reads: replies to their requests, the rest to ``receive``.
+    """
+
     def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
         self.reader = reader
         self.writer = writer
+        self._send_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._reading = False  # a thread is in read_message
+        self._closed: framing.ChannelClosed | None = None
+        self._replies: dict[str, tuple[dict[str, Any], bytes | None]] = {}
+        self._messages: deque[tuple[dict[str, Any], bytes | None]] = deque()
+        # Set while the runtime serves calls: requests are possible only then.
+        self.serving = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Channel:
@@ -33,8 +52,69 @@ class Channel:
         return cls(os.fdopen(in_fd, "rb"), os.fdopen(out_fd, "wb"))
 
     def send(self, message_type: str, blob: bytes | None = None, **fields: Any) -> None:
-        framing.write_message(self.writer, {"type": message_type, **fields}, blob)
+        with self._send_lock:
+            framing.write_message(self.writer, {"type": message_type, **fields}, blob)
 
     def receive(self) -> tuple[dict[str, Any], bytes | None]:
-        """The next message; raises framing.ChannelClosed when the server hung up."""
-        return framing.read_message(self.reader)
+        """The next message that is no reply; raises framing.ChannelClosed when the
+        server hung up."""
+        return self._wait(lambda: self._messages.popleft() if self._messages else None)
+
+    def request(self, header: dict[str, Any], blob: bytes | None
+                ) -> tuple[dict[str, Any], bytes | None]:
+        """Send an API request (docs/server.md) to the server; its reply (header, blob)."""
+        request_id = uuid.uuid4().hex
+        self.send("request", blob, request_id=request_id, request=header)
+        header, reply_blob = self._wait(lambda: self._replies.pop(request_id, None))
+        return header.get("reply") or {}, reply_blob
+
+    def _wait(self, take: Callable[[], tuple[dict[str, Any], bytes | None] | None]
+              ) -> tuple[dict[str, Any], bytes | None]:
+        with self._cond:
+            while True:
+                message = take()
+                if message is not None:
+                    return message
+                if self._closed is not None:
+                    raise self._closed
+                if self._reading:
+                    self._cond.wait()
+                    continue
+                self._reading = True
+                self._cond.release()
+                try:
+                    message = framing.read_message(self.reader)
+                except framing.ChannelClosed as exc:
+                    message = None
+                    closed: framing.ChannelClosed | None = exc
+                else:
+                    closed = None
+                finally:
+                    self._cond.acquire()
+                    self._reading = False
+                    self._cond.notify_all()
+                if closed is not None:
+                    self._closed = closed
+                elif message is not None:
+                    self._sort(message)
+
+    def _sort(self, message: tuple[dict[str, Any], bytes | None]) -> None:
+        header = message[0]
+        if header.get("type") == "reply":
+            self._replies[str(header.get("request_id"))] = message
+        else:
+            self._messages.append(message)
+
+
+_current: Channel | None = None
+
+
+def set_current(channel: Channel) -> None:
+    """The runtime's channel, for ``coldsnap.connection`` inside this container."""
+    global _current
+    _current = channel
+
+
+def current() -> Channel | None:
+    """The runtime's channel in a container's runtime process, else None."""
+    return _current

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap._runtime import after_restore, gpu, loader, memory, serialization
-from coldsnap._runtime.channel import Channel
+from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.framing import ChannelClosed
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target, run_maybe_async
@@ -123,8 +123,10 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
     except ShutdownBeforeResume:
         return 0
     try:
+        channel.serving = True  # user code may call other functions from here on
         serve(channel, target)  # 7
     finally:
+        channel.serving = False
         _run_exit_hooks(target.hooks(_PartialFlag.EXIT))  # 8
     return 0
 
@@ -266,6 +268,7 @@ def install_sigterm_handler() -> None:
 def main(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     channel = Channel.from_env(environ)
+    set_current(channel)  # calls to other functions from user code go through it
     install_sigterm_handler()
     try:
         config = RuntimeConfig.from_env(environ)

@@ -10,12 +10,13 @@ until the client hangs up.
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from coldsnap._runtime.framing import write_message
 from coldsnap.server.calls import Call
-from coldsnap.server.errors import BAD_REQUEST, TIMEOUT, ApiError
+from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TIMEOUT, ApiError
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.server.registry import coldsnap_version
@@ -28,10 +29,11 @@ class ClientGone(Exception):
 
 
 class Request:
-    def __init__(self, header: dict[str, Any], blob: bytes | None, stream: BinaryIO) -> None:
+    def __init__(self, header: dict[str, Any], blob: bytes | None,
+                 stream: BinaryIO | None) -> None:
         self.header = header
         self.blob = blob
-        self.stream = stream  # for ops that answer with several messages
+        self.stream = stream  # for ops that answer with several messages (not containers')
 
     def field(self, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         value = self.header.get(name, default)
@@ -44,6 +46,8 @@ class Request:
 
     def send(self, header: dict[str, Any]) -> None:
         """One message of a streamed reply; ClientGone when the client hung up."""
+        if self.stream is None:
+            raise ClientGone("this request came from a container: it takes one reply")
         try:
             write_message(self.stream, header)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
@@ -185,3 +189,43 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     "snapshot_rm": Api.snapshot_rm,
     "snapshots_gc": Api.snapshots_gc,
 }
+
+
+# What a container may ask while it runs a call: what calling other functions needs.
+CONTAINER_OPS = frozenset({"ping", "call", "spawn", "get", "lookup"})
+
+
+def answer(api: Api, header: dict[str, Any], blob: bytes | None,
+           stream: BinaryIO | None) -> Reply | None:
+    """Run the handler of ``header["op"]``; errors become error replies. None: a
+    streaming client hung up (nothing is left to send)."""
+    op = header.get("op")
+    handler = HANDLERS.get(op) if isinstance(op, str) else None
+    try:
+        if handler is None:
+            raise ApiError(BAD_REQUEST, f"unknown op {op!r}; known ops: "
+                           f"{', '.join(sorted(HANDLERS))}")
+        return handler(api, Request(header, blob, stream))
+    except ApiError as exc:
+        return exc.to_header(), exc.blob
+    except ClientGone:
+        return None
+    except OSError as exc:  # the server's own I/O (disk full, permissions, ...)
+        traceback.print_exc()
+        return ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc}; see the "
+                        "server log").to_header(), None
+    except Exception as exc:
+        traceback.print_exc()
+        return ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc!r}; see the "
+                        "server log").to_header(), None
+
+
+def answer_container(api: Api, header: dict[str, Any], blob: bytes | None) -> Reply:
+    """A request a container sent over its control pipe (a function calling another)."""
+    op = header.get("op")
+    if op not in CONTAINER_OPS:
+        error = ApiError(BAD_REQUEST, f"op {op!r} can't be sent from inside a container; "
+                         f"only {', '.join(sorted(CONTAINER_OPS))}")
+        return error.to_header(), None
+    return answer(api, header, blob, None) or (ApiError(
+        INTERNAL, f"op {op!r} gave no reply").to_header(), None)

@@ -34,6 +34,7 @@ class ControlChannel:
     def __init__(self, ctrl_in: BinaryIO, ctrl_out: BinaryIO,
                  max_blob: int | None = None) -> None:
         self._out = ctrl_in
+        self._send_lock = threading.Lock()  # calls, and replies to the container's requests
         self._fd = ctrl_out.fileno()
         os.set_blocking(self._fd, False)
         self._max_blob = max_blob
@@ -44,7 +45,8 @@ class ControlChannel:
 
     def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
         """Raises BrokenPipeError (or another OSError) when the container is gone."""
-        write_message(self._out, header, blob)
+        with self._send_lock:
+            write_message(self._out, header, blob)
 
     def recv(self, timeout: float | None) -> tuple[dict[str, Any], bytes | None]:
         """The next message; TimeoutError after ``timeout`` s, ChannelClosed at EOF."""

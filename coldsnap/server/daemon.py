@@ -12,14 +12,13 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
 from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
-from coldsnap.server.api import HANDLERS, Api, ClientGone, Request
+from coldsnap.server.api import Api, answer, answer_container
 from coldsnap.server.auth import ensure_token, token_matches
-from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TOO_LARGE, UNAUTHORIZED, ApiError
+from coldsnap.server.errors import BAD_REQUEST, TOO_LARGE, UNAUTHORIZED, ApiError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import StateLock, ZombieReaper, become_subreaper
 from coldsnap.server.state import StateDB
@@ -55,6 +54,8 @@ class Server:
         self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
         self.api = Api(self.platform, self.warning)
+        self.platform.container_requests = lambda header, blob: answer_container(
+            self.api, header, blob)
         self.stopping = threading.Event()
         self.listeners: list[socket.socket] = []
 
@@ -119,27 +120,9 @@ class Server:
                              "the server's user only)")
             _try_send(wfile, error.to_header())
             return False
-        op = header.get("op")
-        handler = HANDLERS.get(op) if isinstance(op, str) else None
-        try:
-            if handler is None:
-                raise ApiError(BAD_REQUEST, f"unknown op {op!r}; known ops: "
-                               f"{', '.join(sorted(HANDLERS))}")
-            reply = handler(self.api, Request(header, blob, wfile))
-        except ApiError as exc:
-            reply = (exc.to_header(), exc.blob)
-        except ClientGone:
-            return False  # a streaming client hung up
-        except OSError as exc:  # the server's own I/O (disk full, permissions, ...)
-            traceback.print_exc()
-            reply = (ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc}; see "
-                              "the server log").to_header(), None)
-        except Exception as exc:
-            traceback.print_exc()
-            reply = (ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc!r}; "
-                              "see the server log").to_header(), None)
+        reply = answer(self.api, header, blob, wfile)
         if reply is None:
-            return False
+            return False  # a streaming client hung up
         return _try_send(wfile, reply[0], reply[1])
 
 

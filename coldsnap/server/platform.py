@@ -16,7 +16,7 @@ from coldsnap.server.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE, ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.images import build_images
 from coldsnap.server.logs import LogBook
-from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
+from coldsnap.server.pool import SHUTTING_DOWN, ContainerRequests, Pool, PoolContext
 from coldsnap.server.registry import check_app_name, describe_source, version_of
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
@@ -36,7 +36,11 @@ class Platform:
         self.db = db
         self.logs = LogBook()
         self.calls = CallTable()
-        self._ctx = PoolContext(Booter(settings, engine, db, self.logs.write), db, self.logs)
+        # Answers a container's API request (a function calling another); the daemon
+        # points it at its Api. Until then containers are told no.
+        self.container_requests: ContainerRequests = _no_container_requests
+        self._ctx = PoolContext(Booter(settings, engine, db, self.logs.write), db, self.logs,
+                                lambda header, blob: self.container_requests(header, blob))
         self._pools: dict[tuple[str, str, str], Pool] = {}
         self._retired: list[Pool] = []  # draining: no new calls, finishing old ones
         self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)
@@ -377,3 +381,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _no_container_requests(header: dict[str, Any], blob: bytes | None
+                           ) -> tuple[dict[str, Any], bytes | None]:
+    return ApiError(UNAVAILABLE, "this server takes no requests from containers").to_header(), None

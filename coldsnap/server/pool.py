@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from coldsnap.server.boot import Boot, Booter
@@ -46,11 +47,17 @@ def describe_timings(timings: dict[str, float]) -> str:
                      for name, label in _STEP_NAMES.items() if name in timings)
 
 
+# (request header, blob) -> (reply header, blob): the API, for a container's requests.
+Reply = tuple[dict[str, Any], bytes | None]
+ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
+
+
 @dataclasses.dataclass
 class PoolContext:
     booter: Booter
     db: StateDB
     logs: LogBook
+    requests: ContainerRequests  # answers what a container asks while it runs a call
 
 
 class Pool:
@@ -152,7 +159,8 @@ class Pool:
         worker = Worker(container, container_id,
                         log_line=lambda _w, line: self._ctx.logs.write(app, line),
                         on_exit=lambda _w: self._wake(),
-                        max_payload=self._ctx.booter.settings.max_payload_bytes)
+                        max_payload=self._ctx.booter.settings.max_payload_bytes,
+                        requests=self._ctx.requests)
         with self._cond:
             if not self._stopped:
                 self._starting.add(worker)

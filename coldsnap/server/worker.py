@@ -42,11 +42,14 @@ class Worker:
     def __init__(
         self, container: Container, worker_id: str, log_line: Callable[[Worker, str], None],
         on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
+        requests: Callable[[dict[str, Any], bytes | None],
+                           tuple[dict[str, Any], bytes | None]] | None = None,
     ) -> None:
         self.container = container
         self.id = worker_id
         self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
         self.max_payload = max_payload
+        self._requests = requests
         self.call: Call | None = None
         self.calls_served = 0
         self.boot_id = 0
@@ -139,6 +142,10 @@ class Worker:
                 header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
                 if header.get("type") == "result" and header.get("call_id") == call.id:
                     return CallEnd.RESULT, header, blob
+                if header.get("type") == "request" and self._requests is not None:
+                    threading.Thread(target=self._answer_request, args=(header, blob),
+                                     daemon=True, name=f"request-{self.id}").start()
+                    continue
                 self.note(f"ignored an unexpected {header.get('type')!r} message during a call")
         except TimeoutError:
             return CallEnd.TIMED_OUT, {}, None
@@ -153,6 +160,22 @@ class Worker:
             self.call = None
             self.calls_served += 1
             self.idle_since = time.monotonic()
+
+    def _answer_request(self, header: dict[str, Any], blob: bytes | None) -> None:
+        """Run a request the container sent (its code calling another function) and
+        send the reply back; a call may take long, so this runs in a thread."""
+        assert self._requests is not None
+        request = header.get("request")
+        if not isinstance(request, dict):
+            reply, reply_blob = {"ok": False, "error": {
+                "kind": "bad_request", "message": "a request without a request header"}}, None
+        else:
+            reply, reply_blob = self._requests(request, blob)
+        try:
+            self.channel.send({"type": "reply", "request_id": header.get("request_id"),
+                               "reply": reply}, reply_blob)
+        except OSError:
+            pass  # the container is gone: nobody waits for the answer
 
     def shutdown(self, grace_s: float = 5.0) -> None:
         """Ask for a clean exit (the ``exit`` hooks run), then kill after ``grace_s``."""

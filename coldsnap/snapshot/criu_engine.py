@@ -101,7 +101,7 @@ class CriuEngine:
         refresh_kdat_cache(settings.criu_path)
         if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
-        self.layers = LayerCache(settings.run_dir)
+        self.layers = LayerCache(settings.run_dir, settings.state_dir / "layers")
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
@@ -312,6 +312,7 @@ class CriuEngine:
     def close(self) -> None:
         """Give back the network namespaces (and the run dir's tmpfs if we mounted it)."""
         self.netns.close()
+        self.layers.close()
         if self._mounted_run_dir:
             subprocess.run(["umount", "-l", str(self.settings.run_dir)], check=False)
 

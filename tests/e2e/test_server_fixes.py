@@ -20,7 +20,7 @@ from coldsnap.server.errors import ApiError
 from coldsnap.server.registry import check_app_name
 from coldsnap.settings import Settings
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import stats, wait_for, write_app
+from tests.e2e.helpers import require_criu, stats, wait_for, write_app
 
 NESTED_APP = """
 import os
@@ -32,19 +32,47 @@ os.environ["COLDSNAP_STATE_DIR"] = {state_dir!r}
 app = coldsnap.App("test-nested")
 
 
+class Odd(Exception):
+    pass
+
+
 @app.function()
 def inner(x: int) -> int:
+    if x % 2:
+        raise Odd(f"{{x}} is odd")
     return x + 1
 
 
-@app.function()
-def outer(x: int) -> int:
-    return inner.remote(x)
+@app.function(enable_memory_snapshot=True)
+def outer(x: int) -> list:
+    results = [inner.remote(x)]
+    results.append(list(inner.map(range(0, 6, 2))))
+    results.append(inner.spawn(x + 2).get(timeout=60))
+    try:
+        inner.remote(x + 1)
+    except Odd as exc:  # the nested call's exception, as the app's own class
+        results.append(f"caught {{exc}}")
+    return results
+
+
+@app.cls()
+class Eager:
+    @coldsnap.enter()
+    def setup(self):
+        try:
+            inner.remote(0)
+            self.seen = "no error"
+        except Exception as exc:
+            self.seen = f"{{type(exc).__name__}}: {{exc}}"
+
+    @coldsnap.method()
+    def seen_in_setup(self) -> str:
+        return self.seen
 """
 
 
 def _stop_stray_server(state_dir: Path) -> None:
-    """Stop a server the container started (the defect), by the pid it reports."""
+    """Stop a server a container started (it must not), by the pid it reports."""
     if not (state_dir / "coldsnap.sock").exists():
         return
     conn = Connection(Settings(state_dir=state_dir))
@@ -56,24 +84,26 @@ def _stop_stray_server(state_dir: Path) -> None:
         conn.close()
 
 
-def test_a_call_from_inside_a_container_says_it_is_not_supported(
-    server: ServerHandle, tmp_path: Path
+@pytest.mark.parametrize("engine", ["none", "criu"])
+def test_a_function_calls_others_from_inside_its_container(
+    server_factory: type[ServerHandle], tmp_path: Path, engine: str
 ) -> None:
+    if engine == "criu":
+        require_criu()
+    server = server_factory(engine=engine).start()
     stray = tmp_path / "stray-state"
     server.cli("deploy", str(write_app(tmp_path, "nested", NESTED_APP.format(
         state_dir=str(stray)))))
     try:
         out = server.python(
             "import coldsnap\n"
-            "try:\n"
-            "    coldsnap.Function.from_name('test-nested', 'outer').remote(1)\n"
-            "except Exception as exc:\n"
-            "    print(type(exc).__name__, '|', exc)\n"
-        ).stdout
-        assert out.startswith("InvalidError | "), out
-        assert "calls from inside a coldsnap container are not supported yet" in out
-        assert "Return the data to the caller" in out and "merge the two functions" in out
-        assert not stray.exists()  # no second server was started in the container
+            "print(coldsnap.Function.from_name('test-nested', 'outer').remote(4))\n"
+            "print(coldsnap.Cls.from_name('test-nested', 'Eager')().seen_in_setup.remote())\n"
+        ).stdout.splitlines()
+        assert out[0] == "[5, [1, 3, 5], 7, 'caught 5 is odd']"
+        assert out[1].startswith("InvalidError: calls to other functions")
+        assert "from inside a call, not from @enter" in out[1]
+        assert not stray.exists()  # no second server was started in a container
     finally:
         _stop_stray_server(stray)
 
