@@ -41,12 +41,12 @@ from coldsnap.snapshot.gpu import (
     tree_pids,
 )
 from coldsnap.snapshot.hostkey import host_facts, host_key
+from coldsnap.snapshot.layers import LayerCache
 from coldsnap.snapshot.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.snapshot.pipes import ContainerPipes
 from coldsnap.snapshot.sandbox import (
     CODE_DIR,
     ContainerDirs,
-    LayerCache,
     ensure_tmpfs,
     gpu_device_nodes,
     new_container_id,
@@ -75,7 +75,7 @@ def container_masks(settings: Settings) -> list[str]:
 
 @dataclasses.dataclass
 class _Resources:
-    """What one container holds: its dirs, the layer copies it mounts, its netns."""
+    """What one container holds: its dirs, the layers it mounts, its netns."""
 
     dirs: ContainerDirs
     layers: list[Path] = dataclasses.field(default_factory=list)
@@ -170,7 +170,7 @@ class CriuEngine:
             )
             if copy.returncode != 0:
                 raise DumpFailed(f"saving the snapshot's filesystem failed: {copy.stderr.strip()}")
-            self.layers.prune()  # copies of snapshots deleted since go now
+            self.layers.prune()  # layers of snapshots deleted since go now
             return self.store.publish(
                 staging, key,
                 {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
@@ -304,13 +304,14 @@ class CriuEngine:
     def _release(self, res: _Resources) -> None:
         """Give back what one container held; safe with a half-built one."""
         res.dirs.remove()
-        for copy in res.layers:
-            self.layers.release(copy)
+        for layer in res.layers:
+            self.layers.release(layer)
         if res.netns is not None:
             self.netns.release(res.netns)
 
     def close(self) -> None:
-        """Give back the network namespaces (and the run dir's tmpfs if we mounted it)."""
+        """Give back the network namespaces and layer mounts (and the run dir's tmpfs if
+        we mounted it)."""
         self.netns.close()
         self.layers.close()
         if self._mounted_run_dir:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,7 +39,7 @@ def criu_usable(settings: Settings) -> bool:
 
 def run_checks(settings: Settings) -> list[Check]:
     criu = settings.criu_path
-    checks = [_check_privileges(), Check("kernel", True, platform.release())]
+    checks = [_check_privileges(), _check_kernel()]
     if criu.exists():
         version = _criu(criu, "--version")[1].splitlines()[0:1] or ["unknown"]
         checks.append(Check("criu", True, f"{criu} ({version[0].strip()})"))
@@ -71,6 +72,21 @@ def run_checks(settings: Settings) -> list[Check]:
     ))  # fmt: skip
     checks.append(_check_gpu())
     return checks
+
+
+# Image and snapshot layers pass their whiteouts up through an overlay of their own
+# as xattr whiteouts (layers.py), which overlayfs reads from Linux 6.7 on.
+MIN_KERNEL = (6, 7)
+
+
+def _check_kernel() -> Check:
+    release = platform.release()
+    numbers = re.match(r"(\d+)\.(\d+)", release)
+    version = (int(numbers[1]), int(numbers[2])) if numbers else (0, 0)
+    ok = version >= MIN_KERNEL
+    return Check("kernel", ok, release, "" if ok else (
+        f"the criu engine needs Linux {MIN_KERNEL[0]}.{MIN_KERNEL[1]} or newer (overlay "
+        "layers with xattr whiteouts); upgrade the kernel, or use COLDSNAP_ENGINE=none"))
 
 
 def _check_privileges() -> Check:

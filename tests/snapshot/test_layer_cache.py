@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.snapshot.sandbox import ContainerDirs, LayerCache, ensure_tmpfs, new_container_id
+from coldsnap.snapshot.layers import LayerCache
+from coldsnap.snapshot.sandbox import ContainerDirs, ensure_tmpfs, new_container_id
 
 
 @pytest.fixture
