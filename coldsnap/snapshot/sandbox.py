@@ -18,9 +18,8 @@ import uuid
 from pathlib import Path
 
 from coldsnap.snapshot import seccomp
-from coldsnap.snapshot.base import CODE_DIR_ENV
+from coldsnap.snapshot.base import CODE_DIR, CODE_DIR_ENV
 
-CODE_DIR = "/__coldsnap__/code"  # where ContainerSpec.files appear inside a container
 # Device nodes a container gets in its private /dev: (name, major, minor).
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
