@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,7 +38,7 @@ def criu_usable(settings: Settings) -> bool:
 
 def run_checks(settings: Settings) -> list[Check]:
     criu = settings.criu_path
-    checks = [_check_privileges(), _check_kernel()]
+    checks = [_check_privileges(), Check("kernel", True, platform.release())]
     if criu.exists():
         version = _criu(criu, "--version")[1].splitlines()[0:1] or ["unknown"]
         checks.append(Check("criu", True, f"{criu} ({version[0].strip()})"))
@@ -55,10 +54,14 @@ def run_checks(settings: Settings) -> list[Check]:
     else:
         checks.append(Check("criu", False, f"not found at {criu}", INSTALL))
     for tool, package in (("iptables", "iptables"), ("ip", "iproute2"),
-                          ("unshare", "util-linux"), ("nsenter", "util-linux")):
+                          ("unshare", "util-linux"), ("nsenter", "util-linux"),
+                          ("mkfs.ext4", "e2fsprogs")):
         path = shutil.which(tool)
         checks.append(Check(tool, path is not None, path or "not found",
                             "" if path else f"apt-get install {package}"))
+    loop = Path("/dev/loop-control").exists()  # image layers are loop-mounted ext4 images
+    checks.append(Check("loop devices", loop, "available" if loop else "no /dev/loop-control",
+                        "" if loop else "load the loop module: modprobe loop"))
     overlay = "overlay" in Path("/proc/filesystems").read_text()
     checks.append(Check("overlayfs", overlay, "available" if overlay else "missing",
                         "" if overlay else "load the overlay module: modprobe overlay"))
@@ -72,21 +75,6 @@ def run_checks(settings: Settings) -> list[Check]:
     ))  # fmt: skip
     checks.append(_check_gpu())
     return checks
-
-
-# Image and snapshot layers pass their whiteouts up through an overlay of their own
-# as xattr whiteouts (layers.py), which overlayfs reads from Linux 6.7 on.
-MIN_KERNEL = (6, 7)
-
-
-def _check_kernel() -> Check:
-    release = platform.release()
-    numbers = re.match(r"(\d+)\.(\d+)", release)
-    version = (int(numbers[1]), int(numbers[2])) if numbers else (0, 0)
-    ok = version >= MIN_KERNEL
-    return Check("kernel", ok, release, "" if ok else (
-        f"the criu engine needs Linux {MIN_KERNEL[0]}.{MIN_KERNEL[1]} or newer (overlay "
-        "layers with xattr whiteouts); upgrade the kernel, or use COLDSNAP_ENGINE=none"))
 
 
 def _check_privileges() -> Check:

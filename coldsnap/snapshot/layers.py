@@ -1,11 +1,17 @@
-"""Image and snapshot filesystem layers under a container's root, without copies.
+"""Image and snapshot filesystem layers under a container's root: one ext4 image each.
 
 A container's root is an overlay whose bottom layer is the host's "/". The kernel
 refuses (ELOOP) another lower layer on the same filesystem where one contains
-the other, so each extra layer (image files, a snapshot's filesystem) gets a
-superblock of its own: a read-only overlay at ``<run dir>/layers/NAME`` over
-hard links to the layer's files, which the container's overlay stacks on (two
-levels, the kernel's limit). Whiteouts pass up as xattr whiteouts (Linux 6.7+).
+the other, so each extra layer (image files, a snapshot's filesystem) needs a
+filesystem of its own. Each is packed once into an ext4 image on disk
+(``mkfs.ext4 -d``, which keeps whiteouts and overlay xattrs) and loop-mounted
+read-only at ``<run dir>/layers/NAME``: nothing sits in RAM, and the images
+outlive a server restart.
+
+Not a read-only overlay per layer, stacked under the container's: CRIU can't
+dump a process that maps a file of such a layer (a model loaded with mmap),
+because the mapping names the inner overlay's mount, which the container's
+mount namespace lacks ("Can't lookup mount").
 """
 
 from __future__ import annotations
@@ -19,32 +25,33 @@ import threading
 import uuid
 from pathlib import Path
 
+BLOCK = 4096
+# Room for mkfs's metadata and a little slack; the image file is sparse.
+FIXED_OVERHEAD = 16 << 20
+
+
+class LayerError(OSError):
+    """A layer could not be packed or mounted; the message has the tool's words."""
+
 
 class LayerCache:
-    """Lower layers as read-only overlays of their own, made once per source dir.
-
-    Each layer gets a superblock of its own (a read-only overlay at
-    ``<run dir>/layers/NAME``; the container's overlay may stack on it) whose
-    files are hard links to the source's, kept on disk in ``links_dir``: no data
-    is copied and none sits in RAM, and deleting a snapshot unlinks only the
-    store's names, so its running copies keep their files.
+    """Mounted layers, made once per source dir and shared by the containers on them.
 
     An entry is named after the source's path *and* identity (inode, ctime), so a
     snapshot deleted and made again at the same path never gets the old entry.
     Containers hold references to the layers they mount: ``prune`` and ``forget``
-    delete one only once no container uses it.
+    delete one only once no container uses it (its mount stays under the
+    containers' roots until they leave, then goes).
     """
 
-    def __init__(self, run_dir: Path, links_dir: Path) -> None:
+    def __init__(self, run_dir: Path, images_dir: Path) -> None:
         self.mounts = run_dir / "layers"
-        self.dir = links_dir  # NAME/ (the links) and NAME.source (the source's path)
-        self._empty = self.mounts / ".empty"  # an overlay without upper needs two lowers
+        self.dir = images_dir  # NAME.ext4 and NAME.source (the source's path)
         self._lock = threading.Lock()
         self._users: dict[str, int] = {}
         self._building: dict[str, threading.Lock] = {}
         self._doomed: set[str] = set()
-        self._trash: list[Path] = []  # links of deleted layers, removed outside the lock
-        for path in (self.dir, self._empty):
+        for path in (self.dir, self.mounts):
             path.mkdir(parents=True, exist_ok=True)
         self._clear_leftovers()
 
@@ -57,11 +64,12 @@ class LayerCache:
         target = self.mounts / name
         try:
             with building:  # of concurrent first users one builds, the others wait
-                if not (self.dir / name).is_dir():
-                    self._link(source, name)
+                if not (self.dir / f"{name}.ext4").is_file():
+                    self._pack(source, name)
                 if not os.path.ismount(target):
                     target.mkdir(exist_ok=True)
-                    _mount_layer(self.dir / name, self._empty, target)
+                    _run(["mount", "-t", "ext4", "-o", "loop,ro,noload",
+                          str(self.dir / f"{name}.ext4"), str(target)], f"mounting layer {name}")
         except BaseException:
             self.release(target)
             raise
@@ -76,7 +84,6 @@ class LayerCache:
             self._users.pop(layer.name, None)
             if layer.name in self._doomed:
                 self._delete(layer.name)
-        self._empty_trash()
 
     def forget(self, source: Path) -> None:
         try:
@@ -85,7 +92,6 @@ class LayerCache:
             return
         with self._lock:
             self._drop(name)
-        self._empty_trash()
 
     def prune(self) -> None:
         """Drop layers whose source is gone or was replaced."""
@@ -98,30 +104,29 @@ class LayerCache:
                     current = ""
                 if current != name:
                     self._drop(name)
-        self._empty_trash()
 
     def close(self) -> None:
-        """Unmount every layer; the links stay for the next server."""
+        """Unmount every layer; the images stay for the next server."""
         with self._lock:
-            for marker in self.dir.glob("*.source"):
-                _unmount(self.mounts / marker.name.removesuffix(".source"))
+            for target in self.mounts.iterdir():
+                _unmount(target)
 
     def _name(self, source: Path) -> str:
         st = source.stat()
-        identity = f"{self.dir}:{source.resolve()}:{st.st_ino}:{st.st_ctime_ns}"
+        identity = f"{source.resolve()}:{st.st_ino}:{st.st_ctime_ns}"
         return hashlib.sha256(identity.encode()).hexdigest()[:20]
 
-    def _link(self, source: Path, name: str) -> None:
-        tmp = self.dir / f"._build-{name}-{uuid.uuid4().hex[:6]}"
+    def _pack(self, source: Path, name: str) -> None:
+        """``source`` as an ext4 image, published with a rename (never half-written)."""
+        tmp = self.dir / f"._build-{name}-{uuid.uuid4().hex[:6]}.ext4"
         try:
-            if subprocess.run(["cp", "-al", str(source), str(tmp)], capture_output=True).returncode:
-                shutil.rmtree(tmp, ignore_errors=True)  # another filesystem: copy to disk
-                subprocess.run(["cp", "-a", str(source), str(tmp)], check=True)
-            _expose_whiteouts(tmp)
+            _run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-b", str(BLOCK),
+                  "-N", str(_entries(source) + 64), "-d", str(source), str(tmp),
+                  f"{_image_bytes(source) // 1024}k"], f"packing layer {source}")
             (self.dir / f"{name}.source").write_text(str(source.resolve()))
-            os.rename(tmp, self.dir / name)
+            os.rename(tmp, self.dir / f"{name}.ext4")
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.unlink(missing_ok=True)
 
     def _drop(self, name: str) -> None:
         if self._users.get(name):
@@ -132,38 +137,49 @@ class LayerCache:
     def _delete(self, name: str) -> None:
         self._doomed.discard(name)
         self._building.pop(name, None)
-        _unmount(self.mounts / name)
+        _unmount(self.mounts / name)  # lazily: containers still on it keep it
         (self.dir / f"{name}.source").unlink(missing_ok=True)
-        trash = self.dir / f"._trash-{name}-{uuid.uuid4().hex[:6]}"
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(self.dir / name, trash)
-            self._trash.append(trash)
-
-    def _empty_trash(self) -> None:
-        with self._lock:
-            trash, self._trash = self._trash, []
-        for path in trash:
-            shutil.rmtree(path, ignore_errors=True)
+        (self.dir / f"{name}.ext4").unlink(missing_ok=True)
 
     def _clear_leftovers(self) -> None:
-        """A crashed server's mounts, half-built and half-deleted links, and the
-        layer copies older versions kept on the run dir's tmpfs."""
-        for marker in self.dir.glob("*.source"):
-            _unmount(self.mounts / marker.name.removesuffix(".source"))
-        for path in self.dir.glob("._*"):
-            shutil.rmtree(path, ignore_errors=True)
-        for marker in self.mounts.glob("*.source"):
-            if not os.path.ismount(copy := self.mounts / marker.name.removesuffix(".source")):
-                shutil.rmtree(copy, ignore_errors=True)
-            marker.unlink()
+        """A crashed server's mounts and half-built images, and what earlier
+        versions kept (tmpfs copies in the run dir, hard-link trees on disk)."""
+        for path in self.mounts.iterdir():
+            if os.path.ismount(path):
+                _unmount(path)
+            elif path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for path in self.dir.iterdir():
+            if path.is_dir():  # trees of hard links an earlier version mounted
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.name.startswith("._"):
+                path.unlink(missing_ok=True)
 
 
-def _mount_layer(links: Path, empty: Path, target: Path) -> None:
-    from coldsnap.snapshot.nsinit import mount
+def _entries(source: Path) -> int:
+    """Files, dirs and links under ``source``: the inodes the image needs."""
+    return sum(1 + len(dirs) + len(files) for _, dirs, files in os.walk(source))
 
-    # No upperdir: read-only. userxattr: it reads only user.overlay.* xattrs, so the
-    # trusted.overlay.* ones (opaque dirs, whiteouts) pass up to the container's overlay.
-    mount("overlay", str(target), "overlay", 0, f"userxattr,lowerdir={links}:{empty}")
+
+def _image_bytes(source: Path) -> int:
+    """An image size that holds ``source``: its blocks, one per entry, and slack."""
+    total = FIXED_OVERHEAD
+    for root, dirs, files in os.walk(source):
+        total += BLOCK * (1 + len(dirs))
+        for name in files:
+            with contextlib.suppress(OSError):
+                size = os.lstat(os.path.join(root, name)).st_size
+                total += -(-size // BLOCK) * BLOCK + BLOCK
+    return total + total // 10
+
+
+def _run(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise LayerError(f"{what} failed: {' '.join(argv[:1])}: {detail}")
 
 
 def _unmount(target: Path) -> None:
@@ -172,26 +188,3 @@ def _unmount(target: Path) -> None:
         subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
     with contextlib.suppress(OSError):
         target.rmdir()
-
-
-def _expose_whiteouts(links: Path) -> None:
-    """Turn the whiteouts (0/0 devices) in ``links`` into xattr whiteouts.
-
-    The layer's own overlay would take a device whiteout for itself and hide it
-    from the container's overlay. An empty file marked trusted.overlay.whiteout in
-    a dir marked trusted.overlay.opaque "x" passes up (kernel 6.7+). Only our
-    links change: the file replaces our link, and cp made the dirs.
-    """
-    found = subprocess.run(
-        ["find", str(links), "-type", "c", "-print0"], capture_output=True, check=True
-    ).stdout
-    for path in (Path(os.fsdecode(raw)) for raw in found.split(b"\0") if raw):
-        if os.lstat(path).st_rdev != 0:
-            continue  # a device node
-        with contextlib.suppress(OSError):
-            if os.getxattr(path.parent, "trusted.overlay.opaque") == b"y":
-                continue  # the dir hides all below it anyway
-        path.unlink()
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        os.setxattr(path, "trusted.overlay.whiteout", b"y")
-        os.setxattr(path.parent, "trusted.overlay.opaque", b"x")

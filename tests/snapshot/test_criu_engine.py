@@ -171,6 +171,28 @@ def test_inet_sockets_open_in_the_snapshot_phase_are_dumped(engine: CriuEngine) 
         restored.kill()
 
 
+def test_a_mapped_file_of_an_image_layer_is_dumped_and_restored(
+    engine: CriuEngine, tmp_path: Path
+) -> None:
+    # A model loaded with mmap (safetensors) from a @build layer, the embedder's case.
+    layer = tmp_path / "layer"
+    (layer / "model").mkdir(parents=True)
+    (layer / "model" / "weights.bin").write_bytes(b"weights!" * 4096)
+    spec = worker_spec(WORKER_MMAP="/model/weights.bin")
+    spec.layers = [layer]
+    container = engine.start(spec)
+    read_line(container)
+    engine.checkpoint(container, "mapped-layer-file")
+    restore_spec = worker_spec(WORKER_MMAP="/model/weights.bin", snapshot_phase=False)
+    restore_spec.layers = [layer]
+    restored = engine.restore("mapped-layer-file", restore_spec)
+    try:
+        state = ask(restored, "state")
+        assert (state["mapped"], state["sum"]) == ("weights!", EXPECTED_SUM)
+    finally:
+        restored.kill()
+
+
 def test_two_copies_with_one_abstract_socket_both_run(engine: CriuEngine) -> None:
     snapshot(engine, "abstract", WORKER_ABSTRACT=f"coldsnap-test-{os.getpid()}")
     first = engine.restore("abstract", worker_spec())

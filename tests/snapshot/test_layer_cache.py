@@ -1,4 +1,4 @@
-"""LayerCache with real mounts: layers as read-only overlays under a container's root."""
+"""LayerCache with real mounts: layers as loop-mounted ext4 images under a container's root."""
 
 import os
 import shutil
@@ -29,7 +29,7 @@ def run_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def cache(run_dir: Path, tmp_path: Path) -> Iterator[LayerCache]:
-    layers = LayerCache(run_dir, tmp_path / "links")
+    layers = LayerCache(run_dir, tmp_path / "images")
     yield layers
     layers.close()
 
@@ -65,7 +65,7 @@ def view(root: Path, host: Path) -> dict[str, str]:
             for p in sorted(seen.rglob("*")) if p.is_file()}
 
 
-def test_a_layer_shows_files_whiteouts_and_opaque_dirs_without_copies(
+def test_a_layer_shows_files_whiteouts_and_opaque_dirs_from_disk(
     cache: LayerCache, run_dir: Path, tmp_path: Path
 ) -> None:
     host, layer = make_layer(tmp_path)
@@ -80,9 +80,8 @@ def test_a_layer_shows_files_whiteouts_and_opaque_dirs_without_copies(
     finally:
         dirs.remove()
         cache.release(mounted)
-    links = cache.dir / mounted.name / str(host).lstrip("/")
-    assert (links / "model.bin").stat().st_ino == (layer / str(host).lstrip("/") / "model.bin"
-                                                  ).stat().st_ino  # a link, not a copy
+    assert (cache.dir / f"{mounted.name}.ext4").is_file()  # on disk, not in the run dir's RAM
+    assert os.statvfs(cache.mounts).f_bfree == os.statvfs(cache.mounts).f_blocks  # tmpfs empty
     assert stat.S_ISCHR(os.lstat(layer / str(host).lstrip("/") / "gone").st_mode)  # source as was
 
 
@@ -123,18 +122,20 @@ def test_a_new_cache_clears_what_a_crashed_server_left(
     run_dir: Path, tmp_path: Path
 ) -> None:
     host, layer = make_layer(tmp_path)
-    crashed = LayerCache(run_dir, tmp_path / "links")
+    crashed = LayerCache(run_dir, tmp_path / "images")
     mounted = crashed.acquire(layer)  # and never released: the server died
-    (crashed.dir / f"._build-{mounted.name}-0000").mkdir()
+    (crashed.dir / f"._build-{mounted.name}-0000.ext4").write_bytes(b"half an image")
+    (crashed.dir / "fedcba9876543210fedc").mkdir()  # hard links an earlier version kept
     old_copy = crashed.mounts / "0123456789abcdef0123"  # a layer copy of older versions
     old_copy.mkdir()
     (crashed.mounts / f"{old_copy.name}.source").write_text(str(layer))
 
-    fresh = LayerCache(run_dir, tmp_path / "links")
+    fresh = LayerCache(run_dir, tmp_path / "images")
     try:
         assert not os.path.ismount(mounted) and not old_copy.exists()
-        assert [p.name for p in fresh.dir.glob("._*")] == []
-        again = fresh.acquire(layer)  # the links are reused, mounted anew
+        assert sorted(p.name for p in fresh.dir.iterdir()) == [
+            f"{mounted.name}.ext4", f"{mounted.name}.source"]
+        again = fresh.acquire(layer)  # the image is reused, mounted anew
         assert again == mounted and os.path.ismount(again)
         assert (again / str(host).lstrip("/") / "changed").read_text() == "layer"
         fresh.release(again)

@@ -39,6 +39,12 @@ if os.environ.get("WORKER_SOCKETS"):  # open, unconnected inet sockets (CRIU 4.2
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket()]
     sockets.append(socket.create_server(("0.0.0.0", 0)))
 
+if os.environ.get("WORKER_MMAP"):  # a file of an image layer mapped, as safetensors does
+    import mmap
+
+    with open(os.environ["WORKER_MMAP"], "rb") as mapped_file:
+        mapped = mmap.mmap(mapped_file.fileno(), 0, access=mmap.ACCESS_READ)
+
 with open("/tmp/written-before-snapshot", "w") as f:
     f.write(os.environ.get("WORKER_FILE_TEXT", "kept"))
 
@@ -90,6 +96,7 @@ for line in inp:
             "threads_alive": sum(a > b for a, b in zip(ticks, before, strict=True)),
             "file": open("/tmp/written-before-snapshot").read(),
             "env": os.environ.get("WORKER_AFTER", ""),
+            "mapped": bytes(mapped[:8]).decode() if os.environ.get("WORKER_MMAP") else "",
         }
     elif cmd["op"] == "read":
         try:
