@@ -49,6 +49,7 @@ from coldsnap.image_layers import (
     run_commands_spec,
     run_container,
     strip_masks,
+    venv_sees_this_host,
 )
 from coldsnap.image_store import ImageStore
 from coldsnap.settings import Settings
@@ -201,7 +202,7 @@ class ImageBuilder:
     def _cached_or_built(
         self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]
     ) -> BuiltImage:
-        record = self.store.load(key)
+        record = self._usable(key, progress)
         if record is None:
             waited = False
 
@@ -211,7 +212,7 @@ class ImageBuilder:
                 progress(f"Waiting for another build of {label} ...")
 
             with self.store.locked(key, on_wait):
-                record = self.store.load(key)
+                record = self._usable(key, None)
                 if record is None:
                     return self._build_and_publish(key, label, progress, make)
             if waited:
@@ -219,6 +220,20 @@ class ImageBuilder:
                 return BuiltImage.from_record(record)
         progress(f"Using cached {label}.")
         return BuiltImage.from_record(record)
+
+    def _usable(self, key: str, progress: Progress | None) -> dict[str, Any] | None:
+        """The cached build of ``key``, unless it is missing or its venv sees another
+        server's Python packages (another venv or checkout: another coldsnap too)."""
+        record = self.store.load(key)
+        if record is None:
+            return None
+        venv = Path(record.get("python", "")).parent.parent  # <key>/venv/bin/python
+        if venv.name == "venv" and not venv_sees_this_host(venv):
+            if progress is not None:
+                progress(f"Image {key[:12]} was built for another Python environment than "
+                         "this server's; building it again.")
+            return None
+        return record
 
     def _build_and_publish(
         self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]

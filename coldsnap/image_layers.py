@@ -133,12 +133,30 @@ def make_venv(venv: Path) -> Path:
             (result.stdout + result.stderr).splitlines()[-TAIL_LINES:],
             "Check that the server's Python has the venv module (apt-get install python3-venv).",
         ))  # fmt: skip
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    own = venv / "lib" / version / "site-packages"
-    host = [p for p in site.getsitepackages() if Path(p).is_dir() and Path(p) != own]
-    lines = [f"import site; site.addsitedir({p!r})" for p in host]
-    (own / "zz-coldsnap-host.pth").write_text("\n".join(lines) + "\n")
+    (_own_site_packages(venv) / HOST_PTH).write_text(_host_pth(venv))
     return venv / "bin" / "python"
+
+
+HOST_PTH = "zz-coldsnap-host.pth"
+
+
+def venv_sees_this_host(venv: Path) -> bool:
+    """True when ``venv`` adds this process's site-packages (so its coldsnap too)."""
+    try:
+        return (_own_site_packages(venv) / HOST_PTH).read_text() == _host_pth(venv)
+    except OSError:
+        return False
+
+
+def _own_site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
+        "site-packages"
+
+
+def _host_pth(venv: Path) -> str:
+    own = _own_site_packages(venv)
+    host = [p for p in site.getsitepackages() if Path(p).is_dir() and Path(p) != own]
+    return "".join(f"import site; site.addsitedir({p!r})\n" for p in host)
 
 
 def pip_install(python: Path, packages: list[str], log: Path, progress: Progress) -> None:

@@ -154,6 +154,16 @@ def test_pip_build_is_shared_then_a_cache_hit(pip_settings: Settings) -> None:
     assert time.monotonic() - started < 1.0
     assert "Using cached image" in again.text() and "Installing" not in again.text()
 
+    # Built by a server running from another venv (another checkout, another coldsnap):
+    # its containers would import that coldsnap, so it is built again for this one.
+    venv = Path(built.python).parent.parent
+    pth = next(venv.glob("lib/python*/site-packages/zz-coldsnap-host.pth"))
+    pth.write_text("import site; site.addsitedir('/gone/other-checkout/.venv/site-packages')\n")
+    other = Messages()
+    assert ImageBuilder(pip_settings, NoneEngine()).build(image, other.append) == built
+    assert "built for another Python environment than this server's" in other.text()
+    assert "Installing six" in other.text() and "/gone/" not in pth.read_text()
+
 
 def test_failing_pip_install_names_the_command_and_shows_the_log(pip_settings: Settings) -> None:
     image = Image.from_host().pip_install("coldsnap-no-such-package-zz9").to_dict()
