@@ -24,7 +24,7 @@ from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message
 from coldsnap.errors import Error, InvalidError
 from coldsnap.image import in_container
 from coldsnap.server.auth import read_token
-from coldsnap.settings import Settings
+from coldsnap.settings import EMBEDDED_ENV, Settings
 
 SERVER_START_TIMEOUT_S = 60.0
 NOT_THE_RUNTIME_MESSAGE = (
@@ -194,10 +194,13 @@ class Connection:
         return self.request("ping")[0]
 
     def ensure_server(self) -> None:
-        """Ping the server; start one in the background if nothing listens."""
+        """Ping the server; start one in the background if nothing listens, or if the
+        one a client started there runs other coldsnap code than ours."""
         try:
-            self.ping()
-            return
+            reply = self.ping()
+            if not self._runs_other_code(reply):
+                return
+            self._stop_server(reply)
         except ServerUnavailable:
             if self.settings.tcp:
                 raise  # a remote server is not ours to start
@@ -221,6 +224,35 @@ class Connection:
             time.sleep(0.05)
         raise ServerUnavailable("unavailable", self._start_failure(exited))
 
+    def _runs_other_code(self, ping: dict[str, Any]) -> bool:
+        """True for a server that runs other coldsnap code (an update, another checkout);
+        one a client started in the background is replaced, one started by hand kept."""
+        from coldsnap.server.registry import coldsnap_fingerprint
+
+        if ping.get("code") in (None, coldsnap_fingerprint()):
+            return False
+        if not ping.get("embedded"):
+            print(f"coldsnap: warning: the server (pid {ping.get('pid')}) runs other coldsnap "
+                  "code than this client; restart it if calls fail", file=sys.stderr)
+            return False
+        return True
+
+    def _stop_server(self, ping: dict[str, Any]) -> None:
+        print(f"coldsnap: restarting the background server (pid {ping.get('pid')}): it runs "
+              "other coldsnap code than this client", file=sys.stderr)
+        pid = int(ping.get("pid", 0))
+        self.request("server_stop")
+        self.close()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:  # it drains its containers, then exits
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        raise ServerUnavailable("unavailable", f"the background server (pid {ping.get('pid')}) "
+                                "did not stop; stop it by hand (kill PID) and try again")
+
     def _spawn_server(self) -> int:
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         log = str(self.settings.state_dir / "server.log")
@@ -230,8 +262,8 @@ class Connection:
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
         argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
-        return os.posix_spawn(sys.executable, argv, dict(os.environ), file_actions=actions,
-                              setsid=True)
+        env = {**os.environ, EMBEDDED_ENV: "1"}
+        return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
 
     def _start_failure(self, exited: int | None) -> str:
         log = self.settings.state_dir / "server.log"

@@ -11,6 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Set in the environment of a server that a client started in the background: such
+# a server is replaced when a client with other coldsnap code finds it.
+EMBEDDED_ENV = "COLDSNAP_EMBEDDED_SERVER"
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:

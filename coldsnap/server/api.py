@@ -19,7 +19,8 @@ from coldsnap.server.calls import Call
 from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TIMEOUT, ApiError
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
-from coldsnap.server.registry import coldsnap_version
+from coldsnap.server.registry import coldsnap_fingerprint, coldsnap_version
+from coldsnap.settings import EMBEDDED_ENV
 
 Reply = tuple[dict[str, Any], bytes | None]
 
@@ -60,17 +61,29 @@ class Request:
 
 
 class Api:
-    def __init__(self, platform: Platform, warning: str | None = None) -> None:
+    def __init__(self, platform: Platform, warning: str | None = None,
+                 stop: Callable[[], None] | None = None) -> None:
         self.platform = platform
         self.warning = warning  # shown by clients that start the server (engine=auto)
+        self._stop = stop  # ends the server (server_stop)
 
     def ping(self, req: Request) -> Reply:
         engine = self.platform.engine
         reply = {"ok": True, "version": coldsnap_version(), "engine": engine.name,
-                 "host_key": engine.host_key, "pid": os.getpid()}
+                 "host_key": engine.host_key, "pid": os.getpid(),
+                 # A client compares these: a background server it started that runs
+                 # other coldsnap code (an update, another checkout) is replaced.
+                 "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1"}
         if self.warning:
             reply["warning"] = self.warning
         return reply, None
+
+    def server_stop(self, req: Request) -> Reply:
+        """Stop the server as SIGTERM does: containers drain, exit hooks run."""
+        if self._stop is None:
+            raise ApiError(BAD_REQUEST, "this server can't be stopped through its API")
+        self._stop()
+        return {"ok": True, "pid": os.getpid()}, None
 
     def deploy(self, req: Request) -> Reply:
         progress = bool(req.field("progress", bool, False))
@@ -174,6 +187,7 @@ class Api:
 
 HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     "ping": Api.ping,
+    "server_stop": Api.server_stop,
     "deploy": Api.deploy,
     "call": Api.call,
     "spawn": Api.spawn,

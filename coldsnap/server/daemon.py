@@ -53,10 +53,10 @@ class Server:
         self.engine = make_engine(settings)
         self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
-        self.api = Api(self.platform, self.warning)
+        self.stopping = threading.Event()
+        self.api = Api(self.platform, self.warning, stop=self.stopping.set)
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
-        self.stopping = threading.Event()
         self.listeners: list[socket.socket] = []
 
     def run(self) -> None:

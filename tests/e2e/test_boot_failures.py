@@ -4,12 +4,16 @@ carries on. And the SDK starts a server on demand when none runs."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import coldsnap
 from tests.conftest import APPS, ServerHandle
 from tests.e2e.helpers import app_with_env, stats, wait_for
 
@@ -63,6 +67,40 @@ def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
         handle.cleanup()
     assert pid > 0
 
+
+
+def test_a_client_with_other_code_replaces_the_background_server(tmp_path: Path) -> None:
+    # Another checkout of coldsnap (here: a copy with one changed line) finds the
+    # server an older one started in the background: it replaces it with its own.
+    other = tmp_path / "other-checkout"
+    shutil.copytree(Path(coldsnap.__file__).parent, other / "coldsnap",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "coldsnap" / "__init__.py", "a") as changed:
+        changed.write("# another version\n")
+    handle = ServerHandle()  # configured, not started
+    try:
+        handle.cli("deploy", str(APPS / "square.py"))  # starts the embedded server
+        old_pid = int((handle.state_dir / "server.lock").read_text().strip())
+        call = ("import coldsnap, os\n"
+                "print(coldsnap.__file__.startswith(os.environ['PYTHONPATH']))\n"
+                # the deploy outlives the restart: it is in the state dir
+                "print(coldsnap.Function.from_name('test-square', 'square').remote(5))\n")
+        env = {**handle.env, "PYTHONPATH": str(other)}
+        out = subprocess.run([sys.executable, "-c", call], env=env, capture_output=True,
+                             text=True, timeout=120, cwd=str(tmp_path))
+        assert out.stdout.split() == ["True", "25"], out.stderr
+        assert f"restarting the background server (pid {old_pid})" in out.stderr
+        new_pid = int((handle.state_dir / "server.lock").read_text().strip())
+        assert new_pid != old_pid and not Path(f"/proc/{old_pid}").exists()
+    finally:
+        pid_text = (handle.state_dir / "server.lock").read_text().strip() \
+            if (handle.state_dir / "server.lock").exists() else ""
+        if pid_text:
+            os.kill(int(pid_text), signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and Path(f"/proc/{pid_text}").exists():
+                time.sleep(0.05)
+        handle.cleanup()
 
 NETWORK_IN_SNAPSHOT = """
 import socket
