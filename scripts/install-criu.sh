@@ -64,6 +64,16 @@ rm -rf "$stage"
 mkdir -p "$stage"
 for deb in "$work"/*.deb; do dpkg -x "$deb" "$stage"; done
 
+# Before the new prefix replaces a working one: does criu find every library?
+# (Debian testing moves on; a new dependency must be added to PKGS above.)
+loader=("$stage/usr/lib64/ld-linux-x86-64.so.2" --library-path "$stage/usr/lib/x86_64-linux-gnu")
+if ! started=$("${loader[@]}" "$stage/usr/sbin/criu" --version 2>&1); then
+  echo "install-criu: the downloaded criu does not start: $started" >&2
+  echo "install-criu: add the package of the missing library to PKGS in $0 and rerun" >&2
+  rm -rf "$stage"
+  exit 1
+fi
+
 libs="$PREFIX/usr/lib/x86_64-linux-gnu"
 mkdir -p "$stage/bin"
 cat > "$stage/bin/criu" <<WRAP
