@@ -59,6 +59,8 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
     if rows:
         print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "BOOTING", "QUEUED", "OK",
                            "ERRORS", "FAILED", "BOOTS OK/FAILED"]))
+    else:
+        print("no containers and no calls since the last deploy or drain")
     boots = stats["boots"]
     if not boots:
         print("no boots yet")

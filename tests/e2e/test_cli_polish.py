@@ -241,3 +241,12 @@ def test_rm_says_only_what_it_removed(criu_srv: ServerHandle, keys: dict[str, st
     assert "removed snapshot" not in cleared
     removed = criu_srv.cli("snapshots", "rm", keys["ready"]).stdout
     assert removed.strip() == f"removed snapshot {keys['ready']}"
+
+
+def test_stats_of_an_app_without_containers_says_so(srv: ServerHandle) -> None:
+    from tests.conftest import APPS
+
+    srv.cli("deploy", str(APPS / "square.py"))
+    srv.cli("apps", "drain", "test-square")
+    out = srv.cli("apps", "stats", "test-square").stdout
+    assert "no containers and no calls since the last deploy or drain" in out
