@@ -79,8 +79,9 @@ class CallTable:
         with self._lock:
             call = self._calls.get(call_id)
         if call is None:
-            raise ApiError(NOT_FOUND, f"no call with id {call_id!r}: it never existed or "
-                           f"finished more than {self._keep_s:.0f} s ago")
+            raise ApiError(NOT_FOUND, f"no call with id {call_id!r}: it never existed, "
+                           f"finished more than {self._keep_s:.0f} s ago, or the server "
+                           "restarted since (spawned calls live in its memory)")
         return call
 
     def _evict(self) -> None:
