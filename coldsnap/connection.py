@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from coldsnap._runtime import serialization
+from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
 from coldsnap.errors import Error, InvalidError
 from coldsnap.image import in_container
@@ -33,8 +34,9 @@ NOT_THE_RUNTIME_MESSAGE = (
     "from the function itself")
 NOT_SERVING_MESSAGE = (
     "calls to other functions (.remote(), .spawn(), .map()) are possible from inside a call, "
-    "not from @enter, @build or @exit hooks: the snapshot phase has no network, and the "
-    "server answers a container's requests while it runs a call. Make the call in a method")
+    "not from @enter, @build or @exit hooks: the server answers a container's requests "
+    "while it runs a call (and the snapshot phase has no network). Make the call in a "
+    "method or function")
 
 
 class ServerError(Error):
@@ -197,13 +199,15 @@ class Connection:
         """Ping the server; start one in the background if nothing listens, or if the
         one a client started there runs other coldsnap code than ours."""
         try:
-            reply = self.ping()
-            if not self._runs_other_code(reply):
-                return
-            self._stop_server(reply)
+            reply: dict[str, Any] | None = self.ping()
         except ServerUnavailable:
             if self.settings.tcp:
                 raise  # a remote server is not ours to start
+            reply = None
+        if reply is not None:
+            if not self._runs_other_code(reply):
+                return
+            self._stop_server(reply)  # raises if it does not go
         pid = self._spawn_server()
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         exited: int | None = None
@@ -231,9 +235,11 @@ class Connection:
 
         if ping.get("code") in (None, coldsnap_fingerprint()):
             return False
-        if not ping.get("embedded"):
+        if not ping.get("embedded") or ping.get("busy"):
+            why = "it is busy" if ping.get("embedded") else "it was started by hand"
             print(f"coldsnap: warning: the server (pid {ping.get('pid')}) runs other coldsnap "
-                  "code than this client; restart it if calls fail", file=sys.stderr)
+                  f"code than this client and is kept ({why}); restart it if calls fail",
+                  file=sys.stderr)
             return False
         return True
 
@@ -247,7 +253,7 @@ class Connection:
         while time.monotonic() < deadline:  # it drains its containers, then exits
             try:
                 os.kill(pid, 0)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):  # gone (the pid reused: not ours)
                 return
             time.sleep(0.1)
         raise ServerUnavailable("unavailable", f"the background server (pid {ping.get('pid')}) "
@@ -302,10 +308,12 @@ class Connection:
         ``app_dir``: the directory the app file is in; the modules the app imports
         from there go into its image (this host's server reads them).
         """
-        # The app's relative paths (Image.add_local_file) resolve against our cwd.
-        fields = {"filename": filename, "name": name, "ephemeral": ephemeral,
-                  "snapshots": snapshots, "cwd": os.getcwd(),
-                  "app_dir": os.path.abspath(app_dir) if app_dir is not None else None}
+        fields: dict[str, Any] = {"filename": filename, "name": name, "ephemeral": ephemeral,
+                                  "snapshots": snapshots}
+        if not self.settings.tcp:  # paths mean something to a server on this host only
+            # The app's relative paths (Image.add_local_file) resolve against our cwd.
+            fields["cwd"] = os.getcwd()
+            fields["app_dir"] = os.path.abspath(app_dir) if app_dir is not None else None
         if progress is None:
             return self.request("deploy", source, **fields)[0]
         sock = self._take_socket()
@@ -355,9 +363,9 @@ class ContainerConnection(Connection):
     (the pipe is the container's own).
     """
 
-    _in_container: ContainerConnection | None = None
+    _current: ContainerConnection | None = None
 
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: Channel) -> None:
         super().__init__(Settings())
         self._channel = channel
 
@@ -369,20 +377,35 @@ class ContainerConnection(Connection):
         if runtime_channel is None:
             raise InvalidError(NOT_THE_RUNTIME_MESSAGE)
         with cls._default_lock:
-            if cls._in_container is None or cls._in_container._channel is not runtime_channel:
-                cls._in_container = cls(runtime_channel)
-            return cls._in_container
+            if cls._current is None or cls._current._channel is not runtime_channel:
+                cls._current = cls(runtime_channel)
+            return cls._current
 
     def _exchange(self, header: dict[str, Any], blob: bytes | None
                   ) -> tuple[dict[str, Any], bytes | None]:
         if not self._channel.serving:
             raise InvalidError(NOT_SERVING_MESSAGE)
+        limit = self._channel.max_payload
+        if blob is not None and limit is not None and len(blob) > limit:
+            raise InvalidError(
+                f"the arguments of this {header.get('op')} are {len(blob)} bytes pickled, over "
+                f"the server's limit of {limit} bytes (COLDSNAP_MAX_PAYLOAD_BYTES); pass a "
+                "path to a file or volume instead, or raise the limit")
         try:
             reply: tuple[dict[str, Any], bytes | None] = self._channel.request(header, blob)
         except (ChannelClosed, OSError) as exc:
             raise ServerUnavailable("unavailable", f"the coldsnap server went away during "
                                     f"{header.get('op')!r} ({exc})") from None
         return reply
+
+    def request(self, op: str, blob: bytes | None = None, **fields: Any
+                ) -> tuple[dict[str, Any], bytes | None]:
+        """As ``Connection.request``, without printing the reply's log lines: the
+        called containers' lines are in the app's log already, under their own ids."""
+        header, reply_blob = self._exchange({"op": op, **fields}, blob)
+        if not header.get("ok"):
+            raise error_from(header, reply_blob)
+        return header, reply_blob
 
     def _take_socket(self) -> socket.socket:  # deploy's progress stream, say
         raise InvalidError("from inside a container only calls to other functions "

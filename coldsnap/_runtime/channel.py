@@ -33,8 +33,11 @@ class Channel:
         self._closed: framing.ChannelClosed | None = None
         self._replies: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         self._messages: deque[tuple[dict[str, Any], bytes | None]] = deque()
-        # Set while the runtime serves calls: requests are possible only then.
+        # Set while the runtime serves calls: the server answers requests while it runs
+        # one (a request from between calls waits for the next call).
         self.serving = False
+        # The server's payload limit, from the last call: a bigger request is refused here.
+        self.max_payload: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Channel:
@@ -70,33 +73,36 @@ class Channel:
 
     def _wait(self, take: Callable[[], tuple[dict[str, Any], bytes | None] | None]
               ) -> tuple[dict[str, Any], bytes | None]:
-        with self._cond:
-            while True:
-                message = take()
-                if message is not None:
-                    return message
-                if self._closed is not None:
-                    raise self._closed
-                if self._reading:
-                    self._cond.wait()
-                    continue
-                self._reading = True
-                self._cond.release()
-                try:
-                    message = framing.read_message(self.reader)
-                except framing.ChannelClosed as exc:
-                    message = None
-                    closed: framing.ChannelClosed | None = exc
-                else:
-                    closed = None
-                finally:
-                    self._cond.acquire()
-                    self._reading = False
-                    self._cond.notify_all()
-                if closed is not None:
-                    self._closed = closed
-                elif message is not None:
-                    self._sort(message)
+        """Until ``take()`` gives a message: wait while another thread reads the pipe,
+        else read one message ourselves and sort it."""
+        while True:
+            reading = False
+            try:
+                with self._cond:
+                    while True:
+                        message = take()
+                        if message is not None:
+                            return message
+                        if self._closed is not None:
+                            raise self._closed
+                        if not self._reading:
+                            self._reading = reading = True
+                            break
+                        self._cond.wait()
+                message = framing.read_message(self.reader)  # the lock is free meanwhile
+                with self._cond:
+                    self._sort(message)  # before another reader can read the next one
+            except (framing.ChannelClosed, framing.ProtocolError, OSError) as exc:
+                closed = exc if isinstance(exc, framing.ChannelClosed) else \
+                    framing.ChannelClosed(f"the control pipe broke: {exc}")
+                with self._cond:
+                    self._closed = closed  # every waiter raises it; the stream can't resync
+                raise closed from None
+            finally:
+                if reading:  # also when a signal (SIGTERM) interrupts the read
+                    with self._cond:
+                        self._reading = False
+                        self._cond.notify_all()
 
     def _sort(self, message: tuple[dict[str, Any], bytes | None]) -> None:
         header = message[0]

@@ -49,7 +49,9 @@ def describe_app(app: App, local_modules: Sequence[str] = ()) -> dict[str, Any]:
 
 def modules_from(directory: Path, names: set[str], search_path: list[str]) -> list[str]:
     """Of the top-level modules ``names``, those imported from ``directory`` that
-    nothing else on ``search_path`` provides: the app's own helper modules."""
+    nothing else on ``search_path`` provides: the app's own helper modules. One
+    that is also installed (a ``utils.py`` beside an installed ``utils``) is left
+    to the installed one, which the container has too."""
     found = []
     for name in sorted(names):
         origin = getattr(sys.modules.get(name), "__file__", None)

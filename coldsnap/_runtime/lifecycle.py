@@ -31,6 +31,7 @@ class RuntimeConfig:
     snapshot: bool
     # The server snapshots GPU memory too: an open CUDA context is expected.
     gpu_snapshot: bool = False
+    app_name: str = ""  # the name the app is deployed under
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeConfig:
@@ -50,6 +51,7 @@ class RuntimeConfig:
             tag=environ["COLDSNAP_TAG"],
             snapshot=environ.get("COLDSNAP_SNAPSHOT", "0") == "1",
             gpu_snapshot=environ.get("COLDSNAP_GPU_SNAPSHOT", "0") == "1",
+            app_name=environ.get("COLDSNAP_APP_NAME", ""),
         )
 
 
@@ -139,7 +141,11 @@ def _import_target(config: RuntimeConfig) -> Target:
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
-    return Target(loader.find_handle(loader.find_app(module), config.tag), module)
+    app = loader.find_app(module)
+    # Calls to the app's other functions go to the app as deployed, whose name may
+    # differ from App(name) (coldsnap run, deploy --name).
+    app._deployed_as = config.app_name or None
+    return Target(loader.find_handle(app, config.tag), module)
 
 
 def _snapshot_handshake(

@@ -65,17 +65,24 @@ def dumps_result(value: Any) -> bytes:
     return cloudpickle.dumps(value)
 
 
-def dumps_exception(exc: BaseException) -> bytes:
-    """Pickle an exception with its traceback text; falls back to a plain description."""
+def dumps_exception(exc: BaseException, limit: int | None = None) -> bytes:
+    """Pickle an exception with its traceback text; falls back to a plain description
+    (a RemoteError on the caller's side) when it can't be pickled or, with it, the blob
+    would be over ``limit`` bytes."""
     tb = "".join(traceback.format_exception(exc))
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     try:
         pickled_exc: bytes | None = cloudpickle.dumps(exc)
     except Exception:
         pickled_exc = None
-    return cloudpickle.dumps(
-        {"type": type_name, "message": str(exc), "traceback": tb, "exception": pickled_exc}
-    )
+    message = str(exc)
+    blob = cloudpickle.dumps(
+        {"type": type_name, "message": message, "traceback": tb, "exception": pickled_exc})
+    if limit is not None and len(blob) > limit:
+        cut = max(1000, limit // 4)
+        blob = cloudpickle.dumps({"type": type_name, "message": message[:cut],
+                                  "traceback": tb[-cut:], "exception": None})
+    return blob
 
 
 def loads_exception(blob: bytes) -> BaseException:

@@ -34,6 +34,8 @@ def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: byt
     """Run one input and send its ``result``: the value, or the exception it raised."""
     call_id = header.get("call_id")
     caller_module: str | None = None
+    limit = header.get("max_result_bytes")
+    channel.max_payload = limit  # for the calls this one makes to other functions
     try:
         function = target.callable_for(header.get("method"))
         if blob is not None:
@@ -43,12 +45,11 @@ def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: byt
         value = run_maybe_async(function(*args, **kwargs))
         with serialization.by_reference(_shared_module(target, caller_module)):
             payload = serialization.dumps_result(value)
-        check_result_size(payload, header.get("max_result_bytes"), target.tag,
-                          header.get("method"))
+        check_result_size(payload, limit, target.tag, header.get("method"))
     except Exception as exc:
         flush_stdio()
         with serialization.by_reference(_shared_module(target, caller_module)):
-            blob = serialization.dumps_exception(trim_runtime_frames(exc))
+            blob = serialization.dumps_exception(trim_runtime_frames(exc), limit)
         channel.send("result", blob, call_id=call_id, ok=False)
     else:
         flush_stdio()

@@ -73,7 +73,8 @@ class Api:
                  "host_key": engine.host_key, "pid": os.getpid(),
                  # A client compares these: a background server it started that runs
                  # other coldsnap code (an update, another checkout) is replaced.
-                 "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1"}
+                 "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1",
+                 "busy": self.platform.busy()}
         if self.warning:
             reply["warning"] = self.warning
         return reply, None
@@ -205,8 +206,9 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
 }
 
 
-# What a container may ask while it runs a call: what calling other functions needs.
-CONTAINER_OPS = frozenset({"ping", "call", "spawn", "get", "lookup"})
+# What a container may ask while it runs a call: what calling other functions needs
+# (not lookup: its reply carries functions' options, env= secrets included).
+CONTAINER_OPS = frozenset({"ping", "call", "spawn", "get"})
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

@@ -91,6 +91,7 @@ class FunctionSpec:
         env.update(
             COLDSNAP_APP_FILE=self.app_file,
             COLDSNAP_TAG=self.tag,
+            COLDSNAP_APP_NAME=self.app,  # deployed as (coldsnap run, deploy --name)
             COLDSNAP_SNAPSHOT="1" if snapshot else "0",
             COLDSNAP_CONTAINER_ID=container_id,
             PYTHONUNBUFFERED="1",

@@ -276,6 +276,12 @@ class Platform:
         return {"app": app, "state": state, "version": version,
                 "functions": [p.stats() for p in pools], "boots": self.db.boots(app)}
 
+    def busy(self) -> bool:
+        """True while any container boots or runs a call, or a call waits."""
+        return any(s["queued"] or s["booting"] or any(c["state"] == "busy"
+                                                      for c in s["containers"])
+                   for s in (pool.stats() for pool in self._all_pools()))
+
     def snapshots(self) -> list[dict[str, Any]]:
         store = self._store()
         keys = self.db.snapshot_keys()
@@ -311,8 +317,11 @@ class Platform:
         if op == "inspect":
             return _jsonable(self._snapshot_inspect(store, str(key)))
         if op == "rm":
-            return self._snapshot_rm(store, str(key))
-        return _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
+            result = self._snapshot_rm(store, str(key))
+        else:
+            result = _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
+        getattr(self.engine, "snapshots_deleted", lambda: None)()  # their layers go too
+        return result
 
     def _snapshot_inspect(self, store: Any, key: str) -> dict[str, Any]:
         detail: dict[str, Any] | None = store.inspect(key)

@@ -20,6 +20,10 @@ def new_container_id() -> str:
     return "cs-" + uuid.uuid4().hex[:10]
 
 
+# Requests a container may have in flight at once (each holds a server thread).
+MAX_REQUESTS_IN_FLIGHT = 64
+
+
 class BootFailed(Exception):
     """The container said ``boot_failed`` (user code raised) or died before it was ready."""
 
@@ -50,6 +54,8 @@ class Worker:
         self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
         self.max_payload = max_payload
         self._requests = requests
+        # Requests in flight (a thread each): bounded, a container can't pile them up.
+        self._request_slots = threading.BoundedSemaphore(MAX_REQUESTS_IN_FLIGHT)
         self.call: Call | None = None
         self.calls_served = 0
         self.boot_id = 0
@@ -143,8 +149,7 @@ class Worker:
                 if header.get("type") == "result" and header.get("call_id") == call.id:
                     return CallEnd.RESULT, header, blob
                 if header.get("type") == "request" and self._requests is not None:
-                    threading.Thread(target=self._answer_request, args=(header, blob),
-                                     daemon=True, name=f"request-{self.id}").start()
+                    self._start_request(header, blob)
                     continue
                 self.note(f"ignored an unexpected {header.get('type')!r} message during a call")
         except TimeoutError:
@@ -161,20 +166,35 @@ class Worker:
             self.calls_served += 1
             self.idle_since = time.monotonic()
 
+    def _start_request(self, header: dict[str, Any], blob: bytes | None) -> None:
+        """Answer a request the container sent (its code calling another function) in a
+        thread of its own: a call may take long."""
+        if not self._request_slots.acquire(blocking=False):
+            self._reply(header, {"ok": False, "error": {"kind": "unavailable", "message": (
+                f"container {self.id} has {MAX_REQUESTS_IN_FLIGHT} requests in flight; "
+                "wait for some to finish")}}, None)
+            return
+        threading.Thread(target=self._answer_request, args=(header, blob), daemon=True,
+                         name=f"request-{self.id}").start()
+
     def _answer_request(self, header: dict[str, Any], blob: bytes | None) -> None:
-        """Run a request the container sent (its code calling another function) and
-        send the reply back; a call may take long, so this runs in a thread."""
         assert self._requests is not None
-        request = header.get("request")
-        if not isinstance(request, dict):
-            reply, reply_blob = {"ok": False, "error": {
-                "kind": "bad_request", "message": "a request without a request header"}}, None
-        else:
-            reply, reply_blob = self._requests(request, blob)
+        try:
+            request = header.get("request")
+            if not isinstance(request, dict):
+                reply, reply_blob = {"ok": False, "error": {
+                    "kind": "bad_request", "message": "a request without a request header"}}, None
+            else:
+                reply, reply_blob = self._requests(request, blob)
+            self._reply(header, reply, reply_blob)
+        finally:
+            self._request_slots.release()
+
+    def _reply(self, header: dict[str, Any], reply: dict[str, Any], blob: bytes | None) -> None:
         try:
             self.channel.send({"type": "reply", "request_id": header.get("request_id"),
-                               "reply": reply}, reply_blob)
-        except OSError:
+                               "reply": reply}, blob)
+        except (OSError, ValueError):  # ValueError: the engine closed the pipe already
             pass  # the container is gone: nobody waits for the answer
 
     def shutdown(self, grace_s: float = 5.0) -> None:

@@ -282,6 +282,11 @@ class CriuEngine:
 
     # -- bookkeeping -------------------------------------------------------------
 
+    def snapshots_deleted(self) -> None:
+        """Snapshots went (rm, gc): unmount and delete their filesystem layers once
+        no container uses them."""
+        self.layers.prune()
+
     def mark_failed(self, key: str, reason: str) -> None:
         self.store.mark_failed(key, reason)
 

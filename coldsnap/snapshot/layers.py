@@ -68,7 +68,7 @@ class LayerCache:
                     self._pack(source, name)
                 if not os.path.ismount(target):
                     target.mkdir(exist_ok=True)
-                    _run(["mount", "-t", "ext4", "-o", "loop,ro,noload",
+                    _run(["mount", "-t", "ext4", "-o", "loop,ro,noload,nosuid,nodev",
                           str(self.dir / f"{name}.ext4"), str(target)], f"mounting layer {name}")
         except BaseException:
             self.release(target)

@@ -24,10 +24,17 @@ SUBNET = "10.213.0.0/16"
 # What a container may send to the host itself: DNS (a resolver on a host
 # address), nothing else. Packets from containers jump here from INPUT.
 INPUT_CHAIN = "COLDSNAP-INPUT"
-INPUT_RULES = (
+INPUT_RULES: tuple[tuple[str, ...], ...] = (
     ("-p", "udp", "--dport", "53", "-j", "RETURN"),
     ("-p", "tcp", "--dport", "53", "-j", "RETURN"),
     ("-j", "DROP"),
+)
+# What the host does not forward from a container: to another container, to a
+# link-local address, or with a source address that is not the container's.
+FORWARD_DROPS: tuple[tuple[str, ...], ...] = (
+    ("-o", "csv+"),
+    ("-d", "169.254.0.0/16"),
+    ("!", "-s", SUBNET),
 )
 MAX_NAMESPACES = 16384
 NETNS_DIR = Path("/run/netns")
@@ -174,6 +181,7 @@ def _setup(ns: Netns) -> None:
     _run(["ip", "link", "del", host_if], check=False)
     _run(["ip", "netns", "add", ns.name])
     _run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns.name])
+    _disable_ipv6(host_if, ns.name)  # IPv4 only: the iptables rules cover all of it
     _run(["ip", "addr", "add", f"{ns.host_ip}/30", "dev", host_if])
     _run(["ip", "link", "set", host_if, "up"])
     _run(["ip", "-n", ns.name, "addr", "add", f"{ns.container_ip}/30", "dev", "eth0"])
@@ -182,16 +190,33 @@ def _setup(ns: Netns) -> None:
     _run(["ip", "-n", ns.name, "route", "add", "default", "via", ns.host_ip])
 
 
+def _disable_ipv6(host_if: str, namespace: str) -> None:
+    """No IPv6 on either end of the veth: a link-local address would reach the
+    host's services past the IPv4 rules."""
+    if not Path("/proc/sys/net/ipv6").is_dir():
+        return  # a kernel without IPv6
+    Path(f"/proc/sys/net/ipv6/conf/{host_if}/disable_ipv6").write_text("1\n")
+    _run(["ip", "netns", "exec", namespace, "sh", "-c",
+          "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && "
+          "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
+
+
 def _enable_nat() -> None:
     """Containers reach the world through NAT, but not the host's own services
-    (DNS aside) nor each other. The rules stay when the server stops."""
+    (DNS aside), nor each other, nor link-local addresses (a cloud's metadata
+    service). Rules match the containers' interfaces, not their source address,
+    which a container with CAP_NET_RAW could forge. They stay when the server stops."""
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
     _ensure_rule("nat", "POSTROUTING", "-A", "-s", SUBNET, "!", "-d", SUBNET, "-j", "MASQUERADE")
+    for stale in (("INPUT", "-s", SUBNET, "-j", INPUT_CHAIN),  # an earlier version's rules
+                  ("FORWARD", "-s", SUBNET, "-d", SUBNET, "-j", "DROP")):
+        _run(["iptables", "-w", "-D", *stale], check=False)
     _run(["iptables", "-w", "-N", INPUT_CHAIN], check=False)  # fails if it exists: fine
     for rule in INPUT_RULES:
         _ensure_rule("filter", INPUT_CHAIN, "-A", *rule)
-    _ensure_rule("filter", "INPUT", "-I", "-s", SUBNET, "-j", INPUT_CHAIN)
-    _ensure_rule("filter", "FORWARD", "-I", "-s", SUBNET, "-d", SUBNET, "-j", "DROP")
+    _ensure_rule("filter", "INPUT", "-I", "-i", "csv+", "-j", INPUT_CHAIN)
+    for match in FORWARD_DROPS:
+        _ensure_rule("filter", "FORWARD", "-I", "-i", "csv+", *match, "-j", "DROP")
 
 
 def _ensure_rule(table: str, chain: str, how: str, *spec: str) -> None:

@@ -30,12 +30,12 @@ from coldsnap.snapshot.base import SnapshotInfo
 
 META = "meta.json"
 # A key names a directory of the store: no path separators, no dot names.
-KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 RESERVED_KEYS = frozenset({"failed"})
 
 
 def is_key(key: object) -> bool:
-    return isinstance(key, str) and bool(KEY_RE.match(key)) and key not in RESERVED_KEYS
+    return isinstance(key, str) and KEY_RE.fullmatch(key) is not None and key not in RESERVED_KEYS
 
 
 def check_key(key: str) -> str:

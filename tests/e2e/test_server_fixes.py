@@ -92,13 +92,14 @@ def test_a_function_calls_others_from_inside_its_container(
         require_criu()
     server = server_factory(engine=engine).start()
     stray = tmp_path / "stray-state"
-    server.cli("deploy", str(write_app(tmp_path, "nested", NESTED_APP.format(
-        state_dir=str(stray)))))
+    # Under another name than App(...)'s: calls to its other functions must go there.
+    server.cli("deploy", "--name", "nested-renamed", str(write_app(
+        tmp_path, "nested", NESTED_APP.format(state_dir=str(stray)))))
     try:
         out = server.python(
             "import coldsnap\n"
-            "print(coldsnap.Function.from_name('test-nested', 'outer').remote(4))\n"
-            "print(coldsnap.Cls.from_name('test-nested', 'Eager')().seen_in_setup.remote())\n"
+            "print(coldsnap.Function.from_name('nested-renamed', 'outer').remote(4))\n"
+            "print(coldsnap.Cls.from_name('nested-renamed', 'Eager')().seen_in_setup.remote())\n"
         ).stdout.splitlines()
         assert out[0] == "[5, [1, 3, 5], 7, 'caught 5 is odd']"
         assert out[1].startswith("InvalidError: calls to other functions")
@@ -306,3 +307,39 @@ def test_deploy_refuses_a_name_the_sdk_refuses(server: ServerHandle, tmp_path: P
     # `run` names its ephemeral copy after the app: still a valid name for a 64-char one.
     app = write_app(tmp_path, "long_name", LONG_NAME_APP.format(name="n" * 64))
     assert server.cli("run", str(app)).stdout.strip() == "hello"
+
+
+BIG_REQUEST_APP = """
+import coldsnap
+
+app = coldsnap.App("test-big-request")
+
+
+@app.function()
+def inner(data: bytes) -> int:
+    return len(data)
+
+
+@app.function()
+def outer(size: int) -> str:
+    try:
+        return str(inner.remote(b"x" * size))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+"""
+
+
+def test_a_call_from_a_container_over_the_payload_limit_says_so(
+    server_factory: type[ServerHandle], tmp_path: Path
+) -> None:
+    server = server_factory(env={"COLDSNAP_MAX_PAYLOAD_BYTES": "1000000"}).start()
+    server.cli("deploy", str(write_app(tmp_path, "bigreq", BIG_REQUEST_APP)))
+    out = server.python(
+        "import coldsnap\n"
+        "outer = coldsnap.Function.from_name('test-big-request', 'outer')\n"
+        "print(outer.remote(2_000_000))\n"
+        "print(outer.remote(10))\n"
+    ).stdout.splitlines()
+    assert out[0].startswith("InvalidError: the arguments of this call are 200"), out
+    assert "over the server's limit of 1000000 bytes (COLDSNAP_MAX_PAYLOAD_BYTES)" in out[0]
+    assert out[1] == "10"  # the calling container lives on

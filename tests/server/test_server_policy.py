@@ -160,7 +160,8 @@ def test_engine_auto_falling_back_to_none_warns(monkeypatch: pytest.MonkeyPatch)
     assert "overlayfs" not in warning and "userfaultfd" not in warning
     assert daemon._engine_warning(Settings(engine="none"), "none") is None
     assert daemon._engine_warning(Settings(engine="auto"), "criu") is None
-    platform = SimpleNamespace(engine=SimpleNamespace(name="none", host_key="none"))
+    platform = SimpleNamespace(engine=SimpleNamespace(name="none", host_key="none"),
+                               busy=lambda: False)
     reply, _ = Api(platform, warning).ping(Request({"op": "ping"}, None, io.BytesIO()))  # type: ignore[arg-type]
     assert reply["warning"] == warning
 
@@ -175,7 +176,8 @@ def test_containers_get_an_allow_listed_environment(monkeypatch: pytest.MonkeyPa
     env = fn.container_env("cs-1", snapshot=False)
     assert "AWS_SECRET_ACCESS_KEY" not in env
     assert not any(k.startswith("COLDSNAP_") and k not in (
-        "COLDSNAP_APP_FILE", "COLDSNAP_TAG", "COLDSNAP_SNAPSHOT", "COLDSNAP_CONTAINER_ID")
+        "COLDSNAP_APP_FILE", "COLDSNAP_TAG", "COLDSNAP_SNAPSHOT", "COLDSNAP_CONTAINER_ID",
+        "COLDSNAP_APP_NAME")
         for k in env)
     assert env["PATH"] == os.environ["PATH"] and env["LC_ALL"] == "C.UTF-8"
     assert env["HTTPS_PROXY"] == "http://proxy:3128"

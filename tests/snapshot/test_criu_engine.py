@@ -144,6 +144,8 @@ def _assert_host_unreachable(container: Container, port: int) -> None:
     assert ask(container, "probe", addr=f"{gateway}:{port}")["probe"].startswith("error:")
     # The container's own loopback is not the host's.
     assert ask(container, "probe", addr=f"127.0.0.1:{port}")["probe"].startswith("error:")
+    # No IPv6: a link-local address would pass the IPv4 rules.
+    assert "eth0" not in ask(container, "read", path="/proc/net/if_inet6").get("data", "")
 
 
 def test_containers_cannot_reach_each_other(engine: CriuEngine) -> None:

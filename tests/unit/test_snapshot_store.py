@@ -19,7 +19,7 @@ def _published(store: SnapshotStore, key: str) -> None:
     store.publish(staging, key, {"labels": {"app": "a", "function": "f"}})
 
 
-@pytest.mark.parametrize("key", ["", ".", "..", "../../../x", "a/b", "failed", "-x", "a\nb"])
+@pytest.mark.parametrize("key", ["", ".", "..", "../../../x", "a/b", "failed", "-x", "a\nb", "k\n"])
 def test_a_key_that_is_not_a_name_touches_nothing(tmp_path: Path, key: str) -> None:
     store = SnapshotStore(tmp_path / "store", "host")
     _published(store, "0123abcd-Model")
