@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import inspect
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import cloudpickle
@@ -112,8 +112,26 @@ class _Invocable:
         """
         if not iterables:
             raise InvalidError(f"{self._describe()}.map() needs at least one iterable of inputs.")
+        return self._run_many(zip(*iterables, strict=False), kwargs, return_exceptions)
+
+    def starmap(
+        self,
+        input_iterator: Iterable[Sequence[Any]],
+        kwargs: dict[str, Any] | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Like ``map``, but each input is a sequence of positional arguments:
+        ``f.starmap([(1, 2), (3, 4)])`` calls ``f(1, 2)`` and ``f(3, 4)``."""
+        return self._run_many(iter(input_iterator), kwargs, return_exceptions)
+
+    def _run_many(
+        self,
+        inputs: Iterator[Sequence[Any]],
+        kwargs: dict[str, Any] | None,
+        return_exceptions: bool,
+    ) -> Iterator[Any]:
+        """Spawn a window of calls ahead and yield their results in input order."""
         pending: collections.deque[FunctionCall[Any]] = collections.deque()
-        inputs = zip(*iterables, strict=False)
         exhausted = False
         while pending or not exhausted:
             while not exhausted and len(pending) < MAP_WINDOW:

@@ -29,8 +29,10 @@ def test_function_remote_map_spawn(srv: ServerHandle) -> None:
         "print(list(sq.map(range(6))))\n"
         "call = sq.spawn(11)\n"
         "print(call.get(timeout=60))\n"
+        "big = coldsnap.Function.from_name('test-square', 'big')\n"
+        "print([len(b) for b in big.starmap([(2,), (3,)])])\n"
     ).stdout.splitlines()
-    assert out == ["9", "[0, 1, 4, 9, 16, 25]", "121"]
+    assert out == ["9", "[0, 1, 4, 9, 16, 25]", "121", "[2, 3]"]
 
 
 def test_class_method_from_name(srv: ServerHandle) -> None:
