@@ -34,8 +34,8 @@ class FunctionOptions:
     min_containers / max_containers: warm pool floor and scale ceiling (None: no ceiling).
     scaledown_window: seconds an idle container is kept before it is shut down.
     retries: how many more times a failed call is tried: after it raised, timed out or
-        lost its container (the caller sees the last attempt's error). Unlike Modal's
-        default, the next attempt starts at once, without a backoff.
+        lost its container (the caller sees the last attempt's error). Attempts are
+        1 s apart, then 2 s, 4 s, ... (Modal's default backoff), at most 60 s.
     env: extra environment variables for the container.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's

@@ -47,6 +47,10 @@ def describe_timings(timings: dict[str, float]) -> str:
                      for name, label in _STEP_NAMES.items() if name in timings)
 
 
+# Backoff before a failed call's next attempt: the first, doubled each time, capped.
+RETRY_FIRST_DELAY_S = 1.0
+RETRY_MAX_DELAY_S = 60.0
+
 # (request header, blob) -> (reply header, blob): the API, for a container's requests.
 Reply = tuple[dict[str, Any], bytes | None]
 ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
@@ -74,6 +78,8 @@ class Pool:
         self._booting = 0
         self._idle = 0
         self._draining = False
+        self._retrying = 0  # calls waiting out a retry's backoff, in no queue meanwhile
+        self._stop_reason = ""
         self._min_backoff_until = 0.0
         self._min_backoff_s = 5.0
         self.counters = {"calls_ok": 0, "calls_error": 0, "calls_failed": 0,
@@ -115,6 +121,7 @@ class Pool:
         with self._cond:
             self._draining = True
             self._stopped = True
+            self._stop_reason = reason
             while self._queue:
                 self._queue.popleft().fail(ApiError(UNAVAILABLE, reason))
             self._cond.notify_all()
@@ -138,7 +145,7 @@ class Pool:
     def finished(self) -> bool:
         with self._cond:
             return (self._draining and self._slots == 0 and self._exiting == 0
-                    and not self._queue)
+                    and not self._queue and not self._retrying)
 
     def _scale(self) -> None:
         """Start boots the queue needs; the caller holds the lock."""
@@ -292,9 +299,10 @@ class Pool:
                 return False
             first_input_s = time.monotonic() - t0 if worker.calls_served == 1 else None
             if end is CallEnd.RESULT:
-                if not header.get("ok") and self._requeue(call, scale=False):  # as in Modal
+                delay = None if header.get("ok") else self._requeue(call, scale=False)
+                if delay is not None:  # retries=, as in Modal
                     worker.note(f"{call.label} raised (attempt {call.attempts} of "
-                                f"{call.retries + 1}); trying again")
+                                f"{call.retries + 1}); trying again in {delay:g} s")
                 else:
                     self._answer(call, header, blob)  # the caller waits on no bookkeeping
             if first_input_s is not None:
@@ -328,7 +336,7 @@ class Pool:
             self.counters[key] += 1
 
     def _retry_or_fail(self, call: Call, error: ApiError) -> None:
-        if self._requeue(call):
+        if self._requeue(call) is not None:
             return
         with self._cond:
             if call.done.is_set():
@@ -336,19 +344,34 @@ class Pool:
             self.counters["calls_failed"] += 1
         call.fail(error)
 
-    def _requeue(self, call: Call, scale: bool = True) -> bool:
-        """Queue ``call`` again, first in line, if it has attempts left; True if it did.
+    def _requeue(self, call: Call, scale: bool = True) -> float | None:
+        """Queue ``call`` again after its backoff (1 s, then doubling, as Modal's
+        default), first in line, if it has attempts left: the backoff, or None.
 
-        ``scale=False`` when the container that ran it lives on and takes it next.
+        ``scale=False`` when the container that ran it lives on and can take it.
         """
         with self._cond:
             if call.done.is_set() or call.attempts > call.retries or self._stopped:
-                return False
+                return None
+            self._retrying += 1
+        delay = min(RETRY_MAX_DELAY_S, RETRY_FIRST_DELAY_S * 2 ** (call.attempts - 1))
+        timer = threading.Timer(delay, self._retry_now, args=(call, scale))
+        timer.daemon = True
+        timer.start()
+        return delay
+
+    def _retry_now(self, call: Call, scale: bool) -> None:
+        with self._cond:
+            self._retrying -= 1
+            if self._stopped:
+                self.counters["calls_failed"] += 1
+                call.fail(ApiError(UNAVAILABLE, f"{call.label} was waiting to be retried "
+                                   f"when it could run no more: {self._stop_reason}"))
+                return
             self._queue.appendleft(call)
-            if scale:
+            if scale or self._idle == 0:
                 self._scale()
             self._cond.notify()
-            return True
 
     def _fail(self, call: Call, error: ApiError) -> None:
         with self._cond:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,7 +117,9 @@ def test_container_death_is_retried(srv: ServerHandle, tmp_path: Path) -> None:
 
 
 def test_a_call_that_raised_is_retried_like_modals(srv: ServerHandle) -> None:
+    started = time.monotonic()
     assert _call(srv, "F('raises_twice').remote()") == "3"
+    assert time.monotonic() - started >= 3.0  # backoff: 1 s, then 2 s
     out = srv.python(
         "import coldsnap\n"
         "try:\n"
@@ -125,7 +128,7 @@ def test_a_call_that_raised_is_retried_like_modals(srv: ServerHandle) -> None:
         "    print('ValueError', exc)\n"
     )
     assert out.stdout.strip() == "ValueError no luck"
-    assert out.stderr.count("always_raises raised (attempt 1 of 2); trying again") == 1
+    assert out.stderr.count("always_raises raised (attempt 1 of 2); trying again in 1 s") == 1
     fn = _function(srv, "always_raises")
     assert fn["calls_error"] == 1 and fn["boots_ok"] == 1
 
