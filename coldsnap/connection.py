@@ -385,6 +385,11 @@ class ContainerConnection(Connection):
                   ) -> tuple[dict[str, Any], bytes | None]:
         if not self._channel.serving:
             raise InvalidError(NOT_SERVING_MESSAGE)
+        deadline = self._channel.deadline
+        if deadline is not None and header.get("op") in ("call", "get"):
+            left = max(0.001, deadline - time.monotonic())
+            given = header.get("timeout")
+            header = {**header, "timeout": left if given is None else min(given, left)}
         limit = self._channel.max_payload
         if blob is not None and limit is not None and len(blob) > limit:
             raise InvalidError(

@@ -38,6 +38,9 @@ class Channel:
         self.serving = False
         # The server's payload limit, from the last call: a bigger request is refused here.
         self.max_payload: int | None = None
+        # When the running call times out (time.monotonic()): a call it makes to
+        # another function waits no longer, and is dropped if it has not started.
+        self.deadline: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Channel:

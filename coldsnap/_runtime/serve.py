@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -36,6 +37,8 @@ def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: byt
     caller_module: str | None = None
     limit = header.get("max_result_bytes")
     channel.max_payload = limit  # for the calls this one makes to other functions
+    timeout = header.get("timeout_s")  # ...which wait no longer than this call may run
+    channel.deadline = time.monotonic() + timeout if isinstance(timeout, int | float) else None
     try:
         function = target.callable_for(header.get("method"))
         if blob is not None:

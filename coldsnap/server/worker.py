@@ -142,7 +142,8 @@ class Worker:
             # The runtime checks a result against the limit before sending it, so an
             # oversized result is an error the caller can read, not a stopped container.
             self.channel.send({"type": "call", "call_id": call.id, "method": call.method,
-                               "max_result_bytes": self.max_payload}, call.args)
+                               "max_result_bytes": self.max_payload,
+                               "timeout_s": call.timeout_s}, call.args)
             deadline = time.monotonic() + call.timeout_s
             while True:
                 header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
