@@ -7,6 +7,7 @@ Every field can be set from the environment with a ``COLDSNAP_`` prefix
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,19 +15,21 @@ from typing import Any
 # Set in the environment of a server that a client started in the background: such
 # a server is replaced when a client with other coldsnap code finds it.
 EMBEDDED_ENV = "COLDSNAP_EMBEDDED_SERVER"
+DEFAULT_STATE_DIR = Path("/var/lib/coldsnap")
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # Server state: SQLite db, auth token, unix socket, logs. Masked in containers.
-    state_dir: Path = Path("/var/lib/coldsnap")
+    state_dir: Path = DEFAULT_STATE_DIR
     # Snapshot store root (content-addressed); defaults to <state_dir>/snapshots.
     snapshot_dir: Path | None = None
     # Built images (venvs + files layers); defaults to <state_dir>-images, outside
     # the state dir because containers see images and never the state dir.
     image_dir: Path | None = None
-    # Scratch for running containers (overlay upper dirs, mount points): a tmpfs.
-    run_dir: Path = Path("/run/coldsnap")
+    # Scratch for running containers (overlay upper dirs, layer mounts): a tmpfs, one
+    # per server; defaults to /run/coldsnap, or /run/coldsnap-<hash of state_dir>.
+    run_dir: Path | None = None
     # "criu" or "none"; "auto" picks criu where it works.
     engine: str = "auto"
     criu_path: Path = Path("/opt/coldsnap/criu/bin/criu")
@@ -49,6 +52,15 @@ class Settings:
     @property
     def snapshots(self) -> Path:
         return self.snapshot_dir or self.state_dir / "snapshots"
+
+    @property
+    def run_path(self) -> Path:
+        if self.run_dir is not None:
+            return self.run_dir
+        if self.state_dir == DEFAULT_STATE_DIR:
+            return Path("/run/coldsnap")
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:10]
+        return Path(f"/run/coldsnap-{digest}")  # servers of other state dirs: their own
 
     @property
     def images(self) -> Path:

@@ -12,6 +12,7 @@ root), plugs new pipes and a pre-made network namespace in with
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -97,11 +98,11 @@ class CriuEngine:
         self.facts = facts or host_facts(settings.criu_path)
         self.host_key = host_key(self.facts)
         self.store = SnapshotStore(settings.snapshots, self.host_key)
-        self._mounted_run_dir = ensure_tmpfs(settings.run_dir)
+        self._mounted_run_dir = ensure_tmpfs(settings.run_path)
         refresh_kdat_cache(settings.criu_path)
         if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
-        self.layers = LayerCache(settings.run_dir, settings.state_dir / "layers")
+        self.layers = LayerCache(settings.run_path, settings.state_dir / "layers")
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
@@ -113,7 +114,7 @@ class CriuEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
-        res = _Resources(ContainerDirs(self.settings.run_dir, new_container_id()))
+        res = _Resources(ContainerDirs(self.settings.run_path, new_container_id()))
         pipes = ContainerPipes.create()
         try:
             res.dirs.seed_upper(self.masks)
@@ -195,7 +196,7 @@ class CriuEngine:
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
         info = self._usable(key)
-        res = _Resources(ContainerDirs(self.settings.run_dir, new_container_id()))
+        res = _Resources(ContainerDirs(self.settings.run_path, new_container_id()))
         pipes = ContainerPipes.create()
         netns_fd = -1
         try:
@@ -320,7 +321,9 @@ class CriuEngine:
         self.netns.close()
         self.layers.close()
         if self._mounted_run_dir:
-            subprocess.run(["umount", "-l", str(self.settings.run_dir)], check=False)
+            subprocess.run(["umount", "-l", str(self.settings.run_path)], check=False)
+            with contextlib.suppress(OSError):
+                self.settings.run_path.rmdir()  # ours, empty once unmounted
 
     def __repr__(self) -> str:
         return f"CriuEngine(host_key={self.host_key}, store={self.store.root})"

@@ -326,7 +326,7 @@ def test_interrupted_build_counts_nothing_and_kills_its_container(
     assert time.monotonic() - started < 10
     assert builder.store.load(key) is None
     assert not (criu_settings.images / key / MARKER).exists()
-    containers = criu_settings.run_dir / "containers"
+    containers = criu_settings.run_path / "containers"
     assert not containers.exists() or not any(containers.iterdir()), "a container was left"
     old_layers = set((criu_settings.images / key / "layers").iterdir())
 
