@@ -11,7 +11,6 @@ import contextlib
 import importlib.machinery
 import json
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,8 +81,8 @@ def main(argv: list[str]) -> int:
             imported.discard(module.__name__)
             local = modules_from(app_dir, imported, elsewhere) if app_dir else []
             description = describe_app(loader.find_app(module), local)
-    except Exception:
-        traceback.print_exc()
+    except Exception as exc:
+        print(loader.user_traceback(exc, app_file), file=sys.stderr)
         return 1
     json.dump(description, sys.stdout)
     sys.stdout.write("\n")

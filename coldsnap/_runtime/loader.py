@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import keyword
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -75,3 +76,14 @@ def find_handle(app: App, tag: str) -> Function[..., object] | Cls[object]:
             f"{', '.join(names) or 'nothing'}. Was the app changed since it was deployed?"
         )
     return handle
+
+
+def user_traceback(exc: BaseException, app_file: Path) -> str:
+    """``exc``'s traceback from the app file's first frame on: coldsnap's and
+    importlib's frames above it are noise to the user who must fix the error.
+    (A SyntaxError has no frame in the file: it shows just the file, line and caret.)"""
+    trace = traceback.TracebackException.from_exception(exc)
+    user_file = str(app_file.resolve())
+    while trace.stack and trace.stack[0].filename != user_file:
+        trace.stack.pop(0)
+    return "".join(trace.format()).rstrip()

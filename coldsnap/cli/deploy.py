@@ -7,7 +7,6 @@ import inspect
 import secrets
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,13 +97,9 @@ def _import_app(path: Path) -> Any:
     try:
         module = loader.import_app_file(path)
     except Exception as exc:
-        trace = traceback.TracebackException.from_exception(exc)
-        user_file = str(path.resolve())
-        while trace.stack and trace.stack[0].filename != user_file:
-            trace.stack.pop(0)
-        shown = "".join(trace.format()).rstrip()
         raise InvalidError(f"importing {path} failed, so it can't be run. Fix the error "
-                           f"below and run again.\n\n{shown}") from None
+                           f"below and run again.\n\n{loader.user_traceback(exc, path)}"
+                           ) from None
     try:
         return loader.find_app(module)
     except LookupError as exc:

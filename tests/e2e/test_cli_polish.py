@@ -250,3 +250,16 @@ def test_stats_of_an_app_without_containers_says_so(srv: ServerHandle) -> None:
     srv.cli("apps", "drain", "test-square")
     out = srv.cli("apps", "stats", "test-square").stdout
     assert "no containers and no calls since the last deploy or drain" in out
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_APPS))
+def test_deploy_of_a_broken_app_file_shows_only_the_users_frames(
+    srv: ServerHandle, tmp_path: Path, case: str
+) -> None:
+    source, expected = BROKEN_APPS[case]
+    result = srv.cli("deploy", str(write_app(tmp_path, case, source)), check=False)
+    assert result.returncode == 1, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+    for internal in ("coldsnap/_runtime", "loader.py", "<frozen", "describe.py"):
+        assert internal not in result.stderr, result.stderr
