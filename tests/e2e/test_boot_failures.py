@@ -44,6 +44,18 @@ def test_failing_hook_fails_the_call(server_factory: type[ServerHandle], stage: 
     assert server.python(CALL_BROKEN).stdout.startswith("WeightsMissing |")
 
 
+def _stop_background_server(handle: ServerHandle) -> None:
+    """Stop the server a client started for ``handle``'s state dir (by the lock's pid)."""
+    lock = handle.state_dir / "server.lock"
+    pid_text = lock.read_text().strip() if lock.exists() else ""
+    if pid_text:
+        os.kill(int(pid_text), signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and Path(f"/proc/{pid_text}").exists():
+            time.sleep(0.05)
+    handle.cleanup()
+
+
 def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
     handle = ServerHandle()  # configured, not started
     try:
@@ -57,14 +69,7 @@ def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
         )
         assert out.stdout.strip() == "16"
     finally:
-        pid_text = (handle.state_dir / "server.lock").read_text().strip() \
-            if (handle.state_dir / "server.lock").exists() else ""
-        if pid_text:
-            os.kill(int(pid_text), signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and Path(f"/proc/{pid_text}").exists():
-                time.sleep(0.05)
-        handle.cleanup()
+        _stop_background_server(handle)
     assert pid > 0
 
 
@@ -93,14 +98,8 @@ def test_a_client_with_other_code_replaces_the_background_server(tmp_path: Path)
         new_pid = int((handle.state_dir / "server.lock").read_text().strip())
         assert new_pid != old_pid and not Path(f"/proc/{old_pid}").exists()
     finally:
-        pid_text = (handle.state_dir / "server.lock").read_text().strip() \
-            if (handle.state_dir / "server.lock").exists() else ""
-        if pid_text:
-            os.kill(int(pid_text), signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and Path(f"/proc/{pid_text}").exists():
-                time.sleep(0.05)
-        handle.cleanup()
+        _stop_background_server(handle)
+
 
 NETWORK_IN_SNAPSHOT = """
 import socket
