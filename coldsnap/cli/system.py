@@ -11,7 +11,8 @@ from coldsnap.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from coldsnap.server import EXIT_ALREADY_RUNNING, AlreadyRunning, serve
+    from coldsnap.server.daemon import serve
+    from coldsnap.server.process import EXIT_ALREADY_RUNNING, AlreadyRunning
 
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:

@@ -1,6 +1,6 @@
-"""The control plane: authenticated local API, app registry, scheduler, snapshot policy."""
+"""The control plane: authenticated local API, app registry, scheduler, snapshot policy.
 
-from coldsnap.server.daemon import serve
-from coldsnap.server.process import EXIT_ALREADY_RUNNING, AlreadyRunning
-
-__all__ = ["EXIT_ALREADY_RUNNING", "AlreadyRunning", "serve"]
+Nothing is imported here: clients and containers import ``coldsnap.server.auth``
+(the token), and must not pay for the whole server with it. The server starts
+from ``coldsnap.server.daemon.serve``.
+"""
