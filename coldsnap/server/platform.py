@@ -21,7 +21,7 @@ from coldsnap.server.registry import check_app_name, describe_source, version_of
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
 from coldsnap.snapshot import Engine
-from coldsnap.snapshot.store import is_key
+from coldsnap.snapshot.store import check_key
 
 DEPLOYED, STOPPED = "deployed", "stopped"
 # How long idle containers of a deleted app get to run their exit hooks (as long as a
@@ -309,9 +309,11 @@ class Platform:
 
     def snapshot_op(self, op: str, key: str | None = None, keep: int | None = None) -> Any:
         store = self._store()
-        if op in ("inspect", "rm") and not is_key(key):
-            raise ApiError(BAD_REQUEST, f"{key!r} is not a snapshot key: keys are letters, "
-                           "digits, '.', '_' and '-'; `coldsnap snapshots ls` lists them")
+        if op in ("inspect", "rm"):
+            try:
+                check_key(str(key))
+            except ValueError as exc:
+                raise ApiError(BAD_REQUEST, str(exc)) from None
         if keep is not None and keep < 0:
             raise ApiError(BAD_REQUEST, f"keep must be 0 or more, not {keep}")
         if op == "inspect":

@@ -191,14 +191,13 @@ def _setup(ns: Netns) -> None:
 
 
 def _disable_ipv6(host_if: str, namespace: str) -> None:
-    """No IPv6 on either end of the veth: a link-local address would reach the
-    host's services past the IPv4 rules."""
+    """No IPv6 on either end of the veth (before they go up): a link-local address
+    would reach the host's services past the IPv4 rules."""
     if not Path("/proc/sys/net/ipv6").is_dir():
         return  # a kernel without IPv6
     Path(f"/proc/sys/net/ipv6/conf/{host_if}/disable_ipv6").write_text("1\n")
-    _run(["ip", "netns", "exec", namespace, "sh", "-c",
-          "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && "
-          "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
+    # The container can't undo this: it has no CAP_NET_ADMIN.
+    _run(["ip", "-n", namespace, "link", "set", "eth0", "addrgenmode", "none"])
 
 
 def _enable_nat() -> None:

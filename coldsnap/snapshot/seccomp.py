@@ -22,6 +22,7 @@ x86-64 only, like the rest of the engine; another ABI is killed, not guessed at.
 from __future__ import annotations
 
 import errno
+import functools
 import struct
 
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -60,6 +61,7 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, i
     return (code, jt, jf, k)
 
 
+@functools.cache
 def program() -> bytes:
     """The filter as packed ``struct sock_filter`` entries (8 bytes each)."""
     insns = [
