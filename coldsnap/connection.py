@@ -83,6 +83,7 @@ class Connection:
 
     _default: Connection | None = None
     _default_lock = threading.Lock()
+    echo_logs = True  # print a reply's log lines (the containers' output) to stderr
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -129,8 +130,9 @@ class Connection:
                 ) -> tuple[dict[str, Any], bytes | None]:
         """Send one request; returns the reply, or raises what a failed reply stands for."""
         header, reply_blob = self._exchange({"op": op, **fields}, blob)
-        for line in header.get("logs") or ():
-            print(line, file=sys.stderr)
+        if self.echo_logs:
+            for line in header.get("logs") or ():
+                print(line, file=sys.stderr)
         if not header.get("ok"):
             raise error_from(header, reply_blob)
         return header, reply_blob
@@ -231,7 +233,7 @@ class Connection:
     def _runs_other_code(self, ping: dict[str, Any]) -> bool:
         """True for a server that runs other coldsnap code (an update, another checkout);
         one a client started in the background is replaced, one started by hand kept."""
-        from coldsnap.server.registry import coldsnap_fingerprint
+        from coldsnap.identity import coldsnap_fingerprint
 
         if ping.get("code") in (None, coldsnap_fingerprint()):
             return False
@@ -364,6 +366,8 @@ class ContainerConnection(Connection):
     """
 
     _current: ContainerConnection | None = None
+    # The called containers' lines are in the app's log already, under their own ids.
+    echo_logs = False
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(Settings())
@@ -402,15 +406,6 @@ class ContainerConnection(Connection):
             raise ServerUnavailable("unavailable", f"the coldsnap server went away during "
                                     f"{header.get('op')!r} ({exc})") from None
         return reply
-
-    def request(self, op: str, blob: bytes | None = None, **fields: Any
-                ) -> tuple[dict[str, Any], bytes | None]:
-        """As ``Connection.request``, without printing the reply's log lines: the
-        called containers' lines are in the app's log already, under their own ids."""
-        header, reply_blob = self._exchange({"op": op, **fields}, blob)
-        if not header.get("ok"):
-            raise error_from(header, reply_blob)
-        return header, reply_blob
 
     def _take_socket(self) -> socket.socket:  # deploy's progress stream, say
         raise InvalidError("from inside a container only calls to other functions "

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coldsnap", description="Serverless Python functions that cold-boot from "
         "memory snapshots. Settings come from COLDSNAP_* variables (COLDSNAP_STATE_DIR, ...).")
-    from coldsnap.server.registry import coldsnap_version
+    from coldsnap.identity import coldsnap_version
 
     parser.add_argument("--version", action="version",
                         version=f"coldsnap {coldsnap_version()}")

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from coldsnap._runtime.framing import write_message
+from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.calls import Call
 from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TIMEOUT, ApiError
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
-from coldsnap.server.registry import coldsnap_fingerprint, coldsnap_version
 from coldsnap.settings import EMBEDDED_ENV
 
 Reply = tuple[dict[str, Any], bytes | None]

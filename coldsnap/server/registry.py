@@ -7,40 +7,20 @@ any change gives a new version (and new snapshot keys).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from coldsnap._runtime.loader import module_name_for
+from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.errors import BAD_REQUEST, DEPLOY_FAILED, ApiError
 from coldsnap.server.functions import host_env
 
 DESCRIBE_ENV = frozenset({"PATH", "HOME", "LANG"})
-
-
-def coldsnap_version() -> str:
-    try:
-        return metadata.version("coldsnap")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-@functools.cache
-def coldsnap_fingerprint() -> str:
-    """A hash of coldsnap's own code: a snapshot holds the runtime as it was when it
-    was taken, so any change to coldsnap (not only a release) makes new versions."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1]
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def describe_source(
