@@ -12,10 +12,10 @@ Example::
 """
 
 from coldsnap.app import App
-from coldsnap.client import Cls, Function, FunctionCall
-from coldsnap.errors import Error
+from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
-from coldsnap.partial import build, enter, exit, method
+from coldsnap.markers import build, enter, exit, method
+from coldsnap.wire.errors import Error
 
 __all__ = [
     "App",

@@ -15,31 +15,26 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeGuard, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from coldsnap.client import Cls, Function
-from coldsnap.errors import InvalidError
+from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
-from coldsnap.options import FunctionOptions
-from coldsnap.partial import _PartialFlag, _PartialFunction, decorator_name, find_partials
+from coldsnap.markers import (
+    _PartialFlag,
+    _PartialFunction,
+    decorator_name,
+    find_partials,
+    no_parentheses,
+)
+from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.names import APP_NAME_RULE, is_app_name
+from coldsnap.wire.options import FunctionOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-_APP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-# The one rule for app names, here and at the server's deploy (registry.check_app_name).
-APP_NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-
-def is_app_name(name: object) -> TypeGuard[str]:
-    """True for a valid app name: no '/', '..', space or newline, so it is safe in a
-    path, a shell command and a table row."""
-    return isinstance(name, str) and _APP_NAME_RE.fullmatch(name) is not None
-
 
 class App:
     """A named group of functions and classes that are deployed together."""
@@ -75,7 +70,7 @@ class App:
     ) -> Callable[[Callable[P, R]], Function[P, R]]:
         """Register a function; options are those of ``FunctionOptions``."""
         if _warn_parentheses_missing is not None:
-            raise _no_parentheses("@app.function", _warn_parentheses_missing)
+            raise no_parentheses("@app.function", _warn_parentheses_missing)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
@@ -93,7 +88,7 @@ class App:
     ) -> Callable[[type[T]], Cls[T]]:
         """Register a class whose ``@method()``s callers invoke remotely."""
         if _warn_parentheses_missing is not None:
-            raise _no_parentheses("@app.cls", _warn_parentheses_missing)
+            raise no_parentheses("@app.cls", _warn_parentheses_missing)
         opts = FunctionOptions.create("@app.cls()", **options)
 
         def register(user_cls: type[T]) -> Cls[T]:
@@ -109,7 +104,7 @@ class App:
     def local_entrypoint(self, _warn_parentheses_missing: object = None, /) -> Callable[[F], F]:
         """Register the function `coldsnap run` calls on the client after deploying."""
         if _warn_parentheses_missing is not None:
-            raise _no_parentheses("@app.local_entrypoint", _warn_parentheses_missing)
+            raise no_parentheses("@app.local_entrypoint", _warn_parentheses_missing)
 
         def register(f: F) -> F:
             if not callable(f) or isinstance(f, type | Function | Cls | _PartialFunction):
@@ -137,14 +132,6 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r})"
-
-
-def _no_parentheses(decorator: str, arg: object) -> InvalidError:
-    name = getattr(arg, "__qualname__", repr(arg))
-    return InvalidError(
-        f"{decorator} was used without parentheses on {name}. Write {decorator}() "
-        f"(with parentheses), e.g. {decorator}(enable_memory_snapshot=True)."
-    )
 
 
 def _check_plain_function(f: object) -> None:

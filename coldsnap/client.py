@@ -1,348 +1,378 @@
-"""Handles users call: ``Function``, ``Cls`` (and its methods), ``FunctionCall``.
+"""The client side of the server's socket API.
 
-``@app.function()`` returns a Function and ``@app.cls()`` a Cls; both can also
-be looked up by name from any process that can reach the server::
+``Client.default()`` is what the SDK's handles use: it reads the settings
+from the environment and, when no server answers on the socket, starts one in
+the background (a detached ``coldsnap serve`` logging to
+``<state_dir>/server.log``). Example::
 
-    square = coldsnap.Function.from_name("squares", "square")
-    print(square.remote(4), list(square.map(range(10))))
-
-    Embedder = coldsnap.Cls.from_name("sentence-transformers", "Embedder")
-    print(Embedder().run.remote(["hi"]))
-
-Remote calls go through ``coldsnap.connection.Connection.default()``; it is
-imported when first needed, so defining an app never touches the network.
+    conn = Client.default()
+    blob = conn.call("my-app", "square", None, serialization.dumps_args((3,), {}), None)
 """
 
 from __future__ import annotations
 
-import collections
-import inspect
+import os
+import socket
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from coldsnap._runtime import serialization
-from coldsnap.errors import InvalidError
-from coldsnap.options import FunctionOptions
-from coldsnap.partial import _PartialFlag, find_partials
+from coldsnap.settings import EMBEDDED_ENV, Settings
+from coldsnap.wire import serialization
+from coldsnap.wire.container import in_container
+from coldsnap.wire.errors import (
+    CLOSING_KINDS,
+    InvalidError,
+    ServerUnavailable,
+    error_from,
+)
+from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.wire.token import read_token
 
 if TYPE_CHECKING:
-    from coldsnap.app import App
-    from coldsnap.connection import Connection
+    from coldsnap._runtime.channel import Channel
 
-P = ParamSpec("P")
-R = TypeVar("R")
-T = TypeVar("T")
-
-# How many inputs `.map()` keeps in flight ahead of the one it is waiting for.
-MAP_WINDOW = 128
-
-
-def _connection() -> Connection:
-    from coldsnap.connection import Connection
-
-    return Connection.default()
+SERVER_START_TIMEOUT_S = 60.0
+NOT_THE_RUNTIME_MESSAGE = (
+    "in a coldsnap container only the runtime's own process can call other functions "
+    "(.remote(), .spawn(), .map()): this is another process (a subprocess?). Make the call "
+    "from the function itself")
+NOT_SERVING_MESSAGE = (
+    "calls to other functions (.remote(), .spawn(), .map()) are possible from inside a call, "
+    "not from @enter, @build or @exit hooks: the server answers a container's requests "
+    "while it runs a call (and the snapshot phase has no network). Make the call in a "
+    "method or function")
 
 
-class FunctionCall(Generic[R]):
-    """A spawned call; ``get()`` waits for its result (or raises its exception)."""
+class Client:
+    """A pool of sockets to one server; safe to share between threads."""
 
-    def __init__(self, call_id: str) -> None:
-        self.object_id = call_id
+    _default: Client | None = None
+    _default_lock = threading.Lock()
+    echo_logs = True  # print a reply's log lines (the containers' output) to stderr
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._token: str | None = None
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     @classmethod
-    def from_id(cls, call_id: str) -> FunctionCall[Any]:
-        return cls(call_id)
+    def default(cls) -> Client:
+        """The process-wide connection; starts an embedded server when none runs.
 
-    def get(self, timeout: float | None = None) -> R:
-        """The call's return value; raises the remote exception with its traceback."""
-        result: R = cloudpickle.loads(_connection().get(self.object_id, timeout))
-        return result
-
-    def __repr__(self) -> str:
-        return f"FunctionCall({self.object_id!r})"
-
-
-class _Invocable:
-    """What Function and a class's method handle share: remote, spawn, map."""
-
-    def __init__(self, app: App | None, app_name: str | None, tag: str, method: str | None):
-        self._app = app
-        self._app_name = app_name
-        self._method = method
-        self.tag = tag
-
-    @property
-    def app_name(self) -> str:
-        # Read at call time: `coldsnap run` sets app._deployed_as after import.
-        if self._app is not None:
-            return self._app.deployed_name
-        assert self._app_name is not None
-        return self._app_name
-
-    def _dumps_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        return serialization.dumps_args(args, kwargs, _app_module_name(self._app))
-
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Run in a container and return the result (raises the remote exception)."""
-        blob = _connection().call(
-            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None
-        )
-        return cloudpickle.loads(blob)
-
-    def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall[Any]:
-        """Start a call without waiting; ``.get()`` on the result waits for it."""
-        call_id = _connection().spawn(
-            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs)
-        )
-        return FunctionCall(call_id)
-
-    def map(
-        self,
-        *iterables: Iterable[Any],
-        kwargs: dict[str, Any] | None = None,
-        return_exceptions: bool = False,
-    ) -> Iterator[Any]:
-        """Call once per input (zipped like ``map()``) and yield results in input order.
-
-        With ``return_exceptions=True`` a failed input yields its exception
-        instead of stopping the iteration.
+        Inside a container the server's socket is out of reach: requests go over
+        the runtime's control pipe instead (``ContainerClient``).
         """
-        if not iterables:
-            raise InvalidError(f"{self._describe()}.map() needs at least one iterable of inputs.")
-        return self._run_many(zip(*iterables, strict=False), kwargs, return_exceptions)
+        if in_container():
+            return ContainerClient.default()
+        with cls._default_lock:
+            if cls._default is None:
+                conn = cls(Settings.from_env())
+                conn.ensure_server()
+                cls._default = conn
+            return cls._default
 
-    def starmap(
-        self,
-        input_iterator: Iterable[Sequence[Any]],
-        kwargs: dict[str, Any] | None = None,
-        return_exceptions: bool = False,
-    ) -> Iterator[Any]:
-        """Like ``map``, but each input is a sequence of positional arguments:
-        ``f.starmap([(1, 2), (3, 4)])`` calls ``f(1, 2)`` and ``f(3, 4)``."""
-        return self._run_many(iter(input_iterator), kwargs, return_exceptions)
+    # transport
 
-    def _run_many(
-        self,
-        inputs: Iterator[Sequence[Any]],
-        kwargs: dict[str, Any] | None,
-        return_exceptions: bool,
-    ) -> Iterator[Any]:
-        """Spawn a window of calls ahead and yield their results in input order."""
-        pending: collections.deque[FunctionCall[Any]] = collections.deque()
-        exhausted = False
-        while pending or not exhausted:
-            while not exhausted and len(pending) < MAP_WINDOW:
-                try:
-                    args = next(inputs)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(self.spawn(*args, **(kwargs or {})))
-            if pending:
-                call = pending.popleft()
-                try:
-                    yield call.get()
-                except Exception as exc:
-                    if not return_exceptions:
-                        raise
-                    yield exc
+    def _connect(self) -> socket.socket:
+        if self.settings.tcp:
+            return socket.create_connection(self.settings.tcp_address())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.settings.socket_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
-    def _describe(self) -> str:
-        return self.tag + (f".{self._method}" if self._method else "")
+    def _token_value(self) -> str:
+        if self._token is None:
+            self._token = read_token(self.settings.token_path)
+        return self._token
+
+    def request(self, op: str, blob: bytes | None = None, **fields: Any
+                ) -> tuple[dict[str, Any], bytes | None]:
+        """Send one request; returns the reply, or raises what a failed reply stands for."""
+        header, reply_blob = self._exchange({"op": op, **fields}, blob)
+        if self.echo_logs:
+            for line in header.get("logs") or ():
+                print(line, file=sys.stderr)
+        if not header.get("ok"):
+            raise error_from(header, reply_blob)
+        return header, reply_blob
+
+    def _exchange(self, header: dict[str, Any], blob: bytes | None
+                  ) -> tuple[dict[str, Any], bytes | None]:
+        sock = self._take_socket()
+        try:
+            header = {**header, "token": self._token_value()}
+        except PermissionError:
+            sock.close()
+            raise
+        rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
+        try:
+            try:
+                write_message(wfile, header, blob)
+            except OSError:
+                pass  # the server may have refused early (too large); its answer says why
+            reply = read_message(rfile)
+        except (ChannelClosed, ProtocolError, OSError) as exc:
+            sock.close()
+            raise ServerUnavailable(self._lost_message(header["op"], exc)) from None
+        finally:
+            rfile.close()
+            wfile.close()
+        if reply[0].get("ok") or reply[0].get("error", {}).get("kind") not in CLOSING_KINDS:
+            with self._lock:
+                self._idle.append(sock)
+        else:
+            sock.close()  # the server hangs up after these
+        return reply
+
+    def _take_socket(self) -> socket.socket:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return self._connect()
+        except OSError as exc:
+            raise ServerUnavailable(self._unreachable_message(exc)) from None
+
+    def _where(self) -> str:
+        return f"tcp {self.settings.tcp}" if self.settings.tcp else str(self.settings.socket_path)
+
+    def _unreachable_message(self, exc: OSError) -> str:
+        return (f"no coldsnap server answers on {self._where()} ({exc.strerror or exc}). "
+                "Start one with `coldsnap serve`, or check COLDSNAP_STATE_DIR")
+
+    def _lost_message(self, op: str, exc: Exception) -> str:
+        log = self.settings.state_dir / "server.log"
+        return (f"the coldsnap server on {self._where()} closed the connection during "
+                f"{op!r} ({exc}); did it stop? Its log may say why: {log}")
+
+    def close(self) -> None:
+        with self._lock:
+            while self._idle:
+                self._idle.pop().close()
+
+    # the embedded server
+
+    def ping(self) -> dict[str, Any]:
+        return self.request("ping")[0]
+
+    def ensure_server(self) -> None:
+        """Ping the server; start one in the background if nothing listens, or if the
+        one a client started there runs other coldsnap code than ours."""
+        try:
+            reply: dict[str, Any] | None = self.ping()
+        except ServerUnavailable:
+            if self.settings.tcp:
+                raise  # a remote server is not ours to start
+            reply = None
+        if reply is not None:
+            if not self._runs_other_code(reply):
+                return
+            self._stop_server(reply)  # raises if it does not go
+        pid = self._spawn_server()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        exited: int | None = None
+        while time.monotonic() < deadline:
+            try:
+                warning = self.ping().get("warning")
+                if warning:  # e.g. engine=auto fell back to none: say so once, here
+                    print(f"coldsnap: {warning}", file=sys.stderr)
+                return
+            except (ServerUnavailable, PermissionError):
+                pass
+            if exited is None:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    exited = os.waitstatus_to_exitcode(status)
+                    if exited != 3:  # 3: another server won the race; wait for it
+                        break
+            time.sleep(0.05)
+        raise ServerUnavailable(self._start_failure(exited))
+
+    def _runs_other_code(self, ping: dict[str, Any]) -> bool:
+        """True for a server that runs other coldsnap code (an update, another checkout);
+        one a client started in the background is replaced, one started by hand kept."""
+        from coldsnap.identity import coldsnap_fingerprint
+
+        if ping.get("code") in (None, coldsnap_fingerprint()):
+            return False
+        if not ping.get("embedded") or ping.get("busy"):
+            why = "it is busy" if ping.get("embedded") else "it was started by hand"
+            print(f"coldsnap: warning: the server (pid {ping.get('pid')}) runs other coldsnap "
+                  f"code than this client and is kept ({why}); restart it if calls fail",
+                  file=sys.stderr)
+            return False
+        return True
+
+    def _stop_server(self, ping: dict[str, Any]) -> None:
+        print(f"coldsnap: restarting the background server (pid {ping.get('pid')}): it runs "
+              "other coldsnap code than this client", file=sys.stderr)
+        pid = int(ping.get("pid", 0))
+        self.request("server_stop")
+        self.close()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:  # it drains its containers, then exits
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):  # gone (the pid reused: not ours)
+                return
+            time.sleep(0.1)
+        raise ServerUnavailable(f"the background server (pid {ping.get('pid')}) "
+                                "did not stop; stop it by hand (kill PID) and try again")
+
+    def _spawn_server(self) -> int:
+        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = str(self.settings.state_dir / "server.log")
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
+        env = {**os.environ, EMBEDDED_ENV: "1"}
+        return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+
+    def _start_failure(self, exited: int | None) -> str:
+        log = self.settings.state_dir / "server.log"
+        try:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            tail = "(no log)"
+        status = "did not answer in time" if exited is None else f"exited with status {exited}"
+        return (f"started a coldsnap server in the background but it {status}. "
+                f"Last lines of {log}:\n{tail}")
+
+    # the API
+
+    def call(self, app: str, tag: str, method: str | None, args: bytes,
+             timeout: float | None = None) -> bytes:
+        """Run one call and return its result blob; raises the remote exception."""
+        _, blob = self.request("call", args, app=app, tag=tag, method=method, timeout=timeout)
+        return blob if blob is not None else serialization.dumps_result(None)
+
+    def spawn(self, app: str, tag: str, method: str | None, args: bytes) -> str:
+        return str(self.request("spawn", args, app=app, tag=tag, method=method)[0]["call_id"])
+
+    def get(self, call_id: str, timeout: float | None = None) -> bytes:
+        _, blob = self.request("get", call_id=call_id, timeout=timeout)
+        return blob if blob is not None else serialization.dumps_result(None)
+
+    def lookup(self, app: str, tag: str) -> dict[str, Any]:
+        return self.request("lookup", app=app, tag=tag)[0]
+
+    def deploy(self, source: bytes, filename: str, name: str | None = None,
+               ephemeral: bool = False, snapshots: bool = True,
+               progress: Callable[[str], None] | None = None,
+               app_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Deploy an app's source; ``progress`` gets the image build's lines as they come.
+
+        ``app_dir``: the directory the app file is in; the modules the app imports
+        from there go into its image (this host's server reads them).
+        """
+        fields: dict[str, Any] = {"filename": filename, "name": name, "ephemeral": ephemeral,
+                                  "snapshots": snapshots}
+        if not self.settings.tcp:  # paths mean something to a server on this host only
+            # The app's relative paths (Image.add_local_file) resolve against our cwd.
+            fields["cwd"] = os.getcwd()
+            fields["app_dir"] = os.path.abspath(app_dir) if app_dir is not None else None
+        if progress is None:
+            return self.request("deploy", source, **fields)[0]
+        sock = self._take_socket()
+        try:
+            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+                write_message(wfile, {"op": "deploy", "token": self._token_value(),
+                                      "progress": True, **fields}, source)
+                while True:
+                    header, blob = read_message(rfile)
+                    if "progress" not in header:
+                        break
+                    progress(header["progress"])
+        except (ChannelClosed, OSError) as exc:
+            raise ServerUnavailable(self._lost_message("deploy", exc)) from None
+        finally:
+            sock.close()
+        if not header.get("ok"):
+            raise error_from(header, blob)
+        return header
+
+    def drain(self, app: str, wait: float = 60.0) -> dict[str, Any]:
+        """Stop an app's containers; the next call cold-boots."""
+        return self.request("app_drain", app=app, wait=wait)[0]
+
+    def stream(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
+        """Replies of a streaming op (``logs`` with follow) until the caller stops."""
+        sock = self._take_socket()
+        try:
+            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+                write_message(wfile, {"op": op, "token": self._token_value(), **fields})
+                while True:
+                    header, blob = read_message(rfile)
+                    if not header.get("ok"):
+                        raise error_from(header, blob)
+                    yield header
+        except (ChannelClosed, OSError) as exc:
+            raise ServerUnavailable(self._lost_message(op, exc)) from None
+        finally:
+            sock.close()
 
 
-class Function(_Invocable, Generic[P, R]):
-    """A deployed function. ``.remote(...)`` runs it in a container, ``.local(...)`` here."""
+class ContainerClient(Client):
+    """A container's way to the server: API requests over the runtime's control pipe.
 
-    def __init__(
-        self,
-        tag: str,
-        options: FunctionOptions | None,
-        *,
-        app: App | None = None,
-        app_name: str | None = None,
-        raw_f: Callable[P, R] | None = None,
-    ) -> None:
-        super().__init__(app, app_name, tag, None)
-        self.options = options
-        self.raw_f = raw_f
-        if raw_f is not None:
-            self.__doc__ = raw_f.__doc__
-            self.__wrapped__ = raw_f
+    The server answers the ops a function needs to call others (call, spawn,
+    get, lookup) while the container runs a call; the requests carry no token
+    (the pipe is the container's own).
+    """
+
+    _current: ContainerClient | None = None
+    # The called containers' lines are in the app's log already, under their own ids.
+    echo_logs = False
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(Settings())
+        self._channel = channel
 
     @classmethod
-    def from_name(cls, app_name: str, name: str) -> Function[..., Any]:
-        """The function ``name`` of the deployed app ``app_name``."""
-        _check_names("Function.from_name", app_name, name)
-        return cls(name, None, app_name=app_name)
+    def default(cls) -> ContainerClient:
+        from coldsnap._runtime import channel
 
-    @classmethod
-    def lookup(cls, app_name: str, name: str) -> Function[..., Any]:
-        """Alias of ``from_name`` (Modal's older spelling)."""
-        return cls.from_name(app_name, name)
+        runtime_channel = channel.current()
+        if runtime_channel is None:
+            raise InvalidError(NOT_THE_RUNTIME_MESSAGE)
+        with cls._default_lock:
+            if cls._current is None or cls._current._channel is not runtime_channel:
+                cls._current = cls(runtime_channel)
+            return cls._current
 
-    def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = super().remote(*args, **kwargs)
-        return result
-
-    def spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
-        return super().spawn(*args, **kwargs)
-
-    def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the function in this process."""
-        if self.raw_f is None:
+    def _exchange(self, header: dict[str, Any], blob: bytes | None
+                  ) -> tuple[dict[str, Any], bytes | None]:
+        if not self._channel.serving:
+            raise InvalidError(NOT_SERVING_MESSAGE)
+        deadline = self._channel.deadline
+        if deadline is not None and header.get("op") in ("call", "get"):
+            left = max(0.001, deadline - time.monotonic())
+            given = header.get("timeout")
+            header = {**header, "timeout": left if given is None else min(given, left)}
+        limit = self._channel.max_payload
+        if blob is not None and limit is not None and len(blob) > limit:
             raise InvalidError(
-                f"{self.tag}.local() needs the function's code, but this handle was looked up "
-                f"by name ({self.app_name!r}). Import the app's module and call .local() on "
-                "the function it defines, or use .remote()."
-            )
-        return self.raw_f(*args, **kwargs)
+                f"the arguments of this {header.get('op')} are {len(blob)} bytes pickled, over "
+                f"the server's limit of {limit} bytes (COLDSNAP_MAX_PAYLOAD_BYTES); pass a "
+                "path to a file or volume instead, or raise the limit")
+        try:
+            reply: tuple[dict[str, Any], bytes | None] = self._channel.request(header, blob)
+        except (ChannelClosed, OSError) as exc:
+            raise ServerUnavailable(f"the coldsnap server went away during "
+                                    f"{header.get('op')!r} ({exc})") from None
+        return reply
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidError(
-            f"{self.tag} is a coldsnap Function: call {self.tag}.remote(...) to run it in a "
-            f"container or {self.tag}.local(...) to run it here."
-        )
-
-    def __repr__(self) -> str:
-        return f"Function({self.app_name!r}, {self.tag!r})"
-
-
-class Cls(Generic[T]):
-    """A deployed class. ``Cls()`` gives an instance whose methods have ``.remote``."""
-
-    def __init__(
-        self,
-        tag: str,
-        options: FunctionOptions | None,
-        *,
-        app: App | None = None,
-        app_name: str | None = None,
-        user_cls: type[T] | None = None,
-    ) -> None:
-        self._app = app
-        self._app_name = app_name
-        self.tag = tag
-        self.options = options
-        self.user_cls = user_cls
-        if user_cls is not None:
-            self.__doc__ = user_cls.__doc__
-
-    @classmethod
-    def from_name(cls, app_name: str, name: str) -> Cls[Any]:
-        """The class ``name`` of the deployed app ``app_name``."""
-        _check_names("Cls.from_name", app_name, name)
-        return cls(name, None, app_name=app_name)
-
-    @classmethod
-    def lookup(cls, app_name: str, name: str) -> Cls[Any]:
-        """Alias of ``from_name`` (Modal's older spelling)."""
-        return cls.from_name(app_name, name)
-
-    @property
-    def method_names(self) -> list[str] | None:
-        """The ``@method()`` names, or None for a class looked up by name."""
-        if self.user_cls is None:
-            return None
-        return list(find_partials(self.user_cls, _PartialFlag.METHOD))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _ClsInstance:
-        if args or kwargs:
-            raise InvalidError(
-                f"{self.tag}() takes no arguments: a coldsnap class is instantiated once per "
-                "container, by the runtime. Pass values to its methods, or read them from "
-                "env (@app.cls(env={...}))."
-            )
-        return _ClsInstance(self)
-
-    def __repr__(self) -> str:
-        return f"Cls({self._app_name or (self._app and self._app.name)!r}, {self.tag!r})"
-
-
-class _ClsInstance:
-    """``Embedder()``: attribute access gives method handles."""
-
-    def __init__(self, cls_handle: Cls[Any]) -> None:
-        self._cls = cls_handle
-        self._local_obj: Any = None
-
-    def __getattr__(self, name: str) -> _MethodHandle:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        known = self._cls.method_names
-        if known is not None and name not in known:
-            raise AttributeError(
-                f"{self._cls.tag} has no @coldsnap.method() named {name!r}; "
-                f"its methods are: {', '.join(known)}."
-            )
-        return _MethodHandle(self, name)
-
-    def _local_instance(self) -> Any:
-        """The real class, instantiated here once, with its enter hooks run in order."""
-        if self._local_obj is None:
-            user_cls = self._cls.user_cls
-            if user_cls is None:
-                raise InvalidError(
-                    f"{self._cls.tag}().<method>.local() needs the class's code, but it was "
-                    "looked up by name. Import the app's module and use the class it defines."
-                )
-            obj = user_cls()
-            for flag in (_PartialFlag.ENTER_PRE_SNAPSHOT, _PartialFlag.ENTER_POST_SNAPSHOT):
-                for name in find_partials(user_cls, flag):
-                    _run_maybe_async(getattr(obj, name)())
-            self._local_obj = obj
-        return self._local_obj
-
-
-class _MethodHandle(_Invocable):
-    def __init__(self, instance: _ClsInstance, name: str) -> None:
-        cls_handle = instance._cls
-        super().__init__(cls_handle._app, cls_handle._app_name, cls_handle.tag, name)
-        self._instance = instance
-
-    def local(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the method on a local instance of the class (enter hooks run first)."""
-        assert self._method is not None
-        return getattr(self._instance._local_instance(), self._method)(*args, **kwargs)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidError(
-            f"{self._describe()} is a coldsnap method: call .remote(...) to run it in a "
-            "container or .local(...) to run it here."
-        )
-
-    def __repr__(self) -> str:
-        return f"<method {self._describe()} of app {self.app_name!r}>"
-
-
-def _run_maybe_async(result: Any) -> Any:
-    if inspect.iscoroutine(result):
-        import asyncio
-
-        return asyncio.run(result)
-    return result
-
-
-def _check_names(where: str, app_name: object, name: object) -> None:
-    if not (isinstance(app_name, str) and app_name and isinstance(name, str) and name):
-        raise InvalidError(
-            f"{where}(app_name, name) takes two non-empty strings, got "
-            f"({app_name!r}, {name!r}), e.g. {where}('sentence-transformers', 'Embedder')."
-        )
-
-
-def _app_module_name(app: App | None) -> str | None:
-    """The name this process imported the app's file under, if it did (not as a
-    script): the container answers to it, so the app's values go by reference."""
-    if app is None:
-        return None
-    code: list[object] = [f.raw_f for f in app.registered_functions.values()]
-    code += [c.user_cls for c in app.registered_classes.values()]
-    modules = {getattr(obj, "__module__", None) for obj in code}
-    if len(modules) != 1:
-        return None
-    name = modules.pop()
-    return name if name and name != "__main__" and name in sys.modules else None
+    def _take_socket(self) -> socket.socket:  # deploy's progress stream, say
+        raise InvalidError("from inside a container only calls to other functions "
+                           "(.remote(), .spawn(), .map(), lookups) reach the server")

@@ -23,16 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from coldsnap.errors import InvalidError
-from coldsnap.snapshot.base import CODE_DIR
+from coldsnap.wire.container import CODE_DIR, in_container
+from coldsnap.wire.errors import InvalidError
 
-# Set by the server in every container; its presence means "we are in a container".
-CONTAINER_ID_ENV = "COLDSNAP_CONTAINER_ID"
 _OPS = ("from_host", "pip_install", "run_commands", "add_local_file", "add_local_dir", "env")
-
-
-def in_container() -> bool:
-    return bool(os.environ.get(CONTAINER_ID_ENV))
 
 
 class Image:

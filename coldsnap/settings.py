@@ -66,6 +66,14 @@ class Settings:
     def images(self) -> Path:
         return self.image_dir or self.state_dir.with_name(self.state_dir.name + "-images")
 
+    def tcp_address(self) -> tuple[str, int]:
+        """``tcp`` as (host, port); the host defaults to 127.0.0.1. ValueError if malformed."""
+        host, _, port = self.tcp.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"COLDSNAP_TCP={self.tcp!r} is not HOST:PORT "
+                             "(e.g. 127.0.0.1:7070)")
+        return host or "127.0.0.1", int(port)
+
     @property
     def socket_path(self) -> Path:
         return self.state_dir / "coldsnap.sock"

@@ -24,7 +24,7 @@ fi
 tests=(tests/unit/test_runtime_gpu.py)
 if "$PY" -c 'import sys
 from coldsnap.settings import Settings
-from coldsnap.snapshot.doctor import criu_usable
+from coldsnap.engine.doctor import criu_usable
 sys.exit(0 if criu_usable(Settings.from_env()) else 1)'; then
   tests+=(tests/e2e/test_gpu_snapshot.py)
 else

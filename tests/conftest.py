@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.connection import Connection, ServerUnavailable
+from coldsnap.client import Client
 from coldsnap.settings import Settings
+from coldsnap.wire.errors import ServerUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
@@ -54,7 +55,7 @@ class ServerHandle:
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
-        conn = Connection(self.settings)
+        conn = Client(self.settings)
         try:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

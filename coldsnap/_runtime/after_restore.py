@@ -11,7 +11,7 @@ import random
 import sys
 from typing import Any
 
-from coldsnap.image import CONTAINER_ID_ENV
+from coldsnap.wire.container import CONTAINER_ID_ENV
 
 
 def apply_resume(resume: dict[str, Any]) -> None:

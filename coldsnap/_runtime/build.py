@@ -12,8 +12,9 @@ import traceback
 from pathlib import Path
 
 from coldsnap._runtime import loader
-from coldsnap._runtime.target import Target, run_maybe_async
-from coldsnap.partial import _PartialFlag
+from coldsnap._runtime.target import Target
+from coldsnap.handles import run_maybe_async
+from coldsnap.markers import _PartialFlag
 
 
 def main(argv: list[str]) -> int:

@@ -9,10 +9,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
-from coldsnap._runtime import framing
-
-CTRL_IN_ENV = "COLDSNAP_CTRL_IN_FD"
-CTRL_OUT_ENV = "COLDSNAP_CTRL_OUT_FD"
+from coldsnap.wire import framing
+from coldsnap.wire.container import CTRL_IN_ENV, CTRL_OUT_ENV
 
 
 class Channel:
@@ -119,7 +117,7 @@ _current: Channel | None = None
 
 
 def set_current(channel: Channel) -> None:
-    """The runtime's channel, for ``coldsnap.connection`` inside this container."""
+    """The runtime's channel, for ``coldsnap.client`` inside this container."""
     global _current
     _current = channel
 

@@ -18,7 +18,7 @@ from typing import Any
 from coldsnap._runtime import loader
 from coldsnap.app import App
 from coldsnap.image import Image
-from coldsnap.partial import _PartialFlag, find_partials
+from coldsnap.markers import _PartialFlag, find_partials
 
 
 def describe_app(app: App, local_modules: Sequence[str] = ()) -> dict[str, Any]:

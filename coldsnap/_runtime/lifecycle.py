@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import sys
@@ -13,49 +12,20 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from coldsnap._runtime import after_restore, gpu, loader, memory, serialization
+from coldsnap._runtime import after_restore, gpu, loader, memory
 from coldsnap._runtime.channel import Channel, set_current
-from coldsnap._runtime.framing import ChannelClosed
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
-from coldsnap._runtime.target import Hook, Target, run_maybe_async
-from coldsnap.partial import _PartialFlag
+from coldsnap._runtime.target import Hook, Target
+from coldsnap.handles import run_maybe_async
+from coldsnap.markers import _PartialFlag
+from coldsnap.wire import serialization
+from coldsnap.wire.container import BootConfig
+from coldsnap.wire.framing import ChannelClosed
 
 
-@dataclasses.dataclass(frozen=True)
-class RuntimeConfig:
-    """The runtime's inputs, from the environment the engine sets (docs/protocol.md)."""
+class StageFailed(Exception):
+    """A boot stage (import, a hook) raised; the container reports ``boot_failed``."""
 
-    code_dir: Path
-    app_file: str
-    tag: str
-    snapshot: bool
-    # The server snapshots GPU memory too: an open CUDA context is expected.
-    gpu_snapshot: bool = False
-    app_name: str = ""  # the name the app is deployed under
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RuntimeConfig:
-        missing = [
-            name
-            for name in ("COLDSNAP_CODE_DIR", "COLDSNAP_APP_FILE", "COLDSNAP_TAG")
-            if not environ.get(name)
-        ]
-        if missing:
-            raise ValueError(
-                f"{', '.join(missing)} not set: the coldsnap server sets them when it starts "
-                "a container (see docs/protocol.md)"
-            )
-        return cls(
-            code_dir=Path(environ["COLDSNAP_CODE_DIR"]),
-            app_file=environ["COLDSNAP_APP_FILE"],
-            tag=environ["COLDSNAP_TAG"],
-            snapshot=environ.get("COLDSNAP_SNAPSHOT", "0") == "1",
-            gpu_snapshot=environ.get("COLDSNAP_GPU_SNAPSHOT", "0") == "1",
-            app_name=environ.get("COLDSNAP_APP_NAME", ""),
-        )
-
-
-class BootFailed(Exception):
     def __init__(self, stage: str, cause: BaseException) -> None:
         super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
         self.stage = stage
@@ -71,7 +41,7 @@ class ShutdownBeforeResume(BaseException):
     """The server ended the snapshot phase without resuming (e.g. after a dump)."""
 
 
-def run_container(channel: Channel, config: RuntimeConfig) -> int:
+def run_container(channel: Channel, config: BootConfig) -> int:
     """Run one container from import to exit; return the process's exit code.
 
     1. Import the user module ``$COLDSNAP_CODE_DIR/$COLDSNAP_APP_FILE`` (imports
@@ -119,7 +89,7 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
         for label, hook in target.hooks(_PartialFlag.ENTER_POST_SNAPSHOT):  # 6
             boot.run_hook(label, hook, "enter_s")
         channel.send("ready", timings=boot.timings)
-    except BootFailed as failure:
+    except StageFailed as failure:
         _report_boot_failure(channel, failure, boot.snapshot_phase)
         return 1
     except ShutdownBeforeResume:
@@ -133,8 +103,9 @@ def run_container(channel: Channel, config: RuntimeConfig) -> int:
     return 0
 
 
-def _import_target(config: RuntimeConfig) -> Target:
-    module = loader.import_app_file(config.code_dir / config.app_file, config.code_dir)
+def _import_target(config: BootConfig) -> Target:
+    code_dir = config.code_dir or Path(".")
+    module = loader.import_app_file(code_dir / config.app_file, code_dir)
     # A caller may not have this module (Function.from_name in any script): the
     # app's own classes and exceptions go by value, unless the call says the
     # caller imported the app under this same name (see serve.run_call).
@@ -174,7 +145,7 @@ def _snapshot_handshake(
 
 
 class _Boot:
-    """Boot stages: timings per step, and any exception turned into BootFailed."""
+    """Boot stages: timings per step, and any exception turned into StageFailed."""
 
     def __init__(self, channel: Channel, snapshot_phase: bool) -> None:
         self.channel = channel
@@ -188,7 +159,7 @@ class _Boot:
         try:
             yield
         except Exception as exc:
-            raise BootFailed(name, exc) from exc
+            raise StageFailed(name, exc) from exc
         finally:
             self.timings[timing] = self.timings.get(timing, 0.0) + time.monotonic() - start
             flush_stdio()
@@ -199,7 +170,7 @@ class _Boot:
 
 
 def _report_boot_failure(
-    channel: Channel, failure: BootFailed, snapshot_phase: bool = False
+    channel: Channel, failure: StageFailed, snapshot_phase: bool = False
 ) -> None:
     cause = trim_runtime_frames(failure.cause)
     traceback.print_exception(cause, file=sys.stderr)
@@ -277,9 +248,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     set_current(channel)  # calls to other functions from user code go through it
     install_sigterm_handler()
     try:
-        config = RuntimeConfig.from_env(environ)
+        config = BootConfig.from_env(environ)
     except ValueError as exc:
-        _report_boot_failure(channel, BootFailed("configuration", exc))
+        _report_boot_failure(channel, StageFailed("configuration", exc))
         return 1
     try:
         return run_container(channel, config)

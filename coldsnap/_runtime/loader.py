@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import keyword
 import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
 
 from coldsnap.app import App
-from coldsnap.client import Cls, Function
-
-
-def module_name_for(filename: str) -> str:
-    """The module name an app file is imported under, by the client and in its
-    containers alike: its stem (``embedder.py`` -> ``embedder``), unless that is
-    no identifier or would shadow the standard library or coldsnap, then ``app``.
-
-    One name on both sides lets the app's own classes and exceptions travel by
-    reference, so ``except MyError`` and ``isinstance`` work on the caller's side.
-    """
-    stem = Path(filename).name.removesuffix(".py")
-    if (not stem.isidentifier() or keyword.iskeyword(stem)
-            or stem in sys.stdlib_module_names or stem == "coldsnap"):
-        return "app"
-    return stem
+from coldsnap.handles import Cls, Function
+from coldsnap.wire.names import module_name_for
 
 
 def import_app_file(path: Path, search_dir: Path | None = None) -> ModuleType:

@@ -8,11 +8,12 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from coldsnap._runtime import serialization
 from coldsnap._runtime.channel import Channel
-from coldsnap._runtime.framing import ChannelClosed
-from coldsnap._runtime.target import Target, run_maybe_async
-from coldsnap.errors import InvalidError
+from coldsnap._runtime.target import Target
+from coldsnap.handles import run_maybe_async
+from coldsnap.wire import serialization
+from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.framing import ChannelClosed
 
 
 def serve(channel: Channel, target: Target) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from coldsnap.client import Cls, Function
-from coldsnap.partial import _PartialFlag, find_partials
+from coldsnap.handles import Cls, Function
+from coldsnap.markers import _PartialFlag, find_partials
 
 Hook = tuple[str, Callable[[], Any]]  # (label for messages, bound method)
 
@@ -73,9 +71,3 @@ class Target:
             )
         return getattr(self.instance, method)  # type: ignore[no-any-return]
 
-
-def run_maybe_async(result: Any) -> Any:
-    """Await ``result`` if user code was ``async def``."""
-    if inspect.iscoroutine(result):
-        return asyncio.run(result)
-    return result

@@ -63,12 +63,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _cold_boots(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
     from coldsnap.bench.coldboot import ColdBootBench
-    from coldsnap.connection import Connection
+    from coldsnap.client import Client
     from coldsnap.settings import Settings
 
     os.environ["COLDSNAP_STATE_DIR"] = args.state_dir
     os.environ.setdefault("COLDSNAP_RUN_DIR", "/run/coldsnap-bench")
-    conn = Connection(Settings.from_env())
+    conn = Client(Settings.from_env())
     conn.ensure_server()
     engine = conn.ping().get("engine")
     if engine != "criu":

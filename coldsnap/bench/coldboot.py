@@ -25,8 +25,8 @@ from typing import Any
 
 import cloudpickle
 
-from coldsnap._runtime.serialization import dumps_args
-from coldsnap.connection import Connection
+from coldsnap.client import Client
+from coldsnap.wire.serialization import dumps_args
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
@@ -77,7 +77,7 @@ def _summary(samples: list[float]) -> dict[str, Any]:
 
 
 class ColdBootBench:
-    def __init__(self, conn: Connection, runs: int, log: Any = print,
+    def __init__(self, conn: Client, runs: int, log: Any = print,
                  settle_s: float = 1.5) -> None:
         self.conn = conn
         self.runs = runs
@@ -122,7 +122,7 @@ class ColdBootBench:
 
     def _call(self, workload: Workload, app: str) -> Any:
 
-        from coldsnap._runtime.serialization import loads_exception  # noqa: F401
+        from coldsnap.wire.serialization import loads_exception  # noqa: F401
 
         blob = self.conn.call(app, workload.tag, workload.method, dumps_args(workload.args, {}),
                               None)

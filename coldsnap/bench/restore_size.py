@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coldsnap.engine.base import Container, ContainerSpec
 from coldsnap.settings import Settings
-from coldsnap.snapshot.base import Container, ContainerSpec
 
 WORKER = Path(__file__).with_name("size_worker.py")
 SIZES_MB = {"restore-50mb": 50, "restore-300mb": 300, "restore-1gb": 1024}
 
 
 def run(names: list[str], settings: Settings, repeats: int = 7) -> list[dict[str, Any]]:
-    from coldsnap.snapshot.criu_engine import CriuEngine
+    from coldsnap.engine.criu_engine import CriuEngine
 
     engine = CriuEngine(settings)
     try:

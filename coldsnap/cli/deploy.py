@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.cli.output import print_json, table
-from coldsnap.connection import Connection
-from coldsnap.errors import InvalidError
+from coldsnap.client import Client
+from coldsnap.wire.errors import InvalidError
 
 # Entrypoint parameter types by annotation name: an annotation may be text (PEP 563).
 ENTRY_ARG_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool}
@@ -39,7 +39,7 @@ def build_progress() -> Callable[[str], None]:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     path, source = read_source(args.file)
-    result = Connection.default().deploy(source, path.name, name=args.name, app_dir=path.parent,
+    result = Client.default().deploy(source, path.name, name=args.name, app_dir=path.parent,
                                          snapshots=not args.no_snapshot,
                                          progress=build_progress())
     if args.json:
@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = _import_app(path)
     target = _entrypoint(app, entry_name, path)
     kwargs = _parse_entry_args(target, args.entry_args)  # a bad argument deploys nothing
-    conn = Connection.default()
+    conn = Client.default()
     suffix = f"-run-{secrets.token_hex(3)}"
     name = app.name[:64 - len(suffix)] + suffix  # still a valid app name: 64 at most
     conn.deploy(source, path.name, name=name, ephemeral=True, app_dir=path.parent,

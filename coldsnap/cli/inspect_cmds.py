@@ -7,12 +7,12 @@ import statistics
 from typing import Any
 
 from coldsnap.cli.output import ago, millis, print_json, size, table
-from coldsnap.connection import Connection
-from coldsnap.server.pool import describe_timings
+from coldsnap.client import Client
+from coldsnap.wire.timings import describe_timings
 
 
 def _request(op: str, **fields: Any) -> dict[str, Any]:
-    return Connection.default().request(op, **fields)[0]
+    return Client.default().request(op, **fields)[0]
 
 
 def cmd_apps_ls(args: argparse.Namespace) -> int:
@@ -90,7 +90,7 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    conn = Connection.default()
+    conn = Client.default()
     if not args.follow:
         for line in conn.request("logs", app=args.app, tail=args.lines)[0]["lines"]:
             print(line)

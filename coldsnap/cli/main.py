@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 
 from coldsnap.cli import deploy, inspect_cmds, system
-from coldsnap.errors import Error
+from coldsnap.wire.errors import Error
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -28,9 +28,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     try:
-        from coldsnap.snapshot.doctor import run_checks
+        from coldsnap.engine.doctor import run_checks
     except ImportError:
-        print("error: this coldsnap has no doctor (coldsnap.snapshot.doctor.run_checks)",
+        print("error: this coldsnap has no doctor (coldsnap.engine.doctor.run_checks)",
               file=sys.stderr)
         return 1
     checks = run_checks(Settings.from_env())

@@ -14,13 +14,14 @@ import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from coldsnap._runtime.framing import write_message
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.calls import Call
-from coldsnap.server.errors import BAD_REQUEST, INTERNAL, TIMEOUT, ApiError
+from coldsnap.server.errors import ApiError
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.settings import EMBEDDED_ENV
+from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
+from coldsnap.wire.framing import write_message
 
 Reply = tuple[dict[str, Any], bytes | None]
 

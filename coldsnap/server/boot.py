@@ -20,11 +20,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
+from coldsnap.engine.base import new_container_id
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
-from coldsnap.server.worker import BootFailed, Worker, new_container_id
+from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
-from coldsnap.snapshot import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
 
 # Wraps a fresh container in a Worker wired to its pool (logs, exit notice).
 Attach = Callable[[Container, str], Worker]
@@ -191,6 +192,7 @@ class _BootRun:
             gpu_snapshot=fn.options.gpu_snapshot,
             memory_mb=self.settings.container_memory_mb,
             cpus=self.settings.container_cpus,
+            container_id=container_id,
         )
 
     def _start(self, snapshot: bool) -> tuple[Worker, dict[str, float]]:

@@ -8,7 +8,8 @@ import time
 import uuid
 from collections import OrderedDict
 
-from coldsnap.server.errors import NOT_FOUND, ApiError
+from coldsnap.server.errors import ApiError
+from coldsnap.wire.errors import NOT_FOUND
 
 _MAX_CALL_LOG_BYTES = 4 * 1024 * 1024
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from coldsnap._runtime.framing import MAX_HEADER, ChannelClosed, ProtocolError, write_message
+from coldsnap.wire.framing import MAX_HEADER, ChannelClosed, ProtocolError, write_message
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

@@ -15,15 +15,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from coldsnap._runtime.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.engine import make_engine
 from coldsnap.server.api import Api, answer, answer_container
-from coldsnap.server.auth import ensure_token, token_matches
-from coldsnap.server.errors import BAD_REQUEST, TOO_LARGE, UNAUTHORIZED, ApiError
+from coldsnap.server.errors import ApiError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import StateLock, ZombieReaper, become_subreaper
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
-from coldsnap.snapshot import make_engine
+from coldsnap.wire.errors import BAD_REQUEST, TOO_LARGE, UNAUTHORIZED
+from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.wire.token import ensure_token, token_matches
 
 
 def serve(settings: Settings) -> None:
@@ -63,7 +64,7 @@ class Server:
         self.platform.start()
         self.listeners.append(_unix_listener(self.settings.socket_path))
         if self.settings.tcp:
-            self.listeners.append(_tcp_listener(self.settings.tcp))
+            self.listeners.append(_tcp_listener(self.settings))
         for listener in self.listeners:
             threading.Thread(target=self._accept, args=(listener,), daemon=True,
                              name="accept").start()
@@ -131,7 +132,7 @@ def _engine_warning(settings: Settings, engine: str) -> str | None:
     if settings.engine != "auto" or engine != "none":
         return None
     try:
-        from coldsnap.snapshot.doctor import run_checks
+        from coldsnap.engine.doctor import run_checks
 
         failing = [f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "")
                    for c in run_checks(settings) if not c.ok and c.needed]
@@ -175,10 +176,10 @@ def _unix_listener(path: Path) -> socket.socket:
     return listener
 
 
-def _tcp_listener(address: str) -> socket.socket:
-    host, _, port = address.rpartition(":")
-    if not port.isdigit():
-        print(f"COLDSNAP_TCP={address!r} is not HOST:PORT (e.g. 127.0.0.1:7070)", file=sys.stderr)
-        raise SystemExit(2)
-    listener = socket.create_server((host or "127.0.0.1", int(port)), backlog=1024)
-    return listener
+def _tcp_listener(settings: Settings) -> socket.socket:
+    try:
+        address = settings.tcp_address()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    return socket.create_server(address, backlog=1024)

@@ -1,21 +1,10 @@
-"""The errors the server answers with: a kind a client can branch on, and a message."""
+"""The error the server answers with instead of a result (kinds: ``coldsnap.wire.errors``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# Kinds a client sees in ``{"ok": false, "error": {"kind": ..., "message": ...}}``.
-BAD_REQUEST = "bad_request"
-UNAUTHORIZED = "unauthorized"
-NOT_FOUND = "not_found"
-TOO_LARGE = "too_large"
-DEPLOY_FAILED = "deploy_failed"
-REMOTE = "remote"  # user code raised; the exception travels as the blob
-BOOT_FAILED = "boot_failed"
-CONTAINER_DIED = "container_died"
-TIMEOUT = "timeout"
-UNAVAILABLE = "unavailable"
-INTERNAL = "internal"
+from coldsnap.wire.errors import error_header
 
 
 class ApiError(Exception):
@@ -28,4 +17,4 @@ class ApiError(Exception):
         self.blob = blob
 
     def to_header(self) -> dict[str, Any]:
-        return {"ok": False, "error": {"kind": self.kind, "message": self.message}}
+        return error_header(self.kind, self.message)

@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from coldsnap.image_builder import BuiltImage
-from coldsnap.options import FunctionOptions
+from coldsnap.server.images.builder import BuiltImage
+from coldsnap.wire.container import BootConfig
+from coldsnap.wire.options import FunctionOptions
 
 # Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
 SNAPSHOT_PHASE_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
-# Set instead when the function opted into GPU memory snapshots: nothing is
-# hidden, and the runtime lets a CUDA context stay open into the snapshot.
-GPU_SNAPSHOT_ENV = "COLDSNAP_GPU_SNAPSHOT"
 # What a container inherits from the server's environment; nothing else (an
 # auto-started server has its first client's environment: credentials and all).
 # The image's env and the function's ``env=`` add to it.
@@ -88,19 +86,16 @@ class FunctionSpec:
                 if layer.get("op") == "env":
                     env.update(layer.get("vars", {}))
         env.update(self.options.env)
-        env.update(
-            COLDSNAP_APP_FILE=self.app_file,
-            COLDSNAP_TAG=self.tag,
-            COLDSNAP_APP_NAME=self.app,  # deployed as (coldsnap run, deploy --name)
-            COLDSNAP_SNAPSHOT="1" if snapshot else "0",
-            COLDSNAP_CONTAINER_ID=container_id,
-            PYTHONUNBUFFERED="1",
-        )
-        if self.options.gpu_snapshot:
-            env[GPU_SNAPSHOT_ENV] = "1"  # the GPU stays visible: its memory is snapshotted
-        elif snapshot:
+        env.update(self.boot_config(container_id, snapshot).to_env(), PYTHONUNBUFFERED="1")
+        if snapshot and not self.options.gpu_snapshot:  # a GPU snapshot keeps the GPU visible
             env.update(SNAPSHOT_PHASE_ENV)
         return env
+
+    def boot_config(self, container_id: str, snapshot: bool) -> BootConfig:
+        return BootConfig(app_file=self.app_file, tag=self.tag,
+                          app_name=self.app,  # deployed as (coldsnap run, deploy --name)
+                          snapshot=snapshot, gpu_snapshot=self.options.gpu_snapshot,
+                          container_id=container_id)
 
     def resume_env(self) -> dict[str, str | None]:
         """The real values of what the snapshot phase hid (None: unset)."""

@@ -9,19 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coldsnap.image_builder import ImageBuilder
+from coldsnap.engine import Engine
+from coldsnap.engine.store import check_key
 from coldsnap.server.boot import Booter
 from coldsnap.server.calls import Call, CallTable
-from coldsnap.server.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE, ApiError
+from coldsnap.server.describe import check_app_name, describe_source, version_of
+from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
-from coldsnap.server.images import build_images
+from coldsnap.server.images.builder import ImageBuilder
+from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import SHUTTING_DOWN, ContainerRequests, Pool, PoolContext
-from coldsnap.server.registry import check_app_name, describe_source, version_of
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
-from coldsnap.snapshot import Engine
-from coldsnap.snapshot.store import check_key
+from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
 
 DEPLOYED, STOPPED = "deployed", "stopped"
 # How long idle containers of a deleted app get to run their exit hooks (as long as a

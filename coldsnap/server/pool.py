@@ -17,36 +17,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from coldsnap.engine import Container
 from coldsnap.server.boot import Boot, Booter
 from coldsnap.server.calls import Call, Outcome
-from coldsnap.server.errors import (
-    BOOT_FAILED,
-    CONTAINER_DIED,
-    REMOTE,
-    TIMEOUT,
-    UNAVAILABLE,
-    ApiError,
-)
+from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.logs import LogBook
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, CallEnd, Worker
-from coldsnap.snapshot import Container
+from coldsnap.wire.errors import BOOT_FAILED, CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
+from coldsnap.wire.timings import describe_timings
 
 DEFAULT_MAX_CONTAINERS = 32
 SHUTTING_DOWN = "the coldsnap server is shutting down"
-_STEP_NAMES = {
-    "sandbox_s": "sandbox", "restore_s": "restore", "import_s": "import",
-    "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
-    "enter_s": "enter", "first_input_s": "first input",
-}
-
-
-def describe_timings(timings: dict[str, float]) -> str:
-    return ", ".join(f"{label} {timings[name] * 1000:.0f} ms"
-                     for name, label in _STEP_NAMES.items() if name in timings)
-
-
 # Backoff before a failed call's next attempt: the first, doubled each time, capped.
 RETRY_FIRST_DELAY_S = 1.0
 RETRY_MAX_DELAY_S = 60.0

@@ -5,20 +5,14 @@ from __future__ import annotations
 import enum
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from coldsnap._runtime.framing import ChannelClosed, ProtocolError
+from coldsnap.engine import Container
 from coldsnap.server.calls import Call
 from coldsnap.server.channel import ControlChannel, LogPump
-from coldsnap.snapshot import Container
-
-
-def new_container_id() -> str:
-    return "cs-" + uuid.uuid4().hex[:10]
-
+from coldsnap.wire.framing import ChannelClosed, ProtocolError
 
 # Requests a container may have in flight at once (each holds a server thread).
 MAX_REQUESTS_IN_FLIGHT = 64

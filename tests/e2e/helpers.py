@@ -54,8 +54,8 @@ def module_server(engine: str = "none", env: dict[str, str] | None = None
 
 
 def require_criu() -> None:
+    from coldsnap.engine.doctor import criu_usable
     from coldsnap.settings import Settings
-    from coldsnap.snapshot.doctor import criu_usable
 
     settings = Settings.from_env()
     if not criu_usable(settings):

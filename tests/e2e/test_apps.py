@@ -66,7 +66,7 @@ def test_stop_runs_exit_hooks(server_factory: type[ServerHandle], tmp_path: Path
     assert marker.read_text() == "exited after 2 calls\n"
     stopped = server.python(
         "import coldsnap\n"
-        "from coldsnap.connection import NotFoundError\n"
+        "from coldsnap.wire.errors import NotFoundError\n"
         "try:\n"
         "    coldsnap.Cls.from_name('test-exit-hook', 'Worker')().work.remote(1)\n"
         "except NotFoundError as exc:\n"

@@ -8,9 +8,10 @@ import stat
 import struct
 from pathlib import Path
 
-from coldsnap._runtime.framing import read_message, write_message
-from coldsnap._runtime.serialization import dumps_args
-from coldsnap.connection import Connection, ServerError
+from coldsnap.client import Client
+from coldsnap.wire.errors import ServerError
+from coldsnap.wire.framing import read_message, write_message
+from coldsnap.wire.serialization import dumps_args
 from tests.conftest import APPS, ServerHandle
 from tests.e2e.helpers import app_with_env
 
@@ -23,7 +24,7 @@ def _raw(server: ServerHandle, payload: bytes) -> dict:
 
 
 def _alive(server: ServerHandle) -> None:
-    conn = Connection(server.settings)
+    conn = Client(server.settings)
     try:
         assert conn.ping()["ok"] is True
     finally:
@@ -54,7 +55,7 @@ def test_malformed_requests(server: ServerHandle) -> None:
     assert "not JSON" in reply["error"]["message"]
     reply = _raw(server, struct.pack(">I", 2) + b"[]")
     assert reply["error"]["kind"] == "bad_request"
-    conn = Connection(server.settings)
+    conn = Client(server.settings)
     try:
         for op, fields, expected in [
             ("launch", {}, "unknown op 'launch'; known ops:"),
@@ -76,7 +77,7 @@ def test_malformed_requests(server: ServerHandle) -> None:
 def test_oversized_payload_is_refused(server_factory: type[ServerHandle]) -> None:
     server = server_factory(env={"COLDSNAP_MAX_PAYLOAD_BYTES": "100000"}).start()
     server.cli("deploy", str(APPS / "square.py"))
-    conn = Connection(server.settings)
+    conn = Client(server.settings)
     try:
         conn.call("test-square", "square", None, dumps_args((10,), {}))
         try:

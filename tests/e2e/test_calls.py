@@ -75,9 +75,10 @@ def test_large_result(srv: ServerHandle) -> None:
 def test_unknown_app_function_and_method(srv: ServerHandle) -> None:
     out = srv.python(
         "import coldsnap\n"
-        "from coldsnap.connection import Connection, NotFoundError\n"
-        "from coldsnap._runtime.serialization import dumps_args\n"
-        "conn = Connection.default()\n"
+        "from coldsnap.client import Client\n"
+        "from coldsnap.wire.errors import NotFoundError\n"
+        "from coldsnap.wire.serialization import dumps_args\n"
+        "conn = Client.default()\n"
         "for app, tag, method in [('nope', 'f', None), ('test-square', 'nope', None),\n"
         "                         ('test-exit-hook', 'Worker', 'nope')]:\n"
         "    try:\n"

@@ -83,7 +83,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 def _call(srv: ServerHandle, expr: str, check: bool = True) -> str:
     result = srv.python(
         "import coldsnap\n"
-        "from coldsnap.connection import ServerError\n"
+        "from coldsnap.wire.errors import ServerError\n"
         "F = lambda tag: coldsnap.Function.from_name('test-sched', tag)\n"
         "try:\n"
         f"    print(repr({expr}))\n"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.connection import Connection, ServerError
-from coldsnap.errors import InvalidError
+from coldsnap.client import Client
+from coldsnap.server.describe import check_app_name
 from coldsnap.server.errors import ApiError
-from coldsnap.server.registry import check_app_name
 from coldsnap.settings import Settings
+from coldsnap.wire.errors import InvalidError, ServerError
 from tests.conftest import APPS, ServerHandle
 from tests.e2e.helpers import require_criu, stats, wait_for, write_app
 
@@ -75,7 +75,7 @@ def _stop_stray_server(state_dir: Path) -> None:
     """Stop a server a container started (it must not), by the pid it reports."""
     if not (state_dir / "coldsnap.sock").exists():
         return
-    conn = Connection(Settings(state_dir=state_dir))
+    conn = Client(Settings(state_dir=state_dir))
     try:
         os.kill(int(conn.ping()["pid"]), signal.SIGTERM)
     except (ServerError, OSError):
@@ -256,7 +256,7 @@ def test_a_class_looked_up_as_a_function_and_back(server: ServerHandle) -> None:
     server.cli("deploy", str(APPS / "square.py"))
     out = server.python(
         "import coldsnap\n"
-        "from coldsnap.connection import ServerError\n"
+        "from coldsnap.wire.errors import ServerError\n"
         "for call in (lambda: coldsnap.Function.from_name('test-exit-hook', 'Worker').remote(),\n"
         "             lambda: coldsnap.Cls.from_name('test-square', 'square')().run.remote(3)):\n"
         "    try:\n"

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap._runtime.serialization import dumps_args
+from coldsnap.engine import Container, ContainerSpec, DumpFailed, RestoreFailed, SnapshotInfo
+from coldsnap.engine.none_engine import NoneEngine
 from coldsnap.server.boot import Boot, Booter, SnapshotKeys
 from coldsnap.server.calls import Call
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import CallEnd, Worker
 from coldsnap.settings import Settings
-from coldsnap.snapshot import Container, ContainerSpec, DumpFailed, RestoreFailed, SnapshotInfo
-from coldsnap.snapshot.none_engine import NoneEngine
+from coldsnap.wire.serialization import dumps_args
 from tests.conftest import APPS
 
 

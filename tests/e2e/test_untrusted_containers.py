@@ -46,7 +46,7 @@ def test_garbage_on_the_control_pipe_fails_the_call_promptly(
     started = time.monotonic()
     out = server.python(
         "import coldsnap\n"
-        "from coldsnap.connection import ServerError\n"
+        "from coldsnap.wire.errors import ServerError\n"
         "garble = coldsnap.Function.from_name('test-garbler', 'garble')\n"
         f"for data in {GARBAGE!r}:\n"
         "    try:\n"

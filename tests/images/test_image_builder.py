@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from coldsnap.engine.base import ContainerSpec
+from coldsnap.engine.doctor import criu_usable
+from coldsnap.engine.none_engine import NoneEngine
 from coldsnap.image import Image
-from coldsnap.image_builder import BuildError, BuiltImage, ImageBuilder
-from coldsnap.image_store import MARKER
+from coldsnap.server.images.builder import BuildError, BuiltImage, ImageBuilder
+from coldsnap.server.images.store import MARKER
 from coldsnap.settings import Settings
-from coldsnap.snapshot.base import ContainerSpec
-from coldsnap.snapshot.doctor import criu_usable
-from coldsnap.snapshot.none_engine import NoneEngine
 
 MODEL = Path("/coldsnap-test-model.txt")
 CMD_OUT = Path("/coldsnap-test-cmd.txt")
@@ -77,7 +77,7 @@ def criu_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def builder(criu_settings: Settings) -> Iterator[ImageBuilder]:
-    from coldsnap.snapshot.criu_engine import CriuEngine
+    from coldsnap.engine.criu_engine import CriuEngine
 
     engine = CriuEngine(criu_settings)
     yield ImageBuilder(criu_settings, engine)
@@ -188,9 +188,9 @@ def test_hard_killed_build_counts_nothing_and_is_redone(pip_settings: Settings) 
         import os, signal
         from pathlib import Path
         from coldsnap.image import Image
-        from coldsnap.image_builder import ImageBuilder
+        from coldsnap.server.images.builder import ImageBuilder
         from coldsnap.settings import Settings
-        from coldsnap.snapshot.none_engine import NoneEngine
+        from coldsnap.engine.none_engine import NoneEngine
 
         def progress(line):
             if line.startswith("Installing six"):

@@ -9,12 +9,13 @@ import time
 
 import pytest
 
-from coldsnap._runtime.framing import ChannelClosed, write_message
 from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.channel import ControlChannel, LogPump
-from coldsnap.server.errors import NOT_FOUND, ApiError
+from coldsnap.server.describe import version_of
+from coldsnap.server.errors import ApiError
 from coldsnap.server.logs import AppLogs
-from coldsnap.server.registry import version_of
+from coldsnap.wire.errors import NOT_FOUND
+from coldsnap.wire.framing import ChannelClosed, write_message
 
 
 def _frames(*messages: tuple[dict, bytes | None]) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from coldsnap._runtime.framing import ProtocolError, read_message
+from coldsnap.engine import SnapshotInfo
 from coldsnap.server import daemon
 from coldsnap.server.api import HANDLERS, Api, ClientGone, Request
 from coldsnap.server.boot import SnapshotKeys
@@ -22,7 +22,7 @@ from coldsnap.server.daemon import Server
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
-from coldsnap.snapshot import SnapshotInfo
+from coldsnap.wire.framing import ProtocolError, read_message
 
 
 class StoreEngine:
@@ -147,7 +147,7 @@ def test_request_send_turns_a_broken_pipe_into_client_gone() -> None:
 
 
 def test_engine_auto_falling_back_to_none_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    from coldsnap.snapshot import doctor
+    from coldsnap.engine import doctor
 
     monkeypatch.setattr(doctor, "run_checks", lambda settings: [
         doctor.Check("criu", False, "not found at /usr/sbin/criu", "run install-criu.sh"),

@@ -10,9 +10,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from coldsnap._runtime import framing, serialization
-from coldsnap.snapshot.base import Container, ContainerSpec
-from coldsnap.snapshot.none_engine import NoneEngine
+from coldsnap.engine.base import Container, ContainerSpec
+from coldsnap.engine.none_engine import NoneEngine
+from coldsnap.wire import framing, serialization
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 

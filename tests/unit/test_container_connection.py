@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from coldsnap.connection import ContainerConnection
-from coldsnap.errors import InvalidError
+from coldsnap.client import ContainerClient
+from coldsnap.wire.errors import InvalidError
 
 
 def test_calls_from_a_container_wait_no_longer_than_the_call_making_them() -> None:
@@ -22,7 +22,7 @@ def test_calls_from_a_container_wait_no_longer_than_the_call_making_them() -> No
             sent.append(header)
             return {"ok": True, "call_id": "fc-1"}, None
 
-    conn = ContainerConnection(RuntimeChannel())  # type: ignore[arg-type]
+    conn = ContainerClient(RuntimeChannel())  # type: ignore[arg-type]
     conn.request("call", b"args", app="a", tag="f", method=None, timeout=None)
     conn.request("get", call_id="fc-1", timeout=60.0)
     conn.request("spawn", b"args", app="a", tag="f", method=None)

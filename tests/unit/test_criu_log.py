@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coldsnap.snapshot.criu import first_error
+from coldsnap.engine.criu import first_error
 
 
 def test_the_first_real_criu_error_is_the_cause() -> None:

@@ -6,7 +6,7 @@ import cloudpickle
 import pytest
 from runtime_harness import RuntimeSession
 
-from coldsnap._runtime import serialization
+from coldsnap.wire import serialization
 
 
 def _serve(tag: str) -> RuntimeSession:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from runtime_harness import APPS, RuntimeSession, runtime_spec
 
+from coldsnap.engine.doctor import criu_usable
 from coldsnap.settings import Settings
-from coldsnap.snapshot.doctor import criu_usable
 
 pytestmark = pytest.mark.criu
 
@@ -21,7 +21,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     settings = Settings(state_dir=base / "state", run_dir=base / "run", prewarm_netns=1)
     if not criu_usable(settings):
         pytest.skip(f"needs root and a working CRIU at {settings.criu_path}")
-    from coldsnap.snapshot.criu_engine import CriuEngine
+    from coldsnap.engine.criu_engine import CriuEngine
 
     eng = CriuEngine(settings)
     yield eng

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from runtime_harness import RuntimeSession
 
-from coldsnap._runtime import serialization
+from coldsnap.wire import serialization
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Handles: remote/spawn/map/local, lookups, and the app name they call.
 
-``coldsnap.connection`` belongs to the server side; here a fake stands in for
+``coldsnap.client`` belongs to the server side; here a fake stands in for
 it and forwards calls to a real runtime subprocess.
 """
 
@@ -18,12 +18,12 @@ import pytest
 from runtime_harness import APPS, RuntimeSession
 
 import coldsnap
-from coldsnap._runtime import serialization
-from coldsnap.errors import InvalidError
+from coldsnap.wire import serialization
+from coldsnap.wire.errors import InvalidError
 
 
-class FakeConnection:
-    """Connection's interface, forwarding to RuntimeSessions keyed by tag."""
+class FakeClient:
+    """Client's interface, forwarding to RuntimeSessions keyed by tag."""
 
     def __init__(self) -> None:
         self.sessions: dict[str, RuntimeSession] = {}
@@ -60,22 +60,22 @@ class FakeConnection:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeConnection]:
-    conn = FakeConnection()
+def fake() -> Iterator[FakeClient]:
+    conn = FakeClient()
     for app_file, tag in [("square.py", "square"), ("square.py", "fail"),
                           ("embedder_like.py", "Embedder")]:
         session = RuntimeSession.for_app(app_file, tag)
         session.expect("ready")
         conn.sessions[tag] = session
-    module = types.ModuleType("coldsnap.connection")
-    module.Connection = types.SimpleNamespace(default=lambda: conn)  # type: ignore[attr-defined]
-    saved = sys.modules.get("coldsnap.connection")
-    sys.modules["coldsnap.connection"] = module
+    module = types.ModuleType("coldsnap.client")
+    module.Client = types.SimpleNamespace(default=lambda: conn)  # type: ignore[attr-defined]
+    saved = sys.modules.get("coldsnap.client")
+    sys.modules["coldsnap.client"] = module
     yield conn
     if saved is None:
-        sys.modules.pop("coldsnap.connection", None)
+        sys.modules.pop("coldsnap.client", None)
     else:
-        sys.modules["coldsnap.connection"] = saved
+        sys.modules["coldsnap.client"] = saved
     for session in conn.sessions.values():
         session.close()
 
@@ -91,7 +91,7 @@ def apps() -> types.SimpleNamespace:
 
 
 def test_function_remote_local_and_deployed_name(
-    fake: FakeConnection, apps: types.SimpleNamespace
+    fake: FakeClient, apps: types.SimpleNamespace
 ) -> None:
     square = apps.square.square
     assert square.local(5) == 25
@@ -105,7 +105,7 @@ def test_function_remote_local_and_deployed_name(
         apps.square.app._deployed_as = None
 
 
-def test_spawn_get_and_map_in_order(fake: FakeConnection, apps: types.SimpleNamespace) -> None:
+def test_spawn_get_and_map_in_order(fake: FakeClient, apps: types.SimpleNamespace) -> None:
     call = apps.square.square.spawn(11)
     assert isinstance(call, coldsnap.FunctionCall)
     assert call.get(timeout=5) == 121
@@ -113,7 +113,7 @@ def test_spawn_get_and_map_in_order(fake: FakeConnection, apps: types.SimpleName
     assert list(apps.square.square.map([])) == []
 
 
-def test_map_return_exceptions(fake: FakeConnection) -> None:
+def test_map_return_exceptions(fake: FakeClient) -> None:
     fail = coldsnap.Function.from_name("test-square", "fail")
     results = list(fail.map(["a", "b"], return_exceptions=True))
     assert [type(r).__name__ for r in results] == ["SquareError", "SquareError"]
@@ -121,14 +121,14 @@ def test_map_return_exceptions(fake: FakeConnection) -> None:
         list(fail.map(["a"]))
 
 
-def test_remote_exception_reaches_the_caller(fake: FakeConnection) -> None:
+def test_remote_exception_reaches_the_caller(fake: FakeClient) -> None:
     fail = coldsnap.Function.lookup("test-square", "fail")
     with pytest.raises(ValueError, match="refusing: x") as info:
         fail.remote("x")
     assert "Remote traceback:" in "\n".join(info.value.__notes__)
 
 
-def test_cls_from_name_remote_and_spawn(fake: FakeConnection) -> None:
+def test_cls_from_name_remote_and_spawn(fake: FakeClient) -> None:
     Embedder = coldsnap.Cls.from_name("test-embedder-like", "Embedder")
     vectors = Embedder().run.remote(["what is the meaning of life?"])
     assert len(vectors) == 1 and len(vectors[0]) == 8
@@ -139,7 +139,7 @@ def test_cls_from_name_remote_and_spawn(fake: FakeConnection) -> None:
 
 
 def test_registered_cls_local_runs_hooks_and_checks_names(
-    fake: FakeConnection, apps: types.SimpleNamespace
+    fake: FakeClient, apps: types.SimpleNamespace
 ) -> None:
     Embedder = apps.embedder.Embedder
     obj = Embedder()
@@ -169,7 +169,7 @@ def test_looked_up_function_has_no_local() -> None:
 
 
 def test_args_of_the_app_module_load_as_the_containers_own_classes(
-    fake: FakeConnection, apps: types.SimpleNamespace, tmp_path: Path
+    fake: FakeClient, apps: types.SimpleNamespace, tmp_path: Path
 ) -> None:
     # The client imported square.py as module "square" and says so; a container that
     # knows the same file under another name ("app") answers to "square" too.
@@ -179,7 +179,7 @@ def test_args_of_the_app_module_load_as_the_containers_own_classes(
         [sys.executable, "-c",
          "import sys\n"
          "from pathlib import Path\n"
-         "from coldsnap._runtime import loader, serialization\n"
+         "from coldsnap._runtime import loader\nfrom coldsnap.wire import serialization\n"
          f"module = loader.import_app_file(Path({str(tmp_path / 'app.py')!r}))\n"
          "alias = lambda name: sys.modules.setdefault(name, module)\n"
          "caller, args, _ = serialization.loads_args(sys.stdin.buffer.read(), alias)\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from coldsnap import Image
-from coldsnap.errors import InvalidError
+from coldsnap.wire.errors import InvalidError
 
 
 def test_each_method_adds_one_layer_and_leaves_the_original_alone() -> None:

@@ -5,8 +5,8 @@ import json
 import pytest
 
 import coldsnap
-from coldsnap.errors import InvalidError
-from coldsnap.options import FunctionOptions
+from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.options import FunctionOptions
 
 
 def test_function_and_cls_share_one_options_type() -> None:

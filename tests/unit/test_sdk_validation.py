@@ -8,7 +8,7 @@ import re
 import pytest
 
 import coldsnap
-from coldsnap.errors import InvalidError
+from coldsnap.wire.errors import InvalidError
 
 
 def test_public_api_is_exactly_the_contract() -> None:

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from coldsnap.snapshot import seccomp
+from coldsnap.engine import seccomp
 
 PROBE = r"""
 import ctypes, errno, json, os, subprocess, sys, threading
-from coldsnap.snapshot.nsinit import install_seccomp
+from coldsnap.engine.nsinit import install_seccomp
 
 install_seccomp(bytes.fromhex(sys.argv[1]))
 libc = ctypes.CDLL(None, use_errno=True)

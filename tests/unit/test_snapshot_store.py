@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.snapshot.store import SnapshotStore
+from coldsnap.engine.store import SnapshotStore
 
 
 def _published(store: SnapshotStore, key: str) -> None:

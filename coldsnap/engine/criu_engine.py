@@ -20,9 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from coldsnap.settings import Settings
-from coldsnap.snapshot import criu
-from coldsnap.snapshot.base import (
+from coldsnap.engine import criu
+from coldsnap.engine.base import (
     Container,
     ContainerSpec,
     DumpFailed,
@@ -31,9 +30,9 @@ from coldsnap.snapshot.base import (
     SnapshotInfo,
     SnapshotMiss,
 )
-from coldsnap.snapshot.cgroups import CgroupLimits
-from coldsnap.snapshot.doctor import run_checks
-from coldsnap.snapshot.gpu import (
+from coldsnap.engine.cgroups import CgroupLimits
+from coldsnap.engine.doctor import run_checks
+from coldsnap.engine.gpu import (
     CudaCheckpoint,
     GpuCheckpointError,
     cuda_pids,
@@ -41,21 +40,21 @@ from coldsnap.snapshot.gpu import (
     ns_pid,
     tree_pids,
 )
-from coldsnap.snapshot.hostkey import host_facts, host_key
-from coldsnap.snapshot.layers import LayerCache
-from coldsnap.snapshot.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
-from coldsnap.snapshot.pipes import ContainerPipes
-from coldsnap.snapshot.sandbox import (
-    CODE_DIR,
+from coldsnap.engine.hostkey import host_facts, host_key
+from coldsnap.engine.layers import LayerCache
+from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
+from coldsnap.engine.pipes import ContainerPipes
+from coldsnap.engine.sandbox import (
     ContainerDirs,
     ensure_tmpfs,
     gpu_device_nodes,
-    new_container_id,
     refresh_kdat_cache,
     set_thp_mode,
     start_fresh,
 )
-from coldsnap.snapshot.store import SnapshotStore
+from coldsnap.engine.store import SnapshotStore
+from coldsnap.settings import Settings
+from coldsnap.wire.container import CODE_DIR
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -114,7 +113,7 @@ class CriuEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
-        res = _Resources(ContainerDirs(self.settings.run_path, new_container_id()))
+        res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
         pipes = ContainerPipes.create()
         try:
             res.dirs.seed_upper(self.masks)
@@ -196,7 +195,7 @@ class CriuEngine:
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
         info = self._usable(key)
-        res = _Resources(ContainerDirs(self.settings.run_path, new_container_id()))
+        res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
         pipes = ContainerPipes.create()
         netns_fd = -1
         try:

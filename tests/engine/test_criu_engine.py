@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.snapshot.base import Container, DumpFailed, RestoreFailed, SnapshotMiss
-from coldsnap.snapshot.criu_engine import CriuEngine
-from coldsnap.snapshot.hostkey import host_key
+from coldsnap.engine.base import Container, DumpFailed, RestoreFailed, SnapshotMiss
+from coldsnap.engine.criu_engine import CriuEngine
+from coldsnap.engine.hostkey import host_key
 
 from .conftest import ask, read_line, worker_spec
 

@@ -17,8 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
-from coldsnap.snapshot import seccomp
-from coldsnap.snapshot.base import CODE_DIR, CODE_DIR_ENV
+from coldsnap.engine import seccomp
+from coldsnap.wire.container import CODE_DIR, CODE_DIR_ENV
 
 # Device nodes a container gets in its private /dev: (name, major, minor).
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -79,7 +79,7 @@ class ContainerDirs:
 
     def mount_root(self, layers: list[Path]) -> None:
         """Mount the overlay at root/ from the host side (restores)."""
-        from coldsnap.snapshot.nsinit import mount
+        from coldsnap.engine.nsinit import mount
 
         lower = ":".join([*map(str, layers), "/"])
         mount(
@@ -126,10 +126,6 @@ def _opaque_dir(path: Path, mode: int) -> None:
 
 def gpu_device_nodes() -> list[Path]:
     return [p for p in sorted(Path("/dev").glob("nvidia*")) if p.is_char_device()]
-
-
-def new_container_id() -> str:
-    return "cs-" + uuid.uuid4().hex[:10]
 
 
 def refresh_kdat_cache(criu: Path) -> None:

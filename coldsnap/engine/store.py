@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from coldsnap.snapshot.base import SnapshotInfo
+from coldsnap.engine.base import SnapshotInfo
 
 META = "meta.json"
 # A key names a directory of the store: no path separators, no dot names.

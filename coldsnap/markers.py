@@ -22,7 +22,7 @@ import enum
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from coldsnap.errors import InvalidError
+from coldsnap.wire.errors import InvalidError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,7 +115,8 @@ def _is_module_level(f: Any) -> bool:
     return len(parts) < 2 or parts[-2] == "<locals>"
 
 
-def _no_parentheses(decorator: str, arg: object) -> InvalidError:
+def no_parentheses(decorator: str, arg: object) -> InvalidError:
+    """The error for ``@decorator`` written where ``@decorator()`` was meant."""
     name = getattr(arg, "__qualname__", repr(arg))
     return InvalidError(
         f"{decorator} was used without parentheses on {name}. Write {decorator}() "
@@ -133,7 +134,7 @@ def enter(
     boot, after restore, with GPUs and network available.
     """
     if _warn_parentheses_missing is not None:
-        raise _no_parentheses("@coldsnap.enter", _warn_parentheses_missing)
+        raise no_parentheses("@coldsnap.enter", _warn_parentheses_missing)
     if not isinstance(snap, bool):
         raise InvalidError(f"@coldsnap.enter(snap=...) takes True or False, not {snap!r}.")
     flag = _PartialFlag.ENTER_PRE_SNAPSHOT if snap else _PartialFlag.ENTER_POST_SNAPSHOT
@@ -143,21 +144,21 @@ def enter(
 def method(_warn_parentheses_missing: object = None) -> Callable[[F], F]:
     """Mark a method callers can invoke with ``.remote()``, ``.map()``, ``.spawn()``."""
     if _warn_parentheses_missing is not None:
-        raise _no_parentheses("@coldsnap.method", _warn_parentheses_missing)
+        raise no_parentheses("@coldsnap.method", _warn_parentheses_missing)
     return lambda f: _mark(_PartialFlag.METHOD, f)
 
 
 def build(_warn_parentheses_missing: object = None) -> Callable[[F], F]:
     """Mark a method to run at image build time; what it writes lands in the image."""
     if _warn_parentheses_missing is not None:
-        raise _no_parentheses("@coldsnap.build", _warn_parentheses_missing)
+        raise no_parentheses("@coldsnap.build", _warn_parentheses_missing)
     return lambda f: _mark(_PartialFlag.BUILD, f)
 
 
 def exit(_warn_parentheses_missing: object = None) -> Callable[[F], F]:
     """Mark a method to run when the container shuts down (scale-down, SIGTERM)."""
     if _warn_parentheses_missing is not None:
-        raise _no_parentheses("@coldsnap.exit", _warn_parentheses_missing)
+        raise no_parentheses("@coldsnap.exit", _warn_parentheses_missing)
     return lambda f: _mark(_PartialFlag.EXIT, f)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import BinaryIO
 
-from coldsnap.snapshot.base import CTRL_IN_ENV, CTRL_OUT_ENV
+from coldsnap.wire.container import CTRL_IN_ENV, CTRL_OUT_ENV
 
 
 @dataclasses.dataclass

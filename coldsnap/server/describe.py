@@ -15,10 +15,11 @@ import sys
 import tempfile
 from typing import Any
 
-from coldsnap._runtime.loader import module_name_for
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
-from coldsnap.server.errors import BAD_REQUEST, DEPLOY_FAILED, ApiError
+from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import host_env
+from coldsnap.wire.errors import BAD_REQUEST, DEPLOY_FAILED
+from coldsnap.wire.names import APP_NAME_RULE, is_app_name, module_name_for
 
 DESCRIBE_ENV = frozenset({"PATH", "HOME", "LANG"})
 
@@ -92,8 +93,6 @@ def version_of(source: bytes, description: dict[str, Any]) -> str:
 def check_app_name(name: object) -> str:
     """The SDK's rule for ``App(name)``, so `deploy --name` can't make a name App() refuses
     (".", "..", a newline that breaks `apps ls`, a shell metacharacter)."""
-    from coldsnap.app import APP_NAME_RULE, is_app_name  # the SDK: only deploys need it
-
     if not is_app_name(name):
         raise ApiError(BAD_REQUEST, f"app name {name!r} is not valid: use {APP_NAME_RULE}")
     return name

@@ -37,8 +37,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from coldsnap.image import CONTAINER_ID_ENV, Image
-from coldsnap.image_layers import (
+from coldsnap.engine.base import ContainerSpec, Engine
+from coldsnap.image import Image
+from coldsnap.server.images.steps import (
     DEFAULT_PATH,
     BuildError,
     Progress,
@@ -51,9 +52,9 @@ from coldsnap.image_layers import (
     strip_masks,
     venv_sees_this_host,
 )
-from coldsnap.image_store import ImageStore
+from coldsnap.server.images.store import ImageStore
 from coldsnap.settings import Settings
-from coldsnap.snapshot.base import CODE_DIR_ENV, ContainerSpec, Engine
+from coldsnap.wire.container import CODE_DIR_ENV, CONTAINER_ID_ENV
 
 __all__ = ["BuildError", "BuiltImage", "ImageBuilder"]
 

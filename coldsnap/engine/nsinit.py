@@ -1,7 +1,7 @@
 """Pid 1 of a fresh container: build its root filesystem, then exec the runtime.
 
 Run as ``unshare --pid --mount [--net] --fork --propagation private -- python -m
-coldsnap.snapshot.nsinit CONFIG_JSON``. It
+coldsnap.engine.nsinit CONFIG_JSON``. It
 
 1. mounts an overlay (lower: image layers, then the host root; upper: the
    container's own dir, which the server seeded with a private ``/dev`` and

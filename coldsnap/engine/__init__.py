@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from coldsnap.settings import Settings
-from coldsnap.snapshot.base import (
+from coldsnap.engine.base import (
     Container,
     ContainerSpec,
     DumpFailed,
@@ -19,16 +18,17 @@ from coldsnap.snapshot.base import (
     SnapshotInfo,
     SnapshotMiss,
 )
+from coldsnap.settings import Settings
 
 
 def _none(settings: Settings) -> Engine:
-    from coldsnap.snapshot.none_engine import NoneEngine
+    from coldsnap.engine.none_engine import NoneEngine
 
     return NoneEngine()
 
 
 def _criu(settings: Settings) -> Engine:
-    from coldsnap.snapshot.criu_engine import CriuEngine
+    from coldsnap.engine.criu_engine import CriuEngine
 
     return CriuEngine(settings)
 
@@ -40,7 +40,7 @@ def make_engine(settings: Settings) -> Engine:
     """The engine named by ``settings.engine``; ``auto`` is criu where it works, else none."""
     name = settings.engine
     if name == "auto":
-        from coldsnap.snapshot.doctor import criu_usable
+        from coldsnap.engine.doctor import criu_usable
 
         name = "criu" if criu_usable(settings) else "none"
     try:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.snapshot.layers import LayerCache
-from coldsnap.snapshot.sandbox import ContainerDirs, ensure_tmpfs, new_container_id
+from coldsnap.engine.base import new_container_id
+from coldsnap.engine.layers import LayerCache
+from coldsnap.engine.sandbox import ContainerDirs, ensure_tmpfs
 
 
 @pytest.fixture

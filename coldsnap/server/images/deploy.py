@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from coldsnap.image_builder import BuildError, ImageBuilder
-from coldsnap.server.errors import DEPLOY_FAILED, ApiError
+from coldsnap.server.errors import ApiError
+from coldsnap.server.images.builder import BuildError, ImageBuilder
+from coldsnap.wire.errors import DEPLOY_FAILED
 
 
 def build_images(builder: ImageBuilder, description: dict[str, Any], source: bytes,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from coldsnap.engine.base import Container, ContainerSpec
+from coldsnap.engine.doctor import criu_usable
 from coldsnap.settings import Settings
-from coldsnap.snapshot.base import Container, ContainerSpec
-from coldsnap.snapshot.doctor import criu_usable
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -24,7 +24,7 @@ def criu_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def engine(criu_settings: Settings) -> Iterator[object]:
-    from coldsnap.snapshot.criu_engine import CriuEngine
+    from coldsnap.engine.criu_engine import CriuEngine
 
     eng = CriuEngine(criu_settings)
     yield eng

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from coldsnap.snapshot.base import DumpFailed, RestoreFailed, SnapshotError
+from coldsnap.engine.base import DumpFailed, RestoreFailed, SnapshotError
 
 LOG_TAIL_LINES = 25
 

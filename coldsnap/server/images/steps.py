@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from coldsnap.snapshot.base import Container, ContainerSpec, Engine
+from coldsnap.engine.base import Container, ContainerSpec, Engine
 
 Progress = Callable[[str], None]
 TAIL_LINES = 20

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from coldsnap.engine.base import DumpFailed, EngineUnavailable, RestoreFailed, SnapshotMiss
+from coldsnap.engine.criu_engine import CriuEngine
 from coldsnap.settings import Settings
-from coldsnap.snapshot.base import DumpFailed, EngineUnavailable, RestoreFailed, SnapshotMiss
-from coldsnap.snapshot.criu_engine import CriuEngine
 
 from .conftest import ask, read_line, worker_spec
 

@@ -10,18 +10,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from coldsnap.snapshot.base import (
-    CODE_DIR_ENV,
+from coldsnap.engine.base import (
     Container,
     ContainerSpec,
     DumpFailed,
     SnapshotInfo,
     SnapshotMiss,
 )
-from coldsnap.snapshot.pipes import ContainerPipes
+from coldsnap.engine.pipes import ContainerPipes
+from coldsnap.wire.container import CODE_DIR_ENV
 
 
 class NoneEngine:
@@ -33,7 +32,7 @@ class NoneEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
-        container_id = "cs-" + uuid.uuid4().hex[:10]
+        container_id = spec.container_id
         code_dir = Path(tempfile.mkdtemp(prefix=container_id + "-", dir=self.run_dir))
         for rel, data in spec.files.items():
             target = code_dir / rel

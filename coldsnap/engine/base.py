@@ -12,16 +12,14 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-# Inside a container the runtime finds its channels on the fds named by these
-# variables; its stdout and stderr both go to one log pipe.
-CTRL_IN_ENV = "COLDSNAP_CTRL_IN_FD"  # server -> container
-CTRL_OUT_ENV = "COLDSNAP_CTRL_OUT_FD"  # container -> server
-CODE_DIR_ENV = "COLDSNAP_CODE_DIR"  # where ContainerSpec.files were written
-# ...which is this directory in a criu engine container; the runtime puts it on sys.path.
-CODE_DIR = "/__coldsnap__/code"
+
+def new_container_id() -> str:
+    """A fresh container id: the server's logs, the engine's dirs and cgroups all use it."""
+    return "cs-" + uuid.uuid4().hex[:10]
 
 
 class SnapshotError(Exception):
@@ -76,6 +74,8 @@ class ContainerSpec:
     gpu_snapshot: bool = False
     # Working directory inside the container; "" means the code dir (where files land).
     cwd: str = ""
+    # The id the server knows the container by; the engine names its dirs after it.
+    container_id: str = dataclasses.field(default_factory=new_container_id)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,349 @@
+"""Handles users call: ``Function``, ``Cls`` (and its methods), ``FunctionCall``.
+
+``@app.function()`` returns a Function and ``@app.cls()`` a Cls; both can also
+be looked up by name from any process that can reach the server::
+
+    square = coldsnap.Function.from_name("squares", "square")
+    print(square.remote(4), list(square.map(range(10))))
+
+    Embedder = coldsnap.Cls.from_name("sentence-transformers", "Embedder")
+    print(Embedder().run.remote(["hi"]))
+
+Remote calls go through ``coldsnap.client.Client.default()``; it is
+imported when first needed, so defining an app never touches the network.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+import cloudpickle
+
+from coldsnap.markers import _PartialFlag, find_partials
+from coldsnap.wire import serialization
+from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.options import FunctionOptions
+
+if TYPE_CHECKING:
+    from coldsnap.app import App
+    from coldsnap.client import Client
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+# How many inputs `.map()` keeps in flight ahead of the one it is waiting for.
+MAP_WINDOW = 128
+
+
+def _client() -> Client:
+    from coldsnap.client import Client
+
+    return Client.default()
+
+
+class FunctionCall(Generic[R]):
+    """A spawned call; ``get()`` waits for its result (or raises its exception)."""
+
+    def __init__(self, call_id: str) -> None:
+        self.object_id = call_id
+
+    @classmethod
+    def from_id(cls, call_id: str) -> FunctionCall[Any]:
+        return cls(call_id)
+
+    def get(self, timeout: float | None = None) -> R:
+        """The call's return value; raises the remote exception with its traceback."""
+        result: R = cloudpickle.loads(_client().get(self.object_id, timeout))
+        return result
+
+    def __repr__(self) -> str:
+        return f"FunctionCall({self.object_id!r})"
+
+
+class _Invocable:
+    """What Function and a class's method handle share: remote, spawn, map."""
+
+    def __init__(self, app: App | None, app_name: str | None, tag: str, method: str | None):
+        self._app = app
+        self._app_name = app_name
+        self._method = method
+        self.tag = tag
+
+    @property
+    def app_name(self) -> str:
+        # Read at call time: `coldsnap run` sets app._deployed_as after import.
+        if self._app is not None:
+            return self._app.deployed_name
+        assert self._app_name is not None
+        return self._app_name
+
+    def _dumps_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        return serialization.dumps_args(args, kwargs, _app_module_name(self._app))
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Run in a container and return the result (raises the remote exception)."""
+        blob = _client().call(
+            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None
+        )
+        return cloudpickle.loads(blob)
+
+    def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall[Any]:
+        """Start a call without waiting; ``.get()`` on the result waits for it."""
+        call_id = _client().spawn(
+            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs)
+        )
+        return FunctionCall(call_id)
+
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        kwargs: dict[str, Any] | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Call once per input (zipped like ``map()``) and yield results in input order.
+
+        With ``return_exceptions=True`` a failed input yields its exception
+        instead of stopping the iteration.
+        """
+        if not iterables:
+            raise InvalidError(f"{self._describe()}.map() needs at least one iterable of inputs.")
+        return self._run_many(zip(*iterables, strict=False), kwargs, return_exceptions)
+
+    def starmap(
+        self,
+        input_iterator: Iterable[Sequence[Any]],
+        kwargs: dict[str, Any] | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Like ``map``, but each input is a sequence of positional arguments:
+        ``f.starmap([(1, 2), (3, 4)])`` calls ``f(1, 2)`` and ``f(3, 4)``."""
+        return self._run_many(iter(input_iterator), kwargs, return_exceptions)
+
+    def _run_many(
+        self,
+        inputs: Iterator[Sequence[Any]],
+        kwargs: dict[str, Any] | None,
+        return_exceptions: bool,
+    ) -> Iterator[Any]:
+        """Spawn a window of calls ahead and yield their results in input order."""
+        pending: collections.deque[FunctionCall[Any]] = collections.deque()
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < MAP_WINDOW:
+                try:
+                    args = next(inputs)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append(self.spawn(*args, **(kwargs or {})))
+            if pending:
+                call = pending.popleft()
+                try:
+                    yield call.get()
+                except Exception as exc:
+                    if not return_exceptions:
+                        raise
+                    yield exc
+
+    def _describe(self) -> str:
+        return self.tag + (f".{self._method}" if self._method else "")
+
+
+class Function(_Invocable, Generic[P, R]):
+    """A deployed function. ``.remote(...)`` runs it in a container, ``.local(...)`` here."""
+
+    def __init__(
+        self,
+        tag: str,
+        options: FunctionOptions | None,
+        *,
+        app: App | None = None,
+        app_name: str | None = None,
+        raw_f: Callable[P, R] | None = None,
+    ) -> None:
+        super().__init__(app, app_name, tag, None)
+        self.options = options
+        self.raw_f = raw_f
+        if raw_f is not None:
+            self.__doc__ = raw_f.__doc__
+            self.__wrapped__ = raw_f
+
+    @classmethod
+    def from_name(cls, app_name: str, name: str) -> Function[..., Any]:
+        """The function ``name`` of the deployed app ``app_name``."""
+        _check_names("Function.from_name", app_name, name)
+        return cls(name, None, app_name=app_name)
+
+    @classmethod
+    def lookup(cls, app_name: str, name: str) -> Function[..., Any]:
+        """Alias of ``from_name`` (Modal's older spelling)."""
+        return cls.from_name(app_name, name)
+
+    def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = super().remote(*args, **kwargs)
+        return result
+
+    def spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+        return super().spawn(*args, **kwargs)
+
+    def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function in this process."""
+        if self.raw_f is None:
+            raise InvalidError(
+                f"{self.tag}.local() needs the function's code, but this handle was looked up "
+                f"by name ({self.app_name!r}). Import the app's module and call .local() on "
+                "the function it defines, or use .remote()."
+            )
+        return self.raw_f(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise InvalidError(
+            f"{self.tag} is a coldsnap Function: call {self.tag}.remote(...) to run it in a "
+            f"container or {self.tag}.local(...) to run it here."
+        )
+
+    def __repr__(self) -> str:
+        return f"Function({self.app_name!r}, {self.tag!r})"
+
+
+class Cls(Generic[T]):
+    """A deployed class. ``Cls()`` gives an instance whose methods have ``.remote``."""
+
+    def __init__(
+        self,
+        tag: str,
+        options: FunctionOptions | None,
+        *,
+        app: App | None = None,
+        app_name: str | None = None,
+        user_cls: type[T] | None = None,
+    ) -> None:
+        self._app = app
+        self._app_name = app_name
+        self.tag = tag
+        self.options = options
+        self.user_cls = user_cls
+        if user_cls is not None:
+            self.__doc__ = user_cls.__doc__
+
+    @classmethod
+    def from_name(cls, app_name: str, name: str) -> Cls[Any]:
+        """The class ``name`` of the deployed app ``app_name``."""
+        _check_names("Cls.from_name", app_name, name)
+        return cls(name, None, app_name=app_name)
+
+    @classmethod
+    def lookup(cls, app_name: str, name: str) -> Cls[Any]:
+        """Alias of ``from_name`` (Modal's older spelling)."""
+        return cls.from_name(app_name, name)
+
+    @property
+    def method_names(self) -> list[str] | None:
+        """The ``@method()`` names, or None for a class looked up by name."""
+        if self.user_cls is None:
+            return None
+        return list(find_partials(self.user_cls, _PartialFlag.METHOD))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _ClsInstance:
+        if args or kwargs:
+            raise InvalidError(
+                f"{self.tag}() takes no arguments: a coldsnap class is instantiated once per "
+                "container, by the runtime. Pass values to its methods, or read them from "
+                "env (@app.cls(env={...}))."
+            )
+        return _ClsInstance(self)
+
+    def __repr__(self) -> str:
+        return f"Cls({self._app_name or (self._app and self._app.name)!r}, {self.tag!r})"
+
+
+class _ClsInstance:
+    """``Embedder()``: attribute access gives method handles."""
+
+    def __init__(self, cls_handle: Cls[Any]) -> None:
+        self._cls = cls_handle
+        self._local_obj: Any = None
+
+    def __getattr__(self, name: str) -> _MethodHandle:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        known = self._cls.method_names
+        if known is not None and name not in known:
+            raise AttributeError(
+                f"{self._cls.tag} has no @coldsnap.method() named {name!r}; "
+                f"its methods are: {', '.join(known)}."
+            )
+        return _MethodHandle(self, name)
+
+    def _local_instance(self) -> Any:
+        """The real class, instantiated here once, with its enter hooks run in order."""
+        if self._local_obj is None:
+            user_cls = self._cls.user_cls
+            if user_cls is None:
+                raise InvalidError(
+                    f"{self._cls.tag}().<method>.local() needs the class's code, but it was "
+                    "looked up by name. Import the app's module and use the class it defines."
+                )
+            obj = user_cls()
+            for flag in (_PartialFlag.ENTER_PRE_SNAPSHOT, _PartialFlag.ENTER_POST_SNAPSHOT):
+                for name in find_partials(user_cls, flag):
+                    run_maybe_async(getattr(obj, name)())
+            self._local_obj = obj
+        return self._local_obj
+
+
+class _MethodHandle(_Invocable):
+    def __init__(self, instance: _ClsInstance, name: str) -> None:
+        cls_handle = instance._cls
+        super().__init__(cls_handle._app, cls_handle._app_name, cls_handle.tag, name)
+        self._instance = instance
+
+    def local(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the method on a local instance of the class (enter hooks run first)."""
+        assert self._method is not None
+        return getattr(self._instance._local_instance(), self._method)(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise InvalidError(
+            f"{self._describe()} is a coldsnap method: call .remote(...) to run it in a "
+            "container or .local(...) to run it here."
+        )
+
+    def __repr__(self) -> str:
+        return f"<method {self._describe()} of app {self.app_name!r}>"
+
+
+def run_maybe_async(result: Any) -> Any:
+    """Await ``result`` if user code was ``async def`` (hooks, ``.local()``, calls)."""
+    if inspect.iscoroutine(result):
+        import asyncio
+
+        return asyncio.run(result)
+    return result
+
+
+def _check_names(where: str, app_name: object, name: object) -> None:
+    if not (isinstance(app_name, str) and app_name and isinstance(name, str) and name):
+        raise InvalidError(
+            f"{where}(app_name, name) takes two non-empty strings, got "
+            f"({app_name!r}, {name!r}), e.g. {where}('sentence-transformers', 'Embedder')."
+        )
+
+
+def _app_module_name(app: App | None) -> str | None:
+    """The name this process imported the app's file under, if it did (not as a
+    script): the container answers to it, so the app's values go by reference."""
+    if app is None:
+        return None
+    code: list[object] = [f.raw_f for f in app.registered_functions.values()]
+    code += [c.user_cls for c in app.registered_classes.values()]
+    modules = {getattr(obj, "__module__", None) for obj in code}
+    if len(modules) != 1:
+        return None
+    name = modules.pop()
+    return name if name and name != "__main__" and name in sys.modules else None

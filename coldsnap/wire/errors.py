@@ -1,0 +1,84 @@
+"""coldsnap's own exceptions, and the error kinds the server answers with.
+
+A failed reply is ``{"ok": false, "error": {"kind": KIND, "message": ...}}``;
+``error_from`` turns one into the exception a client raises: the user's own
+exception for errors in user code, else a ``ServerError`` subclass chosen by
+the kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coldsnap.wire import serialization
+
+# The kinds of a failed reply (docs/server.md).
+BAD_REQUEST = "bad_request"
+UNAUTHORIZED = "unauthorized"
+NOT_FOUND = "not_found"
+TOO_LARGE = "too_large"
+DEPLOY_FAILED = "deploy_failed"
+REMOTE = "remote"  # user code raised; the exception travels as the blob
+BOOT_FAILED = "boot_failed"  # user code raised while the container booted; blob as for REMOTE
+CONTAINER_DIED = "container_died"
+TIMEOUT = "timeout"
+UNAVAILABLE = "unavailable"
+INTERNAL = "internal"
+# After these the server hangs up: the connection can't be used again.
+CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE})
+
+
+class Error(Exception):
+    """Base class of every error coldsnap raises."""
+
+
+class InvalidError(Error):
+    """coldsnap's API was used in a way that can't work; the message says how to fix it."""
+
+
+class ServerError(Error):
+    """The server refused a request or a call failed outside user code; ``kind`` says how."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class NotFoundError(ServerError, LookupError):
+    """No such app, function, method or call id."""
+
+
+class CallTimeoutError(ServerError, TimeoutError):
+    """The call did not finish within its timeout."""
+
+
+class ServerUnavailable(ServerError, ConnectionError):
+    """No server answers, or it went away mid-request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(UNAVAILABLE, message)
+
+
+_ERRORS: dict[str, type[ServerError]] = {
+    NOT_FOUND: NotFoundError,
+    TIMEOUT: CallTimeoutError,
+}
+
+
+def error_header(kind: str, message: str) -> dict[str, Any]:
+    """The header of a failed reply."""
+    return {"ok": False, "error": {"kind": kind, "message": message}}
+
+
+def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
+    """The exception a failed reply stands for (the user's own, for errors in user code)."""
+    error = header.get("error") or {}
+    kind, message = str(error.get("kind", INTERNAL)), str(error.get("message", ""))
+    if blob is not None and kind in (REMOTE, BOOT_FAILED):
+        exc = serialization.loads_exception(blob)
+        if kind == BOOT_FAILED:
+            exc.add_note(message)
+        return exc
+    if kind == UNAVAILABLE:
+        return ServerUnavailable(message)
+    return _ERRORS.get(kind, ServerError)(kind, message)

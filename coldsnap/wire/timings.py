@@ -1,0 +1,20 @@
+"""A boot's timing breakdown: the step names the runtime and engine report, in order.
+
+The runtime sends ``timings`` with ``ready_to_snapshot`` and ``ready``, the engine
+adds its own steps, and the server stores them per boot; ``apps stats`` and the
+server's log show them with ``describe_timings``.
+"""
+
+from __future__ import annotations
+
+STEP_NAMES = {
+    "sandbox_s": "sandbox", "restore_s": "restore", "import_s": "import",
+    "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
+    "enter_s": "enter", "first_input_s": "first input",
+}
+
+
+def describe_timings(timings: dict[str, float]) -> str:
+    """``"restore 120 ms, enter 3 ms"``: the steps present, in boot order."""
+    return ", ".join(f"{label} {timings[name] * 1000:.0f} ms"
+                     for name, label in STEP_NAMES.items() if name in timings)
