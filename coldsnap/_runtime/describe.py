@@ -13,37 +13,35 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from coldsnap._runtime import loader
 from coldsnap.app import App
 from coldsnap.image import Image
 from coldsnap.markers import _PartialFlag, find_partials
+from coldsnap.wire.description import CLS, FUNCTION, AppDescription, FunctionDescription
 
 
-def describe_app(app: App, local_modules: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON-able description of ``app``; ``local_modules`` go into its image."""
+def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = ()
+                 ) -> AppDescription:
+    """What ``app`` defines; ``module``: the name its file was imported under;
+    ``local_modules`` go into its image."""
     image = app.image or Image.from_host()
     if local_modules:
         image = image.add_local_python_source(*local_modules)
-    functions: dict[str, Any] = {}
+    functions: dict[str, FunctionDescription] = {}
     for tag, function in app.registered_functions.items():
         assert function.options is not None
-        functions[tag] = {"kind": "function", "options": function.options.to_dict()}
+        functions[tag] = FunctionDescription(FUNCTION, function.options)
     for tag, cls in app.registered_classes.items():
         assert cls.options is not None and cls.user_cls is not None
-        functions[tag] = {
-            "kind": "cls",
-            "options": cls.options.to_dict(),
-            "methods": list(find_partials(cls.user_cls, _PartialFlag.METHOD)),
-            "build_methods": list(find_partials(cls.user_cls, _PartialFlag.BUILD)),
-        }
-    return {
-        "app": app.name,
-        "image": {"hash": image.hash, "spec": image.to_dict()},
-        "functions": functions,
-        "entrypoints": list(app.registered_entrypoints),
-    }
+        functions[tag] = FunctionDescription(
+            CLS, cls.options,
+            methods=tuple(find_partials(cls.user_cls, _PartialFlag.METHOD)),
+            build_methods=tuple(find_partials(cls.user_cls, _PartialFlag.BUILD)),
+        )
+    return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.to_dict(),
+                          functions=functions, entrypoints=tuple(app.registered_entrypoints),
+                          module=module)
 
 
 def modules_from(directory: Path, names: set[str], search_path: list[str]) -> list[str]:
@@ -80,11 +78,11 @@ def main(argv: list[str]) -> int:
             imported = {name.partition(".")[0] for name in set(sys.modules) - before}
             imported.discard(module.__name__)
             local = modules_from(app_dir, imported, elsewhere) if app_dir else []
-            description = describe_app(loader.find_app(module), local)
+            description = describe_app(loader.find_app(module), module.__name__, local)
     except Exception as exc:
         print(loader.user_traceback(exc, app_file), file=sys.stderr)
         return 1
-    json.dump(description, sys.stdout)
+    json.dump(description.to_dict(), sys.stdout)
     sys.stdout.write("\n")
     return 0
 

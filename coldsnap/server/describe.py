@@ -18,7 +18,8 @@ from typing import Any
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import host_env
-from coldsnap.wire.errors import BAD_REQUEST, DEPLOY_FAILED
+from coldsnap.wire.description import AppDescription, DescriptionError
+from coldsnap.wire.errors import BAD_REQUEST, DEPLOY_FAILED, InvalidError
 from coldsnap.wire.names import APP_NAME_RULE, is_app_name, module_name_for
 
 DESCRIBE_ENV = frozenset({"PATH", "HOME", "LANG"})
@@ -27,7 +28,7 @@ DESCRIBE_ENV = frozenset({"PATH", "HOME", "LANG"})
 def describe_source(
     source: bytes, filename: str, timeout_s: float, cwd: str | None = None,
     app_dir: str | None = None,
-) -> dict[str, Any]:
+) -> AppDescription:
     """Import the app in a fresh interpreter and return its description (protocol.md).
 
     ``cwd``: the deploying client's working directory, against which the app's
@@ -59,31 +60,33 @@ def describe_source(
         raise ApiError(DEPLOY_FAILED, f"importing {filename} failed, so it can't be "
                        f"deployed. Fix the error below and deploy again.\n\n{stderr.rstrip()}")
     try:
-        description = json.loads(proc.stdout)
+        return checked_description(json.loads(proc.stdout), filename)
     except ValueError:
         raise ApiError(DEPLOY_FAILED, f"describing {filename} printed no JSON; does the app "
                        f"print to stdout at import time?\n{stderr}") from None
-    check_description(description, filename)
-    description["module"] = module
+
+
+def checked_description(data: Any, filename: str) -> AppDescription:
+    """``data`` typed and validated, or a deploy error that says what to fix."""
+    if not isinstance(data, dict) or not isinstance(data.get("app"), str):
+        raise ApiError(DEPLOY_FAILED, f"{filename} defines no coldsnap.App; add "
+                       "`app = coldsnap.App(\"name\")` and decorate functions with it")
+    try:
+        description = AppDescription.from_dict(data)
+    except (DescriptionError, InvalidError) as exc:
+        raise ApiError(DEPLOY_FAILED, f"the description of {filename} is malformed: {exc}. "
+                       "This is a coldsnap bug; please report it") from None
+    if not description.functions:
+        raise ApiError(DEPLOY_FAILED, f"app {description.name!r} in {filename} has no "
+                       "functions; decorate one with @app.function() or @app.cls()")
     return description
 
 
-def check_description(description: Any, filename: str) -> None:
-    if not isinstance(description, dict) or not isinstance(description.get("app"), str):
-        raise ApiError(DEPLOY_FAILED, f"{filename} defines no coldsnap.App; add "
-                       "`app = coldsnap.App(\"name\")` and decorate functions with it")
-    if not description.get("functions"):
-        raise ApiError(DEPLOY_FAILED, f"app {description['app']!r} in {filename} has no "
-                       "functions; decorate one with @app.function() or @app.cls()")
-
-
-def version_of(source: bytes, description: dict[str, Any]) -> str:
+def version_of(source: bytes, description: AppDescription) -> str:
+    """The version's name: a hash of everything that makes a container differ."""
     identity = {
         "source": hashlib.sha256(source).hexdigest(),
-        "module": description.get("module", "app"),
-        "image": description.get("image", {}).get("hash", ""),
-        "functions": {tag: entry.get("options", {})
-                      for tag, entry in description["functions"].items()},
+        "description": description.to_dict(),  # the image, every function's options, ...
         "coldsnap": coldsnap_version(),
         "coldsnap_code": coldsnap_fingerprint(),
     }

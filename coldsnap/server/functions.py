@@ -10,6 +10,7 @@ from typing import Any
 
 from coldsnap.server.images.builder import BuiltImage
 from coldsnap.wire.container import BootConfig
+from coldsnap.wire.description import AppDescription
 from coldsnap.wire.options import FunctionOptions
 
 # Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
@@ -39,28 +40,17 @@ class FunctionSpec:
     methods: tuple[str, ...]
     options: FunctionOptions
     source: bytes
-    image: dict[str, Any]
+    image_spec: dict[str, Any]  # Image.to_dict()
     built: BuiltImage | None = None  # None: the host's interpreter, no extra layers
     module: str = "app"  # the app file's module name, as the deploying client had it
 
     @classmethod
-    def from_description(
-        cls, app: str, version: str, tag: str, description: dict[str, Any], source: bytes
-    ) -> FunctionSpec:
-        entry = description["functions"][tag]
-        return cls(
-            app=app,
-            version=version,
-            tag=tag,
-            kind=entry.get("kind", "function"),
-            methods=tuple(entry.get("methods", ())),
-            options=FunctionOptions.from_dict(entry.get("options", {})),
-            source=source,
-            image=description.get("image", {}),
-            built=(BuiltImage.from_record(description["built_images"][tag])
-                   if tag in description.get("built_images", {}) else None),
-            module=description.get("module", "app"),
-        )
+    def from_description(cls, app: str, version: str, tag: str, description: AppDescription,
+                         source: bytes, built: BuiltImage | None) -> FunctionSpec:
+        fn = description.functions[tag]
+        return cls(app=app, version=version, tag=tag, kind=fn.kind, methods=fn.methods,
+                   options=fn.options, source=source, image_spec=description.image_spec,
+                   built=built, module=description.module)
 
     @property
     def app_file(self) -> str:
@@ -82,7 +72,7 @@ class FunctionSpec:
         if self.built is not None:
             env = self.built.container_env(env)
         else:
-            for layer in self.image.get("spec", {}).get("layers", []):
+            for layer in self.image_spec.get("layers", []):
                 if layer.get("op") == "env":
                     env.update(layer.get("vars", {}))
         env.update(self.options.env)

@@ -16,11 +16,11 @@ from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.describe import check_app_name, describe_source, version_of
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
-from coldsnap.server.images.builder import ImageBuilder
+from coldsnap.server.images.builder import BuiltImage, ImageBuilder
 from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import SHUTTING_DOWN, ContainerRequests, Pool, PoolContext
-from coldsnap.server.state import StateDB
+from coldsnap.server.state import StateDB, StoredVersion
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
 
@@ -45,7 +45,7 @@ class Platform:
         self._pools: dict[tuple[str, str, str], Pool] = {}
         self._retired: list[Pool] = []  # draining: no new calls, finishing old ones
         self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)
-        self._descriptions: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
+        self._versions: dict[tuple[str, str], StoredVersion] = {}  # read from the db once
         self._lock = threading.RLock()
         self.builder = ImageBuilder(settings, engine)
 
@@ -70,11 +70,11 @@ class Platform:
         description = describe_source(source, filename, self.settings.boot_timeout_s, cwd,
                                       app_dir)
         if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
-            for entry in description["functions"].values():
-                entry.setdefault("options", {})["enable_memory_snapshot"] = False
-        app = check_app_name(name or description["app"])
+            description = description.without_snapshots()
+        app = check_app_name(name or description.name)
         version = version_of(source, description)
         progress: list[str] = []
+        built: dict[str, dict[str, Any]] = {}
         if self._current.get(app) != (DEPLOYED, version):
             def build_progress(line: str) -> None:
                 progress.append(line)
@@ -83,15 +83,13 @@ class Platform:
                     report(line)
 
             known = self.db.version(app, version)
-            description["built_images"] = (
-                known["description"]["built_images"]
-                if known and "built_images" in known["description"]
-                else build_images(self.builder, description, source, filename,
-                                  build_progress))
+            built = known.built_images if known else build_images(
+                self.builder, description, source, filename, build_progress)
         with self._lock:
             changed = self._current.get(app) != (DEPLOYED, version)
             if changed:
-                self.db.put_version(app, version, filename, source, description)
+                self.db.put_version(
+                    StoredVersion(app, version, filename, source, description, built))
                 self.db.set_app(app, version, DEPLOYED, ephemeral)
                 self._current[app] = (DEPLOYED, version)
                 self._drain(app, keep_version=version)
@@ -99,8 +97,8 @@ class Platform:
             self.logs.write(app, f"coldsnap: deployed {filename} as version {version[:12]}")
             self._warm(app, version)
         return {"app": app, "version": version, "changed": changed, "logs": progress,
-                "functions": description["functions"],
-                "entrypoints": description.get("entrypoints", [])}
+                "functions": description.to_dict()["functions"],
+                "entrypoints": list(description.entrypoints)}
 
     def stop_app(self, app: str, delete: bool = False) -> dict[str, Any]:
         """Stop an app: its containers leave once idle, running their exit hooks.
@@ -166,9 +164,9 @@ class Platform:
 
     def _warm(self, app: str, version: str) -> None:
         """Create the pools of functions with min_containers, so they boot now."""
-        description, _ = self._description(app, version)
-        for tag, entry in description["functions"].items():
-            if entry.get("options", {}).get("min_containers", 0):
+        functions = self._version(app, version).description.functions
+        for tag, fn in functions.items():
+            if fn.options.min_containers:
                 self._pool_for(app, version, tag)
 
     # calls
@@ -213,22 +211,26 @@ class Platform:
             pool = self._pools.get(key)
             if pool is not None:
                 return pool
-            description, source = self._description(app, version)
-            if tag not in description["functions"]:
+            stored = self._version(app, version)
+            functions = stored.description.functions
+            if tag not in functions:
                 raise ApiError(NOT_FOUND, f"app {app!r} has no function or class {tag!r}; it "
-                               f"has: {', '.join(sorted(description['functions']))}")
-            fn = FunctionSpec.from_description(app, version, tag, description, source)
+                               f"has: {', '.join(sorted(functions))}")
+            record = stored.built_images.get(tag)
+            fn = FunctionSpec.from_description(
+                app, version, tag, stored.description, stored.source,
+                BuiltImage.from_record(record) if record else None)
             self._forget_finished()
             pool = self._pools[key] = Pool(fn, self._ctx)
             return pool
 
-    def _description(self, app: str, version: str) -> tuple[dict[str, Any], bytes]:
-        cached = self._descriptions.get((app, version))
+    def _version(self, app: str, version: str) -> StoredVersion:
+        cached = self._versions.get((app, version))
         if cached is None:
-            row = self.db.version(app, version)
-            if row is None:
+            cached = self.db.version(app, version)
+            if cached is None:
                 raise self._no_app(app)
-            cached = self._descriptions[(app, version)] = (row["description"], row["source"])
+            self._versions[(app, version)] = cached
         return cached
 
     def _forget_finished(self) -> None:

@@ -6,12 +6,15 @@ rows per boot or deploy, never on the per-call hot path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from coldsnap.wire.description import AppDescription
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -30,6 +33,18 @@ CREATE TABLE IF NOT EXISTS snapshot_keys (
     restores INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at REAL NOT NULL);
 """
 _MAX_BOOTS = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredVersion:
+    """One deployed version: its source, its description, and the images built for it."""
+
+    app: str
+    version: str
+    filename: str
+    source: bytes
+    description: AppDescription
+    built_images: dict[str, dict[str, Any]]  # tag -> BuiltImage.to_record()
 
 
 class StateDB:
@@ -60,21 +75,23 @@ class StateDB:
     def apps(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._run("SELECT * FROM apps ORDER BY name")]
 
-    def put_version(
-        self, app: str, version: str, filename: str, source: bytes, description: dict[str, Any]
-    ) -> None:
+    def put_version(self, stored: StoredVersion) -> None:
+        data = {**stored.description.to_dict(), "built_images": stored.built_images}
         self._run(
             "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?)",
-            (app, version, filename, source, json.dumps(description), time.time()),
+            (stored.app, stored.version, stored.filename, stored.source, json.dumps(data),
+             time.time()),
         )
 
-    def version(self, app: str, version: str) -> dict[str, Any] | None:
+    def version(self, app: str, version: str) -> StoredVersion | None:
         rows = self._run("SELECT * FROM versions WHERE app = ? AND version = ?", (app, version))
         if not rows:
             return None
-        row = dict(rows[0])
-        row["description"] = json.loads(row["description"])
-        return row
+        row = rows[0]
+        data = json.loads(row["description"])
+        built = data.pop("built_images", {})
+        return StoredVersion(app, version, row["filename"], row["source"],
+                             AppDescription.from_dict(data), built)
 
     def set_app(self, name: str, version: str, state: str, ephemeral: bool) -> None:
         now = time.time()

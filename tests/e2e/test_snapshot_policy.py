@@ -18,6 +18,7 @@ from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import CallEnd, Worker
 from coldsnap.settings import Settings
+from coldsnap.wire.description import AppDescription
 from coldsnap.wire.serialization import dumps_args
 from tests.conftest import APPS
 
@@ -65,10 +66,12 @@ class FailingEngine:
 
 @pytest.fixture
 def square() -> FunctionSpec:
-    description = {"functions": {"square": {"kind": "function",
-                                            "options": {"enable_memory_snapshot": True}}}}
+    description = AppDescription.from_dict({
+        "app": "test-square", "image": {"hash": "", "spec": {"layers": []}},
+        "functions": {"square": {"kind": "function", "options": {"enable_memory_snapshot": True}}},
+        "module": "square"})
     return FunctionSpec.from_description("test-square", "f" * 64, "square", description,
-                                         (APPS / "square.py").read_bytes())
+                                         (APPS / "square.py").read_bytes(), None)
 
 
 @pytest.fixture

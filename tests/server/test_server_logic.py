@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import threading
@@ -14,6 +15,7 @@ from coldsnap.server.channel import ControlChannel, LogPump
 from coldsnap.server.describe import version_of
 from coldsnap.server.errors import ApiError
 from coldsnap.server.logs import AppLogs
+from coldsnap.wire.description import AppDescription
 from coldsnap.wire.errors import NOT_FOUND
 from coldsnap.wire.framing import ChannelClosed, write_message
 
@@ -95,13 +97,17 @@ def test_app_logs_tail_and_follow() -> None:
 
 
 def test_version_changes_with_source_image_and_options() -> None:
-    description = {"image": {"hash": "img1"},
-                   "functions": {"f": {"options": {"timeout": None}}}}
+    description = AppDescription.from_dict({
+        "app": "a", "image": {"hash": "img1", "spec": {"layers": []}},
+        "functions": {"f": {"kind": "function", "options": {"timeout": None}}}})
     base = version_of(b"source", description)
     assert version_of(b"source", description) == base
     assert version_of(b"source2", description) != base
-    assert version_of(b"source", {**description, "image": {"hash": "img2"}}) != base
-    changed = {**description, "functions": {"f": {"options": {"timeout": 5}}}}
+    assert version_of(b"source", dataclasses.replace(description, image_hash="img2")) != base
+    assert version_of(b"source", description.without_snapshots()) == base  # none to turn off
+    f = description.functions["f"]
+    timeout = dataclasses.replace(f, options=dataclasses.replace(f.options, timeout=5))
+    changed = dataclasses.replace(description, functions={"f": timeout})
     assert version_of(b"source", changed) != base
 
 

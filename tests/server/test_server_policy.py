@@ -22,6 +22,7 @@ from coldsnap.server.daemon import Server
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
+from coldsnap.wire.description import AppDescription
 from coldsnap.wire.framing import ProtocolError, read_message
 
 
@@ -166,13 +167,21 @@ def test_engine_auto_falling_back_to_none_warns(monkeypatch: pytest.MonkeyPatch)
     assert reply["warning"] == warning
 
 
+def function_spec(options: dict[str, Any], layers: list[dict[str, Any]] | None = None,
+                  source: bytes = b"") -> FunctionSpec:
+    """Function ``f`` of app ``app`` with these options, as a deploy would describe it."""
+    description = AppDescription.from_dict({
+        "app": "app", "image": {"hash": "", "spec": {"layers": layers or []}},
+        "functions": {"f": {"kind": "function", "options": options}}})
+    return FunctionSpec.from_description("app", "v" * 64, "f", description, source, None)
+
+
 def test_containers_get_an_allow_listed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter2")
     monkeypatch.setenv("LC_ALL", "C.UTF-8")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
-    description = {"image": {"spec": {"layers": [{"op": "env", "vars": {"FROM_IMAGE": "1"}}]}},
-                   "functions": {"f": {"options": {"env": {"FROM_OPTIONS": "2"}}}}}
-    fn = FunctionSpec.from_description("app", "v" * 64, "f", description, b"")
+    fn = function_spec({"env": {"FROM_OPTIONS": "2"}},
+                       layers=[{"op": "env", "vars": {"FROM_IMAGE": "1"}}])
     env = fn.container_env("cs-1", snapshot=False)
     assert "AWS_SECRET_ACCESS_KEY" not in env
     assert not any(k.startswith("COLDSNAP_") and k not in (
@@ -185,11 +194,9 @@ def test_containers_get_an_allow_listed_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_gpu_snapshot_functions_keep_the_gpu_visible_in_the_snapshot_phase() -> None:
-    hidden = FunctionSpec.from_description("app", "v" * 64, "f", {"functions": {"f": {
-        "options": {"enable_memory_snapshot": True, "gpu": "any"}}}}, b"")
-    kept = FunctionSpec.from_description("app", "v" * 64, "f", {"functions": {"f": {
-        "options": {"enable_memory_snapshot": True, "gpu": "any",
-                    "experimental_options": {"enable_gpu_snapshot": True}}}}}, b"")
+    hidden = function_spec({"enable_memory_snapshot": True, "gpu": "any"})
+    kept = function_spec({"enable_memory_snapshot": True, "gpu": "any",
+                          "experimental_options": {"enable_gpu_snapshot": True}})
     hiding = hidden.container_env("cs-1", snapshot=True)
     assert hiding["CUDA_VISIBLE_DEVICES"] == "" and "COLDSNAP_GPU_SNAPSHOT" not in hiding
     assert set(hidden.resume_env()) == {"CUDA_VISIBLE_DEVICES", "PYTORCH_NVML_BASED_CUDA_CHECK"}

@@ -11,18 +11,18 @@ from typing import Any
 
 from coldsnap.server.errors import ApiError
 from coldsnap.server.images.builder import BuildError, ImageBuilder
+from coldsnap.wire.description import AppDescription
 from coldsnap.wire.errors import DEPLOY_FAILED
 
 
-def build_images(builder: ImageBuilder, description: dict[str, Any], source: bytes,
+def build_images(builder: ImageBuilder, description: AppDescription, source: bytes,
                  filename: str, progress: Callable[[str], None]) -> dict[str, Any]:
     """tag -> BuiltImage record for every function of the app."""
-    spec = description.get("image", {}).get("spec") or {"layers": [{"op": "from_host"}]}
     try:
-        base = builder.build(spec, progress)
+        base = builder.build(description.image_spec, progress)
         records = {}
-        for tag, entry in description["functions"].items():
-            methods = list(entry.get("build_methods") or [])
+        for tag, fn in description.functions.items():
+            methods = list(fn.build_methods)
             image = builder.with_build_output(base, source, tag, methods, progress)
             records[tag] = image.to_record()
         return records

@@ -1,0 +1,124 @@
+"""What a deploy learns about an app: ``AppDescription``, typed.
+
+The runtime's ``describe`` command imports the app file and prints
+``AppDescription.to_dict()`` as JSON; the server reads it back with
+``from_dict`` (which validates it, once), names the version after it, stores
+it and builds each function's ``FunctionSpec`` from it. Example::
+
+    description = AppDescription.from_dict(json.loads(stdout))
+    description.functions["Embedder"].options.enable_memory_snapshot  # True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from coldsnap.wire.options import FunctionOptions
+
+FUNCTION, CLS = "function", "cls"
+
+
+class DescriptionError(ValueError):
+    """The description is malformed; the message says which part."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionDescription:
+    """One ``@app.function`` (kind ``function``) or ``@app.cls`` (kind ``cls``)."""
+
+    kind: str
+    options: FunctionOptions
+    methods: tuple[str, ...] = ()  # a class's @method()s
+    build_methods: tuple[str, ...] = ()  # a class's @build()s, run at image build time
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "options": self.options.to_dict()}
+        if self.kind == CLS:
+            data.update(methods=list(self.methods), build_methods=list(self.build_methods))
+        return data
+
+    @classmethod
+    def from_dict(cls, tag: str, data: Any) -> FunctionDescription:
+        if not isinstance(data, dict) or data.get("kind") not in (FUNCTION, CLS):
+            raise DescriptionError(f"function {tag!r}: not a function or class description")
+        options = data.get("options", {})
+        if not isinstance(options, dict):
+            raise DescriptionError(f"function {tag!r}: options must be an object")
+        return cls(
+            kind=data["kind"],
+            options=FunctionOptions.from_dict(options),
+            methods=_names(tag, "methods", data.get("methods", [])),
+            build_methods=_names(tag, "build_methods", data.get("build_methods", [])),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AppDescription:
+    """An app as its file defines it.
+
+    name: ``App(name)`` (a deploy may register it under another name).
+    image_hash, image_spec: the app's ``Image`` (``Image.hash``, ``Image.to_dict()``).
+    functions: tag -> function or class.
+    entrypoints: the ``@app.local_entrypoint()`` names.
+    module: the module name the app file is imported under (``wire.names.module_name_for``).
+    """
+
+    name: str
+    image_hash: str
+    image_spec: dict[str, Any]
+    functions: dict[str, FunctionDescription]
+    entrypoints: tuple[str, ...] = ()
+    module: str = "app"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (docs/protocol.md); ``from_dict(to_dict())`` round-trips."""
+        return {
+            "app": self.name,
+            "image": {"hash": self.image_hash, "spec": self.image_spec},
+            "functions": {tag: fn.to_dict() for tag, fn in self.functions.items()},
+            "entrypoints": list(self.entrypoints),
+            "module": self.module,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AppDescription:
+        """Validate and type a description; DescriptionError says what is wrong."""
+        if not isinstance(data, dict) or not isinstance(data.get("app"), str):
+            raise DescriptionError("no coldsnap.App")
+        image = data.get("image")
+        if not (isinstance(image, dict) and isinstance(image.get("hash"), str)
+                and isinstance(image.get("spec"), dict)):
+            raise DescriptionError("image must be {'hash': str, 'spec': object}")
+        functions = data.get("functions")
+        if not isinstance(functions, dict):
+            raise DescriptionError("functions must be an object")
+        module = data.get("module", "app")
+        if not (isinstance(module, str) and module.isidentifier()):
+            raise DescriptionError(f"module {module!r} is not a module name")
+        return cls(
+            name=data["app"],
+            image_hash=image["hash"],
+            image_spec=image["spec"],
+            functions={str(tag): FunctionDescription.from_dict(str(tag), entry)
+                       for tag, entry in functions.items()},
+            entrypoints=_names("app", "entrypoints", data.get("entrypoints", [])),
+            module=module,
+        )
+
+    def without_snapshots(self) -> AppDescription:
+        """The same app with every memory snapshot turned off (``deploy --no-snapshot``)."""
+        functions = {
+            tag: dataclasses.replace(fn, options=dataclasses.replace(
+                fn.options, enable_memory_snapshot=False,
+                experimental_options={k: v for k, v in fn.options.experimental_options.items()
+                                      if k != "enable_gpu_snapshot"}))
+            for tag, fn in self.functions.items()
+        }
+        return dataclasses.replace(self, functions=functions)
+
+
+def _names(where: str, field: str, value: Any) -> tuple[str, ...]:
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise DescriptionError(f"{where}: {field} must be a list of names")
+    return tuple(value)
