@@ -1,0 +1,124 @@
+"""The import graph flows one way: cli -> client/server -> engine, all -> wire.
+
+Checked twice: statically (every import statement in the package, those inside
+functions too) against the allowed dependencies of each layer, and by
+importing the entry points in a fresh interpreter and looking at what loaded.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "coldsnap"
+SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image")
+# Layer -> what its modules may import of coldsnap besides themselves.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    # The contract: a leaf.
+    "coldsnap.wire": (),
+    # The snapshot engine knows nothing about apps, the server or the client.
+    "coldsnap.engine": ("coldsnap.wire", "coldsnap.settings"),
+    # Code in containers: the contract, and the SDK the user's app imports anyway.
+    "coldsnap._runtime": ("coldsnap.wire", *SDK),
+    # The client of the server's socket; inside a container it uses the runtime's channel.
+    "coldsnap.client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity",
+                        "coldsnap._runtime.channel"),
+    # The public SDK: handles reach the server through the client only.
+    "coldsnap.app": ("coldsnap.wire", *SDK),
+    "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.markers": ("coldsnap.wire",),
+    "coldsnap.image": ("coldsnap.wire",),
+    "coldsnap.settings": (),
+    "coldsnap.identity": (),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every coldsnap module ``path`` imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+            found.update(name for name in submodules if is_module(name))
+            if not all(is_module(name) for name in submodules):  # names defined in it
+                found.add(node.module)
+    return {name for name in found if name == "coldsnap" or name.startswith("coldsnap.")}
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def is_module(name: str) -> bool:
+    """``from coldsnap.x import y`` names y: keep it only if it is a module itself."""
+    path = PACKAGE.parent / Path(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+GRAPH = {module_name(p): {n for n in imports_of(p) if is_module(n)}
+         for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_each_layer_imports_only_what_it_may(layer: str) -> None:
+    allowed = (layer, *ALLOWED[layer])
+    wrong = {
+        module: sorted(n for n in names if not within(n, allowed))
+        for module, names in GRAPH.items()
+        if within(module, (layer,)) and (module != "coldsnap" or layer == "coldsnap")
+    }
+    # `coldsnap` (the package) is the SDK's face: judged by its own entry only.
+    wrong = {module: names for module, names in wrong.items() if names}
+    if layer != "coldsnap":
+        wrong.pop("coldsnap", None)
+    assert wrong == {}, f"{layer} may import only {allowed}"
+
+
+def test_only_the_serve_command_imports_the_server() -> None:
+    importers = sorted(module for module, names in GRAPH.items()
+                       if not within(module, ("coldsnap.server",))
+                       and any(within(n, ("coldsnap.server",)) for n in names))
+    assert importers == ["coldsnap.cli.system"]
+
+
+def loaded_after(statement: str) -> list[str]:
+    code = (f"import sys, json; {statement}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('coldsnap'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def test_the_sdk_loads_no_server_engine_or_client() -> None:
+    loaded = loaded_after("import coldsnap")
+    assert not [m for m in loaded if within(m, ("coldsnap.server", "coldsnap.engine",
+                                                "coldsnap.client", "coldsnap.cli"))]
+
+
+def test_the_client_loads_no_server_or_engine() -> None:
+    loaded = loaded_after("import coldsnap.client")
+    assert "coldsnap.client" in loaded
+    assert not [m for m in loaded if within(m, ("coldsnap.server", "coldsnap.engine"))]
+
+
+def test_the_cli_loads_the_server_only_to_serve() -> None:
+    loaded = loaded_after("import coldsnap.cli.main")
+    assert not [m for m in loaded if within(m, ("coldsnap.server", "coldsnap.engine"))]
+
+
+def test_the_runtime_loads_no_server_engine_or_client() -> None:
+    loaded = loaded_after("import coldsnap._runtime.lifecycle")
+    assert not [m for m in loaded if within(m, ("coldsnap.server", "coldsnap.engine",
+                                                "coldsnap.client", "coldsnap.cli"))]
