@@ -12,6 +12,7 @@ from typing import Any
 from coldsnap.engine import Container
 from coldsnap.server.calls import Call
 from coldsnap.server.channel import ControlChannel, LogPump
+from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
 
 # Requests a container may have in flight at once (each holds a server thread).
@@ -165,9 +166,9 @@ class Worker:
         """Answer a request the container sent (its code calling another function) in a
         thread of its own: a call may take long."""
         if not self._request_slots.acquire(blocking=False):
-            self._reply(header, {"ok": False, "error": {"kind": "unavailable", "message": (
+            self._reply(header, error_header(UNAVAILABLE, (
                 f"container {self.id} has {MAX_REQUESTS_IN_FLIGHT} requests in flight; "
-                "wait for some to finish")}}, None)
+                "wait for some to finish")), None)
             return
         threading.Thread(target=self._answer_request, args=(header, blob), daemon=True,
                          name=f"request-{self.id}").start()
@@ -177,8 +178,8 @@ class Worker:
         try:
             request = header.get("request")
             if not isinstance(request, dict):
-                reply, reply_blob = {"ok": False, "error": {
-                    "kind": "bad_request", "message": "a request without a request header"}}, None
+                reply, reply_blob = error_header(
+                    BAD_REQUEST, "a request without a request header"), None
             else:
                 reply, reply_blob = self._requests(request, blob)
             self._reply(header, reply, reply_blob)
