@@ -12,7 +12,7 @@ Layout of one image::
     <images>/<key>/layers/NN-...   add_local_* copies and run_commands writes, one
                                    directory per group, at their paths under /
     <images>/<key>/build.log       what pip and the build containers printed
-    <images>/<key>/image.json      written last: the build counts (see image_store)
+    <images>/<key>/image.json      written last: the build counts (see store.py)
 
 Nothing a build runs writes to the host's filesystem: ``run_commands`` and
 ``@build`` run in containers whose writes are kept as a layer (``keep_upper``).
