@@ -9,8 +9,8 @@ until the client hangs up.
 
 from __future__ import annotations
 
+import logging
 import os
-import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -24,6 +24,8 @@ from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
 from coldsnap.wire.framing import write_message
 
 Reply = tuple[dict[str, Any], bytes | None]
+
+logger = logging.getLogger(__name__)
 
 
 class ClientGone(Exception):
@@ -228,11 +230,11 @@ def answer(api: Api, header: dict[str, Any], blob: bytes | None,
     except ClientGone:
         return None
     except OSError as exc:  # the server's own I/O (disk full, permissions, ...)
-        traceback.print_exc()
+        logger.exception("op %r failed", op)
         return ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc}; see the "
                         "server log").to_header(), None
     except Exception as exc:
-        traceback.print_exc()
+        logger.exception("op %r failed: a server bug", op)
         return ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc!r}; see the "
                         "server log").to_header(), None
 

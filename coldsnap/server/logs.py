@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
+
+logger = logging.getLogger(__name__)
 
 
 class AppLogs:
@@ -59,4 +62,4 @@ class LogBook:
     def write(self, app: str, line: str) -> None:
         self.app(app).append(line)
         if self._echo and "coldsnap: " in line:  # the server's own notes go to its log too
-            print(f"{app} {line}", flush=True)
+            logger.info("%s %s", app, line)

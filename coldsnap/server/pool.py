@@ -10,9 +10,9 @@ An idle container leaves after scaledown_window.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +37,8 @@ RETRY_MAX_DELAY_S = 60.0
 # (request header, blob) -> (reply header, blob): the API, for a container's requests.
 Reply = tuple[dict[str, Any], bytes | None]
 ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -273,7 +275,8 @@ class Pool:
             try:
                 end, header, blob = worker.run_call(call)
             except Exception as exc:  # a server bug must not leave the caller waiting
-                traceback.print_exc()
+                logger.exception("the server failed running call %s in container %s",
+                                 call.id, worker.id)
                 worker.note(f"stopping: the server failed running call {call.id}: {exc!r}")
                 self._fail(call, ApiError(
                     CONTAINER_DIED, f"the server failed running {call.label} in container "

@@ -1,0 +1,79 @@
+"""The server's own log: its format, its level (COLDSNAP_LOG_LEVEL), what goes into it."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from coldsnap.server import server_log
+from coldsnap.server.logs import LogBook
+from coldsnap.settings import Settings
+
+LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (\w+) ([\w.]+): (.*)")
+
+
+@pytest.fixture
+def server_log_stream() -> Iterator[io.StringIO]:
+    """``server_log.configure`` at DEBUG into a buffer; the global logging state after."""
+    root, coldsnap = logging.getLogger(), logging.getLogger("coldsnap")
+    saved = (root.level, coldsnap.level, threading.excepthook)
+    stream = io.StringIO()
+    handler = server_log.configure("DEBUG", stream)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(saved[0])
+    coldsnap.setLevel(saved[1])
+    threading.excepthook = saved[2]
+
+
+def test_server_log_lines_carry_time_level_and_logger(server_log_stream: io.StringIO) -> None:
+    logging.getLogger("coldsnap.server.daemon").info("coldsnap server 1 listening on x")
+    logging.getLogger("coldsnap.server.pool").debug("a detail")
+    logging.getLogger("some.library").info("chatter")  # libraries: warnings and up only
+    logging.getLogger("some.library").warning("a library's warning")
+    lines = [LINE.fullmatch(line) for line in server_log_stream.getvalue().splitlines()]
+    assert all(lines), server_log_stream.getvalue()
+    assert [m.groups() for m in lines if m] == [
+        ("INFO", "coldsnap.server.daemon", "coldsnap server 1 listening on x"),
+        ("DEBUG", "coldsnap.server.pool", "a detail"),
+        ("WARNING", "some.library", "a library's warning"),
+    ]
+
+
+def test_a_thread_that_dies_is_logged_with_its_traceback(
+    server_log_stream: io.StringIO,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("scheduler bug")
+
+    thread = threading.Thread(target=broken, name="container-f")
+    thread.start()
+    thread.join()
+    text = server_log_stream.getvalue()
+    assert "ERROR coldsnap.server.server_log: thread container-f died" in text
+    assert "RuntimeError: scheduler bug" in text
+
+
+def test_the_servers_notes_about_containers_are_echoed_to_its_log(
+    server_log_stream: io.StringIO,
+) -> None:
+    book = LogBook()
+    book.write("app", "[cs-1] hello from user code")
+    book.write("app", "[cs-1] coldsnap: plain boot ready in 120 ms")
+    assert server_log_stream.getvalue().count("\n") == 1
+    assert "INFO coldsnap.server.logs: app [cs-1] coldsnap: plain boot ready" in (
+        server_log_stream.getvalue())
+
+
+def test_log_level_setting_names_the_variable_and_the_levels() -> None:
+    assert Settings.from_env({}).log_level_name() == "INFO"
+    assert Settings.from_env({"COLDSNAP_LOG_LEVEL": "debug"}).log_level_name() == "DEBUG"
+    bad = Settings.from_env({"COLDSNAP_LOG_LEVEL": "loud"})
+    with pytest.raises(ValueError, match=r"COLDSNAP_LOG_LEVEL='loud' is not a log level; "
+                       r"use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"):
+        bad.log_level_name()
