@@ -1,4 +1,5 @@
-"""The server's own log: its format, its level (COLDSNAP_LOG_LEVEL), what goes into it."""
+"""The server's own log (format, level, COLDSNAP_LOG_LEVEL) and the arrival times kept
+with each app log line for `coldsnap logs --timestamps`."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ import io
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+from coldsnap.cli.inspect_cmds import _log_lines
+from coldsnap.cli.output import utc_timestamp
 from coldsnap.server import server_log
-from coldsnap.server.logs import LogBook
+from coldsnap.server.api import Api, Request
+from coldsnap.server.logs import AppLogs, LogBook
 from coldsnap.settings import Settings
+from coldsnap.wire.errors import InvalidError
 
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (\w+) ([\w.]+): (.*)")
 
@@ -77,3 +84,38 @@ def test_log_level_setting_names_the_variable_and_the_levels() -> None:
     with pytest.raises(ValueError, match=r"COLDSNAP_LOG_LEVEL='loud' is not a log level; "
                        r"use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"):
         bad.log_level_name()
+
+
+def test_app_logs_keep_each_lines_arrival_time_and_text() -> None:
+    logs = AppLogs()
+    before = time.time()
+    logs.append("[cs-1] one")
+    logs.append("[cs-1] two")
+    lines, position = logs.tail_timed(10)
+    assert [line.text for line in lines] == ["[cs-1] one", "[cs-1] two"]
+    assert before <= lines[0].time <= lines[1].time <= time.time()
+    assert logs.tail(10) == (["[cs-1] one", "[cs-1] two"], position)
+    logs.append("[cs-2] three")
+    assert [line.text for line in logs.since_timed(position, 0)[0]] == ["[cs-2] three"]
+
+
+def test_the_logs_op_sends_times_only_when_asked() -> None:
+    book = LogBook(echo=False)
+    book.write("app", "[cs-1] hello")
+    platform = SimpleNamespace(require_app=lambda app: None, logs=book)
+    api = Api(platform)  # type: ignore[arg-type]
+    plain = api.logs(Request({"op": "logs", "app": "app"}, None, None))
+    assert plain == ({"ok": True, "lines": ["[cs-1] hello"]}, None)
+    timed = api.logs(Request({"op": "logs", "app": "app", "timestamps": True}, None, None))
+    assert timed is not None and timed[0]["lines"] == ["[cs-1] hello"]
+    assert timed[0]["times"] == [line.time for line in book.app("app").tail_timed(1)[0]]
+
+
+def test_cli_prefixes_lines_with_utc_iso_timestamps() -> None:
+    assert utc_timestamp(0) == "1970-01-01T00:00:00.000Z"
+    reply = {"lines": ["[cs-1] hello", "[cs-1] bye"], "times": [1.5, 86400.25]}
+    assert _log_lines(reply, timestamps=False) == reply["lines"]
+    assert _log_lines(reply, timestamps=True) == [
+        "1970-01-01T00:00:01.500Z [cs-1] hello", "1970-01-02T00:00:00.250Z [cs-1] bye"]
+    with pytest.raises(InvalidError, match="sent no timestamps"):
+        _log_lines({"lines": ["[cs-1] hello"]}, timestamps=True)
