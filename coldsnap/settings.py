@@ -16,6 +16,8 @@ from typing import Any
 # a server is replaced when a client with other coldsnap code finds it.
 EMBEDDED_ENV = "COLDSNAP_EMBEDDED_SERVER"
 DEFAULT_STATE_DIR = Path("/var/lib/coldsnap")
+# What COLDSNAP_LOG_LEVEL may be (any case), as the logging module names them.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,10 @@ class Settings:
     host_thp: str = "always"
     container_memory_mb: int = 0  # 0: no limit
     container_cpus: float = 0.0  # 0: no limit
+    # The server's own log (<state_dir>/server.log for a background server): the
+    # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
+    # per app, for `coldsnap logs`.
+    log_level: str = "INFO"
 
     @property
     def snapshots(self) -> Path:
@@ -73,6 +79,18 @@ class Settings:
             raise ValueError(f"COLDSNAP_TCP={self.tcp!r} is not HOST:PORT "
                              "(e.g. 127.0.0.1:7070)")
         return host or "127.0.0.1", int(port)
+
+    def log_level_name(self) -> str:
+        """``log_level`` upper-cased; ValueError naming the variable and the valid levels.
+
+        Checked when the server starts rather than here: clients share these settings
+        and have no use for the server's log level.
+        """
+        name = self.log_level.strip().upper()
+        if name not in LOG_LEVELS:
+            raise ValueError(f"COLDSNAP_LOG_LEVEL={self.log_level!r} is not a log level; "
+                             f"use one of {', '.join(LOG_LEVELS)}")
+        return name
 
     @property
     def socket_path(self) -> Path:

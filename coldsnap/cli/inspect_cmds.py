@@ -6,8 +6,9 @@ import argparse
 import statistics
 from typing import Any
 
-from coldsnap.cli.output import ago, millis, print_json, size, table
+from coldsnap.cli.output import ago, millis, print_json, size, table, utc_timestamp
 from coldsnap.client import Client
+from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.timings import describe_timings
 
 
@@ -91,17 +92,29 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     conn = Client.default()
+    fields = {"app": args.app, "tail": args.lines, "timestamps": args.timestamps}
     if not args.follow:
-        for line in conn.request("logs", app=args.app, tail=args.lines)[0]["lines"]:
+        for line in _log_lines(conn.request("logs", **fields)[0], args.timestamps):
             print(line)
         return 0
     try:
-        for message in conn.stream("logs", app=args.app, tail=args.lines, follow=True):
-            for line in message["lines"]:
+        for message in conn.stream("logs", follow=True, **fields):
+            for line in _log_lines(message, args.timestamps):
                 print(line, flush=True)
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _log_lines(reply: dict[str, Any], timestamps: bool) -> list[str]:
+    lines: list[str] = reply["lines"]
+    if not timestamps:
+        return lines
+    times = reply.get("times")
+    if times is None or len(times) != len(lines):
+        raise InvalidError("the server sent no timestamps: it runs an older coldsnap; "
+                           "restart it (`coldsnap serve`) or drop --timestamps")
+    return [f"{utc_timestamp(t)} {line}" for t, line in zip(times, lines, strict=True)]
 
 
 def cmd_snapshots_ls(args: argparse.Namespace) -> int:

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("app")
     logs.add_argument("-f", "--follow", action="store_true", help="keep streaming")
     logs.add_argument("-n", "--lines", type=int, default=200, help="how many past lines")
+    logs.add_argument("-t", "--timestamps", action="store_true",
+                      help="prefix each line with the time it reached the server, in ISO "
+                      "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
 
     snaps = sub.add_parser("snapshots", help="memory snapshots").add_subparsers(
         dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 import time
@@ -42,3 +43,9 @@ def ago(timestamp: float | None) -> str:
         if delta >= span:
             return f"{delta / span:.0f}{unit} ago"
     return f"{delta:.0f}s ago"
+
+
+def utc_timestamp(timestamp: float) -> str:
+    """ISO 8601 in UTC with milliseconds: ``2025-01-31T14:02:03.517Z``."""
+    when = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,6 +9,8 @@ import sys
 from coldsnap.cli.output import print_json
 from coldsnap.settings import Settings
 
+EXIT_BAD_SETTING = 2  # as for a malformed COLDSNAP_TCP
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from coldsnap.server.daemon import serve
@@ -18,6 +20,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.engine:
         overrides["engine"] = args.engine
     settings = Settings.from_env(**overrides)
+    try:
+        settings.log_level_name()
+    except ValueError as exc:  # before the log exists: say it here
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
     try:
         serve(settings)
     except AlreadyRunning as exc:

@@ -9,14 +9,15 @@ until the client hangs up.
 
 from __future__ import annotations
 
+import logging
 import os
-import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError
+from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.settings import EMBEDDED_ENV
@@ -24,6 +25,8 @@ from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
 from coldsnap.wire.framing import write_message
 
 Reply = tuple[dict[str, Any], bytes | None]
+
+logger = logging.getLogger(__name__)
 
 
 class ClientGone(Exception):
@@ -162,13 +165,14 @@ class Api:
         app = req.field("app", str)
         self.platform.require_app(app)
         book = self.platform.logs.app(app)
-        lines, position = book.tail(int(req.field("tail", int, 200)))
+        timestamps = bool(req.field("timestamps", bool, False))
+        lines, position = book.tail_timed(int(req.field("tail", int, 200)))
         if not req.field("follow", bool, False):
-            return {"ok": True, "lines": lines}, None
-        req.send({"ok": True, "lines": lines})
+            return _log_reply(lines, timestamps), None
+        req.send(_log_reply(lines, timestamps))
         while True:  # until the client hangs up (the write fails)
-            lines, position = book.since(position, wait_s=1.0)
-            req.send({"ok": True, "lines": lines})
+            lines, position = book.since_timed(position, wait_s=1.0)
+            req.send(_log_reply(lines, timestamps))
 
     def snapshots_ls(self, req: Request) -> Reply:
         return {"ok": True, "snapshots": self.platform.snapshots(),
@@ -185,6 +189,15 @@ class Api:
     def snapshots_gc(self, req: Request) -> Reply:
         result = self.platform.snapshot_op("gc", keep=req.field("keep", int, None))
         return {"ok": True, "result": result}, None
+
+
+def _log_reply(lines: list[LogLine], timestamps: bool) -> dict[str, Any]:
+    """``lines`` as they were written; with ``timestamps``, ``times`` beside them (when
+    each reached the server, Unix seconds), so clients that don't ask see no change."""
+    reply: dict[str, Any] = {"ok": True, "lines": [line.text for line in lines]}
+    if timestamps:
+        reply["times"] = [line.time for line in lines]
+    return reply
 
 
 HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
@@ -228,11 +241,11 @@ def answer(api: Api, header: dict[str, Any], blob: bytes | None,
     except ClientGone:
         return None
     except OSError as exc:  # the server's own I/O (disk full, permissions, ...)
-        traceback.print_exc()
+        logger.exception("op %r failed", op)
         return ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc}; see the "
                         "server log").to_header(), None
     except Exception as exc:
-        traceback.print_exc()
+        logger.exception("op %r failed: a server bug", op)
         return ApiError(INTERNAL, f"the server failed handling op {op!r}: {exc!r}; see the "
                         "server log").to_header(), None
 

@@ -13,10 +13,10 @@ timeout, a setup error) only pauses restores of the key for a while.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +33,8 @@ Attach = Callable[[Container, str], Worker]
 # the next restore is tried.
 TRANSIENT_RETRY_S = 300.0
 RETRY_HINT = "`coldsnap snapshots rm {key}` clears it so the next cold boot tries again"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -288,7 +290,7 @@ class _BootRun:
             return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
         except Exception as exc:  # an engine bug must not fail the boot
             self._unless_stopping()
-            traceback.print_exc()  # to the server log
+            logger.exception("the %s engine failed restoring %s", self.engine.name, key)
             reason = f"the {self.engine.name} engine failed: {type(exc).__name__}: {exc}"
             self.keys.mark_transient(key, f"restore: {reason}")
             return self._fallback_after(f"restore from memory snapshot failed: {reason}")

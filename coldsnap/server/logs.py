@@ -1,34 +1,57 @@
-"""Log lines per app: a bounded ring others can read from a position and follow."""
+"""Log lines per app: a bounded ring others can read from a position and follow.
+
+Each line is kept as it was written (``[cs-abc] hello``: the container id first)
+with the wall-clock time it reached the server, for ``coldsnap logs --timestamps``.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
+from typing import NamedTuple
+
+logger = logging.getLogger(__name__)
+
+
+class LogLine(NamedTuple):
+    time: float  # time.time() when the line reached the server
+    text: str
 
 
 class AppLogs:
     """The last ``limit`` lines of one app, each numbered so followers can resume."""
 
     def __init__(self, limit: int = 10_000) -> None:
-        self._lines: deque[tuple[int, str]] = deque(maxlen=limit)
+        self._lines: deque[tuple[int, LogLine]] = deque(maxlen=limit)
         self._next = 0
         self._cond = threading.Condition()
 
     def append(self, line: str) -> None:
         with self._cond:
-            self._lines.append((self._next, line))
+            self._lines.append((self._next, LogLine(time.time(), line)))
             self._next += 1
             self._cond.notify_all()
 
     def tail(self, n: int) -> tuple[list[str], int]:
         """The last ``n`` lines and the position after them."""
-        with self._cond:
-            lines = [text for _, text in list(self._lines)[-n:]] if n > 0 else []
-            return lines, self._next
+        lines, position = self.tail_timed(n)
+        return [line.text for line in lines], position
 
     def since(self, position: int, wait_s: float) -> tuple[list[str], int]:
         """Lines from ``position`` on, waiting up to ``wait_s`` for the first one."""
+        lines, position = self.since_timed(position, wait_s)
+        return [line.text for line in lines], position
+
+    def tail_timed(self, n: int) -> tuple[list[LogLine], int]:
+        """``tail`` with each line's arrival time."""
+        with self._cond:
+            lines = [line for _, line in list(self._lines)[-n:]] if n > 0 else []
+            return lines, self._next
+
+    def since_timed(self, position: int, wait_s: float) -> tuple[list[LogLine], int]:
+        """``since`` with each line's arrival time."""
         deadline = time.monotonic() + wait_s
         with self._cond:
             while self._next <= position:
@@ -36,7 +59,7 @@ class AppLogs:
                 if remaining <= 0:
                     return [], position
                 self._cond.wait(remaining)
-            lines = [text for seq, text in self._lines if seq >= position]
+            lines = [line for seq, line in self._lines if seq >= position]
             return lines, self._next
 
 
@@ -59,4 +82,4 @@ class LogBook:
     def write(self, app: str, line: str) -> None:
         self.app(app).append(line)
         if self._echo and "coldsnap: " in line:  # the server's own notes go to its log too
-            print(f"{app} {line}", flush=True)
+            logger.info("%s %s", app, line)

@@ -10,9 +10,9 @@ An idle container leaves after scaledown_window.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +38,8 @@ RETRY_MAX_DELAY_S = 60.0
 Reply = tuple[dict[str, Any], bytes | None]
 ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass
 class PoolContext:
@@ -48,6 +50,22 @@ class PoolContext:
 
 
 class Pool:
+    """The queue of one function version and its containers: ``submit`` queues a call,
+    ``drain`` finishes queued calls but takes no new ones, ``stop`` fails them too."""
+
+    # Invariants, whenever _cond is free:
+    # - _slots == _booting + len(_live) <= max_containers: only _scale takes slots, each
+    #   held until the boot fails or the container leaves _live; a container that left
+    #   is in _exiting until it exited (so max_containers + _exiting may run a moment).
+    # - _busy <= _live: containers running a call; the rest are idle (a dead one too,
+    #   until its thread notices). A container is idle before its caller hears back,
+    #   so a caller's next call finds it instead of booting another.
+    # - A container leaves _live in the critical section that decided it leaves
+    #   (_leave), so idle containers scaling down at once can't go below min_containers.
+    # - boots_ok + boots_failed + _booting == the boots _scale started; each call the
+    #   pool ends is counted once in calls_ok, calls_error or calls_failed (stop() too),
+    #   not one cancelled while queued. _retrying calls are in no queue nor container.
+
     def __init__(self, fn: FunctionSpec, ctx: PoolContext) -> None:
         self.fn = fn
         self._ctx = ctx
@@ -59,7 +77,7 @@ class Pool:
         self._slots = 0  # booting + live
         self._exiting = 0  # containers told to leave that have not exited yet
         self._booting = 0
-        self._idle = 0
+        self._busy: set[Worker] = set()  # live containers running a call
         self._draining = False
         self._retrying = 0  # calls waiting out a retry's backoff, in no queue meanwhile
         self._stop_reason = ""
@@ -87,10 +105,8 @@ class Pool:
     def cancel(self, call: Call) -> None:
         """Drop a call whose caller stopped waiting, if no container took it yet."""
         with self._cond:
-            try:
+            if call in self._queue:
                 self._queue.remove(call)
-            except ValueError:
-                pass
 
     def drain(self) -> None:
         """Take no new calls; finish queued ones; containers leave once idle."""
@@ -106,6 +122,7 @@ class Pool:
             self._stopped = True
             self._stop_reason = reason
             while self._queue:
+                self.counters["calls_failed"] += 1
                 self._queue.popleft().fail(ApiError(UNAVAILABLE, reason))
             self._cond.notify_all()
 
@@ -120,7 +137,7 @@ class Pool:
         """Kill the containers booting or running a call (after ``stop``), skipping their
         exit hooks; idle ones are left to leave cleanly, running theirs."""
         with self._cond:
-            workers = [*self._starting, *(w for w in self._live if w.call is not None)]
+            workers = [*self._starting, *self._busy]
         for worker in workers:
             worker.kill()
 
@@ -132,7 +149,7 @@ class Pool:
 
     def _scale(self) -> None:
         """Start boots the queue needs; the caller holds the lock."""
-        uncovered = len(self._queue) - self._idle - self._booting
+        uncovered = len(self._queue) - self._idle_count() - self._booting
         wanted = min(uncovered, self.max_containers - self._slots)
         if not self._draining and time.monotonic() >= self._min_backoff_until:
             wanted = max(wanted, self.min_containers - self._slots)
@@ -141,6 +158,9 @@ class Pool:
             self._booting += 1
             threading.Thread(target=self._container_main, daemon=True,
                              name=f"container-{self.fn.tag}").start()
+
+    def _idle_count(self) -> int:
+        return len(self._live) - len(self._busy)
 
     # one container's life
 
@@ -180,27 +200,36 @@ class Pool:
         worker = boot.worker
         with self._cond:
             self._starting = {w for w in self._starting if w is not worker and w.alive}
-        self._record_boot(boot)
-        with self._cond:
             self._booting -= 1
-            self._live.add(worker)
+            self._live.add(worker)  # from here the `finally` below gives the slot back
             self.counters["boots_ok"] += 1
             self._min_backoff_s = 5.0
         healthy = False
         try:
+            self._record_boot(boot)
             healthy = self._serve(boot)
+        except Exception:  # a server bug (the database failing?): the slot must come back
+            logger.exception("container %s of %s stopped: the scheduler failed",
+                             worker.id, self.fn.label)
         finally:
             with self._cond:
-                self._live.discard(worker)
-                self._slots -= 1
-                self._exiting += 1  # a new boot may start; `finished` waits for the exit
-                self._scale()
-                self._cond.notify_all()
+                self._leave(worker)
             try:
                 worker.shutdown() if healthy else worker.kill()
             finally:
                 with self._cond:
                     self._exiting -= 1
+
+    def _leave(self, worker: Worker) -> None:
+        """Give a leaving container's slot back, once; the caller holds the lock."""
+        if worker not in self._live:
+            return
+        self._live.discard(worker)
+        self._busy.discard(worker)
+        self._slots -= 1
+        self._exiting += 1  # a new boot may start; `finished` waits for the exit
+        self._scale()
+        self._cond.notify_all()
 
     def _record_boot(self, boot: Boot) -> None:
         fn, worker = self.fn, boot.worker
@@ -217,8 +246,11 @@ class Pool:
             self._starting = {w for w in self._starting if w.alive}  # the boot's leftovers
             stopped = self._stopped
         if not stopped:  # at shutdown the database may be closing: not a failure to keep
-            self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {},
-                                  message)
+            try:
+                self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {},
+                                      message)
+            except Exception:  # the slot must come back, and the queue hear why
+                logger.exception("could not record the failed boot of %s", fn.label)
         with self._cond:
             self._booting -= 1
             self._slots -= 1
@@ -244,23 +276,24 @@ class Pool:
             self._scale()
 
     def _next_call(self, worker: Worker) -> Call | None:
-        """Wait for a call; None when this container should leave."""
+        """Wait for a call, and count the container busy; None when it should leave (it
+        has left ``_live`` then)."""
         window = self.fn.options.scaledown_window
         with self._cond:
-            self._idle += 1
-            try:
-                while not self._queue:
-                    if worker.exited.is_set() or self._draining:
-                        return None
-                    idle_for = time.monotonic() - worker.idle_since
-                    if idle_for >= window and self._slots > self.min_containers:
-                        return None
-                    self._cond.wait(max(0.05, window - idle_for))
-                if worker.exited.is_set():
-                    return None
-                return self._queue.popleft()
-            finally:
-                self._idle -= 1
+            while not self._queue and not worker.exited.is_set() and not self._draining:
+                idle_for = time.monotonic() - worker.idle_since
+                if idle_for >= window and self._slots > self.min_containers:
+                    break  # scale down
+                self._cond.wait(max(0.05, window - idle_for))
+            if not self._queue or worker.exited.is_set():
+                self._leave(worker)
+                return None
+            self._busy.add(worker)
+            return self._queue.popleft()
+
+    def _call_ended(self, worker: Worker) -> None:
+        with self._cond:
+            self._busy.discard(worker)
 
     def _serve(self, boot: Boot) -> bool:
         """Run calls until the container should leave; False if it broke."""
@@ -273,13 +306,16 @@ class Pool:
             try:
                 end, header, blob = worker.run_call(call)
             except Exception as exc:  # a server bug must not leave the caller waiting
-                traceback.print_exc()
+                self._call_ended(worker)
+                logger.exception("the server failed running call %s in container %s",
+                                 call.id, worker.id)
                 worker.note(f"stopping: the server failed running call {call.id}: {exc!r}")
                 self._fail(call, ApiError(
                     CONTAINER_DIED, f"the server failed running {call.label} in container "
                     f"{worker.id} ({type(exc).__name__}: {exc}); the container was stopped. "
                     "See the server log"))
                 return False
+            self._call_ended(worker)  # idle before its caller hears back: see Pool
             first_input_s = time.monotonic() - t0 if worker.calls_served == 1 else None
             if end is CallEnd.RESULT:
                 delay = None if header.get("ok") else self._requeue(call, scale=False)
@@ -352,7 +388,7 @@ class Pool:
                                    f"when it could run no more: {self._stop_reason}"))
                 return
             self._queue.appendleft(call)
-            if scale or self._idle == 0:
+            if scale or self._idle_count() == 0:
                 self._scale()
             self._cond.notify()
 
