@@ -141,7 +141,7 @@ def make_pool(booter: FakeBooter, db: FakeDB) -> Iterator[Callable[..., Pool]]:
 
     def make(**options: Any) -> Pool:
         fn = FunctionSpec(app="app", version="v" * 40, tag="f", kind="function", methods=(),
-                          options=FunctionOptions(**options), source=b"", image={})
+                          options=FunctionOptions(**options), source=b"", image_spec={})
         ctx = PoolContext(booter, db, LogBook(echo=False),  # type: ignore[arg-type]
                           lambda header, blob: ({"ok": False}, None))
         pools.append(Pool(fn, ctx))
