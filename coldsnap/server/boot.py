@@ -276,7 +276,7 @@ class _BootRun:
             container = self.engine.restore(key, self._spec(container_id, False))
         except SnapshotError as exc:
             self._unless_stopping()
-            if getattr(exc, "transient", False):  # the snapshot is probably fine
+            if exc.transient:  # the snapshot is probably fine
                 self.keys.mark_transient(key, f"restore: {exc.reason}")
                 return self._fallback_after(
                     f"restore from memory snapshot failed (transient, restores resume in "

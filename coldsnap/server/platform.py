@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.engine import Engine
-from coldsnap.engine.store import check_key
+from coldsnap.engine.store import SnapshotStore, check_key
 from coldsnap.server.boot import Booter
 from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.describe import check_app_name, describe_source, version_of
@@ -323,7 +323,7 @@ class Platform:
             result = self._snapshot_rm(store, str(key))
         else:
             result = _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
-        getattr(self.engine, "snapshots_deleted", lambda: None)()  # their layers go too
+        self.engine.snapshots_deleted()  # their layers go too
         return result
 
     def _snapshot_inspect(self, store: Any, key: str) -> dict[str, Any]:
@@ -355,8 +355,8 @@ class Platform:
                            "host; `coldsnap snapshots ls` lists the keys")
         return {"snapshot_removed": removed, "failure_cleared": forgotten}
 
-    def _store(self) -> Any:
-        store = getattr(self.engine, "store", None)
+    def _store(self) -> SnapshotStore:
+        store = self.engine.store
         if store is None:
             raise ApiError(UNAVAILABLE, f"snapshots are not available with engine "
                            f"{self.engine.name!r}: it boots every container without one. "
