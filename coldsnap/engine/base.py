@@ -172,6 +172,11 @@ class Engine(Protocol):
     that through the factories in ``coldsnap/engine/__init__.py``, which return them
     as ``Engine``. A caller never probes an engine with ``getattr``: what one engine
     lacks has a typed answer here (the ``none`` engine's ``store`` is None).
+
+    Failure records: ``mark_failed`` and ``failure`` write and read the one record
+    of a key's permanent failure (the store's ``failed/<key>.json``). The engine
+    keeps it; the server's policy (``SnapshotKeys`` in server/boot.py) decides
+    when to consult it, once per boot. ``lookup`` and ``restore`` don't.
     """
 
     name: str  # the name ENGINES knows it by: "none", "criu"
@@ -206,7 +211,7 @@ class Engine(Protocol):
         ...
 
     def lookup(self, key: str) -> SnapshotInfo | None:
-        """The usable snapshot for ``key`` on this host, or None."""
+        """The stored snapshot for ``key`` on this host, or None (failures aside)."""
         ...
 
     def mark_failed(self, key: str, reason: str) -> None:

@@ -1,8 +1,8 @@
 """The snapshot admin: what `coldsnap snapshots ls|inspect|rm|gc` asks of the server.
 
-It reads the engine's store (the snapshots, the keys that failed), the database
-(which app and function a key belongs to, how often it was restored, its last
-error) and ``SnapshotKeys`` (what this server remembers of failures).
+It reads the engine's store (the snapshots and the one record of each key's
+failure), the database (which app and function a key belongs to, how often it
+was restored) and ``SnapshotKeys`` (transient failures, kept in memory).
 """
 
 from __future__ import annotations
@@ -38,23 +38,25 @@ class SnapshotAdmin:
     def ls(self) -> list[dict[str, Any]]:
         """Every snapshot in the store, then every failed key without one."""
         store = self._store()
-        keys = self.db.snapshot_keys()
+        known = self.db.snapshot_keys()
+        failures = store.failures()
         rows = []
         for info in store.list():
             row = _jsonable(info)
-            known = keys.pop(info.key, {})
-            row.update(app=known.get("app"), tag=known.get("tag"),
-                       restores=known.get("restores", 0),
-                       last_error=known.get("last_error") or self.engine.failure(info.key),
+            meta = known.get(info.key, {})
+            failure = failures.pop(info.key, None)
+            row.update(app=meta.get("app"), tag=meta.get("tag"),
+                       restores=meta.get("restores", 0),
+                       last_error=(failure.reason if failure
+                                   else self.keys.transient_error(info.key)),
                        status="ready")
             rows.append(row)
-        for key, known in keys.items():  # keys with no snapshot on disk: say why
-            error = known.get("last_error") or self.engine.failure(key)
-            if error:
-                rows.append({"key": key, "app": known["app"], "tag": known["tag"],
-                             "host_key": self.engine.host_key, "status": "failed",
-                             "restores": known["restores"], "last_error": error,
-                             "size_bytes": 0, "created_at": known["updated_at"]})
+        for key, failure in sorted(failures.items(), key=lambda item: item[1].at):
+            meta = known.get(key, {})
+            rows.append({"key": key, "app": meta.get("app"), "tag": meta.get("tag"),
+                         "host_key": self.engine.host_key, "status": "failed",
+                         "restores": meta.get("restores", 0), "last_error": failure.reason,
+                         "size_bytes": 0, "created_at": failure.at})
         return rows
 
     def usage(self) -> dict[str, Any]:
@@ -64,9 +66,8 @@ class SnapshotAdmin:
     def inspect(self, key: str) -> dict[str, Any]:
         store = self._store()
         detail = store.inspect(_checked(key))
-        known = self.db.snapshot_keys().get(key) or {}
         if detail is None:
-            error = known.get("last_error") or self.engine.failure(key)
+            error = store.failure(key)
             if error:
                 raise ApiError(NOT_FOUND, f"no snapshot {key} on this host: making one failed "
                                f"({error.splitlines()[0]}); `coldsnap snapshots rm {key}` "
@@ -74,7 +75,7 @@ class SnapshotAdmin:
             raise ApiError(NOT_FOUND, f"no snapshot {key} on this host; "
                            "`coldsnap snapshots ls` lists them")
         # Served restores: the database counts them.
-        detail["restores"] = known.get("restores", 0)
+        detail["restores"] = self.db.snapshot_keys().get(key, {}).get("restores", 0)
         return _jsonable(detail)
 
     def rm(self, key: str) -> dict[str, Any]:
@@ -84,9 +85,6 @@ class SnapshotAdmin:
         forgotten = store.failure(key) is not None
         store.delete(key)  # the snapshot and its failure record
         forgotten = self.keys.forget(key) or forgotten
-        if (self.db.snapshot_keys().get(key) or {}).get("last_error"):
-            self.db.set_snapshot_error(key, None)
-            forgotten = True
         self.engine.snapshots_deleted()  # their layers go too
         if not (removed or forgotten):
             raise ApiError(NOT_FOUND, f"no snapshot or failure record named {key!r} on this "
