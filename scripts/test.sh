@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The test command: set up (idempotent), then lint and run every test with real
-# CRIU and a real server. Extra arguments go to pytest (e.g. -k engine).
+# The test command: set up (idempotent), then lint, type-check and run every test with
+# real CRIU and a real server. Extra arguments go to pytest (e.g. -k engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo
 echo "==> ruff"
 .venv/bin/ruff check coldsnap tests
+echo
+echo "==> mypy"
+# The whole package (config in pyproject.toml): among other things it checks that both
+# engines still satisfy the Engine Protocol (coldsnap/engine/__init__.py).
+.venv/bin/mypy coldsnap
 echo
 echo "==> pytest"
 set +e

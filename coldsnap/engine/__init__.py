@@ -21,6 +21,8 @@ from coldsnap.engine.base import (
 from coldsnap.settings import Settings
 
 
+# The factories return their engine as an Engine: that is where mypy checks that
+# each engine still has every member of the Protocol (scripts/test.sh runs it).
 def _none(settings: Settings) -> Engine:
     from coldsnap.engine.none_engine import NoneEngine
 

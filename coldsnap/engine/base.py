@@ -14,7 +14,10 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+
+if TYPE_CHECKING:  # store.py imports this module
+    from coldsnap.engine.store import SnapshotStore
 
 
 def new_container_id() -> str:
@@ -163,8 +166,26 @@ class Container:
 
 
 class Engine(Protocol):
-    name: str
-    host_key: str
+    """What the server asks of a snapshot engine: every member any caller uses.
+
+    ``none`` (none_engine.py) and ``criu`` (criu_engine.py) satisfy it; mypy checks
+    that through the factories in ``coldsnap/engine/__init__.py``, which return them
+    as ``Engine``. A caller never probes an engine with ``getattr``: what one engine
+    lacks has a typed answer here (the ``none`` engine's ``store`` is None).
+
+    Failure records: ``mark_failed`` and ``failure`` write and read the one record
+    of a key's permanent failure (the store's ``failed/<key>.json``). The engine
+    keeps it; the server's policy (``SnapshotKeys`` in server/boot.py) decides
+    when to consult it, once per boot. ``lookup`` and ``restore`` don't.
+    """
+
+    name: str  # the name ENGINES knows it by: "none", "criu"
+    host_key: str  # which hosts can restore this host's snapshots (same CPU, kernel, CRIU)
+
+    @property
+    def store(self) -> SnapshotStore | None:
+        """This host's snapshot store, or None for an engine that takes no snapshots."""
+        ...
 
     def start(self, spec: ContainerSpec) -> Container:
         """Start a fresh container (a plain cold boot, or a snapshot phase)."""
@@ -176,21 +197,36 @@ class Engine(Protocol):
         """Dump ``container`` into the store under ``key``; the container is gone after.
 
         ``labels`` (app, function, version) are kept in the metadata; garbage
-        collection keeps the newest snapshots of each (app, function).
+        collection keeps the newest snapshots of each (app, function). Raises
+        DumpFailed.
         """
         ...
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
-        """Start a copy of the snapshot ``key``; raises SnapshotMiss or RestoreFailed."""
+        """Start a copy of the snapshot ``key``; raises SnapshotMiss or RestoreFailed.
+
+        A snapshot CRIU rejects, or whose files don't match its metadata, is
+        quarantined and its key marked failed.
+        """
         ...
 
     def lookup(self, key: str) -> SnapshotInfo | None:
-        """The usable snapshot for ``key`` on this host, or None."""
+        """The stored snapshot for ``key`` on this host, or None (failures aside)."""
         ...
 
     def mark_failed(self, key: str, reason: str) -> None:
+        """Record that ``key`` failed for good and why; it lasts until the key is
+        deleted from the store (`coldsnap snapshots rm KEY`)."""
         ...
 
     def failure(self, key: str) -> str | None:
-        """Why ``key`` failed before, or None if it never did."""
+        """Why ``key`` failed before, or None if it never did (or was deleted since)."""
+        ...
+
+    def snapshots_deleted(self) -> None:
+        """Snapshots went from the store (rm, gc): free what the engine held for them."""
+        ...
+
+    def close(self) -> None:
+        """Give back what the engine holds on the host; called once, at shutdown."""
         ...

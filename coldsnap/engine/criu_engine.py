@@ -188,8 +188,6 @@ class CriuEngine:
     # -- restore ---------------------------------------------------------------
 
     def lookup(self, key: str) -> SnapshotInfo | None:
-        if self.store.failure(key) is not None:
-            return None
         return self.store.get(key)
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
@@ -263,9 +261,7 @@ class CriuEngine:
         return [ns_pid(pid) for pid in pids]
 
     def _usable(self, key: str) -> SnapshotInfo:
-        reason = self.store.failure(key)
-        if reason is not None:
-            raise SnapshotMiss(f"snapshot {key} failed before: {reason}")
+        # No look at the failure record: the server's policy read it before it asked.
         info = self.store.get(key)
         if info is None:
             raise SnapshotMiss(f"no snapshot {key} for host {self.host_key}")

@@ -20,12 +20,15 @@ from coldsnap.engine.base import (
     SnapshotMiss,
 )
 from coldsnap.engine.pipes import ContainerPipes
+from coldsnap.engine.store import SnapshotStore
 from coldsnap.wire.container import CODE_DIR_ENV
 
 
 class NoneEngine:
     name = "none"
     host_key = "none"
+    # No snapshots, so no store: `coldsnap snapshots ...` says so and names the fix.
+    store: SnapshotStore | None = None
 
     def __init__(self, run_dir: Path | None = None) -> None:
         self.run_dir = run_dir
@@ -73,7 +76,13 @@ class NoneEngine:
         return None
 
     def mark_failed(self, key: str, reason: str) -> None:
-        pass
+        pass  # never asked: the server boots plainly with this engine (no keys to fail)
 
     def failure(self, key: str) -> str | None:
         return None
+
+    def snapshots_deleted(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # each container removes its own code dir

@@ -17,6 +17,7 @@ rename wins and the other is dropped.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,14 @@ META = "meta.json"
 # A key names a directory of the store: no path separators, no dot names.
 KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 RESERVED_KEYS = frozenset({"failed"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """Why a key failed (``reason``) and when (``at``, a Unix time)."""
+
+    reason: str
+    at: float
 
 
 def is_key(key: object) -> bool:
@@ -147,25 +156,31 @@ class SnapshotStore:
     # -- failures, quarantine, deletion ---------------------------------------
 
     def mark_failed(self, key: str, reason: str) -> None:
+        """Record why ``key`` failed; it stays failed until ``delete(key)``."""
         self._ensure_layout()
         record = {"reason": reason, "at": time.time()}
         _write_json(self.host_dir / "failed" / f"{check_key(key)}.json", record)
 
     def failure(self, key: str) -> str | None:
-        if not is_key(key):
-            return None
-        try:
-            return str(json.loads((self.host_dir / "failed" / f"{key}.json").read_text())["reason"])
-        except (OSError, ValueError, KeyError):
-            return None
+        """Why ``key`` failed on this host, or None."""
+        record = self._failure_record(key) if is_key(key) else None
+        return record.reason if record else None
 
-    def failures(self) -> dict[str, str]:
+    def failures(self) -> dict[str, Failure]:
+        """Every failed key of this host, with why and when."""
         out = {}
         for path in (self.host_dir / "failed").glob("*.json"):
-            reason = self.failure(path.stem)
-            if reason is not None:
-                out[path.stem] = reason
+            record = self._failure_record(path.stem) if is_key(path.stem) else None
+            if record is not None:
+                out[path.stem] = record
         return out
+
+    def _failure_record(self, key: str) -> Failure | None:
+        try:
+            data = json.loads((self.host_dir / "failed" / f"{key}.json").read_text())
+            return Failure(str(data["reason"]), float(data.get("at", 0.0)))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def quarantine(self, key: str, reason: str) -> Path | None:
         """Move a bad snapshot aside (kept for a post-mortem) and remember why."""

@@ -175,19 +175,19 @@ class Api:
             req.send(_log_reply(lines, timestamps))
 
     def snapshots_ls(self, req: Request) -> Reply:
-        return {"ok": True, "snapshots": self.platform.snapshots(),
-                **self.platform.snapshot_usage()}, None
+        snapshots = self.platform.snapshots
+        return {"ok": True, "snapshots": snapshots.ls(), **snapshots.usage()}, None
 
     def snapshot_inspect(self, req: Request) -> Reply:
-        info = self.platform.snapshot_op("inspect", key=req.field("key", str))
+        info = self.platform.snapshots.inspect(req.field("key", str))
         return {"ok": True, "snapshot": info}, None
 
     def snapshot_rm(self, req: Request) -> Reply:
-        result = self.platform.snapshot_op("rm", key=req.field("key", str))
-        return {"ok": True, "removed": req.header["key"], **result}, None
+        key = req.field("key", str)
+        return {"ok": True, "removed": key, **self.platform.snapshots.rm(key)}, None
 
     def snapshots_gc(self, req: Request) -> Reply:
-        result = self.platform.snapshot_op("gc", keep=req.field("keep", int, None))
+        result = self.platform.snapshots.gc(req.field("keep", int, None))
         return {"ok": True, "result": result}, None
 
 

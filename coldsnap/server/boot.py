@@ -37,6 +37,14 @@ RETRY_HINT = "`coldsnap snapshots rm {key}` clears it so the next cold boot trie
 logger = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pause:
+    """A transient restore failure: no restore of the key before ``retry_at`` (clock time)."""
+
+    retry_at: float
+    reason: str
+
+
 @dataclasses.dataclass
 class Boot:
     worker: Worker
@@ -47,52 +55,59 @@ class Boot:
 class SnapshotKeys:
     """Which keys are being created right now, which failed, which wait to be retried.
 
-    A failed key is remembered here, by the engine and in the database until
-    ``forget`` (``coldsnap snapshots rm KEY``). A transient restore failure is
-    remembered only here: boots fall back until its retry-after time passes.
+    One record says that a key failed for good, and why: the engine's store
+    (``failed/<key>.json``, next to the snapshot on the same host, so it outlives
+    the server). ``mark_failed`` writes it through the engine, ``failure`` and
+    ``claim`` read it (once per claim) and deleting the key from the store
+    (``coldsnap snapshots rm KEY``) clears it. Nothing else remembers it: not
+    memory, not SQLite.
+
+    A transient restore failure is kept only here, in memory: boots fall back
+    until its retry-after time passes, and a restart forgets it (the snapshot was
+    probably fine).
     """
 
-    def __init__(self, engine: Engine, db: StateDB,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
-        self._db = db
         self._clock = clock
         self._creating: set[str] = set()
-        self._failed: dict[str, str] = {}
-        self._retry_after: dict[str, float] = {}  # key -> clock time of the next try
+        self._paused: dict[str, _Pause] = {}  # transient failures
         self._cond = threading.Condition()
 
     def failure(self, key: str) -> str | None:
-        return self._failed.get(key) or self._engine.failure(key)
+        """Why ``key`` failed for good, or None: the store's record."""
+        return self._engine.failure(key)
 
     def mark_failed(self, key: str, reason: str) -> None:
+        """Write ``key``'s failure record: boots fall back until `snapshots rm KEY`."""
         with self._cond:
-            self._failed[key] = reason
-            self._retry_after.pop(key, None)
+            self._paused.pop(key, None)
         self._engine.mark_failed(key, reason)
-        self._db.set_snapshot_error(key, reason)
 
     def mark_transient(self, key: str, reason: str, retry_in_s: float = TRANSIENT_RETRY_S
                        ) -> None:
         """Fall back, without restoring, until ``retry_in_s`` from now; keep the snapshot."""
         with self._cond:
-            self._retry_after[key] = self._clock() + retry_in_s
-        self._db.set_snapshot_error(
-            key, f"{reason} (transient: restores of this key resume in {retry_in_s / 60:g} min)")
+            self._paused[key] = _Pause(
+                self._clock() + retry_in_s,
+                f"{reason} (transient: restores of this key resume in {retry_in_s / 60:g} min)")
+
+    def transient_error(self, key: str) -> str | None:
+        """The last transient failure of ``key`` until a restore works or it is forgotten."""
+        with self._cond:
+            pause = self._paused.get(key)
+        return pause.reason if pause else None
 
     def restored(self, key: str) -> None:
         """A restore worked: a transient failure before it is over."""
         with self._cond:
-            if self._retry_after.pop(key, None) is None:
-                return
-        self._db.set_snapshot_error(key, None)
+            self._paused.pop(key, None)
 
     def forget(self, key: str) -> bool:
-        """Drop this server's failure or retry-after for ``key``; True if it had one."""
+        """Drop the transient failure of ``key``; True if it had one. (The permanent
+        record goes with the key's deletion from the store.)"""
         with self._cond:
-            had = self._failed.pop(key, None) is not None
-            had = self._retry_after.pop(key, None) is not None or had
-            return had
+            return self._paused.pop(key, None) is not None
 
     def claim(self, key: str, wait_s: float) -> str:
         """``restore``, ``fallback`` or ``create`` (then the caller must ``release``)."""
@@ -103,10 +118,11 @@ class SnapshotKeys:
                 if remaining <= 0:
                     return "fallback"  # the dump takes too long: don't wait forever
                 self._cond.wait(remaining)
-            if self.failure(key):
+            if self.failure(key) is not None:
                 return "fallback"
             if self._engine.lookup(key) is not None:
-                if self._clock() < self._retry_after.get(key, 0.0):
+                pause = self._paused.get(key)
+                if pause is not None and self._clock() < pause.retry_at:
                     return "fallback"
                 return "restore"
             self._creating.add(key)
@@ -125,7 +141,7 @@ class Booter:
         self.engine = engine
         self.db = db
         self.log = log  # (app, line): the app's log
-        self.keys = SnapshotKeys(engine, db)
+        self.keys = SnapshotKeys(engine)
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -278,7 +294,7 @@ class _BootRun:
             container = self.engine.restore(key, self._spec(container_id, False))
         except SnapshotError as exc:
             self._unless_stopping()
-            if getattr(exc, "transient", False):  # the snapshot is probably fine
+            if exc.transient:  # the snapshot is probably fine
                 self.keys.mark_transient(key, f"restore: {exc.reason}")
                 return self._fallback_after(
                     f"restore from memory snapshot failed (transient, restores resume in "

@@ -93,9 +93,7 @@ class Server:
                 listener.close()
             self.settings.socket_path.unlink(missing_ok=True)
             self.platform.shutdown()
-            close_engine = getattr(self.engine, "close", None)
-            if close_engine is not None:
-                close_engine()
+            self.engine.close()
             self.db.close()
             logger.info("coldsnap server stopped")
 

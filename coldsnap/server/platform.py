@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from coldsnap.engine import Engine
-from coldsnap.engine.store import check_key
 from coldsnap.server.boot import Booter
 from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.describe import check_app_name, describe_source, version_of
@@ -20,6 +17,7 @@ from coldsnap.server.images.builder import BuiltImage, ImageBuilder
 from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import SHUTTING_DOWN, ContainerRequests, Pool, PoolContext
+from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.state import StateDB, StoredVersion
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
@@ -48,6 +46,7 @@ class Platform:
         self._versions: dict[tuple[str, str], StoredVersion] = {}  # read from the db once
         self._lock = threading.RLock()
         self.builder = ImageBuilder(settings, engine)
+        self.snapshots = SnapshotAdmin(settings, engine, db, self._ctx.booter.keys)
 
     def start(self) -> None:
         """Pick up the apps of an earlier run; ephemeral ones died with their `run`."""
@@ -285,87 +284,6 @@ class Platform:
                                                       for c in s["containers"])
                    for s in (pool.stats() for pool in self._all_pools()))
 
-    def snapshots(self) -> list[dict[str, Any]]:
-        store = self._store()
-        keys = self.db.snapshot_keys()
-        rows = []
-        for info in store.list():
-            row = _jsonable(info)
-            known = keys.pop(info.key, {})
-            row.update(app=known.get("app"), tag=known.get("tag"),
-                       restores=known.get("restores", 0),
-                       last_error=known.get("last_error") or self.engine.failure(info.key),
-                       status="ready")
-            rows.append(row)
-        for key, known in keys.items():  # keys with no snapshot on disk: say why
-            error = known.get("last_error") or self.engine.failure(key)
-            if error:
-                rows.append({"key": key, "app": known["app"], "tag": known["tag"],
-                             "host_key": self.engine.host_key, "status": "failed",
-                             "restores": known["restores"], "last_error": error,
-                             "size_bytes": 0, "created_at": known["updated_at"]})
-        return rows
-
-    def snapshot_usage(self) -> dict[str, Any]:
-        store = self._store()
-        return {"disk_bytes": store.disk_usage(), "store": str(store.root)}
-
-    def snapshot_op(self, op: str, key: str | None = None, keep: int | None = None) -> Any:
-        store = self._store()
-        if op in ("inspect", "rm"):
-            try:
-                check_key(str(key))
-            except ValueError as exc:
-                raise ApiError(BAD_REQUEST, str(exc)) from None
-        if keep is not None and keep < 0:
-            raise ApiError(BAD_REQUEST, f"keep must be 0 or more, not {keep}")
-        if op == "inspect":
-            return _jsonable(self._snapshot_inspect(store, str(key)))
-        if op == "rm":
-            result = self._snapshot_rm(store, str(key))
-        else:
-            result = _jsonable(store.gc(self.settings.keep_versions if keep is None else keep))
-        getattr(self.engine, "snapshots_deleted", lambda: None)()  # their layers go too
-        return result
-
-    def _snapshot_inspect(self, store: Any, key: str) -> dict[str, Any]:
-        detail: dict[str, Any] | None = store.inspect(key)
-        known = self.db.snapshot_keys().get(key) or {}
-        if detail is None:
-            error = known.get("last_error") or self.engine.failure(key)
-            if error:
-                raise ApiError(NOT_FOUND, f"no snapshot {key} on this host: making one failed "
-                               f"({error.splitlines()[0]}); `coldsnap snapshots rm {key}` "
-                               "clears the failure so the next cold boot tries again")
-            raise ApiError(NOT_FOUND, f"no snapshot {key} on this host; "
-                           "`coldsnap snapshots ls` lists them")
-        detail["restores"] = known.get("restores", 0)  # served restores: the database counts
-        return detail
-
-    def _snapshot_rm(self, store: Any, key: str) -> dict[str, Any]:
-        """Delete ``key``'s snapshot and forget its failure: the next cold boot tries again."""
-        removed = store.get(key) is not None
-        forgotten = store.failure(key) is not None
-        store.delete(key)  # both the snapshot and the engine's failure record
-        forgotten = self._ctx.booter.keys.forget(key) or forgotten
-        known = self.db.snapshot_keys().get(key) or {}
-        if known.get("last_error"):
-            self.db.set_snapshot_error(key, None)
-            forgotten = True
-        if not (removed or forgotten):
-            raise ApiError(NOT_FOUND, f"no snapshot or failure record named {key!r} on this "
-                           "host; `coldsnap snapshots ls` lists the keys")
-        return {"snapshot_removed": removed, "failure_cleared": forgotten}
-
-    def _store(self) -> Any:
-        store = getattr(self.engine, "store", None)
-        if store is None:
-            raise ApiError(UNAVAILABLE, f"snapshots are not available with engine "
-                           f"{self.engine.name!r}: it boots every container without one. "
-                           "Run `coldsnap doctor`, then start the server with "
-                           "COLDSNAP_ENGINE=criu")
-        return store
-
     def shutdown(self, grace_s: float = 10.0) -> None:
         """Stop taking calls; give containers, booting ones too, ``grace_s`` to finish
         and leave (their exit hooks run); then kill what is left, before the engine
@@ -383,18 +301,6 @@ class Platform:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not all(p.finished for p in pools):
             time.sleep(0.05)
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _no_container_requests(header: dict[str, Any], blob: bytes | None

@@ -119,7 +119,7 @@ def test_failed_snapshot_falls_back_and_is_not_retried(
         assert engine.failed[key] == "restore: the image is corrupt (on purpose)"
         assert logged and "restore from memory snapshot failed" in logged[0][1]
         assert "restore from memory snapshot failed" in first.worker.pending_logs[0]
-    assert db.snapshot_keys()[key]["last_error"] == engine.failed[key]
+    assert booter.keys.failure(key) == engine.failed[key]  # the engine's record, no other
     _serves(first)
 
     second = _boot(booter, square, lines)
@@ -136,7 +136,7 @@ def test_a_transient_restore_failure_falls_back_and_retries_later(
     now = [1000.0]
     booter = Booter(Settings(state_dir=tmp_path, boot_timeout_s=60), engine, db,
                     log=lambda app, line: None)
-    booter.keys = SnapshotKeys(engine, db, clock=lambda: now[0])
+    booter.keys = SnapshotKeys(engine, clock=lambda: now[0])
     lines: list[str] = []
     first = _boot(booter, square, lines)
     assert first.kind == "fallback" and engine.restores == 1

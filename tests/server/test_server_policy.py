@@ -20,7 +20,6 @@ from coldsnap.server.boot import SnapshotKeys
 from coldsnap.server.channel import ControlChannel
 from coldsnap.server.daemon import Server
 from coldsnap.server.functions import FunctionSpec
-from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
 from coldsnap.wire.description import AppDescription
 from coldsnap.wire.framing import ProtocolError, read_message
@@ -45,37 +44,28 @@ class StoreEngine:
         return self.failed.get(key)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    database = StateDB(tmp_path / "state.db")
-    database.note_snapshot_key("k", "app", "v", "f")
-    yield database
-    database.close()
-
-
-def test_a_transient_restore_failure_pauses_restores_then_retries(db: StateDB) -> None:
+def test_a_transient_restore_failure_pauses_restores_then_retries() -> None:
     engine, now = StoreEngine(), [1000.0]
-    keys = SnapshotKeys(engine, db, clock=lambda: now[0])  # type: ignore[arg-type]
+    keys = SnapshotKeys(engine, clock=lambda: now[0])  # type: ignore[arg-type]
     assert keys.claim("k", 1) == "restore"
     keys.mark_transient("k", "restore: criu restore timed out", retry_in_s=300)
     assert engine.failed == {}  # not failed for good: the snapshot is kept
-    assert "transient" in db.snapshot_keys()["k"]["last_error"]
+    assert "transient" in (keys.transient_error("k") or "")
     now[0] += 299
     assert keys.claim("k", 1) == "fallback"
     now[0] += 2
     assert keys.claim("k", 1) == "restore"
     keys.restored("k")
-    assert db.snapshot_keys()["k"]["last_error"] is None
+    assert keys.transient_error("k") is None
 
 
-def test_a_failed_key_stays_failed_until_forgotten(db: StateDB) -> None:
+def test_a_failed_key_stays_failed_until_its_record_is_deleted() -> None:
     engine = StoreEngine()
-    keys = SnapshotKeys(engine, db)  # type: ignore[arg-type]
+    keys = SnapshotKeys(engine)  # type: ignore[arg-type]
     keys.mark_failed("k", "restore: corrupt image")
     assert keys.claim("k", 1) == "fallback"
     assert engine.failed["k"] == "restore: corrupt image"
-    assert db.snapshot_keys()["k"]["last_error"] == "restore: corrupt image"
-    assert keys.forget("k") and not keys.forget("k")
+    assert keys.failure("k") == "restore: corrupt image"
     engine.failed.clear()  # what the store's delete does
     assert keys.claim("k", 1) == "restore"
 

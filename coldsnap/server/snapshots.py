@@ -1,0 +1,130 @@
+"""The snapshot admin: what `coldsnap snapshots ls|inspect|rm|gc` asks of the server.
+
+It reads the engine's store (the snapshots and the one record of each key's
+failure), the database (which app and function a key belongs to, how often it
+was restored) and ``SnapshotKeys`` (transient failures, kept in memory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from coldsnap.engine import Engine
+from coldsnap.engine.store import SnapshotStore, check_key
+from coldsnap.server.boot import SnapshotKeys
+from coldsnap.server.errors import ApiError
+from coldsnap.server.state import StateDB
+from coldsnap.settings import Settings
+from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
+
+
+class SnapshotAdmin:
+    """List, inspect, delete and garbage-collect this host's snapshots.
+
+    Each method answers one socket API op (api.py); errors are ``ApiError`` with
+    the message a user sees. With the ``none`` engine there is no store, and every
+    method says so.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine, db: StateDB,
+                 keys: SnapshotKeys) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.db = db
+        self.keys = keys
+
+    def ls(self) -> list[dict[str, Any]]:
+        """Every snapshot in the store, then every failed key without one."""
+        store = self._store()
+        known = self.db.snapshot_keys()
+        failures = store.failures()
+        rows = []
+        for info in store.list():
+            row = _jsonable(info)
+            meta = known.get(info.key, {})
+            failure = failures.pop(info.key, None)
+            row.update(app=meta.get("app"), tag=meta.get("tag"),
+                       restores=meta.get("restores", 0),
+                       last_error=(failure.reason if failure
+                                   else self.keys.transient_error(info.key)),
+                       status="ready")
+            rows.append(row)
+        for key, failure in sorted(failures.items(), key=lambda item: item[1].at):
+            meta = known.get(key, {})
+            rows.append({"key": key, "app": meta.get("app"), "tag": meta.get("tag"),
+                         "host_key": self.engine.host_key, "status": "failed",
+                         "restores": meta.get("restores", 0), "last_error": failure.reason,
+                         "size_bytes": 0, "created_at": failure.at})
+        return rows
+
+    def usage(self) -> dict[str, Any]:
+        store = self._store()
+        return {"disk_bytes": store.disk_usage(), "store": str(store.root)}
+
+    def inspect(self, key: str) -> dict[str, Any]:
+        store = self._store()
+        detail = store.inspect(_checked(key))
+        if detail is None:
+            error = store.failure(key)
+            if error:
+                raise ApiError(NOT_FOUND, f"no snapshot {key} on this host: making one failed "
+                               f"({error.splitlines()[0]}); `coldsnap snapshots rm {key}` "
+                               "clears the failure so the next cold boot tries again")
+            raise ApiError(NOT_FOUND, f"no snapshot {key} on this host; "
+                           "`coldsnap snapshots ls` lists them")
+        # Served restores: the database counts them.
+        detail["restores"] = self.db.snapshot_keys().get(key, {}).get("restores", 0)
+        return _jsonable(detail)
+
+    def rm(self, key: str) -> dict[str, Any]:
+        """Delete ``key``'s snapshot and forget its failure: the next cold boot tries again."""
+        store = self._store()
+        removed = store.get(_checked(key)) is not None
+        forgotten = store.failure(key) is not None
+        store.delete(key)  # the snapshot and its failure record
+        forgotten = self.keys.forget(key) or forgotten
+        self.engine.snapshots_deleted()  # their layers go too
+        if not (removed or forgotten):
+            raise ApiError(NOT_FOUND, f"no snapshot or failure record named {key!r} on this "
+                           "host; `coldsnap snapshots ls` lists the keys")
+        return {"snapshot_removed": removed, "failure_cleared": forgotten}
+
+    def gc(self, keep: int | None = None) -> list[str]:
+        """Delete all but the newest ``keep`` snapshots of each (app, function); the
+        deleted keys. ``keep`` defaults to the ``keep_versions`` setting."""
+        store = self._store()
+        if keep is not None and keep < 0:
+            raise ApiError(BAD_REQUEST, f"keep must be 0 or more, not {keep}")
+        removed = store.gc(self.settings.keep_versions if keep is None else keep)
+        self.engine.snapshots_deleted()
+        return removed
+
+    def _store(self) -> SnapshotStore:
+        store = self.engine.store
+        if store is None:
+            raise ApiError(UNAVAILABLE, f"snapshots are not available with engine "
+                           f"{self.engine.name!r}: it boots every container without one. "
+                           "Run `coldsnap doctor`, then start the server with "
+                           "COLDSNAP_ENGINE=criu")
+        return store
+
+
+def _checked(key: str) -> str:
+    try:
+        return check_key(key)
+    except ValueError as exc:
+        raise ApiError(BAD_REQUEST, str(exc)) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
