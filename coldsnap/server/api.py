@@ -98,7 +98,7 @@ class Api:
             if progress:
                 req.send({"ok": True, "progress": line})
 
-        result = self.platform.deploy(
+        result = self.platform.deploys.deploy(
             filename=req.field("filename", str, "app.py"),
             source=req.need_blob("the app's source"),
             name=req.field("name", str, None),
@@ -142,28 +142,28 @@ class Api:
         return {**outcome.error.to_header(), **extra}, outcome.error.blob
 
     def lookup(self, req: Request) -> Reply:
-        return {"ok": True, **self.platform.lookup(req.field("app", str),
+        return {"ok": True, **self.platform.deploys.lookup(req.field("app", str),
                                                    req.field("tag", str))}, None
 
     def apps_ls(self, req: Request) -> Reply:
-        return {"ok": True, "apps": self.platform.apps()}, None
+        return {"ok": True, "apps": self.platform.reports.apps()}, None
 
     def app_stop(self, req: Request) -> Reply:
-        result = self.platform.stop_app(req.field("app", str),
+        result = self.platform.deploys.stop(req.field("app", str),
                                         bool(req.field("delete", bool, False)))
         return {"ok": True, **result}, None
 
     def app_drain(self, req: Request) -> Reply:
-        result = self.platform.drain_containers(req.field("app", str),
+        result = self.platform.deploys.drain(req.field("app", str),
                                                 float(req.field("wait", (int, float), 60.0)))
         return {"ok": True, **result}, None
 
     def app_stats(self, req: Request) -> Reply:
-        return {"ok": True, **self.platform.stats(req.field("app", str))}, None
+        return {"ok": True, **self.platform.reports.stats(req.field("app", str))}, None
 
     def logs(self, req: Request) -> Reply | None:
         app = req.field("app", str)
-        self.platform.require_app(app)
+        self.platform.deploys.require(app)
         book = self.platform.logs.app(app)
         timestamps = bool(req.field("timestamps", bool, False))
         lines, position = book.tail_timed(int(req.field("tail", int, 200)))

@@ -102,7 +102,7 @@ def test_app_logs_keep_each_lines_arrival_time_and_text() -> None:
 def test_the_logs_op_sends_times_only_when_asked() -> None:
     book = LogBook(echo=False)
     book.write("app", "[cs-1] hello")
-    platform = SimpleNamespace(require_app=lambda app: None, logs=book)
+    platform = SimpleNamespace(deploys=SimpleNamespace(require=lambda app: None), logs=book)
     api = Api(platform)  # type: ignore[arg-type]
     plain = api.logs(Request({"op": "logs", "app": "app"}, None, None))
     assert plain == ({"ok": True, "lines": ["[cs-1] hello"]}, None)

@@ -1,0 +1,202 @@
+"""Deployed apps: their current versions, deploys, stops and drains.
+
+Each app has one current version, in the database and in memory; calls go to
+the pools of that version. A deploy describes the app, builds its images and
+names the version; a new version retires the pools of the old one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap.server.describe import check_app_name, describe_source, version_of
+from coldsnap.server.errors import ApiError
+from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.images.builder import BuiltImage, ImageBuilder
+from coldsnap.server.images.deploy import build_images
+from coldsnap.server.logs import LogBook
+from coldsnap.server.pool import Pool
+from coldsnap.server.pools import Pools, wait_finished
+from coldsnap.server.state import StateDB, StoredVersion
+from coldsnap.settings import Settings
+from coldsnap.wire.errors import NOT_FOUND
+
+DEPLOYED, STOPPED = "deployed", "stopped"
+# How long idle containers of a deleted app get to run their exit hooks (as long as a
+# container gets after a shutdown message, Worker.shutdown).
+DELETE_GRACE_S = 5.0
+
+
+class Deploys:
+    """The apps this server has, and which version of each takes calls.
+
+    ``_lock`` orders deploys, stops and drains of one server; it is taken before
+    the pools' own lock, never after.
+    """
+
+    def __init__(self, settings: Settings, db: StateDB, logs: LogBook, pools: Pools,
+                 builder: ImageBuilder) -> None:
+        self.settings = settings
+        self.db = db
+        self.logs = logs
+        self.pools = pools
+        self.builder = builder
+        self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)
+        self._versions: dict[tuple[str, str], StoredVersion] = {}  # read from the db once
+        self._lock = threading.RLock()
+
+    def start(self) -> None:
+        """Pick up the apps of an earlier run; ephemeral ones died with their `run`."""
+        for row in self.db.apps():
+            if row["ephemeral"]:
+                self.db.delete_app(row["name"])
+                continue
+            self._current[row["name"]] = (row["state"], row["version"])
+            if row["state"] == DEPLOYED:
+                self._warm(row["name"], row["version"])
+
+    def deploy(self, filename: str, source: bytes, name: str | None = None,
+               ephemeral: bool = False, snapshots: bool = True, cwd: str | None = None,
+               app_dir: str | None = None,
+               report: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """``cwd``: the client's working directory, for the app's relative paths;
+        ``app_dir``: the app file's, whose modules the app imports go into its image."""
+        description = describe_source(source, filename, self.settings.boot_timeout_s, cwd,
+                                      app_dir)
+        if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
+            description = description.without_snapshots()
+        app = check_app_name(name or description.name)
+        version = version_of(source, description)
+        progress: list[str] = []
+        built: dict[str, dict[str, Any]] = {}
+        if self._current.get(app) != (DEPLOYED, version):
+            def build_progress(line: str) -> None:
+                progress.append(line)
+                self.logs.write(app, f"[build] {line}")
+                if report is not None:
+                    report(line)
+
+            known = self.db.version(app, version)
+            built = known.built_images if known else build_images(
+                self.builder, description, source, filename, build_progress)
+        with self._lock:
+            changed = self._current.get(app) != (DEPLOYED, version)
+            if changed:
+                self.db.put_version(
+                    StoredVersion(app, version, filename, source, description, built))
+                self.db.set_app(app, version, DEPLOYED, ephemeral)
+                self._current[app] = (DEPLOYED, version)
+                self.pools.retire(app, keep_version=version)
+        if changed:
+            self.logs.write(app, f"coldsnap: deployed {filename} as version {version[:12]}")
+            self._warm(app, version)
+        return {"app": app, "version": version, "changed": changed, "logs": progress,
+                "functions": description.to_dict()["functions"],
+                "entrypoints": list(description.entrypoints)}
+
+    def stop(self, app: str, delete: bool = False) -> dict[str, Any]:
+        """Stop an app: its containers leave once idle, running their exit hooks.
+
+        With ``delete`` (an ephemeral `coldsnap run` app whose client is done or was
+        interrupted) nobody waits for its calls: they are killed at once, and this
+        returns once idle containers ran their exit hooks, with those lines in ``logs``
+        (`coldsnap logs` can't reach a deleted app: the caller is the one to see them)."""
+        with self._lock:
+            self.require(app)
+            pools = self.pools.of_app(app)
+            if delete:
+                self.db.delete_app(app)
+                del self._current[app]
+            else:
+                self.db.set_app_state(app, STOPPED)
+                self._current[app] = (STOPPED, self._current[app][1])
+            self.pools.retire(app)
+        logs = self._end_containers(app, pools) if delete else []
+        self.logs.write(app, "coldsnap: app stopped" + (" and deleted" if delete else ""))
+        return {"app": app, "stopped": True, "deleted": delete, "logs": logs}
+
+    def _end_containers(self, app: str, pools: list[Pool]) -> list[str]:
+        """End a deleted app's containers; returns the log lines they printed meanwhile."""
+        book = self.logs.app(app)
+        _, start = book.tail(0)
+        self.pools.end(pools, f"app {app!r} was stopped and deleted", DELETE_GRACE_S,
+                       kill_busy=True)
+        return book.since(start, wait_s=0)[0]
+
+    def drain(self, app: str, wait_s: float = 60.0) -> dict[str, Any]:
+        """Stop the app's containers (once idle); it stays deployed and the next call
+        cold-boots. Waits up to ``wait_s`` for them to exit, then boots the warm pool
+        (min_containers) again, as a deploy does."""
+        with self._lock:
+            self.require(app)
+            pools = self.pools.retire(app)
+        drained = wait_finished(pools, wait_s, poll_s=0.02)
+        with self._lock:  # a stop or a deploy meanwhile decides what stays warm
+            state, version = self._current.get(app, (STOPPED, ""))
+            if state == DEPLOYED:
+                self._warm(app, version)
+        return {"app": app, "drained": drained}
+
+    def _warm(self, app: str, version: str) -> None:
+        """Create the pools of functions with min_containers, so they boot now."""
+        functions = self._version(app, version).description.functions
+        for tag, fn in functions.items():
+            if fn.options.min_containers:
+                self._pool_for(app, version, tag)
+
+    # finding what serves a call
+
+    def pool(self, app: str, tag: str) -> Pool:
+        """The pool of ``tag`` in the app's current version."""
+        with self._lock:  # not a pool of a version a deploy is retiring right now
+            state, version = self.state(app)
+            if state != DEPLOYED:
+                raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again with "
+                               "`coldsnap deploy FILE` to call it")
+            return self._pool_for(app, version, tag)
+
+    def _pool_for(self, app: str, version: str, tag: str) -> Pool:
+        stored = self._version(app, version)
+        functions = stored.description.functions
+        if tag not in functions:
+            raise ApiError(NOT_FOUND, f"app {app!r} has no function or class {tag!r}; it "
+                           f"has: {', '.join(sorted(functions))}")
+
+        def spec() -> FunctionSpec:
+            record = stored.built_images.get(tag)
+            return FunctionSpec.from_description(
+                app, version, tag, stored.description, stored.source,
+                BuiltImage.from_record(record) if record else None)
+
+        return self.pools.get((app, version, tag), spec)
+
+    def _version(self, app: str, version: str) -> StoredVersion:
+        cached = self._versions.get((app, version))
+        if cached is None:
+            cached = self.db.version(app, version)
+            if cached is None:
+                raise self._no_app(app)
+            self._versions[(app, version)] = cached
+        return cached
+
+    def lookup(self, app: str, tag: str) -> dict[str, Any]:
+        fn = self.pool(app, tag).fn
+        return {"app": app, "tag": tag, "kind": fn.kind, "methods": list(fn.methods),
+                "version": fn.version, "options": fn.options.to_dict()}
+
+    def state(self, app: str) -> tuple[str, str]:
+        """(``deployed`` or ``stopped``, current version); NOT_FOUND for an unknown app."""
+        self.require(app)
+        return self._current[app]
+
+    def require(self, app: str) -> None:
+        if app not in self._current:
+            raise self._no_app(app)
+
+    def _no_app(self, app: str) -> ApiError:
+        known = ", ".join(sorted(self._current)) or "none"
+        return ApiError(NOT_FOUND, f"no app named {app!r} is deployed (deployed apps: "
+                        f"{known}); deploy it with `coldsnap deploy FILE`")
+
