@@ -20,7 +20,7 @@ from coldsnap.server.errors import ApiError
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import InvalidError, ServerError
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import require_criu, stats, wait_for, write_app
+from tests.end_to_end import require_criu, stats, wait_for, write_app
 
 NESTED_APP = """
 import os

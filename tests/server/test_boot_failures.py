@@ -17,7 +17,7 @@ import pytest
 
 import coldsnap
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import app_with_env, stats, wait_for
+from tests.end_to_end import app_with_env, stats, wait_for
 
 CALL_BROKEN = """
 import coldsnap
@@ -147,7 +147,7 @@ class Downloader:
 def test_network_in_the_snapshot_phase_fails_with_a_hint(
     server_factory: type[ServerHandle], tmp_path: Path
 ) -> None:
-    from tests.e2e.helpers import require_criu, write_app
+    from tests.end_to_end import require_criu, write_app
 
     require_criu()
     server = server_factory(engine="criu").start()

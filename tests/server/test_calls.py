@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import module_server
+from tests.end_to_end import module_server
 
 
 @pytest.fixture(scope="module")

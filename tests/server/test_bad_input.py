@@ -13,7 +13,7 @@ from coldsnap.wire.errors import ServerError
 from coldsnap.wire.framing import read_message, write_message
 from coldsnap.wire.serialization import dumps_args
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import app_with_env
+from tests.end_to_end import app_with_env
 
 
 def _raw(server: ServerHandle, payload: bytes) -> dict:

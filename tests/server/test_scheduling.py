@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import module_server, stats, wait_for, write_app
+from tests.end_to_end import module_server, stats, wait_for, write_app
 
 SCHED_APP = """
 import os

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import module_server, require_criu, write_app
-from tests.e2e.test_snapshot_fallback import CALL as REFUSED_CALL
-from tests.e2e.test_snapshot_fallback import REFUSED
+from tests.end_to_end import module_server, require_criu, write_app
+from tests.server.test_snapshot_fallback import CALL as REFUSED_CALL
+from tests.server.test_snapshot_fallback import REFUSED
 
 ENTRY_APP = """
 import coldsnap
