@@ -1,13 +1,22 @@
-"""Calls through from_name from a separate process: results, errors, spawn, map, payloads."""
+"""Calls through from_name from a separate process or from inside a container: results,
+errors, spawn, map, lookups, payloads and their limit. And the server's table of calls."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from coldsnap.client import Client
+from coldsnap.server.calls import Call, CallTable
+from coldsnap.server.errors import ApiError
+from coldsnap.settings import Settings
+from coldsnap.wire.errors import NOT_FOUND, ServerError
 from tests.conftest import APPS, ServerHandle
-from tests.end_to_end import module_server
+from tests.end_to_end import module_server, require_criu, stats, write_app
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +99,202 @@ def test_unknown_app_function_and_method(srv: ServerHandle) -> None:
     assert "coldsnap deploy" in out[0]
     assert out[1].startswith("app 'test-square' has no function or class 'nope'; it has: big")
     assert out[2] == "class test-exit-hook/Worker has no method 'nope'; its methods are: work"
+
+
+def test_deploy_and_remote_call(server: ServerHandle) -> None:
+    out = server.cli("deploy", str(APPS / "square.py")).stdout
+    assert "deployed test-square version" in out
+    result = server.python(
+        "import coldsnap\n"
+        "sq = coldsnap.Function.from_name('test-square', 'square')\n"
+        "print(sq.remote(7), sq.remote(12))\n"
+    )
+    assert result.stdout.split() == ["49", "144"]
+    # The caller sees its call's log lines, prefixed by the container id.
+    assert "] square(7)" in result.stderr
+    assert "[cs-" in result.stderr
+    # Redeploying unchanged code is a no-op.
+    again = server.cli("deploy", str(APPS / "square.py")).stdout
+    assert "is up to date" in again
+
+
+NESTED_APP = """
+import os
+
+import coldsnap
+
+# A state dir of its own: were a server started in the container, it would show there.
+os.environ["COLDSNAP_STATE_DIR"] = {state_dir!r}
+app = coldsnap.App("test-nested")
+
+
+class Odd(Exception):
+    pass
+
+
+@app.function()
+def inner(x: int) -> int:
+    if x % 2:
+        raise Odd(f"{{x}} is odd")
+    return x + 1
+
+
+@app.function(enable_memory_snapshot=True)
+def outer(x: int) -> list:
+    results = [inner.remote(x)]
+    results.append(list(inner.map(range(0, 6, 2))))
+    results.append(inner.spawn(x + 2).get(timeout=60))
+    try:
+        inner.remote(x + 1)
+    except Odd as exc:  # the nested call's exception, as the app's own class
+        results.append(f"caught {{exc}}")
+    return results
+
+
+@app.cls()
+class Eager:
+    @coldsnap.enter()
+    def setup(self):
+        try:
+            inner.remote(0)
+            self.seen = "no error"
+        except Exception as exc:
+            self.seen = f"{{type(exc).__name__}}: {{exc}}"
+
+    @coldsnap.method()
+    def seen_in_setup(self) -> str:
+        return self.seen
+"""
+
+
+def _stop_stray_server(state_dir: Path) -> None:
+    """Stop a server a container started (it must not), by the pid it reports."""
+    if not (state_dir / "coldsnap.sock").exists():
+        return
+    conn = Client(Settings(state_dir=state_dir))
+    try:
+        os.kill(int(conn.ping()["pid"]), signal.SIGTERM)
+    except (ServerError, OSError):
+        pass
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("engine", ["none", "criu"])
+def test_a_function_calls_others_from_inside_its_container(
+    server_factory: type[ServerHandle], tmp_path: Path, engine: str
+) -> None:
+    if engine == "criu":
+        require_criu()
+    server = server_factory(engine=engine).start()
+    stray = tmp_path / "stray-state"
+    # Under another name than App(...)'s: calls to its other functions must go there.
+    server.cli("deploy", "--name", "nested-renamed", str(write_app(
+        tmp_path, "nested", NESTED_APP.format(state_dir=str(stray)))))
+    try:
+        out = server.python(
+            "import coldsnap\n"
+            "print(coldsnap.Function.from_name('nested-renamed', 'outer').remote(4))\n"
+            "print(coldsnap.Cls.from_name('nested-renamed', 'Eager')().seen_in_setup.remote())\n"
+        ).stdout.splitlines()
+        assert out[0] == "[5, [1, 3, 5], 7, 'caught 5 is odd']"
+        assert out[1].startswith("InvalidError: calls to other functions")
+        assert "from inside a call, not from @enter" in out[1]
+        assert not stray.exists()  # no second server was started in a container
+    finally:
+        _stop_stray_server(stray)
+
+
+def test_a_result_over_the_payload_limit_says_so(
+    server_factory: type[ServerHandle]
+) -> None:
+    server = server_factory(env={"COLDSNAP_MAX_PAYLOAD_BYTES": "1000000"}).start()
+    server.cli("deploy", str(APPS / "square.py"))
+    out = server.python(
+        "import coldsnap\n"
+        "big = coldsnap.Function.from_name('test-square', 'big')\n"
+        "try:\n"
+        "    big.remote(2_000_000)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, '|', str(exc).replace(chr(10), ' '))\n"
+        "print(len(big.remote(10)))\n"
+    ).stdout.splitlines()
+    assert out[0].startswith("InvalidError | the result of big is 2000"), out
+    assert "over the limit of 1000000 bytes (COLDSNAP_MAX_PAYLOAD_BYTES" in out[0]
+    assert "write large outputs to a file or volume and return its path, or raise" in out[0]
+    assert "malformed" not in out[0]
+    assert out[1] == "10"
+    big = next(f for f in stats(server, "test-square")["functions"] if f["tag"] == "big")
+    # An error answered by the runtime: no container died for it.
+    assert (big["calls_error"], big["calls_ok"], big["calls_failed"]) == (1, 1, 0)
+
+
+def test_a_class_looked_up_as_a_function_and_back(server: ServerHandle) -> None:
+    server.cli("deploy", str(APPS / "exit_hook.py"))
+    server.cli("deploy", str(APPS / "square.py"))
+    out = server.python(
+        "import coldsnap\n"
+        "from coldsnap.wire.errors import ServerError\n"
+        "for call in (lambda: coldsnap.Function.from_name('test-exit-hook', 'Worker').remote(),\n"
+        "             lambda: coldsnap.Cls.from_name('test-square', 'square')().run.remote(3)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ServerError as exc:\n"
+        "        print(exc)\n"
+    ).stdout.splitlines()
+    assert out == [
+        "test-exit-hook/Worker is a class: use coldsnap.Cls.from_name('test-exit-hook', "
+        "'Worker')().work.remote(...)",
+        "test-square/square is a function, not a class: use coldsnap.Function.from_name("
+        "'test-square', 'square').remote(...)",
+    ]
+
+
+BIG_REQUEST_APP = """
+import coldsnap
+
+app = coldsnap.App("test-big-request")
+
+
+@app.function()
+def inner(data: bytes) -> int:
+    return len(data)
+
+
+@app.function()
+def outer(size: int) -> str:
+    try:
+        return str(inner.remote(b"x" * size))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+"""
+
+
+def test_a_call_from_a_container_over_the_payload_limit_says_so(
+    server_factory: type[ServerHandle], tmp_path: Path
+) -> None:
+    server = server_factory(env={"COLDSNAP_MAX_PAYLOAD_BYTES": "1000000"}).start()
+    server.cli("deploy", str(write_app(tmp_path, "bigreq", BIG_REQUEST_APP)))
+    out = server.python(
+        "import coldsnap\n"
+        "outer = coldsnap.Function.from_name('test-big-request', 'outer')\n"
+        "print(outer.remote(2_000_000))\n"
+        "print(outer.remote(10))\n"
+    ).stdout.splitlines()
+    assert out[0].startswith("InvalidError: the arguments of this call are 200"), out
+    assert "over the server's limit of 1000000 bytes (COLDSNAP_MAX_PAYLOAD_BYTES)" in out[0]
+    assert out[1] == "10"  # the calling container lives on
+
+
+def test_call_finishes_once_and_the_table_finds_it() -> None:
+    call = Call("app", "f", None, b"", timeout_s=1, retries=0)
+    assert call.fail(ApiError("timeout", "first"))
+    assert not call.fail(ApiError("timeout", "second"))
+    assert call.outcome is not None and call.outcome.error is not None
+    assert call.outcome.error.message == "first"
+    table = CallTable(keep=2)
+    for c in (call, Call("app", "f", None, b"", 1, 0), Call("app", "f", None, b"", 1, 0)):
+        table.add(c)
+    with pytest.raises(ApiError) as info:
+        table.get(call.id)  # evicted: only two are kept
+    assert info.value.kind == NOT_FOUND
