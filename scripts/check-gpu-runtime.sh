@@ -21,12 +21,12 @@ if ! (cd / && "$PY" -c 'import coldsnap' 2>/dev/null); then
   echo "added $PWD to $PY's path ($site/coldsnap-checkout.pth)" >&2
 fi
 "$PY" -c 'import torch, sys; ok = torch.cuda.is_available(); print("torch", torch.__version__, "cuda available:", ok); sys.exit(0 if ok else 1)'
-tests=(tests/unit/test_runtime_gpu.py)
+tests=(tests/_runtime/test_gpu.py)
 if "$PY" -c 'import sys
 from coldsnap.settings import Settings
 from coldsnap.engine.doctor import criu_usable
 sys.exit(0 if criu_usable(Settings.from_env()) else 1)'; then
-  tests+=(tests/e2e/test_gpu_snapshot.py)
+  tests+=(tests/server/test_gpu_snapshot.py)
 else
   echo "CRIU is not usable here (run coldsnap doctor): GPU memory snapshots are not checked" >&2
 fi

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_harness import APPS, RuntimeSession
 
 import coldsnap
 from coldsnap.wire import serialization
 from coldsnap.wire.errors import InvalidError
+from tests._runtime.harness import APPS, RuntimeSession
 
 
 class FakeClient:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from runtime_harness import APPS, RuntimeSession, runtime_spec
 
 from coldsnap.engine.doctor import criu_usable
 from coldsnap.settings import Settings
+from tests._runtime.harness import APPS, RuntimeSession, runtime_spec
 
 pytestmark = pytest.mark.criu
 

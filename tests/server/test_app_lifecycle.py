@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import app_with_env, stats, wait_for, write_app
+from tests.end_to_end import app_with_env, stats, wait_for, write_app
 
 VERSIONED = """
 import coldsnap

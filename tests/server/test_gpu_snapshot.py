@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import module_server, require_criu, stats
+from tests.end_to_end import module_server, require_criu, stats
 
 REPORT = (
     "import json\n"

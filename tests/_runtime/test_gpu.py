@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from runtime_harness import RuntimeSession
 
 from coldsnap._runtime import gpu
+from tests._runtime.harness import RuntimeSession
 
 
 def test_open_device_files_sees_only_matching_open_files(tmp_path: Path) -> None:

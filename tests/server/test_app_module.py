@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import module_server, require_criu, write_app
+from tests.end_to_end import module_server, require_criu, write_app
 
 IDENTITY = """
 import dataclasses

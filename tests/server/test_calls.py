@@ -1,26 +1,122 @@
-"""What a user sees at the server's edges: a call made from inside a container, the warm
-pool after a drain, Ctrl-C on `coldsnap run`, exit hook output of a run, a result over
-the payload limit, a class looked up as a function (and back), and app names."""
+"""Calls through from_name from a separate process or from inside a container: results,
+errors, spawn, map, lookups, payloads and their limit. And the server's table of calls."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coldsnap.client import Client
-from coldsnap.server.describe import check_app_name
+from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.errors import ApiError
 from coldsnap.settings import Settings
-from coldsnap.wire.errors import InvalidError, ServerError
+from coldsnap.wire.errors import NOT_FOUND, ServerError
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import require_criu, stats, wait_for, write_app
+from tests.end_to_end import module_server, require_criu, stats, write_app
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServerHandle]:
+    yield from module_server()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def deployed(srv: ServerHandle) -> None:
+    srv.cli("deploy", str(APPS / "square.py"))
+    srv.cli("deploy", str(APPS / "exit_hook.py"))
+
+
+def test_function_remote_map_spawn(srv: ServerHandle) -> None:
+    out = srv.python(
+        "import coldsnap\n"
+        "sq = coldsnap.Function.from_name('test-square', 'square')\n"
+        "print(sq.remote(3))\n"
+        "print(list(sq.map(range(6))))\n"
+        "call = sq.spawn(11)\n"
+        "print(call.get(timeout=60))\n"
+        "big = coldsnap.Function.from_name('test-square', 'big')\n"
+        "print([len(b) for b in big.starmap([(2,), (3,)])])\n"
+    ).stdout.splitlines()
+    assert out == ["9", "[0, 1, 4, 9, 16, 25]", "121", "[2, 3]"]
+
+
+def test_class_method_from_name(srv: ServerHandle) -> None:
+    result = srv.python(
+        "import coldsnap\n"
+        "W = coldsnap.Cls.from_name('test-exit-hook', 'Worker')\n"
+        "print(W().work.remote(1), W().work.remote(41))\n"
+    )
+    assert result.stdout.split() == ["2", "42"]
+
+
+def test_user_exception_keeps_type_and_remote_traceback(srv: ServerHandle) -> None:
+    out = srv.python(
+        "import coldsnap, traceback\n"
+        "f = coldsnap.Function.from_name('test-square', 'fail')\n"
+        "try:\n"
+        "    f.remote('nope')\n"
+        "except ValueError as exc:\n"
+        "    print(type(exc).__name__, '|', exc, '|', 'Remote traceback' in ''.join(\n"
+        "        getattr(exc, '__notes__', [])) or 'Remote traceback' in str(exc))\n"
+        "k = coldsnap.Function.from_name('test-square', 'fail_builtin')\n"
+        "try:\n"
+        "    k.remote('missing')\n"
+        "except KeyError as exc:\n"
+        "    print('KeyError', exc)\n"
+    ).stdout.splitlines()
+    assert out == ["SquareError | refusing: nope | True", "KeyError 'missing'"]
+
+
+def test_large_result(srv: ServerHandle) -> None:
+    out = srv.python(
+        "import coldsnap\n"
+        "big = coldsnap.Function.from_name('test-square', 'big')\n"
+        "data = big.remote(30_000_000)\n"
+        "print(len(data), data[:2])\n"
+    ).stdout
+    assert out.split() == ["30000000", "b'ZZ'"]
+
+
+def test_unknown_app_function_and_method(srv: ServerHandle) -> None:
+    out = srv.python(
+        "import coldsnap\n"
+        "from coldsnap.client import Client\n"
+        "from coldsnap.wire.errors import NotFoundError\n"
+        "from coldsnap.wire.serialization import dumps_args\n"
+        "conn = Client.default()\n"
+        "for app, tag, method in [('nope', 'f', None), ('test-square', 'nope', None),\n"
+        "                         ('test-exit-hook', 'Worker', 'nope')]:\n"
+        "    try:\n"
+        "        conn.call(app, tag, method, dumps_args((), {}))\n"
+        "    except NotFoundError as exc:\n"
+        "        print(exc)\n"
+    ).stdout.splitlines()
+    assert out[0].startswith("no app named 'nope' is deployed")
+    assert "coldsnap deploy" in out[0]
+    assert out[1].startswith("app 'test-square' has no function or class 'nope'; it has: big")
+    assert out[2] == "class test-exit-hook/Worker has no method 'nope'; its methods are: work"
+
+
+def test_deploy_and_remote_call(server: ServerHandle) -> None:
+    out = server.cli("deploy", str(APPS / "square.py")).stdout
+    assert "deployed test-square version" in out
+    result = server.python(
+        "import coldsnap\n"
+        "sq = coldsnap.Function.from_name('test-square', 'square')\n"
+        "print(sq.remote(7), sq.remote(12))\n"
+    )
+    assert result.stdout.split() == ["49", "144"]
+    # The caller sees its call's log lines, prefixed by the container id.
+    assert "] square(7)" in result.stderr
+    assert "[cs-" in result.stderr
+    # Redeploying unchanged code is a no-op.
+    again = server.cli("deploy", str(APPS / "square.py")).stdout
+    assert "is up to date" in again
+
 
 NESTED_APP = """
 import os
@@ -109,124 +205,6 @@ def test_a_function_calls_others_from_inside_its_container(
         _stop_stray_server(stray)
 
 
-WARM_APP = """
-import coldsnap
-
-app = coldsnap.App("test-warm-drain")
-
-
-@app.function(min_containers=1)
-def warm() -> str:
-    return "warm"
-"""
-
-
-def _warm_ids(server: ServerHandle) -> list[str]:
-    return [c["id"] for f in stats(server, "test-warm-drain")["functions"]
-            for c in f["containers"]]
-
-
-def test_drain_brings_the_warm_pool_back(server: ServerHandle, tmp_path: Path) -> None:
-    server.cli("deploy", str(write_app(tmp_path, "warm", WARM_APP)))
-    before = wait_for(lambda: _warm_ids(server), 30, "the warm container")
-    assert "containers stopped" in server.cli("apps", "drain", "test-warm-drain").stdout
-    after = wait_for(lambda: _warm_ids(server), 30, "a warm container after the drain")
-    assert set(after).isdisjoint(before)  # a new container, booted with no call
-
-
-SLEEPY_APP = """
-import os
-import time
-
-import coldsnap
-
-app = coldsnap.App("test-sleepy")
-
-
-@app.function()
-def sleepy(pid_file: str) -> str:
-    with open(pid_file, "w") as f:
-        f.write(str(os.getpid()))
-    time.sleep(60)
-    return "woke up"
-
-
-@app.local_entrypoint()
-def main(pid_file: str):
-    print(sleepy.remote(pid_file))
-"""
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def test_ctrl_c_on_run_kills_the_ephemeral_apps_containers(
-    server: ServerHandle, tmp_path: Path
-) -> None:
-    pid_file = tmp_path / "sleepy.pid"
-    app = write_app(tmp_path, "sleepy", SLEEPY_APP)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "coldsnap.cli.main", "run", str(app), "--pid_file",
-         str(pid_file)],
-        env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    pid = 0
-    try:
-        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60,
-                           "the call to start in its container"))
-        run.send_signal(signal.SIGINT)
-        assert run.wait(30) == 130
-        started = time.monotonic()
-        wait_for(lambda: not _running(pid), 15, "the container of the stopped run to be gone")
-        assert time.monotonic() - started < 15
-        assert json.loads(server.cli("apps", "ls", "--json").stdout) == []
-    finally:
-        if run.poll() is None:
-            run.kill()
-        run.communicate()
-        if pid and _running(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-EXIT_HOOK_RUN_APP = """
-import coldsnap
-
-app = coldsnap.App("test-run-exit-hook")
-
-
-@app.cls()
-class Counter:
-    @coldsnap.enter()
-    def start(self):
-        self.calls = 0
-
-    @coldsnap.method()
-    def bump(self) -> int:
-        self.calls += 1
-        return self.calls
-
-    @coldsnap.exit()
-    def stop(self):
-        print(f"exit hook ran after {self.calls} calls", flush=True)
-
-
-@app.local_entrypoint()
-def main():
-    print(Counter().bump.remote(), Counter().bump.remote())
-"""
-
-
-def test_run_shows_the_exit_hooks_output(server: ServerHandle, tmp_path: Path) -> None:
-    result = server.cli("run", str(write_app(tmp_path, "run_exit_hook", EXIT_HOOK_RUN_APP)))
-    assert result.stdout.strip() == "1 2"
-    assert "exit hook ran after 2 calls" in result.stderr, result.stderr
-
-
 def test_a_result_over_the_payload_limit_says_so(
     server_factory: type[ServerHandle]
 ) -> None:
@@ -272,43 +250,6 @@ def test_a_class_looked_up_as_a_function_and_back(server: ServerHandle) -> None:
     ]
 
 
-BAD_NAMES = [".", "..", "x;rm", "a" * 65, "a\nb", "abc\n", "a b", "-x", "", "a/b"]
-
-
-@pytest.mark.parametrize("name", BAD_NAMES)
-def test_app_names_follow_the_sdks_rule(name: str) -> None:
-    with pytest.raises(ApiError, match="is not valid: use 1-64 letters, digits"):
-        check_app_name(name)
-    with pytest.raises(InvalidError, match="is invalid: use 1-64 letters, digits"):
-        import coldsnap
-
-        coldsnap.App(name)
-
-
-LONG_NAME_APP = """
-import coldsnap
-
-app = coldsnap.App({name!r})
-
-
-@app.function()
-def hello() -> str:
-    return "hello"
-"""
-
-
-def test_deploy_refuses_a_name_the_sdk_refuses(server: ServerHandle, tmp_path: Path) -> None:
-    assert check_app_name("a" * 64) == "a" * 64
-    for name in ("x;rm", ".."):
-        result = server.cli("deploy", "--name", name, str(APPS / "square.py"), check=False)
-        assert result.returncode == 1
-        assert f"app name {name!r} is not valid" in result.stderr
-    assert json.loads(server.cli("apps", "ls", "--json").stdout) == []
-    # `run` names its ephemeral copy after the app: still a valid name for a 64-char one.
-    app = write_app(tmp_path, "long_name", LONG_NAME_APP.format(name="n" * 64))
-    assert server.cli("run", str(app)).stdout.strip() == "hello"
-
-
 BIG_REQUEST_APP = """
 import coldsnap
 
@@ -343,3 +284,17 @@ def test_a_call_from_a_container_over_the_payload_limit_says_so(
     assert out[0].startswith("InvalidError: the arguments of this call are 200"), out
     assert "over the server's limit of 1000000 bytes (COLDSNAP_MAX_PAYLOAD_BYTES)" in out[0]
     assert out[1] == "10"  # the calling container lives on
+
+
+def test_call_finishes_once_and_the_table_finds_it() -> None:
+    call = Call("app", "f", None, b"", timeout_s=1, retries=0)
+    assert call.fail(ApiError("timeout", "first"))
+    assert not call.fail(ApiError("timeout", "second"))
+    assert call.outcome is not None and call.outcome.error is not None
+    assert call.outcome.error.message == "first"
+    table = CallTable(keep=2)
+    for c in (call, Call("app", "f", None, b"", 1, 0), Call("app", "f", None, b"", 1, 0)):
+        table.add(c)
+    with pytest.raises(ApiError) as info:
+        table.get(call.id)  # evicted: only two are kept
+    assert info.value.kind == NOT_FOUND

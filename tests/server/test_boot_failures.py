@@ -3,19 +3,21 @@ carries on. And the SDK starts a server on demand when none runs."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import coldsnap
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import app_with_env, stats, wait_for
+from tests.end_to_end import app_with_env, stats, wait_for
 
 CALL_BROKEN = """
 import coldsnap
@@ -44,6 +46,25 @@ def test_failing_hook_fails_the_call(server_factory: type[ServerHandle], stage: 
     assert server.python(CALL_BROKEN).stdout.startswith("WeightsMissing |")
 
 
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+
+
+@pytest.fixture
+def init_reaps_orphans() -> Iterator[None]:
+    """Orphans of the test go to init, not to pytest. An in-process CRIU engine (engine and
+    runtime tests run one) makes pytest a child subreaper: the background server a CLI run
+    leaves behind would become pytest's child and, once stopped, a zombie nobody reaps,
+    never gone to the client or to ``_stop_background_server``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    was = ctypes.c_int(0)
+    libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(was))
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, was.value)
+
+
 def _stop_background_server(handle: ServerHandle) -> None:
     """Stop the server a client started for ``handle``'s state dir (by the lock's pid)."""
     lock = handle.state_dir / "server.lock"
@@ -56,6 +77,7 @@ def _stop_background_server(handle: ServerHandle) -> None:
     handle.cleanup()
 
 
+@pytest.mark.usefixtures("init_reaps_orphans")
 def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
     handle = ServerHandle()  # configured, not started
     try:
@@ -74,6 +96,7 @@ def test_sdk_starts_a_server_when_none_runs(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.usefixtures("init_reaps_orphans")
 def test_a_client_with_other_code_replaces_the_background_server(tmp_path: Path) -> None:
     # Another checkout of coldsnap (here: a copy with one changed line) finds the
     # server an older one started in the background: it replaces it with its own.
@@ -124,7 +147,7 @@ class Downloader:
 def test_network_in_the_snapshot_phase_fails_with_a_hint(
     server_factory: type[ServerHandle], tmp_path: Path
 ) -> None:
-    from tests.e2e.helpers import require_criu, write_app
+    from tests.end_to_end import require_criu, write_app
 
     require_criu()
     server = server_factory(engine="criu").start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import stats, write_app
+from tests.end_to_end import stats, write_app
 
 TRIVIAL = """
 import os

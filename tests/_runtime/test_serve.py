@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import cloudpickle
 import pytest
-from runtime_harness import RuntimeSession
 
 from coldsnap.wire import serialization
+from tests._runtime.harness import RuntimeSession
 
 
 def _serve(tag: str) -> RuntimeSession:

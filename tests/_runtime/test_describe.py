@@ -5,9 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime_harness import APPS
-
 from coldsnap import Image
+from tests._runtime.harness import APPS
 
 
 def describe(path: Path) -> subprocess.CompletedProcess[str]:

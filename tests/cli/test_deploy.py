@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import stats, wait_for, write_app
+from tests.end_to_end import stats, wait_for, write_app
 
 PIP_APP = """
 import coldsnap

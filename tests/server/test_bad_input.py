@@ -1,19 +1,26 @@
-"""Bad input gets a clear error and the server stays up."""
+"""Bad input gets a clear error and the server stays up: requests, payloads, tokens, app
+files that fail to import, app names the SDK refuses."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from coldsnap.client import Client
+from coldsnap.server.describe import check_app_name
 from coldsnap.wire.errors import ServerError
 from coldsnap.wire.framing import read_message, write_message
 from coldsnap.wire.serialization import dumps_args
+from tests.cli.test_run import BROKEN_APPS
 from tests.conftest import APPS, ServerHandle
-from tests.e2e.helpers import app_with_env
+from tests.end_to_end import app_with_env, module_server, write_app
 
 
 def _raw(server: ServerHandle, payload: bytes) -> dict:
@@ -136,3 +143,45 @@ def test_tcp_listener_with_token(server_factory: type[ServerHandle]) -> None:
         stream = sock.makefile("rwb")
         write_message(stream, {"op": "apps_ls"})
         assert read_message(stream)[0]["error"]["kind"] == "unauthorized"
+
+
+LONG_NAME_APP = """
+import coldsnap
+
+app = coldsnap.App({name!r})
+
+
+@app.function()
+def hello() -> str:
+    return "hello"
+"""
+
+
+def test_deploy_refuses_a_name_the_sdk_refuses(server: ServerHandle, tmp_path: Path) -> None:
+    assert check_app_name("a" * 64) == "a" * 64
+    for name in ("x;rm", ".."):
+        result = server.cli("deploy", "--name", name, str(APPS / "square.py"), check=False)
+        assert result.returncode == 1
+        assert f"app name {name!r} is not valid" in result.stderr
+    assert json.loads(server.cli("apps", "ls", "--json").stdout) == []
+    # `run` names its ephemeral copy after the app: still a valid name for a 64-char one.
+    app = write_app(tmp_path, "long_name", LONG_NAME_APP.format(name="n" * 64))
+    assert server.cli("run", str(app)).stdout.strip() == "hello"
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServerHandle]:
+    yield from module_server("none")
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_APPS))
+def test_deploy_of_a_broken_app_file_shows_only_the_users_frames(
+    srv: ServerHandle, tmp_path: Path, case: str
+) -> None:
+    source, expected = BROKEN_APPS[case]
+    result = srv.cli("deploy", str(write_app(tmp_path, case, source)), check=False)
+    assert result.returncode == 1, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+    for internal in ("coldsnap/_runtime", "loader.py", "<frozen", "describe.py"):
+        assert internal not in result.stderr, result.stderr

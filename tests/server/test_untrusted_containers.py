@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import stats, wait_for, write_app
+from tests.end_to_end import stats, wait_for, write_app
 
 GARBLER = """
 import os

@@ -1,4 +1,5 @@
-"""Scheduling: reuse, cold boots, scale-down, min_containers, deaths, retries, timeouts."""
+"""Scheduling: reuse, cold boots, scale-down, min_containers (also after a drain), deaths,
+retries, timeouts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import module_server, stats, wait_for, write_app
+from tests.end_to_end import module_server, stats, wait_for, write_app
 
 SCHED_APP = """
 import os
@@ -153,3 +154,28 @@ def test_min_containers_are_kept_warm(srv: ServerHandle) -> None:
     warm_pid = _call(srv, "F('warm').remote()")
     assert _function(srv, "warm")["boots_ok"] == 1
     assert warm_pid.isdigit()
+
+
+WARM_APP = """
+import coldsnap
+
+app = coldsnap.App("test-warm-drain")
+
+
+@app.function(min_containers=1)
+def warm() -> str:
+    return "warm"
+"""
+
+
+def _warm_ids(server: ServerHandle) -> list[str]:
+    return [c["id"] for f in stats(server, "test-warm-drain")["functions"]
+            for c in f["containers"]]
+
+
+def test_drain_brings_the_warm_pool_back(server: ServerHandle, tmp_path: Path) -> None:
+    server.cli("deploy", str(write_app(tmp_path, "warm", WARM_APP)))
+    before = wait_for(lambda: _warm_ids(server), 30, "the warm container")
+    assert "containers stopped" in server.cli("apps", "drain", "test-warm-drain").stdout
+    after = wait_for(lambda: _warm_ids(server), 30, "a warm container after the drain")
+    assert set(after).isdisjoint(before)  # a new container, booted with no call

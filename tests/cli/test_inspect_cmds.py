@@ -1,5 +1,6 @@
-"""What a user sees at the CLI's edges: entrypoint arguments, broken app files, a closed
-stdout (`coldsnap ... | head -1`), and snapshot keys that have no snapshot."""
+"""`coldsnap apps`, `logs` and `snapshots` at their edges: a closed stdout
+(`coldsnap ... | head -1`), snapshot keys that have no snapshot, and an app without
+containers."""
 
 from __future__ import annotations
 
@@ -12,36 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_run import ENTRY_APP
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import module_server, require_criu, write_app
-from tests.e2e.test_snapshot_fallback import CALL as REFUSED_CALL
-from tests.e2e.test_snapshot_fallback import REFUSED
-
-ENTRY_APP = """
-import coldsnap
-
-app = coldsnap.App("test-entry-args")
-
-
-@app.function()
-def double(n: int) -> int:
-    return 2 * n
-
-
-@app.local_entrypoint()
-def main(flag: bool = True, off: bool = False, n: int = 1):
-    print(f"flag={flag} off={off} n={double.remote(n)}")
-
-
-@app.local_entrypoint()
-def strict(flag: bool):
-    print(f"flag={flag}")
-
-
-@app.local_entrypoint()
-def fails():
-    raise BrokenPipeError("the entrypoint's own broken pipe")
-"""
+from tests.end_to_end import module_server, require_criu, write_app
+from tests.server.test_snapshot_fallback import CALL as REFUSED_CALL
+from tests.server.test_snapshot_fallback import REFUSED
 
 SNAPSHOT_APP = """
 import coldsnap
@@ -53,24 +29,6 @@ app = coldsnap.App("test-polish-snapshot")
 def hello() -> str:
     return "hi"
 """
-
-BROKEN_APPS = {
-    "syntax": (
-        "import coldsnap\napp = coldsnap.App('x')\ndef f(:\n    pass\n",
-        ["line 3", "def f(:", "SyntaxError: invalid syntax"],
-    ),
-    "no_app": (
-        "import coldsnap\n\n\ndef f():\n    pass\n",
-        ["must define exactly one coldsnap.App at top level (found none)"],
-    ),
-    "import_error": (
-        "import coldsnap\nimport no_such_module_for_coldsnap\n",
-        [
-            "import no_such_module_for_coldsnap",
-            "ModuleNotFoundError: No module named 'no_such_module_for_coldsnap'",
-        ],
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -101,56 +59,6 @@ def _cli_into_closed_pipe(
         )
     finally:
         os.close(write_end)
-
-
-def test_run_bool_parameters_keep_their_defaults_and_switch(
-    srv: ServerHandle, tmp_path: Path
-) -> None:
-    app = str(write_app(tmp_path, "entry", ENTRY_APP))
-    assert srv.cli("run", f"{app}::main").stdout.strip() == "flag=True off=False n=2"
-    switched = srv.cli("run", f"{app}::main", "--no-flag", "--off", "--n", "4")
-    assert switched.stdout.strip() == "flag=False off=True n=8"
-    assert (
-        srv.cli("run", f"{app}::main", "--flag", "--no-off").stdout.strip()
-        == "flag=True off=False n=2"
-    )
-    assert srv.cli("run", f"{app}::strict", "--no-flag").stdout.strip() == "flag=False"
-    missing = srv.cli("run", f"{app}::strict", check=False)
-    assert missing.returncode == 2
-    assert "the following arguments are required: --flag/--no-flag" in missing.stderr
-
-
-@pytest.mark.parametrize("case", sorted(BROKEN_APPS))
-def test_run_of_a_broken_app_file_says_why_without_our_traceback(
-    srv: ServerHandle, tmp_path: Path, case: str
-) -> None:
-    source, expected = BROKEN_APPS[case]
-    result = srv.cli("run", str(write_app(tmp_path, case, source)), check=False)
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.startswith("error: "), result.stderr
-    for text in expected:
-        assert text in result.stderr, result.stderr
-    for internal in ("coldsnap/cli", "loader.py", "<frozen"):  # the user's frames only
-        assert internal not in result.stderr, result.stderr
-    if case != "no_app":
-        assert f"importing {tmp_path / case}.py failed, so it can't be run" in result.stderr
-
-
-def test_a_bad_entrypoint_argument_deploys_nothing(srv: ServerHandle, tmp_path: Path) -> None:
-    app = str(write_app(tmp_path, "entry", ENTRY_APP))
-    log_before = len(srv.log())
-    result = srv.cli("run", f"{app}::main", "--bogus", check=False)
-    assert result.returncode == 2
-    assert "unrecognized arguments: --bogus" in result.stderr
-    assert "ephemeral app" not in result.stderr  # rejected before the deploy
-    assert "deployed" not in srv.log()[log_before:]
-
-
-def test_an_entrypoints_own_broken_pipe_is_reported(srv: ServerHandle, tmp_path: Path) -> None:
-    app = str(write_app(tmp_path, "entry", ENTRY_APP))
-    result = srv.cli("run", f"{app}::fails", check=False)
-    assert result.returncode == 1
-    assert "BrokenPipeError: the entrypoint's own broken pipe" in result.stderr
 
 
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
@@ -250,16 +158,3 @@ def test_stats_of_an_app_without_containers_says_so(srv: ServerHandle) -> None:
     srv.cli("apps", "drain", "test-square")
     out = srv.cli("apps", "stats", "test-square").stdout
     assert "no containers and no calls since the last deploy or drain" in out
-
-
-@pytest.mark.parametrize("case", sorted(BROKEN_APPS))
-def test_deploy_of_a_broken_app_file_shows_only_the_users_frames(
-    srv: ServerHandle, tmp_path: Path, case: str
-) -> None:
-    source, expected = BROKEN_APPS[case]
-    result = srv.cli("deploy", str(write_app(tmp_path, case, source)), check=False)
-    assert result.returncode == 1, result.stderr
-    for text in expected:
-        assert text in result.stderr, result.stderr
-    for internal in ("coldsnap/_runtime", "loader.py", "<frozen", "describe.py"):
-        assert internal not in result.stderr, result.stderr

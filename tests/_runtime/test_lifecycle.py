@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runtime_harness import RuntimeSession
 
 from coldsnap.wire import serialization
+from tests._runtime.harness import RuntimeSession
 
 
 @pytest.fixture

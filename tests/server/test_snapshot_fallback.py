@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.e2e.helpers import module_server, require_criu, stats, write_app
+from tests.end_to_end import module_server, require_criu, stats, write_app
 
 # enter(snap=True) keeps /dev/zero open and the runtime is told that /dev/zero is a GPU
 # device: the snapshot is refused, as for a hook that opened a CUDA context.
