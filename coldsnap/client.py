@@ -5,8 +5,8 @@ from the environment and, when no server answers on the socket, starts one in
 the background (a detached ``coldsnap serve`` logging to
 ``<state_dir>/server.log``). Example::
 
-    conn = Client.default()
-    blob = conn.call("my-app", "square", None, serialization.dumps_args((3,), {}), None)
+    client = Client.default()
+    blob = client.call("my-app", "square", None, serialization.dumps_args((3,), {}), None)
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Client:
 
     @classmethod
     def default(cls) -> Client:
-        """The process-wide connection; starts an embedded server when none runs.
+        """The process-wide client; starts an embedded server when none runs.
 
         Inside a container the server's socket is out of reach: requests go over
         the runtime's control pipe instead (``ContainerClient``).
@@ -70,9 +70,9 @@ class Client:
             return ContainerClient.default()
         with cls._default_lock:
             if cls._default is None:
-                conn = cls(Settings.from_env())
-                conn.ensure_server()
-                cls._default = conn
+                client = cls(Settings.from_env())
+                client.ensure_server()
+                cls._default = client
             return cls._default
 
     # transport

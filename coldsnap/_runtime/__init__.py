@@ -1,1 +1,2 @@
-"""Code that runs inside a container: the lifecycle, framing and serialization."""
+"""Code that runs inside a container: the lifecycle, the control channel, serving calls;
+and the host-side commands a deploy runs (describe, build)."""

@@ -73,7 +73,7 @@ class ContainerSpec:
     # Directory the container may write that survives it (an image build's output).
     keep_upper: Path | None = None
     # Opt-in: keep GPUs visible in the snapshot phase and snapshot GPU memory
-    # through the CUDA checkpoint API (snapshot/gpu.py).
+    # through the CUDA checkpoint API (engine/gpu.py).
     gpu_snapshot: bool = False
     # Working directory inside the container; "" means the code dir (where files land).
     cwd: str = ""

@@ -157,7 +157,7 @@ def _framing_error(exc: ProtocolError, settings: Settings) -> ApiError:
         return ApiError(TOO_LARGE, f"request refused: {exc}. Send less data per call, or raise "
                         "COLDSNAP_MAX_PAYLOAD_BYTES on the server")
     return ApiError(BAD_REQUEST, f"malformed request: {exc}. Requests are framed messages "
-                    "(coldsnap/_runtime/framing.py); use coldsnap's client")
+                    "(coldsnap/wire/framing.py); use coldsnap's client")
 
 
 def _try_send(wfile: Any, header: dict[str, Any], blob: bytes | None = None) -> bool:

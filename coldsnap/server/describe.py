@@ -1,4 +1,4 @@
-"""Deploys: import the app in a subprocess to describe it, and name the version.
+"""Describing a deploy: import the app in a subprocess to learn it, and name the version.
 
 A version is a content hash of the source, the image spec, every function's
 options and coldsnap's own code, so redeploying unchanged code is a no-op and

@@ -1,7 +1,7 @@
 """Deploy-time image builds: the base image once, plus each class's ``@build`` output.
 
-The records land in the version's description (``built_images``: tag -> record), so
-containers of that version find their interpreter, layers and env after a restart.
+The records are stored with the version (``StoredVersion.built_images``: tag -> record),
+so containers of that version find their interpreter, layers and env after a restart.
 """
 
 from __future__ import annotations
