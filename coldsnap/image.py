@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -25,8 +24,7 @@ from typing import Any
 
 from coldsnap.wire.container import CODE_DIR, in_container
 from coldsnap.wire.errors import InvalidError
-
-_OPS = ("from_host", "pip_install", "run_commands", "add_local_file", "add_local_dir", "env")
+from coldsnap.wire.image_spec import ImageSpec
 
 
 class Image:
@@ -121,27 +119,19 @@ class Image:
     @property
     def hash(self) -> str:
         """sha256 over the layers, with local files hashed by their contents."""
-        digest = hashlib.sha256()
-        for layer in self._layers:
-            digest.update(json.dumps(layer, sort_keys=True).encode())
-            if layer["op"] == "add_local_file":
-                _hash_file(digest, Path(layer["local"]))
-            elif layer["op"] == "add_local_dir":
-                _hash_dir(digest, Path(layer["local"]))
-        return digest.hexdigest()
+        return self.spec.hash()
+
+    @property
+    def spec(self) -> ImageSpec:
+        """The data this Image stands for, as a deploy sends it to the server."""
+        return ImageSpec(tuple(self.layers))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layers": self.layers}
+        return self.spec.to_dict()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Image:
-        layers = data.get("layers")
-        if not isinstance(layers, list) or not layers or layers[0].get("op") != "from_host":
-            raise InvalidError(f"not an image spec (it must start with from_host): {data!r}")
-        for layer in layers:
-            if layer.get("op") not in _OPS:
-                raise InvalidError(f"image layer {layer!r} has an unknown op; known: {_OPS}")
-        return cls(tuple(dict(layer) for layer in layers))
+        return cls(ImageSpec.from_dict(data).layers)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Image) and self._layers == other._layers
@@ -185,26 +175,3 @@ def _remote(path: str) -> str:
         )
     return path
 
-
-def _hash_file(digest: Any, path: Path) -> None:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidError(
-            f"can't hash image file {path}: {exc}. The file was added with add_local_file "
-            "and must still exist when the app is deployed."
-        ) from exc
-    digest.update(len(data).to_bytes(8, "big"))
-    digest.update(data)
-
-
-def _hash_dir(digest: Any, root: Path) -> None:
-    if not root.is_dir():
-        raise InvalidError(
-            f"can't hash image directory {root}: it no longer exists. It was added with "
-            "add_local_dir and must still exist when the app is deployed."
-        )
-    files = (p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in sorted(files):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        _hash_file(digest, path)

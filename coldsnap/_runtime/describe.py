@@ -39,7 +39,7 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
             methods=tuple(find_partials(cls.user_cls, _PartialFlag.METHOD)),
             build_methods=tuple(find_partials(cls.user_cls, _PartialFlag.BUILD)),
         )
-    return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.to_dict(),
+    return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.spec,
                           functions=functions, entrypoints=tuple(app.registered_entrypoints),
                           module=module)
 

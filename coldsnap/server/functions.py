@@ -6,11 +6,11 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from coldsnap.server.images.builder import BuiltImage
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.description import AppDescription
+from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
 
 # Hidden during the snapshot phase, given back by ``resume`` (docs/protocol.md).
@@ -40,7 +40,7 @@ class FunctionSpec:
     methods: tuple[str, ...]
     options: FunctionOptions
     source: bytes
-    image_spec: dict[str, Any]  # Image.to_dict()
+    image_spec: ImageSpec
     built: BuiltImage | None = None  # None: the host's interpreter, no extra layers
     module: str = "app"  # the app file's module name, as the deploying client had it
 
@@ -72,9 +72,7 @@ class FunctionSpec:
         if self.built is not None:
             env = self.built.container_env(env)
         else:
-            for layer in self.image_spec.get("layers", []):
-                if layer.get("op") == "env":
-                    env.update(layer.get("vars", {}))
+            env.update(self.image_spec.env())
         env.update(self.options.env)
         env.update(self.boot_config(container_id, snapshot).to_env(), PYTHONUNBUFFERED="1")
         if snapshot and not self.options.gpu_snapshot:  # a GPU snapshot keeps the GPU visible

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
 
 FUNCTION, CLS = "function", "cls"
@@ -58,7 +59,7 @@ class AppDescription:
     """An app as its file defines it.
 
     name: ``App(name)`` (a deploy may register it under another name).
-    image_hash, image_spec: the app's ``Image`` (``Image.hash``, ``Image.to_dict()``).
+    image_hash, image_spec: the app's ``Image`` (``Image.hash``, ``Image.spec``).
     functions: tag -> function or class.
     entrypoints: the ``@app.local_entrypoint()`` names.
     module: the module name the app file is imported under (``wire.names.module_name_for``).
@@ -66,7 +67,7 @@ class AppDescription:
 
     name: str
     image_hash: str
-    image_spec: dict[str, Any]
+    image_spec: ImageSpec
     functions: dict[str, FunctionDescription]
     entrypoints: tuple[str, ...] = ()
     module: str = "app"
@@ -75,7 +76,7 @@ class AppDescription:
         """The JSON form (docs/protocol.md); ``from_dict(to_dict())`` round-trips."""
         return {
             "app": self.name,
-            "image": {"hash": self.image_hash, "spec": self.image_spec},
+            "image": {"hash": self.image_hash, "spec": self.image_spec.to_dict()},
             "functions": {tag: fn.to_dict() for tag, fn in self.functions.items()},
             "entrypoints": list(self.entrypoints),
             "module": self.module,
@@ -99,7 +100,7 @@ class AppDescription:
         return cls(
             name=data["app"],
             image_hash=image["hash"],
-            image_spec=image["spec"],
+            image_spec=ImageSpec.from_dict(image["spec"]),
             functions={str(tag): FunctionDescription.from_dict(str(tag), entry)
                        for tag, entry in functions.items()},
             entrypoints=_names("app", "entrypoints", data.get("entrypoints", [])),

@@ -10,7 +10,7 @@ from coldsnap.wire.description import AppDescription
 
 def test_version_changes_with_source_image_and_options() -> None:
     description = AppDescription.from_dict({
-        "app": "a", "image": {"hash": "img1", "spec": {"layers": []}},
+        "app": "a", "image": {"hash": "img1", "spec": {"layers": [{"op": "from_host"}]}},
         "functions": {"f": {"kind": "function", "options": {"timeout": None}}}})
     base = version_of(b"source", description)
     assert version_of(b"source", description) == base

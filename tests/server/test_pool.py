@@ -23,6 +23,7 @@ from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool, PoolContext
 from coldsnap.server.worker import CallEnd
 from coldsnap.settings import Settings
+from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
 
 WAIT_S = 5.0  # what a wait that should succeed at once gets before the test fails
@@ -141,7 +142,7 @@ def make_pool(booter: FakeBooter, db: FakeDB) -> Iterator[Callable[..., Pool]]:
 
     def make(**options: Any) -> Pool:
         fn = FunctionSpec(app="app", version="v" * 40, tag="f", kind="function", methods=(),
-                          options=FunctionOptions(**options), source=b"", image_spec={})
+                          options=FunctionOptions(**options), source=b"", image_spec=ImageSpec())
         ctx = PoolContext(booter, db, LogBook(echo=False),  # type: ignore[arg-type]
                           lambda header, blob: ({"ok": False}, None))
         pools.append(Pool(fn, ctx))

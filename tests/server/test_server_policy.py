@@ -161,7 +161,8 @@ def function_spec(options: dict[str, Any], layers: list[dict[str, Any]] | None =
                   source: bytes = b"") -> FunctionSpec:
     """Function ``f`` of app ``app`` with these options, as a deploy would describe it."""
     description = AppDescription.from_dict({
-        "app": "app", "image": {"hash": "", "spec": {"layers": layers or []}},
+        "app": "app",
+        "image": {"hash": "", "spec": {"layers": [{"op": "from_host"}, *(layers or [])]}},
         "functions": {"f": {"kind": "function", "options": options}}})
     return FunctionSpec.from_description("app", "v" * 64, "f", description, source, None)
 

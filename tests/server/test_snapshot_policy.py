@@ -67,7 +67,7 @@ class FailingEngine:
 @pytest.fixture
 def square() -> FunctionSpec:
     description = AppDescription.from_dict({
-        "app": "test-square", "image": {"hash": "", "spec": {"layers": []}},
+        "app": "test-square", "image": {"hash": "", "spec": {"layers": [{"op": "from_host"}]}},
         "functions": {"square": {"kind": "function", "options": {"enable_memory_snapshot": True}}},
         "module": "square"})
     return FunctionSpec.from_description("test-square", "f" * 64, "square", description,

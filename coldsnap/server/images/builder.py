@@ -20,7 +20,7 @@ Nothing a build runs writes to the host's filesystem: ``run_commands`` and
 Example::
 
     builder = ImageBuilder(settings, engine)
-    base = builder.build(image.to_dict())
+    base = builder.build(image.spec)
     image = builder.with_build_output(base, source, "Embedder", ["build"])
     spec = ContainerSpec(argv=[image.python, "-m", "coldsnap._runtime"],
                          env=image.container_env({...}), layers=list(image.layers))
@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.engine.base import ContainerSpec, Engine
-from coldsnap.image import Image
 from coldsnap.server.images.steps import (
     DEFAULT_PATH,
     BuildError,
@@ -55,6 +54,7 @@ from coldsnap.server.images.steps import (
 from coldsnap.server.images.store import ImageStore
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR_ENV, CONTAINER_ID_ENV
+from coldsnap.wire.image_spec import ImageSpec
 
 __all__ = ["BuildError", "BuiltImage", "ImageBuilder"]
 
@@ -107,18 +107,14 @@ class ImageBuilder:
         self.engine = engine
         self.store = ImageStore(settings.images)
 
-    def build(self, image: dict[str, Any], progress: Progress = print) -> BuiltImage:
-        """The built image of ``image`` (an ``Image.to_dict()``), from the cache if there."""
-        spec = Image.from_dict(image)
-        key = spec.hash
-        layers = spec.layers
-        env: dict[str, str] = {}
-        for layer in layers:
-            if layer["op"] == "env":
-                env.update(layer["vars"])
-        if not any(layer["op"] in _BUILT_OPS for layer in layers):
+    def build(self, spec: ImageSpec, progress: Progress = print) -> BuiltImage:
+        """The built image of ``spec``, from the cache if there."""
+        key = spec.hash()
+        layers = list(spec.layers)
+        env = spec.env()
+        if not any(op in _BUILT_OPS for op in spec.ops()):
             return BuiltImage(key, sys.executable, (), env)  # the host as it is: instant
-        op = next((layer["op"] for layer in layers if layer["op"] in _SANDBOX_OPS), None)
+        op = next((op for op in spec.ops() if op in _SANDBOX_OPS), None)
         if op is not None and self.engine.name == "none":
             raise BuildError(
                 f"Image.{op}() needs the criu engine: with the 'none' engine containers run "
@@ -128,7 +124,7 @@ class ImageBuilder:
 
         def make(workdir: Path) -> BuiltImage:
             built = self._build_layers(key, layers, env, workdir, progress)
-            if Image.from_dict(image).hash != key:
+            if spec.hash() != key:
                 raise BuildError(
                     f"a local file of image {key[:12]} changed while it was being built, so "
                     "the build may mix old and new contents. Deploy again."

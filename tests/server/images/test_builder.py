@@ -117,7 +117,7 @@ def host_python(python: str, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_pip_build_is_shared_then_a_cache_hit(pip_settings: Settings) -> None:
-    image = Image.from_host().pip_install("six").env({"MODE": "x"}).to_dict()
+    image = Image.from_host().pip_install("six").env({"MODE": "x"}).spec
     builders = [ImageBuilder(pip_settings, NoneEngine()) for _ in range(2)]
     logs = [Messages(), Messages()]
     results: list[BuiltImage] = []
@@ -137,7 +137,7 @@ def test_pip_build_is_shared_then_a_cache_hit(pip_settings: Settings) -> None:
     assert "Installed six in" in everything and "Successfully installed six" in everything
 
     built = results[0]
-    key = Image.from_dict(image).hash
+    key = image.hash()
     assert built.hash == key and built.env == {"MODE": "x"} and built.layers == ()
     assert Path(built.python) == pip_settings.images / key / "venv" / "bin" / "python"
     assert (pip_settings.images / key / MARKER).is_file()
@@ -166,7 +166,7 @@ def test_pip_build_is_shared_then_a_cache_hit(pip_settings: Settings) -> None:
 
 
 def test_failing_pip_install_names_the_command_and_shows_the_log(pip_settings: Settings) -> None:
-    image = Image.from_host().pip_install("coldsnap-no-such-package-zz9").to_dict()
+    image = Image.from_host().pip_install("coldsnap-no-such-package-zz9").spec
     builder = ImageBuilder(pip_settings, NoneEngine())
     for _ in range(2):  # a failure is never cached as a success
         with pytest.raises(BuildError) as failure:
@@ -176,7 +176,7 @@ def test_failing_pip_install_names_the_command_and_shows_the_log(pip_settings: S
         assert "install --no-input --progress-bar off coldsnap-no-such-package-zz9" in message
         assert "No matching distribution found for coldsnap-no-such-package-zz9" in message
         assert "Check the names and versions in Image.pip_install(...)" in message
-        assert builder.store.load(Image.from_dict(image).hash) is None
+        assert builder.store.load(image.hash()) is None
 
 
 def test_hard_killed_build_counts_nothing_and_is_redone(pip_settings: Settings) -> None:
@@ -197,7 +197,8 @@ def test_hard_killed_build_counts_nothing_and_is_redone(pip_settings: Settings) 
                 os.killpg(0, signal.SIGKILL)
 
         settings = Settings(state_dir=Path({str(pip_settings.state_dir)!r}))
-        ImageBuilder(settings, NoneEngine()).build({image.to_dict()!r}, progress)
+        spec = Image.from_dict({image.to_dict()!r}).spec
+        ImageBuilder(settings, NoneEngine()).build(spec, progress)
         """
     )
     killed = subprocess.run(
@@ -210,7 +211,7 @@ def test_hard_killed_build_counts_nothing_and_is_redone(pip_settings: Settings) 
     builder = ImageBuilder(pip_settings, NoneEngine())
     assert builder.store.load(key) is None
     messages = Messages()
-    built = builder.build(image.to_dict(), messages.append)
+    built = builder.build(image.spec, messages.append)
     assert "Building image" in messages.text() and "Installed six" in messages.text()
     assert (leftover / MARKER).is_file()
     assert host_python(built.python, "import six").returncode == 0
@@ -222,8 +223,8 @@ def test_none_engine_refuses_what_needs_a_sandbox(tmp_path: Path) -> None:
     data = tmp_path / "data.txt"
     data.write_text("x")
     with pytest.raises(BuildError, match=r"Image.add_local_file\(\) needs the criu engine"):
-        builder.build(Image.from_host().add_local_file(data, "/data.txt").to_dict())
-    base = builder.build(Image.from_host().to_dict())
+        builder.build(Image.from_host().add_local_file(data, "/data.txt").spec)
+    base = builder.build(Image.from_host().spec)
     with pytest.raises(BuildError, match="need the criu engine") as failure:
         builder.with_build_output(base, BUILD_APP.encode(), "Model", ["build"])
     assert "coldsnap doctor" in str(failure.value)
@@ -245,7 +246,7 @@ def test_build_output_is_in_the_image_and_never_on_the_host(
         .env({"COLDSNAP_TEST_MODE": "fast"})
     )
     messages = Messages()
-    base = builder.build(image.to_dict(), messages.append)
+    base = builder.build(image.spec, messages.append)
     assert "coldsnap: step 2: test -f /coldsnap-test-files/data.txt" in messages.text()
     assert len(base.layers) == 2 and base.env == {"COLDSNAP_TEST_MODE": "fast"}
 
@@ -279,7 +280,7 @@ def test_build_output_is_in_the_image_and_never_on_the_host(
 
 def test_failing_build_method_shows_its_traceback(builder: ImageBuilder) -> None:
     source = BUILD_APP.replace("data = open(", "raise RuntimeError('no weights here'); open(")
-    base = builder.build(Image.from_host().to_dict())
+    base = builder.build(Image.from_host().spec)
     with pytest.raises(BuildError) as failure:
         builder.with_build_output(base, source.encode(), "Model", ["build"], Messages().append)
     message = str(failure.value)
@@ -294,13 +295,13 @@ def test_image_changes_change_the_version(builder: ImageBuilder, tmp_path: Path)
     v1 = Image.from_host().add_local_file(data, str(FILES_DIR / "data.txt"))
     assert v1.hash == Image.from_host().add_local_file(data, str(FILES_DIR / "data.txt")).hash
     assert v1.pip_install("six").hash != v1.hash
-    built_v1 = builder.build(v1.to_dict(), Messages().append)
+    built_v1 = builder.build(v1.spec, Messages().append)
     assert built_v1.hash == v1.hash
 
     data.write_text("v2")  # same path, new contents: a new image (the spec is unchanged)
     v2 = Image.from_dict(v1.to_dict())
     assert v2.layers == v1.layers and v2.hash != built_v1.hash
-    built_v2 = builder.build(v2.to_dict(), Messages().append)
+    built_v2 = builder.build(v2.spec, Messages().append)
     assert built_v2.hash == v2.hash and built_v2.layers != built_v1.layers
 
     read = f"print(open('{FILES_DIR}/data.txt').read())"
@@ -322,7 +323,7 @@ def test_interrupted_build_counts_nothing_and_kills_its_container(
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        builder.build(image.to_dict(), interrupt)
+        builder.build(image.spec, interrupt)
     assert time.monotonic() - started < 10
     assert builder.store.load(key) is None
     assert not (criu_settings.images / key / MARKER).exists()
@@ -331,7 +332,7 @@ def test_interrupted_build_counts_nothing_and_kills_its_container(
     old_layers = set((criu_settings.images / key / "layers").iterdir())
 
     messages = Messages()
-    built = builder.build(image.to_dict(), messages.append)
+    built = builder.build(image.spec, messages.append)
     assert "Building image" in messages.text()
     assert not old_layers & set((criu_settings.images / key / "layers").iterdir())
     assert (built.layers[0] / "coldsnap-test-done").read_text() == "done\n"
@@ -341,7 +342,7 @@ def test_interrupted_build_counts_nothing_and_kills_its_container(
 def test_failing_command_is_named(builder: ImageBuilder) -> None:
     image = Image.from_host().run_commands("true", "echo about to fail; exit 3", "echo never")
     with pytest.raises(BuildError) as failure:
-        builder.build(image.to_dict(), Messages().append)
+        builder.build(image.spec, Messages().append)
     message = str(failure.value)
     assert "run_commands failed (exit status 3)" in message
     assert "command: echo about to fail; exit 3" in message

@@ -1,0 +1,90 @@
+"""An image spec as the SDK writes it and the server builds it: layers and a content hash.
+
+``coldsnap.Image`` is the user's builder of specs; ``ImageSpec`` is the data
+it produces, the form a description carries and the image builder reads. Each
+layer is one step: ``{"op": "pip_install", "packages": [...]}`` and so on
+(``OPS``); the first is always ``from_host``. Example::
+
+    spec = ImageSpec.from_dict({"layers": [{"op": "from_host"},
+                                           {"op": "env", "vars": {"MODE": "fast"}}]})
+    spec.env()  # {"MODE": "fast"}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from coldsnap.wire.errors import InvalidError
+
+OPS = ("from_host", "pip_install", "run_commands", "add_local_file", "add_local_dir", "env")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    layers: tuple[dict[str, Any], ...] = ({"op": "from_host"},)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ImageSpec:
+        """Check and type ``{"layers": [...]}``; InvalidError says what is wrong."""
+        layers = data.get("layers") if isinstance(data, dict) else None
+        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict) \
+                or layers[0].get("op") != "from_host":
+            raise InvalidError(f"not an image spec (it must start with from_host): {data!r}")
+        for layer in layers:
+            if not isinstance(layer, dict) or layer.get("op") not in OPS:
+                raise InvalidError(f"image layer {layer!r} has an unknown op; known: {OPS}")
+        return cls(tuple(dict(layer) for layer in layers))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": [dict(layer) for layer in self.layers]}
+
+    def ops(self) -> list[str]:
+        return [layer["op"] for layer in self.layers]
+
+    def env(self) -> dict[str, str]:
+        """The variables the ``env`` layers set, later ones winning."""
+        env: dict[str, str] = {}
+        for layer in self.layers:
+            if layer["op"] == "env":
+                env.update(layer["vars"])
+        return env
+
+    def hash(self) -> str:
+        """sha256 over the layers, with local files hashed by their contents: editing a
+        file added with add_local_file gives a new image (and a new snapshot key)."""
+        digest = hashlib.sha256()
+        for layer in self.layers:
+            digest.update(json.dumps(layer, sort_keys=True).encode())
+            if layer["op"] == "add_local_file":
+                _hash_file(digest, Path(layer["local"]))
+            elif layer["op"] == "add_local_dir":
+                _hash_dir(digest, Path(layer["local"]))
+        return digest.hexdigest()
+
+
+def _hash_file(digest: Any, path: Path) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidError(
+            f"can't hash image file {path}: {exc}. The file was added with add_local_file "
+            "and must still exist when the app is deployed."
+        ) from exc
+    digest.update(len(data).to_bytes(8, "big"))
+    digest.update(data)
+
+
+def _hash_dir(digest: Any, root: Path) -> None:
+    if not root.is_dir():
+        raise InvalidError(
+            f"can't hash image directory {root}: it no longer exists. It was added with "
+            "add_local_dir and must still exist when the app is deployed."
+        )
+    files = (p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        _hash_file(digest, path)
