@@ -14,7 +14,8 @@ from typing import Any
 from coldsnap.server.describe import check_app_name, describe_source, version_of
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
-from coldsnap.server.images.builder import BuiltImage, ImageBuilder
+from coldsnap.server.images.builder import ImageBuilder
+from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool
@@ -70,7 +71,7 @@ class Deploys:
         app = check_app_name(name or description.name)
         version = version_of(source, description)
         progress: list[str] = []
-        built: dict[str, dict[str, Any]] = {}
+        built: dict[str, BuiltImage] = {}
         if self._current.get(app) != (DEPLOYED, version):
             def build_progress(line: str) -> None:
                 progress.append(line)
@@ -165,10 +166,8 @@ class Deploys:
                            f"has: {', '.join(sorted(functions))}")
 
         def spec() -> FunctionSpec:
-            record = stored.built_images.get(tag)
-            return FunctionSpec.from_description(
-                app, version, tag, stored.description, stored.source,
-                BuiltImage.from_record(record) if record else None)
+            return FunctionSpec.from_description(app, version, tag, stored.description,
+                                                 stored.source, stored.built_images.get(tag))
 
         return self.pools.get((app, version, tag), spec)
 

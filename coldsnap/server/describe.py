@@ -67,10 +67,8 @@ def describe_source(
 
 
 def checked_description(data: Any, filename: str) -> AppDescription:
-    """``data`` typed and validated, or a deploy error that says what to fix."""
-    if not isinstance(data, dict) or not isinstance(data.get("app"), str):
-        raise ApiError(DEPLOY_FAILED, f"{filename} defines no coldsnap.App; add "
-                       "`app = coldsnap.App(\"name\")` and decorate functions with it")
+    """``data`` typed and validated, or a deploy error that says what to fix. (An app
+    file without an App fails in describe already, with the loader's message.)"""
     try:
         description = AppDescription.from_dict(data)
     except (DescriptionError, InvalidError) as exc:

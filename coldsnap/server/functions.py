@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from coldsnap.server.images.builder import BuiltImage
+from coldsnap.server.images.built import BuiltImage
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.description import AppDescription
 from coldsnap.wire.image_spec import ImageSpec

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coldsnap.server.images.built import BuiltImage
 from coldsnap.wire.description import AppDescription
 
 _SCHEMA = """
@@ -22,7 +23,8 @@ CREATE TABLE IF NOT EXISTS apps (
     ephemeral INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
     app TEXT NOT NULL, version TEXT NOT NULL, filename TEXT NOT NULL, source BLOB NOT NULL,
-    description TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (app, version));
+    description TEXT NOT NULL, created_at REAL NOT NULL, built_images TEXT,
+    PRIMARY KEY (app, version));
 CREATE TABLE IF NOT EXISTS boots (
     id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL, version TEXT NOT NULL,
     tag TEXT NOT NULL, container_id TEXT NOT NULL, kind TEXT NOT NULL, ok INTEGER NOT NULL,
@@ -35,6 +37,9 @@ CREATE TABLE IF NOT EXISTS snapshot_keys (
 # snapshot_keys.last_error is no longer written or read: a key's failure has one record,
 # the snapshot store's (see SnapshotKeys in boot.py). The column stays so that a state
 # dir still opens with an older coldsnap server.
+# versions.built_images came later: state dirs made before it get the column added (their
+# rows keep the built images inside the description, where StateDB.version finds them).
+_ADD_BUILT_IMAGES = "ALTER TABLE versions ADD COLUMN built_images TEXT"
 _MAX_BOOTS = 5000
 
 
@@ -47,10 +52,13 @@ class StoredVersion:
     filename: str
     source: bytes
     description: AppDescription
-    built_images: dict[str, dict[str, Any]]  # tag -> BuiltImage.to_record()
+    built_images: dict[str, BuiltImage]  # tag -> what its containers run
 
 
 class StateDB:
+    """apps (name -> current version, state), versions (source, description, built
+    images), boots (kind, timings, error) and snapshot keys (app, restores)."""
+
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -60,6 +68,9 @@ class StateDB:
             # WAL + NORMAL: safe if the server crashes, no fsync on each boot's record.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(versions)")}
+            if "built_images" not in columns:
+                self._db.execute(_ADD_BUILT_IMAGES)
 
     def close(self) -> None:
         with self._lock:
@@ -79,11 +90,12 @@ class StateDB:
         return [dict(r) for r in self._run("SELECT * FROM apps ORDER BY name")]
 
     def put_version(self, stored: StoredVersion) -> None:
-        data = {**stored.description.to_dict(), "built_images": stored.built_images}
+        built = {tag: image.to_record() for tag, image in stored.built_images.items()}
         self._run(
-            "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?)",
-            (stored.app, stored.version, stored.filename, stored.source, json.dumps(data),
-             time.time()),
+            "INSERT OR IGNORE INTO versions (app, version, filename, source, description, "
+            "created_at, built_images) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (stored.app, stored.version, stored.filename, stored.source,
+             json.dumps(stored.description.to_dict()), time.time(), json.dumps(built)),
         )
 
     def version(self, app: str, version: str) -> StoredVersion | None:
@@ -92,9 +104,13 @@ class StateDB:
             return None
         row = rows[0]
         data = json.loads(row["description"])
-        built = data.pop("built_images", {})
-        return StoredVersion(app, version, row["filename"], row["source"],
-                             AppDescription.from_dict(data), built)
+        records = data.pop("built_images", {})  # where state dirs of before kept them
+        if row["built_images"] is not None:
+            records = json.loads(row["built_images"])
+        # Checked when it was deployed: a rule added since must not make it unloadable.
+        description = AppDescription.from_dict(data, validate=False)
+        built = {tag: BuiltImage.from_record(record) for tag, record in records.items()}
+        return StoredVersion(app, version, row["filename"], row["source"], description, built)
 
     def set_app(self, name: str, version: str, state: str, ephemeral: bool) -> None:
         now = time.time()

@@ -40,7 +40,7 @@ class FunctionDescription:
         return data
 
     @classmethod
-    def from_dict(cls, tag: str, data: Any) -> FunctionDescription:
+    def from_dict(cls, tag: str, data: Any, validate: bool = True) -> FunctionDescription:
         if not isinstance(data, dict) or data.get("kind") not in (FUNCTION, CLS):
             raise DescriptionError(f"function {tag!r}: not a function or class description")
         options = data.get("options", {})
@@ -48,7 +48,7 @@ class FunctionDescription:
             raise DescriptionError(f"function {tag!r}: options must be an object")
         return cls(
             kind=data["kind"],
-            options=FunctionOptions.from_dict(options),
+            options=FunctionOptions.from_dict(options, f"the options of {tag!r}", validate),
             methods=_names(tag, "methods", data.get("methods", [])),
             build_methods=_names(tag, "build_methods", data.get("build_methods", [])),
         )
@@ -83,8 +83,10 @@ class AppDescription:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> AppDescription:
-        """Validate and type a description; DescriptionError says what is wrong."""
+    def from_dict(cls, data: Any, validate: bool = True) -> AppDescription:
+        """Type a description, checking its shape; DescriptionError says what is wrong.
+        ``validate=False`` skips the rules of each function's options (they were
+        checked at deploy: a rule added since must not make a stored version unusable)."""
         if not isinstance(data, dict) or not isinstance(data.get("app"), str):
             raise DescriptionError("no coldsnap.App")
         image = data.get("image")
@@ -101,7 +103,7 @@ class AppDescription:
             name=data["app"],
             image_hash=image["hash"],
             image_spec=ImageSpec.from_dict(image["spec"]),
-            functions={str(tag): FunctionDescription.from_dict(str(tag), entry)
+            functions={str(tag): FunctionDescription.from_dict(str(tag), entry, validate)
                        for tag, entry in functions.items()},
             entrypoints=_names("app", "entrypoints", data.get("entrypoints", [])),
             module=module,

@@ -128,8 +128,13 @@ class FunctionOptions:
                 "experimental_options": dict(self.experimental_options)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FunctionOptions:
-        return cls.create("options from the server", **data)
+    def from_dict(cls, data: dict[str, Any], where: str = "options",
+                  validate: bool = True) -> FunctionOptions:
+        """Options from ``to_dict()``'s form; ``where`` names them in errors. With
+        ``validate=False`` (options checked when they were deployed) no rule is applied."""
+        if not validate:
+            return cls(**data)
+        return cls.create(where, **data)
 
 
 def _env_problems(env: object) -> Iterator[str]:

@@ -28,18 +28,17 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from coldsnap.engine.base import ContainerSpec, Engine
+from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.steps import (
-    DEFAULT_PATH,
     BuildError,
     Progress,
     add_local,
@@ -66,37 +65,6 @@ _DOCTOR = (
     "Run `coldsnap doctor` to see why CRIU is not usable on this host, fix it and "
     "restart the server (COLDSNAP_ENGINE=criu)."
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class BuiltImage:
-    """What containers of a built image need: interpreter, lower layers, env."""
-
-    hash: str
-    python: str
-    layers: tuple[Path, ...]  # highest first, as ContainerSpec.layers wants them
-    env: dict[str, str]
-
-    def container_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """``env`` plus a PATH that finds the image's venv first, then the image's env."""
-        return {"PATH": f"{Path(self.python).parent}:{DEFAULT_PATH}", **env, **self.env}
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "hash": self.hash,
-            "python": self.python,
-            "layers": [str(p) for p in self.layers],
-            "env": dict(self.env),
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> BuiltImage:
-        return cls(
-            hash=record["hash"],
-            python=record["python"],
-            layers=tuple(Path(p) for p in record["layers"]),
-            env=dict(record["env"]),
-        )
 
 
 class ImageBuilder:
