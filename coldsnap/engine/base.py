@@ -181,6 +181,9 @@ class Engine(Protocol):
 
     name: str  # the name ENGINES knows it by: "none", "criu"
     host_key: str  # which hosts can restore this host's snapshots (same CPU, kernel, CRIU)
+    # True when each container has a root filesystem of its own: what it writes (image
+    # files, @build output) lands there, never on the host's filesystem.
+    isolated: bool
 
     @property
     def store(self) -> SnapshotStore | None:

@@ -84,6 +84,7 @@ class _Resources:
 
 class CriuEngine:
     name = "criu"
+    isolated = True
 
     def __init__(self, settings: Settings, facts: dict[str, object] | None = None) -> None:
         problems = [c for c in run_checks(settings) if c.needed and not c.ok]

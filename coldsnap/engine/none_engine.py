@@ -27,6 +27,7 @@ from coldsnap.wire.container import CODE_DIR_ENV
 class NoneEngine:
     name = "none"
     host_key = "none"
+    isolated = False  # plain processes on the host's own filesystem
     # No snapshots, so no store: `coldsnap snapshots ...` says so and names the fix.
     store: SnapshotStore | None = None
 

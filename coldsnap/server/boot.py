@@ -13,6 +13,7 @@ timeout, a setup error) only pauses restores of the key for a while.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import secrets
 import threading
@@ -45,10 +46,27 @@ class _Pause:
     reason: str
 
 
+class BootKind(enum.StrEnum):
+    """How a container came up; stored with each boot and shown by `apps stats`."""
+
+    PLAIN = "plain"  # no snapshot wanted (or the engine takes none)
+    SNAPSHOT_CREATED = "snapshot-created"  # made the snapshot, then restored from it
+    RESTORED = "restored"
+    FALLBACK = "fallback"  # a snapshot was wanted but could not be used
+
+
+class Claim(enum.Enum):
+    """What a boot of a snapshot key does (``SnapshotKeys.claim``)."""
+
+    RESTORE = "restore"
+    FALLBACK = "fallback"  # boot without a snapshot
+    CREATE = "create"  # make the snapshot; the caller must ``release`` the key after
+
+
 @dataclasses.dataclass
 class Boot:
     worker: Worker
-    kind: str  # plain | snapshot-created | restored | fallback
+    kind: BootKind
     timings: dict[str, float]
 
 
@@ -109,24 +127,24 @@ class SnapshotKeys:
         with self._cond:
             return self._paused.pop(key, None) is not None
 
-    def claim(self, key: str, wait_s: float) -> str:
-        """``restore``, ``fallback`` or ``create`` (then the caller must ``release``)."""
+    def claim(self, key: str, wait_s: float) -> Claim:
+        """Whether this boot restores, falls back or creates the snapshot of ``key``."""
         deadline = self._clock() + wait_s
         with self._cond:
             while key in self._creating:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
-                    return "fallback"  # the dump takes too long: don't wait forever
+                    return Claim.FALLBACK  # the dump takes too long: don't wait forever
                 self._cond.wait(remaining)
             if self.failure(key) is not None:
-                return "fallback"
+                return Claim.FALLBACK
             if self._engine.lookup(key) is not None:
                 pause = self._paused.get(key)
                 if pause is not None and self._clock() < pause.retry_at:
-                    return "fallback"
-                return "restore"
+                    return Claim.FALLBACK
+                return Claim.RESTORE
             self._creating.add(key)
-            return "create"
+            return Claim.CREATE
 
     def release(self, key: str) -> None:
         with self._cond:
@@ -180,17 +198,17 @@ class _BootRun:
 
     def plain(self) -> Boot:
         worker, timings = self._start(snapshot=False)
-        return self._finish(worker, "plain", timings)
+        return self._finish(worker, BootKind.PLAIN, timings)
 
     def snapshot(self) -> Boot:
-        if self.engine.name == "none":
+        if self.engine.store is None:  # an engine that takes no snapshots
             return self.plain()  # the runtime runs the snap=True hooks, then the others
         key = self.fn.snapshot_key
         self.db.note_snapshot_key(key, self.fn.app, self.fn.version, self.fn.tag)
         claim = self.keys.claim(key, self.settings.dump_timeout_s + self.settings.boot_timeout_s)
-        if claim == "restore":
+        if claim is Claim.RESTORE:
             return self._restore(key)
-        if claim == "fallback":
+        if claim is Claim.FALLBACK:
             return self._without_snapshot()
         try:
             return self._create(key)
@@ -241,7 +259,7 @@ class _BootRun:
         """A fallback boot: plain, so the container has the network and GPUs that the
         snapshot phase's sandbox lacks (the runtime runs every enter hook in order)."""
         worker, timings = self._start(snapshot=False)
-        return self._finish(worker, "fallback", timings)
+        return self._finish(worker, BootKind.FALLBACK, timings)
 
     def _await_handshake(
         self, worker: Worker, timings: dict[str, float]
@@ -283,11 +301,11 @@ class _BootRun:
             f"({info.size_bytes / 1e6:.1f} MB); continuing from it"
         )
         self._retire(worker)  # gone after the dump: release its pipes and scratch
-        restored = self._restore(key, kind="snapshot-created")
+        restored = self._restore(key, kind=BootKind.SNAPSHOT_CREATED)
         restored.timings = {**timings, **restored.timings}
         return restored
 
-    def _restore(self, key: str, kind: str = "restored") -> Boot:
+    def _restore(self, key: str, kind: BootKind = BootKind.RESTORED) -> Boot:
         container_id = new_container_id()
         t0 = time.monotonic()
         try:
@@ -346,7 +364,7 @@ class _BootRun:
             self._retire(worker)
             raise BootFailed(message) from None
 
-    def _finish(self, worker: Worker, kind: str, timings: dict[str, float]) -> Boot:
+    def _finish(self, worker: Worker, kind: BootKind, timings: dict[str, float]) -> Boot:
         try:
             header, _ = worker.expect({"ready"}, self.settings.boot_timeout_s)
         except BootFailed:

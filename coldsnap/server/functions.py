@@ -9,7 +9,7 @@ from pathlib import Path
 
 from coldsnap.server.images.built import BuiltImage
 from coldsnap.wire.container import BootConfig
-from coldsnap.wire.description import AppDescription
+from coldsnap.wire.description import AppDescription, FunctionKind
 from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
 
@@ -36,7 +36,7 @@ class FunctionSpec:
     app: str
     version: str
     tag: str
-    kind: str  # "function" or "cls"
+    kind: FunctionKind
     methods: tuple[str, ...]
     options: FunctionOptions
     source: bytes

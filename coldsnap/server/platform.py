@@ -17,6 +17,7 @@ from coldsnap.server.reports import Reports
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
+from coldsnap.wire.description import CLS
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
 
 
@@ -60,7 +61,7 @@ class Platform:
         current version; returns the call and the pool it waits in."""
         pool = self.deploys.pool(app, tag)
         fn = pool.fn
-        if fn.kind == "cls":
+        if fn.kind == CLS:
             if method is None:  # Function.from_name on a class's name
                 example = fn.methods[0] if fn.methods else "method"
                 raise ApiError(BAD_REQUEST, f"{fn.label} is a class: use coldsnap.Cls."

@@ -12,12 +12,14 @@ it and builds each function's ``FunctionSpec`` from it. Example::
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
 
-FUNCTION, CLS = "function", "cls"
+FunctionKind = Literal["function", "cls"]
+FUNCTION: FunctionKind = "function"
+CLS: FunctionKind = "cls"
 
 
 class DescriptionError(ValueError):
@@ -28,7 +30,7 @@ class DescriptionError(ValueError):
 class FunctionDescription:
     """One ``@app.function`` (kind ``function``) or ``@app.cls`` (kind ``cls``)."""
 
-    kind: str
+    kind: FunctionKind
     options: FunctionOptions
     methods: tuple[str, ...] = ()  # a class's @method()s
     build_methods: tuple[str, ...] = ()  # a class's @build()s, run at image build time
@@ -47,7 +49,7 @@ class FunctionDescription:
         if not isinstance(options, dict):
             raise DescriptionError(f"function {tag!r}: options must be an object")
         return cls(
-            kind=data["kind"],
+            kind=FUNCTION if data["kind"] == FUNCTION else CLS,
             options=FunctionOptions.from_dict(options, f"the options of {tag!r}", validate),
             methods=_names(tag, "methods", data.get("methods", [])),
             build_methods=_names(tag, "build_methods", data.get("build_methods", [])),

@@ -20,8 +20,9 @@ MEMBERS = {name for name in vars(Engine) if not name.startswith("_")} | set(
 
 
 def test_the_protocol_lists_every_member_callers_use() -> None:
-    assert MEMBERS == {"name", "host_key", "store", "start", "checkpoint", "restore", "lookup",
-                       "mark_failed", "failure", "snapshots_deleted", "close"}
+    assert MEMBERS == {"name", "host_key", "isolated", "store", "start", "checkpoint",
+                       "restore", "lookup", "mark_failed", "failure", "snapshots_deleted",
+                       "close"}
 
 
 def test_the_engine_factories_return_engines_so_mypy_checks_them() -> None:

@@ -16,7 +16,7 @@ import pytest
 from coldsnap.engine import SnapshotInfo
 from coldsnap.server import daemon
 from coldsnap.server.api import HANDLERS, Api, ClientGone, Request
-from coldsnap.server.boot import SnapshotKeys
+from coldsnap.server.boot import Claim, SnapshotKeys
 from coldsnap.server.channel import ControlChannel
 from coldsnap.server.daemon import Server
 from coldsnap.server.functions import FunctionSpec
@@ -47,14 +47,14 @@ class StoreEngine:
 def test_a_transient_restore_failure_pauses_restores_then_retries() -> None:
     engine, now = StoreEngine(), [1000.0]
     keys = SnapshotKeys(engine, clock=lambda: now[0])  # type: ignore[arg-type]
-    assert keys.claim("k", 1) == "restore"
+    assert keys.claim("k", 1) is Claim.RESTORE
     keys.mark_transient("k", "restore: criu restore timed out", retry_in_s=300)
     assert engine.failed == {}  # not failed for good: the snapshot is kept
     assert "transient" in (keys.transient_error("k") or "")
     now[0] += 299
-    assert keys.claim("k", 1) == "fallback"
+    assert keys.claim("k", 1) is Claim.FALLBACK
     now[0] += 2
-    assert keys.claim("k", 1) == "restore"
+    assert keys.claim("k", 1) is Claim.RESTORE
     keys.restored("k")
     assert keys.transient_error("k") is None
 
@@ -63,11 +63,11 @@ def test_a_failed_key_stays_failed_until_its_record_is_deleted() -> None:
     engine = StoreEngine()
     keys = SnapshotKeys(engine)  # type: ignore[arg-type]
     keys.mark_failed("k", "restore: corrupt image")
-    assert keys.claim("k", 1) == "fallback"
+    assert keys.claim("k", 1) is Claim.FALLBACK
     assert engine.failed["k"] == "restore: corrupt image"
     assert keys.failure("k") == "restore: corrupt image"
     engine.failed.clear()  # what the store's delete does
-    assert keys.claim("k", 1) == "restore"
+    assert keys.claim("k", 1) is Claim.RESTORE
 
 
 def _garbage_channel(data: bytes, max_blob: int | None = None) -> Iterator[ControlChannel]:

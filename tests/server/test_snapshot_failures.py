@@ -14,7 +14,7 @@ from coldsnap.engine import ContainerSpec, SnapshotInfo
 from coldsnap.engine.base import Container
 from coldsnap.engine.none_engine import NoneEngine
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.server.boot import SnapshotKeys
+from coldsnap.server.boot import Claim, SnapshotKeys
 from coldsnap.server.errors import ApiError
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.state import StateDB
@@ -105,7 +105,7 @@ def test_a_failure_outlives_a_restart_and_rm_clears_it(
     raw.close()
 
     again = _start(servers, tmp_path)  # a restart: nothing carried over in memory
-    assert again.keys.claim(KEY, 1) == "fallback"
+    assert again.keys.claim(KEY, 1) is Claim.FALLBACK
     [row] = again.admin.ls()
     assert (row["key"], row["status"], row["app"], row["tag"]) == (KEY, "failed", "app",
                                                                    "square")
@@ -114,7 +114,7 @@ def test_a_failure_outlives_a_restart_and_rm_clears_it(
         again.admin.inspect(KEY)
 
     assert again.admin.rm(KEY) == {"snapshot_removed": False, "failure_cleared": True}
-    assert again.keys.claim(KEY, 1) == "create"
+    assert again.keys.claim(KEY, 1) is Claim.CREATE
     again.keys.release(KEY)
     assert again.admin.ls() == [] and first.keys.failure(KEY) is None
     with pytest.raises(ApiError, match="no snapshot or failure record"):
@@ -124,9 +124,9 @@ def test_a_failure_outlives_a_restart_and_rm_clears_it(
 def test_a_claim_reads_the_failure_record_once(servers: list[Server], tmp_path: Path) -> None:
     server = _start(servers, tmp_path)
     _publish(server.engine.store, KEY)
-    assert server.keys.claim(KEY, 1) == "restore"
+    assert server.keys.claim(KEY, 1) is Claim.RESTORE
     server.keys.mark_failed(KEY, "restore: corrupt image")
-    assert server.keys.claim(KEY, 1) == "fallback"
+    assert server.keys.claim(KEY, 1) is Claim.FALLBACK
     assert server.engine.failure_reads == 2
 
 

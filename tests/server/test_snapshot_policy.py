@@ -12,6 +12,7 @@ import pytest
 
 from coldsnap.engine import Container, ContainerSpec, DumpFailed, RestoreFailed, SnapshotInfo
 from coldsnap.engine.none_engine import NoneEngine
+from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.boot import Boot, Booter, SnapshotKeys
 from coldsnap.server.calls import Call
 from coldsnap.server.functions import FunctionSpec
@@ -32,6 +33,7 @@ class FailingEngine:
     def __init__(self, fail: str, run_dir: Path) -> None:
         self.fail = fail
         self.inner = NoneEngine(run_dir)
+        self.store = SnapshotStore(run_dir / "store", self.host_key)  # it takes snapshots
         self.checkpoints = 0
         self.restores = 0
         self.failed: dict[str, str] = {}

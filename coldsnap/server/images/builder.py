@@ -83,7 +83,7 @@ class ImageBuilder:
         if not any(op in _BUILT_OPS for op in spec.ops()):
             return BuiltImage(key, sys.executable, (), env)  # the host as it is: instant
         op = next((op for op in spec.ops() if op in _SANDBOX_OPS), None)
-        if op is not None and self.engine.name == "none":
+        if op is not None and not self.engine.isolated:
             raise BuildError(
                 f"Image.{op}() needs the criu engine: with the 'none' engine containers run "
                 "on the host's own filesystem, which must never receive image files or "
@@ -116,7 +116,7 @@ class ImageBuilder:
         """
         if not methods:
             return base
-        if self.engine.name == "none":
+        if not self.engine.isolated:
             raise BuildError(
                 f"@build methods ({', '.join(methods)} of {tag}) need the criu engine: with "
                 "the 'none' engine there is no sandbox, and their output must land in the "
