@@ -13,6 +13,7 @@ from typing import Any
 
 from coldsnap.cli.output import print_json, table
 from coldsnap.client import Client
+from coldsnap.wire.description import FunctionDescription
 from coldsnap.wire.errors import InvalidError
 
 # Entrypoint parameter types by annotation name: an annotation may be text (PEP 563).
@@ -52,14 +53,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(f"{result['app']} is up to date (version {version}): nothing changed")
     rows = []
     for tag, entry in sorted(result["functions"].items()):
-        opts = entry.get("options", {})
-        gpu_snapshot = (opts.get("experimental_options") or {}).get("enable_gpu_snapshot")
-        features = [name for name, on in (("memory snapshot", opts.get("enable_memory_snapshot")),
-                                          (f"gpu={opts.get('gpu')}", opts.get("gpu")),
-                                          ("gpu memory snapshot", gpu_snapshot)) if on]
-        methods = ", ".join(entry.get("methods", []))
-        rows.append([tag, entry.get("kind", "function"), methods or "-",
-                     ", ".join(features) or "-"])
+        fn = FunctionDescription.from_dict(tag, entry, validate=False)  # the server checked
+        opts = fn.options
+        features = [name for name, on in (("memory snapshot", opts.enable_memory_snapshot),
+                                          (f"gpu={opts.gpu}", opts.gpu),
+                                          ("gpu memory snapshot", opts.gpu_snapshot)) if on]
+        rows.append([tag, fn.kind, ", ".join(fn.methods) or "-", ", ".join(features) or "-"])
     print(table(rows, ["NAME", "KIND", "METHODS", "FEATURES"]))
     return 0
 

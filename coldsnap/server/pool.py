@@ -399,10 +399,15 @@ class Pool:
 
     # reporting
 
+    def busy(self) -> bool:
+        """True while a container boots or runs a call, or a call waits."""
+        with self._cond:
+            return bool(self._queue or self._booting or self._busy or self._retrying)
+
     def stats(self) -> dict[str, Any]:
         with self._cond:
             containers = [
-                {"id": w.id, "state": "busy" if w.call is not None else "idle",
+                {"id": w.id, "state": "busy" if w in self._busy else "idle",
                  "calls": w.calls_served, "boot": describe_timings(w.boot_timings)}
                 for w in self._live
             ]

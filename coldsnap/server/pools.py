@@ -56,9 +56,7 @@ class Pools:
 
     def busy(self) -> bool:
         """True while any container boots or runs a call, or a call waits."""
-        return any(s["queued"] or s["booting"] or any(c["state"] == "busy"
-                                                      for c in s["containers"])
-                   for s in (pool.stats() for pool in self.all()))
+        return any(pool.busy() for pool in self.all())
 
     def end(self, pools: list[Pool], reason: str, grace_s: float,
             kill_busy: bool = False) -> None:
