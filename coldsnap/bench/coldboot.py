@@ -21,12 +21,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from coldsnap.client import Client
-from coldsnap.wire.serialization import dumps_args
+if TYPE_CHECKING:  # `coldsnap --help` lists the workloads: it must not load the client
+    from coldsnap.client import Client
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
@@ -122,7 +120,12 @@ class ColdBootBench:
 
     def _call(self, workload: Workload, app: str) -> Any:
 
-        from coldsnap.wire.serialization import loads_exception  # noqa: F401
+        import cloudpickle
+
+        from coldsnap.wire.serialization import (
+            dumps_args,
+            loads_exception,  # noqa: F401
+        )
 
         blob = self.conn.call(app, workload.tag, workload.method, dumps_args(workload.args, {}),
                               None)

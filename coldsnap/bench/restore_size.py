@@ -14,10 +14,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coldsnap.engine.base import Container, ContainerSpec
 from coldsnap.settings import Settings
+
+if TYPE_CHECKING:  # `coldsnap --help` lists the sizes: it must not load the engine
+    from coldsnap.engine.base import Container, ContainerSpec
 
 WORKER = Path(__file__).with_name("size_worker.py")
 SIZES_MB = {"restore-50mb": 50, "restore-300mb": 300, "restore-1gb": 1024}
@@ -34,6 +36,8 @@ def run(names: list[str], settings: Settings, repeats: int = 7) -> list[dict[str
 
 
 def _spec(heap_mb: int) -> ContainerSpec:
+    from coldsnap.engine.base import ContainerSpec
+
     return ContainerSpec(
         argv=[sys.executable, str(WORKER)],
         env={"WORKER_HEAP_MB": str(heap_mb)},
