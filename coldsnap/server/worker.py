@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 import time
@@ -33,6 +34,17 @@ class CallEnd(enum.Enum):
     RESULT = "result"  # the container answered (a value or the user's exception)
     DIED = "died"
     TIMED_OUT = "timed_out"
+
+
+@dataclasses.dataclass(frozen=True)
+class CallResult:
+    """How ``Worker.run_call`` ended: with ``RESULT``, ``ok`` and the blob (the value, or
+    the user's exception) are the container's; with ``DIED``, ``message`` says why."""
+
+    end: CallEnd
+    ok: bool = False
+    blob: bytes | None = None
+    message: str = ""
 
 
 class Worker:
@@ -127,7 +139,7 @@ class Worker:
         return (f"container {self.id} wrote a malformed message to its control pipe {what}; "
                 "it was stopped. Only coldsnap's runtime may write to $COLDSNAP_CTRL_OUT_FD")
 
-    def run_call(self, call: Call) -> tuple[CallEnd, dict[str, Any], bytes | None]:
+    def run_call(self, call: Call) -> CallResult:
         """Send ``call`` and wait for its result, at most ``call.timeout_s``."""
         call.attempts += 1
         while self.pending_logs:
@@ -143,19 +155,19 @@ class Worker:
             while True:
                 header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
                 if header.get("type") == "result" and header.get("call_id") == call.id:
-                    return CallEnd.RESULT, header, blob
+                    return CallResult(CallEnd.RESULT, bool(header.get("ok")), blob)
                 if header.get("type") == "request" and self._requests is not None:
                     self._start_request(header, blob)
                     continue
                 self.note(f"ignored an unexpected {header.get('type')!r} message during a call")
         except TimeoutError:
-            return CallEnd.TIMED_OUT, {}, None
+            return CallResult(CallEnd.TIMED_OUT)
         except ProtocolError as exc:
-            return CallEnd.DIED, {"message": self.garbled_message(
-                f"during call {call.id}: {exc}")}, None
+            return CallResult(CallEnd.DIED, message=self.garbled_message(
+                f"during call {call.id}: {exc}"))
         except (ChannelClosed, OSError) as exc:
-            message = self.death_message(f"during call {call.id} ({exc})")
-            return CallEnd.DIED, {"message": message}, None
+            return CallResult(CallEnd.DIED, message=self.death_message(
+                f"during call {call.id} ({exc})"))
         finally:
             self.pump.sync()
             self.call = None
