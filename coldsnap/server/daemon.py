@@ -23,6 +23,7 @@ from coldsnap.server.process import StateLock, ZombieReaper, become_subreaper
 from coldsnap.server.server_log import configure as configure_logging
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
+from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, TOO_LARGE, UNAUTHORIZED
 from coldsnap.wire.framing import (
     ChannelClosed,
@@ -128,7 +129,7 @@ class Server:
 
     def _answer(self, header: dict[str, Any], blob: bytes | None, wfile: Any) -> bool:
         """Handle one request; False when the connection must close."""
-        if not token_matches(self.token, header.pop("token", None)):
+        if not token_matches(self.token, header.pop(ops.TOKEN, None)):
             error = ApiError(UNAUTHORIZED, "request refused: missing or wrong token. Clients "
                              f"read it from {self.settings.token_path} (mode 0600, readable by "
                              "the server's user only)")
