@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from coldsnap.settings import EMBEDDED_ENV, Settings
-from coldsnap.wire import serialization
+from coldsnap.wire import ops, serialization
 from coldsnap.wire.container import in_container
 from coldsnap.wire.errors import (
     CLOSING_KINDS,
@@ -96,7 +96,7 @@ class Client:
     def request(self, op: str, blob: bytes | None = None, **fields: Any
                 ) -> tuple[dict[str, Any], bytes | None]:
         """Send one request; returns the reply, or raises what a failed reply stands for."""
-        header, reply_blob = self._exchange({"op": op, **fields}, blob)
+        header, reply_blob = self._exchange({ops.OP: op, **fields}, blob)
         if self.echo_logs:
             for line in header.get("logs") or ():
                 print(line, file=sys.stderr)
@@ -108,7 +108,7 @@ class Client:
                   ) -> tuple[dict[str, Any], bytes | None]:
         sock = self._take_socket()
         try:
-            header = {**header, "token": self._token_value()}
+            header = {**header, ops.TOKEN: self._token_value()}
         except PermissionError:
             sock.close()
             raise
@@ -121,7 +121,7 @@ class Client:
             reply = read_message(rfile)
         except (ChannelClosed, ProtocolError, OSError) as exc:
             sock.close()
-            raise ServerUnavailable(self._lost_message(header["op"], exc)) from None
+            raise ServerUnavailable(self._lost_message(header[ops.OP], exc)) from None
         finally:
             rfile.close()
             wfile.close()
@@ -161,7 +161,7 @@ class Client:
     # the embedded server
 
     def ping(self) -> dict[str, Any]:
-        return self.request("ping")[0]
+        return self.request(ops.PING)[0]
 
     def ensure_server(self) -> None:
         """Ping the server; start one in the background if nothing listens, or if the
@@ -215,7 +215,7 @@ class Client:
         print(f"coldsnap: restarting the background server (pid {ping.get('pid')}): it runs "
               "other coldsnap code than this client", file=sys.stderr)
         pid = int(ping.get("pid", 0))
-        self.request("server_stop")
+        self.request(ops.SERVER_STOP)
         self.close()
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:  # it drains its containers, then exits
@@ -254,18 +254,18 @@ class Client:
     def call(self, app: str, tag: str, method: str | None, args: bytes,
              timeout: float | None = None) -> bytes:
         """Run one call and return its result blob; raises the remote exception."""
-        _, blob = self.request("call", args, app=app, tag=tag, method=method, timeout=timeout)
+        _, blob = self.request(ops.CALL, args, app=app, tag=tag, method=method, timeout=timeout)
         return blob if blob is not None else serialization.dumps_result(None)
 
     def spawn(self, app: str, tag: str, method: str | None, args: bytes) -> str:
-        return str(self.request("spawn", args, app=app, tag=tag, method=method)[0]["call_id"])
+        return str(self.request(ops.SPAWN, args, app=app, tag=tag, method=method)[0]["call_id"])
 
     def get(self, call_id: str, timeout: float | None = None) -> bytes:
-        _, blob = self.request("get", call_id=call_id, timeout=timeout)
+        _, blob = self.request(ops.GET, call_id=call_id, timeout=timeout)
         return blob if blob is not None else serialization.dumps_result(None)
 
     def lookup(self, app: str, tag: str) -> dict[str, Any]:
-        return self.request("lookup", app=app, tag=tag)[0]
+        return self.request(ops.LOOKUP, app=app, tag=tag)[0]
 
     def deploy(self, source: bytes, filename: str, name: str | None = None,
                ephemeral: bool = False, snapshots: bool = True,
@@ -283,11 +283,11 @@ class Client:
             fields["cwd"] = os.getcwd()
             fields["app_dir"] = os.path.abspath(app_dir) if app_dir is not None else None
         if progress is None:
-            return self.request("deploy", source, **fields)[0]
+            return self.request(ops.DEPLOY, source, **fields)[0]
         sock = self._take_socket()
         try:
             with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
-                write_message(wfile, {"op": "deploy", "token": self._token_value(),
+                write_message(wfile, {ops.OP: ops.DEPLOY, ops.TOKEN: self._token_value(),
                                       "progress": True, **fields}, source)
                 while True:
                     header, blob = read_message(rfile)
@@ -295,7 +295,7 @@ class Client:
                         break
                     progress(header["progress"])
         except (ChannelClosed, OSError) as exc:
-            raise ServerUnavailable(self._lost_message("deploy", exc)) from None
+            raise ServerUnavailable(self._lost_message(ops.DEPLOY, exc)) from None
         finally:
             sock.close()
         if not header.get("ok"):
@@ -304,14 +304,14 @@ class Client:
 
     def drain(self, app: str, wait: float = 60.0) -> dict[str, Any]:
         """Stop an app's containers; the next call cold-boots."""
-        return self.request("app_drain", app=app, wait=wait)[0]
+        return self.request(ops.APP_DRAIN, app=app, wait=wait)[0]
 
     def stream(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
         """Replies of a streaming op (``logs`` with follow) until the caller stops."""
         sock = self._take_socket()
         try:
             with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
-                write_message(wfile, {"op": op, "token": self._token_value(), **fields})
+                write_message(wfile, {ops.OP: op, ops.TOKEN: self._token_value(), **fields})
                 while True:
                     header, blob = read_message(rfile)
                     if not header.get("ok"):
@@ -356,21 +356,21 @@ class ContainerClient(Client):
         if not self._channel.serving:
             raise InvalidError(NOT_SERVING_MESSAGE)
         deadline = self._channel.deadline
-        if deadline is not None and header.get("op") in ("call", "get"):
+        if deadline is not None and header.get(ops.OP) in (ops.CALL, ops.GET):
             left = max(0.001, deadline - time.monotonic())
             given = header.get("timeout")
             header = {**header, "timeout": left if given is None else min(given, left)}
         limit = self._channel.max_payload
         if blob is not None and limit is not None and len(blob) > limit:
             raise InvalidError(
-                f"the arguments of this {header.get('op')} are {len(blob)} bytes pickled, over "
+                f"the arguments of this {header.get(ops.OP)} are {len(blob)} bytes pickled, over "
                 f"the server's limit of {limit} bytes (COLDSNAP_MAX_PAYLOAD_BYTES); pass a "
                 "path to a file or volume instead, or raise the limit")
         try:
             reply: tuple[dict[str, Any], bytes | None] = self._channel.request(header, blob)
         except (ChannelClosed, OSError) as exc:
             raise ServerUnavailable(f"the coldsnap server went away during "
-                                    f"{header.get('op')!r} ({exc})") from None
+                                    f"{header.get(ops.OP)!r} ({exc})") from None
         return reply
 
     def _take_socket(self) -> socket.socket:  # deploy's progress stream, say

@@ -12,19 +12,20 @@ import sys
 from typing import Any
 
 from coldsnap.wire.container import CONTAINER_ID_ENV
+from coldsnap.wire.control import Resume
 
 
-def apply_resume(resume: dict[str, Any]) -> None:
+def apply_resume(resume: Resume) -> None:
     """Apply a ``resume`` message: env changes (None unsets), container id, seed."""
-    for name, value in (resume.get("env") or {}).items():
+    for name, value in resume.env.items():
         if value is None:
             os.environ.pop(name, None)
         else:
-            os.environ[name] = str(value)
-    if resume.get("container_id"):
-        os.environ[CONTAINER_ID_ENV] = str(resume["container_id"])
-    if resume.get("seed") is not None:
-        reseed(int(resume["seed"]))
+            os.environ[name] = value
+    if resume.container_id:
+        os.environ[CONTAINER_ID_ENV] = resume.container_id
+    if resume.seed is not None:
+        reseed(resume.seed)
 
 
 def reseed(seed: int) -> None:

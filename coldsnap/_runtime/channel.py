@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
-from coldsnap.wire import framing
+from coldsnap.wire import control, framing
 from coldsnap.wire.container import CTRL_IN_ENV, CTRL_OUT_ENV
 
 
@@ -55,9 +55,10 @@ class Channel:
             os.set_inheritable(fd, False)
         return cls(os.fdopen(in_fd, "rb"), os.fdopen(out_fd, "wb"))
 
-    def send(self, message_type: str, blob: bytes | None = None, **fields: Any) -> None:
+    def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
+        """Send one message; ``header`` names its type (``wire/control.py``)."""
         with self._send_lock:
-            framing.write_message(self.writer, {"type": message_type, **fields}, blob)
+            framing.write_message(self.writer, header, blob)
 
     def receive(self) -> tuple[dict[str, Any], bytes | None]:
         """The next message that is no reply; raises framing.ChannelClosed when the
@@ -68,9 +69,9 @@ class Channel:
                 ) -> tuple[dict[str, Any], bytes | None]:
         """Send an API request (docs/server.md) to the server; its reply (header, blob)."""
         request_id = uuid.uuid4().hex
-        self.send("request", blob, request_id=request_id, request=header)
-        header, reply_blob = self._wait(lambda: self._replies.pop(request_id, None))
-        return header.get("reply") or {}, reply_blob
+        self.send(control.Request(request_id, header).to_header(), blob)
+        reply, reply_blob = self._wait(lambda: self._replies.pop(request_id, None))
+        return control.Reply.from_header(reply).header, reply_blob
 
     def _wait(self, take: Callable[[], tuple[dict[str, Any], bytes | None] | None]
               ) -> tuple[dict[str, Any], bytes | None]:
@@ -107,8 +108,8 @@ class Channel:
 
     def _sort(self, message: tuple[dict[str, Any], bytes | None]) -> None:
         header = message[0]
-        if header.get("type") == "reply":
-            self._replies[str(header.get("request_id"))] = message
+        if header.get(control.TYPE) == control.REPLY:
+            self._replies[control.Reply.from_header(header).request_id] = message
         else:
             self._messages.append(message)
 

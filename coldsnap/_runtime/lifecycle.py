@@ -18,7 +18,7 @@ from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
 from coldsnap.handles import run_maybe_async
 from coldsnap.markers import _PartialFlag
-from coldsnap.wire import serialization
+from coldsnap.wire import control, serialization
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.framing import ChannelClosed
 
@@ -75,7 +75,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
             refusal = None if config.gpu_snapshot else watch.refusal()
             resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4
             boot.snapshot_phase = False
-            if resume.get("restored"):
+            if resume.restored:
                 # A restored copy did not import anything: those times belong to
                 # the snapshot phase, already sent with ready_to_snapshot.
                 boot.timings.clear()
@@ -88,7 +88,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
                 boot.run_hook(label, hook, "enter_snap_s")
         for label, hook in target.hooks(_PartialFlag.ENTER_POST_SNAPSHOT):  # 6
             boot.run_hook(label, hook, "enter_s")
-        channel.send("ready", timings=boot.timings)
+        channel.send({control.TYPE: control.READY, control.TIMINGS: boot.timings})
     except StageFailed as failure:
         _report_boot_failure(channel, failure, boot.snapshot_phase)
         return 1
@@ -121,27 +121,26 @@ def _import_target(config: BootConfig) -> Target:
 
 def _snapshot_handshake(
     channel: Channel, timings: dict[str, float], refusal: str | None
-) -> dict[str, Any]:
+) -> control.Resume:
     if refusal is None:
         # Big heaps restore in 2 MiB pages where the kernel allows (see memory.py).
         memory.advise_hugepages()
-        channel.send("ready_to_snapshot", timings=timings)
+        channel.send({control.TYPE: control.READY_TO_SNAPSHOT, control.TIMINGS: timings})
     else:
         print(f"coldsnap: {refusal}", file=sys.stderr, flush=True)
-        channel.send("snapshot_refused", message=refusal)
+        channel.send({control.TYPE: control.SNAPSHOT_REFUSED, control.MESSAGE: refusal})
     # The dump happens while we block here; a restored copy continues from this read.
     while True:
         try:
             header, _ = channel.receive()
         except ChannelClosed:
             raise ShutdownBeforeResume() from None
-        if header.get("type") == "resume":
-            return header
-        if header.get("type") == "shutdown":
+        message_type = header.get(control.TYPE)
+        if message_type == control.RESUME:
+            return control.Resume.from_header(header)
+        if message_type == control.SHUTDOWN:
             raise ShutdownBeforeResume()
-        print(
-            f"coldsnap runtime: ignoring {header.get('type')!r} before resume", file=sys.stderr
-        )
+        print(f"coldsnap runtime: ignoring {message_type!r} before resume", file=sys.stderr)
 
 
 class _Boot:
@@ -176,12 +175,11 @@ def _report_boot_failure(
     traceback.print_exception(cause, file=sys.stderr)
     sys.stderr.flush()
     try:
-        channel.send(
-            "boot_failed",
-            serialization.dumps_exception(cause),
-            stage=failure.stage,
-            message=_boot_failure_message(failure.stage, cause, snapshot_phase),
-        )
+        channel.send({
+            control.TYPE: control.BOOT_FAILED,
+            control.STAGE: failure.stage,
+            control.MESSAGE: _boot_failure_message(failure.stage, cause, snapshot_phase),
+        }, serialization.dumps_exception(cause))
     except OSError:  # the server is gone: nobody to tell
         pass
 

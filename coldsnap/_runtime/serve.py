@@ -6,12 +6,11 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any
 
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.handles import run_maybe_async
-from coldsnap.wire import serialization
+from coldsnap.wire import control, serialization
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.framing import ChannelClosed
 
@@ -23,25 +22,26 @@ def serve(channel: Channel, target: Target) -> None:
             header, blob = channel.receive()
         except ChannelClosed:
             return
-        kind = header.get("type")
-        if kind == "shutdown":
+        message_type = header.get(control.TYPE)
+        if message_type == control.SHUTDOWN:
             return
-        if kind == "call":
-            run_call(channel, target, header, blob)
+        if message_type == control.CALL:
+            run_call(channel, target, control.CallInput.from_header(header), blob)
         else:
-            print(f"coldsnap runtime: ignoring unexpected message {kind!r}", file=sys.stderr)
+            print(f"coldsnap runtime: ignoring unexpected message {message_type!r}",
+                  file=sys.stderr)
 
 
-def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: bytes | None) -> None:
+def run_call(channel: Channel, target: Target, call: control.CallInput,
+             blob: bytes | None) -> None:
     """Run one input and send its ``result``: the value, or the exception it raised."""
-    call_id = header.get("call_id")
     caller_module: str | None = None
-    limit = header.get("max_result_bytes")
+    limit = call.max_result_bytes
     channel.max_payload = limit  # for the calls this one makes to other functions
-    timeout = header.get("timeout_s")  # ...which wait no longer than this call may run
-    channel.deadline = time.monotonic() + timeout if isinstance(timeout, int | float) else None
+    timeout = call.timeout_s  # ...which wait no longer than this call may run
+    channel.deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        function = target.callable_for(header.get("method"))
+        function = target.callable_for(call.method)
         if blob is not None:
             caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
         else:
@@ -49,15 +49,15 @@ def run_call(channel: Channel, target: Target, header: dict[str, Any], blob: byt
         value = run_maybe_async(function(*args, **kwargs))
         with serialization.by_reference(_shared_module(target, caller_module)):
             payload = serialization.dumps_result(value)
-        check_result_size(payload, limit, target.tag, header.get("method"))
+        check_result_size(payload, limit, target.tag, call.method)
     except Exception as exc:
         flush_stdio()
         with serialization.by_reference(_shared_module(target, caller_module)):
             blob = serialization.dumps_exception(trim_runtime_frames(exc), limit)
-        channel.send("result", blob, call_id=call_id, ok=False)
+        channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
     else:
         flush_stdio()
-        channel.send("result", payload, call_id=call_id, ok=True)
+        channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
 
 
 def _shared_module(target: Target, caller_module: str | None) -> ModuleType | None:

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coldsnap.wire import ops
+
 if TYPE_CHECKING:  # `coldsnap --help` lists the workloads: it must not load the client
     from coldsnap.client import Client
 
@@ -158,12 +160,12 @@ class ColdBootBench:
         return samples
 
     def _snapshot(self, app: str) -> dict[str, Any]:
-        snapshots = self.conn.request("snapshots_ls")[0]["snapshots"]
+        snapshots = self.conn.request(ops.SNAPSHOTS_LS)[0]["snapshots"]
         mine = [s for s in snapshots if s.get("app") == app and s.get("status") == "ready"]
         return mine[-1] if mine else {}
 
     def _breakdown(self, app: str, kind: str, n: int) -> dict[str, float]:
-        boots = sorted((b for b in self.conn.request("app_stats", app=app)[0]["boots"]
+        boots = sorted((b for b in self.conn.request(ops.APP_STATS, app=app)[0]["boots"]
                         if b["ok"] and b["kind"] == kind), key=lambda b: b["created_at"])[-n:]
         out = {}
         for field in BOOT_FIELDS:

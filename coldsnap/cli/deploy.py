@@ -13,6 +13,7 @@ from typing import Any
 
 from coldsnap.cli.output import print_json, table
 from coldsnap.client import Client
+from coldsnap.wire import ops
 from coldsnap.wire.description import FunctionDescription
 from coldsnap.wire.errors import InvalidError
 
@@ -82,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         target(**kwargs)
     finally:
         try:
-            conn.request("app_stop", app=name, delete=True)
+            conn.request(ops.APP_STOP, app=name, delete=True)
         finally:
             app._deployed_as = None
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from coldsnap.cli.output import ago, millis, print_json, size, table, utc_timestamp
 from coldsnap.client import Client
+from coldsnap.wire import ops
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.timings import describe_timings
 
@@ -17,7 +18,7 @@ def _request(op: str, **fields: Any) -> dict[str, Any]:
 
 
 def cmd_apps_ls(args: argparse.Namespace) -> int:
-    apps = _request("apps_ls")["apps"]
+    apps = _request(ops.APPS_LS)["apps"]
     if args.json:
         print_json(apps)
         return 0
@@ -31,20 +32,20 @@ def cmd_apps_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_apps_stop(args: argparse.Namespace) -> int:
-    result = _request("app_stop", app=args.app, delete=args.delete)
+    result = _request(ops.APP_STOP, app=args.app, delete=args.delete)
     print(f"stopped {result['app']}" + (" and deleted it" if args.delete else ""))
     return 0
 
 
 def cmd_apps_drain(args: argparse.Namespace) -> int:
-    result = _request("app_drain", app=args.app)
+    result = _request(ops.APP_DRAIN, app=args.app)
     state = "stopped" if result["drained"] else "still stopping (busy with calls)"
     print(f"{result['app']}: containers {state}; the next call cold-boots")
     return 0
 
 
 def cmd_apps_stats(args: argparse.Namespace) -> int:
-    stats = _request("app_stats", app=args.app)
+    stats = _request(ops.APP_STATS, app=args.app)
     stats.pop("ok", None)
     if args.json:
         print_json(stats)
@@ -94,11 +95,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     conn = Client.default()
     fields = {"app": args.app, "tail": args.lines, "timestamps": args.timestamps}
     if not args.follow:
-        for line in _log_lines(conn.request("logs", **fields)[0], args.timestamps):
+        for line in _log_lines(conn.request(ops.LOGS, **fields)[0], args.timestamps):
             print(line)
         return 0
     try:
-        for message in conn.stream("logs", follow=True, **fields):
+        for message in conn.stream(ops.LOGS, follow=True, **fields):
             for line in _log_lines(message, args.timestamps):
                 print(line, flush=True)
     except KeyboardInterrupt:
@@ -118,7 +119,7 @@ def _log_lines(reply: dict[str, Any], timestamps: bool) -> list[str]:
 
 
 def cmd_snapshots_ls(args: argparse.Namespace) -> int:
-    reply = _request("snapshots_ls")
+    reply = _request(ops.SNAPSHOTS_LS)
     snapshots = reply["snapshots"]
     if args.json:
         print_json(snapshots)
@@ -146,12 +147,12 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
-    print_json(_request("snapshot_inspect", key=args.key)["snapshot"])
+    print_json(_request(ops.SNAPSHOT_INSPECT, key=args.key)["snapshot"])
     return 0
 
 
 def cmd_snapshots_rm(args: argparse.Namespace) -> int:
-    reply = _request("snapshot_rm", key=args.key)
+    reply = _request(ops.SNAPSHOT_RM, key=args.key)
     if reply.get("snapshot_removed"):
         print(f"removed snapshot {args.key}")
     if reply.get("failure_cleared"):
@@ -161,7 +162,7 @@ def cmd_snapshots_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots_gc(args: argparse.Namespace) -> int:
-    result = _request("snapshots_gc", keep=args.keep)["result"]
+    result = _request(ops.SNAPSHOTS_GC, keep=args.keep)["result"]
     if args.json:
         print_json(result)
     else:

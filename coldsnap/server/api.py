@@ -21,6 +21,7 @@ from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.settings import EMBEDDED_ENV
+from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
 from coldsnap.wire.framing import write_message
 
@@ -43,9 +44,9 @@ class Request:
     def field(self, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         value = self.header.get(name, default)
         if value is ...:
-            raise ApiError(BAD_REQUEST, f"op {self.header.get('op')!r} needs the field {name!r}")
+            raise ApiError(BAD_REQUEST, f"op {self.header.get(ops.OP)!r} needs the field {name!r}")
         if value is not None and not isinstance(value, kind):
-            raise ApiError(BAD_REQUEST, f"field {name!r} of op {self.header.get('op')!r} has "
+            raise ApiError(BAD_REQUEST, f"field {name!r} of op {self.header.get(ops.OP)!r} has "
                            f"the wrong type {type(value).__name__}")
         return value
 
@@ -60,7 +61,7 @@ class Request:
 
     def need_blob(self, what: str) -> bytes:
         if self.blob is None:
-            raise ApiError(BAD_REQUEST, f"op {self.header.get('op')!r} needs {what} as its blob")
+            raise ApiError(BAD_REQUEST, f"op {self.header.get(ops.OP)!r} needs {what} as its blob")
         return self.blob
 
 
@@ -201,35 +202,35 @@ def _log_reply(lines: list[LogLine], timestamps: bool) -> dict[str, Any]:
 
 
 HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
-    "ping": Api.ping,
-    "server_stop": Api.server_stop,
-    "deploy": Api.deploy,
-    "call": Api.call,
-    "spawn": Api.spawn,
-    "get": Api.get,
-    "lookup": Api.lookup,
-    "apps_ls": Api.apps_ls,
-    "app_stop": Api.app_stop,
-    "app_drain": Api.app_drain,
-    "app_stats": Api.app_stats,
-    "logs": Api.logs,
-    "snapshots_ls": Api.snapshots_ls,
-    "snapshot_inspect": Api.snapshot_inspect,
-    "snapshot_rm": Api.snapshot_rm,
-    "snapshots_gc": Api.snapshots_gc,
+    ops.PING: Api.ping,
+    ops.SERVER_STOP: Api.server_stop,
+    ops.DEPLOY: Api.deploy,
+    ops.CALL: Api.call,
+    ops.SPAWN: Api.spawn,
+    ops.GET: Api.get,
+    ops.LOOKUP: Api.lookup,
+    ops.APPS_LS: Api.apps_ls,
+    ops.APP_STOP: Api.app_stop,
+    ops.APP_DRAIN: Api.app_drain,
+    ops.APP_STATS: Api.app_stats,
+    ops.LOGS: Api.logs,
+    ops.SNAPSHOTS_LS: Api.snapshots_ls,
+    ops.SNAPSHOT_INSPECT: Api.snapshot_inspect,
+    ops.SNAPSHOT_RM: Api.snapshot_rm,
+    ops.SNAPSHOTS_GC: Api.snapshots_gc,
 }
 
 
 # What a container may ask while it runs a call: what calling other functions needs
 # (not lookup: its reply carries functions' options, env= secrets included).
-CONTAINER_OPS = frozenset({"ping", "call", "spawn", "get"})
+CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET})
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,
            stream: BinaryIO | None) -> Reply | None:
     """Run the handler of ``header["op"]``; errors become error replies. None: a
     streaming client hung up (nothing is left to send)."""
-    op = header.get("op")
+    op = header.get(ops.OP)
     handler = HANDLERS.get(op) if isinstance(op, str) else None
     try:
         if handler is None:
@@ -252,7 +253,7 @@ def answer(api: Api, header: dict[str, Any], blob: bytes | None,
 
 def answer_container(api: Api, header: dict[str, Any], blob: bytes | None) -> Reply:
     """A request a container sent over its control pipe (a function calling another)."""
-    op = header.get("op")
+    op = header.get(ops.OP)
     if op not in CONTAINER_OPS:
         error = ApiError(BAD_REQUEST, f"op {op!r} can't be sent from inside a container; "
                          f"only {', '.join(sorted(CONTAINER_OPS))}")

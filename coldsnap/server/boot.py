@@ -27,6 +27,7 @@ from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
+from coldsnap.wire import control
 
 # Wraps a fresh container in a Worker wired to its pool (logs, exit notice).
 Attach = Callable[[Container, str], Worker]
@@ -265,19 +266,19 @@ class _BootRun:
         self, worker: Worker, timings: dict[str, float]
     ) -> tuple[dict[str, Any], bytes | None]:
         try:
-            header, blob = worker.expect({"ready_to_snapshot", "snapshot_refused"},
+            header, blob = worker.expect({control.READY_TO_SNAPSHOT, control.SNAPSHOT_REFUSED},
                                          self.settings.boot_timeout_s)
         except BootFailed:
             self._retire(worker)
             raise
-        timings.update(header.get("timings") or {})
+        timings.update(header.get(control.TIMINGS) or {})
         return header, blob
 
     def _create(self, key: str) -> Boot:
         worker, timings = self._start(snapshot=True)
         header, _ = self._await_handshake(worker, timings)
-        if header.get("type") == "snapshot_refused":
-            message = str(header.get("message", "the runtime refused the snapshot"))
+        if header.get(control.TYPE) == control.SNAPSHOT_REFUSED:
+            message = str(header.get(control.MESSAGE, "the runtime refused the snapshot"))
             worker.note(f"snapshot refused, booting without one: {message}")
             self.keys.mark_failed(key, f"refused: {message}")
             self._retire(worker)  # it lives in the snapshot phase's sandbox: start afresh
@@ -355,10 +356,9 @@ class _BootRun:
 
     def _resume(self, worker: Worker, restored: bool) -> None:
         try:
-            worker.channel.send({
-                "type": "resume", "container_id": worker.id, "env": self.fn.resume_env(),
-                "seed": secrets.randbits(63), "restored": restored,
-            })
+            worker.channel.send(control.Resume(
+                container_id=worker.id, env=self.fn.resume_env(), seed=secrets.randbits(63),
+                restored=restored).to_header())
         except OSError as exc:
             message = worker.death_message(f"before resume ({exc})")
             self._retire(worker)
@@ -366,11 +366,11 @@ class _BootRun:
 
     def _finish(self, worker: Worker, kind: BootKind, timings: dict[str, float]) -> Boot:
         try:
-            header, _ = worker.expect({"ready"}, self.settings.boot_timeout_s)
+            header, _ = worker.expect({control.READY}, self.settings.boot_timeout_s)
         except BootFailed:
             self._retire(worker)
             raise
-        timings.update(header.get("timings") or {})
+        timings.update(header.get(control.TIMINGS) or {})
         return Boot(worker, kind, timings)
 
 

@@ -7,28 +7,26 @@ read when the engine takes the container away for a checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import select
-import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from coldsnap.wire.framing import MAX_HEADER, ChannelClosed, ProtocolError, write_message
+from coldsnap.wire.framing import ChannelClosed, FrameDecoder, Message, write_message
 
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
 _MAX_LINE = 64 * 1024
 
 
 class ControlChannel:
     """Messages to and from one container.
 
-    The container is untrusted: a header over ``MAX_HEADER``, a blob over
-    ``max_blob`` or a header that is not a JSON object raise ProtocolError
-    (the stream can't be resynchronised; the caller drops the container).
+    The container is untrusted: a header over ``MAX_HEADER`` or a blob over
+    ``max_blob`` raise PayloadTooLarge, a header that is not a JSON object
+    ProtocolError (the stream can't be resynchronised; the caller drops the
+    container).
     """
 
     def __init__(self, ctrl_in: BinaryIO, ctrl_out: BinaryIO,
@@ -37,24 +35,18 @@ class ControlChannel:
         self._send_lock = threading.Lock()  # calls, and replies to the container's requests
         self._fd = ctrl_out.fileno()
         os.set_blocking(self._fd, False)
-        self._max_blob = max_blob
-        self._buf = bytearray()
-        # The header of the message being received, once parsed: (header, where its
-        # blob starts, the blob's length), so a large blob's header is parsed once.
-        self._pending: tuple[dict[str, Any], int, int] | None = None
+        self._decoder = FrameDecoder(max_blob, limit_name="COLDSNAP_MAX_PAYLOAD_BYTES")
+        self._received: deque[Message] = deque()  # decoded, not yet taken by recv
 
     def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
         """Raises BrokenPipeError (or another OSError) when the container is gone."""
         with self._send_lock:
             write_message(self._out, header, blob)
 
-    def recv(self, timeout: float | None) -> tuple[dict[str, Any], bytes | None]:
+    def recv(self, timeout: float | None) -> Message:
         """The next message; TimeoutError after ``timeout`` s, ChannelClosed at EOF."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            message = self._take()
-            if message is not None:
-                return message
+        while not self._received:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
@@ -66,51 +58,8 @@ class ControlChannel:
                 continue
             if not data:
                 raise ChannelClosed("the container closed its control pipe")
-            self._buf += data
-
-    def _take(self) -> tuple[dict[str, Any], bytes | None] | None:
-        if self._pending is None:
-            self._pending = self._parse_header()
-            if self._pending is None:
-                return None
-        header, start, blob_len = self._pending
-        end = start + max(blob_len, 0)
-        if len(self._buf) < end:
-            return None
-        blob = None
-        if blob_len >= 0:
-            with memoryview(self._buf) as view:
-                blob = bytes(view[start:end])  # the one copy a result makes here
-        del self._buf[:end]
-        self._pending = None
-        return header, blob
-
-    def _parse_header(self) -> tuple[dict[str, Any], int, int] | None:
-        """(header, blob start, blob length or -1 without a blob), or None: need more."""
-        buf = self._buf
-        if len(buf) < 4:
-            return None
-        (size,) = _U32.unpack_from(buf)
-        if size > MAX_HEADER:
-            raise ProtocolError(f"a header of {size} bytes exceeds the {MAX_HEADER}-byte limit")
-        end = 4 + size
-        if len(buf) < end:
-            return None
-        try:
-            header = json.loads(buf[4:end])
-        except ValueError as exc:  # UnicodeDecodeError too
-            raise ProtocolError(f"a header is not JSON: {exc}") from None
-        if not isinstance(header, dict):
-            raise ProtocolError(f"a header is a JSON {type(header).__name__}, not an object")
-        if not header.pop("blob", False):
-            return header, end, -1
-        if len(buf) < end + 8:
-            return None
-        (blob_len,) = _U64.unpack_from(buf, end)
-        if self._max_blob is not None and blob_len > self._max_blob:
-            raise ProtocolError(f"a payload of {blob_len} bytes exceeds the limit of "
-                                f"{self._max_blob} bytes (COLDSNAP_MAX_PAYLOAD_BYTES)")
-        return header, end + 8, blob_len
+            self._received.extend(self._decoder.feed(data))
+        return self._received.popleft()
 
 
 class LogPump:

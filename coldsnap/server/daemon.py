@@ -23,8 +23,15 @@ from coldsnap.server.process import StateLock, ZombieReaper, become_subreaper
 from coldsnap.server.server_log import configure as configure_logging
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
+from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, TOO_LARGE, UNAUTHORIZED
-from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.wire.framing import (
+    ChannelClosed,
+    PayloadTooLarge,
+    ProtocolError,
+    read_message,
+    write_message,
+)
 from coldsnap.wire.token import ensure_token, token_matches
 
 logger = logging.getLogger(__name__)
@@ -122,7 +129,7 @@ class Server:
 
     def _answer(self, header: dict[str, Any], blob: bytes | None, wfile: Any) -> bool:
         """Handle one request; False when the connection must close."""
-        if not token_matches(self.token, header.pop("token", None)):
+        if not token_matches(self.token, header.pop(ops.TOKEN, None)):
             error = ApiError(UNAUTHORIZED, "request refused: missing or wrong token. Clients "
                              f"read it from {self.settings.token_path} (mode 0600, readable by "
                              "the server's user only)")
@@ -153,7 +160,7 @@ def _engine_warning(settings: Settings, engine: str) -> str | None:
 
 
 def _framing_error(exc: ProtocolError, settings: Settings) -> ApiError:
-    if "exceeds" in str(exc):
+    if isinstance(exc, PayloadTooLarge):
         return ApiError(TOO_LARGE, f"request refused: {exc}. Send less data per call, or raise "
                         "COLDSNAP_MAX_PAYLOAD_BYTES on the server")
     return ApiError(BAD_REQUEST, f"malformed request: {exc}. Requests are framed messages "

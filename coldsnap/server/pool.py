@@ -24,7 +24,7 @@ from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.logs import LogBook
 from coldsnap.server.state import StateDB
-from coldsnap.server.worker import BootFailed, CallEnd, Worker
+from coldsnap.server.worker import BootFailed, CallEnd, CallResult, Worker
 from coldsnap.wire.errors import BOOT_FAILED, CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
 from coldsnap.wire.timings import describe_timings
 
@@ -304,7 +304,7 @@ class Pool:
                 return worker.alive
             t0 = time.monotonic()
             try:
-                end, header, blob = worker.run_call(call)
+                result = worker.run_call(call)
             except Exception as exc:  # a server bug must not leave the caller waiting
                 self._call_ended(worker)
                 logger.exception("the server failed running call %s in container %s",
@@ -317,38 +317,38 @@ class Pool:
                 return False
             self._call_ended(worker)  # idle before its caller hears back: see Pool
             first_input_s = time.monotonic() - t0 if worker.calls_served == 1 else None
-            if end is CallEnd.RESULT:
-                delay = None if header.get("ok") else self._requeue(call, scale=False)
+            if result.end is CallEnd.RESULT:
+                delay = None if result.ok else self._requeue(call, scale=False)
                 if delay is not None:  # retries=, as in Modal
                     worker.note(f"{call.label} raised (attempt {call.attempts} of "
                                 f"{call.retries + 1}); trying again in {delay:g} s")
                 else:
-                    self._answer(call, header, blob)  # the caller waits on no bookkeeping
+                    self._answer(call, result)  # the caller waits on no bookkeeping
             if first_input_s is not None:
                 boot.timings["first_input_s"] = first_input_s
                 self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
                 worker.note(f"first input in {first_input_s * 1000:.0f} ms", to_caller=False)
-            if end is CallEnd.RESULT:
+            if result.end is CallEnd.RESULT:
                 continue
-            if end is CallEnd.TIMED_OUT:
+            if result.end is CallEnd.TIMED_OUT:
                 message = (f"call {call.id} to {call.label} ran longer than its timeout of "
                            f"{call.timeout_s:g} s; its container {worker.id} was stopped. "
                            "Raise timeout= in the decorator if the call needs longer")
                 worker.note(f"call {call.id} timed out after {call.timeout_s:g} s; stopping")
                 self._retry_or_fail(call, ApiError(TIMEOUT, message))
             else:
-                message = (f"{header.get('message', 'the container died')} while running "
+                message = (f"{result.message or 'the container died'} while running "
                            f"{call.label} (attempt {call.attempts} of {call.retries + 1}). "
                            f"See `coldsnap logs {call.app}`")
                 self._retry_or_fail(call, ApiError(CONTAINER_DIED, message))
             return False
 
-    def _answer(self, call: Call, header: dict[str, Any], blob: bytes | None) -> None:
-        if header.get("ok"):
-            outcome = Outcome(ok=True, blob=blob)
+    def _answer(self, call: Call, result: CallResult) -> None:
+        if result.ok:
+            outcome = Outcome(ok=True, blob=result.blob)
             key = "calls_ok"
         else:
-            error = ApiError(REMOTE, f"{call.label} raised an exception", blob)
+            error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob)
             outcome, key = Outcome(ok=False, error=error), "calls_error"
         call.finish(outcome)
         with self._cond:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 from coldsnap.engine import Container
 from coldsnap.server.calls import Call
 from coldsnap.server.channel import ControlChannel, LogPump
+from coldsnap.wire import control
 from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
 
@@ -33,6 +35,17 @@ class CallEnd(enum.Enum):
     RESULT = "result"  # the container answered (a value or the user's exception)
     DIED = "died"
     TIMED_OUT = "timed_out"
+
+
+@dataclasses.dataclass(frozen=True)
+class CallResult:
+    """How ``Worker.run_call`` ended: with ``RESULT``, ``ok`` and the blob (the value, or
+    the user's exception) are the container's; with ``DIED``, ``message`` says why."""
+
+    end: CallEnd
+    ok: bool = False
+    blob: bytes | None = None
+    message: str = ""
 
 
 class Worker:
@@ -91,31 +104,31 @@ class Worker:
     def alive(self) -> bool:
         return not self.exited.is_set() and self.container.poll() is None
 
-    def expect(self, kinds: set[str], timeout: float) -> tuple[dict[str, Any], bytes | None]:
-        """Wait for one of ``kinds``; BootFailed on ``boot_failed``, death or timeout."""
+    def expect(self, message_types: set[str], timeout: float
+               ) -> tuple[dict[str, Any], bytes | None]:
+        """Wait for a message of one of ``message_types``; BootFailed on ``boot_failed``,
+        death or timeout."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 raise BootFailed(
-                    f"container {self.id} did not say {'/'.join(sorted(kinds))} within "
+                    f"container {self.id} did not say {'/'.join(sorted(message_types))} within "
                     f"{timeout:.0f} s; raise COLDSNAP_BOOT_TIMEOUT_S if the boot is slow"
                 ) from None
             except ProtocolError as exc:
                 raise BootFailed(self.garbled_message(f"while booting: {exc}")) from None
             except (ChannelClosed, OSError) as exc:
                 raise BootFailed(self.death_message(f"before it was ready ({exc})")) from None
-            kind = header.get("type")
-            if kind in kinds:
+            message_type = header.get(control.TYPE)
+            if message_type in message_types:
                 return header, blob
-            if kind == "boot_failed":
-                stage = header.get("stage", "boot")
-                raise BootFailed(
-                    f"container {self.id} failed to boot in {stage}: {header.get('message', '')}",
-                    blob,
-                )
-            self.note(f"ignored an unexpected {kind!r} message while booting")
+            if message_type == control.BOOT_FAILED:
+                stage = header.get(control.STAGE, "boot")
+                raise BootFailed(f"container {self.id} failed to boot in {stage}: "
+                                 f"{header.get(control.MESSAGE, '')}", blob)
+            self.note(f"ignored an unexpected {message_type!r} message while booting")
 
     def death_message(self, when: str) -> str:
         self.pump.sync()
@@ -127,7 +140,7 @@ class Worker:
         return (f"container {self.id} wrote a malformed message to its control pipe {what}; "
                 "it was stopped. Only coldsnap's runtime may write to $COLDSNAP_CTRL_OUT_FD")
 
-    def run_call(self, call: Call) -> tuple[CallEnd, dict[str, Any], bytes | None]:
+    def run_call(self, call: Call) -> CallResult:
         """Send ``call`` and wait for its result, at most ``call.timeout_s``."""
         call.attempts += 1
         while self.pending_logs:
@@ -136,67 +149,73 @@ class Worker:
         try:
             # The runtime checks a result against the limit before sending it, so an
             # oversized result is an error the caller can read, not a stopped container.
-            self.channel.send({"type": "call", "call_id": call.id, "method": call.method,
-                               "max_result_bytes": self.max_payload,
-                               "timeout_s": call.timeout_s}, call.args)
-            deadline = time.monotonic() + call.timeout_s
-            while True:
-                header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
-                if header.get("type") == "result" and header.get("call_id") == call.id:
-                    return CallEnd.RESULT, header, blob
-                if header.get("type") == "request" and self._requests is not None:
-                    self._start_request(header, blob)
-                    continue
-                self.note(f"ignored an unexpected {header.get('type')!r} message during a call")
+            self.channel.send(control.CallInput(
+                call.id, method=call.method, max_result_bytes=self.max_payload,
+                timeout_s=call.timeout_s).to_header(), call.args)
+            return self._await_result(call)
         except TimeoutError:
-            return CallEnd.TIMED_OUT, {}, None
+            return CallResult(CallEnd.TIMED_OUT)
         except ProtocolError as exc:
-            return CallEnd.DIED, {"message": self.garbled_message(
-                f"during call {call.id}: {exc}")}, None
+            return CallResult(CallEnd.DIED, message=self.garbled_message(
+                f"during call {call.id}: {exc}"))
         except (ChannelClosed, OSError) as exc:
-            message = self.death_message(f"during call {call.id} ({exc})")
-            return CallEnd.DIED, {"message": message}, None
+            return CallResult(CallEnd.DIED, message=self.death_message(
+                f"during call {call.id} ({exc})"))
         finally:
             self.pump.sync()
             self.call = None
             self.calls_served += 1
             self.idle_since = time.monotonic()
 
-    def _start_request(self, header: dict[str, Any], blob: bytes | None) -> None:
+    def _await_result(self, call: Call) -> CallResult:
+        """Read until ``call``'s result, answering the container's requests meanwhile."""
+        deadline = time.monotonic() + call.timeout_s
+        while True:
+            header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
+            message_type = header.get(control.TYPE)
+            if message_type == control.RESULT:
+                result = control.Result.from_header(header)
+                if result.call_id == call.id:
+                    return CallResult(CallEnd.RESULT, result.ok, blob)
+            elif message_type == control.REQUEST and self._requests is not None:
+                self._start_request(control.Request.from_header(header), blob)
+                continue
+            self.note(f"ignored an unexpected {message_type!r} message during a call")
+
+    def _start_request(self, request: control.Request, blob: bytes | None) -> None:
         """Answer a request the container sent (its code calling another function) in a
         thread of its own: a call may take long."""
         if not self._request_slots.acquire(blocking=False):
-            self._reply(header, error_header(UNAVAILABLE, (
+            self._reply(request, error_header(UNAVAILABLE, (
                 f"container {self.id} has {MAX_REQUESTS_IN_FLIGHT} requests in flight; "
                 "wait for some to finish")), None)
             return
-        threading.Thread(target=self._answer_request, args=(header, blob), daemon=True,
+        threading.Thread(target=self._answer_request, args=(request, blob), daemon=True,
                          name=f"request-{self.id}").start()
 
-    def _answer_request(self, header: dict[str, Any], blob: bytes | None) -> None:
+    def _answer_request(self, request: control.Request, blob: bytes | None) -> None:
         assert self._requests is not None
         try:
-            request = header.get("request")
-            if not isinstance(request, dict):
+            if request.header is None:
                 reply, reply_blob = error_header(
                     BAD_REQUEST, "a request without a request header"), None
             else:
-                reply, reply_blob = self._requests(request, blob)
-            self._reply(header, reply, reply_blob)
+                reply, reply_blob = self._requests(request.header, blob)
+            self._reply(request, reply, reply_blob)
         finally:
             self._request_slots.release()
 
-    def _reply(self, header: dict[str, Any], reply: dict[str, Any], blob: bytes | None) -> None:
+    def _reply(self, request: control.Request, reply: dict[str, Any],
+               blob: bytes | None) -> None:
         try:
-            self.channel.send({"type": "reply", "request_id": header.get("request_id"),
-                               "reply": reply}, blob)
+            self.channel.send(control.Reply(request.request_id, reply).to_header(), blob)
         except (OSError, ValueError):  # ValueError: the engine closed the pipe already
             pass  # the container is gone: nobody waits for the answer
 
     def shutdown(self, grace_s: float = 5.0) -> None:
         """Ask for a clean exit (the ``exit`` hooks run), then kill after ``grace_s``."""
         try:
-            self.channel.send({"type": "shutdown"})
+            self.channel.send({control.TYPE: control.SHUTDOWN})
         except OSError:
             pass
         if self.container.wait(grace_s) is None:

@@ -2,8 +2,9 @@
 
 Everything both ends of a socket or pipe must agree on lives here and nowhere
 else: message framing, how values are serialized, the error kinds a client
-branches on, the token, the container's environment names, the app-name rule,
-what a container needs to boot, a function's options and an app's description.
+branches on, the token, the socket API's op names, the container's environment
+names and control-pipe messages, the app-name rule, what a container needs to
+boot, a function's options and an app's description.
 
 This package imports nothing else of coldsnap (a test checks it), so any side
 may import it without pulling in the others.

@@ -21,7 +21,7 @@ from coldsnap.server.calls import Call
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool, PoolContext
-from coldsnap.server.worker import CallEnd
+from coldsnap.server.worker import CallEnd, CallResult
 from coldsnap.settings import Settings
 from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
@@ -53,15 +53,15 @@ class FakeWorker:
     def note(self, text: str, to_caller: bool = True) -> None:
         pass
 
-    def run_call(self, call: Call) -> tuple[CallEnd, dict[str, Any], bytes | None]:
+    def run_call(self, call: Call) -> CallResult:
         call.attempts += 1
         self.call = call
         try:
             assert self.booter.calls_may_end.wait(WAIT_S), "a held call was never let go"
             if call.args == b"die":
                 self.exited.set()
-                return CallEnd.DIED, {"message": f"container {self.id} died"}, None
-            return CallEnd.RESULT, {"ok": True}, call.args
+                return CallResult(CallEnd.DIED, message=f"container {self.id} died")
+            return CallResult(CallEnd.RESULT, ok=True, blob=call.args)
         finally:
             self.call = None
             self.calls_served += 1

@@ -93,8 +93,8 @@ def _boot(booter: Booter, fn: FunctionSpec, lines: list[str]) -> Boot:
 def _serves(boot: Boot) -> None:
     call = Call("test-square", "square", None, dumps_args((9,), {}), timeout_s=30, retries=0)
     try:
-        end, header, _ = boot.worker.run_call(call)
-        assert end is CallEnd.RESULT and header["ok"] is True
+        result = boot.worker.run_call(call)
+        assert result.end is CallEnd.RESULT and result.ok is True
     finally:
         boot.worker.shutdown()
 

@@ -1,0 +1,32 @@
+"""The socket API's op names: what a request header's ``OP`` field says to do.
+
+docs/server.md describes each op's fields and reply; ``server/api.py`` has one
+handler per op (``HANDLERS``), and ``client.py``, the CLI and the benchmark send
+them. A container's ``request`` messages (``wire/control.py``) carry these too.
+Example::
+
+    client.request(ops.APP_STATS, app="my-app")
+"""
+
+from __future__ import annotations
+
+# Fields every request header has.
+OP = "op"
+TOKEN = "token"  # not in a container's requests: its pipe is its own
+
+PING = "ping"
+SERVER_STOP = "server_stop"
+DEPLOY = "deploy"
+CALL = "call"
+SPAWN = "spawn"
+GET = "get"
+LOOKUP = "lookup"
+APPS_LS = "apps_ls"
+APP_STOP = "app_stop"
+APP_DRAIN = "app_drain"
+APP_STATS = "app_stats"
+LOGS = "logs"
+SNAPSHOTS_LS = "snapshots_ls"
+SNAPSHOT_INSPECT = "snapshot_inspect"
+SNAPSHOT_RM = "snapshot_rm"
+SNAPSHOTS_GC = "snapshots_gc"
