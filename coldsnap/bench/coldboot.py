@@ -121,13 +121,9 @@ class ColdBootBench:
         }
 
     def _call(self, workload: Workload, app: str) -> Any:
-
         import cloudpickle
 
-        from coldsnap.wire.serialization import (
-            dumps_args,
-            loads_exception,  # noqa: F401
-        )
+        from coldsnap.wire.serialization import dumps_args
 
         blob = self.conn.call(app, workload.tag, workload.method, dumps_args(workload.args, {}),
                               None)
