@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from coldsnap.settings import EMBEDDED_ENV, Settings
 from coldsnap.wire import ops, serialization
@@ -30,9 +30,6 @@ from coldsnap.wire.errors import (
 )
 from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
 from coldsnap.wire.token import read_token
-
-if TYPE_CHECKING:
-    from coldsnap._runtime.channel import Channel
 
 SERVER_START_TIMEOUT_S = 60.0
 NOT_THE_RUNTIME_MESSAGE = (
@@ -323,6 +320,17 @@ class Client:
             sock.close()
 
 
+class RuntimeChannel(Protocol):
+    """What a ContainerClient needs of the runtime's control channel (_runtime/channel.py)."""
+
+    serving: bool  # the runtime is running a call: the server answers requests now
+    deadline: float | None  # when the running call times out (time.monotonic())
+    max_payload: int | None  # the server's payload limit
+
+    def request(self, header: dict[str, Any], blob: bytes | None
+                ) -> tuple[dict[str, Any], bytes | None]: ...
+
+
 class ContainerClient(Client):
     """A container's way to the server: API requests over the runtime's control pipe.
 
@@ -335,16 +343,17 @@ class ContainerClient(Client):
     # The called containers' lines are in the app's log already, under their own ids.
     echo_logs = False
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: RuntimeChannel) -> None:
         super().__init__(Settings())
         self._channel = channel
 
     @classmethod
     def default(cls) -> ContainerClient:
-        from coldsnap._runtime import channel
+        # Only inside a container, where the runtime has already loaded it.
+        from coldsnap._runtime.channel import current
 
-        runtime_channel = channel.current()
-        if runtime_channel is None:
+        runtime_channel = current()
+        if runtime_channel is None:  # not the runtime's process (a subprocess?)
             raise InvalidError(NOT_THE_RUNTIME_MESSAGE)
         with cls._default_lock:
             if cls._current is None or cls._current._channel is not runtime_channel:

@@ -16,7 +16,6 @@ imported when first needed, so defining an app never touches the network.
 from __future__ import annotations
 
 import collections
-import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -289,6 +288,8 @@ class _ClsInstance:
                     f"{self._cls.tag}().<method>.local() needs the class's code, but it was "
                     "looked up by name. Import the app's module and use the class it defines."
                 )
+            from coldsnap.user_code import run_maybe_async  # it imports this module
+
             obj = user_cls()
             for flag in (_PartialFlag.ENTER_PRE_SNAPSHOT, _PartialFlag.ENTER_POST_SNAPSHOT):
                 for name in find_partials(user_cls, flag):
@@ -317,14 +318,6 @@ class _MethodHandle(_Invocable):
     def __repr__(self) -> str:
         return f"<method {self._describe()} of app {self.app_name!r}>"
 
-
-def run_maybe_async(result: Any) -> Any:
-    """Await ``result`` if user code was ``async def`` (hooks, ``.local()``, calls)."""
-    if inspect.iscoroutine(result):
-        import asyncio
-
-        return asyncio.run(result)
-    return result
 
 
 def _check_names(where: str, app_name: object, name: object) -> None:

@@ -82,7 +82,7 @@ def fake() -> Iterator[FakeClient]:
 
 @pytest.fixture(scope="module")
 def apps() -> types.SimpleNamespace:
-    from coldsnap._runtime.loader import import_app_file
+    from coldsnap.user_code import import_app_file
 
     return types.SimpleNamespace(
         square=import_app_file(APPS / "square.py"),
@@ -179,8 +179,8 @@ def test_args_of_the_app_module_load_as_the_containers_own_classes(
         [sys.executable, "-c",
          "import sys\n"
          "from pathlib import Path\n"
-         "from coldsnap._runtime import loader\nfrom coldsnap.wire import serialization\n"
-         f"module = loader.import_app_file(Path({str(tmp_path / 'app.py')!r}))\n"
+         "from coldsnap import user_code\nfrom coldsnap.wire import serialization\n"
+         f"module = user_code.import_app_file(Path({str(tmp_path / 'app.py')!r}))\n"
          "alias = lambda name: sys.modules.setdefault(name, module)\n"
          "caller, args, _ = serialization.loads_args(sys.stdin.buffer.read(), alias)\n"
          "print(caller, type(args[0]) is module.SquareError, args[0])\n"],

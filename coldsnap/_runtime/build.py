@@ -11,10 +11,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from coldsnap._runtime import loader
+from coldsnap import user_code
 from coldsnap._runtime.target import Target
-from coldsnap.handles import run_maybe_async
 from coldsnap.markers import _PartialFlag
+from coldsnap.user_code import run_maybe_async
 
 
 def main(argv: list[str]) -> int:
@@ -23,8 +23,8 @@ def main(argv: list[str]) -> int:
         return 2
     app_file, tag = Path(argv[0]), argv[1]
     try:
-        module = loader.import_app_file(app_file)
-        target = Target(loader.find_handle(loader.find_app(module), tag))
+        module = user_code.import_app_file(app_file)
+        target = Target(user_code.find_handle(user_code.find_app(module), tag))
         target.instantiate()
         for label, hook in target.hooks(_PartialFlag.BUILD):
             print(f"coldsnap: running {label}", flush=True)

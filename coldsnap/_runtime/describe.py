@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from coldsnap._runtime import loader
+from coldsnap import user_code
 from coldsnap.app import App
 from coldsnap.image import Image
 from coldsnap.markers import _PartialFlag, find_partials
@@ -74,13 +74,13 @@ def main(argv: list[str]) -> int:
     try:
         # stdout carries the JSON only: an app that prints at import time prints to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            module = loader.import_app_file(app_file)
+            module = user_code.import_app_file(app_file)
             imported = {name.partition(".")[0] for name in set(sys.modules) - before}
             imported.discard(module.__name__)
             local = modules_from(app_dir, imported, elsewhere) if app_dir else []
-            description = describe_app(loader.find_app(module), module.__name__, local)
+            description = describe_app(user_code.find_app(module), module.__name__, local)
     except Exception as exc:
-        print(loader.user_traceback(exc, app_file), file=sys.stderr)
+        print(user_code.user_traceback(exc, app_file), file=sys.stderr)
         return 1
     json.dump(description.to_dict(), sys.stdout)
     sys.stdout.write("\n")

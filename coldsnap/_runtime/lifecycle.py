@@ -12,12 +12,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from coldsnap._runtime import after_restore, gpu, loader, memory
+from coldsnap import user_code
+from coldsnap._runtime import after_restore, gpu, memory
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
-from coldsnap.handles import run_maybe_async
 from coldsnap.markers import _PartialFlag
+from coldsnap.user_code import run_maybe_async
 from coldsnap.wire import control, serialization
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.framing import ChannelClosed
@@ -105,18 +106,18 @@ def run_container(channel: Channel, config: BootConfig) -> int:
 
 def _import_target(config: BootConfig) -> Target:
     code_dir = config.code_dir or Path(".")
-    module = loader.import_app_file(code_dir / config.app_file, code_dir)
+    module = user_code.import_app_file(code_dir / config.app_file, code_dir)
     # A caller may not have this module (Function.from_name in any script): the
     # app's own classes and exceptions go by value, unless the call says the
     # caller imported the app under this same name (see serve.run_call).
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
-    app = loader.find_app(module)
+    app = user_code.find_app(module)
     # Calls to the app's other functions go to the app as deployed, whose name may
     # differ from App(name) (coldsnap run, deploy --name).
     app._deployed_as = config.app_name or None
-    return Target(loader.find_handle(app, config.tag), module)
+    return Target(user_code.find_handle(app, config.tag), module)
 
 
 def _snapshot_handshake(

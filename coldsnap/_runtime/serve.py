@@ -9,7 +9,7 @@ from types import ModuleType, TracebackType
 
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
-from coldsnap.handles import run_maybe_async
+from coldsnap.user_code import run_maybe_async
 from coldsnap.wire import control, serialization
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.framing import ChannelClosed

@@ -92,16 +92,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _import_app(path: Path) -> Any:
     """The file's App, imported here; an error in the file is the user's to fix, so it
     shows their code's frames, not ours."""
-    from coldsnap._runtime import loader  # imports the SDK: only `run` needs it
+    from coldsnap import user_code  # the SDK, and the app: only `run` needs them
 
     try:
-        module = loader.import_app_file(path)
+        module = user_code.import_app_file(path)
     except Exception as exc:
         raise InvalidError(f"importing {path} failed, so it can't be run. Fix the error "
-                           f"below and run again.\n\n{loader.user_traceback(exc, path)}"
+                           f"below and run again.\n\n{user_code.user_traceback(exc, path)}"
                            ) from None
     try:
-        return loader.find_app(module)
+        return user_code.find_app(module)
     except LookupError as exc:
         raise InvalidError(str(exc)) from None
 

@@ -95,7 +95,7 @@ def test_run_of_a_broken_app_file_says_why_without_our_traceback(
     assert result.stderr.startswith("error: "), result.stderr
     for text in expected:
         assert text in result.stderr, result.stderr
-    for internal in ("coldsnap/cli", "loader.py", "<frozen"):  # the user's frames only
+    for internal in ("coldsnap/cli", "user_code.py", "<frozen"):  # the user's frames only
         assert internal not in result.stderr, result.stderr
     if case != "no_app":
         assert f"importing {tmp_path / case}.py failed, so it can't be run" in result.stderr

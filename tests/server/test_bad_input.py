@@ -183,5 +183,5 @@ def test_deploy_of_a_broken_app_file_shows_only_the_users_frames(
     assert result.returncode == 1, result.stderr
     for text in expected:
         assert text in result.stderr, result.stderr
-    for internal in ("coldsnap/_runtime", "loader.py", "<frozen", "describe.py"):
+    for internal in ("coldsnap/_runtime", "user_code.py", "<frozen", "describe.py"):
         assert internal not in result.stderr, result.stderr

@@ -1,12 +1,18 @@
-"""Importing a user's app file and finding its App, function or class."""
+"""The user's code as coldsnap meets it: an app file to import, its App, function or
+class to find, and functions that may be ``async def``.
+
+The runtime (in containers), the deploy's ``describe`` and `coldsnap run` (on the
+client) all import app files the same way, through here."""
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from coldsnap.app import App
 from coldsnap.handles import Cls, Function
@@ -72,3 +78,12 @@ def user_traceback(exc: BaseException, app_file: Path) -> str:
     while trace.stack and trace.stack[0].filename != user_file:
         trace.stack.pop(0)
     return "".join(trace.format()).rstrip()
+
+
+def run_maybe_async(result: Any) -> Any:
+    """Await ``result`` if user code was ``async def`` (hooks, ``.local()``, calls)."""
+    if inspect.iscoroutine(result):
+        import asyncio
+
+        return asyncio.run(result)
+    return result
