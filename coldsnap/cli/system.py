@@ -8,21 +8,22 @@ import sys
 
 from coldsnap.cli.output import print_json
 from coldsnap.settings import Settings
-
-EXIT_BAD_SETTING = 2  # as for a malformed COLDSNAP_TCP
+from coldsnap.wire.exits import EXIT_ALREADY_RUNNING, EXIT_BAD_SETTING
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from coldsnap.server.daemon import serve
-    from coldsnap.server.process import EXIT_ALREADY_RUNNING, AlreadyRunning
+    from coldsnap.server.process import AlreadyRunning
 
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:
         overrides["engine"] = args.engine
     settings = Settings.from_env(**overrides)
-    try:
+    try:  # before anything starts (the log, the engine, sockets): say it here
         settings.log_level_name()
-    except ValueError as exc:  # before the log exists: say it here
+        if settings.tcp:
+            settings.tcp_address()
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING
     try:

@@ -158,3 +158,15 @@ def test_stats_of_an_app_without_containers_says_so(srv: ServerHandle) -> None:
     srv.cli("apps", "drain", "test-square")
     out = srv.cli("apps", "stats", "test-square").stdout
     assert "no containers and no calls since the last deploy or drain" in out
+
+
+def test_a_malformed_tcp_setting_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "COLDSNAP_STATE_DIR": str(tmp_path / "state"),
+           "COLDSNAP_TCP": "127.0.0.1:99999"}
+    result = subprocess.run([sys.executable, "-m", "coldsnap.cli.main", "apps", "ls"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "error: COLDSNAP_TCP='127.0.0.1:99999' is not HOST:PORT (e.g. 127.0.0.1:7070). "
+        "Fix COLDSNAP_TCP, or unset it"), result.stderr
+    assert "Traceback" not in result.stderr

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from coldsnap.wire.exits import EXIT_BAD_SETTING
 from tests.conftest import APPS, ServerHandle
+from tests.end_to_end import require_criu
 
 
 def test_server_log_records_are_timestamped_with_level_and_logger(
@@ -38,3 +43,36 @@ def test_a_bad_log_level_stops_the_server_before_it_starts(tmp_path: Path) -> No
         "error: COLDSNAP_LOG_LEVEL='loud' is not a log level; "
         "use one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     assert not (tmp_path / "state").exists()
+
+
+def test_a_malformed_tcp_setting_stops_the_server_before_it_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "COLDSNAP_STATE_DIR": str(tmp_path / "state"), "COLDSNAP_TCP": "bad"}
+    result = subprocess.run([sys.executable, "-m", "coldsnap.cli.main", "serve"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_BAD_SETTING
+    assert result.stderr.strip() == (
+        "error: COLDSNAP_TCP='bad' is not HOST:PORT (e.g. 127.0.0.1:7070)")
+    assert not (tmp_path / "state").exists()  # no log, no engine, no socket
+
+
+@pytest.mark.parametrize("engine", ["none", "criu"])
+def test_a_server_that_fails_to_listen_leaves_nothing_behind(engine: str) -> None:
+    """A port in use fails the start after the engine and the unix socket exist: both
+    are given back (the criu engine's tmpfs on the run dir too)."""
+    if engine == "criu":
+        require_criu()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        handle = ServerHandle(engine, {"COLDSNAP_TCP": f"127.0.0.1:{port}"})
+        try:
+            result = subprocess.run([sys.executable, "-m", "coldsnap.cli.main", "serve"],
+                                    env=handle.env, capture_output=True, text=True,
+                                    timeout=120)
+            assert result.returncode == 1, result.stderr
+            assert (f"can't listen on tcp 127.0.0.1:{port} (COLDSNAP_TCP): Address already "
+                    "in use; stop what uses it or pick another port") in result.stderr
+            assert "coldsnap server stopped" in result.stderr  # the `finally` ran
+            assert not handle.settings.socket_path.exists()
+            assert not os.path.ismount(handle.run_dir)
+        finally:
+            handle.cleanup()
