@@ -42,7 +42,7 @@ class Platform:
         # Answers a container's API request (a function calling another); the daemon
         # points it at its Api. Until then containers are told no.
         self.container_requests: ContainerRequests = _no_container_requests
-        booter = Booter(settings, engine, db, self.logs.write)
+        booter = Booter(settings, engine, db, self.logs.note)
         self.pools = Pools(PoolContext(booter, db, self.logs,
                                        lambda header, blob: self.container_requests(header,
                                                                                     blob)))

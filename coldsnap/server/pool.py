@@ -168,6 +168,8 @@ class Pool:
         app = self.fn.app
         worker = Worker(container, container_id,
                         log_line=lambda _w, line: self._ctx.logs.write(app, line),
+                        log_note=lambda line, level, log: self._ctx.logs.note(
+                            app, line, level, log),
                         on_exit=lambda _w: self._wake(),
                         max_payload=self._ctx.booter.settings.max_payload_bytes,
                         requests=self._ctx.requests)
@@ -237,11 +239,12 @@ class Pool:
         worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
                                                True, boot.timings)
         worker.note(f"{boot.kind} boot ready in {boot.timings['boot_s'] * 1000:.0f} ms: "
-                    f"{describe_timings(boot.timings)}")
+                    f"{describe_timings(boot.timings)}", logger=logger)
 
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
-        self._ctx.logs.write(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}")
+        self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}",
+                            logging.WARNING, logger)
         with self._cond:
             self._starting = {w for w in self._starting if w.alive}  # the boot's leftovers
             stopped = self._stopped

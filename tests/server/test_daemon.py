@@ -14,7 +14,7 @@ import pytest
 
 from coldsnap.wire.exits import EXIT_BAD_SETTING
 from tests.conftest import APPS, ServerHandle
-from tests.end_to_end import require_criu
+from tests.end_to_end import require_criu, write_app
 
 
 def test_server_log_records_are_timestamped_with_level_and_logger(
@@ -28,7 +28,7 @@ def test_server_log_records_are_timestamped_with_level_and_logger(
     assert lines and all(record.fullmatch(line) for line in lines), "\n".join(lines)
     assert re.search(r" INFO coldsnap\.server\.daemon: coldsnap server \d+ listening on ",
                      lines[0])
-    assert any("coldsnap.server.logs: test-square coldsnap: deployed" in line
+    assert any("INFO coldsnap.server.deploys: test-square coldsnap: deployed" in line
                for line in lines)
     assert lines[-1].endswith("INFO coldsnap.server.daemon: coldsnap server stopped")
 
@@ -76,3 +76,51 @@ def test_a_server_that_fails_to_listen_leaves_nothing_behind(engine: str) -> Non
             assert not os.path.ismount(handle.run_dir)
         finally:
             handle.cleanup()
+
+
+NOTES_APP = """
+import coldsnap
+
+app = coldsnap.App("test-ops-notes")
+
+
+@app.cls()
+class Broken:
+    @coldsnap.enter()
+    def setup(self):
+        print("coldsnap: a user's line that looks like the server's", flush=True)
+        raise RuntimeError("setup failed on purpose")
+
+    @coldsnap.method()
+    def run(self) -> str:
+        return "unreachable"
+"""
+
+CALL_NOTES_APP = """
+import coldsnap
+try:
+    coldsnap.Cls.from_name("test-ops-notes", "Broken")().run.remote()
+except RuntimeError as exc:
+    print(exc)
+"""
+
+
+def test_at_warning_the_server_log_keeps_boot_failures_and_no_user_lines(
+    server_factory: type[ServerHandle], tmp_path: Path,
+) -> None:
+    server = server_factory(env={"COLDSNAP_LOG_LEVEL": "WARNING"}).start()
+    server.cli("deploy", str(write_app(tmp_path, "notes_app", NOTES_APP)))
+    assert server.python(CALL_NOTES_APP).stdout.strip() == "setup failed on purpose"
+    app_log = server.cli("logs", "test-ops-notes").stdout.splitlines()
+    assert server.stop() == 0
+    lines = server.log().splitlines()
+    failed = [line for line in lines if "coldsnap: boot failed: " in line]
+    assert failed and all(" WARNING coldsnap.server.pool: test-ops-notes [Broken] coldsnap: "
+                          "boot failed: container cs-" in line for line in failed), lines
+    assert not [line for line in lines if " INFO " in line], lines
+    assert "looks like the server's" not in server.log()
+    # The app's log has every line as before: the user's, and the server's notes.
+    assert any(line.endswith("] coldsnap: a user's line that looks like the server's")
+               for line in app_log), app_log
+    assert any(line.startswith("[Broken] coldsnap: boot failed: container cs-")
+               for line in app_log), app_log
