@@ -16,15 +16,13 @@ from typing import Any, BinaryIO
 
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.calls import Call
-from coldsnap.server.errors import ApiError
+from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
 from coldsnap.wire.framing import write_message
-
-Reply = tuple[dict[str, Any], bytes | None]
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from coldsnap.engine import Container
@@ -24,7 +23,7 @@ from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.logs import LogBook
 from coldsnap.server.state import StateDB
-from coldsnap.server.worker import BootFailed, CallEnd, Worker
+from coldsnap.server.worker import BootFailed, CallEnd, ContainerRequests, Worker
 from coldsnap.wire.errors import BOOT_FAILED, CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
 from coldsnap.wire.timings import describe_timings
 
@@ -33,10 +32,6 @@ SHUTTING_DOWN = "the coldsnap server is shutting down"
 # Backoff before a failed call's next attempt: the first, doubled each time, capped.
 RETRY_FIRST_DELAY_S = 1.0
 RETRY_MAX_DELAY_S = 60.0
-
-# (request header, blob) -> (reply header, blob): the API, for a container's requests.
-Reply = tuple[dict[str, Any], bytes | None]
-ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
 
 logger = logging.getLogger(__name__)
 

@@ -13,12 +13,15 @@ from typing import Any
 from coldsnap.engine import Container
 from coldsnap.server.calls import Call
 from coldsnap.server.channel import ControlChannel, LogPump
+from coldsnap.server.errors import Reply
 from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
 
 # Requests a container may have in flight at once (each holds a server thread).
 MAX_REQUESTS_IN_FLIGHT = 64
 
+# (request header, blob) -> reply: the API, for a container's requests.
+ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
 # (line, level, logger): a note of the server's about a container, for the app's log and
 # the server's (LogBook.note, bound to the app).
 NoteLine = Callable[[str, int, logging.Logger], None]
@@ -48,8 +51,7 @@ class Worker:
     def __init__(
         self, container: Container, worker_id: str, log_line: Callable[[Worker, str], None],
         on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
-        requests: Callable[[dict[str, Any], bytes | None],
-                           tuple[dict[str, Any], bytes | None]] | None = None,
+        requests: ContainerRequests | None = None,
         log_note: NoteLine | None = None,
     ) -> None:
         self.container = container
