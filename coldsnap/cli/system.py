@@ -35,19 +35,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    try:
-        from coldsnap.engine.doctor import run_checks
-    except ImportError:
-        print("error: this coldsnap has no doctor (coldsnap.engine.doctor.run_checks)",
-              file=sys.stderr)
-        return 1
+    from coldsnap.engine.doctor import run_checks
+
     checks = run_checks(Settings.from_env())
-    failed = [c for c in checks if not c.ok and getattr(c, "needed", True)]
+    failed = [c for c in checks if not c.ok and c.needed]
     if args.json:
         print_json([dataclasses.asdict(c) for c in checks])
         return 1 if failed else 0
     for check in checks:
-        mark = "ok " if check.ok else ("FAIL" if getattr(check, "needed", True) else "--")
+        mark = "ok " if check.ok else ("FAIL" if check.needed else "--")
         print(f"{mark:4} {check.name}: {check.detail}")
         if not check.ok and check.fix:
             print(f"     fix: {check.fix}")
