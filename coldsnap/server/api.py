@@ -32,6 +32,9 @@ class ClientGone(Exception):
 
 
 class Request:
+    """One request: its header's fields (checked by ``field``), its blob, and the
+    stream a handler writes further messages to (``send``; not for containers')."""
+
     def __init__(self, header: dict[str, Any], blob: bytes | None,
                  stream: BinaryIO | None) -> None:
         self.header = header
@@ -63,6 +66,9 @@ class Request:
 
 
 class Api:
+    """The handlers of the socket API's ops, over one ``Platform``; they answer a
+    ``Request`` with a ``Reply`` or raise ``ApiError``."""
+
     def __init__(self, platform: Platform, warning: str | None = None,
                  stop: Callable[[], None] | None = None) -> None:
         self.platform = platform

@@ -137,6 +137,9 @@ class SnapshotKeys:
 
 
 class Booter:
+    """Boots containers for any function (``boot``, by a strategy of ``BOOT_STRATEGIES``)
+    and owns the snapshot keys being made, failed or paused (``keys``)."""
+
     def __init__(self, settings: Settings, engine: Engine, db: StateDB, note: Note) -> None:
         self.settings = settings
         self.engine = engine

@@ -56,6 +56,9 @@ def serve(settings: Settings) -> None:
 
 
 class Server:
+    """One running server: its token, database, engine and platform, the listening
+    sockets and their accept threads, and the event that stops it all (``run``)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.token = ensure_token(settings.token_path)

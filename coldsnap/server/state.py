@@ -51,6 +51,9 @@ class StoredVersion:
 
 
 class StateDB:
+    """The state database's one connection: apps, their versions, the boots of their
+    containers (the newest ``_MAX_BOOTS``) and the snapshot keys made for them."""
+
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
