@@ -9,8 +9,12 @@ Example::
     @app.function(enable_memory_snapshot=True)
     def square(x: int) -> int:
         return x * x
+
+The exceptions a caller may catch are in ``coldsnap.exception`` (``Error``, the base
+of them all, is here too).
 """
 
+from coldsnap import exception
 from coldsnap.app import App
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
@@ -26,6 +30,7 @@ __all__ = [
     "Image",
     "build",
     "enter",
+    "exception",
     "exit",
     "method",
 ]

@@ -28,6 +28,7 @@ from coldsnap.wire.errors import (
     ServerUnavailable,
     error_from,
 )
+from coldsnap.wire.exits import EXIT_ALREADY_RUNNING
 from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
 from coldsnap.wire.token import read_token
 
@@ -76,7 +77,12 @@ class Client:
 
     def _connect(self) -> socket.socket:
         if self.settings.tcp:
-            return socket.create_connection(self.settings.tcp_address())
+            try:
+                address = self.settings.tcp_address()
+            except ValueError as exc:
+                raise InvalidError(f"{exc}. Fix COLDSNAP_TCP, or unset it to use the server "
+                                   f"on this host ({self.settings.socket_path})") from None
+            return socket.create_connection(address)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(str(self.settings.socket_path))
@@ -188,7 +194,7 @@ class Client:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
                     exited = os.waitstatus_to_exitcode(status)
-                    if exited != 3:  # 3: another server won the race; wait for it
+                    if exited != EXIT_ALREADY_RUNNING:  # else another won the race: wait
                         break
             time.sleep(0.05)
         raise ServerUnavailable(self._start_failure(exited))

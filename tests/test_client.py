@@ -30,3 +30,13 @@ def test_calls_from_a_container_wait_no_longer_than_the_call_making_them() -> No
     assert "timeout" not in sent[2]  # a spawn does not wait
     with pytest.raises(InvalidError, match="over the server's limit of 1000 bytes"):
         conn.request("call", b"x" * 2000, app="a", tag="f", method=None)
+
+
+def test_a_malformed_tcp_setting_is_an_invalid_error_naming_the_fix() -> None:
+    from coldsnap.client import Client
+    from coldsnap.settings import Settings
+
+    client = Client(Settings(tcp="127.0.0.1:99999"))
+    with pytest.raises(InvalidError, match=r"COLDSNAP_TCP='127.0.0.1:99999' is not HOST:PORT "
+                       r"\(e.g. 127.0.0.1:7070\). Fix COLDSNAP_TCP, or unset it"):
+        client.ping()

@@ -33,6 +33,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.image": ("coldsnap.wire",),
+    "coldsnap.exception": ("coldsnap.wire",),
     "coldsnap.settings": (),
     "coldsnap.identity": (),
 }

@@ -21,6 +21,9 @@ _HOOK_LABELS = {
 
 
 class Target:
+    """The function or class a container serves: its handle, the app file's module,
+    and for a class the one instance whose hooks and methods run."""
+
     def __init__(
         self, handle: Function[..., Any] | Cls[Any], module: ModuleType | None = None
     ) -> None:

@@ -9,13 +9,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coldsnap.cli.output import print_json, table
 from coldsnap.client import Client
 from coldsnap.wire import ops
 from coldsnap.wire.description import FunctionDescription
 from coldsnap.wire.errors import InvalidError
+
+if TYPE_CHECKING:
+    from coldsnap.handles import Function
 
 # Entrypoint parameter types by annotation name: an annotation may be text (PEP 563).
 ENTRY_ARG_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool}
@@ -126,13 +129,13 @@ def _entrypoint(app: Any, name: str, path: Path) -> Callable[..., Any]:
                        + ", ".join(f"coldsnap run {path}::{c}" for c in choices))
 
 
-def _remote_printer(function: Any) -> Callable[..., Any]:
+def _remote_printer(function: Function[..., Any]) -> Callable[..., Any]:
     def run(**kwargs: Any) -> None:
         print(function.remote(**kwargs))
 
     run.__name__ = function.tag
-    run.__signature__ = inspect.signature(function.raw_f) if getattr(  # type: ignore[attr-defined]
-        function, "raw_f", None) else inspect.Signature()
+    signature = inspect.signature(function.raw_f) if function.raw_f else inspect.Signature()
+    run.__signature__ = signature  # type: ignore[attr-defined]
     return run
 
 

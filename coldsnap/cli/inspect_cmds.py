@@ -10,7 +10,7 @@ from coldsnap.cli.output import ago, millis, print_json, size, table, utc_timest
 from coldsnap.client import Client
 from coldsnap.wire import ops
 from coldsnap.wire.errors import InvalidError
-from coldsnap.wire.timings import describe_timings
+from coldsnap.wire.timings import STEP_NAMES, describe_timings
 
 
 def _request(op: str, **fields: Any) -> dict[str, Any]:
@@ -72,8 +72,7 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
     for boot in boots:
         if boot["ok"]:
             by_kind.setdefault(f"{boot['tag']} {boot['kind']}", []).append(boot["timings"])
-    steps = ["boot_s", "sandbox_s", "restore_s", "import_s", "enter_snap_s", "dump_s",
-             "after_restore_s", "enter_s", "first_input_s"]
+    steps = ["boot_s", *STEP_NAMES]  # the whole boot, then its steps in boot order
     summary = []
     for kind, timings in sorted(by_kind.items()):
         cells = []
@@ -81,8 +80,8 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
             values = [t[step] for t in timings if step in t]
             cells.append(millis(statistics.median(values)) if values else "-")
         summary.append([kind, str(len(timings)), *cells])
-    print(table(summary, ["FUNCTION KIND", "N", "TOTAL", "SANDBOX", "RESTORE", "IMPORT",
-                          "ENTER(SNAP)", "DUMP", "AFTER-RESTORE", "ENTER", "FIRST INPUT"]))
+    print(table(summary, ["FUNCTION KIND", "N", "TOTAL",
+                          *(label.upper() for label in STEP_NAMES.values())]))
     print("\nlast boots:")
     for boot in boots[:10]:
         detail = describe_timings(boot["timings"]) if boot["ok"] else boot["error"]

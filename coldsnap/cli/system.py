@@ -8,21 +8,22 @@ import sys
 
 from coldsnap.cli.output import print_json
 from coldsnap.settings import Settings
-
-EXIT_BAD_SETTING = 2  # as for a malformed COLDSNAP_TCP
+from coldsnap.wire.exits import EXIT_ALREADY_RUNNING, EXIT_BAD_SETTING
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from coldsnap.server.daemon import serve
-    from coldsnap.server.process import EXIT_ALREADY_RUNNING, AlreadyRunning
+    from coldsnap.server.process import AlreadyRunning
 
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:
         overrides["engine"] = args.engine
     settings = Settings.from_env(**overrides)
-    try:
+    try:  # before anything starts (the log, the engine, sockets): say it here
         settings.log_level_name()
-    except ValueError as exc:  # before the log exists: say it here
+        if settings.tcp:
+            settings.tcp_address()
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING
     try:
@@ -34,19 +35,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    try:
-        from coldsnap.engine.doctor import run_checks
-    except ImportError:
-        print("error: this coldsnap has no doctor (coldsnap.engine.doctor.run_checks)",
-              file=sys.stderr)
-        return 1
+    from coldsnap.engine.doctor import run_checks
+
     checks = run_checks(Settings.from_env())
-    failed = [c for c in checks if not c.ok and getattr(c, "needed", True)]
+    failed = [c for c in checks if not c.ok and c.needed]
     if args.json:
         print_json([dataclasses.asdict(c) for c in checks])
         return 1 if failed else 0
     for check in checks:
-        mark = "ok " if check.ok else ("FAIL" if getattr(check, "needed", True) else "--")
+        mark = "ok " if check.ok else ("FAIL" if check.needed else "--")
         print(f"{mark:4} {check.name}: {check.detail}")
         if not check.ok and check.fix:
             print(f"     fix: {check.fix}")

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.calls import Call
-from coldsnap.server.errors import ApiError
+from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
@@ -24,8 +24,6 @@ from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
 from coldsnap.wire.framing import write_message
-
-Reply = tuple[dict[str, Any], bytes | None]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +33,9 @@ class ClientGone(Exception):
 
 
 class Request:
+    """One request: its header's fields (checked by ``field``), its blob, and the
+    stream a handler writes further messages to (``send``; not for containers')."""
+
     def __init__(self, header: dict[str, Any], blob: bytes | None,
                  stream: BinaryIO | None) -> None:
         self.header = header
@@ -66,6 +67,9 @@ class Request:
 
 
 class Api:
+    """The handlers of the socket API's ops, over one ``Platform``; they answer a
+    ``Request`` with a ``Reply`` or raise ``ApiError``."""
+
     def __init__(self, platform: Platform, warning: str | None = None,
                  stop: Callable[[], None] | None = None) -> None:
         self.platform = platform

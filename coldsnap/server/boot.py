@@ -31,6 +31,8 @@ from coldsnap.wire import control
 
 # Wraps a fresh container in a Worker wired to its pool (logs, exit notice).
 Attach = Callable[[Container, str], Worker]
+# (app, line, level, logger): a note of the server's for the app's log and its own.
+Note = Callable[[str, str, int, logging.Logger], None]
 # After a transient restore failure, boots of the key fall back this long before
 # the next restore is tried.
 TRANSIENT_RETRY_S = 300.0
@@ -154,12 +156,14 @@ class SnapshotKeys:
 
 
 class Booter:
-    def __init__(self, settings: Settings, engine: Engine, db: StateDB,
-                 log: Callable[[str, str], None]) -> None:
+    """Boots containers for any function (``boot``, by a strategy of ``BOOT_STRATEGIES``)
+    and owns the snapshot keys being made, failed or paused (``keys``)."""
+
+    def __init__(self, settings: Settings, engine: Engine, db: StateDB, note: Note) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
-        self.log = log  # (app, line): the app's log
+        self.note = note  # LogBook.note: the app's log and the server's
         self.keys = SnapshotKeys(engine)
 
     def boot(self, fn: FunctionSpec, attach: Attach,
@@ -187,7 +191,7 @@ class _BootRun:
         self.engine = booter.engine
         self.db = booter.db
         self.keys = booter.keys
-        self.log = booter.log
+        self.note = booter.note
         self.fn = fn
         self._attach = attach
         self._stopping = stopping
@@ -279,19 +283,20 @@ class _BootRun:
         header, _ = self._await_handshake(worker, timings)
         if header.get(control.TYPE) == control.SNAPSHOT_REFUSED:
             message = str(header.get(control.MESSAGE, "the runtime refused the snapshot"))
-            worker.note(f"snapshot refused, booting without one: {message}")
+            worker.note(f"snapshot refused, booting without one: {message}",
+                        level=logging.WARNING, logger=logger)
             self.keys.mark_failed(key, f"refused: {message}")
             self._retire(worker)  # it lives in the snapshot phase's sandbox: start afresh
             return self._without_snapshot()
         worker.pump.stop()  # the log pipe goes into the snapshot; read it empty first
-        worker.note(f"creating memory snapshot {key}")  # after the hooks' own lines
+        worker.note(f"creating memory snapshot {key}", logger=logger)  # after the hooks' lines
         t0 = time.monotonic()
         try:
             info = self.engine.checkpoint(worker.container, key, labels={
                 "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version})
         except SnapshotError as exc:
             worker.note(f"memory snapshot failed, booting without one: {exc.reason}; "
-                        + RETRY_HINT.format(key=key))
+                        + RETRY_HINT.format(key=key), level=logging.WARNING, logger=logger)
             self._retire(worker)
             self._unless_stopping()  # killed by the shutdown: not the snapshot's fault
             self.keys.mark_failed(key, f"dump: {exc.reason}")
@@ -299,7 +304,7 @@ class _BootRun:
         timings["dump_s"] = info.dump_s or time.monotonic() - t0
         worker.note(
             f"memory snapshot created in {timings['dump_s'] * 1000:.0f} ms "
-            f"({info.size_bytes / 1e6:.1f} MB); continuing from it"
+            f"({info.size_bytes / 1e6:.1f} MB); continuing from it", logger=logger
         )
         self._retire(worker)  # gone after the dump: release its pipes and scratch
         restored = self._restore(key, kind=BootKind.SNAPSHOT_CREATED)
@@ -332,7 +337,8 @@ class _BootRun:
         worker = self._adopt(container, container_id)
         timings = dict(container.timings)
         timings.setdefault("restore_s", time.monotonic() - t0)
-        worker.note(f"restored from memory snapshot in {timings['restore_s'] * 1000:.0f} ms")
+        worker.note(f"restored from memory snapshot in {timings['restore_s'] * 1000:.0f} ms",
+                    logger=logger)
         try:
             self._resume(worker, restored=True)
             boot = self._finish(worker, kind, timings)
@@ -350,7 +356,7 @@ class _BootRun:
 
     def _fallback_after(self, why: str) -> Boot:
         line = f"[{self.fn.tag}] coldsnap: {why}; booting without a snapshot"
-        self.log(self.fn.app, line)
+        self.note(self.fn.app, line, logging.WARNING, logger)
         self._carry.append(line)
         return self._without_snapshot()
 

@@ -25,6 +25,9 @@ class Outcome:
 
 @dataclasses.dataclass(eq=False)
 class Call:
+    """One input to a function: its arguments, its attempts, the log lines it produced
+    and, once done, its outcome. The pool that runs it and whoever waits share it."""
+
     app: str
     tag: str
     method: str | None
@@ -34,6 +37,7 @@ class Call:
     id: str = dataclasses.field(default_factory=lambda: "fc-" + uuid.uuid4().hex[:16])
     attempts: int = 0
     created_at: float = dataclasses.field(default_factory=time.monotonic)
+    finished_at: float | None = None  # time.monotonic() when the outcome was set
     logs: list[str] = dataclasses.field(default_factory=list)
     outcome: Outcome | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -49,6 +53,7 @@ class Call:
         if self.done.is_set():
             return False
         self.outcome = outcome
+        self.finished_at = time.monotonic()
         self.done.set()
         return True
 
@@ -63,7 +68,8 @@ class Call:
 
 
 class CallTable:
-    """Spawned calls by id, so ``get`` finds them; finished ones are kept a while."""
+    """Spawned calls by id, so ``get`` finds them: at most ``keep`` (the newest), and a
+    finished one for ``keep_s`` after it finished."""
 
     def __init__(self, keep: int = 10_000, keep_s: float = 3600.0) -> None:
         self._calls: OrderedDict[str, Call] = OrderedDict()
@@ -81,15 +87,17 @@ class CallTable:
             call = self._calls.get(call_id)
         if call is None:
             raise ApiError(NOT_FOUND, f"no call with id {call_id!r}: it never existed, "
-                           f"finished more than {self._keep_s:.0f} s ago, or the server "
-                           "restarted since (spawned calls live in its memory)")
+                           f"finished more than {self._keep_s:g} s ago, was pushed out by "
+                           f"newer ones (the server keeps the last {self._keep}), or the "
+                           "server restarted since (spawned calls live in its memory)")
         return call
 
     def _evict(self) -> None:
         now = time.monotonic()
         while self._calls:
             oldest = next(iter(self._calls.values()))
-            expired = oldest.done.is_set() and now - oldest.created_at > self._keep_s
+            expired = (oldest.finished_at is not None
+                       and now - oldest.finished_at > self._keep_s)
             if len(self._calls) <= self._keep and not expired:
                 break
             self._calls.popitem(last=False)

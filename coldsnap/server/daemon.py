@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 def serve(settings: Settings) -> None:
     """Run the server in the foreground until SIGTERM or SIGINT.
 
-    ``settings.log_level`` must be valid (``Settings.log_level_name``): the CLI
-    checks it and reports a bad value before anything starts.
+    ``settings.log_level`` and ``settings.tcp`` must be valid
+    (``Settings.log_level_name``, ``Settings.tcp_address``): the CLI checks them
+    and reports a bad value before anything starts.
     """
     configure_logging(settings.log_level_name())
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -62,6 +63,9 @@ def serve(settings: Settings) -> None:
 
 
 class Server:
+    """One running server: its token, database, engine and platform, the listening
+    sockets and their accept threads, and the event that stops it all (``run``)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.token = ensure_token(settings.token_path)
@@ -76,23 +80,20 @@ class Server:
         self.listeners: list[socket.socket] = []
 
     def run(self) -> None:
-        self.platform.start()
-        self.listeners.append(_unix_listener(self.settings.socket_path))
-        if self.settings.tcp:
-            self.listeners.append(_tcp_listener(self.settings))
-        for listener in self.listeners:
-            threading.Thread(target=self._accept, args=(listener,), daemon=True,
-                             name="accept").start()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopping.set())
-        where = self.settings.socket_path.as_posix() + (
-            f" and tcp {self.settings.tcp}" if self.settings.tcp else "")
-        # Tests and people look for "listening on" in server.log: keep those words.
-        logger.info("coldsnap server %d listening on %s (engine %s, state %s)",
-                    os.getpid(), where, self.engine.name, self.settings.state_dir)
-        if self.warning:
-            logger.warning("%s", self.warning)
+        # Everything after the engine is built is in the `try`: a failure to start (a
+        # port in use) still unmounts, unlinks and closes what started before it.
         try:
+            self.platform.start()
+            self._listen()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stopping.set())
+            where = self.settings.socket_path.as_posix() + (
+                f" and tcp {self.settings.tcp}" if self.settings.tcp else "")
+            # Tests and people look for "listening on" in server.log: keep those words.
+            logger.info("coldsnap server %d listening on %s (engine %s, state %s)",
+                        os.getpid(), where, self.engine.name, self.settings.state_dir)
+            if self.warning:
+                logger.warning("%s", self.warning)
             self.stopping.wait()
         finally:
             logger.info("coldsnap server stopping: draining containers")
@@ -103,6 +104,14 @@ class Server:
             self.engine.close()
             self.db.close()
             logger.info("coldsnap server stopped")
+
+    def _listen(self) -> None:
+        self.listeners.append(_unix_listener(self.settings.socket_path))
+        if self.settings.tcp:
+            self.listeners.append(_tcp_listener(self.settings))
+        for listener in self.listeners:
+            threading.Thread(target=self._accept, args=(listener,), daemon=True,
+                             name="accept").start()
 
     def _accept(self, listener: socket.socket) -> None:
         while not self.stopping.is_set():
@@ -192,8 +201,8 @@ def _unix_listener(path: Path) -> socket.socket:
 
 def _tcp_listener(settings: Settings) -> socket.socket:
     try:
-        address = settings.tcp_address()
-    except ValueError as exc:
-        logger.error("%s", exc)
-        raise SystemExit(2) from None
-    return socket.create_server(address, backlog=1024)
+        return socket.create_server(settings.tcp_address(), backlog=1024)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise SystemExit(f"can't listen on tcp {settings.tcp} (COLDSNAP_TCP): {why}; stop "
+                         "what uses it or pick another port") from None

@@ -7,6 +7,7 @@ names the version; a new version retires the pools of the old one.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ DEPLOYED, STOPPED = "deployed", "stopped"
 # How long idle containers of a deleted app get to run their exit hooks (as long as a
 # container gets after a shutdown message, Worker.shutdown).
 DELETE_GRACE_S = 5.0
+
+logger = logging.getLogger(__name__)
 
 
 class Deploys:
@@ -91,7 +94,8 @@ class Deploys:
                 self._current[app] = (DEPLOYED, version)
                 self.pools.retire(app, keep_version=version)
         if changed:
-            self.logs.write(app, f"coldsnap: deployed {filename} as version {version[:12]}")
+            self.logs.note(app, f"coldsnap: deployed {filename} as version {version[:12]}",
+                           logging.INFO, logger)
             self._warm(app, version)
         return {"app": app, "version": version, "changed": changed, "logs": progress,
                 "functions": description.to_dict()["functions"],
@@ -115,7 +119,8 @@ class Deploys:
                 self._current[app] = (STOPPED, self._current[app][1])
             self.pools.retire(app)
         logs = self._end_containers(app, pools) if delete else []
-        self.logs.write(app, "coldsnap: app stopped" + (" and deleted" if delete else ""))
+        self.logs.note(app, "coldsnap: app stopped" + (" and deleted" if delete else ""),
+                       logging.INFO, logger)
         return {"app": app, "stopped": True, "deleted": delete, "logs": logs}
 
     def _end_containers(self, app: str, pools: list[Pool]) -> list[str]:

@@ -1,10 +1,14 @@
-"""The error the server answers with instead of a result (kinds: ``coldsnap.wire.errors``)."""
+"""The server's replies: their type, and the error it answers with instead of a result
+(kinds: ``coldsnap.wire.errors``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from coldsnap.wire.errors import error_header
+
+# A reply as the server sends it: the header, and the blob (a result, an exception).
+Reply = tuple[dict[str, Any], bytes | None]
 
 
 class ApiError(Exception):

@@ -2,6 +2,8 @@
 
 Each line is kept as it was written (``[cs-abc] hello``: the container id first)
 with the wall-clock time it reached the server, for ``coldsnap logs --timestamps``.
+The server's own notes about an app (``[cs-abc] coldsnap: boot failed: ...``) go
+through ``LogBook.note``: into the app's log, and into the server's log at a level.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import threading
 import time
 from collections import deque
 from typing import NamedTuple
-
-logger = logging.getLogger(__name__)
 
 
 class LogLine(NamedTuple):
@@ -64,7 +64,7 @@ class AppLogs:
 
 
 class LogBook:
-    """AppLogs by app name."""
+    """AppLogs by app name. ``echo=False`` keeps notes out of the server's log (tests)."""
 
     def __init__(self, limit_per_app: int = 10_000, echo: bool = True) -> None:
         self._echo = echo
@@ -80,6 +80,12 @@ class LogBook:
             return logs
 
     def write(self, app: str, line: str) -> None:
+        """A line of the app's own (its containers' output, its build): its log only."""
         self.app(app).append(line)
-        if self._echo and "coldsnap: " in line:  # the server's own notes go to its log too
-            logger.info("%s %s", app, line)
+
+    def note(self, app: str, line: str, level: int, logger: logging.Logger) -> None:
+        """A line of the server's own about ``app``: into the app's log as it is, and into
+        the server's log as ``APP LINE`` at ``level``, under the caller's ``logger``."""
+        self.app(app).append(line)
+        if self._echo:
+            logger.log(level, "%s %s", app, line)

@@ -8,14 +8,15 @@ from coldsnap.engine import Engine
 from coldsnap.server.boot import Booter
 from coldsnap.server.calls import Call, CallTable
 from coldsnap.server.deploys import Deploys
-from coldsnap.server.errors import ApiError
+from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
-from coldsnap.server.pool import SHUTTING_DOWN, ContainerRequests, Pool, PoolContext
+from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
 from coldsnap.server.reports import Reports
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.state import StateDB
+from coldsnap.server.worker import ContainerRequests
 from coldsnap.settings import Settings
 from coldsnap.wire.description import CLS
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
@@ -43,7 +44,7 @@ class Platform:
         # Answers a container's API request (a function calling another); the daemon
         # points it at its Api. Until then containers are told no.
         self.container_requests: ContainerRequests = _no_container_requests
-        booter = Booter(settings, engine, db, self.logs.write)
+        booter = Booter(settings, engine, db, self.logs.note)
         self.pools = Pools(PoolContext(booter, db, self.logs,
                                        lambda header, blob: self.container_requests(header,
                                                                                     blob)))
@@ -93,6 +94,5 @@ class Platform:
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
 
 
-def _no_container_requests(header: dict[str, Any], blob: bytes | None
-                           ) -> tuple[dict[str, Any], bytes | None]:
+def _no_container_requests(header: dict[str, Any], blob: bytes | None) -> Reply:
     return ApiError(UNAVAILABLE, "this server takes no requests from containers").to_header(), None

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from coldsnap.engine import Container
@@ -24,7 +23,7 @@ from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.logs import LogBook
 from coldsnap.server.state import StateDB
-from coldsnap.server.worker import BootFailed, CallEnd, CallResult, Worker
+from coldsnap.server.worker import BootFailed, CallEnd, CallResult, ContainerRequests, Worker
 from coldsnap.wire.errors import BOOT_FAILED, CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
 from coldsnap.wire.timings import describe_timings
 
@@ -33,10 +32,6 @@ SHUTTING_DOWN = "the coldsnap server is shutting down"
 # Backoff before a failed call's next attempt: the first, doubled each time, capped.
 RETRY_FIRST_DELAY_S = 1.0
 RETRY_MAX_DELAY_S = 60.0
-
-# (request header, blob) -> (reply header, blob): the API, for a container's requests.
-Reply = tuple[dict[str, Any], bytes | None]
-ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +163,8 @@ class Pool:
         app = self.fn.app
         worker = Worker(container, container_id,
                         log_line=lambda _w, line: self._ctx.logs.write(app, line),
+                        log_note=lambda line, level, log: self._ctx.logs.note(
+                            app, line, level, log),
                         on_exit=lambda _w: self._wake(),
                         max_payload=self._ctx.booter.settings.max_payload_bytes,
                         requests=self._ctx.requests)
@@ -237,11 +234,12 @@ class Pool:
         worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
                                                True, boot.timings)
         worker.note(f"{boot.kind} boot ready in {boot.timings['boot_s'] * 1000:.0f} ms: "
-                    f"{describe_timings(boot.timings)}")
+                    f"{describe_timings(boot.timings)}", logger=logger)
 
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
-        self._ctx.logs.write(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}")
+        self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}",
+                            logging.WARNING, logger)
         with self._cond:
             self._starting = {w for w in self._starting if w.alive}  # the boot's leftovers
             stopped = self._stopped

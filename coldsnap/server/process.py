@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
-EXIT_ALREADY_RUNNING = 3
 
 
 class AlreadyRunning(RuntimeError):

@@ -7,7 +7,9 @@ a background server has pointed at ``<state_dir>/server.log``. A line reads::
     2025-01-31T14:02:03.517+00:00 INFO coldsnap.server.daemon: coldsnap server 4242 listening on ...
 
 Containers' own lines are not here: they are kept per app (``logs.LogBook``) for
-``coldsnap logs``; only the server's notes about them ("coldsnap: ...") are echoed.
+``coldsnap logs``; the server's notes about them (``LogBook.note``: a boot ready, a
+boot failed, a snapshot fallback) are here too, at their level, under the logger of
+the module that wrote them.
 """
 
 from __future__ import annotations

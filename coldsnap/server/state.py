@@ -56,8 +56,9 @@ class StoredVersion:
 
 
 class StateDB:
-    """apps (name -> current version, state), versions (source, description, built
-    images), boots (kind, timings, error) and snapshot keys (app, restores)."""
+    """The state database's one connection: apps, their versions (source, description,
+    built images), the boots of their containers (the newest ``_MAX_BOOTS``) and the
+    snapshot keys made for them."""
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import threading
 import time
 from collections import deque
@@ -13,12 +14,21 @@ from typing import Any
 from coldsnap.engine import Container
 from coldsnap.server.calls import Call
 from coldsnap.server.channel import ControlChannel, LogPump
+from coldsnap.server.errors import Reply
 from coldsnap.wire import control
 from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
 
 # Requests a container may have in flight at once (each holds a server thread).
 MAX_REQUESTS_IN_FLIGHT = 64
+
+# (request header, blob) -> reply: the API, for a container's requests.
+ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
+# (line, level, logger): a note of the server's about a container, for the app's log and
+# the server's (LogBook.note, bound to the app).
+NoteLine = Callable[[str, int, logging.Logger], None]
+
+logger = logging.getLogger(__name__)
 
 
 class BootFailed(Exception):
@@ -54,8 +64,8 @@ class Worker:
     def __init__(
         self, container: Container, worker_id: str, log_line: Callable[[Worker, str], None],
         on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
-        requests: Callable[[dict[str, Any], bytes | None],
-                           tuple[dict[str, Any], bytes | None]] | None = None,
+        requests: ContainerRequests | None = None,
+        log_note: NoteLine | None = None,
     ) -> None:
         self.container = container
         self.id = worker_id
@@ -73,27 +83,35 @@ class Worker:
         self.pending_logs: deque[str] = deque(maxlen=2000)
         self.exited = threading.Event()
         self._log_line = log_line
+        # Without a note path (tests), notes join the container's lines.
+        self._log_note: NoteLine = log_note or (lambda line, _level, _logger: log_line(self, line))
         self._on_exit = on_exit
         self.pump = LogPump(container.logs, self._line, self._eof, worker_id)
 
     def _line(self, text: str) -> None:
         line = f"[{self.id}] {text}"
+        self._to_caller(line)
+        self._log_line(self, line)
+
+    def _to_caller(self, line: str) -> None:
         call = self.call
         if call is not None:
             call.add_log(line)
         else:
             self.pending_logs.append(line)
-        self._log_line(self, line)
 
-    def note(self, text: str, to_caller: bool = True) -> None:
-        """A line from the server about this container, shown like the container's own.
+    def note(self, text: str, to_caller: bool = True, level: int = logging.INFO,
+             logger: logging.Logger = logger) -> None:
+        """A line from the server about this container, shown like the container's own
+        (``[cs-abc] coldsnap: TEXT``), and in the server's log at ``level`` under
+        ``logger`` (the caller's: whose note it is).
 
-        ``to_caller=False`` keeps it in the app's log only (nobody's call is waiting).
+        ``to_caller=False`` keeps it from the caller (nobody's call is waiting).
         """
+        line = f"[{self.id}] coldsnap: {text}"
         if to_caller:
-            self._line("coldsnap: " + text)
-        else:
-            self._log_line(self, f"[{self.id}] coldsnap: {text}")
+            self._to_caller(line)
+        self._log_note(line, level, logger)
 
     def _eof(self) -> None:
         self.exited.set()
@@ -128,7 +146,8 @@ class Worker:
                 stage = header.get(control.STAGE, "boot")
                 raise BootFailed(f"container {self.id} failed to boot in {stage}: "
                                  f"{header.get(control.MESSAGE, '')}", blob)
-            self.note(f"ignored an unexpected {message_type!r} message while booting")
+            self.note(f"ignored an unexpected {message_type!r} message while booting",
+                      level=logging.WARNING)
 
     def death_message(self, when: str) -> str:
         self.pump.sync()
@@ -219,7 +238,8 @@ class Worker:
         except OSError:
             pass
         if self.container.wait(grace_s) is None:
-            self.note(f"did not exit within {grace_s:.0f} s of shutdown; killing it")
+            self.note(f"did not exit within {grace_s:.0f} s of shutdown; killing it",
+                      level=logging.WARNING)
         self.kill()
 
     def kill(self) -> None:

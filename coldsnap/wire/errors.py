@@ -4,10 +4,16 @@ A failed reply is ``{"ok": false, "error": {"kind": KIND, "message": ...}}``;
 ``error_from`` turns one into the exception a client raises: the user's own
 exception for errors in user code, else a ``ServerError`` subclass chosen by
 the kind.
+
+Users reach the exceptions as ``coldsnap.exception.NotFoundError`` and so on
+(Modal's ``modal.exception``): their ``__module__`` says so, for reprs and
+tracebacks. They are defined here, in the contract, because both the client
+and the server raise them.
 """
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from coldsnap.wire import serialization
@@ -48,20 +54,30 @@ class NotFoundError(ServerError, LookupError):
     """No such app, function, method or call id."""
 
 
-class CallTimeoutError(ServerError, TimeoutError):
-    """The call did not finish within its timeout."""
+class FunctionTimeoutError(ServerError, TimeoutError):
+    """The call did not finish within its timeout (Modal's name; ``CallTimeoutError`` too)."""
 
 
-class ServerUnavailable(ServerError, ConnectionError):
-    """No server answers, or it went away mid-request."""
+class ConnectionError(ServerError, builtins.ConnectionError):  # Modal's name
+    """No server answers, or it went away mid-request (``ServerUnavailable`` too)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(UNAVAILABLE, message)
 
 
+# coldsnap's earlier names.
+CallTimeoutError = FunctionTimeoutError
+ServerUnavailable = ConnectionError
+
+PUBLIC_MODULE = "coldsnap.exception"
+for _public in (Error, InvalidError, ServerError, NotFoundError, FunctionTimeoutError,
+                ConnectionError):
+    _public.__module__ = PUBLIC_MODULE
+del _public
+
 _ERRORS: dict[str, type[ServerError]] = {
     NOT_FOUND: NotFoundError,
-    TIMEOUT: CallTimeoutError,
+    TIMEOUT: FunctionTimeoutError,
 }
 
 

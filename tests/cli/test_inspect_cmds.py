@@ -4,8 +4,10 @@ containers."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from coldsnap.cli import inspect_cmds
+from coldsnap.wire.timings import STEP_NAMES
 from tests.cli.test_run import ENTRY_APP
 from tests.conftest import ServerHandle
 from tests.end_to_end import module_server, require_criu, write_app
@@ -158,3 +162,32 @@ def test_stats_of_an_app_without_containers_says_so(srv: ServerHandle) -> None:
     srv.cli("apps", "drain", "test-square")
     out = srv.cli("apps", "stats", "test-square").stdout
     assert "no containers and no calls since the last deploy or drain" in out
+
+
+def test_a_malformed_tcp_setting_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "COLDSNAP_STATE_DIR": str(tmp_path / "state"),
+           "COLDSNAP_TCP": "127.0.0.1:99999"}
+    result = subprocess.run([sys.executable, "-m", "coldsnap.cli.main", "apps", "ls"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "error: COLDSNAP_TCP='127.0.0.1:99999' is not HOST:PORT (e.g. 127.0.0.1:7070). "
+        "Fix COLDSNAP_TCP, or unset it"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_boot_table_has_a_column_per_timing_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    timings = {"boot_s": 0.5, **{step: 0.001 * (i + 1) for i, step in enumerate(STEP_NAMES)}}
+    stats = {"app": "a", "state": "deployed", "version": "v" * 40, "functions": [],
+             "boots": [{"ok": True, "tag": "f", "kind": "restored", "timings": timings,
+                        "created_at": 0, "container_id": "cs-1", "error": None}]}
+    monkeypatch.setattr(inspect_cmds, "_request", lambda op, **fields: dict(stats))
+    inspect_cmds.cmd_apps_stats(argparse.Namespace(app="a", json=False))
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("boot times, median by kind (ms):")
+    header, row = (re.split(r"\s{2,}", line.strip()) for line in lines[at + 1:at + 3])
+    assert header == ["FUNCTION KIND", "N", "TOTAL",
+                      *(label.upper() for label in STEP_NAMES.values())]
+    assert row == ["f restored", "1", "500 ms", *(f"{i + 1} ms" for i in range(len(STEP_NAMES)))]

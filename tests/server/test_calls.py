@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coldsnap.client import Client
-from coldsnap.server.calls import Call, CallTable
+from coldsnap.server.calls import Call, CallTable, Outcome
 from coldsnap.server.errors import ApiError
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import NOT_FOUND, ServerError
@@ -298,3 +299,17 @@ def test_call_finishes_once_and_the_table_finds_it() -> None:
     with pytest.raises(ApiError) as info:
         table.get(call.id)  # evicted: only two are kept
     assert info.value.kind == NOT_FOUND
+
+
+def test_a_finished_call_is_kept_for_keep_s_after_it_finished() -> None:
+    table = CallTable(keep=100, keep_s=0.2)
+    long_call = Call("app", "f", None, b"", 3600, 0, created_at=time.monotonic() - 3600)
+    table.add(long_call)
+    long_call.finish(Outcome(ok=True))  # spawned an hour ago, finished just now
+    table.add(Call("app", "f", None, b"", 1, 0))
+    assert table.get(long_call.id) is long_call
+    time.sleep(0.3)
+    table.add(Call("app", "f", None, b"", 1, 0))
+    with pytest.raises(ApiError, match=r"finished more than 0.2 s ago, was pushed out by newer "
+                       r"ones \(the server keeps the last 100\)"):
+        table.get(long_call.id)

@@ -50,7 +50,7 @@ class FakeWorker:
         time.sleep(self.booter.alive_check_s)  # a real one asks the engine (waitpid)
         return not self.exited.is_set()
 
-    def note(self, text: str, to_caller: bool = True) -> None:
+    def note(self, text: str, to_caller: bool = True, **_: Any) -> None:
         pass
 
     def run_call(self, call: Call) -> CallResult:

@@ -71,10 +71,19 @@ def test_the_servers_notes_about_containers_are_echoed_to_its_log(
 ) -> None:
     book = LogBook()
     book.write("app", "[cs-1] hello from user code")
-    book.write("app", "[cs-1] coldsnap: plain boot ready in 120 ms")
-    assert server_log_stream.getvalue().count("\n") == 1
-    assert "INFO coldsnap.server.logs: app [cs-1] coldsnap: plain boot ready" in (
+    book.write("app", "[cs-1] coldsnap: a user's print that looks like a note")
+    book.note("app", "[cs-1] coldsnap: plain boot ready in 120 ms", logging.INFO,
+              logging.getLogger("coldsnap.server.pool"))
+    book.note("app", "[f] coldsnap: boot failed: enter raised", logging.WARNING,
+              logging.getLogger("coldsnap.server.pool"))
+    assert server_log_stream.getvalue().count("\n") == 2, server_log_stream.getvalue()
+    assert "INFO coldsnap.server.pool: app [cs-1] coldsnap: plain boot ready" in (
         server_log_stream.getvalue())
+    assert "WARNING coldsnap.server.pool: app [f] coldsnap: boot failed: enter raised" in (
+        server_log_stream.getvalue())
+    assert book.app("app").tail(10)[0] == [  # the app's log: every line, as written
+        "[cs-1] hello from user code", "[cs-1] coldsnap: a user's print that looks like a note",
+        "[cs-1] coldsnap: plain boot ready in 120 ms", "[f] coldsnap: boot failed: enter raised"]
 
 
 def test_log_level_setting_names_the_variable_and_the_levels() -> None:

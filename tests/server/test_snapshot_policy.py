@@ -4,6 +4,7 @@ processes) behind an engine whose checkpoint or restore fails on purpose."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,8 +106,9 @@ def test_failed_snapshot_falls_back_and_is_not_retried(
 ) -> None:
     engine = FailingEngine(fail, tmp_path)
     settings = Settings(state_dir=tmp_path, boot_timeout_s=60)
-    logged: list[tuple[str, str]] = []
-    booter = Booter(settings, engine, db, log=lambda app, line: logged.append((app, line)))
+    logged: list[tuple[str, str, int, str]] = []
+    booter = Booter(settings, engine, db, note=lambda app, line, level, log: logged.append(
+        (app, line, level, log.name)))
     lines: list[str] = []
     first = _boot(booter, square, lines)
     assert first.kind == "fallback"
@@ -120,6 +122,7 @@ def test_failed_snapshot_falls_back_and_is_not_retried(
         assert engine.restores == 1
         assert engine.failed[key] == "restore: the image is corrupt (on purpose)"
         assert logged and "restore from memory snapshot failed" in logged[0][1]
+        assert logged[0][2:] == (logging.WARNING, "coldsnap.server.boot")
         assert "restore from memory snapshot failed" in first.worker.pending_logs[0]
     assert booter.keys.failure(key) == engine.failed[key]  # the engine's record, no other
     _serves(first)
@@ -137,7 +140,7 @@ def test_a_transient_restore_failure_falls_back_and_retries_later(
     engine = FailingEngine(fail, tmp_path)
     now = [1000.0]
     booter = Booter(Settings(state_dir=tmp_path, boot_timeout_s=60), engine, db,
-                    log=lambda app, line: None)
+                    note=lambda app, line, level, log: None)
     booter.keys = SnapshotKeys(engine, clock=lambda: now[0])
     lines: list[str] = []
     first = _boot(booter, square, lines)

@@ -1,0 +1,26 @@
+"""`coldsnap doctor`: what it prints and exits with for needed and informational checks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from coldsnap.cli.system import cmd_doctor
+from coldsnap.engine import doctor
+
+
+def test_doctor_fails_only_on_needed_checks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    checks = [doctor.Check("criu", True, "3.19"),
+              doctor.Check("userfaultfd (lazy restore)", False, "no", needed=False)]
+    monkeypatch.setattr(doctor, "run_checks", lambda settings: checks)
+    assert cmd_doctor(argparse.Namespace(json=False)) == 0
+    out = capsys.readouterr().out
+    assert "ok   criu: 3.19" in out and "--   userfaultfd (lazy restore): no" in out
+    checks.append(doctor.Check("overlayfs", False, "missing", "load the overlay module"))
+    assert cmd_doctor(argparse.Namespace(json=False)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL overlayfs: missing\n     fix: load the overlay module" in out
+    assert "1 check(s) failed" in out
