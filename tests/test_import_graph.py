@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "coldsnap"
-SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image")
+SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image",
+       "coldsnap.user_code", "coldsnap.exception")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -34,8 +35,20 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.image": ("coldsnap.wire",),
     "coldsnap.exception": ("coldsnap.wire",),
+    "coldsnap.user_code": ("coldsnap.wire", *SDK),
     "coldsnap.settings": (),
     "coldsnap.identity": (),
+    # The control plane drives the engine; it runs user code only in subprocesses.
+    "coldsnap.server": ("coldsnap.engine", "coldsnap.wire", "coldsnap.settings",
+                        "coldsnap.identity"),
+    # The command: the client for everything, the server only to serve (a test below),
+    # the engine's doctor, and the SDK for `run` (the entrypoint runs here).
+    "coldsnap.cli": ("coldsnap.client", "coldsnap.server", "coldsnap.engine.doctor",
+                     "coldsnap.bench.cli", "coldsnap.wire", "coldsnap.settings",
+                     "coldsnap.identity", *SDK),
+    # The benchmark: a client of its own server, and the engine for restore latency.
+    "coldsnap.bench": ("coldsnap.client", "coldsnap.engine", "coldsnap._runtime.memory",
+                       "coldsnap.wire", "coldsnap.settings", "coldsnap"),
 }
 
 
@@ -115,7 +128,9 @@ def test_the_client_loads_no_server_or_engine() -> None:
 
 
 def test_the_cli_loads_the_server_only_to_serve() -> None:
-    loaded = loaded_after("import coldsnap.cli.main")
+    # What `coldsnap --help` loads: the parser of every command, the benchmark's too.
+    loaded = loaded_after("import coldsnap.cli.main as m; m.build_parser()")
+    assert "coldsnap.bench.cli" in loaded
     assert not [m for m in loaded if within(m, ("coldsnap.server", "coldsnap.engine"))]
 
 
