@@ -66,14 +66,20 @@ class FunctionSpec:
     def label(self) -> str:
         return f"{self.app}/{self.tag}"
 
-    def container_env(self, container_id: str, snapshot: bool) -> dict[str, str]:
-        """The environment of a fresh container (the engine adds its fd and dir vars)."""
+    def user_env(self) -> dict[str, str]:
+        """What the container's user code sees outside the snapshot phase: the host's
+        allowed variables, then the image's, then the function's ``env=``."""
         env = host_env()
         if self.built is not None:
             env = self.built.container_env(env)
         else:
             env.update(self.image_spec.env())
         env.update(self.options.env)
+        return env
+
+    def container_env(self, container_id: str, snapshot: bool) -> dict[str, str]:
+        """The environment of a fresh container (the engine adds its fd and dir vars)."""
+        env = self.user_env()
         env.update(self.boot_config(container_id, snapshot).to_env(), PYTHONUNBUFFERED="1")
         if snapshot and not self.options.gpu_snapshot:  # a GPU snapshot keeps the GPU visible
             env.update(SNAPSHOT_PHASE_ENV)
@@ -89,9 +95,8 @@ class FunctionSpec:
         """The real values of what the snapshot phase hid (None: unset)."""
         if self.options.gpu_snapshot:
             return {}
-        base: dict[str, str] = host_env()
-        base.update(self.options.env)
-        return {name: base.get(name) for name in SNAPSHOT_PHASE_ENV}
+        env = self.user_env()
+        return {name: env.get(name) for name in SNAPSHOT_PHASE_ENV}
 
     @property
     def argv(self) -> list[str]:

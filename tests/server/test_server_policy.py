@@ -196,3 +196,14 @@ def test_gpu_snapshot_functions_keep_the_gpu_visible_in_the_snapshot_phase() -> 
     assert keeping.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
     assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in keeping
     assert kept.resume_env() == {}
+
+
+def test_resume_gives_back_the_image_env_the_snapshot_phase_hid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fn = function_spec({"enable_memory_snapshot": True, "gpu": "any"},
+                       layers=[{"op": "env", "vars": {"CUDA_VISIBLE_DEVICES": "1"}}])
+    assert fn.container_env("cs-1", snapshot=True)["CUDA_VISIBLE_DEVICES"] == ""
+    assert fn.resume_env()["CUDA_VISIBLE_DEVICES"] == "1"  # the image's, not the host's
+    assert fn.container_env("cs-1", snapshot=False)["CUDA_VISIBLE_DEVICES"] == "1"
