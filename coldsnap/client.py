@@ -267,9 +267,6 @@ class Client:
         _, blob = self.request(ops.GET, call_id=call_id, timeout=timeout)
         return blob if blob is not None else serialization.dumps_result(None)
 
-    def lookup(self, app: str, tag: str) -> dict[str, Any]:
-        return self.request(ops.LOOKUP, app=app, tag=tag)[0]
-
     def deploy(self, source: bytes, filename: str, name: str | None = None,
                ephemeral: bool = False, snapshots: bool = True,
                progress: Callable[[str], None] | None = None,

@@ -38,7 +38,7 @@ def cmd_apps_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_apps_drain(args: argparse.Namespace) -> int:
-    result = _request(ops.APP_DRAIN, app=args.app)
+    result = Client.default().drain(args.app)
     state = "stopped" if result["drained"] else "still stopping (busy with calls)"
     print(f"{result['app']}: containers {state}; the next call cold-boots")
     return 0
