@@ -12,6 +12,10 @@ from coldsnap.server.errors import ApiError
 from coldsnap.wire.errors import NOT_FOUND
 
 _MAX_CALL_LOG_BYTES = 4 * 1024 * 1024
+# Backoff before a failed call's next attempt: the first, doubled each time, capped
+# (Modal's default retry policy).
+RETRY_FIRST_DELAY_S = 1.0
+RETRY_MAX_DELAY_S = 60.0
 
 
 @dataclasses.dataclass
@@ -47,6 +51,13 @@ class Call:
     def label(self) -> str:
         target = self.tag + (f".{self.method}" if self.method else "")
         return f"{self.app}/{target}"
+
+    @property
+    def retry_delay(self) -> float | None:
+        """Seconds to wait before the next attempt, or None when no attempt is left."""
+        if self.attempts > self.retries:
+            return None
+        return min(RETRY_MAX_DELAY_S, RETRY_FIRST_DELAY_S * 2 ** (self.attempts - 1))
 
     def finish(self, outcome: Outcome) -> bool:
         """Set the outcome once; later finishes (a late result after a timeout) are dropped."""

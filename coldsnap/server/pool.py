@@ -29,9 +29,6 @@ from coldsnap.wire.timings import describe_timings
 
 DEFAULT_MAX_CONTAINERS = 32
 SHUTTING_DOWN = "the coldsnap server is shutting down"
-# Backoff before a failed call's next attempt: the first, doubled each time, capped.
-RETRY_FIRST_DELAY_S = 1.0
-RETRY_MAX_DELAY_S = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -362,16 +359,16 @@ class Pool:
         call.fail(error)
 
     def _requeue(self, call: Call, scale: bool = True) -> float | None:
-        """Queue ``call`` again after its backoff (1 s, then doubling, as Modal's
-        default), first in line, if it has attempts left: the backoff, or None.
+        """Queue ``call`` again after its backoff (``Call.retry_delay``), first in line,
+        if it has attempts left: the backoff, or None.
 
         ``scale=False`` when the container that ran it lives on and can take it.
         """
+        delay = call.retry_delay
         with self._cond:
-            if call.done.is_set() or call.attempts > call.retries or self._stopped:
+            if call.done.is_set() or delay is None or self._stopped:
                 return None
             self._retrying += 1
-        delay = min(RETRY_MAX_DELAY_S, RETRY_FIRST_DELAY_S * 2 ** (call.attempts - 1))
         timer = threading.Timer(delay, self._retry_now, args=(call, scale))
         timer.daemon = True
         timer.start()

@@ -313,3 +313,12 @@ def test_a_finished_call_is_kept_for_keep_s_after_it_finished() -> None:
     with pytest.raises(ApiError, match=r"finished more than 0.2 s ago, was pushed out by newer "
                        r"ones \(the server keeps the last 100\)"):
         table.get(long_call.id)
+
+
+def test_retry_delays_double_from_one_second_up_to_a_minute() -> None:
+    call = Call("app", "f", None, b"", timeout_s=1, retries=10)
+    delays = []
+    for attempt in range(1, 12):
+        call.attempts = attempt
+        delays.append(call.retry_delay)
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60, None]
