@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pickle
 
+import cloudpickle
+import pytest
+
 import coldsnap
 from coldsnap.wire import errors
 from tests.conftest import ServerHandle
@@ -44,3 +47,15 @@ def test_a_missing_app_is_caught_as_coldsnap_exception_not_found(server: ServerH
     assert result.stdout.strip() == "<class 'coldsnap.exception.NotFoundError'>"
     assert "coldsnap.exception.NotFoundError: " in result.stderr
     assert "no-such-app" in result.stderr
+
+
+@pytest.mark.parametrize("error", [
+    coldsnap.exception.NotFoundError("not_found", "no app named 'x'"),
+    coldsnap.exception.FunctionTimeoutError("timeout", "no result within 1 s"),
+    coldsnap.exception.ConnectionError("no server answers"),
+    coldsnap.exception.ServerError("internal", "boom"),
+])
+def test_errors_survive_pickling_as_a_remote_exception_does(error: Exception) -> None:
+    again = cloudpickle.loads(cloudpickle.dumps(error))
+    assert type(again) is type(error) and str(again) == str(error)
+    assert again.kind == error.kind  # type: ignore[attr-defined]

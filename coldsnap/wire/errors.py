@@ -49,6 +49,10 @@ class ServerError(Error):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A function may raise what its own call to another raised: it must unpickle.
+        return type(self), (self.kind, str(self))
+
 
 class NotFoundError(ServerError, LookupError):
     """No such app, function, method or call id."""
@@ -63,6 +67,9 @@ class ConnectionError(ServerError, builtins.ConnectionError):  # Modal's name
 
     def __init__(self, message: str) -> None:
         super().__init__(UNAVAILABLE, message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self),)
 
 
 # coldsnap's earlier names.
