@@ -7,11 +7,12 @@ import io
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from coldsnap.server.channel import ControlChannel, LogPump
-from coldsnap.wire.framing import ChannelClosed, write_message
+from coldsnap.wire.framing import ChannelClosed, ProtocolError, write_message
 
 
 def _frames(*messages: tuple[dict, bytes | None]) -> bytes:
@@ -77,3 +78,23 @@ def test_log_pump_sync_delivers_what_is_already_written() -> None:
         assert lines == ["printed before the result"]
         pump.stop()
         os.close(w)
+
+
+def _garbage_channel(data: bytes, max_blob: int | None = None) -> Iterator[ControlChannel]:
+    r, w = os.pipe()
+    os.write(w, data)
+    with os.fdopen(w, "wb") as writer, os.fdopen(r, "rb") as reader:
+        yield ControlChannel(writer, reader, max_blob)
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"\0\0\0\x05hello", "not JSON"),
+    (b"\0\0\0\x02[]", "not an object"),
+    (b"\0\0\0\x02\xff\xfe", "not JSON"),
+    (b"\xff\xff\xff\xff", "exceeds"),  # refused at once, not after reading 4 GiB
+    (b'\0\0\0\x0e{"blob": true}' + (10**6).to_bytes(8, "big"), "exceeds the limit of 1000"),
+])
+def test_control_channel_refuses_malformed_messages(data: bytes, error: str) -> None:
+    for channel in _garbage_channel(data, max_blob=1000):
+        with pytest.raises(ProtocolError, match=error):
+            channel.recv(5)
