@@ -337,9 +337,9 @@ class RuntimeChannel(Protocol):
 class ContainerClient(Client):
     """A container's way to the server: API requests over the runtime's control pipe.
 
-    The server answers the ops a function needs to call others (call, spawn,
-    get, lookup) while the container runs a call; the requests carry no token
-    (the pipe is the container's own).
+    The server answers the ops a function needs to call others (ping, call,
+    spawn, get: ``CONTAINER_OPS`` in server/api.py) while the container runs a
+    call; the requests carry no token (the pipe is the container's own).
     """
 
     _current: ContainerClient | None = None

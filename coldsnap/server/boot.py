@@ -56,6 +56,7 @@ class BootKind(enum.StrEnum):
     SNAPSHOT_CREATED = "snapshot-created"  # made the snapshot, then restored from it
     RESTORED = "restored"
     FALLBACK = "fallback"  # a snapshot was wanted but could not be used
+    FAILED = "failed"  # no container came up (the boot record carries the error)
 
 
 class Claim(enum.Enum):

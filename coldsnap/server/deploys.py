@@ -93,6 +93,7 @@ class Deploys:
                 self.db.set_app(app, version, DEPLOYED, ephemeral)
                 self._current[app] = (DEPLOYED, version)
                 self.pools.retire(app, keep_version=version)
+                self._forget_versions(app, keep=version)
         if changed:
             self.logs.note(app, f"coldsnap: deployed {filename} as version {version[:12]}",
                            logging.INFO, logger)
@@ -114,6 +115,7 @@ class Deploys:
             if delete:
                 self.db.delete_app(app)
                 del self._current[app]
+                self._forget_versions(app)
             else:
                 self.db.set_app_state(app, STOPPED)
                 self._current[app] = (STOPPED, self._current[app][1])
@@ -184,6 +186,11 @@ class Deploys:
                 raise self._no_app(app)
             self._versions[(app, version)] = cached
         return cached
+
+    def _forget_versions(self, app: str, keep: str | None = None) -> None:
+        """Drop cached versions of ``app`` but ``keep``: calls only reach the current one."""
+        for key in [k for k in self._versions if k[0] == app and k[1] != keep]:
+            del self._versions[key]
 
     def lookup(self, app: str, tag: str) -> dict[str, Any]:
         fn = self.pool(app, tag).fn

@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any
 
 from coldsnap.engine import Container
-from coldsnap.server.boot import Boot, Booter
+from coldsnap.server.boot import Boot, Booter, BootKind
 from coldsnap.server.calls import Call, Outcome
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
@@ -242,7 +242,7 @@ class Pool:
             stopped = self._stopped
         if not stopped:  # at shutdown the database may be closing: not a failure to keep
             try:
-                self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", "failed", False, {},
+                self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", BootKind.FAILED, False, {},
                                       message)
             except Exception:  # the slot must come back, and the queue hear why
                 logger.exception("could not record the failed boot of %s", fn.label)

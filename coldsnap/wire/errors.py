@@ -16,8 +16,6 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from coldsnap.wire import serialization
-
 # The kinds of a failed reply (docs/server.md).
 BAD_REQUEST = "bad_request"
 UNAUTHORIZED = "unauthorized"
@@ -98,6 +96,8 @@ def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
     error = header.get("error") or {}
     kind, message = str(error.get("kind", INTERNAL)), str(error.get("message", ""))
     if blob is not None and kind in (REMOTE, BOOT_FAILED):
+        from coldsnap.wire import serialization  # cloudpickle: only for a remote exception
+
         exc = serialization.loads_exception(blob)
         if kind == BOOT_FAILED:
             exc.add_note(message)
