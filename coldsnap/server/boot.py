@@ -30,7 +30,7 @@ from coldsnap.settings import Settings
 from coldsnap.wire import control
 
 # Wraps a fresh container in a Worker wired to its pool (logs, exit notice).
-Attach = Callable[[Container, str], Worker]
+Attach = Callable[[Container], Worker]
 # (app, line, level, logger): a note of the server's for the app's log and its own.
 Note = Callable[[str, str, int, logging.Logger], None]
 # After a transient restore failure, boots of the key fall back this long before
@@ -240,10 +240,10 @@ class _BootRun:
     def _start(self, snapshot: bool) -> tuple[Worker, dict[str, float]]:
         container_id = new_container_id()
         container = self.engine.start(self._spec(container_id, snapshot))
-        return self._adopt(container, container_id), dict(container.timings)
+        return self._adopt(container), dict(container.timings)
 
-    def _adopt(self, container: Container, container_id: str) -> Worker:
-        worker = self._attach(container, container_id)
+    def _adopt(self, container: Container) -> Worker:
+        worker = self._attach(container)
         worker.pending_logs.extendleft(reversed(self._carry))
         self._carry = []
         return worker
@@ -335,7 +335,7 @@ class _BootRun:
             reason = f"the {self.engine.name} engine failed: {type(exc).__name__}: {exc}"
             self.keys.mark_transient(key, f"restore: {reason}")
             return self._fallback_after(f"restore from memory snapshot failed: {reason}")
-        worker = self._adopt(container, container_id)
+        worker = self._adopt(container)
         timings = dict(container.timings)
         timings.setdefault("restore_s", time.monotonic() - t0)
         worker.note(f"restored from memory snapshot in {timings['restore_s'] * 1000:.0f} ms",

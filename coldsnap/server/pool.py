@@ -156,9 +156,9 @@ class Pool:
 
     # one container's life
 
-    def _attach(self, container: Container, container_id: str) -> Worker:
+    def _attach(self, container: Container) -> Worker:
         app = self.fn.app
-        worker = Worker(container, container_id,
+        worker = Worker(container,
                         log_line=lambda _w, line: self._ctx.logs.write(app, line),
                         log_note=lambda line, level, log: self._ctx.logs.note(
                             app, line, level, log),
@@ -170,7 +170,7 @@ class Pool:
                 self._starting.add(worker)
                 return worker
         worker.kill()  # started while the server stopped: nobody will serve with it
-        raise BootFailed(f"container {container_id} was stopped: {SHUTTING_DOWN}")
+        raise BootFailed(f"container {container.id} was stopped: {SHUTTING_DOWN}")
 
     def _stopping(self) -> bool:
         return self._stopped

@@ -16,6 +16,7 @@ from coldsnap.server.calls import Call
 from coldsnap.server.channel import ControlChannel, LogPump
 from coldsnap.server.errors import Reply
 from coldsnap.wire import control
+from coldsnap.wire.container import CTRL_OUT_ENV
 from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
 
@@ -59,16 +60,16 @@ class CallResult:
 
 
 class Worker:
-    """One container plus its pipes. ``id`` is the server's id for it (in logs, in resume)."""
+    """One container plus its pipes; ``id`` is the container's (in logs, in resume)."""
 
     def __init__(
-        self, container: Container, worker_id: str, log_line: Callable[[Worker, str], None],
+        self, container: Container, log_line: Callable[[Worker, str], None],
         on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
         requests: ContainerRequests | None = None,
         log_note: NoteLine | None = None,
     ) -> None:
         self.container = container
-        self.id = worker_id
+        self.id = container.id
         self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
         self.max_payload = max_payload
         self._requests = requests
@@ -86,7 +87,7 @@ class Worker:
         # Without a note path (tests), notes join the container's lines.
         self._log_note: NoteLine = log_note or (lambda line, _level, _logger: log_line(self, line))
         self._on_exit = on_exit
-        self.pump = LogPump(container.logs, self._line, self._eof, worker_id)
+        self.pump = LogPump(container.logs, self._line, self._eof, container.id)
 
     def _line(self, text: str) -> None:
         line = f"[{self.id}] {text}"
@@ -157,7 +158,7 @@ class Worker:
 
     def garbled_message(self, what: str) -> str:
         return (f"container {self.id} wrote a malformed message to its control pipe {what}; "
-                "it was stopped. Only coldsnap's runtime may write to $COLDSNAP_CTRL_OUT_FD")
+                f"it was stopped. Only coldsnap's runtime may write to ${CTRL_OUT_ENV}")
 
     def run_call(self, call: Call) -> CallResult:
         """Send ``call`` and wait for its result, at most ``call.timeout_s``."""

@@ -3,6 +3,7 @@ errors, spawn, map, lookups, payloads and their limit. And the server's table of
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -43,6 +44,19 @@ def test_function_remote_map_spawn(srv: ServerHandle) -> None:
         "print([len(b) for b in big.starmap([(2,), (3,)])])\n"
     ).stdout.splitlines()
     assert out == ["9", "[0, 1, 4, 9, 16, 25]", "121", "[2, 3]"]
+
+
+def test_the_lookup_op_describes_a_function_of_the_current_version(srv: ServerHandle) -> None:
+    out = srv.python(
+        "import json\n"
+        "from coldsnap.client import Client\n"
+        "from coldsnap.wire import ops\n"
+        "reply = Client.default().request(ops.LOOKUP, app='test-exit-hook', tag='Worker')[0]\n"
+        "print(json.dumps(reply))\n"
+    ).stdout
+    reply = json.loads(out)
+    assert (reply["kind"], reply["methods"]) == ("cls", ["work"])
+    assert len(reply["version"]) == 64 and reply["options"]["retries"] == 0
 
 
 def test_class_method_from_name(srv: ServerHandle) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,10 +33,10 @@ WAIT_S = 5.0  # what a wait that should succeed at once gets before the test fai
 class FakeWorker:
     """What the pool uses of a Worker; a fake container that runs calls in no time."""
 
-    def __init__(self, container: FakeBooter, worker_id: str, log_line: Any,
+    def __init__(self, container: Any, log_line: Any,
                  on_exit: Callable[[FakeWorker], None], **_: Any) -> None:
-        self.booter = container
-        self.id = worker_id
+        self.booter: FakeBooter = container.booter
+        self.id = container.id
         self.call: Call | None = None
         self.calls_served = 0
         self.boot_id = 0
@@ -97,8 +98,8 @@ class FakeBooter:
 
     def boot(self, fn: FunctionSpec, attach: Attach, stopping: Callable[[], bool]) -> Boot:
         with self._lock:
-            container_id = f"cs-{len(self.workers)}"
-            worker: Any = attach(self, container_id)  # type: ignore[arg-type]
+            container = SimpleNamespace(id=f"cs-{len(self.workers)}", booter=self)
+            worker: Any = attach(container)  # type: ignore[arg-type]
             self.workers.append(worker)
         assert self.boots_may_end.wait(WAIT_S), "a held boot was never let go"
         return Boot(worker, "plain", {})

@@ -85,8 +85,8 @@ def db(tmp_path: Path) -> Iterator[StateDB]:
 
 
 def _boot(booter: Booter, fn: FunctionSpec, lines: list[str]) -> Boot:
-    def attach(container: Container, container_id: str) -> Worker:
-        return Worker(container, container_id, log_line=lambda _w, line: lines.append(line))
+    def attach(container: Container) -> Worker:
+        return Worker(container, log_line=lambda _w, line: lines.append(line))
 
     return booter.boot(fn, attach)
 
