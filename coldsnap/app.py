@@ -21,8 +21,8 @@ from typing import Any, ParamSpec, TypeVar
 from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
 from coldsnap.markers import (
-    _PartialFlag,
-    _PartialFunction,
+    MarkedFunction,
+    MarkerFlag,
     decorator_name,
     find_partials,
     no_parentheses,
@@ -107,7 +107,7 @@ class App:
             raise no_parentheses("@app.local_entrypoint", _warn_parentheses_missing)
 
         def register(f: F) -> F:
-            if not callable(f) or isinstance(f, type | Function | Cls | _PartialFunction):
+            if not callable(f) or isinstance(f, type | Function | Cls | MarkedFunction):
                 raise InvalidError(
                     f"@app.local_entrypoint() decorates a plain function, not {f!r}."
                 )
@@ -135,7 +135,7 @@ class App:
 
 
 def _check_plain_function(f: object) -> None:
-    if isinstance(f, _PartialFunction):
+    if isinstance(f, MarkedFunction):
         raise InvalidError(
             f"@app.function() can't register {f.__qualname__}: it is marked "
             f"{decorator_name(f.flags)}, which only works on methods of an @app.cls() class. "
@@ -158,12 +158,12 @@ def _check_class(user_cls: object, opts: FunctionOptions) -> None:
             f"@app.cls() decorates a class, not {user_cls!r}; for a function use @app.function()."
         )
     name = user_cls.__name__
-    if not find_partials(user_cls, _PartialFlag.METHOD):
+    if not find_partials(user_cls, MarkerFlag.METHOD):
         raise InvalidError(
             f"@app.cls(): class {name} has no @coldsnap.method(), so callers could not invoke "
             "anything on it. Mark the methods callers use with @coldsnap.method()."
         )
-    pre_snapshot = find_partials(user_cls, _PartialFlag.ENTER_PRE_SNAPSHOT)
+    pre_snapshot = find_partials(user_cls, MarkerFlag.ENTER_PRE_SNAPSHOT)
     if pre_snapshot and not opts.enable_memory_snapshot:
         hooks = ", ".join(f"{name}.{hook}" for hook in pre_snapshot)
         raise InvalidError(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import cloudpickle
 
-from coldsnap.markers import _PartialFlag, find_partials
+from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.wire import serialization
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
@@ -246,7 +246,7 @@ class Cls(Generic[T]):
         """The ``@method()`` names, or None for a class looked up by name."""
         if self.user_cls is None:
             return None
-        return list(find_partials(self.user_cls, _PartialFlag.METHOD))
+        return list(find_partials(self.user_cls, MarkerFlag.METHOD))
 
     def __call__(self, *args: Any, **kwargs: Any) -> _ClsInstance:
         if args or kwargs:
@@ -291,7 +291,7 @@ class _ClsInstance:
             from coldsnap.user_code import run_maybe_async  # it imports this module
 
             obj = user_cls()
-            for flag in (_PartialFlag.ENTER_PRE_SNAPSHOT, _PartialFlag.ENTER_POST_SNAPSHOT):
+            for flag in (MarkerFlag.ENTER_PRE_SNAPSHOT, MarkerFlag.ENTER_POST_SNAPSHOT):
                 for name in find_partials(user_cls, flag):
                     run_maybe_async(getattr(obj, name)())
             self._local_obj = obj

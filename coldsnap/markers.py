@@ -1,7 +1,7 @@
 """Lifecycle and method markers: ``enter``, ``method``, ``build``, ``exit``.
 
-The decorators are passive: each wraps the function in a ``_PartialFunction``
-carrying one ``_PartialFlag`` and changes nothing else. ``@app.cls`` and the
+The decorators are passive: each wraps the function in a ``MarkedFunction``
+carrying one ``MarkerFlag`` and changes nothing else. ``@app.cls`` and the
 container runtime find the markers by walking the class's MRO (base classes
 first, definition order), so the order of a class body is the order hooks run.
 
@@ -27,7 +27,7 @@ from coldsnap.wire.errors import InvalidError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _PartialFlag(enum.IntFlag):
+class MarkerFlag(enum.IntFlag):
     ENTER_PRE_SNAPSHOT = 1
     ENTER_POST_SNAPSHOT = 2
     EXIT = 4
@@ -35,32 +35,32 @@ class _PartialFlag(enum.IntFlag):
     METHOD = 16
 
     @classmethod
-    def lifecycle(cls) -> _PartialFlag:
+    def lifecycle(cls) -> MarkerFlag:
         return cls.ENTER_PRE_SNAPSHOT | cls.ENTER_POST_SNAPSHOT | cls.EXIT | cls.BUILD
 
 
 _DECORATOR_NAMES = {
-    _PartialFlag.ENTER_PRE_SNAPSHOT: "@coldsnap.enter(snap=True)",
-    _PartialFlag.ENTER_POST_SNAPSHOT: "@coldsnap.enter()",
-    _PartialFlag.EXIT: "@coldsnap.exit()",
-    _PartialFlag.BUILD: "@coldsnap.build()",
-    _PartialFlag.METHOD: "@coldsnap.method()",
+    MarkerFlag.ENTER_PRE_SNAPSHOT: "@coldsnap.enter(snap=True)",
+    MarkerFlag.ENTER_POST_SNAPSHOT: "@coldsnap.enter()",
+    MarkerFlag.EXIT: "@coldsnap.exit()",
+    MarkerFlag.BUILD: "@coldsnap.build()",
+    MarkerFlag.METHOD: "@coldsnap.method()",
 }
 
 
-def decorator_name(flag: _PartialFlag) -> str:
+def decorator_name(flag: MarkerFlag) -> str:
     """How the user wrote the marker(s) behind ``flag``, for error messages."""
     return " and ".join(name for f, name in _DECORATOR_NAMES.items() if f in flag)
 
 
-class _PartialFunction:
+class MarkedFunction:
     """A class attribute marked by one or more of the decorators in this module.
 
     Accessed through an instance it is the plain bound method, so user code can
     call ``self.load()`` or ``self.run(x)`` as if no decorator were there.
     """
 
-    def __init__(self, raw_f: Callable[..., Any], flags: _PartialFlag) -> None:
+    def __init__(self, raw_f: Callable[..., Any], flags: MarkerFlag) -> None:
         self.raw_f = raw_f
         self.flags = flags
         self.__name__ = getattr(raw_f, "__name__", "<function>")
@@ -68,7 +68,7 @@ class _PartialFunction:
         self.__doc__ = raw_f.__doc__
 
     @overload
-    def __get__(self, obj: None, objtype: type | None = None) -> _PartialFunction: ...
+    def __get__(self, obj: None, objtype: type | None = None) -> MarkedFunction: ...
     @overload
     def __get__(self, obj: object, objtype: type | None = None) -> Callable[..., Any]: ...
 
@@ -81,16 +81,16 @@ class _PartialFunction:
         return f"<{decorator_name(self.flags)} {self.__qualname__}>"
 
 
-def _mark(flag: _PartialFlag, f: Any) -> Any:
-    if isinstance(f, _PartialFunction):
+def _mark(flag: MarkerFlag, f: Any) -> Any:
+    if isinstance(f, MarkedFunction):
         combined = f.flags | flag
-        if _PartialFlag.METHOD in combined and combined & _PartialFlag.lifecycle():
+        if MarkerFlag.METHOD in combined and combined & MarkerFlag.lifecycle():
             raise InvalidError(
                 f"{f.__qualname__} is marked both {decorator_name(combined)}: a function is "
                 "either a method callers invoke or a lifecycle hook, not both. Move the shared "
                 "code into a helper and call it from two functions."
             )
-        return _PartialFunction(f.raw_f, combined)
+        return MarkedFunction(f.raw_f, combined)
     if not callable(f) or isinstance(f, type):
         raise InvalidError(
             f"{decorator_name(flag)} must decorate a function defined in a class body, "
@@ -103,7 +103,7 @@ def _mark(flag: _PartialFlag, f: Any) -> Any:
             "decorated with @app.cls(). Move the function into that class, or drop the "
             "decorator and use @app.function() for a plain function."
         )
-    return _PartialFunction(f, flag)
+    return MarkedFunction(f, flag)
 
 
 def _is_module_level(f: Any) -> bool:
@@ -137,7 +137,7 @@ def enter(
         raise no_parentheses("@coldsnap.enter", _warn_parentheses_missing)
     if not isinstance(snap, bool):
         raise InvalidError(f"@coldsnap.enter(snap=...) takes True or False, not {snap!r}.")
-    flag = _PartialFlag.ENTER_PRE_SNAPSHOT if snap else _PartialFlag.ENTER_POST_SNAPSHOT
+    flag = MarkerFlag.ENTER_PRE_SNAPSHOT if snap else MarkerFlag.ENTER_POST_SNAPSHOT
     return lambda f: _mark(flag, f)
 
 
@@ -145,30 +145,30 @@ def method(_warn_parentheses_missing: object = None) -> Callable[[F], F]:
     """Mark a method callers can invoke with ``.remote()``, ``.map()``, ``.spawn()``."""
     if _warn_parentheses_missing is not None:
         raise no_parentheses("@coldsnap.method", _warn_parentheses_missing)
-    return lambda f: _mark(_PartialFlag.METHOD, f)
+    return lambda f: _mark(MarkerFlag.METHOD, f)
 
 
 def build(_warn_parentheses_missing: object = None) -> Callable[[F], F]:
     """Mark a method to run at image build time; what it writes lands in the image."""
     if _warn_parentheses_missing is not None:
         raise no_parentheses("@coldsnap.build", _warn_parentheses_missing)
-    return lambda f: _mark(_PartialFlag.BUILD, f)
+    return lambda f: _mark(MarkerFlag.BUILD, f)
 
 
 def exit(_warn_parentheses_missing: object = None) -> Callable[[F], F]:
     """Mark a method to run when the container shuts down (scale-down, SIGTERM)."""
     if _warn_parentheses_missing is not None:
         raise no_parentheses("@coldsnap.exit", _warn_parentheses_missing)
-    return lambda f: _mark(_PartialFlag.EXIT, f)
+    return lambda f: _mark(MarkerFlag.EXIT, f)
 
 
-def find_partials(user_cls: type, flag: _PartialFlag) -> dict[str, _PartialFunction]:
+def find_partials(user_cls: type, flag: MarkerFlag) -> dict[str, MarkedFunction]:
     """Marked attributes of ``user_cls`` carrying ``flag``: base classes first, then
     definition order; a subclass attribute overrides (or unmarks) its base's."""
-    found: dict[str, _PartialFunction] = {}
+    found: dict[str, MarkedFunction] = {}
     for klass in reversed(user_cls.__mro__):
         for name, value in vars(klass).items():
-            if isinstance(value, _PartialFunction):
+            if isinstance(value, MarkedFunction):
                 found[name] = value
             else:
                 found.pop(name, None)

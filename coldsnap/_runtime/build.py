@@ -13,7 +13,7 @@ from pathlib import Path
 
 from coldsnap import user_code
 from coldsnap._runtime.target import Target
-from coldsnap.markers import _PartialFlag
+from coldsnap.markers import MarkerFlag
 from coldsnap.user_code import run_maybe_async
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         module = user_code.import_app_file(app_file)
         target = Target(user_code.find_handle(user_code.find_app(module), tag))
         target.instantiate()
-        for label, hook in target.hooks(_PartialFlag.BUILD):
+        for label, hook in target.hooks(MarkerFlag.BUILD):
             print(f"coldsnap: running {label}", flush=True)
             run_maybe_async(hook())
     except Exception:

@@ -17,7 +17,7 @@ from pathlib import Path
 from coldsnap import user_code
 from coldsnap.app import App
 from coldsnap.image import Image
-from coldsnap.markers import _PartialFlag, find_partials
+from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.wire.description import CLS, FUNCTION, AppDescription, FunctionDescription
 
 
@@ -36,8 +36,8 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
         assert cls.options is not None and cls.user_cls is not None
         functions[tag] = FunctionDescription(
             CLS, cls.options,
-            methods=tuple(find_partials(cls.user_cls, _PartialFlag.METHOD)),
-            build_methods=tuple(find_partials(cls.user_cls, _PartialFlag.BUILD)),
+            methods=tuple(find_partials(cls.user_cls, MarkerFlag.METHOD)),
+            build_methods=tuple(find_partials(cls.user_cls, MarkerFlag.BUILD)),
         )
     return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.spec,
                           functions=functions, entrypoints=tuple(app.registered_entrypoints),

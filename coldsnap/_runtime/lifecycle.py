@@ -17,7 +17,7 @@ from coldsnap._runtime import after_restore, gpu, memory
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
-from coldsnap.markers import _PartialFlag
+from coldsnap.markers import MarkerFlag
 from coldsnap.user_code import run_maybe_async
 from coldsnap.wire import control, serialization
 from coldsnap.wire.container import BootConfig
@@ -70,7 +70,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         if config.snapshot:
             watch = gpu.CudaContextWatch()
             watch.check(f"the import of {config.app_file}")
-            for label, hook in target.hooks(_PartialFlag.ENTER_PRE_SNAPSHOT):  # 3
+            for label, hook in target.hooks(MarkerFlag.ENTER_PRE_SNAPSHOT):  # 3
                 boot.run_hook(label, hook, "enter_snap_s")
                 watch.check(label)
             refusal = None if config.gpu_snapshot else watch.refusal()
@@ -85,9 +85,9 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         else:
             # A snapshot-enabled class cold-booted without a snapshot (the
             # engine can't take one): its snap=True hooks still run, first.
-            for label, hook in target.hooks(_PartialFlag.ENTER_PRE_SNAPSHOT):
+            for label, hook in target.hooks(MarkerFlag.ENTER_PRE_SNAPSHOT):
                 boot.run_hook(label, hook, "enter_snap_s")
-        for label, hook in target.hooks(_PartialFlag.ENTER_POST_SNAPSHOT):  # 6
+        for label, hook in target.hooks(MarkerFlag.ENTER_POST_SNAPSHOT):  # 6
             boot.run_hook(label, hook, "enter_s")
         channel.send({control.TYPE: control.READY, control.TIMINGS: boot.timings})
     except StageFailed as failure:
@@ -100,7 +100,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         serve(channel, target)  # 7
     finally:
         channel.serving = False
-        _run_exit_hooks(target.hooks(_PartialFlag.EXIT))  # 8
+        _run_exit_hooks(target.hooks(MarkerFlag.EXIT))  # 8
     return 0
 
 

@@ -8,15 +8,15 @@ from types import ModuleType
 from typing import Any
 
 from coldsnap.handles import Cls, Function
-from coldsnap.markers import _PartialFlag, find_partials
+from coldsnap.markers import MarkerFlag, find_partials
 
 Hook = tuple[str, Callable[[], Any]]  # (label for messages, bound method)
 
 _HOOK_LABELS = {
-    _PartialFlag.ENTER_PRE_SNAPSHOT: "enter(snap=True) hook",
-    _PartialFlag.ENTER_POST_SNAPSHOT: "enter(snap=False) hook",
-    _PartialFlag.EXIT: "exit hook",
-    _PartialFlag.BUILD: "build hook",
+    MarkerFlag.ENTER_PRE_SNAPSHOT: "enter(snap=True) hook",
+    MarkerFlag.ENTER_POST_SNAPSHOT: "enter(snap=False) hook",
+    MarkerFlag.EXIT: "exit hook",
+    MarkerFlag.BUILD: "build hook",
 }
 
 
@@ -49,7 +49,7 @@ class Target:
             assert self.handle.user_cls is not None
             self.instance = self.handle.user_cls()
 
-    def hooks(self, flag: _PartialFlag) -> list[Hook]:
+    def hooks(self, flag: MarkerFlag) -> list[Hook]:
         """Bound hooks carrying ``flag``, base classes first, in definition order."""
         if self.instance is None:
             return []
@@ -66,7 +66,7 @@ class Target:
             if method is not None:
                 raise LookupError(f"{self.tag} is a function: it has no method {method!r}")
             return self.handle.raw_f
-        methods = find_partials(type(self.instance), _PartialFlag.METHOD)
+        methods = find_partials(type(self.instance), MarkerFlag.METHOD)
         if method not in methods:
             raise LookupError(
                 f"{self.tag} has no @coldsnap.method() named {method!r}; "
