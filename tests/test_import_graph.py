@@ -26,7 +26,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.engine": ("coldsnap.wire", "coldsnap.settings"),
     # Code in containers: the contract, and the SDK the user's app imports anyway.
     "coldsnap._runtime": ("coldsnap.wire", *SDK),
-    # The client of the server's socket; inside a container it uses the runtime's channel.
+    # The client of the server's socket. Inside a container it reaches the server over the
+    # runtime's channel: the one edge back, imported lazily (the runtime never loads the
+    # client unless user code calls another function).
     "coldsnap.client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity",
                         "coldsnap._runtime.channel"),
     # The public SDK: handles reach the server through the client only.
