@@ -13,6 +13,14 @@ echo "==> mypy"
 # engines still satisfy the Engine Protocol (coldsnap/engine/__init__.py).
 .venv/bin/mypy coldsnap
 echo
+echo "==> coldsnap doctor"
+# Where CRIU works, a test that needs it must run: a skip of one fails the run.
+if .venv/bin/coldsnap doctor; then
+  export COLDSNAP_REQUIRE_CRIU=1
+else
+  echo "test.sh: WARNING: CRIU is not usable here; the tests that need it are skipped" >&2
+fi
+echo
 echo "==> pytest"
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

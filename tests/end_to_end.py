@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -53,11 +54,21 @@ def module_server(engine: str = "none", env: dict[str, str] | None = None
         handle.cleanup()
 
 
+def criu_missing(reason: str) -> NoReturn:
+    """Skip a test that needs CRIU, or fail it under COLDSNAP_REQUIRE_CRIU=1: the test
+    command sets that where `coldsnap doctor` passes, so a CRIU test can't go quietly
+    green by skipping."""
+    if os.environ.get("COLDSNAP_REQUIRE_CRIU") == "1":
+        pytest.fail(f"{reason} (COLDSNAP_REQUIRE_CRIU=1: `coldsnap doctor` passed when the "
+                    "test command started, so this must run)")
+    pytest.skip(reason)
+
+
 def require_criu() -> None:
     from coldsnap.engine.doctor import criu_usable
     from coldsnap.settings import Settings
 
     settings = Settings.from_env()
     if not criu_usable(settings):
-        pytest.skip(f"the criu engine needs root and a working CRIU at {settings.criu_path} "
-                    "(`coldsnap doctor` says what is missing)")
+        criu_missing(f"the criu engine needs root and a working CRIU at {settings.criu_path} "
+                     "(`coldsnap doctor` says what is missing)")

@@ -209,7 +209,7 @@ class _BootRun:
     def snapshot(self) -> Boot:
         if self.engine.store is None:  # an engine that takes no snapshots
             return self.plain()  # the runtime runs the snap=True hooks, then the others
-        key = self.fn.snapshot_key
+        key = self.fn.snapshot_key()  # once per boot: it looks at the host's packages
         self.db.note_snapshot_key(key, self.fn.app, self.fn.version, self.fn.tag)
         claim = self.keys.claim(key, self.settings.dump_timeout_s + self.settings.boot_timeout_s)
         if claim is Claim.RESTORE:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from coldsnap.server.environment import environment_fingerprint
 from coldsnap.server.images.built import BuiltImage
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.description import AppDescription, FunctionKind
@@ -57,10 +58,12 @@ class FunctionSpec:
         """The app's file name in the container's code dir."""
         return f"{self.module}.py"
 
-    @property
     def snapshot_key(self) -> str:
-        """Version + tag; the engine files it under this host's key."""
-        return f"{self.version[:32]}-{self.tag}"
+        """Version, the interpreter and packages the container sees now, and tag; the
+        engine files it under this host's key. A package upgraded on the host since the
+        last snapshot gives a new key: the old snapshot holds the old modules in memory."""
+        environment = environment_fingerprint(self.argv[0])
+        return f"{self.version[:32]}-{environment}-{self.tag}"
 
     @property
     def label(self) -> str:

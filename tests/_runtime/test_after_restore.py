@@ -11,6 +11,7 @@ import pytest
 from coldsnap.engine.doctor import criu_usable
 from coldsnap.settings import Settings
 from tests._runtime.harness import APPS, RuntimeSession, runtime_spec
+from tests.end_to_end import criu_missing
 
 pytestmark = pytest.mark.criu
 
@@ -20,7 +21,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     base = tmp_path_factory.mktemp("runtime-criu")
     settings = Settings(state_dir=base / "state", run_dir=base / "run", prewarm_netns=1)
     if not criu_usable(settings):
-        pytest.skip(f"needs root and a working CRIU at {settings.criu_path}")
+        criu_missing(f"needs root and a working CRIU at {settings.criu_path}")
     from coldsnap.engine.criu_engine import CriuEngine
 
     eng = CriuEngine(settings)

@@ -9,6 +9,7 @@ import pytest
 from coldsnap.engine.base import Container, ContainerSpec
 from coldsnap.engine.doctor import criu_usable
 from coldsnap.settings import Settings
+from tests.end_to_end import criu_missing
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -18,7 +19,7 @@ def criu_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = tmp_path_factory.mktemp("engine")
     settings = Settings(state_dir=base / "state", run_dir=base / "run", prewarm_netns=1)
     if not criu_usable(settings):
-        pytest.skip(f"needs root and a working CRIU at {settings.criu_path}: run scripts/test.sh")
+        criu_missing(f"needs root and a working CRIU at {settings.criu_path}: run scripts/test.sh")
     return settings
 
 

@@ -14,12 +14,13 @@ import pytest
 from coldsnap.engine.base import new_container_id
 from coldsnap.engine.layers import LayerCache
 from coldsnap.engine.sandbox import ContainerDirs, ensure_tmpfs
+from tests.end_to_end import criu_missing
 
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
-        pytest.skip("mounts overlays: needs root")
+        criu_missing("mounts overlays: needs root")
     if os.stat(tmp_path).st_dev != os.stat("/").st_dev:
         pytest.skip("the host files a layer covers must be on the root filesystem")
     run = tmp_path / "run"

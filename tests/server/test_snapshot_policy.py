@@ -122,7 +122,7 @@ def test_failed_snapshot_falls_back_and_is_not_retried(
     lines: list[str] = []
     first = _boot(booter, square, lines)
     assert first.kind == "fallback"
-    key = square.snapshot_key
+    key = square.snapshot_key()
     if fail == "dump":
         assert engine.checkpoints == 1
         assert engine.failed[key] == "dump: no space left on device (on purpose)"
@@ -177,7 +177,7 @@ def test_a_damaged_snapshot_falls_back_and_says_how_to_try_again(
     assert first.kind == "fallback"
     note = first.worker.pending_logs[0]
     assert "is damaged (checksum mismatch); quarantined" in note
-    assert f"`coldsnap snapshots rm {square.snapshot_key}` clears it" in note
+    assert f"`coldsnap snapshots rm {square.snapshot_key()}` clears it" in note
     second = _boot(booter, square, [])
     assert second.kind == "fallback" and engine.restores == 1  # not tried again
     for boot in (first, second):

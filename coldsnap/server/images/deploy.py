@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from coldsnap.server.environment import search_path
 from coldsnap.server.errors import ApiError
 from coldsnap.server.images.builder import BuildError, ImageBuilder
 from coldsnap.server.images.built import BuiltImage
@@ -20,6 +21,7 @@ def build_images(builder: ImageBuilder, description: AppDescription, source: byt
     """tag -> the built image of every function of the app."""
     try:
         base = builder.build(description.image_spec, progress)
+        search_path(base.python)  # asked now, not on a boot's way (environment.py)
         built = {}
         for tag, fn in description.functions.items():
             methods = list(fn.build_methods)
