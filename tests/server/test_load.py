@@ -1,11 +1,14 @@
-"""200 concurrent calls over 8 containers: no loss, no deadlock."""
+"""200 concurrent calls over 8 containers: no loss, no deadlock; plain containers on
+the none engine, restored ones on the criu engine."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ServerHandle
-from tests.end_to_end import stats, write_app
+from tests.end_to_end import require_criu, stats, write_app
 
 TRIVIAL = """
 import os
@@ -16,7 +19,7 @@ import coldsnap
 app = coldsnap.App("test-load")
 
 
-@app.function(max_containers=8)
+@app.function(max_containers=8, enable_memory_snapshot=True)
 def echo(i: int) -> tuple[int, str]:
     # Long enough that one container alone would need 10 s: the others must help.
     time.sleep(0.05)
@@ -39,6 +42,13 @@ print(len(results), len(containers))
 """
 
 
+@pytest.fixture(params=["none", "criu"])
+def server(request: pytest.FixtureRequest, server_factory: type[ServerHandle]) -> ServerHandle:
+    if request.param == "criu":
+        require_criu()
+    return server_factory(request.param).start()
+
+
 def test_200_concurrent_calls_over_8_containers(server: ServerHandle, tmp_path: Path) -> None:
     server.cli("deploy", str(write_app(tmp_path, "load", TRIVIAL)))
     out = server.python(CALLER, timeout=180).stdout.split()
@@ -49,3 +59,5 @@ def test_200_concurrent_calls_over_8_containers(server: ServerHandle, tmp_path: 
     assert fn["calls_failed"] == 0 and fn["queued"] == 0
     assert fn["boots_ok"] <= 8 and fn["boots_failed"] == 0
     assert len(fn["containers"]) <= 8
+    kinds = {b["kind"] for b in stats(server, "test-load")["boots"]}
+    assert ("restored" in kinds) == (server.engine == "criu"), kinds
