@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import APPS, ServerHandle
-from tests.end_to_end import stats, wait_for, write_app
+from tests.end_to_end import require_criu, stats, wait_for, write_app
 
 PIP_APP = """
 import coldsnap
@@ -36,7 +39,11 @@ def test_deploy_streams_build_progress(server: ServerHandle, tmp_path: Path) -> 
     assert "[build" not in again.stderr  # a cached image builds nothing
 
 
-def test_no_snapshot_deploy_and_drain(server: ServerHandle) -> None:
+@pytest.mark.parametrize("engine", ["none", "criu"])
+def test_no_snapshot_deploy_and_drain(server_factory: type[ServerHandle], engine: str) -> None:
+    if engine == "criu":  # where a snapshot would be taken, --no-snapshot must prevent it
+        require_criu()
+    server = server_factory(engine).start()
     square = str(APPS / "square.py")
     server.cli("deploy", square)
     server.cli("deploy", square, "--name", "square-plain", "--no-snapshot")
@@ -53,6 +60,10 @@ def test_no_snapshot_deploy_and_drain(server: ServerHandle) -> None:
     assert server.python(call).stdout.strip() == "49"
     boots = stats(server, "square-plain")["boots"]
     assert [b["kind"] for b in boots] == ["plain", "plain"]  # the call cold-booted again
+    if engine == "criu":
+        version = stats(server, "square-plain")["version"][:32]
+        keys = [s["key"] for s in json.loads(server.cli("snapshots", "ls", "--json").stdout)]
+        assert not any(key.startswith(version) for key in keys), keys
 
 
 FLAKY_WARM_APP = """
