@@ -8,6 +8,13 @@ restore never fails the boot: the container boots without a snapshot (a plain
 boot, outside the snapshot phase's sandbox). The key is marked failed and not
 tried again until `coldsnap snapshots rm KEY`; a transient restore failure (a
 timeout, a setup error) only pauses restores of the key for a while.
+
+A snapshot whose image files changed after it was made (a size or digest
+mismatch: ``SnapshotDamaged``) is quarantined but its key is *not* marked
+failed: the snapshot was good when made, so the next cold boot makes a new one.
+Only when the restore straight after making it finds the new snapshot damaged
+too is the key marked failed: the store itself mangles what is written, and
+dumping again on every boot would not help.
 """
 
 from __future__ import annotations
@@ -21,7 +28,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
+from coldsnap.engine import (
+    Container,
+    ContainerSpec,
+    Engine,
+    SnapshotDamaged,
+    SnapshotError,
+    SnapshotMiss,
+)
 from coldsnap.engine.base import new_container_id
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
@@ -327,6 +341,8 @@ class _BootRun:
             self.keys.mark_failed(key, f"restore: {exc.reason}")
             return self._fallback_after(f"restore from memory snapshot failed: {exc.reason}; "
                                         + RETRY_HINT.format(key=key))
+        except SnapshotDamaged as exc:
+            return self._after_damage(key, kind, exc)
         except SnapshotMiss as exc:
             if self.keys.failure(key) is None:  # gone since lookup (rm, gc): made anew later
                 return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
@@ -358,6 +374,13 @@ class _BootRun:
         self.keys.restored(key)
         self.db.count_restore(key)
         return boot
+
+    def _after_damage(self, key: str, kind: BootKind, exc: SnapshotDamaged) -> Boot:
+        if kind is BootKind.SNAPSHOT_CREATED:  # damaged as soon as written: don't loop
+            self.keys.mark_failed(key, f"restore: {exc}")
+            return self._fallback_after(f"{exc}, right after it was made; "
+                                        + RETRY_HINT.format(key=key))
+        return self._fallback_after(f"{exc}; the next cold boot makes a new snapshot")
 
     def _fallback_after(self, why: str) -> Boot:
         line = f"[{self.fn.tag}] coldsnap: {why}; booting without a snapshot"
