@@ -9,12 +9,9 @@ boot, outside the snapshot phase's sandbox). The key is marked failed and not
 tried again until `coldsnap snapshots rm KEY`; a transient restore failure (a
 timeout, a setup error) only pauses restores of the key for a while.
 
-A snapshot whose image files changed after it was made (a size or digest
-mismatch: ``SnapshotDamaged``) is quarantined but its key is *not* marked
-failed: the snapshot was good when made, so the next cold boot makes a new one.
-Only when the restore straight after making it finds the new snapshot damaged
-too is the key marked failed: the store itself mangles what is written, and
-dumping again on every boot would not help.
+A snapshot whose files changed after it was made (``SnapshotDamaged``) is
+quarantined without marking its key failed, so the next cold boot makes a new
+one; only a snapshot damaged right after its dump marks the key (no dump loop).
 """
 
 from __future__ import annotations
@@ -28,15 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from coldsnap.engine import (
-    Container,
-    ContainerSpec,
-    Engine,
-    SnapshotDamaged,
-    SnapshotError,
-    SnapshotMiss,
-)
-from coldsnap.engine.base import new_container_id
+from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
+from coldsnap.engine.base import SnapshotDamaged, new_container_id
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
