@@ -167,3 +167,25 @@ def cmd_snapshots_gc(args: argparse.Namespace) -> int:
     else:
         print(f"removed {len(result or [])} snapshot(s)")
     return 0
+
+
+def cmd_snapshots_verify(args: argparse.Namespace) -> int:
+    """Exit status 1 when any snapshot checked is damaged (it was quarantined)."""
+    results = _request(ops.SNAPSHOTS_VERIFY, key=args.key)["results"]
+    if args.json:
+        print_json(results)
+    elif not results:
+        print("no memory snapshots to verify")
+    else:
+        for r in results:
+            print(_verify_line(r))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def _verify_line(result: dict[str, Any]) -> str:
+    if result["ok"]:
+        return f"ok       {result['key']}" + (
+            "" if result.get("digests") else " (sizes only: made before digests were kept)")
+    where = f" to {result['quarantined_to']}" if result.get("quarantined_to") else ""
+    return (f"damaged  {result['key']}: {result['problem']}; quarantined{where}: the next "
+            "cold boot of its function makes a new snapshot")

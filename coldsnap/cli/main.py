@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     "snapshots inspect": inspect_cmds.cmd_snapshots_inspect,
     "snapshots rm": inspect_cmds.cmd_snapshots_rm,
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
+    "snapshots verify": inspect_cmds.cmd_snapshots_verify,
     "bench": lambda args: _bench(args),
 }
 
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
 
     snaps = sub.add_parser("snapshots", help="memory snapshots").add_subparsers(
-        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc")
+        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc|verify")
     _json(snaps.add_parser("ls", help="list snapshots"))
     for name, text in (("inspect", "show one snapshot"), ("rm", "delete one snapshot")):
         snaps.add_parser(name, help=text).add_argument("key")
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=_version_count, metavar="N",
                     help="versions to keep per function, 0 for none (COLDSNAP_KEEP_VERSIONS)")
     _json(gc)
+    verify = snaps.add_parser("verify", help="check snapshots' files against the digests "
+                              "taken when they were made; quarantine damaged ones")
+    verify.add_argument("key", nargs="?", help="one snapshot (default: all of this host)")
+    _json(verify)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "

@@ -55,6 +55,24 @@ class SnapshotMiss(LookupError):
     """No usable snapshot for this key on this host (absent, failed, corrupt, other host)."""
 
 
+class SnapshotDamaged(SnapshotMiss):
+    """An image file's size or bytes changed after the snapshot was published.
+
+    The engine has quarantined the snapshot (``quarantined_to``, kept for a
+    post-mortem) without marking the key failed: the snapshot was made fine and
+    lost its bytes later, so a new one may be made. ``file`` names the file.
+    """
+
+    def __init__(self, key: str, file: str, problem: str, quarantined_to: Path | None) -> None:
+        where = f" to {quarantined_to}" if quarantined_to else ""
+        super().__init__(f"snapshot {key} is damaged: image file {file} {problem}; "
+                         f"quarantined{where}")
+        self.key = key
+        self.file = file
+        self.problem = problem
+        self.quarantined_to = quarantined_to
+
+
 @dataclasses.dataclass
 class ContainerSpec:
     """What to run. ``files`` land in the container under ``code_dir`` (see env)."""
@@ -208,8 +226,11 @@ class Engine(Protocol):
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         """Start a copy of the snapshot ``key``; raises SnapshotMiss or RestoreFailed.
 
-        A snapshot CRIU rejects, or whose files don't match its metadata, is
-        quarantined and its key marked failed.
+        Every image file is checked against its size and digest before the copy is
+        returned (so before it is resumed). One that doesn't match raises
+        SnapshotDamaged: the snapshot is quarantined, its key not marked failed. A
+        snapshot CRIU rejects with intact files is quarantined and its key marked
+        failed.
         """
         ...
 

@@ -7,7 +7,9 @@ NAT. A checkpoint dumps the tree with the network namespace marked external
 and saves the container's upper dir as the snapshot's filesystem layer. A
 restore mounts a new overlay (snapshot layer over the image layers over the host
 root), plugs new pipes and a pre-made network namespace in with
-``--inherit-fd``, and lets CRIU rebuild the tree.
+``--inherit-fd``, and lets CRIU rebuild the tree, while a thread checks the
+image files against the digests taken at publish (digests.py); a copy from
+changed files is killed before it is resumed.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from coldsnap.engine.base import (
     DumpFailed,
     EngineUnavailable,
     RestoreFailed,
+    SnapshotDamaged,
     SnapshotInfo,
     SnapshotMiss,
 )
 from coldsnap.engine.cgroups import CgroupLimits
+from coldsnap.engine.digests import Damage, Verification
 from coldsnap.engine.doctor import run_checks
 from coldsnap.engine.gpu import (
     CudaCheckpoint,
@@ -192,8 +196,40 @@ class CriuEngine:
         return self.store.get(key)
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
-        t0 = time.monotonic()
+        """Restore ``key`` while a thread checks its image files' digests; the copy is
+        returned (and so resumed) only once they match. ``verify_s`` in its timings:
+        what the check added after CRIU was done."""
         info = self._usable(key)
+        check = Verification(info.path / "images", info.extra.get("digests", {}))
+        try:
+            container = self._restore_tree(info, spec)
+        except RestoreFailed as exc:
+            if exc.transient:
+                check.cancel()
+                raise
+            damage = check.result()  # CRIU rejected the images: were they changed?
+            if damage is not None:
+                raise self._damaged(info, damage) from exc
+            self._quarantine(info, str(exc))
+            raise
+        except BaseException:
+            check.cancel()
+            raise
+        t0 = time.monotonic()
+        damage = check.result()
+        container.timings["verify_s"] = time.monotonic() - t0
+        container.timings["verify_hash_s"] = check.hash_s
+        if damage is not None:
+            container.kill()  # never resumed: it holds the wrong memory
+            raise self._damaged(info, damage)
+        if info.extra.get("gpu_processes"):
+            self._resume_gpu(container, info)
+        self._limit(container, spec)
+        return container
+
+    def _restore_tree(self, info: SnapshotInfo, spec: ContainerSpec) -> Container:
+        """CRIU's part of a restore: a new root, pipes and netns, then the tree."""
+        t0 = time.monotonic()
         res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
         pipes = ContainerPipes.create()
         netns_fd = -1
@@ -219,8 +255,6 @@ class CriuEngine:
         except BaseException as exc:
             pipes.close_all()
             self._release(res)
-            if isinstance(exc, RestoreFailed) and not exc.transient:
-                self._quarantine(info, str(exc))  # CRIU rejected the images themselves
             if isinstance(exc, (OSError, subprocess.CalledProcessError, NetnsError)):
                 raise RestoreFailed(f"restore setup failed: {exc}", transient=True) from exc
             raise
@@ -233,17 +267,17 @@ class CriuEngine:
             timings={"sandbox_s": t1 - t0, "restore_s": restore_s},
         )  # fmt: skip
         self._track(container, res)
-        if info.extra.get("gpu_processes"):
-            try:
-                t2 = time.monotonic()
-                CudaCheckpoint().resume(host_pids_for(pid, info.extra["gpu_processes"]))
-                container.timings["gpu_restore_s"] = time.monotonic() - t2
-            except GpuCheckpointError as exc:
-                container.kill()
-                self._quarantine(info, str(exc))
-                raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
-        self._limit(container, spec)
         return container
+
+    def _resume_gpu(self, container: Container, info: SnapshotInfo) -> None:
+        try:
+            t0 = time.monotonic()
+            CudaCheckpoint().resume(host_pids_for(container.pid, info.extra["gpu_processes"]))
+            container.timings["gpu_restore_s"] = time.monotonic() - t0
+        except GpuCheckpointError as exc:
+            container.kill()
+            self._quarantine(info, str(exc))
+            raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
 
     def _limit(self, container: Container, spec: ContainerSpec) -> None:
         limits = CgroupLimits(
@@ -266,16 +300,23 @@ class CriuEngine:
         info = self.store.get(key)
         if info is None:
             raise SnapshotMiss(f"no snapshot {key} for host {self.host_key}")
-        problem = self.store.verify(info)
-        if problem is not None:
-            self._quarantine(info, problem)
-            raise SnapshotMiss(f"snapshot {key} is damaged ({problem}); quarantined")
+        damage = self.store.check_sizes(info)  # the digests are checked beside CRIU
+        if damage is not None:
+            raise self._damaged(info, damage)
         return info
 
     def _quarantine(self, info: SnapshotInfo, reason: str) -> None:
+        """CRIU rejected intact files: the key is marked failed (a new dump would fail too)."""
         self.layers.forget(info.path / "fs")
         self.store.mark_failed(info.key, reason)
         self.store.quarantine(info.key, reason)
+
+    def _damaged(self, info: SnapshotInfo, damage: Damage) -> SnapshotDamaged:
+        """Quarantine a snapshot whose files changed since it was published. The key is
+        not marked failed: the snapshot was good when made, so the next boot makes anew."""
+        self.layers.forget(info.path / "fs")
+        where = self.store.quarantine(info.key, str(damage))
+        return SnapshotDamaged(info.key, damage.file, damage.problem, where)
 
     # -- bookkeeping -------------------------------------------------------------
 

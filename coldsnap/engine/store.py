@@ -2,7 +2,7 @@
 
 Layout under the root::
 
-    <host_key>/<key>/meta.json     what, when, how big, which CRIU, file sizes
+    <host_key>/<key>/meta.json     what, when, how big, which CRIU, file sizes and digests
     <host_key>/<key>/images/       CRIU's image files
     <host_key>/<key>/fs/           what the snapshot phase wrote to its filesystem
     <host_key>/failed/<key>.json   why a key failed; it is not retried
@@ -28,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.engine.base import SnapshotInfo
+from coldsnap.engine.digests import Damage, check_digests, check_sizes, digest_files
 
 META = "meta.json"
 # A key names a directory of the store: no path separators, no dot names.
 KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 RESERVED_KEYS = frozenset({"failed"})
+# The metadata a SnapshotInfo carries in ``extra``.
+EXTRA = ("files", "digests", "labels", "pipes", "gpu_processes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +89,8 @@ class SnapshotStore:
             "host_key": self.host_key,
             "created_at": time.time(),
             "files": _file_sizes(staging / "images"),
+            # Every byte of every image file: what `verify` and each restore check.
+            "digests": digest_files(staging / "images"),
         }
         meta["size_bytes"] = sum(meta["files"].values()) + _tree_size(staging / "fs")
         _write_json(staging / META, meta)
@@ -117,17 +122,19 @@ class SnapshotStore:
             return None
         return _info(path, meta)
 
-    def verify(self, info: SnapshotInfo) -> str | None:
-        """Why the files on disk don't match the metadata, or None when they do."""
-        images = info.path / "images"
-        for name, size in info.extra.get("files", {}).items():
-            try:
-                actual = (images / name).stat().st_size
-            except OSError:
-                return f"image file {name} is missing"
-            if actual != size:
-                return f"image file {name} has {actual} bytes, {size} expected"
-        return None
+    def check_sizes(self, info: SnapshotInfo) -> Damage | None:
+        """The first image file missing or of another size than published, or None.
+
+        Cheap (stats only); a restore runs it first and the digests beside CRIU.
+        """
+        return check_sizes(info.path / "images", info.extra.get("files", {}))
+
+    def verify(self, info: SnapshotInfo) -> Damage | None:
+        """The first image file whose size or bytes differ from what was published, or
+        None when all match. A snapshot published without digests (before they were
+        recorded) is checked by size only."""
+        return self.check_sizes(info) or check_digests(
+            info.path / "images", info.extra.get("digests", {}))
 
     def list(self) -> builtins.list[SnapshotInfo]:
         self._ensure_layout()  # the store may have been deleted under us
@@ -240,7 +247,7 @@ def _info(path: Path, meta: dict[str, Any]) -> SnapshotInfo:
         dump_s=float(meta.get("dump_s", 0.0)),
         created_at=float(meta.get("created_at", 0.0)),
         criu_version=str(meta.get("criu_version", "")),
-        extra={k: meta[k] for k in ("files", "labels", "pipes", "gpu_processes") if k in meta},
+        extra={k: meta[k] for k in EXTRA if k in meta},
     )
 
 

@@ -196,6 +196,11 @@ class Api:
         return {"ok": True, "result": result}, None
 
 
+    def snapshots_verify(self, req: Request) -> Reply:
+        results = self.platform.snapshots.verify(req.field("key", str, None))
+        return {"ok": True, "results": results}, None
+
+
 def _log_reply(lines: list[LogLine], timestamps: bool) -> dict[str, Any]:
     """``lines`` as they were written; with ``timestamps``, ``times`` beside them (when
     each reached the server, Unix seconds), so clients that don't ask see no change."""
@@ -222,6 +227,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SNAPSHOT_INSPECT: Api.snapshot_inspect,
     ops.SNAPSHOT_RM: Api.snapshot_rm,
     ops.SNAPSHOTS_GC: Api.snapshots_gc,
+    ops.SNAPSHOTS_VERIFY: Api.snapshots_verify,
 }
 
 

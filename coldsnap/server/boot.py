@@ -8,6 +8,10 @@ restore never fails the boot: the container boots without a snapshot (a plain
 boot, outside the snapshot phase's sandbox). The key is marked failed and not
 tried again until `coldsnap snapshots rm KEY`; a transient restore failure (a
 timeout, a setup error) only pauses restores of the key for a while.
+
+A snapshot whose files changed after it was made (``SnapshotDamaged``) is
+quarantined without marking its key failed, so the next cold boot makes a new
+one; only a snapshot damaged right after its dump marks the key (no dump loop).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
-from coldsnap.engine.base import new_container_id
+from coldsnap.engine.base import SnapshotDamaged, new_container_id
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
@@ -327,6 +331,8 @@ class _BootRun:
             self.keys.mark_failed(key, f"restore: {exc.reason}")
             return self._fallback_after(f"restore from memory snapshot failed: {exc.reason}; "
                                         + RETRY_HINT.format(key=key))
+        except SnapshotDamaged as exc:
+            return self._after_damage(key, kind, exc)
         except SnapshotMiss as exc:
             if self.keys.failure(key) is None:  # gone since lookup (rm, gc): made anew later
                 return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
@@ -358,6 +364,13 @@ class _BootRun:
         self.keys.restored(key)
         self.db.count_restore(key)
         return boot
+
+    def _after_damage(self, key: str, kind: BootKind, exc: SnapshotDamaged) -> Boot:
+        if kind is BootKind.SNAPSHOT_CREATED:  # damaged as soon as written: don't loop
+            self.keys.mark_failed(key, f"restore: {exc}")
+            return self._fallback_after(f"{exc}, right after it was made; "
+                                        + RETRY_HINT.format(key=key))
+        return self._fallback_after(f"{exc}; the next cold boot makes a new snapshot")
 
     def _fallback_after(self, why: str) -> Boot:
         line = f"[{self.fn.tag}] coldsnap: {why}; booting without a snapshot"

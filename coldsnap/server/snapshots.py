@@ -1,4 +1,4 @@
-"""The snapshot admin: what `coldsnap snapshots ls|inspect|rm|gc` asks of the server.
+"""The snapshot admin: what `coldsnap snapshots ls|inspect|rm|gc|verify` asks of the server.
 
 It reads the engine's store (the snapshots and the one record of each key's
 failure), the database (which app and function a key belongs to, how often it
@@ -8,6 +8,7 @@ was restored) and ``SnapshotKeys`` (transient failures, kept in memory).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from coldsnap.server.errors import ApiError
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
+
+logger = logging.getLogger(__name__)
 
 
 class SnapshotAdmin:
@@ -90,6 +93,35 @@ class SnapshotAdmin:
             raise ApiError(NOT_FOUND, f"no snapshot or failure record named {key!r} on this "
                            "host; `coldsnap snapshots ls` lists the keys")
         return {"snapshot_removed": removed, "failure_cleared": forgotten}
+
+    def verify(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Check ``key``'s snapshot (default: every one of this host) against the sizes
+        and digests taken when it was made. A damaged one is quarantined, as a restore
+        would: its key is not marked failed, so the next cold boot makes a new one."""
+        store = self._store()
+        if key is not None:
+            info = store.get(_checked(key))
+            if info is None:
+                raise ApiError(NOT_FOUND, f"no snapshot {key} on this host; "
+                               "`coldsnap snapshots ls` lists them")
+            infos = [info]
+        else:
+            infos = [i for i in store.list() if i.host_key == self.engine.host_key]
+        rows = []
+        for info in infos:
+            damage = store.verify(info)
+            row: dict[str, Any] = {"key": info.key, "ok": damage is None,
+                                   "digests": "digests" in info.extra}
+            if damage is not None:
+                where = store.quarantine(info.key, str(damage))
+                row.update(file=damage.file, problem=str(damage),
+                           quarantined_to=str(where) if where else None)
+                logger.warning("snapshot %s is damaged: %s; quarantined to %s", info.key,
+                               damage, where)
+            rows.append(row)
+        if any(not row["ok"] for row in rows):
+            self.engine.snapshots_deleted()  # the quarantined ones' layers go
+        return rows
 
     def gc(self, keep: int | None = None) -> list[str]:
         """Delete all but the newest ``keep`` snapshots of each (app, function); the

@@ -8,7 +8,8 @@ server's log show them with ``describe_timings``.
 from __future__ import annotations
 
 STEP_NAMES = {
-    "sandbox_s": "sandbox", "restore_s": "restore", "import_s": "import",
+    # verify: what checking the image files' digests added once CRIU was done
+    "sandbox_s": "sandbox", "restore_s": "restore", "verify_s": "verify", "import_s": "import",
     "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
     "enter_s": "enter", "first_input_s": "first input",
 }

@@ -1,5 +1,6 @@
 """The CRIU engine with real CRIU: dump, restore, copies, network, corruption."""
 
+import json
 import os
 import socket
 import subprocess
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.engine.base import Container, DumpFailed, RestoreFailed, SnapshotMiss
+from coldsnap.engine.base import (
+    Container,
+    DumpFailed,
+    RestoreFailed,
+    SnapshotDamaged,
+    SnapshotMiss,
+)
 from coldsnap.engine.criu_engine import CriuEngine
 from coldsnap.engine.hostkey import host_key
 
@@ -224,6 +231,9 @@ def test_garbage_in_image_fails_restore_with_criu_log(engine: CriuEngine) -> Non
     snapshot(engine, "garbage")
     info = engine.lookup("garbage")
     assert info is not None
+    meta = json.loads((info.path / "meta.json").read_text())
+    del meta["digests"]  # as made before digests were kept: only CRIU can tell
+    (info.path / "meta.json").write_text(json.dumps(meta))
     for image in (info.path / "images").glob("core-*.img"):
         size = image.stat().st_size
         image.write_bytes(b"\xff" * size)
@@ -233,6 +243,31 @@ def test_garbage_in_image_fails_restore_with_criu_log(engine: CriuEngine) -> Non
     assert engine.failure("garbage") is not None
     with pytest.raises(SnapshotMiss):
         engine.restore("garbage", worker_spec())
+
+
+def test_changed_image_bytes_are_damage_not_failure(engine: CriuEngine) -> None:
+    snapshot(engine, "changed")
+    info = engine.lookup("changed")
+    assert info is not None
+    [core] = sorted((info.path / "images").glob("core-*.img"))[:1]
+    core.write_bytes(b"\xff" * core.stat().st_size)  # same size, other bytes
+    with pytest.raises(SnapshotDamaged) as damaged:
+        engine.restore("changed", worker_spec())
+    assert damaged.value.file == core.name
+    assert f"image file {core.name} does not match its sha256 digest" in str(damaged.value)
+    assert engine.lookup("changed") is None and engine.failure("changed") is None
+    assert damaged.value.quarantined_to is not None and damaged.value.quarantined_to.is_dir()
+
+
+def test_a_restore_reports_what_verifying_added(engine: CriuEngine) -> None:
+    snapshot(engine, "timed")
+    restored = engine.restore("timed", worker_spec())
+    try:
+        assert ask(restored, "state")["sum"] == EXPECTED_SUM
+    finally:
+        restored.kill()
+    assert restored.timings["verify_hash_s"] > 0
+    assert 0 <= restored.timings["verify_s"] <= restored.timings["verify_hash_s"]
 
 
 def test_dump_of_a_dead_container_is_a_typed_error(engine: CriuEngine) -> None:
