@@ -333,12 +333,8 @@ class _BootRun:
                                         + RETRY_HINT.format(key=key))
         except SnapshotDamaged as exc:
             return self._after_damage(key, kind, exc)
-        except SnapshotMiss as exc:
-            if self.keys.failure(key) is None:  # gone since lookup (rm, gc): made anew later
-                return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
-            # Damaged: the engine quarantined it and recorded the failure.
-            return self._fallback_after(f"memory snapshot {key} can't be used ({exc}); "
-                                        + RETRY_HINT.format(key=key))
+        except SnapshotMiss as exc:  # gone since lookup (rm, gc): a later boot makes it anew
+            return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
         except Exception as exc:  # an engine bug must not fail the boot
             self._unless_stopping()
             logger.exception("the %s engine failed restoring %s", self.engine.name, key)

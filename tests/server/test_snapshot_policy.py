@@ -17,7 +17,6 @@ from coldsnap.engine import (
     DumpFailed,
     RestoreFailed,
     SnapshotInfo,
-    SnapshotMiss,
 )
 from coldsnap.engine.none_engine import NoneEngine
 from coldsnap.engine.store import SnapshotStore
@@ -60,9 +59,6 @@ class FailingEngine:
             raise RestoreFailed("criu restore timed out (on purpose)", transient=True)
         if self.fail == "restore-bug":
             raise KeyError("a bug in the engine (on purpose)")
-        if self.fail == "restore-damaged":  # as the criu engine does with a bad checksum
-            self.failed[key] = "pages-1.img: checksum mismatch"
-            raise SnapshotMiss(f"snapshot {key} is damaged (checksum mismatch); quarantined")
         raise RestoreFailed("the image is corrupt (on purpose)")
 
     def lookup(self, key: str) -> SnapshotInfo | None:
@@ -166,19 +162,3 @@ def test_a_transient_restore_failure_falls_back_and_retries_later(
     assert third.kind == "fallback" and engine.restores == 2
     _serves(third)
 
-
-def test_a_damaged_snapshot_falls_back_and_says_how_to_try_again(
-    square: FunctionSpec, db: StateDB, tmp_path: Path
-) -> None:
-    engine = FailingEngine("restore-damaged", tmp_path)
-    booter = Booter(Settings(state_dir=tmp_path, boot_timeout_s=60), engine, db,
-                    note=lambda app, line, level, log: None)
-    first = _boot(booter, square, [])
-    assert first.kind == "fallback"
-    note = first.worker.pending_logs[0]
-    assert "is damaged (checksum mismatch); quarantined" in note
-    assert f"`coldsnap snapshots rm {square.snapshot_key()}` clears it" in note
-    second = _boot(booter, square, [])
-    assert second.kind == "fallback" and engine.restores == 1  # not tried again
-    for boot in (first, second):
-        boot.worker.kill()
