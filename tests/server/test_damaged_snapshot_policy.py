@@ -48,7 +48,7 @@ def test_damage_falls_back_and_the_next_boot_makes_a_new_snapshot(
     square: FunctionSpec, db: StateDB, tmp_path: Path
 ) -> None:
     engine = DamagingEngine(tmp_path)
-    engine.stored.add(square.snapshot_key)  # made earlier, damaged since
+    engine.stored.add(square.snapshot_key())  # made earlier, damaged since
     booter = Booter(Settings(state_dir=tmp_path, boot_timeout_s=60), engine, db,
                     note=lambda app, line, level, log: None)
     first = _boot(booter, square, [])
@@ -63,7 +63,7 @@ def test_damage_falls_back_and_the_next_boot_makes_a_new_snapshot(
     assert engine.checkpoints == 1 and engine.restores == 2
     assert second.kind == "fallback"
     assert any("right after it was made" in line for line in second.worker.pending_logs)
-    assert engine.failed[square.snapshot_key].startswith("restore: snapshot ")
+    assert engine.failed[square.snapshot_key()].startswith("restore: snapshot ")
     _serves(second)
 
     third = _boot(booter, square, [])  # failed for good: no dump loop
