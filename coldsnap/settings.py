@@ -38,6 +38,11 @@ class Settings:
     # Optional TCP listen address ("127.0.0.1:7070"); the unix socket is always on.
     tcp: str = ""
     dump_timeout_s: float = 120.0
+    # After a dump fails for a passing cause (CRIU killed, a timeout, a full store),
+    # the key's next dump waits this long, doubled per consecutive such failure, up
+    # to dump_retry_max_s; boots meanwhile go without a snapshot.
+    dump_retry_s: float = 60.0
+    dump_retry_max_s: float = 3600.0
     restore_timeout_s: float = 60.0
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0

@@ -130,19 +130,31 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
     rows = [[s["key"], f"{s.get('app') or '?'}/{s.get('tag') or '?'}", s.get("status", ""),
              (s.get("host_key") or "")[:12], size(s.get("size_bytes")), millis(s.get("dump_s")),
              ago(s.get("created_at")), str(s.get("restores", 0)),
-             (s.get("last_error") or "-").splitlines()[0][:60]]
+             _short_error(s.get("last_error"))]
             for s in snapshots]
     print(table(rows, ["KEY", "FUNCTION", "STATUS", "HOST KEY", "SIZE", "DUMP", "CREATED",
                        "RESTORES", "LAST ERROR"]))
     if "disk_bytes" in reply:
         ready = sum(1 for s in snapshots if s.get("status") == "ready")
         failed = sum(1 for s in snapshots if s.get("status") == "failed")
+        retrying = sum(1 for s in snapshots if s.get("status") == "retrying")
         print(f"\n{ready} snapshot(s)" + (f", {failed} failed key(s)" if failed else "")
+              + (f", {retrying} key(s) to retry" if retrying else "")
               + f"; the store uses {size(reply['disk_bytes'])} in {reply['store']}")
     if any(s.get("last_error") for s in snapshots):
         print("a key with a LAST ERROR boots without a snapshot (a transient error: for a "
               "while); `coldsnap snapshots rm KEY` clears it so the next cold boot tries again")
     return 0
+
+
+def _short_error(error: str | None, width: int = 60) -> str:
+    """The first line of ``error`` cut to ``width``, keeping a "(transient: ...)" tail."""
+    line = (error or "-").splitlines()[0]
+    head, marker, tail = line.rpartition(" (transient: ")
+    if len(line) <= width or not marker:
+        return line[:width]
+    tail = marker + tail
+    return head[:max(width - len(tail) - 1, 10)] + "…" + tail
 
 
 def cmd_snapshots_inspect(args: argparse.Namespace) -> int:

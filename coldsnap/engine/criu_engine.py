@@ -36,6 +36,12 @@ from coldsnap.engine.base import (
 from coldsnap.engine.cgroups import CgroupLimits
 from coldsnap.engine.digests import Damage, Verification
 from coldsnap.engine.doctor import run_checks
+from coldsnap.engine.dump_space import (
+    estimate_dump_bytes,
+    free_bytes,
+    out_of_space_message,
+    ran_out_of_space,
+)
 from coldsnap.engine.gpu import (
     CudaCheckpoint,
     GpuCheckpointError,
@@ -154,7 +160,9 @@ class CriuEngine:
         if dirs is None:
             raise DumpFailed(f"container {container.id} was not started by this engine")
         staging: Path | None = None
+        needed = 0
         try:
+            needed = estimate_dump_bytes(container.pid, dirs.upper)  # the dump kills the tree
             staging = self.store.staging_dir(key)
             images = staging / "images"
             images.mkdir()
@@ -182,8 +190,14 @@ class CriuEngine:
                  "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids},
             )  # fmt: skip
         except (DumpFailed, OSError, GpuCheckpointError) as exc:
+            free_at_failure = free_bytes(self.store.root)
             if staging is not None:
                 self.store.discard(staging)
+            if ran_out_of_space(exc, free_at_failure):  # transient: space can be freed
+                message = out_of_space_message(self.store.root, free_bytes(self.store.root),
+                                               needed)
+                log_tail = exc.log_tail if isinstance(exc, DumpFailed) else ""
+                raise DumpFailed(message, log_tail, transient=True) from exc
             if not isinstance(exc, DumpFailed):
                 raise DumpFailed(f"checkpoint of {container.id} failed: {exc}") from exc
             raise

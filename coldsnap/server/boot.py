@@ -7,7 +7,9 @@ that arrive meanwhile wait for it; later boots restore. A failed dump or
 restore never fails the boot: the container boots without a snapshot (a plain
 boot, outside the snapshot phase's sandbox). The key is marked failed and not
 tried again until `coldsnap snapshots rm KEY`; a transient restore failure (a
-timeout, a setup error) only pauses restores of the key for a while.
+timeout, a setup error) only pauses restores of the key for a while, and a
+transient dump failure (CRIU killed, a timeout, a full store) only delays the
+key's next dump, by a backoff that doubles per consecutive failure (dump_retry.py).
 
 A snapshot whose files changed after it was made (``SnapshotDamaged``) is
 quarantined without marking its key failed, so the next cold boot makes a new
@@ -27,6 +29,7 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
 from coldsnap.engine.base import SnapshotDamaged, new_container_id
+from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
@@ -90,12 +93,15 @@ class SnapshotKeys:
 
     A transient restore failure is kept only here, in memory: boots fall back
     until its retry-after time passes, and a restart forgets it (the snapshot was
-    probably fine).
+    probably fine). So are transient dump failures (``dumps``): the key's next dump
+    waits for a backoff.
     """
 
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic,
+                 dump_retry_s: float = 60.0, dump_retry_max_s: float = 3600.0) -> None:
         self._engine = engine
         self._clock = clock
+        self.dumps = DumpRetries(clock, dump_retry_s, dump_retry_max_s)
         self._creating: set[str] = set()
         self._paused: dict[str, _Pause] = {}  # transient failures
         self._cond = threading.Condition()
@@ -108,6 +114,7 @@ class SnapshotKeys:
         """Write ``key``'s failure record: boots fall back until `snapshots rm KEY`."""
         with self._cond:
             self._paused.pop(key, None)
+        self.dumps.clear(key)
         self._engine.mark_failed(key, reason)
 
     def mark_transient(self, key: str, reason: str, retry_in_s: float = TRANSIENT_RETRY_S
@@ -119,10 +126,11 @@ class SnapshotKeys:
                 f"{reason} (transient: restores of this key resume in {retry_in_s / 60:g} min)")
 
     def transient_error(self, key: str) -> str | None:
-        """The last transient failure of ``key`` until a restore works or it is forgotten."""
+        """The last transient failure of ``key`` until a restore (or dump) works or it is
+        forgotten."""
         with self._cond:
             pause = self._paused.get(key)
-        return pause.reason if pause else None
+        return pause.reason if pause else self.dumps.error(key)
 
     def restored(self, key: str) -> None:
         """A restore worked: a transient failure before it is over."""
@@ -130,10 +138,11 @@ class SnapshotKeys:
             self._paused.pop(key, None)
 
     def forget(self, key: str) -> bool:
-        """Drop the transient failure of ``key``; True if it had one. (The permanent
+        """Drop the transient failures of ``key``; True if it had one. (The permanent
         record goes with the key's deletion from the store.)"""
         with self._cond:
-            return self._paused.pop(key, None) is not None
+            paused = self._paused.pop(key, None) is not None
+        return self.dumps.clear(key) or paused
 
     def claim(self, key: str, wait_s: float) -> Claim:
         """Whether this boot restores, falls back or creates the snapshot of ``key``."""
@@ -151,6 +160,8 @@ class SnapshotKeys:
                 if pause is not None and self._clock() < pause.retry_at:
                     return Claim.FALLBACK
                 return Claim.RESTORE
+            if not self.dumps.due(key):
+                return Claim.FALLBACK  # its last dump failed transiently: not yet
             self._creating.add(key)
             return Claim.CREATE
 
@@ -169,7 +180,8 @@ class Booter:
         self.engine = engine
         self.db = db
         self.note = note  # LogBook.note: the app's log and the server's
-        self.keys = SnapshotKeys(engine)
+        self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
+                                 dump_retry_max_s=settings.dump_retry_max_s)
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -300,12 +312,8 @@ class _BootRun:
             info = self.engine.checkpoint(worker.container, key, labels={
                 "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version})
         except SnapshotError as exc:
-            worker.note(f"memory snapshot failed, booting without one: {exc.reason}; "
-                        + RETRY_HINT.format(key=key), level=logging.WARNING, logger=logger)
-            self._retire(worker)
-            self._unless_stopping()  # killed by the shutdown: not the snapshot's fault
-            self.keys.mark_failed(key, f"dump: {exc.reason}")
-            return self._without_snapshot()
+            return self._dump_failed(worker, key, exc)
+        self.keys.dumps.clear(key)
         timings["dump_s"] = info.dump_s or time.monotonic() - t0
         worker.note(
             f"memory snapshot created in {timings['dump_s'] * 1000:.0f} ms "
@@ -315,6 +323,25 @@ class _BootRun:
         restored = self._restore(key, kind=BootKind.SNAPSHOT_CREATED)
         restored.timings = {**timings, **restored.timings}
         return restored
+
+    def _dump_failed(self, worker: Worker, key: str, exc: SnapshotError) -> Boot:
+        """Boot without a snapshot. A transient failure only holds the key's next dump
+        off for a while; any other marks the key failed for good."""
+        if exc.transient:
+            line = (f"memory snapshot failed (transient: the next try is in "
+                    f"{duration(self.keys.dumps.backoff(key))}), booting without one: "
+                    f"{exc.reason}")
+        else:
+            line = (f"memory snapshot failed, booting without one: {exc.reason}; "
+                    + RETRY_HINT.format(key=key))
+        worker.note(line, level=logging.WARNING, logger=logger)
+        self._retire(worker)
+        self._unless_stopping()  # killed by the shutdown: not the snapshot's fault
+        if exc.transient:
+            self.keys.dumps.failed(key, f"dump: {exc.reason}")
+        else:
+            self.keys.mark_failed(key, f"dump: {exc.reason}")
+        return self._without_snapshot()
 
     def _restore(self, key: str, kind: BootKind = BootKind.RESTORED) -> Boot:
         container_id = new_container_id()

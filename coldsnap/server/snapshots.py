@@ -39,7 +39,8 @@ class SnapshotAdmin:
         self.keys = keys
 
     def ls(self) -> list[dict[str, Any]]:
-        """Every snapshot in the store, then every failed key without one."""
+        """Every snapshot in the store, then every failed key without one, then every
+        key whose dump failed transiently (status ``retrying``)."""
         store = self._store()
         known = self.db.snapshot_keys()
         failures = store.failures()
@@ -60,6 +61,14 @@ class SnapshotAdmin:
                          "host_key": self.engine.host_key, "status": "failed",
                          "restores": meta.get("restores", 0), "last_error": failure.reason,
                          "size_bytes": 0, "created_at": failure.at})
+        listed = {row["key"] for row in rows}
+        for key, error in sorted(self.keys.dumps.errors().items()):
+            if key not in listed:
+                meta = known.get(key, {})
+                rows.append({"key": key, "app": meta.get("app"), "tag": meta.get("tag"),
+                             "host_key": self.engine.host_key, "status": "retrying",
+                             "restores": meta.get("restores", 0), "last_error": error,
+                             "size_bytes": 0, "created_at": None})
         return rows
 
     def usage(self) -> dict[str, Any]:
