@@ -144,7 +144,7 @@ def test_a_transient_dump_failure_falls_back_and_records_nothing_permanent(
         third = booter.boot(square, attach)  # tried again; fails again: twice as long
         assert third.kind == "fallback" and engine.checkpoints == 2
         _serves(third)
-        assert booter.keys.transient_error(square.snapshot_key) == (
+        assert booter.keys.transient_error(square.snapshot_key()) == (
             "dump: criu dump was killed by signal 9 (exit -9) (transient: next try in 2 min)")
     finally:
         db.close()
