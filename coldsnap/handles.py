@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 import cloudpickle
 
 from coldsnap.markers import MarkerFlag, find_partials
-from coldsnap.wire import serialization
+from coldsnap.wire import ops, serialization
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 
@@ -74,6 +74,15 @@ class FunctionCall(Generic[R]):
         ended (call it again)."""
         client = self._client or _client()
         result: R = cloudpickle.loads(client.get(self.object_id, timeout))
+        return result
+
+    def _get_once(self) -> R:
+        """``get``, and the server drops the result: ``map`` wants each one once, and
+        keeping them all on disk for days would fill it."""
+        client = self._client or _client()
+        _, blob = client.request(ops.GET, call_id=self.object_id, timeout=None, forget=True)
+        result: R = cloudpickle.loads(blob if blob is not None
+                                      else serialization.dumps_result(None))
         return result
 
     def __repr__(self) -> str:
@@ -159,7 +168,7 @@ class _Invocable:
             if pending:
                 call = pending.popleft()
                 try:
-                    yield call.get()
+                    yield call._get_once()
                 except Exception as exc:
                     if not return_exceptions:
                         raise

@@ -105,6 +105,14 @@ class SpawnedCalls:
                            f"{_duration(2 * self._ttl_s)} ago")
         return self._ended(record)
 
+    def forget(self, call_id: str) -> None:
+        """Drop an ended call's record and result now (its caller has it)."""
+        with self._lock:
+            if call_id in self._live:
+                return
+        for name in self._db.forget_call(call_id):
+            (self._results / name).unlink(missing_ok=True)
+
     def _ended(self, record: CallRecord) -> Call:
         label = record.app + "/" + record.tag + (f".{record.method}" if record.method else "")
         if record.state in (INTERRUPTED, QUEUED):  # QUEUED: a server still ending it

@@ -257,6 +257,16 @@ class StateDB:
                              (QUEUED, forget_before))
             return files
 
+    def forget_call(self, call_id: str) -> list[str]:
+        """Delete an ended call's row; returns its result file's name, if it had one."""
+        with self._lock:
+            files = [row["blob_file"] for row in self._db.execute(
+                "SELECT blob_file FROM calls WHERE id = ? AND blob_file IS NOT NULL",
+                (call_id,))]
+            self._db.execute("DELETE FROM calls WHERE id = ? AND state != ?",
+                             (call_id, QUEUED))
+            return files
+
     def call_result_files(self) -> set[str]:
         """The result files rows name: any other file in their directory is an orphan
         (the server died between writing it and recording it)."""

@@ -1,8 +1,9 @@
 """The table of spawned calls over a real SQLite file: what a `get` finds after the
-server that spawned a call is gone, and after its result expired."""
+server that spawned a call is gone, and after its result expired; `map` keeps none."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from coldsnap.wire.errors import (
     REMOTE,
     UNAVAILABLE,
 )
+from tests.conftest import APPS, ServerHandle
 
 
 def _table(tmp_path: Path, ttl_s: float = 3600.0) -> tuple[StateDB, SpawnedCalls]:
@@ -144,3 +146,26 @@ def test_an_unknown_id_is_not_found(tmp_path: Path) -> None:
     assert info.value.kind == NOT_FOUND
     assert info.value.message == ("no call with id 'fc-nope': no spawned call of this server "
                                   "had it, or it ended more than 14 days ago")
+
+
+def test_a_forgotten_call_is_gone_with_its_result_file(tmp_path: Path) -> None:
+    db, table = _table(tmp_path)
+    call = _spawned(table)
+    table.forget(call.id)  # not ended: nothing to drop yet
+    call.finish(Outcome(ok=True, blob=b"z" * (INLINE_RESULT_BYTES + 1)))
+    table.forget(call.id)
+    assert list((tmp_path / "call-results").iterdir()) == []
+    with pytest.raises(ApiError) as info:
+        table.get(call.id)
+    assert info.value.kind == NOT_FOUND
+
+
+def test_map_keeps_no_result_spawn_does(server: ServerHandle) -> None:
+    server.cli("deploy", str(APPS / "square.py"))
+    out = server.python(
+        "import coldsnap\n"
+        "sq = coldsnap.Function.from_name('test-square', 'square')\n"
+        "print(list(sq.map(range(5))), sq.spawn(3).get(timeout=60))\n").stdout
+    assert out.split("]")[1].strip() == "9" and out.startswith("[0, 1, 4, 9, 16")
+    with sqlite3.connect(server.settings.db_path) as db:
+        assert db.execute("SELECT state FROM calls").fetchall() == [("done",)]
