@@ -18,6 +18,7 @@ from coldsnap.wire.errors import (
     FunctionTimeoutError,
     InvalidError,
     NotFoundError,
+    OutputExpiredError,
     ServerError,
     ServerUnavailable,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "FunctionTimeoutError",
     "InvalidError",
     "NotFoundError",
+    "OutputExpiredError",
     "ServerError",
     "ServerUnavailable",
 ]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 import cloudpickle
 
 from coldsnap.markers import MarkerFlag, find_partials
-from coldsnap.wire import serialization
+from coldsnap.wire import ops, serialization
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 
@@ -46,18 +46,43 @@ def _client() -> Client:
 
 
 class FunctionCall(Generic[R]):
-    """A spawned call; ``get()`` waits for its result (or raises its exception)."""
+    """A spawned call; ``get()`` waits for its result (or raises its exception).
 
-    def __init__(self, call_id: str) -> None:
+    Its id (``object_id``) can be kept and used from any process, also after the server
+    restarted: the result stays fetchable for ``COLDSNAP_CALL_RESULT_TTL_S`` (7 days)
+    after the call ended::
+
+        call_id = coldsnap.Function.from_name("squares", "square").spawn(4).object_id
+        ...
+        print(coldsnap.FunctionCall.from_id(call_id).get(timeout=5))
+    """
+
+    def __init__(self, call_id: str, client: Client | None = None) -> None:
         self.object_id = call_id
+        self._client = client
 
-    @classmethod
-    def from_id(cls, call_id: str) -> FunctionCall[Any]:
-        return cls(call_id)
+    @staticmethod
+    def from_id(function_call_id: str, client: Client | None = None) -> FunctionCall[Any]:
+        """The call with this id (Modal's signature); ``client``: the default one if None."""
+        return FunctionCall(function_call_id, client)
 
     def get(self, timeout: float | None = None) -> R:
-        """The call's return value; raises the remote exception with its traceback."""
-        result: R = cloudpickle.loads(_client().get(self.object_id, timeout))
+        """The call's return value; raises the remote exception with its traceback.
+
+        ``coldsnap.exception.OutputExpiredError`` once the result expired; a
+        ``ServerError`` of kind ``interrupted`` when the server stopped before the call
+        ended (call it again)."""
+        client = self._client or _client()
+        result: R = cloudpickle.loads(client.get(self.object_id, timeout))
+        return result
+
+    def _get_once(self) -> R:
+        """``get``, and the server drops the result: ``map`` wants each one once, and
+        keeping them all on disk for days would fill it."""
+        client = self._client or _client()
+        _, blob = client.request(ops.GET, call_id=self.object_id, timeout=None, forget=True)
+        result: R = cloudpickle.loads(blob if blob is not None
+                                      else serialization.dumps_result(None))
         return result
 
     def __repr__(self) -> str:
@@ -143,7 +168,7 @@ class _Invocable:
             if pending:
                 call = pending.popleft()
                 try:
-                    yield call.get()
+                    yield call._get_once()
                 except Exception as exc:
                     if not return_exceptions:
                         raise

@@ -47,6 +47,10 @@ class Settings:
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0
     max_payload_bytes: int = 512 * 1024 * 1024
+    # How long a spawned call's result stays fetchable (`FunctionCall.get`) after the
+    # call finished, across server restarts: 7 days, as Modal keeps them. After that
+    # `get` says the result expired.
+    call_result_ttl_s: float = 7 * 24 * 3600.0
     keep_versions: int = 3
     prewarm_netns: int = 2
     # Host tuning the criu engine applies at start, like its NAT rule: the
@@ -108,6 +112,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.state_dir / "state.db"
+
+    @property
+    def call_results_path(self) -> Path:
+        """Spawned calls' large results, one file each (small ones live in the db)."""
+        return self.state_dir / "call-results"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

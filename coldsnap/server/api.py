@@ -125,8 +125,14 @@ class Api:
         return {"ok": True, "call_id": call.id}, None
 
     def get(self, req: Request) -> Reply:
-        call = self.platform.calls.get(req.field("call_id", str))
-        return self._await(call, None, req.field("timeout", (int, float), None))
+        """``forget``: the result is wanted once (``map``): drop it once answered, rather
+        than keep it on disk until it expires."""
+        call_id = req.field("call_id", str)
+        reply = self._await(self.platform.calls.get(call_id), None,
+                            req.field("timeout", (int, float), None))
+        if req.field("forget", bool, False):
+            self.platform.calls.forget(call_id)
+        return reply
 
     def _submit(self, req: Request) -> tuple[Call, Pool]:
         return self.platform.submit(req.field("app", str), req.field("tag", str),

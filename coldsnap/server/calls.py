@@ -1,21 +1,24 @@
-"""One input to a function, from acceptance to its answer, and the table of spawned calls."""
+"""One input to a function, from acceptance to its answer (spawned calls are kept by
+``spawned.SpawnedCalls``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections.abc import Callable
 
 from coldsnap.server.errors import ApiError
-from coldsnap.wire.errors import NOT_FOUND
 
 _MAX_CALL_LOG_BYTES = 4 * 1024 * 1024
 # Backoff before a failed call's next attempt: the first, doubled each time, capped
 # (Modal's default retry policy).
 RETRY_FIRST_DELAY_S = 1.0
 RETRY_MAX_DELAY_S = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -46,6 +49,8 @@ class Call:
     outcome: Outcome | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     _log_bytes: int = 0
+    _on_finish: Callable[[Call], None] | None = None
+    _finish_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
     def label(self) -> str:
@@ -60,13 +65,30 @@ class Call:
         return min(RETRY_MAX_DELAY_S, RETRY_FIRST_DELAY_S * 2 ** (self.attempts - 1))
 
     def finish(self, outcome: Outcome) -> bool:
-        """Set the outcome once; later finishes (a late result after a timeout) are dropped."""
-        if self.done.is_set():
-            return False
-        self.outcome = outcome
-        self.finished_at = time.monotonic()
+        """Set the outcome once; later finishes (a late result after a timeout) are dropped.
+        The ``on_finish`` hook runs before anyone waiting hears of it."""
+        with self._finish_lock:
+            if self.outcome is not None:
+                return False
+            self.outcome = outcome
+            self.finished_at = time.monotonic()
+            hook = self._on_finish
+        if hook is not None:
+            try:
+                hook(self)
+            except Exception:  # the caller waiting must hear back all the same
+                logger.exception("recording the end of call %s failed", self.id)
         self.done.set()
         return True
+
+    def on_finish(self, hook: Callable[[Call], None]) -> bool:
+        """Run ``hook`` when the call finishes, before its waiters wake (a spawned call's
+        result is on disk before anyone sees it); False, and no hook, if it already has."""
+        with self._finish_lock:
+            if self.outcome is not None:
+                return False
+            self._on_finish = hook
+            return True
 
     def fail(self, error: ApiError) -> bool:
         return self.finish(Outcome(ok=False, error=error))
@@ -76,39 +98,3 @@ class Call:
         if not self.done.is_set() and self._log_bytes < _MAX_CALL_LOG_BYTES:
             self.logs.append(line)
             self._log_bytes += len(line)
-
-
-class CallTable:
-    """Spawned calls by id, so ``get`` finds them: at most ``keep`` (the newest), and a
-    finished one for ``keep_s`` after it finished."""
-
-    def __init__(self, keep: int = 10_000, keep_s: float = 3600.0) -> None:
-        self._calls: OrderedDict[str, Call] = OrderedDict()
-        self._lock = threading.Lock()
-        self._keep = keep
-        self._keep_s = keep_s
-
-    def add(self, call: Call) -> None:
-        with self._lock:
-            self._calls[call.id] = call
-            self._evict()
-
-    def get(self, call_id: str) -> Call:
-        with self._lock:
-            call = self._calls.get(call_id)
-        if call is None:
-            raise ApiError(NOT_FOUND, f"no call with id {call_id!r}: it never existed, "
-                           f"finished more than {self._keep_s:g} s ago, was pushed out by "
-                           f"newer ones (the server keeps the last {self._keep}), or the "
-                           "server restarted since (spawned calls live in its memory)")
-        return call
-
-    def _evict(self) -> None:
-        now = time.monotonic()
-        while self._calls:
-            oldest = next(iter(self._calls.values()))
-            expired = (oldest.finished_at is not None
-                       and now - oldest.finished_at > self._keep_s)
-            if len(self._calls) <= self._keep and not expired:
-                break
-            self._calls.popitem(last=False)

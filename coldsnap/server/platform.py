@@ -6,7 +6,7 @@ from typing import Any
 
 from coldsnap.engine import Engine
 from coldsnap.server.boot import Booter
-from coldsnap.server.calls import Call, CallTable
+from coldsnap.server.calls import Call
 from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
@@ -15,6 +15,7 @@ from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
 from coldsnap.server.reports import Reports
 from coldsnap.server.snapshots import SnapshotAdmin
+from coldsnap.server.spawned import SpawnedCalls
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import ContainerRequests
 from coldsnap.settings import Settings
@@ -29,7 +30,7 @@ class Platform:
     pools: every function version's pool of containers (``Pool``: the scheduler).
     reports: what `apps ls` and `apps stats` show.
     snapshots: `snapshots ls | inspect | rm | gc`.
-    calls: spawned calls, by id, until their results are fetched.
+    calls: spawned calls, by id, in the state db until their results expire.
     logs: each app's log lines.
 
     The API (``api.py``) calls these parts; ``submit`` is the one path of a call.
@@ -40,7 +41,7 @@ class Platform:
         self.engine = engine
         self.db = db
         self.logs = LogBook()
-        self.calls = CallTable()
+        self.calls = SpawnedCalls(db, settings.call_results_path, settings.call_result_ttl_s)
         # Answers a container's API request (a function calling another); the daemon
         # points it at its Api. Until then containers are told no.
         self.container_requests: ContainerRequests = _no_container_requests
@@ -54,7 +55,9 @@ class Platform:
         self.snapshots = SnapshotAdmin(settings, engine, db, booter.keys)
 
     def start(self) -> None:
-        """Pick up the apps of an earlier run and boot their warm containers."""
+        """Pick up the apps of an earlier run and boot their warm containers; the spawned
+        calls it left unended were interrupted."""
+        self.calls.recover()
         self.deploys.start()
 
     def submit(self, app: str, tag: str, method: str | None, args: bytes) -> tuple[Call, Pool]:
@@ -91,6 +94,7 @@ class Platform:
         """Stop taking calls; give containers, booting ones too, ``grace_s`` to finish
         and leave (their exit hooks run); then kill what is left, before the engine
         closes."""
+        self.calls.stopping()
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
 
 

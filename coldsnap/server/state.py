@@ -1,7 +1,9 @@
-"""The server's durable state in SQLite: apps, versions, boots, snapshot keys.
+"""The server's durable state in SQLite: apps, versions, boots, snapshot keys, and
+spawned calls with their results.
 
 One connection shared by all threads behind one lock: the server writes a few
-rows per boot or deploy, never on the per-call hot path.
+rows per boot or deploy, and two per spawned call (at its spawn, at its end); a
+plain ``call`` writes none.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ CREATE TABLE IF NOT EXISTS boots (
     tag TEXT NOT NULL, container_id TEXT NOT NULL, kind TEXT NOT NULL, ok INTEGER NOT NULL,
     timings TEXT NOT NULL, error TEXT, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS boots_app ON boots (app, id);
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, tag TEXT NOT NULL, method TEXT,
+    state TEXT NOT NULL, error_kind TEXT, error_message TEXT, blob BLOB, blob_file TEXT,
+    logs TEXT, attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+    finished_at REAL);
+CREATE INDEX IF NOT EXISTS calls_finished ON calls (state, finished_at);
 CREATE TABLE IF NOT EXISTS snapshot_keys (
     key TEXT PRIMARY KEY, app TEXT NOT NULL, version TEXT NOT NULL, tag TEXT NOT NULL,
     restores INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at REAL NOT NULL);
@@ -41,6 +49,30 @@ CREATE TABLE IF NOT EXISTS snapshot_keys (
 # rows keep the built images inside the description, where StateDB.version finds them).
 _ADD_BUILT_IMAGES = "ALTER TABLE versions ADD COLUMN built_images TEXT"
 _MAX_BOOTS = 5000
+# A spawned call's states: QUEUED from its spawn until it ends; DONE with its result or
+# error; INTERRUPTED when the server stopped first; EXPIRED once its result is removed
+# (the row stays a while longer so that `get` can say so).
+QUEUED, DONE, INTERRUPTED, EXPIRED = "queued", "done", "interrupted", "expired"
+
+
+@dataclasses.dataclass(frozen=True)
+class CallRecord:
+    """A spawned call's row: which function, its state and, once ended, its outcome
+    (``blob`` inline, or in the file ``blob_file`` names). Times are Unix seconds."""
+
+    id: str
+    app: str
+    tag: str
+    method: str | None
+    state: str
+    created_at: float
+    error_kind: str | None = None  # None: the call returned (or has not ended)
+    error_message: str | None = None
+    blob: bytes | None = None
+    blob_file: str | None = None
+    logs: tuple[str, ...] = ()
+    attempts: int = 0
+    finished_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,3 +209,66 @@ class StateDB:
     def snapshot_keys(self) -> dict[str, dict[str, Any]]:
         return {r["key"]: dict(r) for r in self._run(
             "SELECT key, app, version, tag, restores, updated_at FROM snapshot_keys")}
+
+    # spawned calls: from their spawn until their result expires
+
+    def add_call(self, record: CallRecord) -> None:
+        self._run("INSERT INTO calls (id, app, tag, method, state, created_at) VALUES "
+                  "(?, ?, ?, ?, ?, ?)", (record.id, record.app, record.tag, record.method,
+                                         record.state, record.created_at))
+
+    def end_call(self, record: CallRecord) -> None:
+        """Record how the call ended (``state``, its outcome, ``finished_at``)."""
+        self._run(
+            "UPDATE calls SET state = ?, error_kind = ?, error_message = ?, blob = ?, "
+            "blob_file = ?, logs = ?, attempts = ?, finished_at = ? WHERE id = ?",
+            (record.state, record.error_kind, record.error_message, record.blob,
+             record.blob_file, json.dumps(list(record.logs)), record.attempts,
+             record.finished_at, record.id))
+
+    def call(self, call_id: str) -> CallRecord | None:
+        rows = self._run("SELECT * FROM calls WHERE id = ?", (call_id,))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["logs"] = tuple(json.loads(row["logs"])) if row["logs"] else ()
+        return CallRecord(**row)
+
+    def interrupt_calls(self, reason: str, at: float) -> int:
+        """Mark every call that has not ended as interrupted (the server that ran them
+        is gone); returns how many."""
+        with self._lock:
+            return self._db.execute(
+                "UPDATE calls SET state = ?, error_message = ?, finished_at = ? WHERE "
+                "state = ?", (INTERRUPTED, reason, at, QUEUED)).rowcount
+
+    def expire_calls(self, ended_before: float, forget_before: float) -> list[str]:
+        """Drop the results of calls that ended before ``ended_before`` (their rows stay,
+        EXPIRED) and forget calls that ended before ``forget_before``; returns the
+        result files no row names any more, for the caller to remove."""
+        with self._lock:
+            files = [row["blob_file"] for row in self._db.execute(
+                "SELECT blob_file FROM calls WHERE blob_file IS NOT NULL AND finished_at < ?"
+                " AND state != ?", (ended_before, QUEUED))]
+            self._db.execute(
+                "UPDATE calls SET state = ?, blob = NULL, blob_file = NULL, logs = NULL "
+                "WHERE state = ? AND finished_at < ?", (EXPIRED, DONE, ended_before))
+            self._db.execute("DELETE FROM calls WHERE state != ? AND finished_at < ?",
+                             (QUEUED, forget_before))
+            return files
+
+    def forget_call(self, call_id: str) -> list[str]:
+        """Delete an ended call's row; returns its result file's name, if it had one."""
+        with self._lock:
+            files = [row["blob_file"] for row in self._db.execute(
+                "SELECT blob_file FROM calls WHERE id = ? AND blob_file IS NOT NULL",
+                (call_id,))]
+            self._db.execute("DELETE FROM calls WHERE id = ? AND state != ?",
+                             (call_id, QUEUED))
+            return files
+
+    def call_result_files(self) -> set[str]:
+        """The result files rows name: any other file in their directory is an orphan
+        (the server died between writing it and recording it)."""
+        return {row["blob_file"] for row in self._run(
+            "SELECT blob_file FROM calls WHERE blob_file IS NOT NULL")}

@@ -28,6 +28,12 @@ CONTAINER_DIED = "container_died"
 TIMEOUT = "timeout"
 UNAVAILABLE = "unavailable"
 INTERNAL = "internal"
+# A spawned call's result is gone: kept its time (COLDSNAP_CALL_RESULT_TTL_S) and removed.
+EXPIRED = "expired"
+# A spawned call never finished: the server stopped while it waited or ran. Not
+# `unavailable`: clients retry that kind against a server that comes back, and a `get`
+# of this call would answer the same forever. The caller has to call again.
+INTERRUPTED = "interrupted"
 # After these the server hangs up: the connection can't be used again.
 CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE})
 
@@ -56,6 +62,11 @@ class NotFoundError(ServerError, LookupError):
     """No such app, function, method or call id."""
 
 
+class OutputExpiredError(NotFoundError):
+    """A spawned call's result was kept its time and removed (Modal's name). A
+    ``NotFoundError``: code that catches that for an unknown call id catches this too."""
+
+
 class FunctionTimeoutError(ServerError, TimeoutError):
     """The call did not finish within its timeout (Modal's name; ``CallTimeoutError`` too)."""
 
@@ -75,13 +86,14 @@ CallTimeoutError = FunctionTimeoutError
 ServerUnavailable = ConnectionError
 
 PUBLIC_MODULE = "coldsnap.exception"
-for _public in (Error, InvalidError, ServerError, NotFoundError, FunctionTimeoutError,
-                ConnectionError):
+for _public in (Error, InvalidError, ServerError, NotFoundError, OutputExpiredError,
+                FunctionTimeoutError, ConnectionError):
     _public.__module__ = PUBLIC_MODULE
 del _public
 
 _ERRORS: dict[str, type[ServerError]] = {
     NOT_FOUND: NotFoundError,
+    EXPIRED: OutputExpiredError,
     TIMEOUT: FunctionTimeoutError,
 }
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coldsnap.client import Client
-from coldsnap.server.calls import Call, CallTable, Outcome
+from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError
 from coldsnap.settings import Settings
-from coldsnap.wire.errors import NOT_FOUND, ServerError
+from coldsnap.wire.errors import ServerError
 from tests.conftest import APPS, ServerHandle
 from tests.end_to_end import module_server, require_criu, stats, write_app
 
@@ -301,32 +300,12 @@ def test_a_call_from_a_container_over_the_payload_limit_says_so(
     assert out[1] == "10"  # the calling container lives on
 
 
-def test_call_finishes_once_and_the_table_finds_it() -> None:
+def test_call_finishes_once() -> None:
     call = Call("app", "f", None, b"", timeout_s=1, retries=0)
     assert call.fail(ApiError("timeout", "first"))
     assert not call.fail(ApiError("timeout", "second"))
     assert call.outcome is not None and call.outcome.error is not None
     assert call.outcome.error.message == "first"
-    table = CallTable(keep=2)
-    for c in (call, Call("app", "f", None, b"", 1, 0), Call("app", "f", None, b"", 1, 0)):
-        table.add(c)
-    with pytest.raises(ApiError) as info:
-        table.get(call.id)  # evicted: only two are kept
-    assert info.value.kind == NOT_FOUND
-
-
-def test_a_finished_call_is_kept_for_keep_s_after_it_finished() -> None:
-    table = CallTable(keep=100, keep_s=0.2)
-    long_call = Call("app", "f", None, b"", 3600, 0, created_at=time.monotonic() - 3600)
-    table.add(long_call)
-    long_call.finish(Outcome(ok=True))  # spawned an hour ago, finished just now
-    table.add(Call("app", "f", None, b"", 1, 0))
-    assert table.get(long_call.id) is long_call
-    time.sleep(0.3)
-    table.add(Call("app", "f", None, b"", 1, 0))
-    with pytest.raises(ApiError, match=r"finished more than 0.2 s ago, was pushed out by newer "
-                       r"ones \(the server keeps the last 100\)"):
-        table.get(long_call.id)
 
 
 def test_retry_delays_double_from_one_second_up_to_a_minute() -> None:
