@@ -49,11 +49,13 @@ class SnapshotAdmin:
             row = _jsonable(info)
             meta = known.get(info.key, {})
             failure = failures.pop(info.key, None)
+            # A snapshot on disk whose key failed (a restored copy died, CRIU refused
+            # it) is not restored: it says so, as a failed key without one does.
             row.update(app=meta.get("app"), tag=meta.get("tag"),
                        restores=meta.get("restores", 0),
                        last_error=(failure.reason if failure
                                    else self.keys.transient_error(info.key)),
-                       status="ready")
+                       status="failed" if failure else "ready")
             rows.append(row)
         for key, failure in sorted(failures.items(), key=lambda item: item[1].at):
             meta = known.get(key, {})

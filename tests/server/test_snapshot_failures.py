@@ -139,7 +139,7 @@ def test_ls_shows_a_failed_snapshot_and_a_transient_error_until_a_restart(
     server.keys.mark_failed(KEY, "restored container died: exit 1")
     server.keys.mark_transient("other-key", "restore: criu restore timed out")
     rows = {row["key"]: row for row in server.admin.ls()}
-    assert rows[KEY]["status"] == "ready"
+    assert rows[KEY]["status"] == "failed"  # on disk, but not restored
     assert rows[KEY]["last_error"] == "restored container died: exit 1"
     assert rows["other-key"]["last_error"].startswith("restore: criu restore timed out "
                                                       "(transient")
