@@ -42,6 +42,11 @@ class Settings:
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0
     max_payload_bytes: int = 512 * 1024 * 1024
+    # Socket connections served at once; one more is answered "busy" and closed.
+    max_connections: int = 1000
+    # A client connection that sends nothing for this long, between requests or in
+    # the middle of one, is closed (a pooled client connects again).
+    idle_timeout_s: float = 300.0
     keep_versions: int = 3
     prewarm_netns: int = 2
     # Host tuning the criu engine applies at start, like its NAT rule: the

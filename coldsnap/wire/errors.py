@@ -27,9 +27,10 @@ BOOT_FAILED = "boot_failed"  # user code raised while the container booted; blob
 CONTAINER_DIED = "container_died"
 TIMEOUT = "timeout"
 UNAVAILABLE = "unavailable"
+BUSY = "busy"  # the server is at its connection or file limit; try again shortly
 INTERNAL = "internal"
 # After these the server hangs up: the connection can't be used again.
-CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE})
+CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE, BUSY})
 
 
 class Error(Exception):
@@ -102,6 +103,6 @@ def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
         if kind == BOOT_FAILED:
             exc.add_note(message)
         return exc
-    if kind == UNAVAILABLE:
+    if kind in (UNAVAILABLE, BUSY):  # both: no server can take the request now
         return ServerUnavailable(message)
     return _ERRORS.get(kind, ServerError)(kind, message)
