@@ -45,7 +45,7 @@ class Settings:
     # Socket connections served at once; one more is answered "busy" and closed.
     max_connections: int = 1000
     # A client connection that sends nothing for this long, between requests or in
-    # the middle of one, is closed (a pooled client connects again).
+    # the middle of one, is closed (a pooled client connects again); 0: never.
     idle_timeout_s: float = 300.0
     keep_versions: int = 3
     prewarm_netns: int = 2

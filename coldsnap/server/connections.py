@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -59,6 +60,8 @@ class Connections:
         # Held for the moment the process runs out of fds: closed, it lets the accept
         # loop take the waiting connection and answer it rather than leave it hanging.
         self._spare: int | None = _open_spare()
+        self._spare_lock = threading.Lock()  # the unix and tcp accept loops share it
+        self._lingering = LingeringClose()
 
     def accept_forever(self, listener: socket.socket) -> None:
         """Accept until the server stops; no error but the listener closing ends it."""
@@ -73,7 +76,14 @@ class Connections:
                     self._shed_one(listener)
                 time.sleep(exhaustion.failed(exc))
                 continue
-            if self._admit(conn):
+            try:
+                admitted = self._admit(conn)
+            except Exception as exc:  # a bug must not end the loop: nobody could connect
+                logger.exception("accepting a connection failed")
+                conn.close()
+                time.sleep(exhaustion.failed(exc))
+                continue
+            if admitted:
                 exhaustion.recovered()
             else:
                 time.sleep(exhaustion.failed(RuntimeError("can't start a thread")))
@@ -88,7 +98,7 @@ class Connections:
         if full:
             _refuse(conn, BUSY, f"server busy: it serves {self._max} connections at once "
                     "(COLDSNAP_MAX_CONNECTIONS, at most half its open-file limit); try again "
-                    "shortly, or raise the limit")
+                    "shortly, or raise the limit", self._lingering)
             return True
         try:
             threading.Thread(target=self._serve, args=(conn,), daemon=True,
@@ -101,17 +111,21 @@ class Connections:
         return True
 
     def _shed_one(self, listener: socket.socket) -> None:
-        """Out of fds: free the spare, answer one waiting client busy, take the spare back."""
-        with self._lock:
+        """Out of fds: free the spare, answer one waiting client busy, take the spare back.
+        EMFILE comes whether or not a client waits: the accept must not block."""
+        with self._spare_lock:
             if self._spare is None:
                 self._spare = _open_spare()
                 return
             os.close(self._spare)
             self._spare = None
+            listener.settimeout(0)
             try:
                 conn, _ = listener.accept()
             except OSError:
                 conn = None
+            finally:
+                listener.settimeout(None)
             if conn is not None:
                 _refuse(conn, BUSY, "server busy: it is out of file descriptors (EMFILE); "
                         "try again shortly, or raise its open-file limit (`ulimit -n`)")
@@ -123,7 +137,8 @@ class Connections:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            conn.settimeout(self._settings.idle_timeout_s)
+            idle = self._settings.idle_timeout_s
+            conn.settimeout(idle if idle > 0 else None)  # 0: never
             with conn, conn.makefile("rb") as rfile, conn.makefile("wb") as wfile:
                 while self._serve_one(rfile, wfile):
                     pass
@@ -181,17 +196,81 @@ def _open_spare() -> int | None:
         return None
 
 
-def _refuse(conn: socket.socket, kind: str, message: str) -> None:
-    """Answer a connection we won't serve, without blocking the accept loop, and close it."""
+def _refuse(conn: socket.socket, kind: str, message: str,
+            lingering: LingeringClose | None = None) -> None:
+    """Answer a connection we won't serve without blocking the accept loop, and close it,
+    or leave the closing to ``lingering`` (out of fds, it closes at once: no fd to spare)."""
     frame = io.BytesIO()
     write_message(frame, ApiError(kind, message).to_header())
     try:
         conn.setblocking(False)
         conn.send(frame.getvalue())  # a fresh socket's buffer takes a small message whole
+        conn.shutdown(socket.SHUT_WR)
     except OSError:
         pass
-    finally:
+    if lingering is None or not lingering.add(conn):
         conn.close()
+
+
+class LingeringClose:
+    """Refused connections, answered, kept open a moment while their request drains:
+    closed at once, the client's write of its request fails (EPIPE) or, over TCP, the
+    reset loses the answer before the client reads it. One thread polls them all; each
+    is closed at the client's hang-up or after ``linger_s``, and past ``most`` at once
+    they are closed at once."""
+
+    def __init__(self, linger_s: float = 2.0, most: int = 64) -> None:
+        self._linger = linger_s
+        self._most = most
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, conn: socket.socket) -> bool:
+        """Close ``conn`` soon; False when the caller must close it now."""
+        with self._lock:
+            if len(self._deadlines) >= self._most or not self._running():
+                return False
+            self._deadlines[conn] = time.monotonic() + self._linger
+            return True
+
+    def _running(self) -> bool:
+        if self._thread is None or not self._thread.is_alive():
+            try:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="linger")
+                self._thread.start()
+            except RuntimeError:  # no thread: refused connections close at once
+                self._thread = None
+                return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                conns = list(self._deadlines)
+            if not conns:
+                time.sleep(0.1)
+                continue
+            poller = select.poll()
+            for conn in conns:
+                poller.register(conn, select.POLLIN)
+            ready = {fd for fd, _ in poller.poll(100)}
+            now = time.monotonic()
+            for conn in conns:
+                if conn.fileno() in ready and _drained(conn) or now > self._deadlines[conn]:
+                    with self._lock:
+                        del self._deadlines[conn]
+                    conn.close()
+
+
+def _drained(conn: socket.socket) -> bool:
+    """Read and drop what the client sent; True at its hang-up (or an error)."""
+    try:
+        return not conn.recv(1 << 16)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _framing_error(exc: ProtocolError) -> ApiError:

@@ -12,6 +12,8 @@ import pytest
 
 from coldsnap.client import Client
 from coldsnap.wire.errors import ServerUnavailable
+from coldsnap.wire.framing import read_message, write_message
+from coldsnap.wire.token import read_token
 from tests.conftest import ServerHandle
 
 
@@ -19,6 +21,21 @@ def _connect(server: ServerHandle) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(str(server.settings.socket_path))
     return sock
+
+
+def _served(server: ServerHandle) -> socket.socket:
+    """A connection the server serves (it answered a ping on it), kept open."""
+    token = read_token(server.settings.token_path)
+    deadline = time.monotonic() + 5
+    while True:  # the fixture's own connection may not be released yet: then "busy"
+        sock = _connect(server)
+        stream = sock.makefile("rwb")
+        write_message(stream, {"op": "ping", "token": token})
+        if read_message(stream)[0]["ok"]:
+            return sock
+        sock.close()
+        assert time.monotonic() < deadline, "the server never took a connection"
+        time.sleep(0.05)
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> float:
@@ -49,8 +66,7 @@ def test_one_connection_past_the_limit_is_told_the_server_is_busy(
     server_factory: type[ServerHandle],
 ) -> None:
     server = server_factory(env={"COLDSNAP_MAX_CONNECTIONS": "3"}).start()
-    held = [_connect(server) for _ in range(3)]
-    time.sleep(0.2)  # accepted and counted
+    held = [_served(server) for _ in range(3)]
     conn = Client(server.settings)
     try:
         start = time.monotonic()
@@ -58,9 +74,8 @@ def test_one_connection_past_the_limit_is_told_the_server_is_busy(
                            ".*COLDSNAP_MAX_CONNECTIONS"):
             conn.ping()
         assert time.monotonic() - start < 5
-        held.pop().close()
-        time.sleep(0.2)  # the server notices the hang-up and frees the slot
-        assert conn.ping()["ok"] is True
+        held.pop().close()  # once the server notices, the slot is free again
+        held.append(_served(server))
     finally:
         conn.close()
         for sock in held:
