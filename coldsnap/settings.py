@@ -51,6 +51,11 @@ class Settings:
     # call finished, across server restarts: 7 days, as Modal keeps them. After that
     # `get` says the result expired.
     call_result_ttl_s: float = 7 * 24 * 3600.0
+    # Socket connections served at once; one more is answered "busy" and closed.
+    max_connections: int = 1000
+    # A client connection that sends nothing for this long, between requests or in
+    # the middle of one, is closed (a pooled client connects again); 0: never.
+    idle_timeout_s: float = 300.0
     keep_versions: int = 3
     prewarm_netns: int = 2
     # Host tuning the criu engine applies at start, like its NAT rule: the

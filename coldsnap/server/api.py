@@ -10,6 +10,7 @@ until the client hangs up.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -26,6 +27,11 @@ from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
 from coldsnap.wire.framing import write_message
 
 logger = logging.getLogger(__name__)
+
+# The longest a request may wait for a result: a week. Longer is a mistake (or 1e300,
+# which no clock can wait for); nobody holds a socket open that long.
+MAX_WAIT_S = 7 * 24 * 3600.0
+MAX_COUNT = 1 << 31  # tail, keep: far past any real log or snapshot count
 
 
 class ClientGone(Exception):
@@ -51,13 +57,41 @@ class Request:
                            f"the wrong type {type(value).__name__}")
         return value
 
+    def number(self, name: str, *, above: float | None = None, least: float | None = None,
+               most: float) -> float | None:
+        """A numeric field (None when absent), finite and in range: > ``above``,
+        >= ``least``, <= ``most``; else ``bad_request`` naming the field and the range.
+        JSON carries NaN and Infinity, and a bool is an int in Python: both refused."""
+        return self._checked(name, False, above, least, most)
+
+    def count(self, name: str, most: int = MAX_COUNT) -> int | None:
+        """An integer field >= 0 (None when absent), as ``number`` checks it."""
+        value = self._checked(name, True, None, 0, most)
+        return None if value is None else int(value)
+
+    def _checked(self, name: str, integer: bool, above: float | None, least: float | None,
+                 most: float) -> float | None:
+        value = self.header.get(name)
+        if value is None:
+            return None
+        what = "an integer" if integer else "a number"
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (integer and not isinstance(value, int)) or not math.isfinite(value)
+                or (above is not None and value <= above)
+                or (least is not None and value < least) or value > most):
+            low = f"> {_plain(above)}" if above is not None else f">= {_plain(least)}"
+            raise ApiError(BAD_REQUEST, f"field {name!r} of op {self.header.get(ops.OP)!r} must "
+                           f"be {what} {low} and <= {_plain(most)}; got {value!r}")
+        return float(value)
+
     def send(self, header: dict[str, Any]) -> None:
         """One message of a streamed reply; ClientGone when the client hung up."""
         if self.stream is None:
             raise ClientGone("this request came from a container: it takes one reply")
         try:
             write_message(self.stream, header)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+                TimeoutError) as exc:  # TimeoutError: not read for COLDSNAP_IDLE_TIMEOUT_S
             raise ClientGone(str(exc)) from exc
 
     def need_blob(self, what: str) -> bytes:
@@ -116,8 +150,10 @@ class Api:
         return {"ok": True, **result}, None
 
     def call(self, req: Request) -> Reply:
+        # Checked before the call is queued; 0 would cancel it before it could start.
+        timeout = req.number("timeout", above=0, most=MAX_WAIT_S)
         call, pool = self._submit(req)
-        return self._await(call, pool, req.field("timeout", (int, float), None))
+        return self._await(call, pool, timeout)
 
     def spawn(self, req: Request) -> Reply:
         call, _ = self._submit(req)
@@ -127,9 +163,9 @@ class Api:
     def get(self, req: Request) -> Reply:
         """``forget``: the result is wanted once (``map``): drop it once answered, rather
         than keep it on disk until it expires."""
+        timeout = req.number("timeout", least=0, most=MAX_WAIT_S)  # 0 polls, as Modal's
         call_id = req.field("call_id", str)
-        reply = self._await(self.platform.calls.get(call_id), None,
-                            req.field("timeout", (int, float), None))
+        reply = self._await(self.platform.calls.get(call_id), None, timeout)
         if req.field("forget", bool, False):
             self.platform.calls.forget(call_id)
         return reply
@@ -165,8 +201,9 @@ class Api:
         return {"ok": True, **result}, None
 
     def app_drain(self, req: Request) -> Reply:
+        wait = req.number("wait", least=0, most=MAX_WAIT_S)
         result = self.platform.deploys.drain(req.field("app", str),
-                                                float(req.field("wait", (int, float), 60.0)))
+                                                60.0 if wait is None else wait)
         return {"ok": True, **result}, None
 
     def app_stats(self, req: Request) -> Reply:
@@ -177,7 +214,8 @@ class Api:
         self.platform.deploys.require(app)
         book = self.platform.logs.app(app)
         timestamps = bool(req.field("timestamps", bool, False))
-        lines, position = book.tail_timed(int(req.field("tail", int, 200)))
+        tail = req.count("tail")
+        lines, position = book.tail_timed(200 if tail is None else tail)
         if not req.field("follow", bool, False):
             return _log_reply(lines, timestamps), None
         req.send(_log_reply(lines, timestamps))
@@ -198,13 +236,17 @@ class Api:
         return {"ok": True, "removed": key, **self.platform.snapshots.rm(key)}, None
 
     def snapshots_gc(self, req: Request) -> Reply:
-        result = self.platform.snapshots.gc(req.field("keep", int, None))
+        result = self.platform.snapshots.gc(req.count("keep"))
         return {"ok": True, "result": result}, None
-
 
     def snapshots_verify(self, req: Request) -> Reply:
         results = self.platform.snapshots.verify(req.field("key", str, None))
         return {"ok": True, "results": results}, None
+
+
+def _plain(bound: float | None) -> str:
+    """A range's bound as people write it: 604800, not 604800.0 or 6.048e+05."""
+    return str(int(bound)) if bound is not None and float(bound).is_integer() else str(bound)
 
 
 def _log_reply(lines: list[LogLine], timestamps: bool) -> dict[str, Any]:

@@ -1,38 +1,34 @@
 """``coldsnap serve``: startup, the accept loops, shutdown.
 
-startup (lock the state dir, become a subreaper, token, database, engine,
-sockets) -> serve connections until SIGTERM/SIGINT -> shutdown (drain
-containers, close sockets, unlock).
+startup (lock the state dir, become a subreaper, raise the open-file limit,
+token, database, engine, sockets) -> serve connections (``connections.py``) until
+SIGTERM/SIGINT -> shutdown (drain containers, close sockets, unlock).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
 from pathlib import Path
-from typing import Any
 
 from coldsnap.engine import make_engine
 from coldsnap.server.api import Api, answer, answer_container
-from coldsnap.server.errors import ApiError
+from coldsnap.server.connections import Connections, connection_cap
 from coldsnap.server.platform import Platform
-from coldsnap.server.process import StateLock, ZombieReaper, become_subreaper
+from coldsnap.server.process import (
+    StateLock,
+    ZombieReaper,
+    become_subreaper,
+    raise_open_file_limit,
+)
 from coldsnap.server.server_log import configure as configure_logging
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
-from coldsnap.wire import ops
-from coldsnap.wire.errors import BAD_REQUEST, TOO_LARGE, UNAUTHORIZED
-from coldsnap.wire.framing import (
-    ChannelClosed,
-    PayloadTooLarge,
-    ProtocolError,
-    read_message,
-    write_message,
-)
-from coldsnap.wire.token import ensure_token, token_matches
+from coldsnap.wire.token import ensure_token
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +47,10 @@ def serve(settings: Settings) -> None:
     lock.acquire()
     try:
         become_subreaper()
+        open_file_limit = raise_open_file_limit()
         reaper = ZombieReaper()
         reaper.start()
-        server = Server(settings)
+        server = Server(settings, open_file_limit)
         try:
             server.run()
         finally:
@@ -66,7 +63,9 @@ class Server:
     """One running server: its token, database, engine and platform, the listening
     sockets and their accept threads, and the event that stops it all (``run``)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, open_file_limit: int | None = None) -> None:
+        if open_file_limit is None:
+            open_file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.settings = settings
         self.token = ensure_token(settings.token_path)
         self.db = StateDB(settings.db_path)
@@ -78,6 +77,9 @@ class Server:
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
         self.listeners: list[socket.socket] = []
+        self.connections = Connections(
+            settings, self.token, lambda header, blob, wfile: answer(self.api, header, blob, wfile),
+            self.stopping, connection_cap(settings, open_file_limit))
 
     def run(self) -> None:
         # Everything after the engine is built is in the `try`: a failure to start (a
@@ -110,44 +112,8 @@ class Server:
         if self.settings.tcp:
             self.listeners.append(_tcp_listener(self.settings))
         for listener in self.listeners:
-            threading.Thread(target=self._accept, args=(listener,), daemon=True,
-                             name="accept").start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # closed at shutdown
-            threading.Thread(target=self._connection, args=(conn,), daemon=True,
-                             name="conn").start()
-
-    def _connection(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as rfile, conn.makefile("wb") as wfile:
-            while True:
-                try:
-                    header, blob = read_message(rfile, max_blob=self.settings.max_payload_bytes)
-                except (ChannelClosed, OSError):
-                    return
-                except ProtocolError as exc:
-                    # The stream can't be resynchronised: answer, then hang up.
-                    _try_send(wfile, _framing_error(exc, self.settings).to_header())
-                    return
-                if not self._answer(header, blob, wfile):
-                    return
-
-    def _answer(self, header: dict[str, Any], blob: bytes | None, wfile: Any) -> bool:
-        """Handle one request; False when the connection must close."""
-        if not token_matches(self.token, header.pop(ops.TOKEN, None)):
-            error = ApiError(UNAUTHORIZED, "request refused: missing or wrong token. Clients "
-                             f"read it from {self.settings.token_path} (mode 0600, readable by "
-                             "the server's user only)")
-            _try_send(wfile, error.to_header())
-            return False
-        reply = answer(self.api, header, blob, wfile)
-        if reply is None:
-            return False  # a streaming client hung up
-        return _try_send(wfile, reply[0], reply[1])
+            threading.Thread(target=self.connections.accept_forever, args=(listener,),
+                             daemon=True, name="accept").start()
 
 
 def _engine_warning(settings: Settings, engine: str) -> str | None:
@@ -166,22 +132,6 @@ def _engine_warning(settings: Settings, engine: str) -> str | None:
             "run as plain processes with the server's user, files and network, and boot "
             "without memory snapshots. Fix the checks, or set COLDSNAP_ENGINE=none to "
             "choose this on purpose")
-
-
-def _framing_error(exc: ProtocolError, settings: Settings) -> ApiError:
-    if isinstance(exc, PayloadTooLarge):
-        return ApiError(TOO_LARGE, f"request refused: {exc}. Send less data per call, or raise "
-                        "COLDSNAP_MAX_PAYLOAD_BYTES on the server")
-    return ApiError(BAD_REQUEST, f"malformed request: {exc}. Requests are framed messages "
-                    "(coldsnap/wire/framing.py); use coldsnap's client")
-
-
-def _try_send(wfile: Any, header: dict[str, Any], blob: bytes | None = None) -> bool:
-    try:
-        write_message(wfile, header, blob)
-        return True
-    except OSError:
-        return False
 
 
 def _unix_listener(path: Path) -> socket.socket:

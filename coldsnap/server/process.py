@@ -1,14 +1,26 @@
-"""Process-level duties of the server: the state-dir lock, subreaping, stray zombies."""
+"""Process-level duties of the server: the state-dir lock, subreaping, stray zombies,
+its open-file limit, and riding out the host's limits (``Exhaustion``)."""
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
+import logging
 import os
+import resource
 import threading
+import time
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
+# Out of file descriptors (ours, or the host's), memory or socket buffers: these pass.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+# Room for COLDSNAP_MAX_CONNECTIONS and many containers' pipes, and no more: containers
+# inherit the limit, and some programs close every fd up to it at start.
+_NOFILE_CEILING = 65536
+
+logger = logging.getLogger(__name__)
 
 
 class AlreadyRunning(RuntimeError):
@@ -73,14 +85,76 @@ class ZombieReaper:
         self._stop.set()
 
     def _run(self) -> None:
+        exhaustion = Exhaustion("the zombie reaper")
         while not self._stop.wait(self._interval):
-            zombies = set(_zombie_children())
-            for pid in zombies & self._seen:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-            self._seen = zombies
+            try:
+                self._sweep()
+            except OSError as exc:  # /proc unreadable: out of fds (EMFILE) or memory
+                exhaustion.failed(exc)
+            else:
+                exhaustion.recovered()
+
+    def _sweep(self) -> None:
+        zombies = set(_zombie_children())
+        for pid in zombies & self._seen:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        self._seen = zombies
+
+
+class Exhaustion:
+    """One loop's run of failures on a host limit (EMFILE, ENFILE, ENOMEM, ...): logged
+    once when it starts and once when it ends, however long it lasts, with a delay
+    that doubles up to ``max_delay_s`` for the loop to wait between tries."""
+
+    def __init__(self, what: str, max_delay_s: float = 1.0) -> None:
+        self._what = what
+        self._max_delay = max_delay_s
+        self._since: float | None = None
+        self._delay = 0.0
+        self._failures = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failure; the seconds to wait before the next try."""
+        self._failures += 1
+        if self._since is None:
+            self._since = time.monotonic()
+            logger.warning("%s failed: %s; it keeps trying, backing off up to %g s, and logs "
+                           "again when it works (raise the server's open-file limit, "
+                           "`ulimit -n`, if this recurs)", self._what, _describe(exc),
+                           self._max_delay)
+        self._delay = min(max(2 * self._delay, 0.01), self._max_delay)
+        return self._delay
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            logger.warning("%s works again after %d failures in %.1f s", self._what,
+                           self._failures, time.monotonic() - self._since)
+            self._since, self._delay, self._failures = None, 0.0, 0
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)} ({os.strerror(exc.errno)})"
+    return str(exc) or type(exc).__name__
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one (systemd and shells start us at 1024,
+    about a thousand clients); the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _NOFILE_CEILING if hard == resource.RLIM_INFINITY else min(hard, _NOFILE_CEILING)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            logger.info("raised the open-file limit from %d to %d", soft, target)
+            return target
+        except (ValueError, OSError) as exc:
+            logger.warning("could not raise the open-file limit from %d to %d: %s", soft,
+                           target, exc)
+    return soft
 
 
 def _zombie_children() -> list[int]:

@@ -27,6 +27,7 @@ BOOT_FAILED = "boot_failed"  # user code raised while the container booted; blob
 CONTAINER_DIED = "container_died"
 TIMEOUT = "timeout"
 UNAVAILABLE = "unavailable"
+BUSY = "busy"  # the server is at its connection or file limit; try again shortly
 INTERNAL = "internal"
 # A spawned call's result is gone: kept its time (COLDSNAP_CALL_RESULT_TTL_S) and removed.
 EXPIRED = "expired"
@@ -35,7 +36,7 @@ EXPIRED = "expired"
 # of this call would answer the same forever. The caller has to call again.
 INTERRUPTED = "interrupted"
 # After these the server hangs up: the connection can't be used again.
-CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE})
+CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE, BUSY})
 
 
 class Error(Exception):
@@ -114,6 +115,6 @@ def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
         if kind == BOOT_FAILED:
             exc.add_note(message)
         return exc
-    if kind == UNAVAILABLE:
+    if kind in (UNAVAILABLE, BUSY):  # both: no server can take the request now
         return ServerUnavailable(message)
     return _ERRORS.get(kind, ServerError)(kind, message)

@@ -57,13 +57,18 @@ class FrameDecoder:
     """Turns bytes, fed in chunks of any size, into messages.
 
     ``max_blob`` refuses larger blobs (``PayloadTooLarge``) as soon as their length
-    arrives; ``limit_name`` names what sets it (a setting), for the message. After a
-    ProtocolError the stream can't be resynchronised: drop the channel.
+    arrives; ``limit_name`` names what sets it (a setting), for the message.
+    ``on_header`` sees each header as soon as it is parsed, before its blob is read,
+    so a server refuses a request (a wrong token) without reading its payload: what
+    it raises propagates from ``feed``. After a ProtocolError, or a refusal by
+    ``on_header``, the stream can't be resynchronised: drop the channel.
     """
 
-    def __init__(self, max_blob: int | None = None, limit_name: str | None = None) -> None:
+    def __init__(self, max_blob: int | None = None, limit_name: str | None = None,
+                 on_header: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._max_blob = max_blob
         self._limit_name = limit_name
+        self._on_header = on_header
         self._buf = bytearray()  # the part being received, while incomplete
         self._need = _U32.size  # the length of that part
         self._part: _Part = self._header_length
@@ -117,7 +122,10 @@ class FrameDecoder:
             raise ProtocolError(f"a header is not JSON: {exc}") from None
         if not isinstance(header, dict):
             raise ProtocolError(f"a header is a JSON {type(header).__name__}, not an object")
-        if not header.pop("blob", False):
+        has_blob = bool(header.pop("blob", False))
+        if self._on_header is not None:
+            self._on_header(header)
+        if not has_blob:
             self._expect(_U32.size, self._header_length)
             return header, None
         self._header = header
@@ -148,10 +156,12 @@ def write_message(stream: BinaryIO, header: dict[str, Any], blob: bytes | None =
     stream.flush()
 
 
-def read_message(stream: BinaryIO, max_blob: int | None = None) -> Message:
+def read_message(stream: BinaryIO, max_blob: int | None = None,
+                 on_header: Callable[[dict[str, Any]], None] | None = None) -> Message:
     """Read one message, and not a byte more; raises ChannelClosed at EOF, PayloadTooLarge
-    for a blob over ``max_blob`` (before reading it) and ProtocolError on garbage."""
-    decoder = FrameDecoder(max_blob)
+    for a blob over ``max_blob`` (before reading it) and ProtocolError on garbage.
+    ``on_header`` checks the header before the blob is read (``FrameDecoder``)."""
+    decoder = FrameDecoder(max_blob, on_header=on_header)
     while True:
         messages = decoder.feed(_read_exact(stream, decoder.wanted))
         if messages:

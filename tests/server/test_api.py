@@ -14,7 +14,7 @@ from coldsnap.server import daemon
 from coldsnap.server.api import HANDLERS, Api, ClientGone, Request
 from coldsnap.server.daemon import Server
 from coldsnap.settings import Settings
-from coldsnap.wire.framing import read_message
+from coldsnap.wire.framing import read_message, write_message
 
 
 @pytest.fixture
@@ -27,8 +27,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def _answer(srv: Server, op: str) -> tuple[bool, dict[str, Any] | None]:
-    out = io.BytesIO()
-    keep = srv._answer({"op": op, "token": srv.token}, None, out)
+    """Whether the connection stays open after one request, and the reply, if any."""
+    request, out = io.BytesIO(), io.BytesIO()
+    write_message(request, {"op": op, "token": srv.token})
+    request.seek(0)
+    keep = srv.connections._serve_one(request, out)
     out.seek(0)
     return keep, (read_message(out)[0] if out.getvalue() else None)
 

@@ -108,6 +108,21 @@ def test_a_blob_over_the_limit_is_refused_before_it_is_read() -> None:
     assert read_message(io.BytesIO(data), max_blob=1001)[1] == b"x" * 1001
 
 
+def test_on_header_refuses_a_message_before_its_blob_or_blob_length_is_read() -> None:
+    data = _wire([({"op": "call", "token": "wrong"}, b"x" * 1000)])
+    stream = io.BytesIO(data)
+    seen: list[dict] = []
+
+    def refuse(header: dict) -> None:
+        seen.append(dict(header))
+        raise PermissionError("wrong token")
+
+    with pytest.raises(PermissionError, match="wrong token"):
+        read_message(stream, on_header=refuse)
+    assert seen == [{"op": "call", "token": "wrong"}]  # without the framing's "blob" key
+    assert stream.tell() == len(data) - 8 - 1000  # the blob's length and the blob: unread
+
+
 def test_the_decoder_names_what_sets_its_limit() -> None:
     decoder = FrameDecoder(max_blob=10, limit_name="COLDSNAP_MAX_PAYLOAD_BYTES")
     with pytest.raises(PayloadTooLarge, match=r"limit of 10 bytes \(COLDSNAP_MAX_PAYLOAD_BYTES\)"):
