@@ -69,3 +69,8 @@ class CgroupLimits:
             (group / "cpu.cfs_quota_us").write_text(str(int(self.cpus * PERIOD_US)))
             groups.append(group)
         return groups
+
+
+def group_paths(container_id: str, root: Path = ROOT) -> list[Path]:
+    """Where ``CgroupLimits.apply`` puts a container's groups (v2, or v1's memory and cpu)."""
+    return [root / sub / "coldsnap" / container_id for sub in ("", "memory", "cpu")]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import logging
 import os
 import subprocess
 import time
@@ -52,6 +53,7 @@ from coldsnap.engine.gpu import (
 )
 from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
+from coldsnap.engine.leftovers import RunDirClaim
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
@@ -67,6 +69,7 @@ from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
 PR_SET_CHILD_SUBREAPER = 36
+logger = logging.getLogger(__name__)
 
 
 def container_masks(settings: Settings) -> list[str]:
@@ -109,6 +112,7 @@ class CriuEngine:
         self.host_key = host_key(self.facts)
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_path)
+        self._claim = self._sweep_leftovers()
         refresh_kdat_cache(settings.criu_path)
         if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
@@ -119,6 +123,20 @@ class CriuEngine:
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.masks = container_masks(settings)
         self._dirs: dict[str, ContainerDirs] = {}
+
+    def _sweep_leftovers(self) -> RunDirClaim:
+        """Remove what a server killed on this run dir and store left (leftovers.py);
+        before the layers and network namespaces, which would trip over it."""
+        claim = RunDirClaim(self.settings.run_path, self.settings.snapshots)
+        removed = claim.sweep(self.settings.criu_path.parent.parent)
+        if removed:
+            logger.info("removed what a killed server left in %s and %s: %s",
+                        self.settings.run_path, self.settings.snapshots, removed.summary())
+        for why in removed.busy:
+            logger.warning("left alone at start-up: %s", why)
+        # A run dir tmpfs a killed server mounted is ours to unmount now, if we own it.
+        self._mounted_run_dir = self._mounted_run_dir and claim.owns_run_dir
+        return claim
 
     # -- fresh containers ------------------------------------------------------
 
@@ -371,6 +389,7 @@ class CriuEngine:
         we mounted it)."""
         self.netns.close()
         self.layers.close()
+        self._claim.release()
         if self._mounted_run_dir:
             subprocess.run(["umount", "-l", str(self.settings.run_path)], check=False)
             with contextlib.suppress(OSError):

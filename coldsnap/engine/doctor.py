@@ -74,7 +74,26 @@ def run_checks(settings: Settings) -> list[Check]:
         needed=False,
     ))  # fmt: skip
     checks.append(_check_gpu())
+    checks.append(_check_leftovers(settings))
     return checks
+
+
+def _check_leftovers(settings: Settings) -> Check:
+    """What a killed server left on this state dir's run dir and store. Informational:
+    the next server removes it at start-up, and snapshots work meanwhile."""
+    from coldsnap.engine.leftovers import find_leftovers
+
+    found = find_leftovers(settings.run_path, settings.snapshots, settings.criu_path.parent.parent)
+    busy = "; ".join(found.busy)
+    if not found:
+        return Check("leftovers", True, f"none ({busy})" if busy else "none", needed=False)
+    return Check(
+        "leftovers", False,
+        f"a killed server left in {settings.run_path} and {settings.snapshots}: "
+        f"{found.summary()}" + (f" ({busy})" if busy else ""),
+        "start the server on this state dir (`coldsnap serve`): it removes them at start-up",
+        needed=False,
+    )  # fmt: skip
 
 
 def _check_privileges() -> Check:

@@ -103,9 +103,7 @@ class NetnsPool:
             pass  # the next acquire makes one, or says why
 
     def _destroy(self, ns: Netns) -> None:
-        _run(["ip", "netns", "del", ns.name], check=False)
-        _run(["ip", "link", "del", f"csv{ns.index}"], check=False)
-        (self.owner_dir / str(ns.index)).unlink(missing_ok=True)
+        destroy_namespace(ns.index, self.owner_dir)
 
     def refill(self) -> None:
         while True:
@@ -173,6 +171,13 @@ class NetnsPool:
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
         return True
+
+
+def destroy_namespace(index: int, owner_dir: Path) -> None:
+    """Delete namespace ``index``, its host-side veth and its owner file."""
+    _run(["ip", "netns", "del", f"cs{index}"], check=False)
+    _run(["ip", "link", "del", f"csv{index}"], check=False)
+    (owner_dir / str(index)).unlink(missing_ok=True)
 
 
 def _setup(ns: Netns) -> None:

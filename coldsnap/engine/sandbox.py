@@ -179,15 +179,29 @@ def _is_tmpfs(path: str) -> bool:
     return False
 
 
+RUN_TMPFS = "coldsnap-run"
+
+
 def ensure_tmpfs(run_dir: Path) -> bool:
-    """Mount a tmpfs on ``run_dir`` unless one is there; True if we mounted it."""
+    """Mount a tmpfs on ``run_dir`` unless one is there; True if it is ours to unmount:
+    we mounted it, or a killed server did (its source is named ``coldsnap-run``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if os.path.ismount(run_dir):
-        return False
+        return _mount_source(run_dir) == RUN_TMPFS
     subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "mode=700", "coldsnap-run", str(run_dir)], check=True
+        ["mount", "-t", "tmpfs", "-o", "mode=700", RUN_TMPFS, str(run_dir)], check=True
     )
     return True
+
+
+def _mount_source(path: Path) -> str:
+    """The source of the topmost mount on ``path`` ("" if none)."""
+    source = ""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(path):
+            source = fields[fields.index("-") + 2]
+    return source
 
 
 def start_fresh(
