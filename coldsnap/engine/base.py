@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -135,6 +136,8 @@ class Container:
         # Set when the root's parent is a process we started (unshare): wait on it.
         self.process = process
         self.cleanups: list[Any] = []  # callables run once the container is gone
+        # Why it exited, in words, when the engine can tell (a limit it hit); None if not.
+        self.exit_cause: Callable[[], str | None] = lambda: None
 
     def poll(self) -> int | None:
         """The exit status once the root process is gone, else None (reaps it)."""

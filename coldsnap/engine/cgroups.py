@@ -21,6 +21,7 @@ class CgroupLimits:
         self.cpus = cpus
         self.root = root
         self.v2 = (root / "cgroup.controllers").exists()
+        self._groups: dict[str, list[Path]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -33,7 +34,10 @@ class CgroupLimits:
             for pid in pids:
                 (group / "cgroup.procs").write_text(str(pid))
 
+        self._groups[container_id] = groups
+
         def remove() -> None:
+            self._groups.pop(container_id, None)
             for group in groups:
                 try:
                     os.rmdir(group)
@@ -41,6 +45,21 @@ class CgroupLimits:
                     pass  # still has processes (it is being killed) or already gone
 
         return remove
+
+    def exit_cause(self, container_id: str) -> str | None:
+        """Words for why the container exited when the kernel killed one of its processes
+        for the memory limit ("it ran out of memory (limit ...)"), else None. Read before
+        the group is removed."""
+        for group in self._groups.get(container_id, []):
+            for events in (group / "memory.events", group / "memory.oom_control"):
+                try:
+                    counts = dict(line.split() for line in events.read_text().splitlines())
+                except (OSError, ValueError):
+                    continue
+                if int(counts.get("oom_kill", "0")) > 0:
+                    return (f"it ran out of memory (limit {self.memory_mb} MiB, "
+                            "COLDSNAP_CONTAINER_MEMORY_MB): raise the limit or use less")
+        return None
 
     def _v2_group(self, container_id: str) -> list[Path]:
         parent = self.root / "coldsnap"

@@ -318,6 +318,7 @@ class CriuEngine:
         )
         if limits.enabled:
             container.cleanups.append(limits.apply(container.id, tree_pids(container.pid)))
+            container.exit_cause = lambda: limits.exit_cause(container.id)
 
     def _suspend_gpu(self, root: int) -> list[int]:
         """Move GPU state to host memory before a dump; returns the in-namespace

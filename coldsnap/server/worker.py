@@ -154,6 +154,9 @@ class Worker:
         self.pump.sync()
         code = self.container.wait(2)
         status = "still running" if code is None else f"exit status {code}"
+        cause = self.container.exit_cause()
+        if cause is not None:
+            status += f": {cause}"
         return f"container {self.id} exited {when} ({status}); its log lines are above"
 
     def garbled_message(self, what: str) -> str:
