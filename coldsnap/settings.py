@@ -41,6 +41,10 @@ class Settings:
     restore_timeout_s: float = 60.0
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0
+    # How long a client waits for the server to accept it and to answer a request (or,
+    # while a call or a deploy runs long, a ping); past it, the error says the server
+    # did not answer instead of hanging.
+    client_timeout_s: float = 30.0
     max_payload_bytes: int = 512 * 1024 * 1024
     keep_versions: int = 3
     prewarm_netns: int = 2
