@@ -147,7 +147,7 @@ class Client:
         return Patience(step, time.monotonic() + float(given) + step,
                         lambda: self._check_alive(op),
                         f"the {op}'s timeout of {float(given):g} s plus "
-                        "COLDSNAP_CLIENT_TIMEOUT_S")
+                        "COLDSNAP_CLIENT_TIMEOUT_S", float(given) + step)
 
     def _check_alive(self, op: str) -> None:
         """Ping on a socket of its own while a long request waits; raises if none comes."""

@@ -57,10 +57,12 @@ class Patience:
     deadline: float | None
     alive: Callable[[], None] | None = None
     why: str = ""  # what set the deadline, for the message
+    limit_s: float = 0.0  # the wait the deadline stands for, for the message
 
     @classmethod
     def fixed(cls, seconds: float) -> Patience:
-        return cls(seconds, time.monotonic() + seconds, None, "COLDSNAP_CLIENT_TIMEOUT_S")
+        return cls(seconds, time.monotonic() + seconds, None, "COLDSNAP_CLIENT_TIMEOUT_S",
+                   seconds)
 
 
 def where(settings: Settings) -> str:
@@ -127,14 +129,13 @@ def exchange(sock: socket.socket, settings: Settings, header: dict[str, Any],
 def await_reply(sock: socket.socket, rfile: Any, settings: Settings, op: Any,
                 patience: Patience) -> Message:
     """The next message on ``sock``, waiting as ``patience`` says."""
-    started = time.monotonic()
     while True:
         left = None if patience.deadline is None else patience.deadline - time.monotonic()
         step = patience.step if left is None else max(0.0, min(patience.step, left))
         if _readable(sock, step):
             break
         if left is not None and left <= step:
-            raise ServerUnavailable(_silent_message(settings, op, time.monotonic() - started,
+            raise ServerUnavailable(_silent_message(settings, op, patience.limit_s,
                                                     patience.why))
         if patience.alive is not None:
             patience.alive()
@@ -168,7 +169,7 @@ def lost_message(settings: Settings, op: Any, exc: BaseException, ran: bool = Tr
             f"{log_path(settings)}.{maybe_ran}")
 
 
-def _silent_message(settings: Settings, op: Any, waited: float, why: str) -> str:
+def _silent_message(settings: Settings, op: Any, limit: float, why: str) -> str:
     return (f"the coldsnap server on {where(settings)} did not answer {op!r} within "
-            f"{waited:.0f} s ({why}); is it overloaded, or stopped (SIGSTOP)? Its log: "
+            f"{limit:g} s ({why}); is it overloaded, or stopped (SIGSTOP)? Its log: "
             f"{log_path(settings)}")
