@@ -330,7 +330,8 @@ class Client:
         patience = self._patience(request)
         try:
             request = {**request, ops.TOKEN: self._token_value()}
-            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+            # Unbuffered, as transport.exchange's: the stream's replies are awaited one by one.
+            with sock.makefile("rb", buffering=0) as rfile, sock.makefile("wb") as wfile:
                 try:
                     write_message(wfile, request, blob)
                 except OSError as exc:

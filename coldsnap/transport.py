@@ -19,7 +19,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import InvalidError, ServerUnavailable
@@ -113,7 +113,10 @@ def exchange(sock: socket.socket, settings: Settings, header: dict[str, Any],
     """Send one request and read its reply; raises ``NotSent`` or ``ServerUnavailable``."""
     op = header.get("op")
     sock.settimeout(settings.client_timeout_s)
-    with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+    # Unbuffered reads: a buffer could hold the next reply of a stream while select()
+    # waits on the socket for it (read_message reads exactly one message's bytes).
+    with sock.makefile("rb", buffering=0) as raw, sock.makefile("wb") as wfile:
+        rfile = cast(BinaryIO, raw)
         try:
             write_message(wfile, header, blob)
         except OSError as exc:
