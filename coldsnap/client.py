@@ -113,8 +113,10 @@ class Client:
     def _exchange(self, header: dict[str, Any], blob: bytes | None, restart: bool = True
                   ) -> tuple[dict[str, Any], bytes | None]:
         op = header[ops.OP]
+        fresh_tries = 0
         while True:
             sock, pooled = self._take_socket(restart)
+            fresh_tries += not pooled
             try:
                 header = {**header, ops.TOKEN: self._token_value()}
                 reply = transport.exchange(sock, self.settings, header, blob,
@@ -123,9 +125,13 @@ class Client:
                 sock.close()
                 if isinstance(exc, PermissionError):
                     raise
-                # A pooled socket may have died with a server since it was last used:
-                # once, a fresh one (which a dead server makes a refused connection).
-                if pooled and (isinstance(exc, NotSent) or op in REPEATABLE_OPS):
+                # A pooled socket may have died with a server since it was last used,
+                # and a dying server may still accept a connection it never reads: try
+                # again while nothing ran (a new connection to a dead server is refused).
+                if isinstance(exc, NotSent) and fresh_tries < 3:
+                    time.sleep(0.1 * fresh_tries)
+                    continue
+                if pooled and op in REPEATABLE_OPS:
                     continue
                 raise
             break
