@@ -16,10 +16,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
-from coldsnap.settings import EMBEDDED_ENV, Settings
+from coldsnap import background_server, transport
+from coldsnap.settings import Settings
+from coldsnap.transport import NoServer, NotSent, Patience
 from coldsnap.wire import ops, serialization
 from coldsnap.wire.container import in_container
 from coldsnap.wire.errors import (
@@ -29,10 +31,18 @@ from coldsnap.wire.errors import (
     error_from,
 )
 from coldsnap.wire.exits import EXIT_ALREADY_RUNNING
-from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
+from coldsnap.wire.framing import ChannelClosed, write_message
 from coldsnap.wire.token import read_token
 
 SERVER_START_TIMEOUT_S = 60.0
+# Ops whose reply may take long (a call, an image build, draining containers): their
+# wait goes on while the server answers pings. Others answer within client_timeout_s.
+LONG_OPS = frozenset({ops.CALL, ops.GET, ops.DEPLOY, ops.APP_DRAIN, ops.APP_STOP,
+                      ops.SNAPSHOT_RM, ops.SNAPSHOTS_GC})
+# Sent again on a fresh socket when a pooled one turns out dead after sending: they
+# change nothing (a `call` or `spawn` that may have reached the server is never re-sent).
+REPEATABLE_OPS = frozenset({ops.PING, ops.GET, ops.LOOKUP, ops.APPS_LS, ops.APP_STATS,
+                            ops.LOGS, ops.SNAPSHOTS_LS, ops.SNAPSHOT_INSPECT})
 NOT_THE_RUNTIME_MESSAGE = (
     "in a coldsnap container only the runtime's own process can call other functions "
     "(.remote(), .spawn(), .map()): this is another process (a subprocess?). Make the call "
@@ -56,6 +66,11 @@ class Client:
         self._token: str | None = None
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
+        # Set when this client started the server, or found one a client started in the
+        # background: if it dies, the next request starts another.
+        self.restarts_server = False
+        self._server_pid: int | None = None  # the background server this client started
+        self._restart_lock = threading.Lock()
 
     @classmethod
     def default(cls) -> Client:
@@ -75,22 +90,6 @@ class Client:
 
     # transport
 
-    def _connect(self) -> socket.socket:
-        if self.settings.tcp:
-            try:
-                address = self.settings.tcp_address()
-            except ValueError as exc:
-                raise InvalidError(f"{exc}. Fix COLDSNAP_TCP, or unset it to use the server "
-                                   f"on this host ({self.settings.socket_path})") from None
-            return socket.create_connection(address)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(str(self.settings.socket_path))
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
     def _token_value(self) -> str:
         if self._token is None:
             self._token = read_token(self.settings.token_path)
@@ -99,7 +98,11 @@ class Client:
     def request(self, op: str, blob: bytes | None = None, **fields: Any
                 ) -> tuple[dict[str, Any], bytes | None]:
         """Send one request; returns the reply, or raises what a failed reply stands for."""
-        header, reply_blob = self._exchange({ops.OP: op, **fields}, blob)
+        return self._checked(self._exchange({ops.OP: op, **fields}, blob))
+
+    def _checked(self, reply: tuple[dict[str, Any], bytes | None]
+                 ) -> tuple[dict[str, Any], bytes | None]:
+        header, reply_blob = reply
         if self.echo_logs:
             for line in header.get("logs") or ():
                 print(line, file=sys.stderr)
@@ -107,27 +110,31 @@ class Client:
             raise error_from(header, reply_blob)
         return header, reply_blob
 
-    def _exchange(self, header: dict[str, Any], blob: bytes | None
+    def _exchange(self, header: dict[str, Any], blob: bytes | None, restart: bool = True
                   ) -> tuple[dict[str, Any], bytes | None]:
-        sock = self._take_socket()
-        try:
-            header = {**header, ops.TOKEN: self._token_value()}
-        except PermissionError:
-            sock.close()
-            raise
-        rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
-        try:
+        op = header[ops.OP]
+        fresh_tries = 0
+        while True:
+            sock, pooled = self._take_socket(restart)
+            fresh_tries += not pooled
             try:
-                write_message(wfile, header, blob)
-            except OSError:
-                pass  # the server may have refused early (too large); its answer says why
-            reply = read_message(rfile)
-        except (ChannelClosed, ProtocolError, OSError) as exc:
-            sock.close()
-            raise ServerUnavailable(self._lost_message(header[ops.OP], exc)) from None
-        finally:
-            rfile.close()
-            wfile.close()
+                header = {**header, ops.TOKEN: self._token_value()}
+                reply = transport.exchange(sock, self.settings, header, blob,
+                                           self._patience(header))
+            except (ServerUnavailable, PermissionError) as exc:
+                sock.close()
+                if isinstance(exc, PermissionError):
+                    raise
+                # A pooled socket may have died with a server since it was last used,
+                # and a dying server may still accept a connection it never reads: try
+                # again while nothing ran (a new connection to a dead server is refused).
+                if isinstance(exc, NotSent) and fresh_tries < 3:
+                    time.sleep(0.1 * fresh_tries)
+                    continue
+                if pooled and op in REPEATABLE_OPS:
+                    continue
+                raise
+            break
         if reply[0].get("ok") or reply[0].get("error", {}).get("kind") not in CLOSING_KINDS:
             with self._lock:
                 self._idle.append(sock)
@@ -135,26 +142,66 @@ class Client:
             sock.close()  # the server hangs up after these
         return reply
 
-    def _take_socket(self) -> socket.socket:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
+    def _patience(self, header: dict[str, Any]) -> Patience:
+        step = self.settings.client_timeout_s
+        op = header[ops.OP]
+        if op not in LONG_OPS:
+            return Patience.fixed(step)
+        given = header.get("timeout") if op in (ops.CALL, ops.GET) else None
+        if given is None:
+            return Patience(step, None, lambda: self._check_alive(op))
+        return Patience(step, time.monotonic() + float(given) + step,
+                        lambda: self._check_alive(op),
+                        f"the {op}'s timeout of {float(given):g} s plus "
+                        "COLDSNAP_CLIENT_TIMEOUT_S", float(given) + step)
+
+    def _check_alive(self, op: str) -> None:
+        """Ping on a socket of its own while a long request waits; raises if none comes."""
         try:
-            return self._connect()
-        except OSError as exc:
-            raise ServerUnavailable(self._unreachable_message(exc)) from None
+            sock = transport.connect(self.settings)
+            try:
+                transport.exchange(sock, self.settings, {ops.OP: ops.PING, ops.TOKEN:
+                                   self._token_value()}, None,
+                                   Patience.fixed(self.settings.client_timeout_s))
+            finally:
+                sock.close()
+        except ServerUnavailable as exc:
+            may_ran = "; the call may have run" if op == ops.CALL else ""
+            raise ServerUnavailable(f"while waiting for the reply to {op!r}{may_ran}: "
+                                    f"{exc}") from None
+
+    def _take_socket(self, restart: bool = True) -> tuple[socket.socket, bool]:
+        """An idle socket (True) or a new one (False)."""
+        with self._lock:
+            while self._idle:
+                sock = self._idle.pop()
+                if not transport.is_stale(sock):
+                    return sock, True
+                sock.close()
+        try:
+            return transport.connect(self.settings), False
+        except NoServer:
+            if not (restart and self.restarts_server):
+                raise
+        self._restart_server()
+        return transport.connect(self.settings), False
+
+    def _restart_server(self) -> None:
+        with self._restart_lock:  # one thread starts it; the others find it started
+            try:
+                transport.connect(self.settings).close()
+                return
+            except NoServer:
+                pass
+            print(f"coldsnap: the background server on {self._where()} is gone; "
+                  "starting a new one", file=sys.stderr)
+            self.close()
+            if self._server_pid is not None:  # ours: reap it (a zombie holds no lock)
+                background_server.reap(self._server_pid)
+            self.ensure_server()
 
     def _where(self) -> str:
-        return f"tcp {self.settings.tcp}" if self.settings.tcp else str(self.settings.socket_path)
-
-    def _unreachable_message(self, exc: OSError) -> str:
-        return (f"no coldsnap server answers on {self._where()} ({exc.strerror or exc}). "
-                "Start one with `coldsnap serve`, or check COLDSNAP_STATE_DIR")
-
-    def _lost_message(self, op: str, exc: Exception) -> str:
-        log = self.settings.state_dir / "server.log"
-        return (f"the coldsnap server on {self._where()} closed the connection during "
-                f"{op!r} ({exc}); did it stop? Its log may say why: {log}")
+        return transport.where(self.settings)
 
     def close(self) -> None:
         with self._lock:
@@ -166,25 +213,36 @@ class Client:
     def ping(self) -> dict[str, Any]:
         return self.request(ops.PING)[0]
 
+    def _ping_once(self) -> dict[str, Any]:
+        """A ping that starts no server when none answers (``ensure_server``'s own)."""
+        return self._checked(self._exchange({ops.OP: ops.PING}, None, restart=False))[0]
+
     def ensure_server(self) -> None:
         """Ping the server; start one in the background if nothing listens, or if the
-        one a client started there runs other coldsnap code than ours."""
+        one a client started there runs other coldsnap code than ours.
+
+        A server that does not answer in time (frozen, overloaded) is not replaced: it
+        still holds the state dir, so the error says so instead.
+        """
         try:
-            reply: dict[str, Any] | None = self.ping()
-        except ServerUnavailable:
+            reply: dict[str, Any] | None = self._ping_once()
+        except NoServer:
             if self.settings.tcp:
                 raise  # a remote server is not ours to start
             reply = None
         if reply is not None:
-            if not self._runs_other_code(reply):
+            self.restarts_server = bool(reply.get("embedded")) and not self.settings.tcp
+            if not background_server.runs_other_code(reply):
                 return
             self._stop_server(reply)  # raises if it does not go
-        pid = self._spawn_server()
+        pid = background_server.spawn(self.settings)
+        self._server_pid = pid
+        self.restarts_server = True
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         exited: int | None = None
         while time.monotonic() < deadline:
             try:
-                warning = self.ping().get("warning")
+                warning = self._ping_once().get("warning")
                 if warning:  # e.g. engine=auto fell back to none: say so once, here
                     print(f"coldsnap: {warning}", file=sys.stderr)
                 return
@@ -197,22 +255,7 @@ class Client:
                     if exited != EXIT_ALREADY_RUNNING:  # else another won the race: wait
                         break
             time.sleep(0.05)
-        raise ServerUnavailable(self._start_failure(exited))
-
-    def _runs_other_code(self, ping: dict[str, Any]) -> bool:
-        """True for a server that runs other coldsnap code (an update, another checkout);
-        one a client started in the background is replaced, one started by hand kept."""
-        from coldsnap.identity import coldsnap_fingerprint
-
-        if ping.get("code") in (None, coldsnap_fingerprint()):
-            return False
-        if not ping.get("embedded") or ping.get("busy"):
-            why = "it is busy" if ping.get("embedded") else "it was started by hand"
-            print(f"coldsnap: warning: the server (pid {ping.get('pid')}) runs other coldsnap "
-                  f"code than this client and is kept ({why}); restart it if calls fail",
-                  file=sys.stderr)
-            return False
-        return True
+        raise ServerUnavailable(background_server.start_failure(self.settings, exited))
 
     def _stop_server(self, ping: dict[str, Any]) -> None:
         print(f"coldsnap: restarting the background server (pid {ping.get('pid')}): it runs "
@@ -229,28 +272,6 @@ class Client:
             time.sleep(0.1)
         raise ServerUnavailable(f"the background server (pid {ping.get('pid')}) "
                                 "did not stop; stop it by hand (kill PID) and try again")
-
-    def _spawn_server(self) -> int:
-        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = str(self.settings.state_dir / "server.log")
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
-        env = {**os.environ, EMBEDDED_ENV: "1"}
-        return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
-
-    def _start_failure(self, exited: int | None) -> str:
-        log = self.settings.state_dir / "server.log"
-        try:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        except OSError:
-            tail = "(no log)"
-        status = "did not answer in time" if exited is None else f"exited with status {exited}"
-        return (f"started a coldsnap server in the background but it {status}. "
-                f"Last lines of {log}:\n{tail}")
 
     # the API
 
@@ -284,20 +305,14 @@ class Client:
             fields["app_dir"] = os.path.abspath(app_dir) if app_dir is not None else None
         if progress is None:
             return self.request(ops.DEPLOY, source, **fields)[0]
-        sock = self._take_socket()
+        replies = self._replies({ops.OP: ops.DEPLOY, "progress": True, **fields}, source)
         try:
-            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
-                write_message(wfile, {ops.OP: ops.DEPLOY, ops.TOKEN: self._token_value(),
-                                      "progress": True, **fields}, source)
-                while True:
-                    header, blob = read_message(rfile)
-                    if "progress" not in header:
-                        break
-                    progress(header["progress"])
-        except (ChannelClosed, OSError) as exc:
-            raise ServerUnavailable(self._lost_message(ops.DEPLOY, exc)) from None
+            header, blob = next(replies)
+            while "progress" in header:
+                progress(header["progress"])
+                header, blob = next(replies)
         finally:
-            sock.close()
+            replies.close()
         if not header.get("ok"):
             raise error_from(header, blob)
         return header
@@ -308,17 +323,31 @@ class Client:
 
     def stream(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
         """Replies of a streaming op (``logs`` with follow) until the caller stops."""
-        sock = self._take_socket()
+        for header, blob in self._replies({ops.OP: op, **fields}, None):
+            if not header.get("ok"):
+                raise error_from(header, blob)
+            yield header
+
+    def _replies(self, request: dict[str, Any], blob: bytes | None
+                 ) -> Generator[tuple[dict[str, Any], bytes | None], None, None]:
+        """The replies to one request, each awaited as ``_patience`` says; the socket is
+        closed after (the caller stops reading when it has what it wants)."""
+        sock, _ = self._take_socket()
+        patience = self._patience(request)
         try:
-            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
-                write_message(wfile, {ops.OP: op, ops.TOKEN: self._token_value(), **fields})
+            request = {**request, ops.TOKEN: self._token_value()}
+            # Unbuffered, as transport.exchange's: the stream's replies are awaited one by one.
+            with sock.makefile("rb", buffering=0) as rfile, sock.makefile("wb") as wfile:
+                try:
+                    write_message(wfile, request, blob)
+                except OSError as exc:
+                    raise ServerUnavailable(transport.lost_message(
+                        self.settings, request[ops.OP], exc)) from None
                 while True:
-                    header, blob = read_message(rfile)
-                    if not header.get("ok"):
-                        raise error_from(header, blob)
-                    yield header
-        except (ChannelClosed, OSError) as exc:
-            raise ServerUnavailable(self._lost_message(op, exc)) from None
+                    yield transport.await_reply(sock, rfile, self.settings, request[ops.OP],
+                                                patience)
+                    if patience.alive is None:  # each reply within the fixed time
+                        patience = self._patience(request)
         finally:
             sock.close()
 
@@ -363,7 +392,7 @@ class ContainerClient(Client):
                 cls._current = cls(runtime_channel)
             return cls._current
 
-    def _exchange(self, header: dict[str, Any], blob: bytes | None
+    def _exchange(self, header: dict[str, Any], blob: bytes | None, restart: bool = True
                   ) -> tuple[dict[str, Any], bytes | None]:
         if not self._channel.serving:
             raise InvalidError(NOT_SERVING_MESSAGE)
@@ -385,6 +414,7 @@ class ContainerClient(Client):
                                     f"{header.get(ops.OP)!r} ({exc})") from None
         return reply
 
-    def _take_socket(self) -> socket.socket:  # deploy's progress stream, say
+    def _take_socket(self, restart: bool = True
+                     ) -> tuple[socket.socket, bool]:  # deploy's progress stream, say
         raise InvalidError("from inside a container only calls to other functions "
                            "(.remote(), .spawn(), .map(), lookups) reach the server")

@@ -46,6 +46,10 @@ class Settings:
     restore_timeout_s: float = 60.0
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0
+    # How long a client waits for the server to accept it and to answer a request (or,
+    # while a call or a deploy runs long, a ping); past it, the error says the server
+    # did not answer instead of hanging.
+    client_timeout_s: float = 30.0
     max_payload_bytes: int = 512 * 1024 * 1024
     # How long a spawned call's result stays fetchable (`FunctionCall.get`) after the
     # call finished, across server restarts: 7 days, as Modal keeps them. After that

@@ -30,7 +30,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # runtime's channel: the one edge back, imported lazily (the runtime never loads the
     # client unless user code calls another function).
     "coldsnap.client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity",
-                        "coldsnap._runtime.channel"),
+                        "coldsnap._runtime.channel", "coldsnap.transport",
+                        "coldsnap.background_server"),
+    # Its socket with time limits, and the server it starts in the background.
+    "coldsnap.transport": ("coldsnap.wire", "coldsnap.settings"),
+    "coldsnap.background_server": ("coldsnap.settings", "coldsnap.identity"),
     # The public SDK: handles reach the server through the client only.
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),

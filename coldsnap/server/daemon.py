@@ -96,7 +96,10 @@ class Server:
                         os.getpid(), where, self.engine.name, self.settings.state_dir)
             if self.warning:
                 logger.warning("%s", self.warning)
-            self.stopping.wait()
+            # Timed: the kernel may hand SIGTERM to another thread (seen after SIGSTOP and
+            # SIGCONT), and Python runs handlers only in the main thread, between waits.
+            while not self.stopping.wait(1.0):
+                pass
         finally:
             logger.info("coldsnap server stopping: draining containers")
             for listener in self.listeners:

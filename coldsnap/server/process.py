@@ -39,21 +39,61 @@ class StateLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            written = os.read(fd, 64).decode(errors="replace").strip()
+            holder = flock_holder(fd)
             os.close(fd)
-            raise AlreadyRunning(
-                f"another coldsnap server (pid {holder}) is already serving state dir "
-                f"{self.path.parent} (it holds {self.path}). Use that server, stop it first, "
-                "or point COLDSNAP_STATE_DIR at another directory."
-            ) from None
+            raise AlreadyRunning(self._held_message(holder, written)) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+
+    def _held_message(self, holder: int | None, written: str) -> str:
+        """Who holds the lock, as the kernel says: a flock is let go when its holder
+        exits, so the holder is alive, but may be frozen or not a server at all."""
+        pid = str(holder) if holder is not None else written or "unknown"
+        state = process_state(holder) if holder is not None else None
+        if state == "T":
+            return (f"the coldsnap server (pid {pid}) that holds {self.path} is stopped "
+                    f"(SIGSTOP, or a debugger): resume it with `kill -CONT {pid}`, or end it "
+                    f"with `kill -KILL {pid}`, then try again.")
+        if holder is not None and written and str(holder) != written:
+            return (f"process {holder} holds {self.path}, not the server that wrote it (pid "
+                    f"{written}, {'alive' if process_state(int(written)) else 'gone'}): it "
+                    f"inherited the lock; end process {holder} to start a server here.")
+        return (f"another coldsnap server (pid {pid}) is already serving state dir "
+                f"{self.path.parent} (it holds {self.path}). Use that server, stop it first, "
+                "or point COLDSNAP_STATE_DIR at another directory.")
 
     def release(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def flock_holder(fd: int) -> int | None:
+    """The pid holding a flock on ``fd``'s file, from /proc/locks (None if not found)."""
+    info = os.fstat(fd)
+    inode = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks") as locks:
+            for line in locks:  # "1: FLOCK  ADVISORY  WRITE 3766 08:01:1234 0 EOF"
+                fields = line.split()
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def process_state(pid: int) -> str | None:
+    """A process's state letter (R, S, D, T, Z...) from /proc; None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return fields[0].decode() if fields else None
 
 
 def become_subreaper() -> None:

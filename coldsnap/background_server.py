@@ -1,0 +1,65 @@
+"""The server a client starts in the background when none answers: a detached
+``coldsnap serve`` with ``COLDSNAP_EMBEDDED_SERVER=1``, logging to
+``<state_dir>/server.log``. ``Client.ensure_server`` drives it; this module starts
+one, says why one failed to start, and tells when one must be replaced. Example::
+
+    pid = spawn(settings)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from coldsnap.settings import EMBEDDED_ENV, Settings
+
+
+def spawn(settings: Settings) -> int:
+    """Start ``coldsnap serve`` in a session of its own; returns its pid (our child)."""
+    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = str(settings.state_dir / "server.log")
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
+    env = {**os.environ, EMBEDDED_ENV: "1"}
+    return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+
+
+def reap(pid: int) -> None:
+    """Collect a dead background server's exit status, so it leaves no zombie behind."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # already reaped (ensure_server saw it exit)
+        pass
+
+
+def start_failure(settings: Settings, exited: int | None) -> str:
+    """Why a background server did not come up, with the end of its log."""
+    log = settings.state_dir / "server.log"
+    try:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    except OSError:
+        tail = "(no log)"
+    status = "did not answer in time" if exited is None else f"exited with status {exited}"
+    return (f"started a coldsnap server in the background but it {status}. "
+            f"Last lines of {log}:\n{tail}")
+
+
+def runs_other_code(ping: dict[str, Any]) -> bool:
+    """True for a server that runs other coldsnap code (an update, another checkout);
+    one a client started in the background is replaced, one started by hand kept."""
+    from coldsnap.identity import coldsnap_fingerprint
+
+    if ping.get("code") in (None, coldsnap_fingerprint()):
+        return False
+    if not ping.get("embedded") or ping.get("busy"):
+        why = "it is busy" if ping.get("embedded") else "it was started by hand"
+        print(f"coldsnap: warning: the server (pid {ping.get('pid')}) runs other coldsnap "
+              f"code than this client and is kept ({why}); restart it if calls fail",
+              file=sys.stderr)
+        return False
+    return True
