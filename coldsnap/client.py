@@ -98,7 +98,11 @@ class Client:
     def request(self, op: str, blob: bytes | None = None, **fields: Any
                 ) -> tuple[dict[str, Any], bytes | None]:
         """Send one request; returns the reply, or raises what a failed reply stands for."""
-        return self._checked(self._exchange({ops.OP: op, **fields}, blob))
+        try:
+            reply = self._exchange({ops.OP: op, **fields}, blob)
+        except ServerUnavailable as exc:
+            raise _public(exc) from None
+        return self._checked(reply)
 
     def _checked(self, reply: tuple[dict[str, Any], bytes | None]
                  ) -> tuple[dict[str, Any], bytes | None]:
@@ -332,7 +336,10 @@ class Client:
                  ) -> Generator[tuple[dict[str, Any], bytes | None], None, None]:
         """The replies to one request, each awaited as ``_patience`` says; the socket is
         closed after (the caller stops reading when it has what it wants)."""
-        sock, _ = self._take_socket()
+        try:
+            sock, _ = self._take_socket()
+        except ServerUnavailable as exc:
+            raise _public(exc) from None
         patience = self._patience(request)
         try:
             request = {**request, ops.TOKEN: self._token_value()}
@@ -418,3 +425,9 @@ class ContainerClient(Client):
                      ) -> tuple[socket.socket, bool]:  # deploy's progress stream, say
         raise InvalidError("from inside a container only calls to other functions "
                            "(.remote(), .spawn(), .map(), lookups) reach the server")
+
+
+def _public(exc: ServerUnavailable) -> ServerUnavailable:
+    """The transport's finer kinds (NotSent, NoServer) stay inside the client: callers
+    catch, and see, ``coldsnap.exception.ConnectionError``."""
+    return ServerUnavailable(str(exc)) if type(exc) is not ServerUnavailable else exc

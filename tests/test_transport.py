@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from coldsnap.client import Client
+from coldsnap.exception import ConnectionError
 from coldsnap.settings import Settings
 from coldsnap.transport import NoServer
 from coldsnap.wire.errors import ServerUnavailable
@@ -47,4 +48,7 @@ def test_a_long_call_fails_when_the_server_stops_answering_pings(tmp_path: Path)
 def test_nothing_listening_is_no_server(tmp_path: Path) -> None:
     client = Client(Settings(state_dir=tmp_path, client_timeout_s=0.3))
     with pytest.raises(NoServer, match="no coldsnap server answers on .*Start one with"):
+        client._exchange({"op": "ping"}, None, restart=False)  # the client's own kind
+    with pytest.raises(ConnectionError) as seen:  # what callers get: the public kind
         client.ping()
+    assert type(seen.value) is ConnectionError and "Start one with" in str(seen.value)
