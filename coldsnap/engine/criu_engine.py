@@ -232,7 +232,8 @@ class CriuEngine:
         returned (and so resumed) only once they match. ``verify_s`` in its timings:
         what the check added after CRIU was done."""
         info = self._usable(key)
-        check = Verification(info.path / "images", info.extra.get("digests", {}))
+        check = Verification(info.path / "images", info.extra.get("digests", {}),
+                             self.store.verified)
         try:
             container = self._restore_tree(info, spec)
         except RestoreFailed as exc:

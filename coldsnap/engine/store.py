@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.engine.base import SnapshotInfo
-from coldsnap.engine.digests import Damage, check_digests, check_sizes, digest_files
+from coldsnap.engine.digests import (
+    Damage,
+    VerifiedFiles,
+    check_digests,
+    check_sizes,
+    digest_files,
+    file_stamp,
+)
 
 META = "meta.json"
 # A key names a directory of the store: no path separators, no dot names.
@@ -65,6 +72,9 @@ class SnapshotStore:
         self.root = root
         self.host_key = host_key
         self.host_dir = root / host_key
+        # Image files whose bytes matched their digests, by stamp: a restore hashes a
+        # file again only if it may have changed since (digests.py).
+        self.verified = VerifiedFiles()
         self._ensure_layout()
 
     def _ensure_layout(self) -> None:
@@ -92,6 +102,7 @@ class SnapshotStore:
             # Every byte of every image file: what `verify` and each restore check.
             "digests": digest_files(staging / "images"),
         }
+        stamps = {p.name: file_stamp(p) for p in (staging / "images").iterdir()}
         meta["size_bytes"] = sum(meta["files"].values()) + _tree_size(staging / "fs")
         _write_json(staging / META, meta)
         final = self.host_dir / check_key(key)
@@ -104,6 +115,10 @@ class SnapshotStore:
         info = self.get(key)
         if info is None:
             raise FileNotFoundError(f"snapshot {key} vanished right after it was published")
+        for name, stamp in stamps.items():  # just hashed: the first restore needn't again
+            path = final / "images" / name
+            if path.exists() and file_stamp(path) == stamp:
+                self.verified.remember(path, stamp)
         return info
 
     def discard(self, staging: Path) -> None:
@@ -193,6 +208,7 @@ class SnapshotStore:
         """Move a bad snapshot aside (kept for a post-mortem) and remember why."""
         self._ensure_layout()
         src = self.host_dir / check_key(key)
+        self.verified.forget(src)
         dest = self.root / "quarantine" / f"{key}-{int(time.time())}-{uuid.uuid4().hex[:4]}"
         try:
             os.rename(src, dest)
@@ -210,6 +226,7 @@ class SnapshotStore:
         had_failure = failed.exists()
         failed.unlink(missing_ok=True)
         path = self.host_dir / key
+        self.verified.forget(path)
         if not path.exists():
             return had_failure
         trash = self.root / ".staging" / f"rm-{key}-{uuid.uuid4().hex[:8]}"
