@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -141,15 +142,29 @@ class Settings:
         return cls(**values)
 
 
+class SettingError(ValueError):
+    """A ``COLDSNAP_*`` value that can't work; the message names it and what it may be."""
+
+
+# Numbers that must be above 0 (the rest of the numbers may also be 0: "off").
+_POSITIVE = frozenset({"dump_timeout_s", "restore_timeout_s", "boot_timeout_s",
+                       "call_timeout_s", "client_timeout_s", "max_payload_bytes",
+                       "call_result_ttl_s", "max_connections", "dump_retry_s",
+                       "dump_retry_max_s"})
+
+
 def _parse(type_name: Any, raw: str, name: str) -> Any:
     text = str(type_name)
+    if "Path" in text:
+        return Path(raw) if raw else None
+    if text not in ("int", "float"):
+        return raw
+    variable = f"COLDSNAP_{name.upper()}"
     try:
-        if "Path" in text:
-            return Path(raw) if raw else None
-        if text == "int":
-            return int(raw)
-        if text == "float":
-            return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"COLDSNAP_{name.upper()}={raw!r} is not a valid {text}") from exc
-    return raw
+        value = int(raw) if text == "int" else float(raw)
+    except ValueError:
+        raise SettingError(f"{variable}={raw!r} is not a valid {text}") from None
+    if not math.isfinite(value) or value < 0 or (name in _POSITIVE and value == 0):
+        least = "above 0" if name in _POSITIVE else "0 or more"
+        raise SettingError(f"{variable}={raw!r} must be a finite number {least}")
+    return value

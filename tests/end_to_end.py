@@ -54,6 +54,22 @@ def module_server(engine: str = "none", env: dict[str, str] | None = None
         handle.cleanup()
 
 
+def settings_error_env() -> list[tuple[str, str, str]]:
+    """(variable, bad value, the error it gets) for settings checks."""
+    return [
+        ("COLDSNAP_MAX_CONNECTIONS", "abc",
+         "COLDSNAP_MAX_CONNECTIONS='abc' is not a valid int"),
+        ("COLDSNAP_MAX_PAYLOAD_BYTES", "nan",
+         "COLDSNAP_MAX_PAYLOAD_BYTES='nan' is not a valid int"),
+        ("COLDSNAP_CLIENT_TIMEOUT_S", "nan",
+         "COLDSNAP_CLIENT_TIMEOUT_S='nan' must be a finite number above 0"),
+        ("COLDSNAP_CLIENT_TIMEOUT_S", "0",
+         "COLDSNAP_CLIENT_TIMEOUT_S='0' must be a finite number above 0"),
+        ("COLDSNAP_IDLE_TIMEOUT_S", "-1",
+         "COLDSNAP_IDLE_TIMEOUT_S='-1' must be a finite number 0 or more"),
+    ]
+
+
 def criu_missing(reason: str) -> NoReturn:
     """Skip a test that needs CRIU, or fail it under COLDSNAP_REQUIRE_CRIU=1: the test
     command sets that where `coldsnap doctor` passes, so a CRIU test can't go quietly

@@ -9,7 +9,9 @@ import sys
 from collections.abc import Callable
 
 from coldsnap.cli import deploy, inspect_cmds, system
+from coldsnap.settings import SettingError
 from coldsnap.wire.errors import Error
+from coldsnap.wire.exits import EXIT_BAD_SETTING
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -136,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except SettingError as exc:  # a COLDSNAP_* variable: the message names it
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -12,14 +12,15 @@ from coldsnap.wire.exits import EXIT_ALREADY_RUNNING, EXIT_BAD_SETTING
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from coldsnap.engine.base import RunDirInUse
     from coldsnap.server.daemon import serve
     from coldsnap.server.process import AlreadyRunning
 
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:
         overrides["engine"] = args.engine
-    settings = Settings.from_env(**overrides)
     try:  # before anything starts (the log, the engine, sockets): say it here
+        settings = Settings.from_env(**overrides)
         settings.log_level_name()
         if settings.tcp:
             settings.tcp_address()
@@ -28,7 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_BAD_SETTING
     try:
         serve(settings)
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, RunDirInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     return 0

@@ -48,6 +48,10 @@ class RestoreFailed(SnapshotError):
     pass
 
 
+class RunDirInUse(RuntimeError):
+    """Another live server holds the run dir: each server needs one of its own."""
+
+
 class EngineUnavailable(RuntimeError):
     """The engine asked for can't run on this host; the message says why and what to do."""
 

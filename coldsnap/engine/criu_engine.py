@@ -30,6 +30,7 @@ from coldsnap.engine.base import (
     DumpFailed,
     EngineUnavailable,
     RestoreFailed,
+    RunDirInUse,
     SnapshotDamaged,
     SnapshotInfo,
     SnapshotMiss,
@@ -132,6 +133,13 @@ class CriuEngine:
         if removed:
             logger.info("removed what a killed server left in %s and %s: %s",
                         self.settings.run_path, self.settings.snapshots, removed.summary())
+        if not claim.owns_run_dir:  # its containers live there: ours would be swept
+            claim.release()
+            raise RunDirInUse(
+                f"the run dir {self.settings.run_path} is in use by another coldsnap server "
+                f"({removed.busy[0]}): each server needs a run dir of its own. Set "
+                "COLDSNAP_RUN_DIR (its default is derived from COLDSNAP_STATE_DIR), or stop "
+                "the other server")
         for why in removed.busy:
             logger.warning("left alone at start-up: %s", why)
         # A run dir tmpfs a killed server mounted is ours to unmount now, if we own it.
