@@ -16,6 +16,7 @@ imported when first needed, so defining an app never touches the network.
 from __future__ import annotations
 
 import collections
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -72,6 +73,13 @@ class FunctionCall(Generic[R]):
         ``coldsnap.exception.OutputExpiredError`` once the result expired; a
         ``ServerError`` of kind ``interrupted`` when the server stopped before the call
         ended (call it again)."""
+        if timeout is not None:
+            if not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                    and math.isfinite(timeout) and timeout >= 0):
+                raise InvalidError(f"FunctionCall.get(timeout=...) takes seconds >= 0 or None,"
+                                   f" not {timeout!r}")
+            # A wait longer than the server takes (a week) is as good as forever here.
+            timeout = min(float(timeout), ops.MAX_WAIT_S)
         client = self._client or _client()
         result: R = cloudpickle.loads(client.get(self.object_id, timeout))
         return result

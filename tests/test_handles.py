@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 
 import coldsnap
@@ -194,3 +195,19 @@ def test_args_of_the_app_module_load_as_the_containers_own_classes(
     )
     assert loaded.stdout.decode().strip() == "square True x"
 
+
+
+def test_function_call_get_checks_its_timeout_and_caps_it_at_a_week() -> None:
+    seen: list[float | None] = []
+
+    class Recording:
+        def get(self, call_id: str, timeout: float | None = None) -> bytes:
+            seen.append(timeout)
+            return cloudpickle.dumps("done")
+
+    call = coldsnap.FunctionCall.from_id("fc-1", client=Recording())  # type: ignore[arg-type]
+    assert call.get(timeout=10**7) == "done" and seen == [7 * 24 * 3600.0]
+    assert call.get() == "done" and seen[-1] is None
+    for bad in (-1, float("nan"), True, "5"):
+        with pytest.raises(coldsnap.exception.InvalidError, match="takes seconds >= 0"):
+            call.get(timeout=bad)  # type: ignore[arg-type]

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="an app's log lines")
     logs.add_argument("app")
     logs.add_argument("-f", "--follow", action="store_true", help="keep streaming")
-    logs.add_argument("-n", "--lines", type=int, default=200, help="how many past lines")
+    logs.add_argument("-n", "--lines", type=_line_count, default=200,
+                      help="how many past lines")
     logs.add_argument("-t", "--timestamps", action="store_true",
                       help="prefix each line with the time it reached the server, in ISO "
                       "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
@@ -118,6 +119,16 @@ def _version_count(text: str) -> int:
     if count < 0:
         raise argparse.ArgumentTypeError(f"{count} is negative; say how many versions of "
                                          "each function to keep: 0 or more")
+    return count
+
+
+def _line_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{count} is negative: 0 or more past lines")
     return count
 
 

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # The longest a request may wait for a result: a week. Longer is a mistake (or 1e300,
 # which no clock can wait for); nobody holds a socket open that long.
-MAX_WAIT_S = 7 * 24 * 3600.0
+MAX_WAIT_S = ops.MAX_WAIT_S
 MAX_COUNT = 1 << 31  # tail, keep: far past any real log or snapshot count
 
 

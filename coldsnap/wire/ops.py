@@ -13,6 +13,8 @@ from __future__ import annotations
 # Fields every request header has.
 OP = "op"
 TOKEN = "token"  # not in a container's requests: its pipe is its own
+# The longest wait (``timeout``, ``wait``) a request may ask for: a week.
+MAX_WAIT_S = 7 * 24 * 3600.0
 
 PING = "ping"
 SERVER_STOP = "server_stop"
