@@ -173,11 +173,16 @@ def cmd_snapshots_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots_gc(args: argparse.Namespace) -> int:
-    result = _request(ops.SNAPSHOTS_GC, keep=args.keep)["result"]
+    reply = _request(ops.SNAPSHOTS_GC, keep=args.keep)
+    result, quarantine = reply["result"], reply.get("quarantine") or {}
     if args.json:
         print_json(result)
-    else:
-        print(f"removed {len(result or [])} snapshot(s)")
+        return 0
+    line = f"removed {len(result or [])} snapshot(s)"
+    if quarantine.get("removed"):
+        line += (f" and {quarantine['removed']} quarantined one(s) "
+                 f"({size(quarantine.get('bytes', 0))})")
+    print(line)
     return 0
 
 

@@ -247,9 +247,17 @@ class SnapshotStore:
             for info in sorted(infos, key=lambda i: i.created_at)[:-keep or None]:
                 if info.path.parent.name == self.host_key and self.delete(info.key):
                     removed.append(info.key)
-        shutil.rmtree(self.root / "quarantine", ignore_errors=True)
-        (self.root / "quarantine").mkdir(exist_ok=True)
         return removed
+
+    def clear_quarantine(self) -> tuple[int, int]:
+        """Delete the quarantined snapshots (kept for a post-mortem until now); returns
+        how many there were and the bytes they held."""
+        quarantine = self.root / "quarantine"
+        entries = [p for p in quarantine.iterdir()] if quarantine.is_dir() else []
+        size = sum(_tree_size(p) for p in entries)
+        shutil.rmtree(quarantine, ignore_errors=True)
+        quarantine.mkdir(exist_ok=True)
+        return len(entries), size
 
     def disk_usage(self) -> int:
         return _tree_size(self.root)

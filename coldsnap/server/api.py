@@ -236,8 +236,8 @@ class Api:
         return {"ok": True, "removed": key, **self.platform.snapshots.rm(key)}, None
 
     def snapshots_gc(self, req: Request) -> Reply:
-        result = self.platform.snapshots.gc(req.count("keep"))
-        return {"ok": True, "result": result}, None
+        removed, quarantine = self.platform.snapshots.gc(req.count("keep"))
+        return {"ok": True, "result": removed, "quarantine": quarantine}, None
 
     def snapshots_verify(self, req: Request) -> Reply:
         results = self.platform.snapshots.verify(req.field("key", str, None))

@@ -134,15 +134,17 @@ class SnapshotAdmin:
             self.engine.snapshots_deleted()  # the quarantined ones' layers go
         return rows
 
-    def gc(self, keep: int | None = None) -> list[str]:
-        """Delete all but the newest ``keep`` snapshots of each (app, function); the
-        deleted keys. ``keep`` defaults to the ``keep_versions`` setting."""
+    def gc(self, keep: int | None = None) -> tuple[list[str], dict[str, int]]:
+        """Delete all but the newest ``keep`` snapshots of each (app, function), and the
+        quarantined ones; the deleted keys, and how many quarantined snapshots went
+        (``{"removed": N, "bytes": B}``). ``keep`` defaults to ``keep_versions``."""
         store = self._store()
         if keep is not None and keep < 0:
             raise ApiError(BAD_REQUEST, f"keep must be 0 or more, not {keep}")
         removed = store.gc(self.settings.keep_versions if keep is None else keep)
+        count, size = store.clear_quarantine()
         self.engine.snapshots_deleted()
-        return removed
+        return removed, {"removed": count, "bytes": size}
 
     def _store(self) -> SnapshotStore:
         store = self.engine.store

@@ -104,6 +104,10 @@ def test_a_flipped_heap_page_falls_back_and_a_new_snapshot_is_made(
     assert _cold_call(srv, app) == (right, "restored")
     remade = _snapshot(srv, app)
     assert remade is not None and remade["status"] == "ready"
+    # gc deletes the quarantined snapshot too, and says so.
+    gc = srv.cli("snapshots", "gc").stdout
+    assert "quarantined one(s) (" in gc, gc
+    assert not any(quarantine.iterdir())
 
 
 def test_snapshots_verify_names_a_damaged_key_and_passes_a_good_one(

@@ -167,7 +167,7 @@ def test_gc_and_bad_arguments(servers: list[Server], tmp_path: Path) -> None:
         server.admin.gc(-1)
     with pytest.raises(ApiError, match="is not a snapshot key"):
         server.admin.inspect("../etc")
-    assert server.admin.gc(0) == [KEY]
+    assert server.admin.gc(0) == ([KEY], {"removed": 0, "bytes": 0})
     assert server.admin.usage()["store"] == str(tmp_path / "snapshots")
 
 
