@@ -161,15 +161,19 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
 
 
 def log_path(settings: Settings) -> str:
-    return str(settings.state_dir / "server.log")
+    """Where the server's log is: a background server writes ``server.log``; one started
+    by hand (`coldsnap serve`) writes to its own terminal or service manager."""
+    path = settings.state_dir / "server.log"
+    if path.exists():
+        return str(path)
+    return "the output of the `coldsnap serve` that started it"
 
 
 def lost_message(settings: Settings, op: Any, exc: BaseException, ran: bool = True) -> str:
     maybe_ran = (" The call may have run; it is not sent again."
                  if ran and op in ("call", "spawn") else "")
-    return (f"the coldsnap server on {where(settings)} closed the connection during {op!r} "
-            f"({exc or type(exc).__name__}); did it stop? Its log may say why: "
-            f"{log_path(settings)}.{maybe_ran}")
+    return (f"the coldsnap server on {where(settings)} closed the connection during {op!r}; "
+            f"did it stop? Its log may say why: {log_path(settings)}.{maybe_ran}")
 
 
 def _silent_message(settings: Settings, op: Any, limit: float, why: str) -> str:
