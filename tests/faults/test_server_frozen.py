@@ -26,6 +26,6 @@ def test_a_frozen_server_fails_a_request_within_the_client_timeout(
     assert result.stderr.strip() == (
         f"error: the coldsnap server on {server.settings.socket_path} did not answer 'ping' "
         "within 2 s (COLDSNAP_CLIENT_TIMEOUT_S); is it overloaded, or stopped (SIGSTOP)? "
-        f"Its log: {server.state_dir / 'server.log'}")
+        "Its log: the output of the `coldsnap serve` that started it")  # started by hand
     assert waited < 20  # 2 s, and the interpreter's start on a busy machine
     assert "no apps deployed" in server.cli("apps", "ls").stdout
