@@ -80,6 +80,7 @@ class RunDirClaim:
         self.store = store
         self._run_fd = -1
         self._store_fd = -1
+        self.holder: int | None = None  # the pid holding the run dir, when not us
 
     def sweep(self, criu_dir: Path) -> Leftovers:
         """Take both locks and remove what a dead server left; returns what went."""
@@ -88,6 +89,7 @@ class RunDirClaim:
         if self._run_fd >= 0:
             _find_in_run_dir(found, self.run_dir, self.store, criu_dir, previous)
         else:
+            self.holder = previous
             found.busy.append(f"run dir {self.run_dir} is in use by pid {previous}")
         self.store.mkdir(parents=True, exist_ok=True)
         self._store_fd = os.open(self.store / STORE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
