@@ -22,10 +22,15 @@ else
 fi
 echo
 echo "==> pytest"
+# A fresh temp dir of its own: pytest's numbered dirs under /tmp/pytest-of-$USER are
+# swept at exit, and that sweep can leak a scandir iterator (a ResourceWarning, an error
+# under this suite's warnings-as-errors) when many runs left dirs there.
+basetemp=$(mktemp -d /tmp/coldsnap-pytest.XXXXXX)
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --basetemp "$basetemp" "$@"
 status=$?
 set -e
+rm -rf --one-file-system "$basetemp" 2>/dev/null || true
 if [ "$status" = 5 ]; then
   echo "test.sh: pytest collected no tests: that is a failure" >&2
   exit 1
