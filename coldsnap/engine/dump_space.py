@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from coldsnap.engine.gpu import tree_pids
+from coldsnap.engine.store import tree_size
 
 # A store with less than this free when a dump fails was filled by the dump.
 NEARLY_FULL_BYTES = 4 * 1024 * 1024
@@ -25,16 +26,7 @@ MB = 1_000_000
 def estimate_dump_bytes(root: int, upper: Path) -> int:
     """Bytes a dump of the tree at ``root`` (writing ``upper``) needs, roughly; 0 if
     the tree is gone."""
-    total = 0
-    for pid in tree_pids(root):
-        total += _resident_bytes(pid)
-    for dirpath, _, files in os.walk(upper):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total
+    return sum(_resident_bytes(pid) for pid in tree_pids(root)) + tree_size(upper)
 
 
 def _resident_bytes(pid: int) -> int:

@@ -103,7 +103,7 @@ class SnapshotStore:
             "digests": digest_files(staging / "images"),
         }
         stamps = {p.name: file_stamp(p) for p in (staging / "images").iterdir()}
-        meta["size_bytes"] = sum(meta["files"].values()) + _tree_size(staging / "fs")
+        meta["size_bytes"] = sum(meta["files"].values()) + tree_size(staging / "fs")
         _write_json(staging / META, meta)
         final = self.host_dir / check_key(key)
         self._ensure_layout()
@@ -254,13 +254,13 @@ class SnapshotStore:
         how many there were and the bytes they held."""
         quarantine = self.root / "quarantine"
         entries = [p for p in quarantine.iterdir()] if quarantine.is_dir() else []
-        size = sum(_tree_size(p) for p in entries)
+        size = sum(tree_size(p) for p in entries)
         shutil.rmtree(quarantine, ignore_errors=True)
         quarantine.mkdir(exist_ok=True)
         return len(entries), size
 
     def disk_usage(self) -> int:
-        return _tree_size(self.root)
+        return tree_size(self.root)
 
 
 def _info(path: Path, meta: dict[str, Any]) -> SnapshotInfo:
@@ -280,7 +280,8 @@ def _file_sizes(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in directory.iterdir() if p.is_file()}
 
 
-def _tree_size(directory: Path) -> int:
+def tree_size(directory: Path) -> int:
+    """The sizes of the files under ``directory``, added up (0 where it is gone)."""
     total = 0
     for dirpath, _, files in os.walk(directory):
         for name in files:
