@@ -80,32 +80,39 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def _criu_dump_of(server: ServerHandle) -> int | None:
-    """The pid of the `criu dump` this server runs into its store, or None."""
+def criu_of(server: ServerHandle, verb: bytes, under: Path) -> int | None:
+    """The pid of the `criu VERB` this server runs with a path under ``under``, or None."""
     assert server.proc is not None
-    store = str(server.settings.snapshots).encode()
+    prefix = str(under).encode()
     for pid in _children(server.proc.pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        # /opt/coldsnap/criu/bin/criu runs CRIU through its own loader: "dump" comes later.
-        if b"dump" in argv and any(arg.startswith(store) for arg in argv):
+        # /opt/coldsnap/criu/bin/criu runs CRIU through its own loader: the verb comes later.
+        if verb in argv and any(arg.startswith(prefix) for arg in argv):
             return pid
     return None
 
 
-def _kill_criu_mid_dump(server: ServerHandle, timeout: float = 120) -> None:
-    """SIGKILL the server's `criu dump` while it runs (a dump of the big app takes a
-    few hundred ms: look often)."""
+def _criu_dump_of(server: ServerHandle) -> int | None:
+    """The pid of the `criu dump` this server runs into its store, or None."""
+    return criu_of(server, b"dump", server.settings.snapshots)
+
+
+def kill_criu_mid(server: ServerHandle, verb: bytes, under: Path,
+                  timeout: float = 120) -> None:
+    """SIGKILL the server's `criu VERB` while it runs (a dump or restore of the big app
+    takes a few hundred ms: look often)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = _criu_dump_of(server)
+        pid = criu_of(server, verb, under)
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             return
         time.sleep(0.002)
-    raise AssertionError(f"no criu dump seen in {timeout} s:\n{server.log()[-3000:]}")
+    raise AssertionError(f"no criu {verb.decode()} seen in {timeout} s:\n"
+                         f"{server.log()[-3000:]}")
 
 
 def test_a_killed_criu_dump_is_retried_after_the_backoff(
@@ -117,7 +124,7 @@ def test_a_killed_criu_dump_is_retried_after_the_backoff(
     server.cli("deploy", str(app_file))
     with ThreadPoolExecutor(1) as pool:
         call = pool.submit(server.python, CALL)
-        _kill_criu_mid_dump(server)
+        kill_criu_mid(server, b"dump", server.settings.snapshots)
         first = call.result(timeout=300)
     assert first.stdout.strip() == str(mb * 2**20)  # the call got its result: a fallback
     assert ("memory snapshot failed (transient: the next try is in 2 s), booting without "

@@ -5,41 +5,14 @@ key resume after a pause."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import ServerHandle
 from tests.end_to_end import require_criu, write_app
-from tests.faults.test_dump_failures import BIG_SNAPSHOT, CALL, _children
+from tests.faults.test_dump_failures import BIG_SNAPSHOT, CALL, kill_criu_mid
 
 MB = 512
-
-
-def _criu_restore_of(server: ServerHandle) -> int | None:
-    assert server.proc is not None
-    run_dir = str(server.settings.run_path).encode()
-    for pid in _children(server.proc.pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"restore" in argv and any(arg.startswith(run_dir) for arg in argv):
-            return pid
-    return None
-
-
-def _kill_criu_mid_restore(server: ServerHandle, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = _criu_restore_of(server)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            return
-        time.sleep(0.002)
-    raise AssertionError(f"no criu restore seen in {timeout} s:\n{server.log()[-3000:]}")
 
 
 def test_a_killed_criu_restore_falls_back_and_keeps_the_snapshot(
@@ -52,7 +25,7 @@ def test_a_killed_criu_restore_falls_back_and_keeps_the_snapshot(
     server.cli("apps", "drain", "test-big-snapshot")
     with ThreadPoolExecutor(1) as pool:
         call = pool.submit(server.python, CALL)
-        _kill_criu_mid_restore(server)
+        kill_criu_mid(server, b"restore", server.settings.run_path)
         second = call.result(timeout=300)
     assert second.stdout.strip() == str(MB * 2**20)  # a plain boot served it
     assert "restore from memory snapshot failed (transient" in second.stderr, second.stderr
