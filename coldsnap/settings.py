@@ -44,6 +44,9 @@ class Settings:
     # to dump_retry_max_s; boots meanwhile go without a snapshot.
     dump_retry_s: float = 60.0
     dump_retry_max_s: float = 3600.0
+    # A cold boot that finds another boot making the snapshot it needs waits this
+    # long for it, then boots without a snapshot (0: never wait).
+    snapshot_wait_s: float = 120.0
     restore_timeout_s: float = 60.0
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0

@@ -71,6 +71,7 @@ class Claim(enum.Enum):
 
     RESTORE = "restore"
     FALLBACK = "fallback"  # boot without a snapshot
+    WAITED_OUT = "waited-out"  # another boot is still making it: boot without it
     CREATE = "create"  # make the snapshot; the caller must ``release`` the key after
 
 
@@ -151,7 +152,7 @@ class SnapshotKeys:
             while key in self._creating:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
-                    return Claim.FALLBACK  # the dump takes too long: don't wait forever
+                    return Claim.WAITED_OUT  # don't wait forever
                 self._cond.wait(remaining)
             if self.failure(key) is not None:
                 return Claim.FALLBACK
@@ -227,11 +228,15 @@ class _BootRun:
             return self.plain()  # the runtime runs the snap=True hooks, then the others
         key = self.fn.snapshot_key()  # once per boot: it looks at the host's packages
         self.db.note_snapshot_key(key, self.fn.app, self.fn.version, self.fn.tag)
-        claim = self.keys.claim(key, self.settings.dump_timeout_s + self.settings.boot_timeout_s)
+        claim = self.keys.claim(key, self.settings.snapshot_wait_s)
         if claim is Claim.RESTORE:
             return self._restore(key)
         if claim is Claim.FALLBACK:
             return self._without_snapshot()
+        if claim is Claim.WAITED_OUT:
+            return self._fallback_after(
+                f"another boot is still making memory snapshot {key} after waiting "
+                f"{self.settings.snapshot_wait_s:g} s (COLDSNAP_SNAPSHOT_WAIT_S)", logging.INFO)
         try:
             return self._create(key)
         finally:
@@ -395,9 +400,9 @@ class _BootRun:
                                         + RETRY_HINT.format(key=key))
         return self._fallback_after(f"{exc}; the next cold boot makes a new snapshot")
 
-    def _fallback_after(self, why: str) -> Boot:
+    def _fallback_after(self, why: str, level: int = logging.WARNING) -> Boot:
         line = f"[{self.fn.tag}] coldsnap: {why}; booting without a snapshot"
-        self.note(self.fn.app, line, logging.WARNING, logger)
+        self.note(self.fn.app, line, level, logger)
         self._carry.append(line)
         return self._without_snapshot()
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.end_to_end import require_criu, write_app
+from tests.end_to_end import require_criu, wait_for, write_app
 
 # A snapshot phase that holds {mb} MB of touched memory: a dump of it takes a while
 # and needs that much room in the store.
@@ -174,3 +174,42 @@ def test_a_full_store_is_named_and_retried_once_space_is_freed(
         server.stop()  # its layer mounts live on the store
     finally:
         subprocess.run(["umount", "-l", str(store)], check=False)
+
+
+def test_a_boot_waiting_for_an_in_progress_dump_gives_up_and_boots_without_it(
+    server_factory: type[ServerHandle], tmp_path: Path
+) -> None:
+    """The first cold boot's `criu dump` is stopped mid-way; a second cold boot of the
+    same key waits COLDSNAP_SNAPSHOT_WAIT_S for it, then boots without a snapshot and
+    serves the calls. Once the dump goes on, the snapshot is made all the same."""
+    mb = 256
+    server = server_factory(engine="criu", env={"COLDSNAP_SNAPSHOT_WAIT_S": "2"}).start()
+    app_file = write_app(tmp_path, "big", BIG_SNAPSHOT.format(mb=mb))
+    server.cli("deploy", str(app_file))
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(server.python, CALL)
+        deadline = time.monotonic() + 120
+        while (dump := _criu_dump_of(server)) is None:
+            assert time.monotonic() < deadline, "no criu dump seen:\n" + server.log()[-3000:]
+            time.sleep(0.002)
+        os.kill(dump, signal.SIGSTOP)
+        try:
+            # The first container is being dumped: the second call makes the pool boot
+            # another, which serves the calls in order (the first call first).
+            second = server.python(CALL)
+            assert first.result(timeout=60).stdout.strip() == str(mb * 2**20)
+            assert Path(f"/proc/{dump}/stat").read_text().split()[2] == "T"  # still stopped
+        finally:
+            os.kill(dump, signal.SIGCONT)
+    assert second.stdout.strip() == str(mb * 2**20), second.stderr + server.log()[-3000:]
+    seen = first.result().stderr + second.stderr
+    assert re.search(r"coldsnap: another boot is still making memory snapshot \S+ after "
+                     r"waiting 2 s \(COLDSNAP_SNAPSHOT_WAIT_S\); booting without a snapshot",
+                     seen), seen
+    assert "coldsnap: fallback boot ready in" in seen
+    assert "restored from memory snapshot" not in seen
+    wait_for(lambda: [row["status"] for row in _snapshots(server)] == ["ready"], 120,
+             "the snapshot, once its dump went on")
+    assert "memory snapshot created in" in server.cli("logs", "test-big-snapshot").stdout
+    [row] = _snapshots(server)
+    assert row["last_error"] is None, row

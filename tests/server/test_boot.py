@@ -52,3 +52,19 @@ def test_a_failed_key_stays_failed_until_its_record_is_deleted() -> None:
     assert keys.failure("k") == "restore: corrupt image"
     engine.failed.clear()  # what the store's delete does
     assert keys.claim("k", 1) is Claim.RESTORE
+
+
+class EmptyStore(StoreEngine):
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        return None
+
+
+def test_a_boot_waits_for_the_key_being_made_until_its_wait_runs_out() -> None:
+    keys = SnapshotKeys(EmptyStore())  # type: ignore[arg-type]
+    assert keys.claim("k", 1) is Claim.CREATE
+    started = time.monotonic()
+    assert keys.claim("k", 0.05) is Claim.WAITED_OUT
+    assert time.monotonic() - started >= 0.05
+    assert keys.claim("k", 0) is Claim.WAITED_OUT  # 0: don't wait at all
+    keys.release("k")
+    assert keys.claim("k", 0) is Claim.CREATE  # released without a snapshot: make it
