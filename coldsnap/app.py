@@ -52,12 +52,14 @@ class App:
         if image is not None and not isinstance(image, Image):
             raise InvalidError(
                 f"App(image=...) takes a coldsnap.Image, not {type(image).__name__}; "
-                "build one with coldsnap.Image.from_host()."
+                "build one with coldsnap.Image.debian_slim()."
             )
         self.name = name
         self.image = image
         self.registered_functions: dict[str, Function[..., Any]] = {}
         self.registered_classes: dict[str, Cls[Any]] = {}
+        # tag -> the image= of a function or class that has its own.
+        self.images: dict[str, Image] = {}
         self.registered_entrypoints: dict[str, Callable[..., Any]] = {}
 
     @property
@@ -71,6 +73,7 @@ class App:
         """Register a function; options are those of ``FunctionOptions``."""
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.function", _warn_parentheses_missing)
+        image = _own_image("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
@@ -79,6 +82,8 @@ class App:
             self._check_name_free("@app.function()", tag)
             handle: Function[P, R] = Function(tag, opts, app=self, raw_f=f)
             self.registered_functions[tag] = handle
+            if image is not None:
+                self.images[tag] = image
             return handle
 
         return register
@@ -89,6 +94,7 @@ class App:
         """Register a class whose ``@method()``s callers invoke remotely."""
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
+        image = _own_image("@app.cls()", options)
         opts = FunctionOptions.create("@app.cls()", **options)
 
         def register(user_cls: type[T]) -> Cls[T]:
@@ -97,6 +103,8 @@ class App:
             self._check_name_free("@app.cls()", tag)
             handle = Cls(tag, opts, app=self, user_cls=user_cls)
             self.registered_classes[tag] = handle
+            if image is not None:
+                self.images[tag] = image
             return handle
 
         return register
@@ -172,3 +180,12 @@ def _check_class(user_cls: object, opts: FunctionOptions) -> None:
             "Add enable_memory_snapshot=True to @app.cls(), or use @coldsnap.enter() to run the "
             "hook on every cold boot."
         )
+
+
+def _own_image(decorator: str, options: dict[str, Any]) -> Image | None:
+    """Take ``image=`` out of a decorator's keywords (it is not a FunctionOptions field)."""
+    image = options.pop("image", None)
+    if image is not None and not isinstance(image, Image):
+        raise InvalidError(f"{decorator}: image= takes a coldsnap.Image, not "
+                           f"{type(image).__name__}; build one with coldsnap.Image.debian_slim().")
+    return image

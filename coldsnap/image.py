@@ -1,13 +1,15 @@
-"""The image *spec*: what a container's filesystem holds on top of the host.
+"""The image *spec*: a container's root filesystem, its packages and files.
 
-An Image is an immutable list of layers; each builder method returns a new
+An Image starts from a base (``debian_slim()``: a Debian root filesystem of its
+own; ``from_registry(tag)``: an OCI image; ``from_host()``: the host's root,
+read-only) and is an immutable list of layers; each builder method returns a new
 Image with one more layer. ``hash`` covers the layers and the *contents* of the
 local files they add, so editing a file added with ``add_local_file`` gives a
 new image (and a new snapshot key). Building is the server's job.
 
 Example::
 
-    image = coldsnap.Image.from_host().pip_install("numpy").env({"MODE": "fast"})
+    image = coldsnap.Image.debian_slim().pip_install("numpy").env({"MODE": "fast"})
     with image.imports():
         import numpy as np   # optional on the client, required in the container
 """
@@ -18,6 +20,8 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,20 +32,116 @@ from coldsnap.wire.image_spec import ImageSpec
 
 
 class Image:
-    """An immutable image spec. Start with ``Image.from_host()``."""
+    """An immutable image spec. Start with ``Image.debian_slim()``,
+    ``Image.from_registry(tag)`` or ``Image.from_host()``."""
 
     def __init__(self, layers: tuple[dict[str, Any], ...]) -> None:
         self._layers = layers
 
     @classmethod
     def from_host(cls) -> Image:
-        """The host's root filesystem and Python, read-only, with nothing added."""
+        """The host's root filesystem and Python, read-only, with nothing added.
+
+        Its containers see the host's files, minus what coldsnap hides (home
+        directories, the host's /tmp, every coldsnap state dir): use it for code you
+        trust; ``debian_slim()`` sees nothing of the host.
+        """
         return cls(({"op": "from_host"},))
 
-    def pip_install(self, *packages: str) -> Image:
-        """Install PyPI packages into the image's virtual environment."""
-        _check_strings("pip_install", packages)
-        return self._add({"op": "pip_install", "packages": list(packages)})
+    @classmethod
+    def debian_slim(cls, python_version: str | None = None) -> Image:
+        """A minimal Debian root filesystem with Python and pip, built once per host
+        from the Debian archive. ``python_version`` ("3.11", ...) picks the Debian
+        release that ships it; None: the server's Python version where one does."""
+        if python_version is not None and not isinstance(python_version, str):
+            raise InvalidError(f"Image.debian_slim(python_version=...) takes a string such "
+                               f"as '3.11', got {python_version!r}")
+        return cls(({"op": "debian_slim", "python_version": python_version},))
+
+    @classmethod
+    def from_registry(cls, tag: str, add_python: str | None = None) -> Image:
+        """An image from a container registry ("python:3.11-slim",
+        "registry.example.com/team/app:1.2"), pulled once per digest. Its Python
+        runs the functions; ``add_python`` installs one into an image without."""
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidError(f"Image.from_registry() takes an image reference such as "
+                               f"'python:3.11-slim', got {tag!r}")
+        if add_python is not None and not isinstance(add_python, str):
+            raise InvalidError(f"from_registry(add_python=...) takes a version string such "
+                               f"as '3.11', got {add_python!r}")
+        return cls(({"op": "from_registry", "tag": tag.strip(), "add_python": add_python},))
+
+    def pip_install(self, *packages: str | list[str], find_links: str | None = None,
+                    index_url: str | None = None, extra_index_url: str | None = None,
+                    pre: bool = False, extra_options: str = "") -> Image:
+        """Install PyPI packages with pip (into the image's Python; on ``from_host()``
+        into a virtual environment over the host's packages)."""
+        names = _flatten("pip_install", packages)
+        options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
+        return self._add({"op": "pip_install", "packages": names,
+                          **({"options": options} if options else {})})
+
+    def uv_pip_install(self, *packages: str | list[str], find_links: str | None = None,
+                       index_url: str | None = None, extra_index_url: str | None = None,
+                       pre: bool = False, extra_options: str = "") -> Image:
+        """Install PyPI packages with uv (faster than pip on big dependency sets)."""
+        names = _flatten("uv_pip_install", packages)
+        options = _pip_options(find_links, index_url, extra_index_url, pre, extra_options)
+        return self._add({"op": "uv_pip_install", "packages": names,
+                          **({"options": options} if options else {})})
+
+    def pip_install_from_requirements(self, requirements_txt: str | os.PathLike[str],
+                                      find_links: str | None = None,
+                                      index_url: str | None = None,
+                                      extra_index_url: str | None = None, pre: bool = False,
+                                      extra_options: str = "") -> Image:
+        """Install what a local requirements file lists (read at definition time)."""
+        path = Path(_resolve(requirements_txt, "pip_install_from_requirements", want_dir=False))
+        requirements = _requirement_lines(path)
+        if not requirements:
+            raise InvalidError(f"Image.pip_install_from_requirements({str(requirements_txt)!r}):"
+                               f" {path} lists no requirements")
+        return self.pip_install(*requirements, find_links=find_links, index_url=index_url,
+                                extra_index_url=extra_index_url, pre=pre,
+                                extra_options=extra_options)
+
+    def pip_install_from_pyproject(self, pyproject_toml: str | os.PathLike[str],
+                                   optional_dependencies: list[str] | None = None,
+                                   find_links: str | None = None,
+                                   index_url: str | None = None,
+                                   extra_index_url: str | None = None, pre: bool = False,
+                                   extra_options: str = "") -> Image:
+        """Install a local pyproject.toml's ``[project] dependencies`` and the named
+        ``optional-dependencies`` groups (read at definition time)."""
+        path = Path(_resolve(pyproject_toml, "pip_install_from_pyproject", want_dir=False))
+        requirements = _pyproject_requirements(path, optional_dependencies or [])
+        if not requirements:
+            return self
+        return self.pip_install(*requirements, find_links=find_links, index_url=index_url,
+                                extra_index_url=extra_index_url, pre=pre,
+                                extra_options=extra_options)
+
+    def apt_install(self, *packages: str | list[str]) -> Image:
+        """Install Debian packages with apt-get (images with a root of their own)."""
+        names = _flatten("apt_install", packages)
+        for name in names:
+            if name.startswith("-") or not all(c.isalnum() or c in "+-.:=~_" for c in name):
+                raise InvalidError(f"Image.apt_install({name!r}): not a Debian package name")
+        return self._add({"op": "apt_install", "packages": names})
+
+    def workdir(self, path: str | os.PathLike[str]) -> Image:
+        """The working directory of later build steps and of the containers."""
+        return self._add({"op": "workdir", "path": _remote(os.fspath(path))})
+
+    def dockerfile_commands(self, *dockerfile_commands: str | list[str],
+                            context_dir: str | os.PathLike[str] | None = None) -> Image:
+        """Dockerfile instructions: RUN, ENV, WORKDIR and COPY of local files (relative to
+        ``context_dir``, default the working directory). FROM is not allowed: start from
+        ``Image.from_registry``."""
+        from coldsnap._dockerfile import apply_dockerfile
+
+        lines = _flatten("dockerfile_commands", dockerfile_commands)
+        return apply_dockerfile(self, lines, Path(context_dir or "."))
 
     def run_commands(self, *commands: str) -> Image:
         """Run shell commands at build time, in order."""
@@ -144,6 +244,65 @@ class Image:
 
     def _add(self, layer: dict[str, Any]) -> Image:
         return Image((*self._layers, layer))
+
+
+def _flatten(method: str, values: tuple[Any, ...]) -> list[str]:
+    """Modal's methods take strings and lists of strings alike."""
+    flat: list[Any] = []
+    for value in values:
+        flat += value if isinstance(value, list | tuple) else [value]
+    _check_strings(method, tuple(flat))
+    return [str(value).strip() for value in flat]
+
+
+def _pip_options(find_links: str | None, index_url: str | None,
+                 extra_index_url: str | None, pre: bool, extra_options: str) -> list[str]:
+    options = []
+    for flag, value in (("--find-links", find_links), ("--index-url", index_url),
+                        ("--extra-index-url", extra_index_url)):
+        if value is not None:
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidError(f"{flag.strip('-').replace('-', '_')}= takes a non-empty "
+                                   f"string, got {value!r}")
+            options += [flag, value.strip()]
+    if pre:
+        options.append("--pre")
+    if not isinstance(extra_options, str):
+        raise InvalidError(f"extra_options= takes a string of pip options, got {extra_options!r}")
+    return options + shlex.split(extra_options)
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    """The requirements of a requirements file: comments and blank lines dropped,
+    option lines (``--extra-index-url X``) split into words, ``-r`` files followed."""
+    found: list[str] = []
+    for raw in path.read_text().splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("-r ", "--requirement ")):
+            found += _requirement_lines(path.parent / line.split(None, 1)[1])
+        elif line.startswith("-"):
+            found += shlex.split(line)
+        else:
+            found.append(line)
+    return found
+
+
+def _pyproject_requirements(path: Path, groups: list[str]) -> list[str]:
+    try:
+        project = tomllib.loads(path.read_text()).get("project", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidError(f"Image.pip_install_from_pyproject: {path} is not valid TOML: "
+                           f"{exc}") from None
+    requirements = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for group in groups:
+        if group not in optional:
+            raise InvalidError(f"Image.pip_install_from_pyproject: {path} has no optional "
+                               f"dependency group {group!r}; it has {sorted(optional)}")
+        requirements += optional[group]
+    return requirements
 
 
 def _check_strings(method: str, values: tuple[Any, ...]) -> None:

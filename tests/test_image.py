@@ -76,7 +76,7 @@ def test_invalid_layers_say_what_to_do(tmp_path: Path) -> None:
         Image.from_host().pip_install()
     with pytest.raises(InvalidError, match=r"convert values with str\(\)"):
         Image.from_host().env({"A": 1})  # type: ignore[dict-item]
-    with pytest.raises(InvalidError, match="must start with from_host"):
+    with pytest.raises(InvalidError, match="must start with one of"):
         Image.from_dict({"layers": [{"op": "pip_install", "packages": ["x"]}]})
 
 

@@ -25,19 +25,23 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
                  ) -> AppDescription:
     """What ``app`` defines; ``module``: the name its file was imported under;
     ``local_modules`` go into its image."""
-    image = app.image or Image.from_host()
-    if local_modules:
-        image = image.add_local_python_source(*local_modules)
+    def with_modules(image: Image) -> Image:
+        return image.add_local_python_source(*local_modules) if local_modules else image
+
+    image = with_modules(app.image or Image.from_host())
+    own = {tag: with_modules(own_image).spec for tag, own_image in app.images.items()}
     functions: dict[str, FunctionDescription] = {}
     for tag, function in app.registered_functions.items():
         assert function.options is not None
-        functions[tag] = FunctionDescription(FUNCTION, function.options)
+        functions[tag] = FunctionDescription(FUNCTION, function.options,
+                                             image_spec=own.get(tag))
     for tag, cls in app.registered_classes.items():
         assert cls.options is not None and cls.user_cls is not None
         functions[tag] = FunctionDescription(
             CLS, cls.options,
             methods=tuple(find_partials(cls.user_cls, MarkerFlag.METHOD)),
             build_methods=tuple(find_partials(cls.user_cls, MarkerFlag.BUILD)),
+            image_spec=own.get(tag),
         )
     return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.spec,
                           functions=functions, entrypoints=tuple(app.registered_entrypoints),

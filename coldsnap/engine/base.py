@@ -89,6 +89,12 @@ class ContainerSpec:
     files: dict[str, bytes] = dataclasses.field(default_factory=dict)
     # Extra read-only lower layers for the root filesystem (image files, @build output).
     layers: list[Path] = dataclasses.field(default_factory=list)
+    # The image's root filesystem, below every layer (a Debian base, an OCI image's
+    # rootfs); None: the host's "/" (Image.from_host()).
+    base: Path | None = None
+    # Host paths a build container sees read-only at the same path (the host's pip
+    # configuration and the wheel dirs it names). Never in a snapshot.
+    binds: tuple[str, ...] = ()
     # True: the snapshot phase (no network out, GPUs hidden).
     snapshot_phase: bool = False
     memory_mb: int = 0

@@ -73,6 +73,11 @@ PR_SET_CHILD_SUBREAPER = 36
 logger = logging.getLogger(__name__)
 
 
+def _lowers(spec: ContainerSpec) -> list[Path]:
+    """The lower layers of ``spec``'s root, highest first: its layers, then its base."""
+    return [*spec.layers, *([spec.base] if spec.base is not None else [])]
+
+
 def container_masks(settings: Settings) -> list[str]:
     """Directories containers must not see: our state and snapshots, and every
     other coldsnap server's state next to it (images stay visible: containers
@@ -156,16 +161,17 @@ class CriuEngine:
         res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
         pipes = ContainerPipes.create()
         try:
-            res.dirs.seed_upper(self.masks)
+            res.dirs.seed_upper(self.masks, host_root=spec.base is None)
             if not spec.snapshot_phase or spec.gpu_snapshot:
                 res.dirs.add_devices(gpu_device_nodes())
             res.dirs.write_files(spec.files)
-            res.layers = [self.layers.acquire(p) for p in spec.layers]
+            res.layers = [self.layers.acquire(p) for p in _lowers(spec)]
             res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
                 res.dirs, spec.argv, {**spec.env, **pipes.child_env()}, res.layers,
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
-                cwd=spec.cwd or CODE_DIR,
+                cwd=spec.cwd or CODE_DIR, host_root=spec.base is None,
+                binds=() if spec.snapshot_phase else spec.binds,
             )  # fmt: skip
         except BaseException:
             pipes.close_all()
@@ -279,9 +285,9 @@ class CriuEngine:
         netns_fd = -1
         try:
             res.layers = [self.layers.acquire(info.path / "fs")]
-            res.layers += [self.layers.acquire(p) for p in spec.layers]
+            res.layers += [self.layers.acquire(p) for p in _lowers(spec)]
             res.dirs.add_devices(gpu_device_nodes())
-            res.dirs.mount_root(res.layers)
+            res.dirs.mount_root(res.layers, host_root=spec.base is None)
             res.netns = self.netns.acquire()
             netns_fd = os.open(res.netns.path, os.O_RDONLY)
             saved = info.extra["pipes"]

@@ -59,7 +59,8 @@ def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "")
 
 def build_root(config: dict) -> str:
     root = config["root"]
-    lower = ":".join([*config.get("layers", []), "/"])
+    host = ["/"] if config.get("host_root", True) else []  # else the image's root is lowest
+    lower = ":".join([*config.get("layers", []), *host])
     mount("none", "/", "", MS_REC | MS_PRIVATE)
     mount(
         "overlay",
@@ -79,6 +80,8 @@ def build_root(config: dict) -> str:
             continue
         mount(target, target, "", MS_BIND)
         mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path in config.get("binds", []):
+        bind_read_only(path, root + path)
     old = os.path.join(root, ".oldroot")
     os.makedirs(old, exist_ok=True)
     _check(_libc.syscall(SYS_PIVOT_ROOT, root.encode(), old.encode()), "pivot_root")
@@ -86,6 +89,18 @@ def build_root(config: dict) -> str:
     _check(_libc.umount2(b"/.oldroot", MNT_DETACH), "umount old root")
     os.rmdir("/.oldroot")
     return root
+
+
+def bind_read_only(source: str, target: str) -> None:
+    """Show the host's ``source`` at ``target`` inside the new root, read-only."""
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "a").close()
+    mount(source, target, "", MS_BIND | MS_REC)
+    mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def drop_capabilities() -> None:

@@ -39,8 +39,11 @@ class ContainerDirs:
         for path in (self.upper, self.work, self.root):
             path.mkdir(parents=True)
 
-    def seed_upper(self, masks: list[str]) -> None:
+    def seed_upper(self, masks: list[str], host_root: bool = True) -> None:
         """Give the container a private /dev and hide ``masks``, without extra mounts.
+
+        ``host_root`` False: the root is an image of its own, with nothing of the
+        host's to hide (and its own /etc/shadow, which apt-get may need).
 
         Opaque directories in the upper dir hide what lies below them in the
         host root; device nodes in it serve as /dev. Both travel with a snapshot.
@@ -54,6 +57,8 @@ class ContainerDirs:
         for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             (dev / link).symlink_to(target)
+        if not host_root:
+            return
         for hidden in masks:
             _copy_parents(self.upper, Path(hidden).parent)
             _opaque_dir(self.upper / hidden.lstrip("/"), 0o700)
@@ -77,11 +82,12 @@ class ContainerDirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
-    def mount_root(self, layers: list[Path]) -> None:
-        """Mount the overlay at root/ from the host side (restores)."""
+    def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
+        """Mount the overlay at root/ from the host side (restores); ``host_root``: the
+        host's "/" lies below the layers (else the lowest layer is the image's root)."""
         from coldsnap.engine.nsinit import mount
 
-        lower = ":".join([*map(str, layers), "/"])
+        lower = ":".join([*map(str, layers), *(["/"] if host_root else [])])
         mount(
             "overlay", str(self.root), "overlay", 0,
             f"lowerdir={lower},upperdir={self.upper},workdir={self.work}",
@@ -213,6 +219,8 @@ def start_fresh(
     child_fds: tuple[int, ...],
     log_fd: int,
     cwd: str = "/",
+    host_root: bool = True,
+    binds: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new pid+mount namespaces; netns None means a new empty one.
 
@@ -223,6 +231,8 @@ def start_fresh(
         "upper": str(dirs.upper),
         "work": str(dirs.work),
         "layers": [str(p) for p in layers],
+        "host_root": host_root,
+        "binds": list(binds),
         "argv": argv,
         "cwd": cwd,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},

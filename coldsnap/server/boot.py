@@ -251,6 +251,8 @@ class _BootRun:
             env=fn.container_env(container_id, snapshot),
             files={fn.app_file: fn.source},
             layers=fn.layers,
+            base=fn.base,
+            cwd=fn.workdir,
             snapshot_phase=snapshot,
             gpu_snapshot=fn.options.gpu_snapshot,
             memory_mb=self.settings.container_memory_mb,

@@ -87,6 +87,9 @@ def version_of(source: bytes, description: AppDescription) -> str:
         "description": description.to_dict(),  # the image, every function's options, ...
         "coldsnap": coldsnap_version(),
         "coldsnap_code": coldsnap_fingerprint(),
+        # Functions' own images, with the contents of their local files.
+        "images": {tag: fn.image_spec.hash() for tag, fn in description.functions.items()
+                   if fn.image_spec is not None},
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import sys
 from pathlib import Path
 
 from coldsnap.server.environment import environment_fingerprint
 from coldsnap.server.images.built import BuiltImage
+from coldsnap.server.images.runtime_layer import runtime_argv
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.description import AppDescription, FunctionKind
 from coldsnap.wire.image_spec import ImageSpec
@@ -50,7 +52,8 @@ class FunctionSpec:
                          source: bytes, built: BuiltImage | None) -> FunctionSpec:
         fn = description.functions[tag]
         return cls(app=app, version=version, tag=tag, kind=fn.kind, methods=fn.methods,
-                   options=fn.options, source=source, image_spec=description.image_spec,
+                   options=fn.options, source=source,
+                   image_spec=fn.image_spec or description.image_spec,
                    built=built, module=description.module)
 
     @property
@@ -62,7 +65,12 @@ class FunctionSpec:
         """Version, the interpreter and packages the container sees now, and tag; the
         engine files it under this host's key. A package upgraded on the host since the
         last snapshot gives a new key: the old snapshot holds the old modules in memory."""
-        environment = environment_fingerprint(self.argv[0])
+        if self.base is not None:  # the image and the runtime are content-addressed
+            assert self.built is not None
+            environment = hashlib.sha256(
+                f"{self.built.hash}\0{self.built.runtime}".encode()).hexdigest()[:8]
+        else:
+            environment = environment_fingerprint(self.argv[0])
         return f"{self.version[:32]}-{environment}-{self.tag}"
 
     @property
@@ -103,9 +111,24 @@ class FunctionSpec:
 
     @property
     def argv(self) -> list[str]:
+        if self.built is not None and self.built.base:
+            return runtime_argv(self.built.python, "coldsnap._runtime")
         python = self.built.python if self.built is not None else sys.executable
         return [python, "-m", "coldsnap._runtime"]
 
     @property
     def layers(self) -> list[Path]:
-        return list(self.built.layers) if self.built is not None else []
+        """The lower layers above the base, highest first (the runtime's on top)."""
+        if self.built is None:
+            return []
+        runtime = [Path(self.built.runtime)] if self.built.runtime else []
+        return [*runtime, *self.built.layers]
+
+    @property
+    def base(self) -> Path | None:
+        """The image's root filesystem; None: the host's."""
+        return Path(self.built.base) if self.built is not None and self.built.base else None
+
+    @property
+    def workdir(self) -> str:
+        return self.built.workdir if self.built is not None else self.image_spec.workdir()

@@ -34,9 +34,12 @@ class FunctionDescription:
     options: FunctionOptions
     methods: tuple[str, ...] = ()  # a class's @method()s
     build_methods: tuple[str, ...] = ()  # a class's @build()s, run at image build time
+    image_spec: ImageSpec | None = None  # its own ``image=``; None: the app's image
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "options": self.options.to_dict()}
+        if self.image_spec is not None:
+            data["image"] = self.image_spec.to_dict()
         if self.kind == CLS:
             data.update(methods=list(self.methods), build_methods=list(self.build_methods))
         return data
@@ -53,6 +56,7 @@ class FunctionDescription:
             options=FunctionOptions.from_dict(options, f"the options of {tag!r}", validate),
             methods=_names(tag, "methods", data.get("methods", [])),
             build_methods=_names(tag, "build_methods", data.get("build_methods", [])),
+            image_spec=ImageSpec.from_dict(data["image"]) if "image" in data else None,
         )
 
 

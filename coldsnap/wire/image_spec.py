@@ -3,7 +3,9 @@
 ``coldsnap.Image`` is the user's builder of specs; ``ImageSpec`` is the data
 it produces, the form a description carries and the image builder reads. Each
 layer is one step: ``{"op": "pip_install", "packages": [...]}`` and so on
-(``OPS``); the first is always ``from_host``. Example::
+(``OPS``); the first is the base (``BASE_OPS``): ``from_host`` (the host's root,
+read-only), ``debian_slim`` or ``from_registry`` (a root filesystem of its own).
+Example::
 
     spec = ImageSpec.from_dict({"layers": [{"op": "from_host"},
                                            {"op": "env", "vars": {"MODE": "fast"}}]})
@@ -20,7 +22,12 @@ from typing import Any
 
 from coldsnap.wire.errors import InvalidError
 
-OPS = ("from_host", "pip_install", "run_commands", "add_local_file", "add_local_dir", "env")
+# The first layer: where the root filesystem comes from.
+BASE_OPS = ("from_host", "debian_slim", "from_registry")
+# The steps on top of it.
+STEP_OPS = ("pip_install", "uv_pip_install", "apt_install", "run_commands", "add_local_file",
+            "add_local_dir", "env", "workdir")
+OPS = BASE_OPS + STEP_OPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +39,12 @@ class ImageSpec:
         """Check and type ``{"layers": [...]}``; InvalidError says what is wrong."""
         layers = data.get("layers") if isinstance(data, dict) else None
         if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict) \
-                or layers[0].get("op") != "from_host":
-            raise InvalidError(f"not an image spec (it must start with from_host): {data!r}")
-        for layer in layers:
-            if not isinstance(layer, dict) or layer.get("op") not in OPS:
-                raise InvalidError(f"image layer {layer!r} has an unknown op; known: {OPS}")
+                or layers[0].get("op") not in BASE_OPS:
+            raise InvalidError(f"not an image spec (it must start with one of {BASE_OPS}): "
+                               f"{data!r}")
+        for layer in layers[1:]:
+            if not isinstance(layer, dict) or layer.get("op") not in STEP_OPS:
+                raise InvalidError(f"image layer {layer!r} has an unknown op; known: {STEP_OPS}")
         return cls(tuple(dict(layer) for layer in layers))
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,6 +52,25 @@ class ImageSpec:
 
     def ops(self) -> list[str]:
         return [layer["op"] for layer in self.layers]
+
+    @property
+    def base(self) -> dict[str, Any]:
+        """The first layer: ``{"op": "from_host"}``, ``{"op": "debian_slim", ...}``..."""
+        return self.layers[0]
+
+    @property
+    def own_root(self) -> bool:
+        """True when containers of this image see its root filesystem, not the host's."""
+        return self.base["op"] != "from_host"
+
+    def prefix(self, count: int) -> ImageSpec:
+        """The image of the first ``count`` layers (a build caches each step's)."""
+        return ImageSpec(self.layers[:count])
+
+    def workdir(self) -> str:
+        """The last ``workdir`` step's path, or "" (the app's code dir)."""
+        paths = [layer["path"] for layer in self.layers if layer["op"] == "workdir"]
+        return paths[-1] if paths else ""
 
     def env(self) -> dict[str, str]:
         """The variables the ``env`` layers set, later ones winning."""

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import time
@@ -38,6 +39,8 @@ from typing import Any
 
 from coldsnap.engine.base import ContainerSpec, Engine
 from coldsnap.server.images.built import BuiltImage
+from coldsnap.server.images.on_base import BaseImageBuilder
+from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
 from coldsnap.server.images.steps import (
     BuildError,
     Progress,
@@ -74,9 +77,20 @@ class ImageBuilder:
         self.settings = settings
         self.engine = engine
         self.store = ImageStore(settings.images)
+        self._on_base = BaseImageBuilder(settings, engine, self._cached_or_built,
+                                         self._base_image)
 
     def build(self, spec: ImageSpec, progress: Progress = print) -> BuiltImage:
         """The built image of ``spec``, from the cache if there."""
+        if spec.own_root:
+            if not self.engine.isolated:
+                raise BuildError(
+                    f"Image.{spec.base['op']}() gives containers a root filesystem of their "
+                    "own, which needs the criu engine: the 'none' engine runs every "
+                    f"container on the host's own files. {_DOCTOR}")
+            image = self._on_base.build(spec, progress)
+            return dataclasses.replace(image, runtime=str(ensure_runtime_layer(
+                self.settings.images)))
         key = spec.hash()
         layers = list(spec.layers)
         env = spec.env()
@@ -130,7 +144,12 @@ class ImageBuilder:
             keep = workdir / "layers" / f"build-{uuid.uuid4().hex[:6]}"
             keep.parent.mkdir()
             # A shell sets the app path from COLDSNAP_CODE_DIR, which the engine picks.
-            script = f'exec "$0" -m coldsnap._runtime.build "${CODE_DIR_ENV}/app.py" "$1"'
+            if base.base:  # the image's Python runs the runtime from its layer
+                argv = runtime_argv("$0", "coldsnap._runtime.build", f"${CODE_DIR_ENV}/app.py",
+                                    "$1")
+                script = "exec " + " ".join(f'"{word}"' for word in argv)
+            else:
+                script = f'exec "$0" -m coldsnap._runtime.build "${CODE_DIR_ENV}/app.py" "$1"'
             spec = ContainerSpec(
                 argv=["/bin/sh", "-c", script, base.python, tag],
                 env=base.container_env(
@@ -144,7 +163,8 @@ class ImageBuilder:
                     }
                 ),
                 files={"app.py": app_source},
-                layers=list(base.layers),
+                layers=[*([Path(base.runtime)] if base.runtime else []), *base.layers],
+                base=Path(base.base) if base.base else None,
                 keep_upper=keep,
             )
             log = workdir / "build.log"
@@ -158,11 +178,22 @@ class ImageBuilder:
                     f"Full log: {log}",
                 ))  # fmt: skip
             self._finish_kept(keep, label)
-            return BuiltImage(key, base.python, (keep, *base.layers), dict(base.env))
+            return dataclasses.replace(base, hash=key, layers=(keep, *base.layers))
 
         return self._cached_or_built(key, label, progress, make)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _base_image(self, layer: dict[str, Any], progress: Progress) -> BuiltImage:
+        """The root filesystem a ``debian_slim`` or ``from_registry`` image starts from."""
+        key = ImageSpec((layer,)).hash()
+        if layer["op"] == "debian_slim":
+            from coldsnap.server.images.debian import ensure_debian_base
+
+            debian = ensure_debian_base(layer.get("python_version"), self.settings.base_dir,
+                                        progress)
+            return BuiltImage(key, debian.python, (), {}, base=str(debian.rootfs))
+        raise BuildError(f"Image.{layer['op']}() is not supported by this server yet")
 
     def _cached_or_built(
         self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]

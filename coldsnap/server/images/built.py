@@ -12,12 +12,16 @@ from coldsnap.server.images.steps import DEFAULT_PATH
 
 @dataclasses.dataclass(frozen=True)
 class BuiltImage:
-    """What containers of a built image need: interpreter, lower layers, env."""
+    """What containers of a built image need: interpreter, lower layers, env; for an
+    image with a root of its own, that root and the coldsnap runtime's layer."""
 
     hash: str
     python: str
     layers: tuple[Path, ...]  # highest first, as ContainerSpec.layers wants them
     env: dict[str, str]
+    base: str = ""  # the image's root filesystem; "": the host's (from_host)
+    workdir: str = ""  # the containers' working directory; "": the app's code dir
+    runtime: str = ""  # the runtime layer (runtime_layer.py) of a base image
 
     def container_env(self, env: Mapping[str, str]) -> dict[str, str]:
         """``env`` plus a PATH that finds the image's venv first, then the image's env."""
@@ -29,6 +33,9 @@ class BuiltImage:
             "python": self.python,
             "layers": [str(p) for p in self.layers],
             "env": dict(self.env),
+            "base": self.base,
+            "workdir": self.workdir,
+            "runtime": self.runtime,
         }
 
     @classmethod
@@ -38,4 +45,7 @@ class BuiltImage:
             python=record["python"],
             layers=tuple(Path(p) for p in record["layers"]),
             env=dict(record["env"]),
+            base=record.get("base", ""),
+            workdir=record.get("workdir", ""),
+            runtime=record.get("runtime", ""),
         )

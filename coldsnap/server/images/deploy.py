@@ -20,13 +20,17 @@ def build_images(builder: ImageBuilder, description: AppDescription, source: byt
                  filename: str, progress: Callable[[str], None]) -> dict[str, BuiltImage]:
     """tag -> the built image of every function of the app."""
     try:
-        base = builder.build(description.image_spec, progress)
-        search_path(base.python)  # asked now, not on a boot's way (environment.py)
+        bases: dict[str, BuiltImage] = {}  # image hash -> built, each image built once
         built = {}
         for tag, fn in description.functions.items():
+            spec = fn.image_spec or description.image_spec
+            if spec.hash() not in bases:
+                bases[spec.hash()] = base = builder.build(spec, progress)
+                if not base.base:  # the host's Python: asked now, not on a boot's way
+                    search_path(base.python)
             methods = list(fn.build_methods)
-            image = builder.with_build_output(base, source, tag, methods, progress)
-            built[tag] = image
+            built[tag] = builder.with_build_output(bases[spec.hash()], source, tag, methods,
+                                                   progress)
         return built
     except BuildError as exc:
         raise ApiError(DEPLOY_FAILED, f"building the image of {filename} failed, so it was "

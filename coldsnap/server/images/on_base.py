@@ -1,0 +1,166 @@
+"""Images with a root filesystem of their own: a base, then one cached layer per step.
+
+``debian_slim()`` and ``from_registry(tag)`` give a root filesystem (``BuiltImage.base``,
+shared by every image on it); each later step adds a layer, built in a *build
+container* whose root is the image so far, with network, and kept when it works.
+Step ``i`` is cached under the hash of the image's first ``i + 1`` layers, so
+changing the last step of an image rebuilds only that step. ``env`` and
+``workdir`` steps build nothing.
+
+What each step runs (``/bin/sh -c``, output shown as it comes)::
+
+    pip_install     PYTHON -m pip install OPTIONS PACKAGES   (the host's pip config)
+    uv_pip_install  uv pip install --system --python PYTHON OPTIONS PACKAGES
+    apt_install     apt-get update; apt-get install -y --no-install-recommends PACKAGES
+    run_commands    each command, in order
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coldsnap.engine.base import ContainerSpec, Engine
+from coldsnap.server.images.built import BuiltImage
+from coldsnap.server.images.host_tools import pip_binds, pip_env, uv_binary, uv_env
+from coldsnap.server.images.steps import (
+    RUN_SCRIPT,
+    BuildError,
+    Progress,
+    add_local,
+    format_failure,
+    run_container,
+)
+from coldsnap.settings import Settings
+from coldsnap.wire.image_spec import ImageSpec
+
+# (key, label, progress, make) -> the built image, from the cache or made now.
+Cached = Callable[[str, str, Progress, Callable[[Path], BuiltImage]], BuiltImage]
+BUILD_ENV = {"HOME": "/root", "DEBIAN_FRONTEND": "noninteractive", "PYTHONUNBUFFERED": "1",
+             "PIP_ROOT_USER_ACTION": "ignore", "PIP_BREAK_SYSTEM_PACKAGES": "1",
+             "PIP_NO_INPUT": "1", "PIP_PROGRESS_BAR": "off", "PIP_NO_CACHE_DIR": "1",
+             "UV_NO_CACHE": "1",
+             "PYTHONDONTWRITEBYTECODE": "1"}
+APT = ("apt-get update -q && apt-get install -y -q --no-install-recommends {packages} "
+       "&& apt-get clean && rm -rf /var/lib/apt/lists/*")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """What a build container runs for one step, and what to say if it fails."""
+
+    commands: list[str]
+    what: str
+    fix: str
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    binds: tuple[str, ...] = ()
+
+
+class BaseImageBuilder:
+    """Builds images whose first layer is ``debian_slim`` or ``from_registry``."""
+
+    def __init__(self, settings: Settings, engine: Engine, cached: Cached,
+                 base: Callable[[dict[str, Any], Progress], BuiltImage]) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._cached = cached
+        self._base = base
+
+    def build(self, spec: ImageSpec, progress: Progress) -> BuiltImage:
+        image = self._base(spec.base, progress)
+        for count in range(2, len(spec.layers) + 1):
+            image = self._step(image, spec.prefix(count), progress)
+        return image
+
+    def _step(self, image: BuiltImage, prefix: ImageSpec, progress: Progress) -> BuiltImage:
+        layer = prefix.layers[-1]
+        key = prefix.hash()
+        op = layer["op"]
+        if op == "env":
+            return dataclasses.replace(image, hash=key, env={**image.env, **layer["vars"]})
+        if op == "workdir":
+            return dataclasses.replace(image, hash=key, workdir=layer["path"])
+        label = f"step {len(prefix.layers) - 1} ({op}) of image {key[:12]}"
+        if op in ("add_local_file", "add_local_dir"):
+            return self._cached(key, label, progress,
+                                lambda workdir: self._add_local(image, key, layer, workdir))
+        plan = self._plan(image, layer)
+        return self._cached(key, label, progress,
+                            lambda workdir: self._run(image, key, plan, workdir, progress))
+
+    def _add_local(self, image: BuiltImage, key: str, layer: dict[str, Any],
+                   workdir: Path) -> BuiltImage:
+        files = workdir / f"files-{uuid.uuid4().hex[:6]}"
+        files.mkdir()
+        add_local(files, Path(layer["local"]), layer["remote"])
+        return dataclasses.replace(image, hash=key, layers=(files, *image.layers))
+
+    def _plan(self, image: BuiltImage, layer: dict[str, Any]) -> StepPlan:
+        op = layer["op"]
+        words = shlex.join([*layer.get("options", []), *layer.get("packages", [])])
+        if op == "pip_install":
+            return StepPlan(
+                [f"{shlex.quote(image.python)} -m pip install {words}"], "pip install",
+                "Check the names and versions in Image.pip_install(...): they must exist "
+                "on the index this host's pip uses (`pip config list`).",
+                env=pip_env(), binds=pip_binds())
+        if op == "uv_pip_install":
+            uv = uv_binary()
+            if uv is None:
+                raise BuildError("Image.uv_pip_install() needs uv on the server: "
+                                 "`pip install uv` into the server's environment.")
+            return StepPlan(
+                [f"{uv} pip install --system --break-system-packages --python "
+                 f"{shlex.quote(image.python)} {words}"], "uv pip install",
+                "Check the names and versions in Image.uv_pip_install(...).",
+                env=uv_env(), binds=(uv, *pip_binds()))
+        if op == "apt_install":
+            return StepPlan([APT.format(packages=words)], "apt-get install",
+                            "Check the package names in Image.apt_install(...) against the "
+                            "image's Debian release (`apt-cache search NAME`).")
+        return StepPlan(list(layer["commands"]), "run_commands",
+                        "Fix the command in Image.run_commands(...).")
+
+    def _run(self, image: BuiltImage, key: str, plan: StepPlan, workdir: Path,
+             progress: Progress) -> BuiltImage:
+        keep = workdir / f"layer-{uuid.uuid4().hex[:6]}"
+        spec = ContainerSpec(
+            argv=["/bin/sh", "-c", RUN_SCRIPT, "coldsnap-build", *plan.commands],
+            env=image.container_env({**BUILD_ENV, **plan.env}),
+            layers=list(image.layers), base=Path(image.base), binds=plan.binds,
+            keep_upper=keep, cwd=image.workdir or "/",
+        )
+        log = workdir / "build.log"
+        what = f"Running {plan.what} in a build container of image {key[:12]} ..."
+        code, tail, step = run_container(self.engine, spec, what, progress, log)
+        if code != 0:
+            status = "timed out" if code is None else f"exit status {code}"
+            raise BuildError(format_failure(
+                f"{plan.what} failed ({status}) while building the image.",
+                step or "; ".join(plan.commands), tail,
+                f"{plan.fix} Then deploy again. Full log: {log}"))
+        if not keep.is_dir():
+            raise BuildError(f"saving what {plan.what} wrote failed: the engine did not copy "
+                             f"the build container's files to {keep}. Check free space under "
+                             f"{self.settings.images} and deploy again.")
+        strip_mount_points(keep, plan.binds)
+        return dataclasses.replace(image, hash=key, layers=(keep, *image.layers))
+
+
+def strip_mount_points(layer: Path, binds: tuple[str, ...]) -> None:
+    """Drop what the engine made in the upper dir to mount ``binds`` on: empty files
+    and directories (and their parents, if emptied), never anything with contents."""
+    for bind in sorted(binds, key=len, reverse=True):
+        path = layer / bind.lstrip("/")
+        while path != layer:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+                path.unlink()
+            elif path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+                path.rmdir()
+            else:
+                break
+            path = path.parent
