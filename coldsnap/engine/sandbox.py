@@ -52,6 +52,7 @@ class ContainerDirs:
         _opaque_dir(dev, 0o755)
         for name, major, minor in DEVICES:
             os.mknod(dev / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(dev / name, 0o666)  # mknod's mode went through the umask
         _opaque_dir(dev / "shm", 0o1777)
         (dev / "pts").mkdir()
         for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -73,6 +74,7 @@ class ContainerDirs:
             (self.upper / "dev").mkdir(exist_ok=True)
         for node in nodes:
             os.mknod(self.upper / "dev" / node.name, 0o666 | stat.S_IFCHR, node.stat().st_rdev)
+            os.chmod(self.upper / "dev" / node.name, 0o666)
 
     def write_files(self, files: dict[str, bytes]) -> None:
         code = self.upper / CODE_DIR.lstrip("/")

@@ -48,12 +48,16 @@ def pip_env() -> dict[str, str]:
 
 
 def uv_env() -> dict[str, str]:
-    """pip's index settings of this host under uv's names."""
-    env = {}
+    """pip's index settings of this host under uv's names. pip takes the best match
+    across all its indexes, uv by default only the first index that has a package:
+    its "unsafe-best-match" strategy is pip's behaviour."""
+    env = {"UV_INDEX_STRATEGY": "unsafe-best-match"}
+    settings = pip_settings()
     for option, name in UV_NAMES.items():
-        value = pip_settings().get(option)
-        if value:
-            env[name] = " ".join(value.split())
+        if settings.get(option):
+            env[name] = " ".join(settings[option].split())
+    if settings.get("cert"):  # pip's CA bundle (bound into the build): uv's too
+        env.update(SSL_CERT_FILE=settings["cert"], UV_SYSTEM_CERTS="1")
     return env
 
 
@@ -63,9 +67,11 @@ def pip_binds() -> tuple[str, ...]:
     paths = set(_config_files())
     for value in pip_settings().values():
         for word in value.split():
-            path = word.removeprefix("file://")
+            path = os.path.normpath(word.removeprefix("file://"))
+            if word.startswith("file://") and os.path.basename(path) == "simple":
+                path = os.path.dirname(path)  # a local index links to files beside simple/
             if path.startswith("/") and os.path.exists(path):
-                paths.add(os.path.normpath(path))
+                paths.add(path)
     ordered = sorted(paths)
     return tuple(p for p in ordered
                  if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in ordered))

@@ -18,6 +18,7 @@ import coldsnap
 image = (coldsnap.Image.debian_slim()
          .apt_install("jq")
          .pip_install("six==1.16.0")
+         .uv_pip_install("idna")
          .workdir("/srv")
          .add_local_file({data!r}, "/srv/data.txt")
          .dockerfile_commands("ENV GREETING=hi", "RUN echo $GREETING > greet.txt"))
@@ -26,8 +27,9 @@ app = coldsnap.App("on-base", image=image)
 
 @app.function()
 def look(paths: list) -> dict:
-    import os, subprocess, sys, six
+    import os, subprocess, sys, idna, six
     return {{"python": sys.executable, "six": six.__version__, "cwd": os.getcwd(),
+             "idna": idna.__name__,
              "greet": open("greet.txt").read(), "data": open("data.txt").read(),
              "jq": subprocess.run(["jq", "-n", "1+1"], capture_output=True, text=True).stdout,
              "seen": [p for p in paths if os.path.exists(p)],
@@ -89,7 +91,7 @@ def test_each_step_lands_in_the_image_and_the_host_stays_out_of_sight(
     assert seen["python"] == "/usr/bin/python3", seen
     assert (seen["six"], seen["cwd"], seen["greet"], seen["data"], seen["jq"]) == (
         "1.16.0", "/srv", "hi\n", "from the client", "2\n")
-    assert seen["GREETING"] == "hi"
+    assert seen["GREETING"] == "hi" and seen["idna"] == "idna"  # uv_pip_install's
     assert seen["seen"] == ["/etc/debian_version"]  # nothing of the host's, the image's own
     on_host = "import coldsnap; print(coldsnap.Function.from_name('on-base', 'on_host')" \
               ".remote({path!r}))"
@@ -122,8 +124,8 @@ def test_steps_are_cached_one_by_one(server: ServerHandle, deployed: tuple[str, 
     (tmp_path / "data.txt").write_text("from the client")
     done = server.cli("deploy", str(write_app(tmp_path, "app", app)), timeout=900)
     out = done.stdout + done.stderr
-    assert "Using cached step 1 (apt_install)" in out and "Using cached step 2 (pip_install)" \
-        in out, out
+    for step in ("1 (apt_install)", "2 (pip_install)", "3 (uv_pip_install)"):
+        assert f"Using cached step {step}" in out, out
     assert "Running run_commands in a build container" in out  # only the changed step ran
 
 
@@ -140,3 +142,16 @@ def test_a_failing_step_shows_its_output_and_the_step(server: ServerHandle,
     assert "run_commands failed (exit status 3)" in said, said
     assert "command: echo broken-step-output >&2; exit 3" in said
     assert "broken-step-output" in said
+
+
+def test_the_none_engine_refuses_an_image_with_a_root_of_its_own(
+    server_factory: type[ServerHandle], tmp_path: Path
+) -> None:
+    none = server_factory(engine="none").start()
+    app = ("import coldsnap\n"
+           "app = coldsnap.App('on-base-none', image=coldsnap.Image.debian_slim())\n"
+           "@app.function()\ndef f():\n    return 1\n")
+    out = none.cli("deploy", str(write_app(tmp_path, "app", app)), check=False)
+    assert out.returncode != 0
+    assert "Image.debian_slim() gives containers a root filesystem of their own, which needs " \
+           "the criu engine" in out.stderr, out.stderr
