@@ -16,19 +16,22 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
+import inspect
 import json
 import os
 import shlex
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from coldsnap.wire.container import CODE_DIR, in_container
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.image_spec import ImageSpec
+from coldsnap.wire.serialization import dumps_args
 
 
 class Image:
@@ -128,6 +131,28 @@ class Image:
             if name.startswith("-") or not all(c.isalnum() or c in "+-.:=~_" for c in name):
                 raise InvalidError(f"Image.apt_install({name!r}): not a Debian package name")
         return self._add({"op": "apt_install", "packages": names})
+
+    def run_function(self, raw_f: Callable[..., Any], *, args: Sequence[Any] = (),
+                     kwargs: dict[str, Any] | None = None) -> Image:
+        """Run a global function of a local file at build time, in a build container of
+        the image so far (with network): what it writes, anywhere, lands in the image
+        (downloading model weights, say). The file is imported there, so what it imports
+        at module level must be in the image by then; editing it rebuilds the step."""
+        name = getattr(raw_f, "__name__", "")
+        if getattr(raw_f, "raw_f", None) is not None:  # an @app.function: its function
+            raw_f = raw_f.raw_f  # type: ignore[attr-defined]
+        qualname = getattr(raw_f, "__qualname__", "")
+        if not inspect.isfunction(raw_f) or qualname != name:
+            raise InvalidError(f"Image.run_function({raw_f!r}): give a function defined at the "
+                               "top level of a file (not a lambda, method or nested function)")
+        file = inspect.getsourcefile(raw_f)
+        if file is None or not Path(file).is_file():
+            raise InvalidError(f"Image.run_function({name}): its source file is not on disk")
+        blob = dumps_args(tuple(args), dict(kwargs or {}))
+        # The file's text travels in the layer: its hash covers it, the build needs it.
+        return self._add({"op": "run_function", "filename": Path(file).name, "name": name,
+                          "source": base64.b64encode(Path(file).read_bytes()).decode(),
+                          "args": base64.b64encode(blob).decode()})
 
     def workdir(self, path: str | os.PathLike[str]) -> Image:
         """The working directory of later build steps and of the containers."""

@@ -26,7 +26,7 @@ from coldsnap.wire.errors import InvalidError
 BASE_OPS = ("from_host", "debian_slim", "from_registry")
 # The steps on top of it.
 STEP_OPS = ("pip_install", "uv_pip_install", "apt_install", "run_commands", "add_local_file",
-            "add_local_dir", "env", "workdir")
+            "add_local_dir", "env", "workdir", "run_function")
 OPS = BASE_OPS + STEP_OPS
 
 
@@ -98,8 +98,8 @@ def _hash_file(digest: Any, path: Path) -> None:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidError(
-            f"can't hash image file {path}: {exc}. The file was added with add_local_file "
-            "and must still exist when the app is deployed."
+            f"can't hash image file {path}: {exc}. Files an image adds (add_local_file, "
+            "add_local_dir) must still exist when the app is deployed."
         ) from exc
     digest.update(len(data).to_bytes(8, "big"))
     digest.update(data)

@@ -39,7 +39,7 @@ from typing import Any
 
 from coldsnap.engine.base import ContainerSpec, Engine
 from coldsnap.server.images.built import BuiltImage
-from coldsnap.server.images.on_base import BaseImageBuilder
+from coldsnap.server.images.on_base import BaseImageBuilder, StepPlan, run_function_plan
 from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
 from coldsnap.server.images.steps import (
     BuildError,
@@ -61,9 +61,9 @@ from coldsnap.wire.image_spec import ImageSpec
 __all__ = ["BuildError", "BuiltImage", "ImageBuilder"]
 
 # Ops that need a directory in the cache; an image of only from_host/env needs none.
-_BUILT_OPS = {"pip_install", "run_commands", "add_local_file", "add_local_dir"}
+_BUILT_OPS = {"pip_install", "run_commands", "add_local_file", "add_local_dir", "run_function"}
 # Ops whose result only a sandboxed container can see (an overlay root).
-_SANDBOX_OPS = {"run_commands", "add_local_file", "add_local_dir"}
+_SANDBOX_OPS = {"run_commands", "add_local_file", "add_local_dir", "run_function"}
 _DOCTOR = (
     "Run `coldsnap doctor` to see why CRIU is not usable on this host, fix it and "
     "restart the server (COLDSNAP_ENGINE=criu)."
@@ -277,30 +277,34 @@ class ImageBuilder:
                     done.append(files_layer)
                 add_local(files_layer, Path(layer["local"]), layer["remote"])
                 progress(f"Added {layer['local']} at {layer['remote']}")
-            elif op == "run_commands":
+            elif op in ("run_commands", "run_function"):
                 files_layer = None  # what a container saw stays as it was
                 keep = workdir / "layers" / f"{len(done):02d}-commands-{attempt}"
                 current = BuiltImage(key, str(python or sys.executable), (), env_so_far)
-                spec = run_commands_spec(
-                    layer["commands"], current.container_env({"HOME": "/root"}),
-                    list(reversed(done)), keep,
-                )  # fmt: skip
-                self._run_commands(spec, layer["commands"], log, progress)
+                self._run_step(current, layer, list(reversed(done)), keep, log, progress)
                 done.append(keep)
         return BuiltImage(key, str(python or sys.executable), tuple(reversed(done)), env)
 
-    def _run_commands(
-        self, spec: ContainerSpec, commands: list[str], log: Path, progress: Progress
-    ) -> None:
-        what = f"Running {len(commands)} command(s) in a build container ..."
+    def _run_step(self, image: BuiltImage, layer: dict[str, Any], layers: list[Path],
+                  keep: Path, log: Path, progress: Progress) -> None:
+        """A run_commands or run_function step of a from_host() image."""
+        if layer["op"] == "run_function":
+            plan = run_function_plan(layer, [image.python, "-m", "coldsnap._runtime.run_function"])
+        else:
+            plan = StepPlan(list(layer["commands"]), "run_commands",
+                            "Fix the command in Image.run_commands(...).")
+        spec = run_commands_spec(plan.commands, image.container_env({"HOME": "/root", **plan.env}),
+                                 layers, keep)
+        spec.files = plan.files
+        what = f"Running {plan.what} in a build container ..."
         code, tail, step = run_container(self.engine, spec, what, progress, log)
         if code != 0:
             raise BuildError(format_failure(
-                f"run_commands failed ({_status(code)}) while building the image.",
-                step or "; ".join(commands), tail,
-                f"Fix the command in Image.run_commands(...) and deploy again. Full log: {log}",
+                f"{plan.what} failed ({_status(code)}) while building the image.",
+                step or "; ".join(plan.commands), tail,
+                f"{plan.fix} Then deploy again. Full log: {log}",
             ))  # fmt: skip
-        self._finish_kept(spec.keep_upper, "run_commands")
+        self._finish_kept(keep, plan.what)
 
     def _finish_kept(self, keep: Path | None, label: str) -> None:
         if keep is None or not keep.is_dir():

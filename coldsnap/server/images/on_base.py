@@ -17,6 +17,7 @@ What each step runs (``/bin/sh -c``, output shown as it comes)::
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import shlex
 import uuid
@@ -27,6 +28,7 @@ from typing import Any
 from coldsnap.engine.base import ContainerSpec, Engine
 from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.host_tools import pip_binds, pip_env, uv_binary, uv_env
+from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
 from coldsnap.server.images.steps import (
     RUN_SCRIPT,
     BuildError,
@@ -36,6 +38,7 @@ from coldsnap.server.images.steps import (
     run_container,
 )
 from coldsnap.settings import Settings
+from coldsnap.wire.container import CODE_DIR_ENV, CONTAINER_ID_ENV
 from coldsnap.wire.image_spec import ImageSpec
 
 # (key, label, progress, make) -> the built image, from the cache or made now.
@@ -58,6 +61,25 @@ class StepPlan:
     fix: str
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     binds: tuple[str, ...] = ()
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)  # into the code dir
+    runtime: bool = False  # the step runs coldsnap's runtime: its layer on top
+
+
+ARGS_FILE = "run-function-args.pkl"
+
+
+def run_function_plan(layer: dict[str, Any], argv: list[str]) -> StepPlan:
+    """``Image.run_function``'s step: ``argv`` (the image's way to run a runtime module,
+    with ``$0``... free) runs ``coldsnap._runtime.run_function`` on the function's file."""
+    filename = layer["filename"]
+    args = [f"${CODE_DIR_ENV}/{filename}", layer["name"], f"${CODE_DIR_ENV}/{ARGS_FILE}"]
+    command = " ".join([*map(shlex.quote, argv), *(f'"{arg}"' for arg in args)])
+    return StepPlan(
+        [command], f"run_function {layer['name']}",
+        f"Fix {layer['name']}() in {filename} (its traceback is above).",
+        env={CONTAINER_ID_ENV: f"build-{layer['name']}"}, runtime=True,
+        files={filename: base64.b64decode(layer["source"]),
+               ARGS_FILE: base64.b64decode(layer["args"])})
 
 
 class BaseImageBuilder:
@@ -122,8 +144,14 @@ class BaseImageBuilder:
             return StepPlan([APT.format(packages=words)], "apt-get install",
                             "Check the package names in Image.apt_install(...) against the "
                             "image's Debian release (`apt-cache search NAME`).")
+        if op == "run_function":
+            return run_function_plan(layer, runtime_argv(image.python,
+                                                         "coldsnap._runtime.run_function"))
         return StepPlan(list(layer["commands"]), "run_commands",
                         "Fix the command in Image.run_commands(...).")
+
+    def _runtime(self, plan: StepPlan) -> list[Path]:
+        return [ensure_runtime_layer(self.settings.images)] if plan.runtime else []
 
     def _run(self, image: BuiltImage, key: str, plan: StepPlan, workdir: Path,
              progress: Progress) -> BuiltImage:
@@ -131,8 +159,8 @@ class BaseImageBuilder:
         spec = ContainerSpec(
             argv=["/bin/sh", "-c", RUN_SCRIPT, "coldsnap-build", *plan.commands],
             env=image.container_env({**BUILD_ENV, **plan.env}),
-            layers=list(image.layers), base=Path(image.base), binds=plan.binds,
-            keep_upper=keep, cwd=image.workdir or "/",
+            layers=[*self._runtime(plan), *image.layers], base=Path(image.base),
+            binds=plan.binds, files=plan.files, keep_upper=keep, cwd=image.workdir or "/",
         )
         log = workdir / "build.log"
         what = f"Running {plan.what} in a build container of image {key[:12]} ..."

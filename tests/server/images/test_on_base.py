@@ -15,13 +15,22 @@ from tests.end_to_end import module_server, require_criu, write_app
 APP = """
 import coldsnap
 
+
+def download(name, size=1):
+    import os
+    os.makedirs("/opt/models", exist_ok=True)
+    with open(f"/opt/models/{{name}}", "w") as f:
+        f.write("w" * size)
+
+
 image = (coldsnap.Image.debian_slim()
          .apt_install("jq")
          .pip_install("six==1.16.0")
          .uv_pip_install("idna")
          .workdir("/srv")
          .add_local_file({data!r}, "/srv/data.txt")
-         .dockerfile_commands("ENV GREETING=hi", "RUN echo $GREETING > greet.txt"))
+         .dockerfile_commands("ENV GREETING=hi", "RUN echo $GREETING > greet.txt")
+         .run_function(download, args=("tiny",), kwargs={{"size": 5}}))
 app = coldsnap.App("on-base", image=image)
 
 
@@ -29,17 +38,17 @@ app = coldsnap.App("on-base", image=image)
 def look(paths: list) -> dict:
     import os, subprocess, sys, idna, six
     return {{"python": sys.executable, "six": six.__version__, "cwd": os.getcwd(),
-             "idna": idna.__name__,
+             "idna": idna.__name__, "model": open("/opt/models/tiny").read(),
              "greet": open("greet.txt").read(), "data": open("data.txt").read(),
              "jq": subprocess.run(["jq", "-n", "1+1"], capture_output=True, text=True).stdout,
              "seen": [p for p in paths if os.path.exists(p)],
              "GREETING": os.environ.get("GREETING")}}
 
 
-@app.function(image=coldsnap.Image.from_host())
-def on_host(path: str) -> bool:
+@app.function(image=coldsnap.Image.from_host().run_function(download, args=("host",)))
+def on_host(path: str) -> list:
     import os
-    return os.path.exists(path)
+    return [os.path.exists(path), open("/opt/models/host").read()]
 
 
 @app.cls(enable_memory_snapshot=True)
@@ -92,12 +101,14 @@ def test_each_step_lands_in_the_image_and_the_host_stays_out_of_sight(
     assert (seen["six"], seen["cwd"], seen["greet"], seen["data"], seen["jq"]) == (
         "1.16.0", "/srv", "hi\n", "from the client", "2\n")
     assert seen["GREETING"] == "hi" and seen["idna"] == "idna"  # uv_pip_install's
+    assert seen["model"] == "wwwww"  # what run_function wrote
     assert seen["seen"] == ["/etc/debian_version"]  # nothing of the host's, the image's own
     on_host = "import coldsnap; print(coldsnap.Function.from_name('on-base', 'on_host')" \
               ".remote({path!r}))"
     # The control: a from_host() function of the same app does see the host's files.
     assert server.python(on_host.format(path=str(Path(__file__).resolve()))).stdout.strip() \
-        == "True"
+        == "[True, 'w']"  # and run_function works on from_host() too
+    assert not Path("/opt/models/host").exists()  # in the image, not on the host
 
 
 def test_build_output_and_a_snapshot_on_a_debian_root(
