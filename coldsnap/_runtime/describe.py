@@ -28,7 +28,7 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
     def with_modules(image: Image) -> Image:
         return image.add_local_python_source(*local_modules) if local_modules else image
 
-    image = with_modules(app.image or Image.from_host())
+    image = with_modules(app.image or Image.debian_slim())  # Modal's default
     own = {tag: with_modules(own_image).spec for tag, own_image in app.images.items()}
     functions: dict[str, FunctionDescription] = {}
     for tag, function in app.registered_functions.items():
@@ -45,7 +45,7 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
         )
     return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.spec,
                           functions=functions, entrypoints=tuple(app.registered_entrypoints),
-                          module=module)
+                          module=module, default_image=app.image is None)
 
 
 def modules_from(directory: Path, names: set[str], search_path: list[str]) -> list[str]:

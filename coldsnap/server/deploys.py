@@ -71,6 +71,8 @@ class Deploys:
                                       app_dir)
         if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
             description = description.without_snapshots()
+        if not self.builder.engine.isolated:  # its containers run on the host's files
+            description = description.on_host_by_default()
         app = check_app_name(name or description.name)
         version = version_of(source, description)
         progress: list[str] = []

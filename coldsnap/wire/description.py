@@ -66,6 +66,7 @@ class AppDescription:
 
     name: ``App(name)`` (a deploy may register it under another name).
     image_hash, image_spec: the app's ``Image`` (``Image.hash``, ``Image.spec``).
+    default_image: the app gave no ``image=``: its image is the default (``debian_slim``).
     functions: tag -> function or class.
     entrypoints: the ``@app.local_entrypoint()`` names.
     module: the module name the app file is imported under (``wire.names.module_name_for``).
@@ -77,12 +78,16 @@ class AppDescription:
     functions: dict[str, FunctionDescription]
     entrypoints: tuple[str, ...] = ()
     module: str = "app"
+    default_image: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (docs/protocol.md); ``from_dict(to_dict())`` round-trips."""
+        image: dict[str, Any] = {"hash": self.image_hash, "spec": self.image_spec.to_dict()}
+        if self.default_image:
+            image["default"] = True
         return {
             "app": self.name,
-            "image": {"hash": self.image_hash, "spec": self.image_spec.to_dict()},
+            "image": image,
             "functions": {tag: fn.to_dict() for tag, fn in self.functions.items()},
             "entrypoints": list(self.entrypoints),
             "module": self.module,
@@ -113,7 +118,16 @@ class AppDescription:
                        for tag, entry in functions.items()},
             entrypoints=_names("app", "entrypoints", data.get("entrypoints", [])),
             module=module,
+            default_image=image.get("default") is True,
         )
+
+    def on_host_by_default(self) -> AppDescription:
+        """The same app with the host's root as its default image (``from_host``, plus
+        the same steps): for an engine that runs every container on the host."""
+        if not self.default_image:
+            return self
+        spec = ImageSpec(({"op": "from_host"}, *self.image_spec.layers[1:]))
+        return dataclasses.replace(self, image_spec=spec, image_hash=spec.hash())
 
     def without_snapshots(self) -> AppDescription:
         """The same app with every memory snapshot turned off (``deploy --no-snapshot``)."""
