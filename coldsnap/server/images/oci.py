@@ -32,6 +32,7 @@ Example::
 
     image = pull("python:3.11-slim", Path("/var/lib/coldsnap-images/oci"), print)
     image.rootfs, image.digest, image.python   # .../rootfs, 'sha256:...', ImagePython(...)
+    python = image_python(image.ref, image.python, add_python=None)  # or NoUsablePython
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.server.images.oci_errors import PullError, explain_failure, missing_tools
-from coldsnap.server.images.oci_python import ImagePython, find_python
+from coldsnap.server.images.oci_python import ImagePython, NoUsablePython, find_python, image_python
 from coldsnap.server.images.oci_ref import DIGEST, BadReference, ImageRef
 from coldsnap.server.images.steps import Progress
 
-__all__ = ["BadReference", "ImagePython", "PullError", "PulledImage", "pull"]
+__all__ = ["BadReference", "ImagePython", "NoUsablePython", "PullError", "PulledImage",
+           "image_python", "pull"]
 
 MARKER = "image.json"
 LAYOUT_TAG = "image"

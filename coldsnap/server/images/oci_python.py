@@ -28,7 +28,7 @@ import re
 import stat
 from pathlib import Path, PurePosixPath
 
-from coldsnap.server.images.steps import DEFAULT_PATH
+from coldsnap.server.images.steps import DEFAULT_PATH, BuildError
 
 NAMES = ("python3", "python")
 MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
@@ -122,3 +122,43 @@ def _is_executable_file(rootfs: Path, target: str) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+
+MINIMUM = (3, 11)  # coldsnap's runtime runs in the image's Python (pyproject's requires-python)
+
+
+class NoUsablePython(BuildError):
+    """The image has no Python that coldsnap can run functions in; the message says what works."""
+
+
+def image_python(ref: str, found: ImagePython | None, add_python: str | None) -> ImagePython:
+    """The Python that runs functions in the image ``ref``, or NoUsablePython saying why.
+
+    ``add_python`` (Modal's ``Image.from_registry(tag, add_python="3.11")``) is refused
+    for now: coldsnap installs software only from PyPI and Debian, PyPI has no
+    package that ships a standalone CPython, and Debian's python3.X packages would
+    first have to be made into a self-contained prefix (docs/images.md).
+    """
+    works = (
+        "What works: an image that has Python {min} or newer on its PATH (e.g. "
+        "'python:3.11-slim' or 'python:3.12-slim'), or Image.debian_slim(python_version=...)."
+    ).format(min=".".join(map(str, MINIMUM)))
+    if add_python is not None:
+        raise NoUsablePython(
+            f"Image.from_registry({ref!r}, add_python={add_python!r}): add_python is not "
+            "supported yet: coldsnap installs software only from PyPI and Debian, and "
+            f"neither has a standalone CPython ready to add to any image. {works}"
+        )
+    if found is None:
+        raise NoUsablePython(
+            f"the image {ref} has no python3 or python in the directories of its PATH, so "
+            f"coldsnap can't run functions in it. {works}"
+        )
+    version = found.version_tuple()
+    if version is None or version < MINIMUM:
+        shown = found.version or "of unknown version (no lib/pythonX.Y/os.py beside it)"
+        raise NoUsablePython(
+            f"the image {ref} has Python {shown} at {found.path}; coldsnap needs "
+            f"{'.'.join(map(str, MINIMUM))} or newer. {works}"
+        )
+    return found

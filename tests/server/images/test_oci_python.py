@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from coldsnap.server.images.oci_python import ImagePython, find_python, resolve_inside
+import pytest
+
+from coldsnap.server.images.oci_python import (
+    ImagePython,
+    NoUsablePython,
+    find_python,
+    image_python,
+    resolve_inside,
+)
 
 
 def make(root: Path, files: dict[str, str], links: dict[str, str] | None = None) -> Path:
@@ -71,3 +79,30 @@ def test_unknown_version(tmp_path: Path) -> None:
     root = make(tmp_path, {"/usr/bin/python3": ""})
     found = find_python(root, "/usr/bin")
     assert found == ImagePython("/usr/bin/python3", None) and found.version_tuple() is None
+
+
+def test_image_python_takes_a_recent_enough_one() -> None:
+    found = ImagePython("/usr/local/bin/python3", "3.12")
+    assert image_python("python:3.12-slim", found, None) is found
+
+
+@pytest.mark.parametrize(("found", "words"), [
+    (None, "has no python3 or python in the directories of its PATH"),
+    (ImagePython("/usr/bin/python3", "3.9"), "has Python 3.9 at /usr/bin/python3; coldsnap "
+                                             "needs 3.11 or newer"),
+    (ImagePython("/usr/bin/python3", None), "of unknown version"),
+])  # fmt: skip
+def test_image_python_says_what_works(found: ImagePython | None, words: str) -> None:
+    with pytest.raises(NoUsablePython) as raised:
+        image_python("busybox:1", found, None)
+    assert words in str(raised.value)
+    assert "'python:3.11-slim'" in str(raised.value)
+    assert "Image.debian_slim(python_version=...)" in str(raised.value)
+
+
+def test_add_python_is_refused_with_what_works() -> None:
+    with pytest.raises(NoUsablePython) as raised:
+        image_python("busybox:1", None, "3.11")
+    message = str(raised.value)
+    assert "add_python='3.11'): add_python is not supported" in message
+    assert "'python:3.11-slim'" in message
