@@ -252,7 +252,10 @@ class _Cache:
     def partial_dir(self, digest: str) -> Path:
         name = f".partial-{self.dir(digest).name[:12]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         path = self.root / name
-        path.mkdir(parents=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Only root may enter: an image's setuid binaries must not be runnable by the
+        # host's users from the cache (containers see the rootfs through their mounts).
+        path.mkdir(mode=0o700)
         return path
 
     def publish(self, work: Path, digest: str, image: PulledImage) -> PulledImage:
@@ -263,7 +266,13 @@ class _Cache:
             if existing is not None:  # another pull of the same digest finished first
                 return dataclasses.replace(existing, ref=image.ref)
             self._discard(final)  # not ours, not complete: put there by hand
-        os.rename(work, final)
+        try:
+            os.rename(work, final)
+        except OSError:  # another pull of the digest renamed its copy in meanwhile
+            existing = self.load(digest)
+            if existing is None:
+                raise
+            return dataclasses.replace(existing, ref=image.ref)
         return dataclasses.replace(image, rootfs=final / "rootfs")
 
     def sweep(self) -> None:

@@ -45,6 +45,7 @@ def test_pull_unpacks_every_layer_with_owners_and_the_config(tiny_image: PushedI
     assert os.readlink(root / "bin" / "sh") == "busybox"
     assert image.digest == tiny_image.digest
     assert root == cache_dir / tiny_image.digest.split(":")[1] / "rootfs"
+    assert root.parent.stat().st_mode & 0o777 == 0o700  # the host's users can't reach in
     assert image.env == TINY.env
     assert (image.workdir, image.cmd, image.entrypoint, image.user) == (
         "/app", ("/bin/sh", "-c", "cat hello.txt"), (), "")
