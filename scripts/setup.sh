@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything coldsnap needs on a fresh Debian 12 machine, idempotently:
-# CRIU 4.x and iptables (scripts/install-criu.sh), a virtualenv in .venv with
+# CRIU 4.x and iptables (scripts/install-criu.sh), skopeo, umoci and docker-registry
+# (images from registries), a virtualenv in .venv with
 # coldsnap, its test tools and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
 set -euo pipefail
@@ -15,6 +16,23 @@ fi
 
 step "CRIU and iptables"
 bash scripts/install-criu.sh
+
+# Image.from_registry pulls with skopeo and unpacks with umoci; the tests run a local
+# docker-registry and build their images around busybox-static. All four are in bookworm.
+OCI_PKGS="skopeo umoci docker-registry busybox-static"
+missing=$(for p in $OCI_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+done)
+if [ -n "$missing" ]; then
+  step "registry tools:" $missing
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # The package enables a registry on :5000 for all interfaces, without auth, where
+  # systemd runs: coldsnap only needs the binary (tests start their own on 127.0.0.1).
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+  fi
+fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
