@@ -55,7 +55,10 @@ class CgroupLimits:
         groups = self._v2_group(container_id) if self.v2 else self._v1_groups(container_id)
         for group in groups:
             for pid in pids:
-                (group / "cgroup.procs").write_text(str(pid))
+                try:
+                    (group / "cgroup.procs").write_text(str(pid))
+                except ProcessLookupError:
+                    pass  # it exited already (a short build step): nothing to limit
 
         self._groups[container_id] = groups
 
