@@ -39,7 +39,11 @@ class ContainerLimits:
         if size_mb:
             def attach(target: Path) -> None:
                 self.disks.attach(size_mb, target, spec.container_id)
-        return ContainerDirs(self.settings.run_path, spec.container_id, attach)
+        try:
+            return ContainerDirs(self.settings.run_path, spec.container_id, attach)
+        except BaseException:
+            self.disks.delete(spec.container_id)  # its dirs removed themselves, and the mount
+            raise
 
     def apply(self, container: Container, spec: ContainerSpec, upper: Path) -> None:
         """Put the container in its cgroups and let it tell which limits it reached."""
