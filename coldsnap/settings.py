@@ -72,8 +72,15 @@ class Settings:
     # transparent huge pages mode. "always" lets CRIU fill a restored heap in
     # 2 MiB pages (big restores ~1.4x faster, see the README); "keep" leaves it.
     host_thp: str = "always"
-    container_memory_mb: int = 0  # 0: no limit
-    container_cpus: float = 0.0  # 0: no limit
+    # Default limits of every container of the criu engine (0: none); a function's
+    # memory=, cpu= and ephemeral_disk= replace them. The memory default is capped at
+    # the host's RAM. The disk is an ext4 file under <state_dir>/disks per container
+    # (sparse: it takes what was written); with 0 the writable layer lives on the run
+    # dir's tmpfs, in RAM.
+    container_memory_mb: int = 8192
+    container_cpus: float = 0.0
+    container_pids: int = 4096
+    container_disk_mb: int = 10240
     # The server's own log (<state_dir>/server.log for a background server): the
     # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
     # per app, for `coldsnap logs`.
@@ -115,6 +122,11 @@ class Settings:
             raise ValueError(f"COLDSNAP_LOG_LEVEL={self.log_level!r} is not a log level; "
                              f"use one of {', '.join(LOG_LEVELS)}")
         return name
+
+    @property
+    def disks_path(self) -> Path:
+        """Containers' writable disks (ext4 image files, loop-mounted under the run dir)."""
+        return self.state_dir / "disks"
 
     @property
     def socket_path(self) -> Path:

@@ -34,6 +34,13 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# Each container's writable layer is an ext4 image, loop-mounted (coldsnap/engine/disks.py).
+if ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
+  step "e2fsprogs and losetup, for containers' disks"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs mount >/dev/null
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   step "virtualenv .venv ($($PY --version))"

@@ -97,8 +97,10 @@ class ContainerSpec:
     binds: tuple[str, ...] = ()
     # True: the snapshot phase (no network out, GPUs hidden).
     snapshot_phase: bool = False
+    # Limits; 0 means the server's default (COLDSNAP_CONTAINER_*).
     memory_mb: int = 0
     cpus: float = 0.0
+    disk_mb: int = 0
     # Directory the container may write that survives it (an image build's output).
     keep_upper: Path | None = None
     # Opt-in: keep GPUs visible in the snapshot phase and snapshot GPU memory
@@ -146,8 +148,9 @@ class Container:
         # Set when the root's parent is a process we started (unshare): wait on it.
         self.process = process
         self.cleanups: list[Any] = []  # callables run once the container is gone
-        # Why it exited, in words, when the engine can tell (a limit it hit); None if not.
-        self.exit_cause: Callable[[], str | None] = lambda: None
+        # Words for each limit it hit since the last ask (out of memory, too many
+        # processes, a full disk), when the engine can tell.
+        self.limits_reached: Callable[[], list[str]] = lambda: []
 
     def poll(self) -> int | None:
         """The exit status once the root process is gone, else None (reaps it)."""

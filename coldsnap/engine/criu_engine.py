@@ -35,8 +35,8 @@ from coldsnap.engine.base import (
     SnapshotInfo,
     SnapshotMiss,
 )
-from coldsnap.engine.cgroups import CgroupLimits
 from coldsnap.engine.digests import Damage, Verification
+from coldsnap.engine.disks import DiskPool
 from coldsnap.engine.doctor import run_checks
 from coldsnap.engine.dump_space import (
     estimate_dump_bytes,
@@ -50,11 +50,11 @@ from coldsnap.engine.gpu import (
     cuda_pids,
     host_pids_for,
     ns_pid,
-    tree_pids,
 )
 from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
 from coldsnap.engine.leftovers import RunDirClaim
+from coldsnap.engine.limits import ContainerLimits
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
@@ -129,6 +129,10 @@ class CriuEngine:
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.masks = container_masks(settings)
         self._dirs: dict[str, ContainerDirs] = {}
+        self.disks = DiskPool(settings.disks_path, settings.run_path)
+        if self._claim.owns_run_dir:
+            self.disks.clear()
+        self.limits = ContainerLimits(settings, self.disks)
 
     def _sweep_leftovers(self) -> RunDirClaim:
         """Remove what a server killed on this run dir and store left (leftovers.py);
@@ -158,7 +162,7 @@ class CriuEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
-        res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
+        res = _Resources(self.limits.dirs(spec))
         pipes = ContainerPipes.create()
         try:
             res.dirs.seed_upper(self.masks, host_root=spec.base is None)
@@ -183,7 +187,7 @@ class CriuEngine:
             timings={"sandbox_s": time.monotonic() - t0}, process=proc,
         )  # fmt: skip
         self._track(container, res, keep_upper=spec.keep_upper)
-        self._limit(container, spec)
+        self.limits.apply(container, spec, self._dirs[container.id].upper)
         return container
 
     # -- checkpoint ------------------------------------------------------------
@@ -274,13 +278,16 @@ class CriuEngine:
             raise self._damaged(info, damage)
         if info.extra.get("gpu_processes"):
             self._resume_gpu(container, info)
-        self._limit(container, spec)
+        self.limits.apply(container, spec, self._dirs[container.id].upper)
         return container
 
     def _restore_tree(self, info: SnapshotInfo, spec: ContainerSpec) -> Container:
         """CRIU's part of a restore: a new root, pipes and netns, then the tree."""
         t0 = time.monotonic()
-        res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
+        try:
+            res = _Resources(self.limits.dirs(spec))
+        except OSError as exc:
+            raise RestoreFailed(f"restore setup failed: {exc}", transient=True) from exc
         pipes = ContainerPipes.create()
         netns_fd = -1
         try:
@@ -328,15 +335,6 @@ class CriuEngine:
             container.kill()
             self._quarantine(info, str(exc))
             raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
-
-    def _limit(self, container: Container, spec: ContainerSpec) -> None:
-        limits = CgroupLimits(
-            spec.memory_mb or self.settings.container_memory_mb,
-            spec.cpus or self.settings.container_cpus,
-        )
-        if limits.enabled:
-            container.cleanups.append(limits.apply(container.id, tree_pids(container.pid)))
-            container.exit_cause = lambda: limits.exit_cause(container.id)
 
     def _suspend_gpu(self, root: int) -> list[int]:
         """Move GPU state to host memory before a dump; returns the in-namespace
@@ -398,6 +396,7 @@ class CriuEngine:
     def _release(self, res: _Resources) -> None:
         """Give back what one container held; safe with a half-built one."""
         res.dirs.remove()
+        self.disks.delete(res.dirs.base.name)
         for layer in res.layers:
             self.layers.release(layer)
         if res.netns is not None:
@@ -408,6 +407,7 @@ class CriuEngine:
         we mounted it)."""
         self.netns.close()
         self.layers.close()
+        self.disks.close()
         self._claim.release()
         if self._mounted_run_dir:
             subprocess.run(["umount", "-l", str(self.settings.run_path)], check=False)

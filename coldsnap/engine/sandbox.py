@@ -1,7 +1,8 @@
-"""Container sandboxes: per-container dirs on a tmpfs, overlay roots, fresh starts.
+"""Container sandboxes: per-container dirs, overlay roots, fresh starts.
 
-Everything a container writes lands in its own upper dir under the run dir (a
-tmpfs the engine mounts), never on the host. Extra lower layers (image files,
+Everything a container writes lands in its own upper dir, on a disk of its own
+(disks.py) mounted under the run dir (a tmpfs the engine mounts), never on the
+host's filesystem. Extra lower layers (image files,
 a snapshot's filesystem) come mounted from ``layers.LayerCache``.
 """
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from coldsnap.engine import seccomp
@@ -29,15 +31,26 @@ NSINIT = str(Path(__file__).with_name("nsinit.py"))
 
 
 class ContainerDirs:
-    """upper/, work/ and root/ of one container under the run dir."""
+    """root/ and disk/{upper,work}/ of one container under the run dir; ``attach_disk``
+    mounts the container's own disk at disk/ (disks.py), else disk/ is on the run dir."""
 
-    def __init__(self, run_dir: Path, container_id: str) -> None:
+    def __init__(self, run_dir: Path, container_id: str,
+                 attach_disk: Callable[[Path], None] | None = None) -> None:
         self.base = run_dir / "containers" / container_id
-        self.upper = self.base / "upper"
-        self.work = self.base / "work"
         self.root = self.base / "root"
-        for path in (self.upper, self.work, self.root):
-            path.mkdir(parents=True)
+        self.disk = self.base / "disk"
+        self.upper = self.disk / "upper"
+        self.work = self.disk / "work"  # overlayfs wants it on the upper dir's filesystem
+        self.root.mkdir(parents=True)
+        self.disk.mkdir()
+        try:
+            if attach_disk is not None:
+                attach_disk(self.disk)
+            self.upper.mkdir()
+            self.work.mkdir()
+        except BaseException:
+            self.remove()
+            raise
 
     def seed_upper(self, masks: list[str], host_root: bool = True) -> None:
         """Give the container a private /dev and hide ``masks``, without extra mounts.
@@ -104,7 +117,10 @@ class ContainerDirs:
         os.rename(tmp, dest)
 
     def remove(self) -> None:
-        subprocess.run(["umount", "-l", str(self.root)], capture_output=True, check=False)
+        for mount_point in (self.root, self.disk):
+            if os.path.ismount(mount_point):
+                subprocess.run(["umount", "-l", str(mount_point)], capture_output=True,
+                               check=False)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -255,8 +255,10 @@ class _BootRun:
             cwd=fn.workdir,
             snapshot_phase=snapshot,
             gpu_snapshot=fn.options.gpu_snapshot,
-            memory_mb=self.settings.container_memory_mb,
-            cpus=self.settings.container_cpus,
+            # 0: the engine's default (COLDSNAP_CONTAINER_*)
+            memory_mb=fn.options.memory_limit_mb or 0,
+            cpus=fn.options.cpu_limit or 0.0,
+            disk_mb=fn.options.ephemeral_disk or 0,
             container_id=container_id,
         )
 

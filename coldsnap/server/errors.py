@@ -14,11 +14,13 @@ Reply = tuple[dict[str, Any], bytes | None]
 class ApiError(Exception):
     """An answer the server gives instead of a result; ``blob`` may carry an exception."""
 
-    def __init__(self, kind: str, message: str, blob: bytes | None = None) -> None:
+    def __init__(self, kind: str, message: str, blob: bytes | None = None,
+                 notes: list[str] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.blob = blob
+        self.notes = notes or []  # added to the user's exception the blob carries
 
     def to_header(self) -> dict[str, Any]:
-        return error_header(self.kind, self.message)
+        return error_header(self.kind, self.message, self.notes)

@@ -343,7 +343,8 @@ class Pool:
             outcome = Outcome(ok=True, blob=result.blob)
             key = "calls_ok"
         else:
-            error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob)
+            error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob,
+                             notes=[f"coldsnap: {text}" for text in result.limits])
             outcome, key = Outcome(ok=False, error=error), "calls_error"
         call.finish(outcome)
         with self._cond:

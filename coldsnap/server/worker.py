@@ -57,6 +57,8 @@ class CallResult:
     ok: bool = False
     blob: bytes | None = None
     message: str = ""
+    # Limits the container reached during a call that raised (words for the caller).
+    limits: tuple[str, ...] = ()
 
 
 class Worker:
@@ -154,10 +156,18 @@ class Worker:
         self.pump.sync()
         code = self.container.wait(2)
         status = "still running" if code is None else f"exit status {code}"
-        cause = self.container.exit_cause()
-        if cause is not None:
-            status += f": {cause}"
+        limits = self.limits_reached()
+        if limits:
+            status += ": " + "; ".join(limits)
         return f"container {self.id} exited {when} ({status}); its log lines are above"
+
+    def limits_reached(self) -> list[str]:
+        """Words for the limits the container hit since the last ask, each also noted in
+        the call's log lines and the app's log."""
+        words = self.container.limits_reached()
+        for text in words:
+            self.note(text, level=logging.WARNING)
+        return words
 
     def garbled_message(self, what: str) -> str:
         return (f"container {self.id} wrote a malformed message to its control pipe {what}; "
@@ -199,7 +209,10 @@ class Worker:
             if message_type == control.RESULT:
                 result = control.Result.from_header(header)
                 if result.call_id == call.id:
-                    return CallResult(CallEnd.RESULT, result.ok, blob)
+                    # A call that raised may have met a limit that killed no process
+                    # (a refused fork, a full disk): say so.
+                    limits = () if result.ok else tuple(self.limits_reached())
+                    return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits)
             elif message_type == control.REQUEST and self._requests is not None:
                 self._start_request(control.Request.from_header(header), blob)
                 continue

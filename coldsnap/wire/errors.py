@@ -99,9 +99,12 @@ _ERRORS: dict[str, type[ServerError]] = {
 }
 
 
-def error_header(kind: str, message: str) -> dict[str, Any]:
-    """The header of a failed reply."""
-    return {"ok": False, "error": {"kind": kind, "message": message}}
+def error_header(kind: str, message: str, notes: list[str] | None = None) -> dict[str, Any]:
+    """The header of a failed reply; ``notes`` go onto a remote exception (``add_note``)."""
+    error: dict[str, Any] = {"kind": kind, "message": message}
+    if notes:
+        error["notes"] = list(notes)
+    return {"ok": False, "error": error}
 
 
 def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
@@ -114,6 +117,8 @@ def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
         exc = serialization.loads_exception(blob)
         if kind == BOOT_FAILED:
             exc.add_note(message)
+        for note in error.get("notes") or ():
+            exc.add_note(str(note))
         return exc
     if kind in (UNAVAILABLE, BUSY):  # both: no server can take the request now
         return ServerUnavailable(message)

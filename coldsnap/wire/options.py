@@ -19,6 +19,10 @@ _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The runtime owns these; a user value would break the container protocol.
 _RESERVED_ENV_PREFIX = "COLDSNAP_"
+# The least a container can run with: Modal's CPU floor; a disk that holds the runtime's
+# files and a little more.
+MIN_CPU = 0.1
+MIN_DISK_MB = 16
 # ``experimental_options`` keys (Modal's spelling) and their types.
 EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
 
@@ -37,6 +41,14 @@ class FunctionOptions:
         lost its container (the caller sees the last attempt's error). Attempts are
         1 s apart, then 2 s, 4 s, ... (Modal's default backoff), at most 60 s.
     env: extra environment variables for the container.
+    memory: the container's memory limit in MiB, or Modal's ``(request, limit)``: the
+        limit is used (one host has nothing to schedule by the request). None: the
+        server's default (COLDSNAP_CONTAINER_MEMORY_MB).
+    cpu: the container's CPU limit in cores (fractions allowed), or ``(request, limit)``
+        as for memory. None: the server's default (COLDSNAP_CONTAINER_CPUS).
+    ephemeral_disk: the size in MiB of the container's writable disk (what it writes
+        anywhere in its filesystem). None: the server's default
+        (COLDSNAP_CONTAINER_DISK_MB).
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
@@ -50,12 +62,25 @@ class FunctionOptions:
     scaledown_window: float = 60.0
     retries: int = 0
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    memory: int | tuple[int, int] | None = None
+    cpu: float | tuple[float, float] | None = None
+    ephemeral_disk: int | None = None
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
 
     @property
     def gpu_snapshot(self) -> bool:
         """GPU memory goes into the snapshot; the snapshot phase sees the GPU."""
         return self.experimental_options.get("enable_gpu_snapshot") is True
+
+    @property
+    def memory_limit_mb(self) -> int | None:
+        """The memory limit in MiB (a ``(request, limit)`` pair's limit), or None."""
+        return _limit(self.memory)  # type: ignore[return-value]
+
+    @property
+    def cpu_limit(self) -> float | None:
+        """The CPU limit in cores (a ``(request, limit)`` pair's limit), or None."""
+        return _limit(self.cpu)
 
     @classmethod
     def create(cls, decorator: str, **options: Any) -> FunctionOptions:
@@ -67,6 +92,9 @@ class FunctionOptions:
                 f"{decorator} got unknown option(s) {', '.join(unknown)}. "
                 f"Valid options are: {', '.join(names)}."
             )
+        for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
+            if isinstance(options.get(name), list):
+                options[name] = tuple(options[name])
         result = cls(**options)
         result.validate(decorator)
         return result
@@ -101,6 +129,13 @@ class FunctionOptions:
         if not (_is_int(self.retries) and 0 <= self.retries <= 10):
             yield f"retries must be an integer from 0 to 10, not {self.retries!r}"
         yield from _env_problems(self.env)
+        yield from _resource_problems("memory", self.memory, _is_int, 1, "an integer number of MiB")
+        yield from _resource_problems("cpu", self.cpu, _is_number, MIN_CPU,
+                                      f"a number of cores >= {MIN_CPU}")
+        if self.ephemeral_disk is not None and not (
+                _is_int(self.ephemeral_disk) and MIN_DISK_MB <= self.ephemeral_disk):
+            yield (f"ephemeral_disk must be an integer number of MiB >= {MIN_DISK_MB} or None, "
+                   f"not {self.ephemeral_disk!r}")
         yield from self._experimental_problems()
 
     def _experimental_problems(self) -> Iterator[str]:
@@ -125,6 +160,7 @@ class FunctionOptions:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
         return {**dataclasses.asdict(self), "env": dict(self.env),
+                "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
                 "experimental_options": dict(self.experimental_options)}
 
     @classmethod
@@ -133,7 +169,9 @@ class FunctionOptions:
         """Options from ``to_dict()``'s form; ``where`` names them in errors. With
         ``validate=False`` (options checked when they were deployed) no rule is applied."""
         if not validate:
-            return cls(**data)
+            pairs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                     for k, v in data.items()}
+            return cls(**pairs)
         return cls.create(where, **data)
 
 
@@ -148,6 +186,29 @@ def _env_problems(env: object) -> Iterator[str]:
             yield f"env name {name!r} is reserved: names starting with COLDSNAP_ belong to coldsnap"
         elif not isinstance(value, str):
             yield f"env[{name!r}] must be a str, not {type(value).__name__} (convert it with str())"
+
+
+def _resource_problems(name: str, value: object, kind: Any, least: float,
+                       what: str) -> Iterator[str]:
+    """``memory=``/``cpu=``: None, a value, or Modal's (request, limit) with request <= limit."""
+    if value is None:
+        return
+    pair = isinstance(value, tuple)
+    values: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
+    if (pair and len(values) != 2) or not all(kind(v) and v >= least for v in values):
+        yield (f"{name} must be {what}, or a (request, limit) pair of them, or None; "
+               f"not {value!r}")
+    elif pair and values[1] < values[0]:
+        yield (f"{name}=({values[0]!r}, {values[1]!r}): the limit is below the request; "
+               "raise the limit")
+
+
+def _limit(value: Any) -> Any:
+    return value[1] if isinstance(value, tuple) else value
+
+
+def _json_pair(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _is_int(value: object) -> bool:

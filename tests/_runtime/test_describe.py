@@ -41,7 +41,8 @@ def test_describe_a_function_app_with_its_options() -> None:
         "options": {
             "enable_memory_snapshot": True, "gpu": None, "timeout": None,
             "min_containers": 0, "max_containers": None, "scaledown_window": 60.0,
-            "retries": 0, "env": {}, "experimental_options": {},
+            "retries": 0, "env": {}, "memory": None, "cpu": None, "ephemeral_disk": None,
+            "experimental_options": {},
         },
     }
     gpu = json.loads(describe(APPS / "gpu_availability.py").stdout)

@@ -59,6 +59,17 @@ def _mounts_under(path: Path) -> list[str]:
     return [p for p in points if p.startswith(f"{path}/")]
 
 
+def _loop_files() -> set[str]:
+    """The files behind the host's loop devices (a deleted one's path, without the mark)."""
+    files = set()
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            files.add(backing.read_text().strip().removesuffix(" (deleted)"))
+        except OSError:
+            continue  # detached meanwhile
+    return files
+
+
 def _netns_of(pid: int) -> list[str]:
     owners = Path("/run/coldsnap-netns")
     return [f.name for f in owners.iterdir() if f.read_text().strip() == str(pid)]
@@ -96,6 +107,8 @@ def test_a_killed_server_s_containers_are_killed_and_removed_at_the_next_start(
     assert orphans, "the kill left no orphaned container: nothing to test"
     assert _mounts_under(server.run_dir / "containers")
     assert _netns_of(old_pid)
+    disks = {str(p) for p in (server.state_dir / "disks").iterdir()}  # containers' and spares'
+    assert disks and disks <= _loop_files(), "each disk image is loop-mounted"
 
     said = _doctor_leftovers(server)
     assert said.startswith("--   leftovers: a killed server left in ")
@@ -108,6 +121,8 @@ def test_a_killed_server_s_containers_are_killed_and_removed_at_the_next_start(
     assert _mounts_under(server.run_dir / "containers") == []
     assert list((server.run_dir / "containers").iterdir()) == []
     assert _netns_of(old_pid) == []
+    assert not disks & {str(p) for p in (server.state_dir / "disks").iterdir()}
+    wait_for(lambda: not disks & _loop_files(), 10, "the dead server's loop devices to go")
     assert server.proc is not None
     assert _doctor_leftovers(server).startswith(
         f"ok   leftovers: none (a server (pid {server.proc.pid}) is running on {server.run_dir}")

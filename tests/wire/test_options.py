@@ -40,7 +40,8 @@ def test_round_trip_through_json() -> None:
     assert FunctionOptions.from_dict(data).gpu_snapshot
     assert set(data) == {
         "enable_memory_snapshot", "gpu", "timeout", "min_containers", "max_containers",
-        "scaledown_window", "retries", "env", "experimental_options",
+        "scaledown_window", "retries", "env", "memory", "cpu", "ephemeral_disk",
+        "experimental_options",
     }
 
 
@@ -51,7 +52,7 @@ def test_unknown_option_lists_the_valid_ones() -> None:
     assert str(info.value) == (
         "@app.function() got unknown option(s) gpus. Valid options are: "
         "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
-        "scaledown_window, retries, env, experimental_options."
+        "scaledown_window, retries, env, memory, cpu, ephemeral_disk, experimental_options."
     )
 
 
@@ -69,6 +70,15 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         ({"env": {"COLDSNAP_TAG": "x"}}, "env name 'COLDSNAP_TAG' is reserved"),
         ({"env": {"A": 1}}, "env['A'] must be a str, not int (convert it with str())"),
         ({"env": {"1A": "x"}}, "env name '1A' is not a valid environment variable name"),
+        ({"memory": 0}, "memory must be an integer number of MiB, or a (request, limit) pair"),
+        ({"memory": 1.5}, "memory must be an integer number of MiB"),
+        ({"memory": (1024, 512)}, "memory=(1024, 512): the limit is below the request"),
+        ({"memory": (1, 2, 3)}, "memory must be an integer number of MiB"),
+        ({"cpu": 0.05}, "cpu must be a number of cores >= 0.1, or a (request, limit) pair"),
+        ({"cpu": "2"}, "cpu must be a number of cores >= 0.1"),
+        ({"cpu": (2.0, 1.0)}, "cpu=(2.0, 1.0): the limit is below the request"),
+        ({"ephemeral_disk": 8}, "ephemeral_disk must be an integer number of MiB >= 16 or None"),
+        ({"ephemeral_disk": True}, "ephemeral_disk must be an integer number of MiB"),
         ({"experimental_options": {"gpu_snapshot": True}},
          "experimental_options has no 'gpu_snapshot'; known: enable_gpu_snapshot"),
         ({"experimental_options": {"enable_gpu_snapshot": 1}, "enable_memory_snapshot": True,
@@ -91,4 +101,19 @@ def test_invalid_values_name_the_option_and_the_decorator(
 
 def test_from_dict_rejects_unknown_keys() -> None:
     with pytest.raises(InvalidError, match="unknown option"):
-        FunctionOptions.from_dict({"enable_memory_snapshot": True, "cpu": 2})
+        FunctionOptions.from_dict({"enable_memory_snapshot": True, "region": "us"})
+
+
+@pytest.mark.parametrize(("memory", "cpu", "limits"), [
+    (2048, 1.5, (2048, 1.5)),
+    ((512, 4096), (0.5, 2), (4096, 2)),  # Modal's (request, limit): the limit is what holds
+    (None, None, (None, None)),
+])
+def test_memory_and_cpu_take_a_value_or_a_request_limit_pair(
+    memory: object, cpu: object, limits: tuple[object, object]
+) -> None:
+    options = FunctionOptions.create("@app.function()", memory=memory, cpu=cpu,
+                                     ephemeral_disk=20480)
+    assert (options.memory_limit_mb, options.cpu_limit) == limits
+    again = FunctionOptions.from_dict(json.loads(json.dumps(options.to_dict())))
+    assert again == options and again.ephemeral_disk == 20480
