@@ -113,11 +113,11 @@ def load_base(directory: Path) -> DebianBase | None:
     """The base in ``directory``, or None while it is absent (or incomplete)."""
     try:
         info = json.loads((directory / INFO_FILE).read_text())
-    except (OSError, ValueError):
+        return DebianBase(rootfs=directory / "rootfs", python=info["python"],
+                          python_version=info["python_version"], suite=info["suite"],
+                          key=info["key"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return DebianBase(rootfs=directory / "rootfs", python=info["python"],
-                      python_version=info["python_version"], suite=info["suite"],
-                      key=info["key"])
 
 
 class _BuildLock:
@@ -166,9 +166,11 @@ class _BuildLock:
 
 def _remove_leftovers(base_dir: Path, name: str) -> None:
     # Under the lock nobody is building this base: a .building dir of it is what a
-    # killed build left behind.
-    for stale in base_dir.glob(f"{BUILDING_PREFIX}{name}-*"):
-        trees.discard(stale)
+    # killed build left behind, and its directory without a base.json was damaged
+    # by hand (a build renames a whole base into place).
+    for stale in [*base_dir.glob(f"{BUILDING_PREFIX}{name}-*"), base_dir / name]:
+        if stale.exists():
+            trees.discard(stale)
 
 
 def _build(recipe: DebianRecipe, final: Path, progress: Progress) -> DebianBase:

@@ -206,6 +206,7 @@ def test_a_killed_builder_then_two_builders_at_once_build_once(tmp_path: Path) -
     assert load_base(tmp_path / recipe.name) is None
     assert len(leftovers(tmp_path)) == 1
     assert wait_for_no_process_under(tmp_path) == []
+    (tmp_path / recipe.name / "rootfs").mkdir(parents=True)  # damaged: no base.json
 
     results: dict[int, DebianBase] = {}
     messages: dict[int, list[str]] = {0: [], 1: []}
@@ -230,6 +231,7 @@ def test_a_killed_builder_then_two_builders_at_once_build_once(tmp_path: Path) -
     assert waited[-1].startswith("Another build on this host made the debian_slim base")
     assert leftovers(tmp_path) == []  # the killed build's tree was removed
     assert in_base(results[0], "python3", "-c", "print('ok')") == "ok"
+    shutil.rmtree(tmp_path / recipe.name)  # 170 MB: not kept in the test's temp dir
 
 
 def kill_a_builder_mid_debootstrap(recipe: DebianRecipe, base_dir: Path) -> None:
