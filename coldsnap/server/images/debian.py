@@ -99,7 +99,12 @@ def ensure_base(recipe: DebianRecipe, base_dir: Path, progress: Progress) -> Deb
     found = load_base(final)
     if found is not None:
         return found
-    base_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        base_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"can't create the host's base image cache {base_dir}: {exc}. Run "
+                         "the server as root, or set COLDSNAP_BASE_DIR to a directory it may "
+                         "write.") from exc
     with _BuildLock(base_dir / f".{recipe.name}.lock", recipe, progress):
         found = load_base(final)
         if found is not None:

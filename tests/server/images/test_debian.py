@@ -269,3 +269,9 @@ def wait_for_no_process_under(directory: Path, timeout: float = 10.0) -> list[st
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+def test_a_base_dir_that_cant_be_made_names_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BuildError, match="set COLDSNAP_BASE_DIR to a directory it may write"):
+        ensure_debian_base("3.11", tmp_path / "file" / "bases", lambda line: None)
