@@ -30,7 +30,8 @@ class Settings:
     # Built images (venvs + files layers); defaults to <state_dir>-images, outside
     # the state dir because containers see images and never the state dir.
     image_dir: Path | None = None
-    # Base root filesystems (Image.debian_slim()), shared by every server on the host.
+    # Base root filesystems (Image.debian_slim) built once per host and shared by
+    # every server on it: content-addressed, so servers of any state dir reuse them.
     base_dir: Path = Path("/var/cache/coldsnap/bases")
     # Scratch for running containers (overlay upper dirs, layer mounts): a tmpfs, one
     # per server; defaults to /run/coldsnap, or /run/coldsnap-<hash of state_dir>.

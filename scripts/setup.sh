@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything coldsnap needs on a fresh Debian 12 machine, idempotently:
-# CRIU 4.x and iptables (scripts/install-criu.sh), skopeo, umoci and docker-registry
-# (images from registries), a virtualenv in .venv with
+# CRIU 4.x and iptables (scripts/install-criu.sh), debootstrap (debian_slim bases),
+# skopeo, umoci and docker-registry (images from registries), a virtualenv in .venv with
 # coldsnap, its test tools and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
 set -euo pipefail
@@ -40,6 +40,12 @@ if ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs mount >/dev/null
 fi
+step "debootstrap (builds the debian_slim base images)"
+if ! command -v debootstrap >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+debootstrap --version
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
