@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from coldsnap.wire.bases import debian_python
 from coldsnap.wire.container import CODE_DIR, in_container
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.image_spec import ImageSpec
@@ -56,9 +57,8 @@ class Image:
         """A minimal Debian root filesystem with Python and pip, built once per host
         from the Debian archive. ``python_version`` ("3.11", ...) picks the Debian
         release that ships it; None: the server's Python version where one does."""
-        if python_version is not None and not isinstance(python_version, str):
-            raise InvalidError(f"Image.debian_slim(python_version=...) takes a string such "
-                               f"as '3.11', got {python_version!r}")
+        if python_version is not None:
+            debian_python(python_version)  # a version no Debian suite ships: say so now
         return cls(({"op": "debian_slim", "python_version": python_version},))
 
     @classmethod

@@ -192,8 +192,20 @@ class ImageBuilder:
 
             debian = ensure_debian_base(layer.get("python_version"), self.settings.base_dir,
                                         progress)
-            return BuiltImage(key, debian.python, (), {}, base=str(debian.rootfs))
-        raise BuildError(f"Image.{layer['op']}() is not supported by this server yet")
+            return BuiltImage(f"{key}@{debian.key}", debian.python, (), {},
+                              base=str(debian.rootfs))
+        from coldsnap.server.images.oci import BadReference, pull
+        from coldsnap.server.images.oci_python import image_python
+
+        try:
+            pulled = pull(layer["tag"], self.settings.base_dir.with_name("registry"), progress)
+        except BadReference as exc:
+            raise BuildError(f"Image.from_registry({layer['tag']!r}): {exc}") from None
+        python = image_python(pulled.ref, pulled.python, layer.get("add_python"))
+        # The digest, not the tag, names what the steps build on.
+        return BuiltImage(f"{key}@{pulled.digest}", python.path, (), dict(pulled.env),
+                          base=str(pulled.rootfs),
+                          workdir="" if pulled.workdir == "/" else pulled.workdir)
 
     def _cached_or_built(
         self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]

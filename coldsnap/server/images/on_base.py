@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import shlex
 import uuid
 from collections.abc import Callable
@@ -100,7 +101,8 @@ class BaseImageBuilder:
 
     def _step(self, image: BuiltImage, prefix: ImageSpec, progress: Progress) -> BuiltImage:
         layer = prefix.layers[-1]
-        key = prefix.hash()
+        # The steps so far and what they stand on (a registry image's digest, not its tag).
+        key = hashlib.sha256(f"{image.hash}\0{prefix.hash()}".encode()).hexdigest()
         op = layer["op"]
         if op == "env":
             return dataclasses.replace(image, hash=key, env={**image.env, **layer["vars"]})
