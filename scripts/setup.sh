@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything coldsnap needs on a fresh Debian 12 machine, idempotently:
-# CRIU 4.x and iptables (scripts/install-criu.sh), a virtualenv in .venv with
+# CRIU 4.x and iptables (scripts/install-criu.sh), tini, a virtualenv in .venv with
 # coldsnap, its test tools and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
 set -euo pipefail
@@ -15,6 +15,13 @@ fi
 
 step "CRIU and iptables"
 bash scripts/install-criu.sh
+
+# Every container's pid 1 (coldsnap/engine/nsinit.py): Debian's static tini.
+if ! command -v tini-static >/dev/null; then
+  step "tini (the containers' init)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tini >/dev/null
+fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

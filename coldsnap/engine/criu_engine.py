@@ -55,6 +55,13 @@ from coldsnap.engine.gpu import (
 from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
 from coldsnap.engine.leftovers import RunDirClaim
+from coldsnap.engine.masks import (
+    HIDDEN_HOST_DIRS,
+    MaskLayers,
+    ServerRegistry,
+    plan_masks,
+    runtime_paths,
+)
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
@@ -71,20 +78,6 @@ from coldsnap.wire.container import CODE_DIR
 
 PR_SET_CHILD_SUBREAPER = 36
 logger = logging.getLogger(__name__)
-
-
-def container_masks(settings: Settings) -> list[str]:
-    """Directories containers must not see: our state and snapshots, and every
-    other coldsnap server's state next to it (images stay visible: containers
-    run from them)."""
-    masks = {str(settings.state_dir), str(settings.snapshots)}
-    for parent in {settings.state_dir.parent, Path("/var/lib")}:
-        try:
-            masks.update(str(p) for p in parent.glob("coldsnap*")
-                         if p.is_dir() and not p.name.endswith("-images"))
-        except OSError:
-            continue
-    return sorted(masks)
 
 
 @dataclasses.dataclass
@@ -122,8 +115,19 @@ class CriuEngine:
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-        self.masks = container_masks(settings)
+        self.registry = ServerRegistry()
+        self.registry.register(settings.state_dir, [settings.snapshots, settings.images,
+                                                    settings.run_path])
+        self._runtime_paths = runtime_paths(settings.images)
+        self._mask_layers = MaskLayers(settings.run_path)
         self._dirs: dict[str, ContainerDirs] = {}
+
+    def mask_layer(self) -> Path:
+        """The lower layer that hides the host's private dirs and every coldsnap server's
+        dirs but what the runtime needs (masks.py); read anew per container, as servers
+        come and go."""
+        plan = plan_masks([*HIDDEN_HOST_DIRS, *self.registry.dirs()], self._runtime_paths)
+        return self._mask_layers.layer(plan)
 
     def _sweep_leftovers(self) -> RunDirClaim:
         """Remove what a server killed on this run dir and store left (leftovers.py);
@@ -156,14 +160,15 @@ class CriuEngine:
         res = _Resources(ContainerDirs(self.settings.run_path, spec.container_id))
         pipes = ContainerPipes.create()
         try:
-            res.dirs.seed_upper(self.masks)
+            res.dirs.seed_upper()
             if not spec.snapshot_phase or spec.gpu_snapshot:
                 res.dirs.add_devices(gpu_device_nodes())
             res.dirs.write_files(spec.files)
             res.layers = [self.layers.acquire(p) for p in spec.layers]
             res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
-                res.dirs, spec.argv, {**spec.env, **pipes.child_env()}, res.layers,
+                res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
+                [*res.layers, self.mask_layer()],
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR,
             )  # fmt: skip
@@ -281,7 +286,7 @@ class CriuEngine:
             res.layers = [self.layers.acquire(info.path / "fs")]
             res.layers += [self.layers.acquire(p) for p in spec.layers]
             res.dirs.add_devices(gpu_device_nodes())
-            res.dirs.mount_root(res.layers)
+            res.dirs.mount_root([*res.layers, self.mask_layer()])
             res.netns = self.netns.acquire()
             netns_fd = os.open(res.netns.path, os.O_RDONLY)
             saved = info.extra["pipes"]
