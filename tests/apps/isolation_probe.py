@@ -141,18 +141,20 @@ def syscalls() -> dict:
     return {"results": json.loads(done.stdout or "{}"), "stderr": done.stderr, "seccomp": mode}
 
 
-def network(gateway_port: int, target: str) -> dict:
-    """UDP to the gateway's DNS port (allowed) and TCP to ``target`` host:port."""
+def network(dns_port: int, target: str) -> dict:
+    """UDP to the host's DNS port (through the gateway) and TCP to ``target``
+    (host:port, where the host ``gateway`` means the host's end of our veth)."""
     gateway = _gateway()
-    answer: dict = {"gateway": gateway}
+    answer: dict = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.settimeout(3)
-        udp.sendto(b"probe", (gateway, gateway_port))
+        udp.sendto(b"probe", (gateway, dns_port))
         try:
             answer["dns"] = udp.recv(64).decode()
         except OSError as exc:
             answer["dns"] = type(exc).__name__
     host, port = target.rsplit(":", 1)
+    host = gateway if host == "gateway" else host
     try:
         with socket.create_connection((host, int(port)), timeout=3) as conn:
             answer["tcp"] = "ok:" + conn.recv(16).decode()
@@ -162,9 +164,12 @@ def network(gateway_port: int, target: str) -> dict:
 
 
 def spoof(source: str, target: str) -> dict:
-    """Send one UDP datagram to ``target`` with IP source ``source`` (raw socket)."""
+    """Send one UDP datagram to ``target`` with IP source ``source`` (raw socket;
+    none for an empty source)."""
     import struct
 
+    if not source:
+        return {"own_address": _own_address(), "sent": False}
     host, port = target.rsplit(":", 1)
     payload = f"from {source}".encode()
     udp = struct.pack("!HHHH", 40000, int(port), 8 + len(payload), 0) + payload
