@@ -55,13 +55,7 @@ from coldsnap.engine.gpu import (
 from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
 from coldsnap.engine.leftovers import RunDirClaim
-from coldsnap.engine.masks import (
-    HIDDEN_HOST_DIRS,
-    MaskLayers,
-    ServerRegistry,
-    plan_masks,
-    runtime_paths,
-)
+from coldsnap.engine.masks import ContainerMasks
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
@@ -115,19 +109,10 @@ class CriuEngine:
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-        self.registry = ServerRegistry()
-        self.registry.register(settings.state_dir, [settings.snapshots, settings.images,
-                                                    settings.run_path])
-        self._runtime_paths = runtime_paths(settings.images)
-        self._mask_layers = MaskLayers(settings.run_path)
+        # What containers don't see of the host; registers this server's dirs (masks.py).
+        self.masks = ContainerMasks(settings.state_dir, settings.images,
+                                    [settings.snapshots, settings.run_path], settings.run_path)
         self._dirs: dict[str, ContainerDirs] = {}
-
-    def mask_layer(self) -> Path:
-        """The lower layer that hides the host's private dirs and every coldsnap server's
-        dirs but what the runtime needs (masks.py); read anew per container, as servers
-        come and go."""
-        plan = plan_masks([*HIDDEN_HOST_DIRS, *self.registry.dirs()], self._runtime_paths)
-        return self._mask_layers.layer(plan)
 
     def _sweep_leftovers(self) -> RunDirClaim:
         """Remove what a server killed on this run dir and store left (leftovers.py);
@@ -168,7 +153,7 @@ class CriuEngine:
             res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
                 res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
-                [*res.layers, self.mask_layer()],
+                [*res.layers, self.masks.layer()],
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR,
             )  # fmt: skip
@@ -286,7 +271,7 @@ class CriuEngine:
             res.layers = [self.layers.acquire(info.path / "fs")]
             res.layers += [self.layers.acquire(p) for p in spec.layers]
             res.dirs.add_devices(gpu_device_nodes())
-            res.dirs.mount_root([*res.layers, self.mask_layer()])
+            res.dirs.mount_root([*res.layers, self.masks.layer()])
             res.netns = self.netns.acquire()
             netns_fd = os.open(res.netns.path, os.O_RDONLY)
             saved = info.extra["pipes"]

@@ -136,6 +136,22 @@ class ServerRegistry:
         return entries
 
 
+class ContainerMasks:
+    """One server's masks: it registers the server's dirs, then ``layer()`` gives the
+    mask layer of the moment (read anew per container, as servers come and go)."""
+
+    def __init__(self, state_dir: Path, images_dir: Path, other_dirs: list[Path],
+                 run_dir: Path, registry: ServerRegistry | None = None) -> None:
+        self.registry = registry or ServerRegistry()
+        self.registry.register(state_dir, [images_dir, *other_dirs])
+        self.visible = runtime_paths(images_dir)
+        self._layers = MaskLayers(run_dir)
+
+    def layer(self) -> Path:
+        plan = plan_masks([*HIDDEN_HOST_DIRS, *self.registry.dirs()], self.visible)
+        return self._layers.layer(plan)
+
+
 class MaskLayers:
     """The mask layer of each plan, made once under ``<run dir>/masks/<digest>``.
 
