@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything coldsnap needs on a fresh Debian 12 machine, idempotently:
-# CRIU 4.x and iptables (scripts/install-criu.sh), debootstrap (debian_slim bases),
+# CRIU 4.x and iptables (scripts/install-criu.sh), tini, debootstrap (debian_slim bases),
 # skopeo, umoci and docker-registry (images from registries), a virtualenv in .venv with
 # coldsnap, its test tools and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
@@ -40,12 +40,20 @@ if ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs mount >/dev/null
 fi
+
 step "debootstrap (builds the debian_slim base images)"
 if ! command -v debootstrap >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 debootstrap --version
+
+# Every container's pid 1 (coldsnap/engine/nsinit.py): Debian's static tini.
+if ! command -v tini-static >/dev/null; then
+  step "tini (the containers' init)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tini >/dev/null
+fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

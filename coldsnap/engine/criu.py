@@ -49,6 +49,9 @@ def restore(
     """
     pidfile = work_dir / "restore.pid"
     argv = [
+        # CRIU makes the tree's IPC and UTS namespaces anew but not its cgroup
+        # namespace when it leaves cgroups alone: the tree inherits this one.
+        "unshare", "--cgroup", "--",
         str(criu), "restore", "--images-dir", str(images), "--root", str(root),
         "--restore-detached", "--pidfile", str(pidfile),
         "--log-file", str(work_dir / "restore.log"), "--tcp-close", "--file-locks",

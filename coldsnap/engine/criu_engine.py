@@ -55,6 +55,7 @@ from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
 from coldsnap.engine.leftovers import RunDirClaim
 from coldsnap.engine.limits import ContainerLimits
+from coldsnap.engine.masks import ContainerMasks
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
@@ -76,20 +77,6 @@ logger = logging.getLogger(__name__)
 def _lowers(spec: ContainerSpec) -> list[Path]:
     """The lower layers of ``spec``'s root, highest first: its layers, then its base."""
     return [*spec.layers, *([spec.base] if spec.base is not None else [])]
-
-
-def container_masks(settings: Settings) -> list[str]:
-    """Directories containers must not see: our state and snapshots, and every
-    other coldsnap server's state next to it (images stay visible: containers
-    run from them)."""
-    masks = {str(settings.state_dir), str(settings.snapshots)}
-    for parent in {settings.state_dir.parent, Path("/var/lib")}:
-        try:
-            masks.update(str(p) for p in parent.glob("coldsnap*")
-                         if p.is_dir() and not p.name.endswith("-images"))
-        except OSError:
-            continue
-    return sorted(masks)
 
 
 @dataclasses.dataclass
@@ -127,12 +114,18 @@ class CriuEngine:
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-        self.masks = container_masks(settings)
+        # What containers don't see of the host; registers this server's dirs (masks.py).
+        self.masks = ContainerMasks(settings.state_dir, settings.images,
+                                    [settings.snapshots, settings.run_path], settings.run_path)
         self._dirs: dict[str, ContainerDirs] = {}
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:
             self.disks.clear()
         self.limits = ContainerLimits(settings, self.disks)
+
+    def _masks(self, spec: ContainerSpec) -> list[Path]:
+        """The mask layer over the host's root; none over an image's own root."""
+        return [self.masks.layer()] if spec.base is None else []
 
     def _sweep_leftovers(self) -> RunDirClaim:
         """Remove what a server killed on this run dir and store left (leftovers.py);
@@ -165,14 +158,15 @@ class CriuEngine:
         res = _Resources(self.limits.dirs(spec))
         pipes = ContainerPipes.create()
         try:
-            res.dirs.seed_upper(self.masks, host_root=spec.base is None)
+            res.dirs.seed_upper()
             if not spec.snapshot_phase or spec.gpu_snapshot:
                 res.dirs.add_devices(gpu_device_nodes())
             res.dirs.write_files(spec.files)
             res.layers = [self.layers.acquire(p) for p in _lowers(spec)]
             res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
-                res.dirs, spec.argv, {**spec.env, **pipes.child_env()}, res.layers,
+                res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
+                [*res.layers, *self._masks(spec)],
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None,
                 binds=() if spec.snapshot_phase else spec.binds,
@@ -294,7 +288,7 @@ class CriuEngine:
             res.layers = [self.layers.acquire(info.path / "fs")]
             res.layers += [self.layers.acquire(p) for p in _lowers(spec)]
             res.dirs.add_devices(gpu_device_nodes())
-            res.dirs.mount_root(res.layers, host_root=spec.base is None)
+            res.dirs.mount_root([*res.layers, *self._masks(spec)], host_root=spec.base is None)
             res.netns = self.netns.acquire()
             netns_fd = os.open(res.netns.path, os.O_RDONLY)
             saved = info.extra["pipes"]

@@ -55,7 +55,8 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("criu", False, f"not found at {criu}", INSTALL))
     for tool, package in (("iptables", "iptables"), ("ip", "iproute2"),
                           ("unshare", "util-linux"), ("nsenter", "util-linux"),
-                          ("mkfs.ext4", "e2fsprogs"), ("losetup", "mount")):
+                          ("mkfs.ext4", "e2fsprogs"), ("losetup", "mount"),
+                          ("tini-static", "tini")):
         path = shutil.which(tool)
         checks.append(Check(tool, path is not None, path or "not found",
                             "" if path else f"apt-get install {package}"))

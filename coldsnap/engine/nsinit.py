@@ -1,16 +1,19 @@
 """Pid 1 of a fresh container: build its root filesystem, then exec the runtime.
 
-Run as ``unshare --pid --mount [--net] --fork --propagation private -- python -m
-coldsnap.engine.nsinit CONFIG_JSON``. It
+Run as ``unshare --pid --mount --ipc --uts --cgroup [--net] --fork --propagation
+private -- python -m coldsnap.engine.nsinit CONFIG_JSON``. It
 
-1. mounts an overlay (lower: image layers, then the host root; upper: the
-   container's own dir, which the server seeded with a private ``/dev`` and
-   opaque dirs over what the container must not see) and a private ``/proc``,
+1. mounts an overlay (lower: image layers, the mask layer over what the
+   container must not see (masks.py), then the host root; upper: the container's
+   own dir, which the server seeded with a private ``/dev``) and a private ``/proc``,
 2. ``pivot_root``s into it (CRIU refuses a chroot) and drops the old root,
 3. shrinks the capability bounding set and installs the seccomp filter
    (seccomp.py),
 4. becomes a session leader (CRIU can't dump a tree whose session leader is
-   outside it) and execs the runtime.
+   outside it) and execs a tiny init (``tini``, a static binary from Debian) that
+   forks the runtime, reaps zombies, forwards signals to it and exits with its
+   status (128 + the signal if one killed it). So user code is not pid 1: a
+   process that kills itself takes the container down, as the caller expects.
 
 Only two mounts exist inside a container (the overlay root and /proc): every
 extra mount costs a restore a few milliseconds. Kept to the standard library: it
@@ -57,18 +60,18 @@ def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "")
     )
 
 
+def overlay_options(lower: list[str], upper: str, work: str) -> str:
+    """A container root's overlay options (fresh and restored alike). Redirects are
+    followed: the mask layer shows the runtime's host dirs through them (masks.py)."""
+    return f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work},redirect_dir=follow"
+
+
 def build_root(config: dict) -> str:
     root = config["root"]
     host = ["/"] if config.get("host_root", True) else []  # else the image's root is lowest
-    lower = ":".join([*config.get("layers", []), *host])
     mount("none", "/", "", MS_REC | MS_PRIVATE)
-    mount(
-        "overlay",
-        root,
-        "overlay",
-        0,
-        f"lowerdir={lower},upperdir={config['upper']},workdir={config['work']}",
-    )
+    mount("overlay", root, "overlay", 0,
+          overlay_options([*config.get("layers", []), *host], config["upper"], config["work"]))
     proc = os.path.join(root, "proc")
     os.makedirs(proc, exist_ok=True)
     mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -131,9 +134,22 @@ def install_seccomp(filter_bytes: bytes) -> None:
            "install the seccomp filter")
 
 
+def init_argv(config: dict) -> list[str]:
+    """The argv that starts the runtime under the container's init (see the docstring)."""
+    init = config.get("init")
+    if not init:
+        return list(config["argv"])
+    if not os.access(init, os.X_OK):
+        raise FileNotFoundError(f"the container's init {init} is missing from its root: "
+                                "install it on the host (apt-get install tini; "
+                                "scripts/setup.sh does it)")
+    return [init, "--", *config["argv"]]
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     build_root(config)
+    argv = init_argv(config)
     drop_capabilities()
     if config.get("seccomp"):
         install_seccomp(bytes.fromhex(config["seccomp"]))
@@ -142,7 +158,7 @@ def main() -> None:
     os.close(devnull)
     os.setsid()
     os.chdir(config.get("cwd", "/"))
-    os.execve(config["argv"][0], config["argv"], config["env"])
+    os.execve(argv[0], argv, config["env"])
 
 
 if __name__ == "__main__":

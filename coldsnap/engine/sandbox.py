@@ -25,9 +25,16 @@ from coldsnap.wire.container import CODE_DIR, CODE_DIR_ENV
 # Device nodes a container gets in its private /dev: (name, major, minor).
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
-# Host files no container needs; whiteouts in its upper dir remove them.
-HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 NSINIT = str(Path(__file__).with_name("nsinit.py"))
+# Pid 1 of every container (nsinit.py says why); Debian's tini-static, a static
+# binary, so it runs in any root that holds it.
+CONTAINER_INIT = "/usr/bin/tini-static"
+# Where a root of its own (an image's, not the host's) carries it: the server puts
+# it there with the runtime (server/images/runtime_layer.py).
+IMAGE_INIT = "/opt/coldsnap/bin/tini-static"
+# Namespaces of a fresh container besides its network namespace. CRIU saves the
+# IPC and UTS contents with a snapshot and makes new namespaces on restore.
+NAMESPACES = ("--pid", "--mount", "--ipc", "--uts", "--cgroup")
 
 
 class ContainerDirs:
@@ -52,15 +59,10 @@ class ContainerDirs:
             self.remove()
             raise
 
-    def seed_upper(self, masks: list[str], host_root: bool = True) -> None:
-        """Give the container a private /dev and hide ``masks``, without extra mounts.
-
-        ``host_root`` False: the root is an image of its own, with nothing of the
-        host's to hide (and its own /etc/shadow, which apt-get may need).
-
-        Opaque directories in the upper dir hide what lies below them in the
-        host root; device nodes in it serve as /dev. Both travel with a snapshot.
-        """
+    def seed_upper(self) -> None:
+        """Give the container a private /dev, without a mount: an opaque directory in
+        the upper dir with device nodes in it. It travels with a snapshot. (What the
+        container must not see of the host is a lower layer: masks.py.)"""
         dev = self.upper / "dev"
         _opaque_dir(dev, 0o755)
         for name, major, minor in DEVICES:
@@ -71,15 +73,6 @@ class ContainerDirs:
         for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             (dev / link).symlink_to(target)
-        if not host_root:
-            return
-        for hidden in masks:
-            _copy_parents(self.upper, Path(hidden).parent)
-            _opaque_dir(self.upper / hidden.lstrip("/"), 0o700)
-        for secret in HIDDEN_FILES:
-            if Path(secret).exists():
-                _copy_parents(self.upper, Path(secret).parent)
-                os.mknod(self.upper / secret.lstrip("/"), stat.S_IFCHR, 0)  # a whiteout
 
     def add_devices(self, nodes: list[Path]) -> None:
         """Device nodes merged into /dev of a restored copy (GPUs after restore)."""
@@ -100,13 +93,11 @@ class ContainerDirs:
     def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
         """Mount the overlay at root/ from the host side (restores); ``host_root``: the
         host's "/" lies below the layers (else the lowest layer is the image's root)."""
-        from coldsnap.engine.nsinit import mount
+        from coldsnap.engine.nsinit import mount, overlay_options
 
-        lower = ":".join([*map(str, layers), *(["/"] if host_root else [])])
-        mount(
-            "overlay", str(self.root), "overlay", 0,
-            f"lowerdir={lower},upperdir={self.upper},workdir={self.work}",
-        )  # fmt: skip
+        lower = [*map(str, layers), *(["/"] if host_root else [])]
+        mount("overlay", str(self.root), "overlay", 0,
+              overlay_options(lower, str(self.upper), str(self.work)))
 
     def save_upper(self, dest: Path) -> None:
         """Copy what the container wrote (minus coldsnap's own seeding) to ``dest``."""
@@ -122,24 +113,6 @@ class ContainerDirs:
                 subprocess.run(["umount", "-l", str(mount_point)], capture_output=True,
                                check=False)
         shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _copy_parents(upper: Path, host_dir: Path) -> None:
-    """Create ``host_dir`` and its parents in ``upper`` with the host's mode and owner.
-
-    A directory in the upper layer lends its attributes to the merged one, so a
-    plain mkdir would turn /tmp into 0755 inside the container.
-    """
-    for host in reversed([host_dir, *host_dir.parents]):
-        if host == Path("/"):
-            continue
-        target = upper / str(host).lstrip("/")
-        if target.exists():
-            continue
-        st = host.stat()
-        target.mkdir()
-        os.chown(target, st.st_uid, st.st_gid)
-        target.chmod(stat.S_IMODE(st.st_mode))
 
 
 def _opaque_dir(path: Path, mode: int) -> None:
@@ -240,7 +213,7 @@ def start_fresh(
     host_root: bool = True,
     binds: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start pid 1 of new pid+mount namespaces; netns None means a new empty one.
+    """Start pid 1 of new namespaces (``NAMESPACES``); netns None means a new empty one.
 
     Returns the ``unshare`` process and the host pid of the container's root.
     """
@@ -255,8 +228,9 @@ def start_fresh(
         "cwd": cwd,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},
         "seccomp": seccomp.program().hex(),
+        "init": CONTAINER_INIT if host_root else IMAGE_INIT,
     }
-    unshare = ["unshare", "--pid", "--mount", "--fork", "--propagation", "private"]
+    unshare = ["unshare", *NAMESPACES, "--fork", "--propagation", "private"]
     if netns is None:
         unshare.insert(1, "--net")
     else:

@@ -63,7 +63,6 @@ class StepPlan:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     binds: tuple[str, ...] = ()
     files: dict[str, bytes] = dataclasses.field(default_factory=dict)  # into the code dir
-    runtime: bool = False  # the step runs coldsnap's runtime: its layer on top
 
 
 ARGS_FILE = "run-function-args.pkl"
@@ -78,7 +77,7 @@ def run_function_plan(layer: dict[str, Any], argv: list[str]) -> StepPlan:
     return StepPlan(
         [command], f"run_function {layer['name']}",
         f"Fix {layer['name']}() in {filename} (its traceback is above).",
-        env={CONTAINER_ID_ENV: f"build-{layer['name']}"}, runtime=True,
+        env={CONTAINER_ID_ENV: f"build-{layer['name']}"},
         files={filename: base64.b64decode(layer["source"]),
                ARGS_FILE: base64.b64decode(layer["args"])})
 
@@ -152,16 +151,16 @@ class BaseImageBuilder:
         return StepPlan(list(layer["commands"]), "run_commands",
                         "Fix the command in Image.run_commands(...).")
 
-    def _runtime(self, plan: StepPlan) -> list[Path]:
-        return [ensure_runtime_layer(self.settings.images)] if plan.runtime else []
-
     def _run(self, image: BuiltImage, key: str, plan: StepPlan, workdir: Path,
              progress: Progress) -> BuiltImage:
         keep = workdir / f"layer-{uuid.uuid4().hex[:6]}"
         spec = ContainerSpec(
             argv=["/bin/sh", "-c", RUN_SCRIPT, "coldsnap-build", *plan.commands],
             env=image.container_env({**BUILD_ENV, **plan.env}),
-            layers=[*self._runtime(plan), *image.layers], base=Path(image.base),
+            # The runtime's layer: its init is every container's pid 1 (run_function
+            # runs its Python package too).
+            layers=[ensure_runtime_layer(self.settings.images), *image.layers],
+            base=Path(image.base),
             binds=plan.binds, files=plan.files, keep_upper=keep, cwd=image.workdir or "/",
         )
         log = workdir / "build.log"

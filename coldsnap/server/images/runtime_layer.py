@@ -8,6 +8,7 @@ user's image::
     /opt/coldsnap/lib/coldsnap/...     this server's coldsnap package
     /opt/coldsnap/lib/cloudpickle/...  and what it needs at run time
     /opt/coldsnap/launch.py            python launch.py MODULE ARGS: runs MODULE
+    /opt/coldsnap/bin/tini-static      every container's pid 1 (engine/nsinit.py)
 
 ``launch.py`` puts ``/opt/coldsnap/lib`` at the *end* of ``sys.path``, so the
 image's own packages win (a user's newer cloudpickle, say), and leaves no
@@ -27,6 +28,8 @@ import uuid
 from pathlib import Path
 
 import cloudpickle
+
+from coldsnap.engine.sandbox import CONTAINER_INIT, IMAGE_INIT
 
 MOUNT = "/opt/coldsnap"
 LAUNCH = f"{MOUNT}/launch.py"
@@ -52,6 +55,7 @@ def ensure_runtime_layer(images: Path) -> Path:
     """The runtime layer of this server's coldsnap, made now if it isn't there."""
     sources = list(PACKAGE_DIRS)
     digest = hashlib.sha256(LAUNCH_SOURCE.encode())
+    digest.update(Path(CONTAINER_INIT).read_bytes())
     for source in sources:
         for path in _files(source):
             digest.update(str(path.relative_to(source.parent)).encode() + b"\0")
@@ -68,6 +72,9 @@ def ensure_runtime_layer(images: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
     (tmp / LAUNCH.lstrip("/")).write_text(LAUNCH_SOURCE)
+    init = tmp / IMAGE_INIT.lstrip("/")
+    init.parent.mkdir()
+    shutil.copy2(CONTAINER_INIT, init)
     try:
         os.rename(tmp, layer)
     except OSError:  # another server made it meanwhile

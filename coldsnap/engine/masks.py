@@ -1,0 +1,215 @@
+"""What a container must not see of the host's root filesystem, and what it must.
+
+A container's root is an overlay whose lowest layer is the host's ``/``
+(nsinit.py). Hidden from it:
+
+- ``HIDDEN_HOST_DIRS``: home directories, the host's /tmp (the container gets an
+  empty one of its own), /var/lib; and ``HIDDEN_FILES`` (password hashes);
+- every coldsnap server's state, snapshot, image and run dirs, from a host-wide
+  registry each criu-engine server writes itself into (``ServerRegistry``).
+
+What the runtime itself needs stays visible even inside a hidden dir
+(``runtime_paths``): the interpreter's prefix (under /root/.pyenv on some hosts),
+the server's virtualenv and site-packages, the coldsnap package and this server's
+images (their venvs). Nothing else beside them.
+
+All of it is one extra lower layer of the overlay, just above the host's ``/``
+(``MaskLayers``), so no mount is added: an opaque directory hides what lies below
+it; a directory with an overlay *redirect* to its own absolute path, under opaque
+parents, shows the host's directory at that path and nothing beside it. Image
+layers and the snapshot's layer sit above it, so what a build wrote under /root
+or /tmp stays visible. A restore gets the masks of the moment, not those of the
+dump.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import site
+import stat
+import sys
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+HIDDEN_HOST_DIRS = ("/root", "/home", "/tmp", "/var/lib")
+# Host files no container needs; whiteouts in the mask layer remove them.
+HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+# One file per state dir; it outlives the server, like the files it hides.
+SERVER_REGISTRY = Path("/var/lib/coldsnap-servers")
+# The kernel follows a redirect up to this long (overlay's redirect_max default).
+REDIRECT_MAX = 256
+OPAQUE = "trusted.overlay.opaque"
+REDIRECT = "trusted.overlay.redirect"
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskPlan:
+    """Directories to make opaque (empty) and to redirect (show the host's), by path."""
+
+    opaque: tuple[str, ...]
+    redirects: tuple[str, ...]
+
+    def digest(self) -> str:
+        text = json.dumps([self.opaque, self.redirects, HIDDEN_FILES])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_masks(hidden: Iterable[str], visible: Iterable[str]) -> MaskPlan:
+    """Hide every path of ``hidden`` but keep every path of ``visible`` (which wins
+    where both name one path). A visible path inside a hidden one gets a redirect,
+    and each directory between them is opaque so that its siblings stay hidden."""
+    hidden_set = {os.path.normpath(p) for p in hidden}
+    visible_set = {os.path.normpath(p) for p in visible}
+
+    def nearest(path: str) -> str:  # "v", "h" or "" for the closest marked ancestor-or-self
+        for candidate in (path, *map(str, Path(path).parents)):
+            if candidate in visible_set:
+                return "v"
+            if candidate in hidden_set:
+                return "h"
+        return ""
+
+    opaque = {h for h in hidden_set - visible_set if nearest(os.path.dirname(h)) != "h"}
+    redirects = set()
+    for path in visible_set:
+        if nearest(os.path.dirname(path)) != "h":
+            continue  # not inside a hidden dir: the host's view stays
+        redirects.add(path)
+        parent = os.path.dirname(path)
+        while parent not in hidden_set:
+            opaque.add(parent)
+            parent = os.path.dirname(parent)
+    return MaskPlan(tuple(sorted(opaque)), tuple(sorted(redirects)))
+
+
+def runtime_paths(images_dir: Path) -> list[str]:
+    """What a container's runtime reads from the host: the interpreter's prefix, this
+    process's venv and site-packages, the coldsnap package and the images dir (venvs)."""
+    package = Path(__file__).resolve().parents[1]
+    paths = {sys.base_prefix, sys.prefix, *site.getsitepackages(), str(package)}
+    found = {str(Path(p).resolve()) for p in paths if Path(p).is_dir()}
+    return sorted(found | {str(images_dir.resolve())})  # made at the first build
+
+
+class ServerRegistry:
+    """A host-wide list of every criu-engine server's dirs, so that each server's
+    containers hide every other's (and its own). A server adds itself at start; an
+    entry stays after it stops (its files do too) until none of its dirs exists."""
+
+    def __init__(self, root: Path = SERVER_REGISTRY) -> None:
+        self.root = root
+
+    def register(self, state_dir: Path, dirs: Iterable[Path]) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+        entry = {"state_dir": str(state_dir), "pid": os.getpid(),
+                 "dirs": sorted({str(Path(d).resolve()) for d in (state_dir, *dirs)})}
+        tmp = self.root / f".{name}.{uuid.uuid4().hex[:6]}.tmp"
+        tmp.write_text(json.dumps(entry))
+        os.rename(tmp, self.root / f"{name}.json")
+        self.prune()
+
+    def dirs(self) -> list[str]:
+        """Every registered dir (a dir that no longer exists too: it may come back)."""
+        found: set[str] = set()
+        for entry in self._entries():
+            found.update(entry[1])
+        return sorted(found)
+
+    def prune(self) -> None:
+        """Drop entries none of whose dirs exists any more (test servers' temp dirs)."""
+        for path, dirs in self._entries():
+            if not any(os.path.exists(d) for d in dirs):
+                path.unlink(missing_ok=True)
+
+    def _entries(self) -> list[tuple[Path, list[str]]]:
+        entries = []
+        with contextlib.suppress(OSError):
+            for path in self.root.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    entries.append((path, [str(d) for d in json.loads(path.read_text())["dirs"]]))
+        return entries
+
+
+class ContainerMasks:
+    """One server's masks: it registers the server's dirs, then ``layer()`` gives the
+    mask layer of the moment (read anew per container, as servers come and go)."""
+
+    def __init__(self, state_dir: Path, images_dir: Path, other_dirs: list[Path],
+                 run_dir: Path, registry: ServerRegistry | None = None) -> None:
+        self.registry = registry or ServerRegistry()
+        self.registry.register(state_dir, [images_dir, *other_dirs])
+        self.visible = runtime_paths(images_dir)
+        self._layers = MaskLayers(run_dir)
+
+    def layer(self) -> Path:
+        plan = plan_masks([*HIDDEN_HOST_DIRS, *self.registry.dirs()], self.visible)
+        return self._layers.layer(plan)
+
+
+class MaskLayers:
+    """The mask layer of each plan, made once under ``<run dir>/masks/<digest>``.
+
+    A layer is never changed once made (containers have it mounted); a new plan
+    (another server registered) gets a new one. They are small and go with the run dir.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / "masks"
+
+    def layer(self, plan: MaskPlan) -> Path:
+        path = self.dir / plan.digest()
+        if path.is_dir():
+            return path
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.dir / f".{plan.digest()}.{uuid.uuid4().hex[:6]}.tmp"
+        tmp.mkdir()
+        _build(tmp, plan)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another thread made it first
+            if not path.is_dir():
+                raise
+        return path
+
+
+def _build(layer: Path, plan: MaskPlan) -> None:
+    for path in plan.opaque:  # sorted: parents first
+        target = _make_dir(layer, path)
+        os.setxattr(target, OPAQUE, b"y")
+    for path in plan.redirects:
+        if len(path.encode()) >= REDIRECT_MAX:
+            raise ValueError(f"{path} is too long for an overlay redirect "
+                             f"({REDIRECT_MAX} bytes): move it to a shorter path")
+        os.setxattr(_make_dir(layer, path), REDIRECT, path.encode())
+    for secret in HIDDEN_FILES:
+        if Path(secret).exists():
+            _make_dir(layer, os.path.dirname(secret))
+            os.mknod(layer / secret.lstrip("/"), stat.S_IFCHR, 0)  # a whiteout
+
+
+def _make_dir(layer: Path, host_path: str) -> Path:
+    """``host_path`` and its parents in ``layer``, with the host's mode and owner (0700
+    root for what the host lacks). A directory in a layer lends its attributes to the
+    merged one, so a plain mkdir would turn /tmp into 0755 inside the container."""
+    host = Path(host_path)
+    for part in [*reversed(host.parents), host]:
+        if part == Path("/"):
+            continue
+        target = layer / str(part).lstrip("/")
+        if target.exists():
+            continue
+        target.mkdir()
+        try:
+            st = part.stat()
+        except OSError:
+            target.chmod(0o700)
+            continue
+        os.chown(target, st.st_uid, st.st_gid)
+        target.chmod(stat.S_IMODE(st.st_mode))
+    return layer / host_path.lstrip("/")
