@@ -9,6 +9,7 @@ turns new counts into the words the caller reads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -50,9 +51,25 @@ class CgroupLimits:
     def enabled(self) -> bool:
         return self.memory_mb > 0 or self.cpus > 0 or self.pids > 0
 
-    def apply(self, container_id: str, pids: list[int]) -> Callable[[], None]:
-        """Put ``pids`` in a new group with the limits; returns its cleanup."""
+    def create(self, container_id: str) -> list[Path]:
+        """The container's new groups with the limits, before any process joins: a
+        container joins them before it makes its cgroup namespace (nsinit.py), so the
+        namespace is rooted at its own group (CRIU refuses to dump a task whose group
+        lies outside its namespace's root)."""
         groups = self._v2_group(container_id) if self.v2 else self._v1_groups(container_id)
+        self._groups[container_id] = groups
+        return groups
+
+    def discard(self, container_id: str) -> None:
+        """Remove the groups of a container that never started."""
+        for group in self._groups.pop(container_id, []):
+            with contextlib.suppress(OSError):
+                os.rmdir(group)
+
+    def apply(self, container_id: str, pids: list[int]) -> Callable[[], None]:
+        """Put ``pids`` in the container's groups (made now unless ``create`` made them);
+        returns their cleanup."""
+        groups = self._groups.get(container_id) or self.create(container_id)
         for group in groups:
             for pid in pids:
                 try:

@@ -6,6 +6,7 @@ All CRIU knowledge lives here; see DESIGN.md sections 5 and 6 for why each flag.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -41,16 +42,21 @@ def restore(
     work_dir: Path,
     inherit: dict[str, int],
     timeout: float,
+    cgroups: tuple[Path, ...] = (),
 ) -> tuple[int, float]:
     """Restore the tree from ``images`` with ``root`` as its root filesystem.
 
     ``inherit`` maps CRIU resource names (``pipe:[123]``, ``extnet``) to fds of
-    ours that replace them. Returns (host pid of the restored root, seconds).
+    ours that replace them. ``cgroups``: the container's groups, which CRIU (and so
+    the tree) joins first. Returns (host pid of the restored root, seconds).
     """
     pidfile = work_dir / "restore.pid"
+    joins = "".join(f'echo $$ > {shlex.quote(str(g / "cgroup.procs"))} && ' for g in cgroups)
     argv = [
         # CRIU makes the tree's IPC and UTS namespaces anew but not its cgroup
-        # namespace when it leaves cgroups alone: the tree inherits this one.
+        # namespace when it leaves cgroups alone: the tree inherits this one, made in
+        # the container's own groups.
+        "sh", "-c", joins + 'exec "$@"', "criu-restore",
         "unshare", "--cgroup", "--",
         str(criu), "restore", "--images-dir", str(images), "--root", str(root),
         "--restore-detached", "--pidfile", str(pidfile),

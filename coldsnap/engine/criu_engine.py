@@ -157,7 +157,9 @@ class CriuEngine:
         t0 = time.monotonic()
         res = _Resources(self.limits.dirs(spec))
         pipes = ContainerPipes.create()
+        groups = self.limits.cgroups(spec)
         try:
+            joins = groups.create(spec.container_id) if groups.enabled else []
             res.dirs.seed_upper()
             if not spec.snapshot_phase or spec.gpu_snapshot:
                 res.dirs.add_devices(gpu_device_nodes())
@@ -169,10 +171,11 @@ class CriuEngine:
                 [*res.layers, *self._masks(spec)],
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None,
-                binds=() if spec.snapshot_phase else spec.binds,
+                binds=() if spec.snapshot_phase else spec.binds, cgroups=tuple(joins),
             )  # fmt: skip
         except BaseException:
             pipes.close_all()
+            groups.discard(spec.container_id)
             self._release(res)
             raise
         pipes.close_child_ends()
@@ -181,7 +184,7 @@ class CriuEngine:
             timings={"sandbox_s": time.monotonic() - t0}, process=proc,
         )  # fmt: skip
         self._track(container, res, keep_upper=spec.keep_upper)
-        self.limits.apply(container, spec, self._dirs[container.id].upper)
+        self.limits.apply(container, spec, self._dirs[container.id].upper, groups)
         return container
 
     # -- checkpoint ------------------------------------------------------------
@@ -249,9 +252,12 @@ class CriuEngine:
         info = self._usable(key)
         check = Verification(info.path / "images", info.extra.get("digests", {}),
                              self.store.verified)
+        groups = self.limits.cgroups(spec)
         try:
-            container = self._restore_tree(info, spec)
+            joins = groups.create(spec.container_id) if groups.enabled else []
+            container = self._restore_tree(info, spec, tuple(joins))
         except RestoreFailed as exc:
+            groups.discard(spec.container_id)
             if exc.transient:
                 check.cancel()
                 raise
@@ -261,6 +267,7 @@ class CriuEngine:
             self._quarantine(info, str(exc))
             raise
         except BaseException:
+            groups.discard(spec.container_id)
             check.cancel()
             raise
         t0 = time.monotonic()
@@ -272,10 +279,11 @@ class CriuEngine:
             raise self._damaged(info, damage)
         if info.extra.get("gpu_processes"):
             self._resume_gpu(container, info)
-        self.limits.apply(container, spec, self._dirs[container.id].upper)
+        self.limits.apply(container, spec, self._dirs[container.id].upper, groups)
         return container
 
-    def _restore_tree(self, info: SnapshotInfo, spec: ContainerSpec) -> Container:
+    def _restore_tree(self, info: SnapshotInfo, spec: ContainerSpec,
+                      cgroups: tuple[Path, ...] = ()) -> Container:
         """CRIU's part of a restore: a new root, pipes and netns, then the tree."""
         t0 = time.monotonic()
         try:
@@ -301,7 +309,7 @@ class CriuEngine:
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
-                inherit, self.settings.restore_timeout_s,
+                inherit, self.settings.restore_timeout_s, cgroups,
             )  # fmt: skip
         except BaseException as exc:
             pipes.close_all()

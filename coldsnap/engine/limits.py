@@ -45,13 +45,18 @@ class ContainerLimits:
             self.disks.delete(spec.container_id)  # its dirs removed themselves, and the mount
             raise
 
-    def apply(self, container: Container, spec: ContainerSpec, upper: Path) -> None:
-        """Put the container in its cgroups and let it tell which limits it reached."""
-        groups = CgroupLimits(
+    def cgroups(self, spec: ContainerSpec) -> CgroupLimits:
+        """The container's cgroup limits; ``create`` them before it starts (nsinit.py
+        and criu.restore join them)."""
+        return CgroupLimits(
             spec.memory_mb or self.default_memory_mb,
             spec.cpus or self.settings.container_cpus,
             self.settings.container_pids,
         )
+
+    def apply(self, container: Container, spec: ContainerSpec, upper: Path,
+              groups: CgroupLimits) -> None:
+        """Keep the container in its cgroups and let it tell which limits it reached."""
         if groups.enabled:
             container.cleanups.append(groups.apply(container.id, tree_pids(container.pid)))
         disk_mb = self.disk_mb(spec)

@@ -37,6 +37,7 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_RDONLY = 1
 SYS_PIVOT_ROOT = 155  # x86_64
+CLONE_NEWCGROUP = 0x02000000
 PR_CAPBSET_DROP = 24
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -146,8 +147,18 @@ def init_argv(config: dict) -> list[str]:
     return [init, "--", *config["argv"]]
 
 
+def enter_cgroups(groups: list[str]) -> None:
+    """Join the container's cgroups, then make its cgroup namespace there, so that the
+    namespace's root is its own group (as CRIU wants it: see cgroups.py)."""
+    for group in groups:
+        with open(os.path.join(group, "cgroup.procs"), "w") as procs:
+            procs.write("0")  # "0": the writer itself
+    _check(_libc.unshare(CLONE_NEWCGROUP), "unshare the cgroup namespace")
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
+    enter_cgroups(config.get("cgroups", []))
     build_root(config)
     argv = init_argv(config)
     drop_capabilities()

@@ -34,7 +34,7 @@ CONTAINER_INIT = "/usr/bin/tini-static"
 IMAGE_INIT = "/opt/coldsnap/bin/tini-static"
 # Namespaces of a fresh container besides its network namespace. CRIU saves the
 # IPC and UTS contents with a snapshot and makes new namespaces on restore.
-NAMESPACES = ("--pid", "--mount", "--ipc", "--uts", "--cgroup")
+NAMESPACES = ("--pid", "--mount", "--ipc", "--uts")  # and a cgroup namespace: nsinit.py
 
 
 class ContainerDirs:
@@ -212,6 +212,7 @@ def start_fresh(
     cwd: str = "/",
     host_root: bool = True,
     binds: tuple[str, ...] = (),
+    cgroups: tuple[Path, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new namespaces (``NAMESPACES``); netns None means a new empty one.
 
@@ -223,6 +224,7 @@ def start_fresh(
         "work": str(dirs.work),
         "layers": [str(p) for p in layers],
         "host_root": host_root,
+        "cgroups": [str(p) for p in cgroups],
         "binds": list(binds),
         "argv": argv,
         "cwd": cwd,

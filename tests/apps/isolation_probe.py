@@ -17,7 +17,7 @@ import time
 
 import coldsnap
 
-app = coldsnap.App("isolation-probe")
+app = coldsnap.App("isolation-probe", image=coldsnap.Image.from_host())  # the host, masked
 MADE_IN = os.environ.get("COLDSNAP_CONTAINER_ID", "")  # at import: the snapshot phase's id
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.shmat.restype = ctypes.c_void_p
