@@ -265,15 +265,21 @@ def start_fresh(
         [*unshare, sys.executable, "-I", "-S", NSINIT, json.dumps(config)],
         stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, pass_fds=child_fds,
     )  # fmt: skip
-    return proc, _child_pid(proc)
+    return proc, _child_pid(proc, in_user_namespace=ids is not None)
 
 
-def _child_pid(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+def _child_pid(proc: subprocess.Popen[bytes], timeout: float = 10.0,
+               in_user_namespace: bool = False) -> int:
+    """The container's root: the child of ``proc`` (in a user namespace: the child
+    there, not nsinit's helper that writes the id maps)."""
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    ours = os.stat("/proc/self/ns/user").st_ino
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             pids = children.read_text().split()
+            if in_user_namespace:
+                pids = [p for p in pids if os.stat(f"/proc/{p}/ns/user").st_ino != ours]
         except OSError:
             pids = []
         if pids:
