@@ -112,23 +112,53 @@ class UserNamespace:
     def idmap(self, mounted: Path, target: Path) -> None:
         """Show the mount at ``mounted`` again at ``target``, its owners shifted into
         the range (an idmapped mount; ext4 and the kernels this runs on support it)."""
-        tree = _syscall(SYS_OPEN_TREE, AT_FDCWD, str(mounted).encode(),
-                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, what=f"open_tree {mounted}")
-        try:
-            attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, self.fd)
-            _syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr),
-                     ctypes.c_size_t(ctypes.sizeof(attr)), what=f"idmapping {mounted}")
-            target.mkdir(exist_ok=True)
-            _syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, str(target).encode(),
-                     MOVE_MOUNT_F_EMPTY_PATH, what=f"move_mount to {target}")
-        finally:
-            os.close(tree)
+        idmap(self.fd, mounted, target)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
         if _claim_holder(self.claim) == os.getpid():
             self.claim.unlink(missing_ok=True)
+
+
+def idmap(userns_fd: int, mounted: Path, target: Path) -> None:
+    """Clone the mount at ``mounted`` to ``target``, idmapped by ``userns_fd``'s maps."""
+    tree = _syscall(SYS_OPEN_TREE, AT_FDCWD, str(mounted).encode(),
+                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, what=f"open_tree {mounted}")
+    try:
+        attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        _syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr),
+                 ctypes.c_size_t(ctypes.sizeof(attr)), what=f"idmapping {mounted}")
+        target.mkdir(exist_ok=True)
+        _syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, str(target).encode(),
+                 MOVE_MOUNT_F_EMPTY_PATH, what=f"move_mount to {target}")
+    finally:
+        os.close(tree)
+
+
+def probe(scratch: Path) -> str:
+    """Why containers can't get a user namespace here ("" when they can): make one
+    with a mapping and an idmapped view of a tmpfs under ``scratch``."""
+    ids = IdRange(FIRST)
+    mounted, view = scratch / "probe", scratch / "probe.idmapped"
+    try:
+        fd = _namespace_fd(ids)
+    except OSError as exc:
+        return str(exc)
+    try:
+        mounted.mkdir(parents=True, exist_ok=True)
+        if _libc.mount(b"coldsnap-probe", str(mounted).encode(), b"tmpfs", 0, b"") != 0:
+            return f"mounting a tmpfs on {mounted}: {os.strerror(ctypes.get_errno())}"
+        idmap(fd, mounted, view)
+        return "" if os.stat(view).st_uid == ids.base else "the idmapped view shows no shift"
+    except OSError as exc:
+        return f"idmapped mounts: {exc}"
+    finally:
+        os.close(fd)
+        for path in (view, mounted):
+            _libc.umount2(str(path).encode(), 2)
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def shift_tree(path: Path, by: int) -> None:

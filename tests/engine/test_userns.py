@@ -3,6 +3,7 @@ unprivileged uid range of the host, fresh and restored, with real CRIU."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -162,3 +163,23 @@ def test_shift_tree_moves_owners_and_leaves_ids_it_would_take_below_zero(
     shift_tree(tmp_path / "d", -1005)
     assert (tmp_path / "d" / "f").stat().st_uid == 0
     assert (tmp_path / "d").stat().st_uid == 1000  # 1000 - 1005 < 0: left alone
+
+
+def test_doctor_says_whether_user_namespaces_work_here(criu_settings: Settings) -> None:
+    from coldsnap.engine.doctor import run_checks
+
+    check = next(c for c in run_checks(criu_settings) if c.name == "user namespaces")
+    assert (check.ok, check.needed) == (True, True), check  # CRIU works here (conftest)
+    assert "unprivileged uid range" in check.detail
+    off = dataclasses.replace(criu_settings, user_namespaces="off")
+    check = next(c for c in run_checks(off) if c.name == "user namespaces")
+    assert (check.ok, check.needed, check.detail.split()[0]) == (True, False, "off")
+
+
+def test_a_bad_setting_names_the_values(criu_settings: Settings) -> None:
+    from coldsnap.engine.base import EngineUnavailable
+    from coldsnap.engine.userns import user_namespace
+
+    words = "COLDSNAP_USER_NAMESPACES='yes': use one of on, off"
+    with pytest.raises(EngineUnavailable, match=words):
+        user_namespace(dataclasses.replace(criu_settings, user_namespaces="yes"))
