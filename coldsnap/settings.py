@@ -82,6 +82,10 @@ class Settings:
     container_cpus: float = 0.0
     container_pids: int = 4096
     container_disk_mb: int = 10240
+    # "on": containers whose root is an image of their own run in a user namespace,
+    # their root an unprivileged uid range of the host (engine/userns.py); "off":
+    # as the host's root. from_host() containers never get one (README, Known limits).
+    user_namespaces: str = "on"
     # The server's own log (<state_dir>/server.log for a background server): the
     # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
     # per app, for `coldsnap logs`.

@@ -18,17 +18,22 @@ LOG_TAIL_LINES = 25
 
 
 def dump(
-    criu: Path, pid: int, images: Path, netns_inode: int, timeout: float
+    criu: Path, pid: int, images: Path, netns_inode: int, timeout: float,
+    userns: bool = False,
 ) -> float:
     """Checkpoint the tree rooted at ``pid`` into ``images``; the tree is killed.
 
     The network namespace is external: a restore plugs in a namespace of its own.
-    Returns the seconds it took.
+    In a user namespace (``userns``) CRIU runs in the tree's network namespace
+    instead, which it then leaves out of the images: a restored tree would enter an
+    external one only after its new user namespace, and can't (EPERM). Returns the
+    seconds it took.
     """
+    net = ["--external", f"net[{netns_inode}]:extnet"]
+    enter = ["nsenter", f"--net=/proc/{pid}/ns/net"] if userns else []
     argv = [
-        str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
-        "--log-file", "dump.log",
-        "--external", f"net[{netns_inode}]:extnet",
+        *enter, str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
+        "--log-file", "dump.log", *([] if userns else net),
         "--file-locks", "--link-remap", "--network-lock", "skip",
         "--manage-cgroups=ignore",
     ]  # fmt: skip
@@ -43,16 +48,20 @@ def restore(
     inherit: dict[str, int],
     timeout: float,
     cgroups: tuple[Path, ...] = (),
+    netns: Path | None = None,
 ) -> tuple[int, float]:
     """Restore the tree from ``images`` with ``root`` as its root filesystem.
 
     ``inherit`` maps CRIU resource names (``pipe:[123]``, ``extnet``) to fds of
     ours that replace them. ``cgroups``: the container's groups, which CRIU (and so
-    the tree) joins first. Returns (host pid of the restored root, seconds).
+    the tree) joins first. ``netns``: run CRIU in that network namespace, which the
+    tree inherits (a dump in a user namespace, see ``dump``). Returns (host pid of
+    the restored root, seconds).
     """
     pidfile = work_dir / "restore.pid"
     joins = "".join(f'echo $$ > {shlex.quote(str(g / "cgroup.procs"))} && ' for g in cgroups)
     argv = [
+        *(["nsenter", f"--net={netns}"] if netns is not None else []),
         # CRIU makes the tree's IPC and UTS namespaces anew but not its cgroup
         # namespace when it leaves cgroups alone: the tree inherits this one, made in
         # the container's own groups.

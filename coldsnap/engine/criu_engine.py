@@ -67,6 +67,7 @@ from coldsnap.engine.sandbox import (
     start_fresh,
 )
 from coldsnap.engine.store import SnapshotStore
+from coldsnap.engine.userns import IdRange, shift_tree, user_namespace
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -101,7 +102,10 @@ class CriuEngine:
                 + ". Set COLDSNAP_ENGINE=none for plain cold boots without snapshots."
             )
         self.settings = settings
+        self.userns = user_namespace(settings)
         self.facts = facts or host_facts(settings.criu_path)
+        if self.userns is not None:  # its snapshots restore only with the same ids
+            self.facts = {**self.facts, "userns": self.userns.ids.map_line().strip()}
         self.host_key = host_key(self.facts)
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_path)
@@ -109,7 +113,7 @@ class CriuEngine:
         refresh_kdat_cache(settings.criu_path)
         if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
-        self.layers = LayerCache(settings.run_path, settings.state_dir / "layers")
+        self.layers = LayerCache(settings.run_path, settings.state_dir / "layers", self.userns)
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # Restored trees are reparented to us when `criu restore` exits: reap them.
@@ -122,6 +126,11 @@ class CriuEngine:
         if self._claim.owns_run_dir:
             self.disks.clear()
         self.limits = ContainerLimits(settings, self.disks)
+
+    def _ids(self, spec: ContainerSpec) -> IdRange | None:
+        """The user namespace's ids for a root of the image's own; None: no user
+        namespace (``from_host()``, whose Python may sit where a mapped root can't go)."""
+        return self.userns.ids if self.userns is not None and spec.base is not None else None
 
     def _masks(self, spec: ContainerSpec) -> list[Path]:
         """The mask layer over the host's root; none over an image's own root."""
@@ -158,20 +167,26 @@ class CriuEngine:
         res = _Resources(self.limits.dirs(spec))
         pipes = ContainerPipes.create()
         groups = self.limits.cgroups(spec)
+        ids = self._ids(spec)
+        binds = () if spec.snapshot_phase else spec.binds
         try:
             joins = groups.create(spec.container_id) if groups.enabled else []
             res.dirs.seed_upper()
             if not spec.snapshot_phase or spec.gpu_snapshot:
                 res.dirs.add_devices(gpu_device_nodes())
             res.dirs.write_files(spec.files)
-            res.layers = [self.layers.acquire(p) for p in _lowers(spec)]
+            res.layers = [self.layers.acquire(p, idmapped=ids is not None) for p in _lowers(spec)]
+            if ids is not None:  # the host mounts the root: see nsinit.enter_user_namespace
+                res.dirs.give_to_namespace(ids)
+                res.dirs.mount_root(res.layers, host_root=False)
+                res.dirs.bind(binds)
             res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
                 res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
                 [*res.layers, *self._masks(spec)],
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
-                cwd=spec.cwd or CODE_DIR, host_root=spec.base is None,
-                binds=() if spec.snapshot_phase else spec.binds, cgroups=tuple(joins),
+                cwd=spec.cwd or CODE_DIR, host_root=spec.base is None, binds=binds, ids=ids,
+                cgroups=tuple(joins),
             )  # fmt: skip
         except BaseException:
             pipes.close_all()
@@ -211,7 +226,7 @@ class CriuEngine:
             gpu_pids = self._suspend_gpu(container.pid)
             dump_s = criu.dump(
                 self.settings.criu_path, container.pid, images, netns_inode,
-                self.settings.dump_timeout_s,
+                self.settings.dump_timeout_s, userns=dirs.ids is not None,
             )  # fmt: skip
             container.wait(10)
             copy = subprocess.run(
@@ -219,6 +234,8 @@ class CriuEngine:
             )
             if copy.returncode != 0:
                 raise DumpFailed(f"saving the snapshot's filesystem failed: {copy.stderr.strip()}")
+            if dirs.ids is not None:  # layers keep the container's own ids (userns.py)
+                shift_tree(staging / "fs", -dirs.ids.base)
             self.layers.prune()  # layers of snapshots deleted since go now
             return self.store.publish(
                 staging, key,
@@ -292,10 +309,14 @@ class CriuEngine:
             raise RestoreFailed(f"restore setup failed: {exc}", transient=True) from exc
         pipes = ContainerPipes.create()
         netns_fd = -1
+        ids = self._ids(spec)
         try:
-            res.layers = [self.layers.acquire(info.path / "fs")]
-            res.layers += [self.layers.acquire(p) for p in _lowers(spec)]
+            mapped = ids is not None
+            res.layers = [self.layers.acquire(info.path / "fs", idmapped=mapped)]
+            res.layers += [self.layers.acquire(p, idmapped=mapped) for p in _lowers(spec)]
             res.dirs.add_devices(gpu_device_nodes())
+            if ids is not None:
+                res.dirs.give_to_namespace(ids)
             res.dirs.mount_root([*res.layers, *self._masks(spec)], host_root=spec.base is None)
             res.netns = self.netns.acquire()
             netns_fd = os.open(res.netns.path, os.O_RDONLY)
@@ -304,12 +325,14 @@ class CriuEngine:
                 f"pipe:[{saved['ctrl_in']}]": pipes.ctrl_in_r,
                 f"pipe:[{saved['ctrl_out']}]": pipes.ctrl_out_w,
                 f"pipe:[{saved['logs']}]": pipes.logs_w,
-                "extnet": netns_fd,
             }
+            if ids is None:  # else CRIU runs in the netns (criu.dump says why)
+                inherit["extnet"] = netns_fd
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
                 inherit, self.settings.restore_timeout_s, cgroups,
+                netns=res.netns.path if ids is not None else None,
             )  # fmt: skip
         except BaseException as exc:
             pipes.close_all()
@@ -409,6 +432,8 @@ class CriuEngine:
         we mounted it)."""
         self.netns.close()
         self.layers.close()
+        if self.userns is not None:
+            self.userns.close()
         self.disks.close()
         self._claim.release()
         if self._mounted_run_dir:

@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from coldsnap.settings import Settings
@@ -74,6 +75,7 @@ def run_checks(settings: Settings) -> list[Check]:
         "" if mode == "always" else "the criu engine sets always unless COLDSNAP_HOST_THP=keep",
         needed=False,
     ))  # fmt: skip
+    checks.append(_check_user_namespaces(settings))
     checks.append(_check_gpu())
     checks.append(_check_leftovers(settings))
     return checks
@@ -95,6 +97,29 @@ def _check_leftovers(settings: Settings) -> Check:
         "start the server on this state dir (`coldsnap serve`): it removes them at start-up",
         needed=False,
     )  # fmt: skip
+
+
+def _check_user_namespaces(settings: Settings) -> Check:
+    """Containers on an image's own root run in a user namespace (engine/userns.py):
+    the kernel must make one and idmapped mounts, and CRIU must dump them."""
+    from coldsnap.engine.userns import probe
+
+    needed = settings.user_namespaces == "on"
+    off = "COLDSNAP_USER_NAMESPACES=off runs containers as the host's root"
+    if not needed:
+        return Check("user namespaces", True, f"off ({off.split(' runs')[0]})", needed=False)
+    with tempfile.TemporaryDirectory(prefix="coldsnap-userns-") as scratch:
+        problem = probe(Path(scratch))
+    if not problem and settings.criu_path.exists():
+        code, out = _criu(settings.criu_path, "check", "--feature", "userns")
+        problem = "" if code == 0 else f"criu check --feature userns: {out.strip()}"
+    if problem:
+        return Check("user namespaces", False, problem,
+                     f"a kernel of 5.19 or later with user namespaces on, or {off}",
+                     needed=needed)
+    return Check("user namespaces", True,
+                 "images' own roots run as an unprivileged uid range; from_host() as root",
+                 needed=needed)
 
 
 def _check_privileges() -> Check:

@@ -6,7 +6,8 @@ the other, so each extra layer (image files, a snapshot's filesystem) needs a
 filesystem of its own. Each is packed once into an ext4 image on disk
 (``mkfs.ext4 -d``, which keeps whiteouts and overlay xattrs) and loop-mounted
 read-only at ``<run dir>/layers/NAME``: nothing sits in RAM, and the images
-outlive a server restart.
+outlive a server restart. Containers in a user namespace see a layer through an
+idmapped view of that mount, ``NAME.idmapped`` (userns.py).
 
 Not a read-only overlay per layer, stacked under the container's: CRIU can't
 dump a process that maps a file of such a layer (a model loaded with mmap),
@@ -25,7 +26,10 @@ import threading
 import uuid
 from pathlib import Path
 
+from coldsnap.engine.userns import UserNamespace
+
 BLOCK = 4096
+IDMAPPED = ".idmapped"  # a layer's view for user namespaces, beside its mount
 # Room for mkfs's metadata and a little slack; the image file is sparse.
 FIXED_OVERHEAD = 16 << 20
 
@@ -44,9 +48,11 @@ class LayerCache:
     containers' roots until they leave, then goes).
     """
 
-    def __init__(self, run_dir: Path, images_dir: Path) -> None:
+    def __init__(self, run_dir: Path, images_dir: Path,
+                 userns: UserNamespace | None = None) -> None:
         self.mounts = run_dir / "layers"
         self.dir = images_dir  # NAME.ext4 and NAME.source (the source's path)
+        self.userns = userns  # shows layers to user namespaces (NAME.idmapped), if any
         self._lock = threading.Lock()
         self._users: dict[str, int] = {}
         self._building: dict[str, threading.Lock] = {}
@@ -55,8 +61,9 @@ class LayerCache:
             path.mkdir(parents=True, exist_ok=True)
         self._clear_leftovers()
 
-    def acquire(self, source: Path) -> Path:
-        """The mounted layer of ``source`` (made now if needed), held until ``release``."""
+    def acquire(self, source: Path, idmapped: bool = False) -> Path:
+        """The mounted layer of ``source`` (made now if needed), held until ``release``;
+        ``idmapped``: its view with owners shifted into the user namespace's ids."""
         name = self._name(source)
         with self._lock:  # counted first, so prune and forget never delete it under us
             self._users[name] = self._users.get(name, 0) + 1
@@ -70,20 +77,32 @@ class LayerCache:
                     target.mkdir(exist_ok=True)
                     _run(["mount", "-t", "ext4", "-o", "loop,ro,noload,nosuid,nodev",
                           str(self.dir / f"{name}.ext4"), str(target)], f"mounting layer {name}")
+                if idmapped:
+                    target = self._idmapped(target)
         except BaseException:
             self.release(target)
             raise
         return target
 
+    def _idmapped(self, target: Path) -> Path:
+        if self.userns is None:
+            raise LayerError("an idmapped layer was asked for, but this cache has no user "
+                             "namespace")
+        view = target.with_name(target.name + IDMAPPED)
+        if not os.path.ismount(view):
+            self.userns.idmap(target, view)
+        return view
+
     def release(self, layer: Path) -> None:
+        name = layer.name.removesuffix(IDMAPPED)
         with self._lock:
-            left = self._users.get(layer.name, 0) - 1
+            left = self._users.get(name, 0) - 1
             if left > 0:
-                self._users[layer.name] = left
+                self._users[name] = left
                 return
-            self._users.pop(layer.name, None)
-            if layer.name in self._doomed:
-                self._delete(layer.name)
+            self._users.pop(name, None)
+            if name in self._doomed:
+                self._delete(name)
 
     def forget(self, source: Path) -> None:
         try:
@@ -137,6 +156,7 @@ class LayerCache:
     def _delete(self, name: str) -> None:
         self._doomed.discard(name)
         self._building.pop(name, None)
+        _unmount(self.mounts / (name + IDMAPPED))
         _unmount(self.mounts / name)  # lazily: containers still on it keep it
         (self.dir / f"{name}.source").unlink(missing_ok=True)
         (self.dir / f"{name}.ext4").unlink(missing_ok=True)

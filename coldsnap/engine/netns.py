@@ -193,6 +193,8 @@ def _setup(ns: Netns) -> None:
     _run(["ip", "-n", ns.name, "link", "set", "eth0", "up"])
     _run(["ip", "-n", ns.name, "link", "set", "lo", "up"])
     _run(["ip", "-n", ns.name, "route", "add", "default", "via", ns.host_ip])
+    # A container's root in a user namespace (userns.py) may bind ports below 1024.
+    _run(["nsenter", f"--net={ns.path}", "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
 
 
 def _disable_ipv6(host_if: str, namespace: str) -> None:

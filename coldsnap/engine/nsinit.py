@@ -15,6 +15,11 @@ private -- python -m coldsnap.engine.nsinit CONFIG_JSON``. It
    status (128 + the signal if one killed it). So user code is not pid 1: a
    process that kills itself takes the container down, as the caller expects.
 
+In a user namespace (``userns`` in the config: a root of the image's own, see
+userns.py) the server has mounted the root and its binds already, and starts this
+without ``unshare``: it makes the namespaces itself (``enter_user_namespace``), then
+goes on from step 1's /proc as pid 1 of them.
+
 Only two mounts exist inside a container (the overlay root and /proc): every
 extra mount costs a restore a few milliseconds. Kept to the standard library: it
 runs before anything else is set up.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import sys
 
 MS_NOSUID = 2
@@ -37,7 +43,13 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_RDONLY = 1
 SYS_PIVOT_ROOT = 155  # x86_64
-CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWNS = 0x20000
+CLONE_NEWCGROUP = 0x2000000
+CLONE_NEWUTS = 0x4000000
+CLONE_NEWIPC = 0x8000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 PR_CAPBSET_DROP = 24
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -73,6 +85,12 @@ def build_root(config: dict) -> str:
     mount("none", "/", "", MS_REC | MS_PRIVATE)
     mount("overlay", root, "overlay", 0,
           overlay_options([*config.get("layers", []), *host], config["upper"], config["work"]))
+    enter_root(root, config.get("binds", []))
+    return root
+
+
+def enter_root(root: str, binds: list[str]) -> None:
+    """Mount /proc in ``root`` (and the ``binds``), then make it the root."""
     proc = os.path.join(root, "proc")
     os.makedirs(proc, exist_ok=True)
     mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -84,7 +102,7 @@ def build_root(config: dict) -> str:
             continue
         mount(target, target, "", MS_BIND)
         mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
-    for path in config.get("binds", []):
+    for path in binds:
         bind_read_only(path, root + path)
     old = os.path.join(root, ".oldroot")
     os.makedirs(old, exist_ok=True)
@@ -92,7 +110,67 @@ def build_root(config: dict) -> str:
     os.chdir("/")
     _check(_libc.umount2(b"/.oldroot", MNT_DETACH), "umount old root")
     os.rmdir("/.oldroot")
-    return root
+
+
+def enter_user_namespace(config: dict) -> int:
+    """As the host's root: make the container's namespaces, user namespace first
+    (it owns the others, as CRIU requires), and fork pid 1 of them. Returns 0 in
+    that child (still the host's uid: see ``become_root``); the child's pid here.
+
+    The network namespace (pre-made, joined by nsenter, or new in the snapshot
+    phase) belongs to the host's user namespace, so that `criu restore` can put a
+    restored tree in one. A helper child writes the id maps (a process can't map
+    ids other than its own into a namespace it is in). Nothing is read from the
+    host's filesystem after the unshare: a mapped root may not reach this Python.
+    """
+    join_cgroups(config.get("cgroups", []))  # its cgroup namespace comes below
+    if config.get("new_net"):
+        _check(_libc.unshare(CLONE_NEWNET), "unshare the network namespace")
+        allow_low_ports()
+    maps = config["userns"]
+    ready_r, ready_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{os.getppid()}/{name}", "w") as f:
+                f.write(maps)
+        os._exit(0)
+    os.close(ready_r)
+    _check(_libc.unshare(CLONE_NEWUSER), "unshare the user namespace")
+    os.write(ready_w, b"1")
+    os.close(ready_w)
+    _, status = os.waitpid(helper, 0)
+    if status != 0:
+        raise OSError(f"writing the user namespace's id maps failed ({status})")
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+                         | CLONE_NEWCGROUP), "unshare the container's namespaces")
+    return os.fork()
+
+
+def become_root() -> None:
+    """Take the user namespace's uid and gid 0. Last: till then this process is the
+    host's root, the owner of the run dir's path to the container's root."""
+    _check(_libc.setresgid(0, 0, 0), "setresgid")
+    _check(_libc.setgroups(0, None), "setgroups")
+    _check(_libc.setresuid(0, 0, 0), "setresuid")
+
+
+def allow_low_ports() -> None:
+    """Let a mapped root bind ports below 1024 in this network namespace, as the
+    host's root could (it has no CAP_NET_BIND_SERVICE in a namespace of the host's)."""
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
+        f.write("0")
+
+
+def wait_and_exit(pid: int) -> None:
+    """Wait for ``pid`` and exit as it did (``unshare --fork`` does the same)."""
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
 
 
 def bind_read_only(source: str, target: str) -> None:
@@ -150,16 +228,30 @@ def init_argv(config: dict) -> list[str]:
 def enter_cgroups(groups: list[str]) -> None:
     """Join the container's cgroups, then make its cgroup namespace there, so that the
     namespace's root is its own group (as CRIU wants it: see cgroups.py)."""
+    join_cgroups(groups)
+    _check(_libc.unshare(CLONE_NEWCGROUP), "unshare the cgroup namespace")
+
+
+def join_cgroups(groups: list[str]) -> None:
     for group in groups:
         with open(os.path.join(group, "cgroup.procs"), "w") as procs:
             procs.write("0")  # "0": the writer itself
-    _check(_libc.unshare(CLONE_NEWCGROUP), "unshare the cgroup namespace")
 
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    enter_cgroups(config.get("cgroups", []))
-    build_root(config)
+    if config.get("userns"):
+        pid = enter_user_namespace(config)
+        if pid:
+            wait_and_exit(pid)
+        # The host mounted the root (and its binds); a fresh bind of it is ours to move.
+        mount("none", "/", "", MS_REC | MS_PRIVATE)
+        mount(config["root"], config["root"], "", MS_BIND | MS_REC)
+        enter_root(config["root"], [])
+        become_root()
+    else:
+        enter_cgroups(config.get("cgroups", []))
+        build_root(config)
     argv = init_argv(config)
     drop_capabilities()
     if config.get("seccomp"):

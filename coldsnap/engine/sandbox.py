@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coldsnap.engine import seccomp
+from coldsnap.engine.userns import IdRange, shift_tree
 from coldsnap.wire.container import CODE_DIR, CODE_DIR_ENV
 
 # Device nodes a container gets in its private /dev: (name, major, minor).
@@ -48,6 +49,7 @@ class ContainerDirs:
         self.disk = self.base / "disk"
         self.upper = self.disk / "upper"
         self.work = self.disk / "work"  # overlayfs wants it on the upper dir's filesystem
+        self.ids: IdRange | None = None  # the user namespace's ids (userns.py), if any
         self.root.mkdir(parents=True)
         self.disk.mkdir()
         try:
@@ -90,6 +92,20 @@ class ContainerDirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
+    def give_to_namespace(self, ids: IdRange) -> None:
+        """Hand what the server seeded in the upper dir (and the dir) to the user
+        namespace's root: the overlay shows the upper dir's host ids as they are."""
+        self.ids = ids
+        shift_tree(self.upper, ids.base)
+
+    def bind(self, binds: tuple[str, ...]) -> None:
+        """Show host paths read-only in the mounted root, from the host: in a user
+        namespace the container's root may not reach them (nsinit.py does it otherwise)."""
+        from coldsnap.engine.nsinit import bind_read_only
+
+        for path in binds:
+            bind_read_only(path, str(self.root) + path)
+
     def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
         """Mount the overlay at root/ from the host side (restores); ``host_root``: the
         host's "/" lies below the layers (else the lowest layer is the image's root)."""
@@ -105,6 +121,8 @@ class ContainerDirs:
         subprocess.run(["cp", "-a", str(self.upper), str(tmp)], check=True)
         for seeded in ("dev", CODE_DIR.split("/")[1]):
             shutil.rmtree(tmp / seeded, ignore_errors=True)
+        if self.ids is not None:  # layers keep the container's own ids (userns.py)
+            shift_tree(tmp, -self.ids.base)
         os.rename(tmp, dest)
 
     def remove(self) -> None:
@@ -213,8 +231,10 @@ def start_fresh(
     host_root: bool = True,
     binds: tuple[str, ...] = (),
     cgroups: tuple[Path, ...] = (),
+    ids: IdRange | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new namespaces (``NAMESPACES``); netns None means a new empty one.
+    With ``ids``, of a user namespace too, on the root the caller mounted (nsinit.py).
 
     Returns the ``unshare`` process and the host pid of the container's root.
     """
@@ -233,24 +253,33 @@ def start_fresh(
         "init": CONTAINER_INIT if host_root else IMAGE_INIT,
     }
     unshare = ["unshare", *NAMESPACES, "--fork", "--propagation", "private"]
-    if netns is None:
+    if ids is not None:  # nsinit makes the namespaces itself
+        config.update(userns=ids.map_line(), new_net=netns is None)
+        unshare = []
+    elif netns is None:
         unshare.insert(1, "--net")
-    else:
+    if netns is not None:
         unshare = ["nsenter", f"--net={netns}", *unshare]
     proc = subprocess.Popen(
         # -S: nsinit needs only the standard library, so skip site-packages.
         [*unshare, sys.executable, "-I", "-S", NSINIT, json.dumps(config)],
         stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, pass_fds=child_fds,
     )  # fmt: skip
-    return proc, _child_pid(proc)
+    return proc, _child_pid(proc, in_user_namespace=ids is not None)
 
 
-def _child_pid(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+def _child_pid(proc: subprocess.Popen[bytes], timeout: float = 10.0,
+               in_user_namespace: bool = False) -> int:
+    """The container's root: the child of ``proc`` (in a user namespace: the child
+    there, not nsinit's helper that writes the id maps)."""
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    ours = os.stat("/proc/self/ns/user").st_ino
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             pids = children.read_text().split()
+            if in_user_namespace:
+                pids = [p for p in pids if os.stat(f"/proc/{p}/ns/user").st_ino != ours]
         except OSError:
             pids = []
         if pids:
