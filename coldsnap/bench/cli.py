@@ -67,7 +67,8 @@ def _cold_boots(names: list[str], args: argparse.Namespace) -> list[dict[str, An
     from coldsnap.settings import Settings
 
     os.environ["COLDSNAP_STATE_DIR"] = args.state_dir
-    os.environ.setdefault("COLDSNAP_RUN_DIR", "/run/coldsnap-bench")
+    if args.state_dir == DEFAULT_STATE:  # another state dir: a run dir derived from it
+        os.environ.setdefault("COLDSNAP_RUN_DIR", "/run/coldsnap-bench")
     conn = Client(Settings.from_env())
     conn.ensure_server()
     engine = conn.ping().get("engine")
