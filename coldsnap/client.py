@@ -261,17 +261,28 @@ class Client:
             time.sleep(0.05)
         raise ServerUnavailable(background_server.start_failure(self.settings, exited))
 
+    def stop_server(self) -> int | None:
+        """Stop the server of these settings (its containers leave first) and wait for it
+        to exit; its pid, or None when none answers (none is started)."""
+        try:
+            ping = self._ping_once()
+        except NoServer:
+            return None
+        self._stop_and_wait(ping)
+        return int(ping.get("pid", 0))
+
     def _stop_server(self, ping: dict[str, Any]) -> None:
         print(f"coldsnap: restarting the background server (pid {ping.get('pid')}): it runs "
               "other coldsnap code than this client", file=sys.stderr)
+        self._stop_and_wait(ping)
+
+    def _stop_and_wait(self, ping: dict[str, Any]) -> None:
         pid = int(ping.get("pid", 0))
         self.request(ops.SERVER_STOP)
         self.close()
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:  # it drains its containers, then exits
-            try:
-                os.kill(pid, 0)
-            except (ProcessLookupError, PermissionError):  # gone (the pid reused: not ours)
+            if _exited(pid):
                 return
             time.sleep(0.1)
         raise ServerUnavailable(f"the background server (pid {ping.get('pid')}) "
@@ -425,6 +436,17 @@ class ContainerClient(Client):
                      ) -> tuple[socket.socket, bool]:  # deploy's progress stream, say
         raise InvalidError("from inside a container only calls to other functions "
                            "(.remote(), .spawn(), .map(), lookups) reach the server")
+
+
+def _exited(pid: int) -> bool:
+    """True once ``pid`` is gone, a zombie its parent has not reaped yet, or someone
+    else's (the pid reused)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except (ProcessLookupError, PermissionError, FileNotFoundError):
+        return True
 
 
 def _public(exc: ServerUnavailable) -> ServerUnavailable:

@@ -19,6 +19,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1
 
 COMMANDS: dict[str, Command] = {
     "serve": system.cmd_serve,
+    "stop": system.cmd_stop,
     "doctor": system.cmd_doctor,
     "deploy": deploy.cmd_deploy,
     "run": deploy.cmd_run,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (COLDSNAP_TCP)")
     serve.add_argument("--engine", choices=["auto", "criu", "none"],
                        help="snapshot engine (COLDSNAP_ENGINE)")
+    sub.add_parser("stop", help="stop the server: its containers leave, then it exits")
     _json(sub.add_parser("doctor", help="check that memory snapshots can work on this host"))
 
     dep = sub.add_parser("deploy", help="deploy an app file (a no-op if nothing changed)")

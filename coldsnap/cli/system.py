@@ -1,4 +1,4 @@
-"""``coldsnap serve`` and ``coldsnap doctor``."""
+"""``coldsnap serve``, ``coldsnap stop`` and ``coldsnap doctor``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (AlreadyRunning, RunDirInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from coldsnap.client import Client
+
+    settings = Settings.from_env()
+    pid = Client(settings).stop_server()
+    if pid is None:
+        print(f"no coldsnap server answers on {settings.socket_path}: nothing to stop")
+    else:
+        print(f"stopped the coldsnap server (pid {pid}); the next command that needs one "
+              "starts it again")
     return 0
 
 

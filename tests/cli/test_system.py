@@ -8,6 +8,7 @@ import pytest
 
 from coldsnap.cli.system import cmd_doctor
 from coldsnap.engine import doctor
+from tests.conftest import ServerHandle
 
 
 def test_doctor_fails_only_on_needed_checks(
@@ -24,3 +25,16 @@ def test_doctor_fails_only_on_needed_checks(
     out = capsys.readouterr().out
     assert "FAIL overlayfs: missing\n     fix: load the overlay module" in out
     assert "1 check(s) failed" in out
+
+
+def test_stop_stops_the_server_and_says_when_none_runs(
+    server_factory: type[ServerHandle],
+) -> None:
+    server = server_factory().start()
+    assert server.proc is not None
+    out = server.cli("stop").stdout
+    assert f"stopped the coldsnap server (pid {server.proc.pid})" in out
+    assert server.proc.wait(timeout=30) == 0
+    again = server.cli("stop").stdout
+    assert again.startswith("no coldsnap server answers on ") and "nothing to stop" in again
+    assert server.proc.poll() is not None  # and "stop" started none
