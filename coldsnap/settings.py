@@ -105,6 +105,11 @@ class Settings:
         return Path(f"/run/coldsnap-{digest}")  # servers of other state dirs: their own
 
     @property
+    def registry_cache(self) -> Path:
+        """Images pulled from registries, unpacked: beside the bases, shared host-wide."""
+        return self.base_dir.with_name("registry")
+
+    @property
     def images(self) -> Path:
         return self.image_dir or self.state_dir.with_name(self.state_dir.name + "-images")
 

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from coldsnap import user_code
 from coldsnap.app import App
@@ -56,11 +57,27 @@ def modules_from(directory: Path, names: set[str], search_path: list[str]) -> li
     found = []
     for name in sorted(names):
         origin = getattr(sys.modules.get(name), "__file__", None)
+        if origin is None:  # its import failed here (``with image.imports():``)
+            spec = importlib.machinery.PathFinder.find_spec(name, [str(directory)])
+            origin = spec.origin if spec is not None else None
         if origin is None or not Path(origin).resolve().is_relative_to(directory):
             continue
         if importlib.machinery.PathFinder.find_spec(name, search_path) is None:
             found.append(name)
     return found
+
+
+class ImportsSeen:
+    """A finder that only watches: the top-level modules something tried to import,
+    including those whose import then failed (a helper module imported ``with
+    image.imports():`` whose own packages the host lacks)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if path is None:
+            self.names.add(fullname.partition(".")[0])
 
 
 def main(argv: list[str]) -> int:
@@ -75,11 +92,14 @@ def main(argv: list[str]) -> int:
     if app_dir is not None:
         sys.path.append(str(app_dir))
     before = set(sys.modules)
+    seen = ImportsSeen()
+    sys.meta_path.insert(0, seen)  # type: ignore[arg-type]
     try:
         # stdout carries the JSON only: an app that prints at import time prints to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             module = user_code.import_app_file(app_file)
             imported = {name.partition(".")[0] for name in set(sys.modules) - before}
+            imported |= seen.names
             imported.discard(module.__name__)
             local = modules_from(app_dir, imported, elsewhere) if app_dir else []
             description = describe_app(user_code.find_app(module), module.__name__, local)

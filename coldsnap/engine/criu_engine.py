@@ -119,8 +119,12 @@ class CriuEngine:
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
         # What containers don't see of the host; registers this server's dirs (masks.py).
+        # The host-wide caches of base and registry images too: containers see them as
+        # packed layers, never there.
         self.masks = ContainerMasks(settings.state_dir, settings.images,
-                                    [settings.snapshots, settings.run_path], settings.run_path)
+                                    [settings.snapshots, settings.run_path, settings.base_dir,
+                                     settings.registry_cache],
+                                    settings.run_path)
         self._dirs: dict[str, ContainerDirs] = {}
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:

@@ -26,6 +26,10 @@ HOST_ENV = frozenset({
     "http_proxy", "https_proxy", "no_proxy", "all_proxy",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
 })
+# Of those, what a root of its own (debian_slim, from_registry) does not get: the
+# host's layout means nothing there. The image's PATH and HOME=/root instead.
+HOST_LAYOUT_ENV = frozenset({"PATH", "HOME", "TERM"})
+OWN_ROOT_HOME = "/root"  # HOME and the working directory, as on Modal
 
 
 def host_env(names: frozenset[str] = HOST_ENV, locale: bool = True) -> dict[str, str]:
@@ -81,6 +85,9 @@ class FunctionSpec:
         """What the container's user code sees outside the snapshot phase: the host's
         allowed variables, then the image's, then the function's ``env=``."""
         env = host_env()
+        if self.base is not None:
+            env = {k: v for k, v in env.items() if k not in HOST_LAYOUT_ENV}
+            env["HOME"] = OWN_ROOT_HOME
         if self.built is not None:
             env = self.built.container_env(env)
         else:
@@ -131,4 +138,8 @@ class FunctionSpec:
 
     @property
     def workdir(self) -> str:
-        return self.built.workdir if self.built is not None else self.image_spec.workdir()
+        """The containers' working directory: the image's ``workdir``; else /root on a
+        root of its own (as on Modal), the code dir on the host's."""
+        if self.built is None:
+            return self.image_spec.workdir()
+        return self.built.workdir or (OWN_ROOT_HOME if self.built.base else "")

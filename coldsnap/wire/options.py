@@ -23,6 +23,7 @@ _RESERVED_ENV_PREFIX = "COLDSNAP_"
 # files and a little more.
 MIN_CPU = 0.1
 MIN_DISK_MB = 16
+MAX_DISK_MB = 3 * 1024 * 1024  # 3 TiB, Modal's most
 # ``experimental_options`` keys (Modal's spelling) and their types.
 EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
 
@@ -133,9 +134,10 @@ class FunctionOptions:
         yield from _resource_problems("cpu", self.cpu, _is_number, MIN_CPU,
                                       f"a number of cores >= {MIN_CPU}")
         if self.ephemeral_disk is not None and not (
-                _is_int(self.ephemeral_disk) and MIN_DISK_MB <= self.ephemeral_disk):
-            yield (f"ephemeral_disk must be an integer number of MiB >= {MIN_DISK_MB} or None, "
-                   f"not {self.ephemeral_disk!r}")
+                _is_int(self.ephemeral_disk)
+                and MIN_DISK_MB <= self.ephemeral_disk <= MAX_DISK_MB):
+            yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
+                   f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
         yield from self._experimental_problems()
 
     def _experimental_problems(self) -> Iterator[str]:

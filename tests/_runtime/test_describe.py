@@ -112,3 +112,25 @@ def test_build_runs_build_methods(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert out.read_text() == "saved"
     assert "running build hook M.save" in done.stdout
+
+
+def test_a_helper_module_whose_import_fails_on_the_host_still_joins_the_image(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "helpers.py").write_text("import slugify_not_here\n\ndef parse(x):\n    return x\n")
+    app_file = tmp_path / "app.py"
+    app_file.write_text(
+        "import coldsnap\n"
+        "image = coldsnap.Image.debian_slim().pip_install('slugify-not-here')\n"
+        "app = coldsnap.App('desc-helpers', image=image)\n"
+        "with image.imports():\n    from helpers import parse\n"
+        "@app.function()\ndef f(x):\n    return parse(x)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "coldsnap._runtime.describe", str(app_file), str(tmp_path)],
+        capture_output=True, text=True, timeout=30, cwd="/",
+    )
+    layers = json.loads(done.stdout)["image"]["spec"]["layers"]
+    assert {"op": "add_local_file", "local": str(tmp_path / "helpers.py"),
+            "remote": "/__coldsnap__/code/helpers.py"} in layers, layers
+    assert not any("slugify" in str(layer.get("local", "")) for layer in layers)

@@ -77,7 +77,9 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         ({"cpu": 0.05}, "cpu must be a number of cores >= 0.1, or a (request, limit) pair"),
         ({"cpu": "2"}, "cpu must be a number of cores >= 0.1"),
         ({"cpu": (2.0, 1.0)}, "cpu=(2.0, 1.0): the limit is below the request"),
-        ({"ephemeral_disk": 8}, "ephemeral_disk must be an integer number of MiB >= 16 or None"),
+        ({"ephemeral_disk": 8}, "ephemeral_disk must be an integer number of MiB from 16 to "
+                                "3145728 (3 TiB) or None, not 8"),
+        ({"ephemeral_disk": 10**8}, "from 16 to 3145728 (3 TiB) or None, not 100000000"),
         ({"ephemeral_disk": True}, "ephemeral_disk must be an integer number of MiB"),
         ({"experimental_options": {"gpu_snapshot": True}},
          "experimental_options has no 'gpu_snapshot'; known: enable_gpu_snapshot"),

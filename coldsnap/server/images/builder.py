@@ -198,7 +198,7 @@ class ImageBuilder:
         from coldsnap.server.images.oci_python import image_python
 
         try:
-            pulled = pull(layer["tag"], self.settings.base_dir.with_name("registry"), progress)
+            pulled = pull(layer["tag"], self.settings.registry_cache, progress)
         except BadReference as exc:
             raise BuildError(f"Image.from_registry({layer['tag']!r}): {exc}") from None
         python = image_python(pulled.ref, pulled.python, layer.get("add_python"))

@@ -25,7 +25,9 @@ class BuiltImage:
 
     def container_env(self, env: Mapping[str, str]) -> dict[str, str]:
         """``env`` plus a PATH that finds the image's venv first, then the image's env."""
-        return {"PATH": f"{Path(self.python).parent}:{DEFAULT_PATH}", **env, **self.env}
+        first = str(Path(self.python).parent)
+        path = DEFAULT_PATH if first in DEFAULT_PATH.split(":") else f"{first}:{DEFAULT_PATH}"
+        return {"PATH": path, **env, **self.env}
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -171,13 +171,36 @@ class BaseImageBuilder:
             raise BuildError(format_failure(
                 f"{plan.what} failed ({status}) while building the image.",
                 step or "; ".join(plan.commands), tail,
-                f"{plan.fix} Then deploy again. Full log: {log}"))
+                f"{failure_hint(tail) or plan.fix} Then deploy again. Full log: {log}"))
         if not keep.is_dir():
             raise BuildError(f"saving what {plan.what} wrote failed: the engine did not copy "
                              f"the build container's files to {keep}. Check free space under "
                              f"{self.settings.images} and deploy again.")
         strip_mount_points(keep, plan.binds)
         return dataclasses.replace(image, hash=key, layers=(keep, *image.layers))
+
+
+# (what a build's output says, what to do) for failures with a known cause.
+FAILURE_HINTS = (
+    (("gcc", "No such file or directory"), "The package compiles C code and the image has no "
+     "compiler: add .apt_install(\"build-essential\") (and the -dev packages of the libraries "
+     "it needs) before this step."),
+    (("Python.h",), "The package compiles against Python's headers: add "
+     ".apt_install(\"python3-dev\", \"build-essential\") before this step."),
+    (("is ignored: it is either a non-existing path",), "A find_links= path is a path inside "
+     "the image, not on your machine: add the directory first (add_local_dir) or give a URL."),
+    (("ModuleNotFoundError",), "The file imports a module the image doesn't have yet: install "
+     "it in an earlier step."),
+)
+
+
+def failure_hint(tail: list[str]) -> str:
+    """What to do about a build step's failure, when its output shows a known cause."""
+    text = "\n".join(tail)
+    for needles, hint in FAILURE_HINTS:
+        if all(needle in text for needle in needles):
+            return hint
+    return ""
 
 
 def strip_mount_points(layer: Path, binds: tuple[str, ...]) -> None:
