@@ -5,6 +5,12 @@ it produces, the form a description carries and the image builder reads. Each
 layer is one step: ``{"op": "pip_install", "packages": [...]}`` and so on
 (``OPS``); the first is the base (``BASE_OPS``): ``from_host`` (the host's root,
 read-only), ``debian_slim`` or ``from_registry`` (a root filesystem of its own).
+Optional keys a step may carry: ``"force_build"`` (a nonce: the step and those
+after it are built again), ``"expand": true`` on an ``env`` step from a Dockerfile
+ENV (its values use Docker's ``$NAME``/``${NAME}`` syntax, expanded by the
+server against the image's environment so far: ``layer_env``), and on
+``add_local_dir`` ``"ignore"`` (dockerignore patterns) and ``"exclude"``
+(relative paths a callable left out on the client): ``Ignore``.
 Example::
 
     spec = ImageSpec.from_dict({"layers": [{"op": "from_host"},
@@ -17,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +80,13 @@ class ImageSpec:
         paths = [layer["path"] for layer in self.layers if layer["op"] == "workdir"]
         return paths[-1] if paths else ""
 
-    def env(self) -> dict[str, str]:
-        """The variables the ``env`` layers set, later ones winning."""
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The variables the ``env`` layers set, later ones winning; Dockerfile ENV
+        values expanded against ``base`` (the image's own env) plus those before them."""
         env: dict[str, str] = {}
         for layer in self.layers:
             if layer["op"] == "env":
-                env.update(layer["vars"])
+                env.update(layer_env(layer, {**(base or {}), **env}))
         return env
 
     def hash(self) -> str:
@@ -89,8 +98,17 @@ class ImageSpec:
             if layer["op"] == "add_local_file":
                 _hash_file(digest, Path(layer["local"]))
             elif layer["op"] == "add_local_dir":
-                _hash_dir(digest, Path(layer["local"]))
+                _hash_dir(digest, Path(layer["local"]), Ignore.of(layer))
         return digest.hexdigest()
+
+
+def layer_env(layer: dict[str, Any], scope: Mapping[str, str]) -> dict[str, str]:
+    """An ``env`` layer's variables; a Dockerfile ENV's (``"expand"``) with their
+    ``$NAME`` references expanded against ``scope``, as Docker does: every value of
+    one ENV against the environment before it."""
+    if not layer.get("expand"):
+        return dict(layer["vars"])
+    return {name: expand(value, scope) for name, value in layer["vars"].items()}
 
 
 def _hash_file(digest: Any, path: Path) -> None:
@@ -105,13 +123,156 @@ def _hash_file(digest: Any, path: Path) -> None:
     digest.update(data)
 
 
-def _hash_dir(digest: Any, root: Path) -> None:
+def _hash_dir(digest: Any, root: Path, ignore: Ignore) -> None:
     if not root.is_dir():
         raise InvalidError(
             f"can't hash image directory {root}: it no longer exists. It was added with "
             "add_local_dir and must still exist when the app is deployed."
         )
-    files = (p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = (p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+             and not ignore(str(p.relative_to(root))))
     for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         _hash_file(digest, path)
+
+
+# -- Docker's variable substitution ----------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":+", "-", "+")
+
+
+def expand(text: str, scope: Mapping[str, str], keep_unknown: bool = False) -> str:
+    """``text`` with ``$NAME``, ``${NAME}``, ``${NAME:-default}``, ``${NAME:+alt}`` (and
+    ``-``/``+`` without the colon) replaced from ``scope``, as a Dockerfile does; an
+    unset name gives "". ``\\$`` is a literal ``$`` and ``\\\\`` a backslash.
+
+    ``keep_unknown`` (the client, which knows only some names): names not in
+    ``scope`` stay as written and the output keeps the escapes, so the server can
+    expand the rest later."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1:i + 2] in ("$", "\\"):
+            out.append(text[i:i + 2] if keep_unknown else text[i + 1])
+            i += 2
+        elif text[i] == "$" and (found := _reference(text, i)) is not None:
+            (name, operator, word), end = found
+            value = _substitute(name, operator, word, scope, keep_unknown)
+            out.append(text[i:end] if value is None else value)
+            i = end
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def has_reference(text: str) -> bool:
+    """True when ``text`` has an unescaped ``$NAME`` or ``${...}``."""
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1:i + 2] in ("$", "\\"):
+            i += 2
+            continue
+        if text[i] == "$" and _reference(text, i) is not None:
+            return True
+        i += 1
+    return False
+
+
+def _reference(text: str, start: int) -> tuple[tuple[str, str, str], int] | None:
+    """The reference at ``text[start]`` ("$"): ((name, operator, word), its end)."""
+    if text.startswith("${", start):
+        end, depth = start + 2, 1
+        while end < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        inner = text[start + 2:end - 1]
+        name = _NAME.match(inner)
+        rest = inner[name.end():] if name and depth == 0 else None
+        operator = next((op for op in _OPERATORS if rest and rest.startswith(op)), "")
+        if name is None or rest is None or (rest and not operator):
+            raise InvalidError(f"bad substitution {text[start:end]!r} in {text!r}: write "
+                               "$NAME, ${NAME}, ${NAME:-default} or ${NAME:+alternative}")
+        return (name.group(), operator, rest[len(operator):]), end
+    name = _NAME.match(text, start + 1)
+    return ((name.group(), "", ""), name.end()) if name else None
+
+
+def _substitute(name: str, operator: str, word: str, scope: Mapping[str, str],
+                keep_unknown: bool) -> str | None:
+    """The value of one reference; None: unknown, keep it as written."""
+    if name not in scope and keep_unknown:
+        return None
+    value = scope.get(name)
+    if keep_unknown and value is not None:  # the server reads our output again
+        value = value.replace("\\", "\\\\").replace("$", "\\$")
+    is_set = value is not None and (bool(value) or not operator.startswith(":"))
+    if operator.endswith("-"):
+        return value if is_set else expand(word, scope, keep_unknown)
+    if operator.endswith("+"):
+        return expand(word, scope, keep_unknown) if is_set else ""
+    return value or ""
+
+
+# -- which files of a directory an image leaves out --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Ignore:
+    """The files ``add_local_dir(..., ignore=...)`` leaves out, by their path relative
+    to the directory: dockerignore ``patterns`` (``*`` within a name, ``**`` across
+    directories, ``!`` to take a file back; a pattern that matches a directory leaves
+    out all of it) and ``excluded`` paths (files or whole directories)."""
+
+    patterns: tuple[str, ...] = ()
+    excluded: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, layer: dict[str, Any]) -> Ignore:
+        return cls(tuple(layer.get("ignore", ())), frozenset(layer.get("exclude", ())))
+
+    @property
+    def prunes_directories(self) -> bool:
+        """True when a left-out directory can be skipped whole (no ``!`` pattern
+        could take back a file under it)."""
+        return not any(p.strip().startswith("!") for p in self.patterns)
+
+    def __call__(self, relative: str) -> bool:
+        parts = Path(relative).parts
+        if any("/".join(parts[:n]) in self.excluded for n in range(1, len(parts) + 1)):
+            return True
+        ignored = False
+        paths = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]  # the dirs above too
+        for pattern in self.patterns:
+            negated, regex = _compile(pattern)
+            if regex is not None and any(regex.fullmatch(path) for path in paths):
+                ignored = not negated  # the last pattern that matches decides
+        return ignored
+
+
+def _compile(pattern: str) -> tuple[bool, re.Pattern[str] | None]:
+    """(negated, regex) of a dockerignore pattern; None: a blank or a comment."""
+    text = pattern.strip()
+    negated = text.startswith("!")
+    text = text[1:].strip() if negated else text
+    text = "/".join(p for p in text.strip("/").split("/") if p not in ("", "."))
+    if not text or text.startswith("#"):
+        return negated, None
+    regex, i = "", 0
+    while i < len(text):
+        if text.startswith("**/", i):
+            regex, i = regex + "(?:.*/)?", i + 3
+        elif text.startswith("**", i):
+            regex, i = regex + ".*", i + 2
+        elif text[i] == "*":
+            regex, i = regex + "[^/]*", i + 1
+        elif text[i] == "?":
+            regex, i = regex + "[^/]", i + 1
+        elif text[i] == "[" and (close := text.find("]", i + 2)) != -1:
+            body = text[i + 1:close]
+            regex += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+            i = close + 1
+        else:
+            regex, i = regex + re.escape(text[i]), i + 1
+    return negated, re.compile(regex)

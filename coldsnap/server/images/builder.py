@@ -56,7 +56,7 @@ from coldsnap.server.images.steps import (
 from coldsnap.server.images.store import ImageStore
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR_ENV, CONTAINER_ID_ENV
-from coldsnap.wire.image_spec import ImageSpec
+from coldsnap.wire.image_spec import Ignore, ImageSpec, layer_env
 
 __all__ = ["BuildError", "BuiltImage", "ImageBuilder"]
 
@@ -93,9 +93,9 @@ class ImageBuilder:
                 self.settings.images)))
         key = spec.hash()
         layers = list(spec.layers)
-        env = spec.env()
-        if not any(op in _BUILT_OPS for op in spec.ops()):
-            return BuiltImage(key, sys.executable, (), env)  # the host as it is: instant
+        if not any(op in _BUILT_OPS for op in spec.ops()):  # the host as it is: instant
+            host = BuiltImage(key, sys.executable, (), {})
+            return dataclasses.replace(host, env=spec.env(host.container_env({})))
         op = next((op for op in spec.ops() if op in _SANDBOX_OPS), None)
         if op is not None and not self.engine.isolated:
             raise BuildError(
@@ -105,7 +105,7 @@ class ImageBuilder:
             )
 
         def make(workdir: Path) -> BuiltImage:
-            built = self._build_layers(key, layers, env, workdir, progress)
+            built = self._build_layers(key, layers, workdir, progress)
             if spec.hash() != key:
                 raise BuildError(
                     f"a local file of image {key[:12]} changed while it was being built, so "
@@ -260,7 +260,6 @@ class ImageBuilder:
         self,
         key: str,
         layers: list[dict[str, Any]],
-        env: dict[str, str],
         workdir: Path,
         progress: Progress,
     ) -> BuiltImage:
@@ -275,8 +274,9 @@ class ImageBuilder:
         env_so_far: dict[str, str] = {}
         for layer in layers:
             op = layer["op"]
-            if op == "env":
-                env_so_far.update(layer["vars"])
+            if op == "env":  # a Dockerfile ENV's $PATH: the PATH its containers get
+                so_far = BuiltImage(key, str(python or sys.executable), (), env_so_far)
+                env_so_far.update(layer_env(layer, so_far.container_env({})))
             elif op == "pip_install":
                 if python is None:
                     progress("Creating the image's virtual environment ...")
@@ -287,15 +287,15 @@ class ImageBuilder:
                     files_layer = workdir / "layers" / f"{len(done):02d}-files-{attempt}"
                     files_layer.mkdir()
                     done.append(files_layer)
-                add_local(files_layer, Path(layer["local"]), layer["remote"])
+                add_local(files_layer, Path(layer["local"]), layer["remote"], Ignore.of(layer))
                 progress(f"Added {layer['local']} at {layer['remote']}")
             elif op in ("run_commands", "run_function"):
                 files_layer = None  # what a container saw stays as it was
                 keep = workdir / "layers" / f"{len(done):02d}-commands-{attempt}"
-                current = BuiltImage(key, str(python or sys.executable), (), env_so_far)
+                current = BuiltImage(key, str(python or sys.executable), (), dict(env_so_far))
                 self._run_step(current, layer, list(reversed(done)), keep, log, progress)
                 done.append(keep)
-        return BuiltImage(key, str(python or sys.executable), tuple(reversed(done)), env)
+        return BuiltImage(key, str(python or sys.executable), tuple(reversed(done)), env_so_far)
 
     def _run_step(self, image: BuiltImage, layer: dict[str, Any], layers: list[Path],
                   keep: Path, log: Path, progress: Progress) -> None:

@@ -5,7 +5,8 @@ shared by every image on it); each later step adds a layer, built in a *build
 container* whose root is the image so far, with network, and kept when it works.
 Step ``i`` is cached under the hash of the image's first ``i + 1`` layers, so
 changing the last step of an image rebuilds only that step. ``env`` and
-``workdir`` steps build nothing.
+``workdir`` steps build nothing; a Dockerfile ENV's ``$NAME`` is expanded here,
+against the environment the image's containers get so far.
 
 What each step runs (``/bin/sh -c``, output shown as it comes)::
 
@@ -40,7 +41,7 @@ from coldsnap.server.images.steps import (
 )
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR_ENV, CONTAINER_ID_ENV
-from coldsnap.wire.image_spec import ImageSpec
+from coldsnap.wire.image_spec import Ignore, ImageSpec, layer_env
 
 # (key, label, progress, make) -> the built image, from the cache or made now.
 Cached = Callable[[str, str, Progress, Callable[[Path], BuiltImage]], BuiltImage]
@@ -103,8 +104,9 @@ class BaseImageBuilder:
         # The steps so far and what they stand on (a registry image's digest, not its tag).
         key = hashlib.sha256(f"{image.hash}\0{prefix.hash()}".encode()).hexdigest()
         op = layer["op"]
-        if op == "env":
-            return dataclasses.replace(image, hash=key, env={**image.env, **layer["vars"]})
+        if op == "env":  # a Dockerfile ENV's $PATH: the PATH containers of the image get
+            env = {**image.env, **layer_env(layer, image.container_env({}))}
+            return dataclasses.replace(image, hash=key, env=env)
         if op == "workdir":
             return dataclasses.replace(image, hash=key, workdir=layer["path"])
         label = f"step {len(prefix.layers) - 1} ({op}) of image {key[:12]}"
@@ -119,7 +121,7 @@ class BaseImageBuilder:
                    workdir: Path) -> BuiltImage:
         files = workdir / f"files-{uuid.uuid4().hex[:6]}"
         files.mkdir()
-        add_local(files, Path(layer["local"]), layer["remote"])
+        add_local(files, Path(layer["local"]), layer["remote"], Ignore.of(layer))
         return dataclasses.replace(image, hash=key, layers=(files, *image.layers))
 
     def _plan(self, image: BuiltImage, layer: dict[str, Any]) -> StepPlan:

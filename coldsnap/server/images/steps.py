@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from coldsnap.engine.base import Container, ContainerSpec, Engine
+from coldsnap.wire.image_spec import Ignore
 
 Progress = Callable[[str], None]
 TAIL_LINES = 20
@@ -205,15 +206,26 @@ def pip_install(python: Path, packages: list[str], log: Path, progress: Progress
 SKIPPED_NAMES = ("__pycache__",)
 
 
-def add_local(layer: Path, local: Path, remote: str) -> None:
-    """Copy a file or a tree to ``remote`` inside ``layer`` (the container's view of /)."""
+def add_local(layer: Path, local: Path, remote: str, ignore: Ignore | None = None) -> None:
+    """Copy a file or a tree to ``remote`` inside ``layer`` (the container's view of /),
+    without what ``ignore`` leaves out of a tree."""
     target = layer / remote.lstrip("/")
     _make_parents(layer, target.parent)
     if local.is_dir():
         shutil.copytree(local, target, symlinks=True, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(*SKIPPED_NAMES))
+                        ignore=_left_out(local, ignore or Ignore()))
     else:
         shutil.copy2(local, target)
+
+
+def _left_out(root: Path, ignore: Ignore) -> Callable[[str, list[str]], set[str]]:
+    """copytree's ``ignore``: the names in a directory to skip."""
+    def skip(directory: str, names: list[str]) -> set[str]:
+        here = Path(directory).relative_to(root)
+        return {name for name in names if name in SKIPPED_NAMES or (
+            ignore(str(here / name)) and (ignore.prunes_directories
+                                          or not (Path(directory) / name).is_dir()))}
+    return skip
 
 
 def _make_parents(layer: Path, directory: Path) -> None:
