@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from coldsnap.wire.bases import debian_python
+from coldsnap.wire.bases import DEBIAN_SUITES, available_pythons, debian_python
 from coldsnap.wire.container import CODE_DIR, in_container
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.image_spec import ImageSpec
@@ -65,13 +65,21 @@ class Image:
     def from_registry(cls, tag: str, add_python: str | None = None) -> Image:
         """An image from a container registry ("python:3.11-slim",
         "registry.example.com/team/app:1.2"), pulled once per digest. Its Python
-        runs the functions; ``add_python`` installs one into an image without."""
+        runs the functions; ``add_python`` ("3.11" or "3.13") adds a Python of its
+        own to the image and runs them in that one (even if the image has one).
+
+        Example::
+
+            Image.from_registry("busybox:1.36", add_python="3.11").pip_install("six")
+        """
         if not isinstance(tag, str) or not tag.strip():
             raise InvalidError(f"Image.from_registry() takes an image reference such as "
                                f"'python:3.11-slim', got {tag!r}")
-        if add_python is not None and not isinstance(add_python, str):
-            raise InvalidError(f"from_registry(add_python=...) takes a version string such "
-                               f"as '3.11', got {add_python!r}")
+        if add_python is not None and add_python not in DEBIAN_SUITES:
+            raise InvalidError(f"from_registry(add_python={add_python!r}): coldsnap can add "
+                               f"Python {available_pythons()}; write one of those as a string "
+                               "such as '3.11', or leave add_python out to use the image's own "
+                               "Python")
         return cls(({"op": "from_registry", "tag": tag.strip(), "add_python": add_python},))
 
     def pip_install(self, *packages: str | list[str], find_links: str | None = None,
