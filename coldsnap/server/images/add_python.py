@@ -46,6 +46,7 @@ import subprocess
 import uuid
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from coldsnap.server.images import trees
 from coldsnap.server.images.debian import PYTHON as BASE_PYTHON
@@ -136,7 +137,7 @@ def load_layer(directory: Path) -> AddedPython | None:
         return None
 
 
-def _make(base: DebianBase, python_version: str, layer: Path) -> dict[str, object]:
+def _make(base: DebianBase, python_version: str, layer: Path) -> dict[str, Any]:
     """Copy the base's Python into ``layer`` under its prefix, relocate it, check it."""
     patchelf = shutil.which("patchelf")
     if patchelf is None:
