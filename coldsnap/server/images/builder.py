@@ -218,10 +218,10 @@ class ImageBuilder:
         from coldsnap.server.images.add_python import ensure_python_layer
 
         added = ensure_python_layer(add_python, self.settings.base_dir, progress)
-        if own is not None:
-            progress(f"The image has Python {own.version or '(of unknown version)'} at "
-                     f"{own.path}; functions run in the added Python {added.python_version} "
-                     f"at {added.python}, as add_python={add_python!r} asks.")
+        has = (f"The image has Python {own.version or '(of unknown version)'} at {own.path}; "
+               if own is not None else "")
+        progress(f"{has}functions run in the added Python {added.python_version} at "
+                 f"{added.python}, as add_python={add_python!r} asks.")
         return dataclasses.replace(image, hash=f"{image.hash}@{added.key}",
                                    python=added.python, layers=(added.layer,),
                                    env=added.image_env(image.env))
