@@ -103,28 +103,46 @@ def ensure_python_layer(python_version: str, base_dir: Path, progress: Progress)
     found = load_layer(final)
     if found is not None:
         return found
-    work = final.with_name(f"{BUILDING_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    _remove_leftovers(final)
     progress(f"Making Python {python_version} for add_python from the debian_slim base "
              f"(Debian {base.suite}; once per host) ...")
+    made = _make_in_place(base, python_version, key, final)
+    progress(f"Made Python {made.python_version} for add_python at {final}.")
+    return made
+
+
+def _make_in_place(base: DebianBase, python_version: str, key: str, final: Path
+                   ) -> AddedPython:
+    """Make the layer in a directory of its own, then rename it to ``final``; two
+    servers making it at once both end up with the one renamed first."""
+    work = final.with_name(f"{BUILDING_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        info = _make(base, python_version, work / "layer")
-        info["key"] = key
+        info = {**_make(base, python_version, work / "layer"), "key": key}
         (work / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         os.rename(work, final)
-    except OSError:
+    except OSError as exc:
         trees.discard(work)
         found = load_layer(final)  # another server made it meanwhile
-        if found is None:
-            raise
-        return found
+        if found is not None:
+            return found
+        damaged = f" {final} exists but is incomplete: remove it." if final.exists() else ""
+        raise BuildError(f"making Python {python_version} for add_python failed: {exc}."
+                         f"{damaged} Check free space under {final.parent}, then deploy "
+                         "again.") from exc
     except BaseException:
         trees.discard(work)
         raise
-    progress(f"Made Python {info['python_version']} for add_python: "
-             f"{info['size_bytes'] / 1e6:.0f} MB at {final}")
     made = load_layer(final)
     assert made is not None
     return made
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Remove what builds of ``final`` killed before they finished left behind."""
+    for stale in final.parent.glob(f"{BUILDING_PREFIX}{final.name}-*"):
+        pid = stale.name.removeprefix(f"{BUILDING_PREFIX}{final.name}-").split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            trees.discard(stale)
 
 
 def load_layer(directory: Path) -> AddedPython | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -103,3 +104,23 @@ def test_without_patchelf_it_says_how_to_get_it(made: Made, tmp_path: Path,
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no patchelf on it
     with pytest.raises(BuildError, match=r"needs patchelf .* run `apt-get install patchelf`"):
         add_python._make(base, made.version, tmp_path / "layer")
+
+
+def test_what_a_killed_build_left_is_removed_and_a_live_one_is_kept(made: Made,
+                                                                     tmp_path: Path) -> None:
+    final = tmp_path / "python3.11-abc"
+    dead = tmp_path / f".building-python3.11-abc-{2**22 + 1}-1234abcd"  # above pid_max
+    alive = tmp_path / f".building-python3.11-abc-{os.getpid()}-1234abcd"
+    for directory in (dead, alive):
+        (directory / "layer").mkdir(parents=True)
+    add_python._remove_leftovers(final)
+    assert not dead.exists() and alive.exists()
+
+
+def test_a_damaged_layer_directory_is_named_in_the_error(made: Made, tmp_path: Path) -> None:
+    base = ensure_debian_base(made.version, Settings.from_env().base_dir, lambda line: None)
+    final = tmp_path / f"python{made.version}-damaged"
+    (final / "layer").mkdir(parents=True)  # no python.json: a build did not finish it
+    with pytest.raises(BuildError, match=f"{final} exists but is incomplete: remove it"):
+        add_python._make_in_place(base, made.version, "k", final)
+    assert [p.name for p in tmp_path.iterdir()] == [final.name]  # the attempt was removed
