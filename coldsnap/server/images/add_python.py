@@ -240,8 +240,9 @@ def _copy_libraries(root: Path, objects: list[Path], prefix: Path, patchelf: str
         target = libdir / soname
         if target.exists():
             continue
-        source = next((f"/{d}/{soname}" for d in dirs if resolve_inside(root, f"/{d}/{soname}")
-                       and (root / d / soname).exists()), None)
+        # resolve_inside: the base's links are followed in the base, never on the host.
+        source = next((f"/{d}/{soname}" for d in dirs if resolve_inside(root, f"/{d}/{soname}")),
+                      None)
         if source is None:
             raise BuildError(f"making add_python's Python: {soname} is not in the debian_slim "
                              f"base {root} ({', '.join(dirs)}). This is a bug in coldsnap's "
