@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap._local_files import ignore_keys, pyproject_requirements, requirement_lines
-from coldsnap.wire.bases import debian_python
+from coldsnap.wire.bases import DEBIAN_SUITES, available_pythons, debian_python
 from coldsnap.wire.container import CODE_DIR, in_container
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.image_spec import ImageSpec
@@ -74,14 +74,22 @@ class Image:
                       force_build: bool = False) -> Image:
         """An image from a container registry ("python:3.11-slim",
         "registry.example.com/team/app:1.2"), pulled once per digest. Its Python
-        runs the functions; ``add_python`` installs one into an image without.
-        ``force_build``: build every step on it again (the pulled image is kept)."""
+        runs the functions; ``add_python`` ("3.11" or "3.13") adds a Python of its
+        own to the image and runs them in that one (even if the image has one).
+        ``force_build``: build every step on it again (the pulled image is kept).
+
+        Example::
+
+            Image.from_registry("busybox:1.36", add_python="3.11").pip_install("six")
+        """
         if not isinstance(tag, str) or not tag.strip():
             raise InvalidError(f"Image.from_registry() takes an image reference such as "
                                f"'python:3.11-slim', got {tag!r}")
-        if add_python is not None and not isinstance(add_python, str):
-            raise InvalidError(f"from_registry(add_python=...) takes a version string such "
-                               f"as '3.11', got {add_python!r}")
+        if add_python is not None and add_python not in DEBIAN_SUITES:
+            raise InvalidError(f"from_registry(add_python={add_python!r}): coldsnap can add "
+                               f"Python {available_pythons()}; write one of those as a string "
+                               "such as '3.11', or leave add_python out to use the image's own "
+                               "Python")
         return cls((_forced({"op": "from_registry", "tag": tag.strip(),
                              "add_python": add_python}, force_build),))
 

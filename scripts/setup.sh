@@ -18,8 +18,9 @@ step "CRIU and iptables"
 bash scripts/install-criu.sh
 
 # Image.from_registry pulls with skopeo and unpacks with umoci; the tests run a local
-# docker-registry and build their images around busybox-static. All four are in bookworm.
-OCI_PKGS="skopeo umoci docker-registry busybox-static"
+# docker-registry and build their images around busybox-static; add_python makes its
+# Python relocatable with patchelf. All five are in bookworm.
+OCI_PKGS="skopeo umoci docker-registry busybox-static patchelf"
 missing=$(for p in $OCI_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
 done)

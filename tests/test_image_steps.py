@@ -23,6 +23,16 @@ def test_bases_are_the_first_layer_and_say_whether_the_root_is_the_image() -> No
         Image.from_registry("")
 
 
+def test_add_python_takes_the_versions_coldsnap_can_add() -> None:
+    assert Image.from_registry("busybox", add_python="3.13").layers == [
+        {"op": "from_registry", "tag": "busybox", "add_python": "3.13"}]
+    for wrong in ("3.12", "3.11.2", 3.11):
+        with pytest.raises(InvalidError) as raised:
+            Image.from_registry("busybox", add_python=wrong)  # type: ignore[arg-type]
+        assert (f"from_registry(add_python={wrong!r}): coldsnap can add Python 3.11 (bookworm) "
+                "or 3.13 (trixie)") in str(raised.value)
+
+
 def test_package_steps_take_strings_and_lists_and_pip_options() -> None:
     image = Image.debian_slim().pip_install("a", ["b==1", "c"], extra_index_url="https://x/simple",
                                             pre=True, extra_options="--no-deps")

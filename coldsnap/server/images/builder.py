@@ -39,6 +39,7 @@ from typing import Any
 
 from coldsnap.engine.base import ContainerSpec, Engine
 from coldsnap.server.images.built import BuiltImage
+from coldsnap.server.images.oci_python import ImagePython
 from coldsnap.server.images.on_base import BaseImageBuilder, StepPlan, run_function_plan
 from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
 from coldsnap.server.images.steps import (
@@ -201,11 +202,29 @@ class ImageBuilder:
             pulled = pull(layer["tag"], self.settings.registry_cache, progress)
         except BadReference as exc:
             raise BuildError(f"Image.from_registry({layer['tag']!r}): {exc}") from None
-        python = image_python(pulled.ref, pulled.python, layer.get("add_python"))
+        add_python = layer.get("add_python")
+        python = image_python(pulled.ref, pulled.python, add_python)
         # The digest, not the tag, names what the steps build on.
-        return BuiltImage(f"{key}@{pulled.digest}", python.path, (), dict(pulled.env),
-                          base=str(pulled.rootfs),
-                          workdir="" if pulled.workdir == "/" else pulled.workdir)
+        image = BuiltImage(f"{key}@{pulled.digest}", python.path, (), dict(pulled.env),
+                           base=str(pulled.rootfs),
+                           workdir="" if pulled.workdir == "/" else pulled.workdir)
+        return self._add_python(image, pulled.python, add_python, progress)
+
+    def _add_python(self, image: BuiltImage, own: ImagePython | None, add_python: str | None,
+                    progress: Progress) -> BuiltImage:
+        """``image`` with add_python's layer right above its root (below every step)."""
+        if add_python is None:
+            return image
+        from coldsnap.server.images.add_python import ensure_python_layer
+
+        added = ensure_python_layer(add_python, self.settings.base_dir, progress)
+        has = (f"The image has Python {own.version or '(of unknown version)'} at {own.path}; "
+               if own is not None else "")
+        progress(f"{has}functions run in the added Python {added.python_version} at "
+                 f"{added.python}, as add_python={add_python!r} asks.")
+        return dataclasses.replace(image, hash=f"{image.hash}@{added.key}",
+                                   python=added.python, layers=(added.layer,),
+                                   env=added.image_env(image.env))
 
     def _cached_or_built(
         self, key: str, label: str, progress: Progress, make: Callable[[Path], BuiltImage]

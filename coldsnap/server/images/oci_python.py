@@ -29,6 +29,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from coldsnap.server.images.steps import DEFAULT_PATH, BuildError
+from coldsnap.wire.bases import DEBIAN_SUITES, available_pythons
 
 NAMES = ("python3", "python")
 MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
@@ -124,6 +125,7 @@ def _is_executable_file(rootfs: Path, target: str) -> bool:
     return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
 
 
+ADDED_PREFIX = "/opt/coldsnap"  # add_python's Pythons live in pythonX.Y below it
 MINIMUM = (3, 11)  # coldsnap's runtime runs in the image's Python (pyproject's requires-python)
 
 
@@ -131,24 +133,30 @@ class NoUsablePython(BuildError):
     """The image has no Python that coldsnap can run functions in; the message says what works."""
 
 
+def added_python(python_version: str) -> str:
+    """Where ``add_python=python_version`` puts its interpreter in an image
+    (add_python.py makes it): ``/opt/coldsnap/pythonX.Y/bin/pythonX.Y``."""
+    return f"{ADDED_PREFIX}/python{python_version}/bin/python{python_version}"
+
+
 def image_python(ref: str, found: ImagePython | None, add_python: str | None) -> ImagePython:
     """The Python that runs functions in the image ``ref``, or NoUsablePython saying why.
 
-    ``add_python`` (Modal's ``Image.from_registry(tag, add_python="3.11")``) is refused
-    for now: coldsnap installs software only from PyPI and Debian, PyPI has no
-    package that ships a standalone CPython, and Debian's python3.X packages would
-    first have to be made into a self-contained prefix (docs/images.md).
+    With ``add_python`` it is the one coldsnap adds (Modal's
+    ``Image.from_registry(tag, add_python="3.11")``), whatever the image has: like
+    Modal, the added Python is used even where the image has one of its own.
     """
     works = (
         "What works: an image that has Python {min} or newer on its PATH (e.g. "
-        "'python:3.11-slim' or 'python:3.12-slim'), or Image.debian_slim(python_version=...)."
-    ).format(min=".".join(map(str, MINIMUM)))
+        "'python:3.11-slim' or 'python:3.12-slim'), Image.from_registry(tag, "
+        "add_python=...) with {added}, or Image.debian_slim(python_version=...)."
+    ).format(min=".".join(map(str, MINIMUM)), added=available_pythons())
     if add_python is not None:
-        raise NoUsablePython(
-            f"Image.from_registry({ref!r}, add_python={add_python!r}): add_python is not "
-            "supported yet: coldsnap installs software only from PyPI and Debian, and "
-            f"neither has a standalone CPython ready to add to any image. {works}"
-        )
+        if add_python not in DEBIAN_SUITES:
+            raise NoUsablePython(
+                f"Image.from_registry({ref!r}, add_python={add_python!r}): coldsnap can add "
+                f"Python {available_pythons()}, not {add_python!r}. Choose one of those.")
+        return ImagePython(added_python(add_python), add_python)
     if found is None:
         raise NoUsablePython(
             f"the image {ref} has no python3 or python in the directories of its PATH, so "

@@ -101,3 +101,83 @@ def test_an_image_without_python_is_refused_in_words(
     assert out.returncode != 0
     assert "has no python3 or python in the directories of its PATH, so coldsnap can't run " \
            "functions in it" in out.stderr, out.stderr
+
+
+ADD_PYTHON_APP = """
+import coldsnap
+
+image = coldsnap.Image.from_registry({ref!r}, add_python="3.11").pip_install("six==1.16.0")
+app = coldsnap.App("add-python", image=image)
+
+
+@app.cls(enable_memory_snapshot=True)
+class Probe:
+    @coldsnap.enter(snap=True)
+    def load(self):
+        import sqlite3
+        self.db = sqlite3.connect(":memory:")
+        self.db.execute("create table t (x)")
+        self.db.execute("insert into t values (42)")
+
+    @coldsnap.method()
+    def look(self) -> dict:
+        import ctypes, os, ssl, subprocess, sys, six
+        child = subprocess.run([sys.executable, "-c", "print('child')"], capture_output=True,
+                               text=True).stdout.strip()
+        return {{"version": sys.version_info[:2], "python": sys.executable, "six": six.__version__,
+                 "ssl": ssl.OPENSSL_VERSION.split()[0],
+                 "sqlite": self.db.execute("select x from t").fetchone()[0],
+                 "ctypes": ctypes.CDLL("libc.so.6").getpid() == os.getpid(), "child": child,
+                 "own_libc": os.path.exists("/lib/x86_64-linux-gnu/libc.so.6")}}
+"""
+ADD_PYTHON_CALL = CALL.replace("from-registry", "add-python")
+
+
+def test_add_python_runs_functions_and_snapshots_in_an_image_without_python(
+    server: ServerHandle, tmp_path: Path, registry: LocalRegistry
+) -> None:
+    # The engine gives containers no resolv.conf of the host's: pip's step needs the
+    # image's own (the debian_slim bases have one, debootstrap copies the host's).
+    resolv = ("/etc/resolv.conf", (Path("/etc/resolv.conf").read_text(), 0o644))
+    busybox = ImageContent(layers=[dict([resolv])], env={"PATH": "/bin"})
+    push_image(registry, "busybox-addpy", "1", busybox, tmp_path / "image")
+    source = ADD_PYTHON_APP.format(ref=f"{registry.address}/busybox-addpy:1")
+    app = write_app(tmp_path, "app", source)
+    deployed = server.cli("deploy", str(app), timeout=900)
+    assert "functions run in the added Python 3.11." in deployed.stderr, deployed.stderr
+    first = server.python(ADD_PYTHON_CALL)
+    seen = json.loads(first.stdout)
+    assert seen == {"version": [3, 11], "python": "/opt/coldsnap/python3.11/bin/python3.11",
+                    "six": "1.16.0", "ssl": "OpenSSL", "sqlite": 42, "ctypes": True,
+                    "child": "child", "own_libc": False}
+    assert "memory snapshot created in" in first.stderr, first.stderr
+    server.cli("apps", "stop", "add-python")
+    server.cli("deploy", str(app))
+    again = server.python(ADD_PYTHON_CALL)
+    assert json.loads(again.stdout) == seen
+    assert "restored from memory snapshot in" in again.stderr, again.stderr
+
+
+def test_add_python_replaces_a_python_too_old_for_coldsnap(
+    server: ServerHandle, tmp_path: Path, registry: LocalRegistry
+) -> None:
+    old = ImageContent(layers=[{"/usr/local/lib/python3.9/os.py": ("# landmark\n", 0o644),
+                                "/usr/local/bin/python3.9": ("#!/bin/sh\nexit 1\n", 0o755)}],
+                       env={"PATH": "/usr/local/bin:/bin"},
+                       symlinks={"/usr/local/bin/python3": "python3.9"})
+    push_image(registry, "python39", "1", old, tmp_path / "image")
+    ref = f"{registry.address}/python39:1"
+    source = ("import coldsnap\n"
+              f"image = coldsnap.Image.from_registry({ref!r}, add_python='3.13')\n"
+              "app = coldsnap.App('add-python-old', image=image)\n"
+              "@app.function()\ndef f():\n"
+              "    import shutil, sys\n"
+              "    return [list(sys.version_info[:2]), shutil.which('python3'),\n"
+              "            shutil.which('pip')]\n")
+    deployed = server.cli("deploy", str(write_app(tmp_path, "old", source)), timeout=900)
+    assert ("The image has Python 3.9 at /usr/local/bin/python3; functions run in the added "
+            "Python 3.13.") in deployed.stderr, deployed.stderr
+    out = server.python("import coldsnap\n"
+                        "print(coldsnap.Function.from_name('add-python-old', 'f').remote())\n")
+    assert out.stdout.strip() == ("[[3, 13], '/opt/coldsnap/python3.13/bin/python3', "
+                                  "'/opt/coldsnap/python3.13/bin/pip']"), out.stderr

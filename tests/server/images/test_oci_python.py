@@ -98,11 +98,19 @@ def test_image_python_says_what_works(found: ImagePython | None, words: str) -> 
     assert words in str(raised.value)
     assert "'python:3.11-slim'" in str(raised.value)
     assert "Image.debian_slim(python_version=...)" in str(raised.value)
+    assert "add_python=...) with 3.11 (bookworm) or 3.13 (trixie)" in str(raised.value)
 
 
-def test_add_python_is_refused_with_what_works() -> None:
+@pytest.mark.parametrize("own", [None, ImagePython("/usr/bin/python3", "3.9"),
+                                 ImagePython("/usr/local/bin/python3", "3.12")])
+def test_add_python_is_the_python_whatever_the_image_has(own: ImagePython | None) -> None:
+    assert image_python("busybox:1", own, "3.11") == ImagePython(
+        "/opt/coldsnap/python3.11/bin/python3.11", "3.11")
+
+
+def test_add_python_of_a_version_coldsnap_lacks_says_which_it_has() -> None:
     with pytest.raises(NoUsablePython) as raised:
-        image_python("busybox:1", None, "3.11")
-    message = str(raised.value)
-    assert "add_python='3.11'): add_python is not supported" in message
-    assert "'python:3.11-slim'" in message
+        image_python("busybox:1", None, "3.12")
+    assert str(raised.value) == ("Image.from_registry('busybox:1', add_python='3.12'): coldsnap "
+                                 "can add Python 3.11 (bookworm) or 3.13 (trixie), not '3.12'. "
+                                 "Choose one of those.")
