@@ -179,6 +179,8 @@ class CriuEngine:
             if not spec.snapshot_phase or spec.gpu_snapshot:
                 res.dirs.add_devices(gpu_device_nodes())
             res.dirs.write_files(spec.files)
+            if spec.base is not None:
+                res.dirs.add_resolver()
             res.layers = [self.layers.acquire(p, idmapped=ids is not None) for p in _lowers(spec)]
             if ids is not None:  # the host mounts the root: see nsinit.enter_user_namespace
                 res.dirs.give_to_namespace(ids)

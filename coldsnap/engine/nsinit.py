@@ -260,7 +260,9 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.setsid()
-    os.chdir(config.get("cwd", "/"))
+    cwd = config.get("cwd", "/")
+    os.makedirs(cwd, exist_ok=True)  # as Docker makes a WORKDIR (or /root) the image lacks
+    os.chdir(cwd)
     os.execve(argv[0], argv, config["env"])
 
 

@@ -8,6 +8,7 @@ a snapshot's filesystem) come mounted from ``layers.LayerCache``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from coldsnap.wire.container import CODE_DIR, CODE_DIR_ENV
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
 NSINIT = str(Path(__file__).with_name("nsinit.py"))
+RESOLV_CONF = "/etc/resolv.conf"
 # Pid 1 of every container (nsinit.py says why); Debian's tini-static, a static
 # binary, so it runs in any root that holds it.
 CONTAINER_INIT = "/usr/bin/tini-static"
@@ -84,6 +86,18 @@ class ContainerDirs:
             os.mknod(self.upper / "dev" / node.name, 0o666 | stat.S_IFCHR, node.stat().st_rdev)
             os.chmod(self.upper / "dev" / node.name, 0o666)
 
+    def add_resolver(self) -> None:
+        """The host's /etc/resolv.conf in a root of its own, as Docker gives one: an
+        image need not ship it, and one it ships names another network's servers."""
+        try:
+            data = Path(RESOLV_CONF).read_bytes()
+        except OSError:
+            return
+        etc = self.upper / "etc"
+        etc.mkdir(mode=0o755, exist_ok=True)
+        (etc / "resolv.conf").write_bytes(data)
+        (etc / "resolv.conf").chmod(0o644)
+
     def write_files(self, files: dict[str, bytes]) -> None:
         code = self.upper / CODE_DIR.lstrip("/")
         code.mkdir(parents=True, exist_ok=True)
@@ -121,6 +135,7 @@ class ContainerDirs:
         subprocess.run(["cp", "-a", str(self.upper), str(tmp)], check=True)
         for seeded in ("dev", CODE_DIR.split("/")[1]):
             shutil.rmtree(tmp / seeded, ignore_errors=True)
+        _drop_seeded_resolver(tmp)
         if self.ids is not None:  # layers keep the container's own ids (userns.py)
             shift_tree(tmp, -self.ids.base)
         os.rename(tmp, dest)
@@ -131,6 +146,19 @@ class ContainerDirs:
                 subprocess.run(["umount", "-l", str(mount_point)], capture_output=True,
                                check=False)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _drop_seeded_resolver(layer: Path) -> None:
+    """Leave ``add_resolver``'s file out of a saved layer, unless the container changed it."""
+    resolv = layer / RESOLV_CONF.lstrip("/")
+    try:
+        if resolv.read_bytes() != Path(RESOLV_CONF).read_bytes():
+            return
+    except OSError:
+        return
+    resolv.unlink()
+    with contextlib.suppress(OSError):
+        resolv.parent.rmdir()  # only if nothing else was written in /etc
 
 
 def _opaque_dir(path: Path, mode: int) -> None:

@@ -35,7 +35,8 @@ class Probe:
         import os, sys, six
         return {{"python": sys.executable, "cwd": os.getcwd(), "hello": self.hello,
                  "GREETING": os.environ.get("GREETING"), "six": six.__version__,
-                 "host_file": os.path.exists({host_file!r})}}
+                 "host_file": os.path.exists({host_file!r}),
+                 "resolv": open("/etc/resolv.conf").read()}}
 """
 CALL = ("import json, coldsnap\n"
         "print(json.dumps(coldsnap.Cls.from_name('from-registry', 'Probe')().look.remote()))\n")
@@ -60,6 +61,8 @@ def python_image(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFacto
                  ["umoci", "new", "--image", image],
                  ["umoci", "insert", "--image", image, str(base.rootfs), "/"],
                  ["umoci", "insert", "--image", image, str(work / "app-layer"), "/"],
+                 # as images built by Docker come: without one (the engine gives the host's)
+                 ["umoci", "insert", "--image", image, "--whiteout", "/etc/resolv.conf"],
                  ["umoci", "config", "--image", image, "--config.workingdir", "/app",
                   "--config.env", "GREETING=hello",
                   "--config.env", "PATH=/usr/local/bin:/usr/bin:/bin"],
@@ -79,7 +82,7 @@ def test_a_registry_image_runs_functions_and_snapshots(
     seen = json.loads(first.stdout)
     assert seen == {"python": "/usr/bin/python3", "cwd": "/app",
                     "hello": "hello from the registry\n", "GREETING": "hello", "six": "1.16.0",
-                    "host_file": False}
+                    "host_file": False, "resolv": Path("/etc/resolv.conf").read_text()}
     assert "memory snapshot created in" in first.stderr, first.stderr
     server.cli("apps", "stop", "from-registry")
     server.cli("deploy", str(app))
@@ -136,10 +139,9 @@ ADD_PYTHON_CALL = CALL.replace("from-registry", "add-python")
 def test_add_python_runs_functions_and_snapshots_in_an_image_without_python(
     server: ServerHandle, tmp_path: Path, registry: LocalRegistry
 ) -> None:
-    # The engine gives containers no resolv.conf of the host's: pip's step needs the
-    # image's own (the debian_slim bases have one, debootstrap copies the host's).
-    resolv = ("/etc/resolv.conf", (Path("/etc/resolv.conf").read_text(), 0o644))
-    busybox = ImageContent(layers=[dict([resolv])], env={"PATH": "/bin"})
+    # No /etc/resolv.conf in the image: the engine gives every container on a root of
+    # its own the host's, so pip's step resolves names.
+    busybox = ImageContent(layers=[{"/app/x.txt": ("x", 0o644)}], env={"PATH": "/bin"})
     push_image(registry, "busybox-addpy", "1", busybox, tmp_path / "image")
     source = ADD_PYTHON_APP.format(ref=f"{registry.address}/busybox-addpy:1")
     app = write_app(tmp_path, "app", source)
