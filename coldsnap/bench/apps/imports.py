@@ -2,8 +2,9 @@
 
 import coldsnap
 
-app = coldsnap.App("bench-imports")
+# The server's own packages, as the bare-Python baseline imports them.
 image = coldsnap.Image.from_host()
+app = coldsnap.App("bench-imports", image=image)
 
 with image.imports():
     import matplotlib.pyplot  # noqa: F401
