@@ -13,7 +13,6 @@ from pathlib import Path
 from coldsnap.engine.base import Container, ContainerSpec
 from coldsnap.engine.cgroups import CgroupLimits, host_memory_mb
 from coldsnap.engine.disks import DiskPool, full_words
-from coldsnap.engine.gpu import tree_pids
 from coldsnap.engine.sandbox import ContainerDirs
 from coldsnap.settings import Settings
 
@@ -57,8 +56,8 @@ class ContainerLimits:
     def apply(self, container: Container, spec: ContainerSpec, upper: Path,
               groups: CgroupLimits) -> None:
         """Keep the container in its cgroups and let it tell which limits it reached."""
-        if groups.enabled:
-            container.cleanups.append(groups.apply(container.id, tree_pids(container.pid)))
+        if groups.enabled:  # its processes joined the groups as they started
+            container.cleanups.append(groups.apply(container.id, []))
         disk_mb = self.disk_mb(spec)
 
         def reached() -> list[str]:

@@ -121,6 +121,14 @@ class ServerRegistry:
             found.update(entry[1])
         return sorted(found)
 
+    def stamp(self) -> int:
+        """Changes whenever an entry is added, replaced or removed (the registry dir's
+        mtime: entries are renamed into place and unlinked, never edited)."""
+        try:
+            return self.root.stat().st_mtime_ns
+        except OSError:
+            return 0
+
     def prune(self) -> None:
         """Drop entries none of whose dirs exists any more (test servers' temp dirs)."""
         for path, dirs in self._entries():
@@ -138,7 +146,8 @@ class ServerRegistry:
 
 class ContainerMasks:
     """One server's masks: it registers the server's dirs, then ``layer()`` gives the
-    mask layer of the moment (read anew per container, as servers come and go)."""
+    mask layer of the moment (made anew when the registry changed, as servers come and
+    go; else the last one: planning over hundreds of entries takes milliseconds)."""
 
     def __init__(self, state_dir: Path, images_dir: Path, other_dirs: list[Path],
                  run_dir: Path, registry: ServerRegistry | None = None) -> None:
@@ -146,10 +155,16 @@ class ContainerMasks:
         self.registry.register(state_dir, [images_dir, *other_dirs])
         self.visible = runtime_paths(images_dir)
         self._layers = MaskLayers(run_dir)
+        self._last: tuple[int, Path] | None = None  # (registry stamp, its layer)
 
     def layer(self) -> Path:
+        stamp = self.registry.stamp()
+        if self._last is not None and self._last[0] == stamp and self._last[1].is_dir():
+            return self._last[1]
         plan = plan_masks([*HIDDEN_HOST_DIRS, *self.registry.dirs()], self.visible)
-        return self._layers.layer(plan)
+        path = self._layers.layer(plan)
+        self._last = (stamp, path)
+        return path
 
 
 class MaskLayers:
