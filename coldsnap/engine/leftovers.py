@@ -168,7 +168,7 @@ def remove(found: Leftovers) -> None:
 def _find_in_run_dir(found: Leftovers, run_dir: Path, store: Path, criu_dir: Path,
                      previous: int | None) -> None:
     found.processes = _orphans(run_dir, store, criu_dir)
-    found.mounts = _mounts_under(run_dir)
+    found.mounts = mounts_under(run_dir)
     containers = run_dir / "containers"
     found.containers = sorted(containers.iterdir()) if containers.is_dir() else []
     found.cgroups = [g for c in found.containers for g in group_paths(c.name) if g.is_dir()]
@@ -222,9 +222,9 @@ def _is_tool(argv: list[str], criu_dir: Path) -> bool:
             or any(a.endswith("/nsinit.py") for a in argv[1:3]))
 
 
-def _mounts_under(run_dir: Path) -> list[Path]:
-    """Mount points below ``run_dir`` (not its own tmpfs), deepest first."""
-    prefix = f"{run_dir}/"
+def mounts_under(directory: Path) -> list[Path]:
+    """This process's mount points below ``directory`` (not one on it), deepest first."""
+    prefix = f"{directory}/"
     points = set()
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         point = line.split()[4].encode().decode("unicode_escape")  # \040 is a space

@@ -89,8 +89,11 @@ def plan_masks(hidden: Iterable[str], visible: Iterable[str]) -> MaskPlan:
 
 def runtime_paths(images_dir: Path) -> list[str]:
     """What a container's runtime reads from the host: the interpreter's prefix, this
-    process's venv and site-packages, the coldsnap package and the images dir (venvs)."""
+    process's venv and site-packages, the coldsnap package (for an editable install, its
+    whole checkout: the server's own code) and the images dir (venvs)."""
     package = Path(__file__).resolve().parents[1]
+    if (package.parent / "pyproject.toml").is_file():  # a checkout, e.g. under /tmp
+        package = package.parent
     paths = {sys.base_prefix, sys.prefix, *site.getsitepackages(), str(package)}
     found = {str(Path(p).resolve()) for p in paths if Path(p).is_dir()}
     return sorted(found | {str(images_dir.resolve())})  # made at the first build

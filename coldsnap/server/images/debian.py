@@ -33,8 +33,8 @@ from coldsnap.server.images.steps import (
     TICK_S,
     BuildError,
     Progress,
-    _Output,
     format_failure,
+    run_logged,
 )
 from coldsnap.wire.bases import debian_python
 
@@ -229,30 +229,17 @@ def _debootstrap(recipe: DebianRecipe, rootfs: Path, log: Path, progress: Progre
     if shutil.which("debootstrap") is None:
         raise BuildError("building the debian_slim base needs debootstrap, which this host "
                          "lacks: run `apt-get install debootstrap` (scripts/setup.sh does).")
-    with open(log, "a") as handle:
-        handle.write(f"$ {shlex.join(command)}\n")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env)
-    assert proc.stdout is not None
-    output = _Output(proc.stdout, log)
 
     def tick(elapsed: float, last: str) -> None:
         progress(f"  debootstrap {recipe.suite}: {elapsed:.0f}s  {last.strip()[:100]}")
 
-    try:
-        code = output.follow(proc.poll, lambda line: None, tick)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    code, tail = run_logged(command, env, log, tick)
     if code != 0:
         what = "timed out" if code is None else f"failed (exit status {code})"
         raise BuildError(format_failure(
             f"debootstrap of Debian {recipe.suite} {what} while building the debian_slim "
-            "base.", shlex.join(command), list(output.tail),
-            _debootstrap_fix(list(output.tail), recipe, log),
+            "base.", shlex.join(command), tail, _debootstrap_fix(tail, recipe, log),
         ))  # fmt: skip
 
 

@@ -160,6 +160,27 @@ def _host_pth(venv: Path) -> str:
     return "".join(f"import site; site.addsitedir({p!r})\n" for p in host)
 
 
+def run_logged(command: list[str], env: dict[str, str], log: Path,
+               tick: Callable[[float, str], None]) -> tuple[int | None, list[str]]:
+    """Run a host command to its end, its output into ``log`` and ``tick``ed now and
+    then; (exit status, or None on timeout; the tail of its output). Killed if the
+    caller is interrupted (``tick`` raised)."""
+    with open(log, "a") as handle:
+        handle.write(f"$ {shlex.join(command)}\n")
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env)
+    assert proc.stdout is not None
+    output = _Output(proc.stdout, log)
+    try:
+        code = output.follow(proc.poll, lambda line: None, tick)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    return code, list(output.tail)
+
+
 def pip_install(python: Path, packages: list[str], log: Path, progress: Progress) -> None:
     """``pip install`` into the venv of ``python`` with the host's pip and pip config."""
     command = [
@@ -169,34 +190,20 @@ def pip_install(python: Path, packages: list[str], log: Path, progress: Progress
     names = " ".join(packages)
     progress(f"Installing {names} ...")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
-    with open(log, "a") as handle:
-        handle.write(f"$ {shlex.join(command)}\n")
-    proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-    )
-    assert proc.stdout is not None
-    output = _Output(proc.stdout, log)
 
     def tick(elapsed: float, last: str) -> None:
         progress(f"  pip install {names}: {elapsed:.0f}s  {last.strip()[:120]}")
 
     started = time.monotonic()
-    try:
-        code = output.follow(proc.poll, lambda line: None, tick)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    code, tail = run_logged(command, env, log, tick)
     if code != 0:
         what = "timed out" if code is None else f"failed (exit status {code})"
         raise BuildError(format_failure(
-            f"pip install {what} while building the image.", shlex.join(command),
-            list(output.tail),
+            f"pip install {what} while building the image.", shlex.join(command), tail,
             "Check the names and versions in Image.pip_install(...): they must exist on the "
             f"index pip is configured with (`pip config list`). Then deploy again. Full log: {log}",
         ))  # fmt: skip
-    done = next((x for x in reversed(output.tail) if x.startswith("Successfully installed")), "")
+    done = next((x for x in reversed(tail) if x.startswith("Successfully installed")), "")
     progress(f"Installed {names} in {time.monotonic() - started:.1f}s. {done}".rstrip())
 
 

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from coldsnap.engine.leftovers import mounts_under
+
 logger = logging.getLogger(__name__)
 
 # What Debian's own slim container images leave out, here for the packages an
@@ -82,17 +84,6 @@ def tree_bytes(root: Path) -> int:
                 seen.add((info.st_dev, info.st_ino))
                 total += info.st_blocks * 512
     return total + os.lstat(root).st_blocks * 512
-
-
-def mounts_under(directory: Path) -> list[Path]:
-    """This process's mount points inside ``directory``, deepest first."""
-    prefix = f"{directory}/"
-    points = set()
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].encode().decode("unicode_escape")  # \040 is a space
-        if point.startswith(prefix):
-            points.add(point)
-    return [Path(p) for p in sorted(points, key=lambda p: (-p.count("/"), p))]
 
 
 def discard(directory: Path) -> None:
