@@ -6,6 +6,7 @@ so containers of that version find their interpreter, layers and env after a res
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from coldsnap.server.environment import search_path
@@ -20,17 +21,19 @@ def build_images(builder: ImageBuilder, description: AppDescription, source: byt
                  filename: str, progress: Callable[[str], None]) -> dict[str, BuiltImage]:
     """tag -> the built image of every function of the app."""
     try:
-        bases: dict[str, BuiltImage] = {}  # image hash -> built, each image built once
+        # Each image once, however many functions use it: keyed by the spec as data
+        # (its hash would read every local file it adds again).
+        bases: dict[str, BuiltImage] = {}
         built = {}
         for tag, fn in description.functions.items():
             spec = fn.image_spec or description.image_spec
-            if spec.hash() not in bases:
-                bases[spec.hash()] = base = builder.build(spec, progress)
+            same = json.dumps(spec.to_dict(), sort_keys=True)
+            if same not in bases:
+                bases[same] = base = builder.build(spec, progress)
                 if not base.base:  # the host's Python: asked now, not on a boot's way
                     search_path(base.python)
             methods = list(fn.build_methods)
-            built[tag] = builder.with_build_output(bases[spec.hash()], source, tag, methods,
-                                                   progress)
+            built[tag] = builder.with_build_output(bases[same], source, tag, methods, progress)
         return built
     except BuildError as exc:
         raise ApiError(DEPLOY_FAILED, f"building the image of {filename} failed, so it was "

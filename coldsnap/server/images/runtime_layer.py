@@ -51,8 +51,21 @@ def runtime_argv(python: str, module: str, *args: str) -> list[str]:
     return [python, LAUNCH, module, *args]
 
 
+# images dir -> its runtime layer, once this process made or found it: hashing the
+# package reads every file of it, and each build step asks.
+_MADE: dict[Path, Path] = {}
+
+
 def ensure_runtime_layer(images: Path) -> Path:
     """The runtime layer of this server's coldsnap, made now if it isn't there."""
+    known = _MADE.get(images)
+    if known is not None and known.is_dir():
+        return known
+    _MADE[images] = layer = _make_runtime_layer(images)
+    return layer
+
+
+def _make_runtime_layer(images: Path) -> Path:
     sources = list(PACKAGE_DIRS)
     digest = hashlib.sha256(LAUNCH_SOURCE.encode())
     digest.update(Path(CONTAINER_INIT).read_bytes())
