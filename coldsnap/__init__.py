@@ -19,6 +19,8 @@ from coldsnap.app import App
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
+from coldsnap.secret import Secret
+from coldsnap.volume import Volume
 from coldsnap.wire.errors import Error
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "Function",
     "FunctionCall",
     "Image",
+    "Secret",
+    "Volume",
     "build",
     "enter",
     "exception",

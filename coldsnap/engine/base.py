@@ -95,6 +95,9 @@ class ContainerSpec:
     # Host paths a build container sees read-only at the same path (the host's pip
     # configuration and the wheel dirs it names). Never in a snapshot.
     binds: tuple[str, ...] = ()
+    # Volumes: container path -> host directory, bind-mounted read-write, in the
+    # snapshot phase and after a restore alike (volume_mounts.py).
+    volumes: dict[str, Path] = dataclasses.field(default_factory=dict)
     # True: the snapshot phase (no network out, GPUs hidden).
     snapshot_phase: bool = False
     # Limits; 0 means the server's default (COLDSNAP_CONTAINER_*).

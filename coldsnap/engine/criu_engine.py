@@ -182,17 +182,19 @@ class CriuEngine:
             if spec.base is not None:
                 res.dirs.add_resolver()
             res.layers = [self.layers.acquire(p, idmapped=ids is not None) for p in _lowers(spec)]
+            res.dirs.volumes = sorted(spec.volumes)  # checkpoint marks them external
             if ids is not None:  # the host mounts the root: see nsinit.enter_user_namespace
                 res.dirs.give_to_namespace(ids)
                 res.dirs.mount_root(res.layers, host_root=False)
                 res.dirs.bind(binds)
+                res.dirs.mount_volumes(spec.volumes, self._idmap)
             res.netns = None if spec.snapshot_phase else self.netns.acquire()
             proc, pid = start_fresh(
                 res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
                 [*res.layers, *self._masks(spec)],
                 res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None, binds=binds, ids=ids,
-                cgroups=tuple(joins),
+                cgroups=tuple(joins), volumes=spec.volumes,
             )  # fmt: skip
         except BaseException:
             pipes.close_all()
@@ -230,9 +232,10 @@ class CriuEngine:
                 "logs": os.fstat(container.logs.fileno()).st_ino,
             }
             gpu_pids = self._suspend_gpu(container.pid)
+            volumes = criu.volume_keys(dirs.volumes)
             dump_s = criu.dump(
                 self.settings.criu_path, container.pid, images, netns_inode,
-                self.settings.dump_timeout_s, userns=dirs.ids is not None,
+                self.settings.dump_timeout_s, userns=dirs.ids is not None, volumes=volumes,
             )  # fmt: skip
             container.wait(10)
             copy = subprocess.run(
@@ -246,7 +249,8 @@ class CriuEngine:
             return self.store.publish(
                 staging, key,
                 {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
-                 "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids},
+                 "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids,
+                 "volumes": volumes},  # mount paths only: never a volume's name or files
             )  # fmt: skip
         except (DumpFailed, OSError, GpuCheckpointError) as exc:
             free_at_failure = free_bytes(self.store.root)
@@ -334,11 +338,12 @@ class CriuEngine:
             }
             if ids is None:  # else CRIU runs in the netns (criu.dump says why)
                 inherit["extnet"] = netns_fd
+            volumes = self._volume_sources(info, spec, res.dirs, ids is not None)
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
                 inherit, self.settings.restore_timeout_s, cgroups,
-                netns=res.netns.path if ids is not None else None,
+                netns=res.netns.path if ids is not None else None, volumes=volumes,
             )  # fmt: skip
         except BaseException as exc:
             pipes.close_all()
@@ -356,6 +361,23 @@ class CriuEngine:
         )  # fmt: skip
         self._track(container, res)
         return container
+
+    def _idmap(self, source: Path, target: Path) -> None:
+        assert self.userns is not None
+        self.userns.idmap(source, target)
+
+    def _volume_sources(self, info: SnapshotInfo, spec: ContainerSpec, dirs: ContainerDirs,
+                        mapped: bool) -> dict[str, Path]:
+        """The dump's volume keys -> what CRIU binds for each now: the volume's host dir
+        (its idmapped view in a user namespace). The key names the mount paths, so a
+        snapshot's and a spec's can only differ by a bug: then no restore."""
+        saved: dict[str, str] = info.extra.get("volumes") or {}
+        if sorted(saved) != sorted(spec.volumes):
+            raise RestoreFailed(f"snapshot {info.key} mounts volumes at {sorted(saved)}, "
+                                f"this container at {sorted(spec.volumes)}")
+        dirs.volumes = sorted(spec.volumes)
+        sources = dirs.volume_views(spec.volumes, self._idmap) if mapped else spec.volumes
+        return {key: sources[path] for path, key in saved.items()}
 
     def _resume_gpu(self, container: Container, info: SnapshotInfo) -> None:
         try:

@@ -52,6 +52,7 @@ class ContainerDirs:
         self.upper = self.disk / "upper"
         self.work = self.disk / "work"  # overlayfs wants it on the upper dir's filesystem
         self.ids: IdRange | None = None  # the user namespace's ids (userns.py), if any
+        self.volumes: list[str] = []  # where volumes are mounted (external to CRIU)
         self.root.mkdir(parents=True)
         self.disk.mkdir()
         try:
@@ -120,6 +121,26 @@ class ContainerDirs:
         for path in binds:
             bind_read_only(path, str(self.root) + path)
 
+    def mount_volumes(self, volumes: dict[str, Path],
+                      idmap: Callable[[Path, Path], None]) -> None:
+        """Bind volumes into the mounted root from the host, each through ``idmap`` (the
+        user namespace's view of it: its root owns the volume's root-owned files)."""
+        for path, source in volumes.items():
+            target = Path(str(self.root) + path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            idmap(source, target)
+
+    def volume_views(self, volumes: dict[str, Path],
+                     idmap: Callable[[Path, Path], None]) -> dict[str, Path]:
+        """For a restore in a user namespace: an idmapped view of each volume under the
+        container's dir, for CRIU to bind (a bind keeps the view's id mapping)."""
+        views = {}
+        for index, (path, source) in enumerate(sorted(volumes.items())):
+            view = self.base / f"volume-{index}"
+            idmap(source, view)
+            views[path] = view
+        return views
+
     def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
         """Mount the overlay at root/ from the host side (restores); ``host_root``: the
         host's "/" lies below the layers (else the lowest layer is the image's root)."""
@@ -141,11 +162,24 @@ class ContainerDirs:
         os.rename(tmp, dest)
 
     def remove(self) -> None:
-        for mount_point in (self.root, self.disk):
+        views = sorted(self.base.glob("volume-*")) if self.base.is_dir() else []
+        for mount_point in (self.root, self.disk, *views):
             if os.path.ismount(mount_point):
                 subprocess.run(["umount", "-l", str(mount_point)], capture_output=True,
                                check=False)
+        for leftover in _mounts_under(self.base):  # a volume's bind, left over
+            subprocess.run(["umount", "-l", leftover], capture_output=True, check=False)
+        if _mounts_under(self.base):  # never delete through a mount: a volume's files
+            return
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+    prefix = str(path)
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
+                  key=len, reverse=True)
 
 
 def _drop_seeded_resolver(layer: Path) -> None:
@@ -260,6 +294,7 @@ def start_fresh(
     binds: tuple[str, ...] = (),
     cgroups: tuple[Path, ...] = (),
     ids: IdRange | None = None,
+    volumes: dict[str, Path] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new namespaces (``NAMESPACES``); netns None means a new empty one.
     With ``ids``, of a user namespace too, on the root the caller mounted (nsinit.py).
@@ -274,6 +309,7 @@ def start_fresh(
         "host_root": host_root,
         "cgroups": [str(p) for p in cgroups],
         "binds": list(binds),
+        "volumes": [[str(source), path] for path, source in sorted((volumes or {}).items())],
         "argv": argv,
         "cwd": cwd,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},

@@ -19,6 +19,7 @@ from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
+from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.settings import EMBEDDED_ENV
@@ -276,12 +277,13 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SNAPSHOT_RM: Api.snapshot_rm,
     ops.SNAPSHOTS_GC: Api.snapshots_gc,
     ops.SNAPSHOTS_VERIFY: Api.snapshots_verify,
+    **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
 }
 
 
 # What a container may ask while it runs a call: what calling other functions needs
 # (not lookup: its reply carries functions' options, env= secrets included).
-CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET})
+CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET}) | VOLUME_CONTAINER_OPS
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

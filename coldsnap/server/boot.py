@@ -29,6 +29,7 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
 from coldsnap.engine.base import SnapshotDamaged, new_container_id
+from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
@@ -216,6 +217,7 @@ class _BootRun:
         # Log lines of containers this boot gave up on (dumped, failed): the caller
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
+        self._objects = BootObjects(self.settings, fn)  # its volumes and secrets
 
     # strategies
 
@@ -248,7 +250,8 @@ class _BootRun:
         fn = self.fn
         return ContainerSpec(
             argv=fn.argv,
-            env=fn.container_env(container_id, snapshot),
+            env=fn.container_env(container_id, snapshot, self._objects.secrets()),
+            volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},
             layers=fn.layers,
             base=fn.base,
@@ -413,7 +416,8 @@ class _BootRun:
     def _resume(self, worker: Worker, restored: bool) -> None:
         try:
             worker.channel.send(control.Resume(
-                container_id=worker.id, env=self.fn.resume_env(), seed=secrets.randbits(63),
+                container_id=worker.id, env=self.fn.resume_env(self._objects.secrets()),
+                seed=secrets.randbits(63),
                 restored=restored).to_header())
         except OSError as exc:
             message = worker.death_message(f"before resume ({exc})")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.mounts import SecretRef, VolumeRef, secret_problems, volume_problems
 
 _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -50,6 +51,8 @@ class FunctionOptions:
     ephemeral_disk: the size in MiB of the container's writable disk (what it writes
         anywhere in its filesystem). None: the server's default
         (COLDSNAP_CONTAINER_DISK_MB).
+    volumes: mount path -> volume (by name; wire/mounts.py), shared by every container.
+    secrets: secrets (by name or inline id) whose keys become env variables.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
@@ -67,6 +70,8 @@ class FunctionOptions:
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
+    volumes: dict[str, VolumeRef] = dataclasses.field(default_factory=dict)
+    secrets: tuple[SecretRef, ...] = ()
 
     @property
     def gpu_snapshot(self) -> bool:
@@ -96,7 +101,7 @@ class FunctionOptions:
         for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
                 options[name] = tuple(options[name])
-        result = cls(**options)
+        result = cls(**_typed_refs(options))
         result.validate(decorator)
         return result
 
@@ -139,6 +144,8 @@ class FunctionOptions:
             yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
                    f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
         yield from self._experimental_problems()
+        yield from volume_problems(self.volumes)
+        yield from secret_problems(self.secrets)
 
     def _experimental_problems(self) -> Iterator[str]:
         options = self.experimental_options
@@ -161,9 +168,15 @@ class FunctionOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
-        return {**dataclasses.asdict(self), "env": dict(self.env),
+        data = {**dataclasses.asdict(self), "env": dict(self.env),
                 "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
-                "experimental_options": dict(self.experimental_options)}
+                "experimental_options": dict(self.experimental_options),
+                "volumes": {path: ref.to_dict() for path, ref in self.volumes.items()},
+                "secrets": [ref.to_dict() for ref in self.secrets]}
+        for name in ("volumes", "secrets"):  # absent when unused: older versions' form
+            if not data[name]:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "options",
@@ -173,8 +186,23 @@ class FunctionOptions:
         if not validate:
             pairs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                      for k, v in data.items()}
-            return cls(**pairs)
+            return cls(**_typed_refs(pairs))
         return cls.create(where, **data)
+
+
+def _typed_refs(options: dict[str, Any]) -> dict[str, Any]:
+    """``volumes``/``secrets`` as ``VolumeRef``/``SecretRef`` (JSON gives dicts and lists);
+    a value of the wrong shape is left for ``validate`` to name."""
+    volumes, secrets = options.get("volumes"), options.get("secrets")
+    typed = dict(options)
+    try:
+        if isinstance(volumes, dict):
+            typed["volumes"] = {path: VolumeRef.from_dict(ref) for path, ref in volumes.items()}
+        if isinstance(secrets, list | tuple):
+            typed["secrets"] = tuple(SecretRef.from_dict(ref) for ref in secrets)
+    except ValueError as exc:
+        raise InvalidError(str(exc)) from None
+    return typed
 
 
 def _env_problems(env: object) -> Iterator[str]:

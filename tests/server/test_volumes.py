@@ -1,0 +1,152 @@
+"""Volumes through the whole platform: shared by containers, kept across server
+restarts, filled and read with the CLI, mounted across a memory snapshot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import APPS, ServerHandle
+from tests.end_to_end import module_server, require_criu, write_app
+
+APP = APPS / "volume_user.py"
+
+
+def _call(server: ServerHandle, code: str) -> Any:
+    """Run ``code`` (which sets ``result``) in a client process; its value, from JSON."""
+    script = f"import json, coldsnap\n{code}\nprint(json.dumps(result))"
+    return json.loads(server.python(script).stdout.strip().splitlines()[-1])
+
+
+def _fn(tag: str) -> str:
+    return f"coldsnap.Function.from_name('test-volumes', {tag!r})"
+
+
+def _holder(method: str, *args: str) -> str:
+    return (f"result = coldsnap.Cls.from_name('test-volumes', 'Holder')().{method}"
+            f".remote({', '.join(map(repr, args))})")
+
+
+def _snapshots(server: ServerHandle) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(server.cli("snapshots", "ls", "--json").stdout)
+    return [r for r in rows if r.get("labels", {}).get("app") == "test-volumes"]
+
+
+@pytest.fixture(scope="module", params=["debian_slim", "host"])
+def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[ServerHandle]:
+    """A criu server with the app deployed: on a root of its own (a user namespace,
+    idmapped volumes) and on the host's root."""
+    require_criu()
+    for handle in module_server("criu", {"VOLUME_TEST_IMAGE": request.param}):
+        held = tmp_path_factory.mktemp("held") / "held.txt"
+        held.write_bytes(b"held across the snapshot\n")
+        handle.cli("volume", "create", "test-shared")
+        handle.cli("volume", "put", "test-shared", str(held), "/held.txt")
+        handle.cli("deploy", str(APP))
+        yield handle
+
+
+def test_two_containers_share_writes(srv: ServerHandle) -> None:
+    writer = _call(srv, f"result = {_fn('write')}.remote('a.txt', 'from the writer')")
+    text, reader = _call(srv, f"result = {_fn('read')}.remote('a.txt')")
+    assert text == "from the writer"
+    assert reader != writer  # two containers, one volume
+
+
+def test_cli_put_get_ls_rm(srv: ServerHandle, tmp_path: Path) -> None:
+    local = tmp_path / "notes.txt"
+    local.write_text("put by the CLI")
+    srv.cli("volume", "put", "test-shared", str(local), "/docs/notes.txt")
+    assert _call(srv, f"result = {_fn('read')}.remote('docs/notes.txt')")[0] == "put by the CLI"
+    _call(srv, f"result = {_fn('write')}.remote('docs/back.txt', 'from a container')")
+    out = tmp_path / "back.txt"
+    srv.cli("volume", "get", "test-shared", "/docs/back.txt", str(out))
+    assert out.read_text() == "from a container"
+    listing = json.loads(srv.cli("volume", "ls", "test-shared", "/docs", "--json").stdout)
+    assert sorted(e["path"] for e in listing) == ["/docs/back.txt", "/docs/notes.txt"]
+    refused = srv.cli("volume", "rm", "test-shared", "/docs", check=False)
+    assert refused.returncode == 1 and "is a directory: pass recursive=True" in refused.stderr
+    srv.cli("volume", "rm", "test-shared", "/docs", "-r")
+    gone = srv.cli("volume", "get", "test-shared", "/docs/back.txt", "-", check=False)
+    assert gone.returncode == 1 and "has no '/docs/back.txt'" in gone.stderr
+
+
+def test_sdk_methods(srv: ServerHandle, tmp_path: Path) -> None:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "x.bin").write_bytes(b"\x00\x01" * 10)
+    code = f"""
+vol = coldsnap.Volume.from_name('test-shared')
+with vol.batch_upload() as batch:
+    batch.put_directory({str(tmp_path / 'tree')!r}, '/tree')
+entries = vol.listdir('/tree')
+data = b''.join(vol.read_file('/tree/x.bin'))
+vol.remove_file('/tree', recursive=True)
+result = [[e.path, int(e.type), e.size] for e in entries], data.hex(), len(vol.listdir('/'))
+"""
+    entries, data, _ = _call(srv, code)
+    assert entries == [["tree/x.bin", 1, 20]]
+    assert bytes.fromhex(data) == b"\x00\x01" * 10
+
+
+def test_open_file_survives_the_snapshot(srv: ServerHandle) -> None:
+    first, again, mapped = _call(srv, _holder("held_file") + "\nresult = [x.decode() "
+                                 "for x in result]")
+    assert first == again == mapped == "held across the snapshot\n"
+    boots = [s for s in _snapshots(srv) if s.get("labels", {}).get("function") == "Holder"]
+    assert len(boots) == 1, boots
+
+
+def test_volume_changes_keep_the_snapshot(srv: ServerHandle) -> None:
+    _call(srv, _holder("held_file"))  # the snapshot exists
+    before = {s["key"] for s in _snapshots(srv)}
+    _call(srv, f"result = {_fn('write')}.remote('changed.txt', 'new contents')")
+    srv.cli("apps", "drain", "test-volumes")  # the next call restores
+    assert _call(srv, _holder("read_now", "changed.txt")) == "new contents"
+    assert {s["key"] for s in _snapshots(srv)} == before
+    stats = json.loads(srv.cli("apps", "stats", "test-volumes", "--json").stdout)
+    holder = next(f for f in stats["functions"] if f["tag"] == "Holder")
+    assert holder["boots"][-1]["kind"] == "restored", holder["boots"][-1]
+
+
+def test_data_survives_a_restart(srv: ServerHandle) -> None:
+    _call(srv, f"result = {_fn('write')}.remote('kept.txt', 'before the restart')")
+    srv.restart()
+    assert _call(srv, f"result = {_fn('read')}.remote('kept.txt')")[0] == "before the restart"
+    listing = json.loads(srv.cli("volume", "list", "--json").stdout)
+    assert [v["name"] for v in listing] == ["test-shared"]
+
+
+def test_missing_volume_names_the_command(server_factory: type[ServerHandle],
+                                          tmp_path: Path) -> None:
+    server = server_factory().start()
+    app = write_app(tmp_path, "needs_volume", """
+        import coldsnap
+        app = coldsnap.App("needs-volume")
+
+        @app.function(volumes={"/data": coldsnap.Volume.from_name("absent")})
+        def f() -> None:
+            pass
+    """)
+    result = server.cli("deploy", str(app), check=False)
+    assert result.returncode == 1
+    assert "no volume named 'absent'; create it with `coldsnap volume create absent`" \
+        in result.stderr
+
+
+def test_bad_mount_path_is_refused(tmp_path: Path) -> None:
+    import coldsnap
+    from coldsnap.wire.errors import InvalidError
+
+    app = coldsnap.App("bad-mount")
+    vol = coldsnap.Volume.from_name("v")
+    with pytest.raises(InvalidError, match="'/proc' is a system directory"):
+        app.function(volumes={"/proc": vol})
+    with pytest.raises(InvalidError, match="must be an absolute path"):
+        app.function(volumes={"data": vol})
+    with pytest.raises(InvalidError, match="not a coldsnap.Volume"):
+        app.function(volumes={"/data": "v"})
