@@ -24,6 +24,8 @@ from coldsnap.engine import seccomp
 from coldsnap.engine.userns import IdRange, shift_tree
 from coldsnap.wire.container import CODE_DIR, CODE_DIR_ENV
 
+# Idmapped views of volumes that restores in a user namespace bind (volume_views).
+VOLUME_VIEWS = Path("/run/coldsnap-volume-views")
 # Device nodes a container gets in its private /dev: (name, major, minor).
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
@@ -132,14 +134,23 @@ class ContainerDirs:
 
     def volume_views(self, volumes: dict[str, Path],
                      idmap: Callable[[Path, Path], None]) -> dict[str, Path]:
-        """For a restore in a user namespace: an idmapped view of each volume under the
-        container's dir, for CRIU to bind (a bind keeps the view's id mapping)."""
+        """For a restore in a user namespace: an idmapped view of each volume, for CRIU
+        to bind (a bind keeps the view's id mapping). CRIU opens them as the namespace's
+        root, which can't pass the run dir (0700): they live under ``VOLUME_VIEWS``
+        (0711: passable, not listable), in a dir named by the container's id."""
+        VOLUME_VIEWS.mkdir(mode=0o711, exist_ok=True)
+        own = self.views
+        own.mkdir(mode=0o711, exist_ok=True)
         views = {}
         for index, (path, source) in enumerate(sorted(volumes.items())):
-            view = self.base / f"volume-{index}"
+            view = own / f"volume-{index}"
             idmap(source, view)
             views[path] = view
         return views
+
+    @property
+    def views(self) -> Path:
+        return VOLUME_VIEWS / self.base.name
 
     def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
         """Mount the overlay at root/ from the host side (restores); ``host_root``: the
@@ -162,16 +173,16 @@ class ContainerDirs:
         os.rename(tmp, dest)
 
     def remove(self) -> None:
-        views = sorted(self.base.glob("volume-*")) if self.base.is_dir() else []
-        for mount_point in (self.root, self.disk, *views):
+        for mount_point in (self.root, self.disk):
             if os.path.ismount(mount_point):
                 subprocess.run(["umount", "-l", str(mount_point)], capture_output=True,
                                check=False)
-        for leftover in _mounts_under(self.base):  # a volume's bind, left over
-            subprocess.run(["umount", "-l", leftover], capture_output=True, check=False)
-        if _mounts_under(self.base):  # never delete through a mount: a volume's files
-            return
-        shutil.rmtree(self.base, ignore_errors=True)
+        for place in (self.base, self.views):
+            for leftover in _mounts_under(place):  # a volume's bind or view
+                subprocess.run(["umount", "-l", leftover], capture_output=True, check=False)
+            if _mounts_under(place):  # never delete through a mount: a volume's files
+                continue
+            shutil.rmtree(place, ignore_errors=True)
 
 
 def _mounts_under(path: Path) -> list[str]:

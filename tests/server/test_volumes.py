@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import APPS, ServerHandle
-from tests.end_to_end import module_server, require_criu, write_app
+from tests.end_to_end import app_with_env, module_server, require_criu, write_app
 
 APP = APPS / "volume_user.py"
 
@@ -31,9 +31,15 @@ def _holder(method: str, *args: str) -> str:
             f".remote({', '.join(map(repr, args))})")
 
 
+def _holder_boots(server: ServerHandle) -> list[dict[str, Any]]:
+    """The Holder class's boots, newest first."""
+    stats = json.loads(server.cli("apps", "stats", "test-volumes", "--json").stdout)
+    return [boot for boot in stats["boots"] if boot["tag"] == "Holder"]
+
+
 def _snapshots(server: ServerHandle) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(server.cli("snapshots", "ls", "--json").stdout)
-    return [r for r in rows if r.get("labels", {}).get("app") == "test-volumes"]
+    return [r for r in rows if r["app"] == "test-volumes"]
 
 
 @pytest.fixture(scope="module", params=["debian_slim", "host"])
@@ -42,12 +48,14 @@ def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     """A criu server with the app deployed: on a root of its own (a user namespace,
     idmapped volumes) and on the host's root."""
     require_criu()
-    for handle in module_server("criu", {"VOLUME_TEST_IMAGE": request.param}):
-        held = tmp_path_factory.mktemp("held") / "held.txt"
+    tmp = tmp_path_factory.mktemp("volumes")
+    app = app_with_env(tmp, APP, {"VOLUME_TEST_IMAGE": request.param})
+    for handle in module_server("criu"):
+        held = tmp / "held.txt"
         held.write_bytes(b"held across the snapshot\n")
         handle.cli("volume", "create", "test-shared")
         handle.cli("volume", "put", "test-shared", str(held), "/held.txt")
-        handle.cli("deploy", str(APP))
+        handle.cli("deploy", str(app))
         yield handle
 
 
@@ -97,20 +105,19 @@ def test_open_file_survives_the_snapshot(srv: ServerHandle) -> None:
     first, again, mapped = _call(srv, _holder("held_file") + "\nresult = [x.decode() "
                                  "for x in result]")
     assert first == again == mapped == "held across the snapshot\n"
-    boots = [s for s in _snapshots(srv) if s.get("labels", {}).get("function") == "Holder"]
-    assert len(boots) == 1, boots
+    snapshots = [s for s in _snapshots(srv) if s["tag"] == "Holder"]
+    assert len(snapshots) == 1 and snapshots[0]["status"] == "ready", snapshots
+    assert _holder_boots(srv)[0]["kind"] in ("restored", "snapshot-created")
 
 
 def test_volume_changes_keep_the_snapshot(srv: ServerHandle) -> None:
-    _call(srv, _holder("held_file"))  # the snapshot exists
+    _call(srv, _holder("read_now", "held.txt"))  # the snapshot exists
     before = {s["key"] for s in _snapshots(srv)}
     _call(srv, f"result = {_fn('write')}.remote('changed.txt', 'new contents')")
     srv.cli("apps", "drain", "test-volumes")  # the next call restores
     assert _call(srv, _holder("read_now", "changed.txt")) == "new contents"
     assert {s["key"] for s in _snapshots(srv)} == before
-    stats = json.loads(srv.cli("apps", "stats", "test-volumes", "--json").stdout)
-    holder = next(f for f in stats["functions"] if f["tag"] == "Holder")
-    assert holder["boots"][-1]["kind"] == "restored", holder["boots"][-1]
+    assert _holder_boots(srv)[0]["kind"] == "restored", _holder_boots(srv)[0]
 
 
 def test_data_survives_a_restart(srv: ServerHandle) -> None:
