@@ -1,0 +1,135 @@
+"""Secrets through the whole platform: env variables in plain and restored containers,
+the current value after a change (same snapshot), and never a value in logs, stats,
+snapshot metadata, deploy output or the stored description."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import APPS, ServerHandle
+from tests.end_to_end import module_server, require_criu, write_app
+
+APP = APPS / "secret_user.py"
+FIRST, SECOND = "tok-first-91c2", "tok-second-5d0a"
+INLINE = "inline-value-7f3e"
+NAMES = ["TOKEN", "INLINE_KEY", "SKIPPED"]
+
+
+def _env(server: ServerHandle, snapshotted: bool) -> dict[str, Any]:
+    target = ("coldsnap.Cls.from_name('test-secrets', 'Snap')().env" if snapshotted
+              else "coldsnap.Function.from_name('test-secrets', 'env')")
+    out = server.python(f"import json, coldsnap\nprint(json.dumps({target}.remote({NAMES!r})))")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _snap_boots(server: ServerHandle) -> list[dict[str, Any]]:
+    stats = json.loads(server.cli("apps", "stats", "test-secrets", "--json").stdout)
+    return [boot for boot in stats["boots"] if boot["tag"] == "Snap"]
+
+
+def _keys(server: ServerHandle) -> set[str]:
+    rows = json.loads(server.cli("snapshots", "ls", "--json").stdout)
+    return {row["key"] for row in rows if row["app"] == "test-secrets"}
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServerHandle]:
+    require_criu()
+    for handle in module_server("criu"):
+        handle.cli("secret", "create", "test-token", f"TOKEN={FIRST}")
+        handle.deploy_output = handle.cli("deploy", str(APP), "--json").stdout  # type: ignore[attr-defined]
+        yield handle
+
+
+def test_plain_container_sees_secrets(srv: ServerHandle) -> None:
+    assert _env(srv, snapshotted=False) == {"TOKEN": FIRST, "INLINE_KEY": INLINE,
+                                            "SKIPPED": None}
+
+
+def test_restored_container_sees_the_current_value(srv: ServerHandle) -> None:
+    assert _env(srv, snapshotted=True)["TOKEN"] == FIRST  # makes the snapshot
+    keys = _keys(srv)
+    assert len(keys) == 1
+    srv.cli("secret", "create", "test-token", f"TOKEN={SECOND}", "--force")
+    srv.cli("apps", "drain", "test-secrets")
+    assert _env(srv, snapshotted=True) == {"TOKEN": SECOND, "INLINE_KEY": INLINE,
+                                           "SKIPPED": None}
+    assert _snap_boots(srv)[0]["kind"] == "restored"
+    assert _keys(srv) == keys  # the same snapshot: a value is no part of the key
+    redeploy = json.loads(srv.cli("deploy", str(APP), "--json").stdout)
+    assert redeploy["changed"] is False  # nor of the version
+
+
+def test_values_never_shown(srv: ServerHandle) -> None:
+    _env(srv, snapshotted=True)
+    shown = {
+        "logs": srv.cli("logs", "test-secrets").stdout,
+        "stats": srv.cli("apps", "stats", "test-secrets", "--json").stdout,
+        "apps": srv.cli("apps", "ls", "--json").stdout,
+        "secret ls": srv.cli("secret", "ls", "--json").stdout,
+        "deploy": srv.deploy_output,  # type: ignore[attr-defined]
+        "server log": srv.log(),
+    }
+    for key in _keys(srv):
+        shown[f"inspect {key}"] = srv.cli("snapshots", "inspect", key).stdout
+    store = srv.state_dir / "snapshots"
+    for meta in store.rglob("*.json"):
+        shown[str(meta)] = meta.read_text()
+    with sqlite3.connect(srv.state_dir / "state.db") as db:
+        shown["stored descriptions"] = "\n".join(
+            row[0] for row in db.execute("SELECT description FROM versions"))
+    for value in (FIRST, SECOND, INLINE):
+        leaks = [where for where, text in shown.items() if value in text]
+        assert not leaks, f"{value} shown in {leaks}"
+    assert "TOKEN" in shown["secret ls"]  # the keys are listed, not the values
+
+
+def test_stored_private(srv: ServerHandle) -> None:
+    secrets = srv.state_dir / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    files = [secrets / "test-token.json", secrets / ".inline" / "test-secrets.json"]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert json.loads(files[1].read_text()) == {"inline-0": {"INLINE_KEY": INLINE}}
+
+
+def test_missing_secret_names_the_command(server_factory: type[ServerHandle],
+                                          tmp_path: Path) -> None:
+    server = server_factory().start()
+    app = write_app(tmp_path, "needs_secret", """
+        import coldsnap
+        app = coldsnap.App("needs-secret")
+
+        @app.function(secrets=[coldsnap.Secret.from_name("absent")])
+        def f() -> None:
+            pass
+    """)
+    result = server.cli("deploy", str(app), check=False)
+    assert result.returncode == 1
+    assert "no secret named 'absent'; create it with `coldsnap secret create absent " \
+        "KEY=VALUE ...`" in result.stderr
+    bad = server.cli("secret", "create", "s", "NOEQUALS", check=False)
+    assert bad.returncode == 1 and "'NOEQUALS' is not KEY=VALUE" in bad.stderr
+    server.cli("secret", "create", "s", "A=1")
+    again = server.cli("secret", "create", "s", "A=2", check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr and "--force" in again.stderr
+    server.cli("secret", "rm", "s")
+    assert "no secrets" in server.cli("secret", "ls").stdout
+
+
+def test_from_dotenv(tmp_path: Path) -> None:
+    import coldsnap
+
+    (tmp_path / ".env").write_text("# comment\nexport A=1\nB='two words'  # note\n")
+    (tmp_path / "sub").mkdir()
+    secret = coldsnap.Secret.from_dotenv(tmp_path / "sub")
+    assert secret.values() == {"A": "1", "B": "two words"}
+    assert "two words" not in repr(secret)
