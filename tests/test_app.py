@@ -14,7 +14,7 @@ from coldsnap.wire.errors import InvalidError
 
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
-        ["App", "Cls", "Error", "Function", "FunctionCall", "Image",
+        ["App", "Cls", "Error", "Function", "FunctionCall", "Image", "Secret", "Volume",
          "build", "enter", "exception", "exit", "method"]
     )
     for name in coldsnap.__all__:
@@ -150,7 +150,7 @@ def test_app_function_on_a_class_and_app_cls_on_a_function() -> None:
         app.cls()(lambda: None)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, None])
+@pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, 7])
 def test_invalid_app_names(name: object) -> None:
     with pytest.raises(InvalidError, match=re.escape(f"App name {name!r} is invalid")):
         coldsnap.App(name)  # type: ignore[arg-type]

@@ -17,7 +17,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "coldsnap"
 SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image",
-       "coldsnap.user_code", "coldsnap.exception")
+       "coldsnap.user_code", "coldsnap.exception", "coldsnap.volume", "coldsnap.secret",
+       "coldsnap.app_objects")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -39,6 +40,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
+    # Volumes and secrets: references; a volume's methods reach the server like handles.
+    "coldsnap.volume": ("coldsnap.wire", "coldsnap.client"),
+    "coldsnap.secret": ("coldsnap.wire",),
+    "coldsnap.app_objects": ("coldsnap.wire", *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files"),
     "coldsnap._local_files": ("coldsnap.wire",),
     "coldsnap._dockerfile": ("coldsnap.wire", "coldsnap.image"),

@@ -114,7 +114,8 @@ def main(argv: list[str]) -> int:
         print(user_code.user_traceback(exc, app_file), file=sys.stderr)
         return 1
     # Inline secrets' values ride beside the description, never in it (wire/mounts.py).
-    json.dump({**description.to_dict(), INLINE_SECRETS: inline}, sys.stdout)
+    json.dump({**description.to_dict(), **({INLINE_SECRETS: inline} if inline else {})},
+              sys.stdout)
     sys.stdout.write("\n")
     return 0
 
