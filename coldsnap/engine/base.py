@@ -78,6 +78,18 @@ class SnapshotDamaged(SnapshotMiss):
         self.quarantined_to = quarantined_to
 
 
+class SnapshotStale(SnapshotDamaged):
+    """A file on a volume that the snapshot holds open changed size since the dump, and
+    CRIU restores an open file only at its dumped size. Quarantined like a damaged
+    snapshot, its key not marked failed: the next cold boot makes a new snapshot."""
+
+    def __init__(self, key: str, file: str, quarantined_to: Path | None) -> None:
+        super().__init__(key, file, "changed size", quarantined_to)
+        self.args = (f"snapshot {key} holds {file} open, a file on a volume that changed "
+                     "size since the snapshot was made (CRIU restores an open file only at "
+                     "its size then)",)
+
+
 @dataclasses.dataclass
 class ContainerSpec:
     """What to run. ``files`` land in the container under ``code_dir`` (see env)."""

@@ -6,6 +6,7 @@ All CRIU knowledge lives here; see DESIGN.md sections 5 and 6 for why each flag.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -144,6 +145,16 @@ def first_error(log_text: str) -> str:
         if marker and not any(benign in rest for benign in BENIGN_ERRORS):
             return (marker + rest).strip()
     return ""
+
+
+_BAD_SIZE = re.compile(r"File (\S+) has bad size \d+ \(expect \d+\)")
+
+
+def bad_size_file(reason: str) -> str | None:
+    """The path (from the container's root, with a leading "/") of the open file whose
+    size changed since the dump, when that is why a restore failed."""
+    match = _BAD_SIZE.search(reason)
+    return "/" + match.group(1).lstrip("/") if match else None
 
 
 def _read(log: Path) -> str:

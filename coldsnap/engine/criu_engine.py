@@ -34,6 +34,7 @@ from coldsnap.engine.base import (
     SnapshotDamaged,
     SnapshotInfo,
     SnapshotMiss,
+    SnapshotStale,
 )
 from coldsnap.engine.digests import Damage, Verification
 from coldsnap.engine.disks import DiskPool
@@ -291,6 +292,9 @@ class CriuEngine:
             damage = check.result()  # CRIU rejected the images: were they changed?
             if damage is not None:
                 raise self._damaged(info, damage) from exc
+            stale = self._stale(info, exc)
+            if stale is not None:
+                raise stale from exc
             self._quarantine(info, str(exc))
             raise
         except BaseException:
@@ -412,6 +416,16 @@ class CriuEngine:
         self.layers.forget(info.path / "fs")
         self.store.mark_failed(info.key, reason)
         self.store.quarantine(info.key, reason)
+
+    def _stale(self, info: SnapshotInfo, exc: RestoreFailed) -> SnapshotStale | None:
+        """A volume's file the snapshot holds open changed size (a volume's files are
+        the user's to change): quarantine it, so the next cold boot makes a new one."""
+        path = criu.bad_size_file(exc.reason)
+        volumes = info.extra.get("volumes") or {}
+        if path is None or not any(path.startswith(mount + "/") for mount in volumes):
+            return None
+        self.layers.forget(info.path / "fs")
+        return SnapshotStale(info.key, path, self.store.quarantine(info.key, exc.reason))
 
     def _damaged(self, info: SnapshotInfo, damage: Damage) -> SnapshotDamaged:
         """Quarantine a snapshot whose files changed since it was published. The key is

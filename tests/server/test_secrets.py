@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import APPS, ServerHandle
+from tests.conftest import APPS, REPO, ServerHandle
 from tests.end_to_end import module_server, require_criu, write_app
 
 APP = APPS / "secret_user.py"
@@ -133,3 +133,19 @@ def test_from_dotenv(tmp_path: Path) -> None:
     secret = coldsnap.Secret.from_dotenv(tmp_path / "sub")
     assert secret.values() == {"A": "1", "B": "two words"}
     assert "two words" not in repr(secret)
+
+
+def test_the_guestbook_example(server_factory: type[ServerHandle]) -> None:
+    """examples/guestbook.py as the README walks through it: a volume and a secret."""
+    require_criu()
+    server = server_factory("criu").start()
+    example = str(REPO / "examples" / "guestbook.py")
+    server.cli("secret", "create", "guestbook-key", "SIGNING_KEY=first")
+    first = server.cli("run", example, "--name", "Ada")
+    assert "Ada" in first.stdout and first.stdout.count(" ok") == 1, first.stdout
+    server.cli("secret", "create", "guestbook-key", "SIGNING_KEY=second", "--force")
+    second = server.cli("run", example, "--name", "Bob")
+    assert "signed with another key" in second.stdout  # Ada's entry, the old key
+    assert "restored from memory snapshot" in second.stderr  # the same snapshot
+    stored = server.cli("volume", "get", "guestbook", "/entries.jsonl", "-").stdout
+    assert [json.loads(line)["name"] for line in stored.splitlines()] == ["Ada", "Bob"]

@@ -157,3 +157,26 @@ def test_bad_mount_path_is_refused(tmp_path: Path) -> None:
         app.function(volumes={"data": vol})
     with pytest.raises(InvalidError, match="not a coldsnap.Volume"):
         app.function(volumes={"/data": "v"})
+
+
+def test_a_held_file_that_changed_size_makes_a_new_snapshot(srv: ServerHandle) -> None:
+    """CRIU restores a file held open across the snapshot only at its size then: once it
+    changed size, that boot goes without the snapshot (saying why) and the next one
+    makes a new snapshot, which reads the file as it is now."""
+    _call(srv, _holder("read_now", "held.txt"))  # the snapshot exists
+    grown = "held across the snapshot\nand grown since\n"
+    _call(srv, f"result = {_fn('write')}.remote('held.txt', {grown!r})")
+    srv.cli("apps", "drain", "test-volumes")
+    first, again, _ = _call(srv, _holder("held_file") + "\nresult = [x.decode() "
+                            "for x in result]")
+    assert first == again == grown  # enter(snap=True) ran again: a boot without it
+    why = "holds /data/held.txt open, a file on a volume that changed size"
+    assert why in srv.cli("logs", "test-volumes").stdout
+    srv.cli("apps", "drain", "test-volumes")
+    _call(srv, _holder("read_now", "held.txt"))
+    assert _holder_boots(srv)[0]["kind"] == "snapshot-created"
+    srv.cli("apps", "drain", "test-volumes")
+    first, again, mapped = _call(srv, _holder("held_file") + "\nresult = [x.decode() "
+                                 "for x in result]")
+    assert first == again == mapped == grown
+    assert _holder_boots(srv)[0]["kind"] == "restored"
