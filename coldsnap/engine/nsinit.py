@@ -1,7 +1,7 @@
 """Pid 1 of a fresh container: build its root filesystem, then exec the runtime.
 
 Run as ``unshare --pid --mount --ipc --uts --cgroup [--net] --fork --propagation
-private -- python -m coldsnap.engine.nsinit CONFIG_JSON``. It
+private -- python -m coldsnap.engine.nsinit`` with its config as JSON on stdin. It
 
 1. mounts an overlay (lower: image layers, the mask layer over what the
    container must not see (masks.py), then the host root; upper: the container's
@@ -249,7 +249,7 @@ def join_cgroups(groups: list[str]) -> None:
 
 
 def main() -> None:
-    config = json.loads(sys.argv[1])
+    config = json.loads(sys.stdin.buffer.read())  # not argv, which `ps` shows (env, secrets)
     if config.get("userns"):
         pid = enter_user_namespace(config)
         if pid:

@@ -336,10 +336,17 @@ def start_fresh(
     if netns is not None:
         unshare = ["nsenter", f"--net={netns}", *unshare]
     proc = subprocess.Popen(
-        # -S: nsinit needs only the standard library, so skip site-packages.
-        [*unshare, sys.executable, "-I", "-S", NSINIT, json.dumps(config)],
-        stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, pass_fds=child_fds,
+        # -S: nsinit needs only the standard library, so skip site-packages. The config
+        # goes through stdin, not argv: its env (secrets too) is no business of `ps`.
+        [*unshare, sys.executable, "-I", "-S", NSINIT],
+        stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd, pass_fds=child_fds,
     )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        with proc.stdin:
+            proc.stdin.write(json.dumps(config).encode())
+    except BrokenPipeError:
+        pass  # nsinit died before reading it: _child_pid reports its exit
     return proc, _child_pid(proc, in_user_namespace=ids is not None)
 
 
