@@ -45,3 +45,9 @@ class Holder:
     def read_now(self, name: str) -> str:
         with open(f"/data/{name}") as handle:
             return handle.read()
+
+
+@app.function(volumes={"/data": vol})
+def listed() -> list[str]:
+    """The volume's top level, asked of the server from inside a container."""
+    return sorted(entry.path for entry in vol.listdir("/"))

@@ -99,6 +99,22 @@ result = [[e.path, int(e.type), e.size] for e in entries], data.hex(), len(vol.l
     entries, data, _ = _call(srv, code)
     assert entries == [["tree/x.bin", 1, 20]]
     assert bytes.fromhex(data) == b"\x00\x01" * 10
+    assert "held.txt" in _call(srv, f"result = {_fn('listed')}.remote()")
+
+
+def test_ephemeral_volume(srv: ServerHandle) -> None:
+    code = """
+with coldsnap.Volume.ephemeral() as vol:
+    with vol.batch_upload() as batch:
+        batch.put_file(__import__('sys').executable, '/python')
+    inside = [e.path for e in vol.listdir('/')]
+    name = vol.name
+result = inside, name
+"""
+    inside, name = _call(srv, code)
+    assert inside == ["python"]
+    listing = json.loads(srv.cli("volume", "list", "--json").stdout)
+    assert name not in [v["name"] for v in listing]
 
 
 def test_open_file_survives_the_snapshot(srv: ServerHandle) -> None:
