@@ -8,20 +8,22 @@ snapshot phase and after a restore alike: every container of every app that
 mounts a volume shares its one directory, so a write is visible to the others
 at once. The file operations here (`coldsnap volume put/get/ls/rm`, and
 ``Volume.listdir/read_file/remove_file/batch_upload``) never leave the volume's
-directory: a path that leads out of it (``..``, a symlink a container made)
-is refused.
+directory: a path through ``..`` or a symlink (one a container made) is refused
+(volume_files.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from coldsnap.server import volume_files
 from coldsnap.server.errors import ApiError
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND
@@ -101,67 +103,35 @@ class VolumeStore:
         (self.root / META_DIR / f"{name}.json").unlink(missing_ok=True)
         return {"name": name, "deleted": True}
 
-    # -- files -----------------------------------------------------------------
-
-    def inside(self, name: str, rel: str, must_exist: bool = True) -> Path:
-        """``rel`` (``/a/b`` or ``a/b``) inside the volume, symlinks resolved; refused
-        when it would lead out of the volume's directory."""
-        root = self.path(name).resolve()
-        target = (root / rel.lstrip("/")).resolve()
-        if target != root and not target.is_relative_to(root):
-            raise ApiError(BAD_REQUEST, f"path {rel!r} leads out of volume {name!r}")
-        if must_exist and not target.exists():
-            raise ApiError(NOT_FOUND, f"volume {name!r} has no {rel!r}; see what it has "
-                           f"with `coldsnap volume ls {name}`")
-        return target
+    # -- files (volume_files.py: never through a symlink) --------------------------
 
     def listdir(self, name: str, rel: str, recursive: bool = False) -> list[dict[str, Any]]:
-        root = self.path(name).resolve()
-        target = self.inside(name, rel)
-        if target.is_file():
-            return [_entry(root, target)]
-        found = target.rglob("*") if recursive else target.iterdir()
-        return [_entry(root, p) for p in sorted(found)]
+        with _naming(name):
+            return volume_files.entries(self.path(name), rel, recursive)
 
     def read(self, name: str, rel: str) -> bytes:
-        target = self.inside(name, rel)
-        if not target.is_file():
-            raise ApiError(BAD_REQUEST, f"{rel!r} in volume {name!r} is a directory, not a "
-                           "file; list it with `coldsnap volume ls`")
-        return target.read_bytes()
+        with _naming(name):
+            return volume_files.read(self.path(name), rel)
 
     def write(self, name: str, rel: str, data: bytes, mode: int = 0o644) -> dict[str, Any]:
         """Write ``data`` to ``rel``, making its directories; atomic per file."""
-        target = self.inside(name, rel, must_exist=False)
-        if target == self.path(name).resolve() or target.is_dir():
-            raise ApiError(BAD_REQUEST, f"{rel!r} in volume {name!r} is a directory; "
-                           "name a file path")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{time.monotonic_ns()}.tmp")
-        tmp.write_bytes(data)
-        os.chmod(tmp, mode & 0o777)
-        os.replace(tmp, target)
-        return {"path": "/" + str(target.relative_to(self.path(name).resolve())),
-                "size": len(data)}
+        with _naming(name):
+            size = volume_files.write(self.path(name), rel, data, mode)
+        return {"path": "/" + "/".join(volume_files.parts_of(rel)), "size": size}
 
     def remove(self, name: str, rel: str, recursive: bool = False) -> dict[str, Any]:
-        target = self.inside(name, rel)
-        if target == self.path(name).resolve():
-            raise ApiError(BAD_REQUEST, f"can't remove the root of volume {name!r}; delete "
-                           f"the volume with `coldsnap volume delete {name}`")
-        if target.is_dir() and not target.is_symlink():
-            if not recursive:
-                raise ApiError(BAD_REQUEST, f"{rel!r} in volume {name!r} is a directory: "
-                               "pass recursive=True (`coldsnap volume rm -r`) to remove it")
-            shutil.rmtree(target)
-        else:
-            target.unlink()
+        with _naming(name):
+            volume_files.remove(self.path(name), rel, recursive)
         return {"removed": rel}
 
 
-def _entry(root: Path, path: Path) -> dict[str, Any]:
-    info = path.lstat()
-    kind = "directory" if stat.S_ISDIR(info.st_mode) else (
-        "symlink" if stat.S_ISLNK(info.st_mode) else "file")
-    return {"path": "/" + str(path.relative_to(root)), "type": kind, "size": info.st_size,
-            "mtime": info.st_mtime}
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """volume_files' errors say "the volume"; name it, and say where to look."""
+    try:
+        yield
+    except ApiError as exc:
+        message = exc.message.replace("the volume", f"volume {name!r}", 1)
+        if exc.kind == NOT_FOUND and message.startswith(f"volume {name!r} has no"):
+            message += f"; see what it has with `coldsnap volume ls {name}`"
+        raise ApiError(exc.kind, message) from None

@@ -51,3 +51,14 @@ class Holder:
 def listed() -> list[str]:
     """The volume's top level, asked of the server from inside a container."""
     return sorted(entry.path for entry in vol.listdir("/"))
+
+
+@app.function(volumes={"/data": vol})
+def plant_traps() -> None:
+    """What a hostile container could leave for the server's file operations."""
+    os.makedirs("/data/traps", exist_ok=True)
+    for link, target in (("escape", "/etc"), ("hostname", "/etc/hostname")):
+        if not os.path.lexists(f"/data/traps/{link}"):
+            os.symlink(target, f"/data/traps/{link}")
+    if not os.path.exists("/data/traps/fifo"):
+        os.mkfifo("/data/traps/fifo")

@@ -102,6 +102,28 @@ result = [[e.path, int(e.type), e.size] for e in entries], data.hex(), len(vol.l
     assert "held.txt" in _call(srv, f"result = {_fn('listed')}.remote()")
 
 
+def test_file_ops_never_follow_a_containers_symlink(srv: ServerHandle, tmp_path: Path
+                                                   ) -> None:
+    _call(srv, f"result = {_fn('plant_traps')}.remote()")
+    for path, why in (("/traps/escape/passwd", "'escape' is not a directory"),
+                      ("/traps/hostname", "is a symlink, not a file"),
+                      ("/traps/fifo", "is a special file, not a file"),
+                      ("/../state.db", "has '..'")):
+        refused = srv.cli("volume", "get", "test-shared", path, "-", check=False, timeout=30)
+        assert refused.returncode == 1 and why in refused.stderr, (path, refused.stderr)
+    local = tmp_path / "x"
+    local.write_text("x")
+    refused = srv.cli("volume", "put", "test-shared", str(local), "/traps/escape/x",
+                      check=False)
+    assert refused.returncode == 1 and "is not a directory" in refused.stderr
+    assert not Path("/etc/x").exists()
+    srv.cli("volume", "rm", "test-shared", "/traps/escape")  # the link, not /etc
+    assert Path("/etc/passwd").exists()
+    listing = json.loads(srv.cli("volume", "ls", "test-shared", "/traps", "--json").stdout)
+    assert {e["path"]: e["type"] for e in listing} == {
+        "/traps/fifo": "special file", "/traps/hostname": "symlink"}
+
+
 def test_ephemeral_volume(srv: ServerHandle) -> None:
     code = """
 with coldsnap.Volume.ephemeral() as vol:
