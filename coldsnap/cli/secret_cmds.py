@@ -54,7 +54,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"create": cmd_create, "list": cmd_list, "ls": cmd_list, "rm": cmd_rm}
+# Modal's names (list, delete) and the short ones.
+COMMANDS = {"create": cmd_create, "list": cmd_list, "ls": cmd_list, "rm": cmd_rm,
+            "delete": cmd_rm}
 
 
 def add_parsers(sub: Any) -> None:
@@ -67,4 +69,5 @@ def add_parsers(sub: Any) -> None:
     for name in ("ls", "list"):
         secret.add_parser(name, help="list secrets (names and keys, never values)"
                           ).add_argument("--json", action="store_true")
-    secret.add_parser("rm", help="delete a secret").add_argument("name")
+    for name in ("rm", "delete"):
+        secret.add_parser(name, help="delete a secret").add_argument("name")

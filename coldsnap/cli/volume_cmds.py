@@ -52,14 +52,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
+    """A file to REMOTE (into it when it ends in "/"), or a directory's files below it."""
     local = Path(args.local)
-    files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
     remote = args.remote or "/" + local.name
-    for path in files:
-        target = remote if not local.is_dir() else f"{remote.rstrip('/')}/" \
-            f"{path.relative_to(local).as_posix()}"
-        if remote.endswith("/") and not local.is_dir():
-            target = remote + local.name
+    if local.is_dir():
+        pairs = [(path, f"{remote.rstrip('/')}/{path.relative_to(local).as_posix()}")
+                 for path in sorted(local.rglob("*")) if path.is_file()]
+    else:
+        pairs = [(local, remote + local.name if remote.endswith("/") else remote)]
+    for path, target in pairs:
         _request(ops.VOLUME_WRITE, path.read_bytes(), name=args.name, path=target,
                  mode=path.stat().st_mode & 0o777)
         print(f"{path} -> {args.name}:{target}")

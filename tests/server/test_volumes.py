@@ -218,3 +218,12 @@ def test_a_held_file_that_changed_size_makes_a_new_snapshot(srv: ServerHandle) -
                                  "for x in result]")
     assert first == again == mapped == grown
     assert _holder_boots(srv)[0]["kind"] == "restored"
+
+
+def test_the_none_engine_says_volumes_need_criu(server_factory: type[ServerHandle]) -> None:
+    server = server_factory("none").start()
+    server.cli("deploy", str(APP))
+    failed = server.python(f"import coldsnap\n{_fn('read')}.remote('x')", check=False)
+    assert failed.returncode == 1
+    assert "volumes (/data) need containers with mount namespaces: run the server with " \
+        "the criu engine" in failed.stderr, failed.stderr
