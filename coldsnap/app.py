@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
 from coldsnap.handles import Cls, Function
@@ -129,6 +130,26 @@ class App:
             return f
 
         return register
+
+    def run(self, *, detach: bool = False, client: object = None,
+            interactive: bool = False, environment_name: str | None = None
+            ) -> AbstractContextManager[App]:
+        """A context manager: an ephemeral copy of this app runs while the block does
+        (Modal's ``app.run()``; see ``coldsnap.running``)::
+
+            with coldsnap.enable_output(), app.run():
+                print(square.remote(4))
+        """
+        from coldsnap.running import run_app
+
+        return run_app(self, detach=detach)
+
+    def __getattr__(self, name: str) -> Any:
+        from coldsnap.unsupported import MODAL_APP_ATTRIBUTES, missing_attribute
+
+        if name.startswith("__"):  # pickling and copying probe these
+            raise AttributeError(name)
+        missing_attribute("coldsnap.App", name, MODAL_APP_ATTRIBUTES)
 
     def _check_name_free(self, decorator: str, tag: str) -> None:
         if tag in self.registered_functions or tag in self.registered_classes:

@@ -17,7 +17,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "coldsnap"
 SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image",
-       "coldsnap.user_code", "coldsnap.exception")
+       "coldsnap.user_code", "coldsnap.exception", "coldsnap.experimental",
+       "coldsnap.unsupported", "coldsnap.running")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -42,7 +43,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files"),
     "coldsnap._local_files": ("coldsnap.wire",),
     "coldsnap._dockerfile": ("coldsnap.wire", "coldsnap.image"),
-    "coldsnap.exception": ("coldsnap.wire",),
+    "coldsnap.exception": ("coldsnap.wire", "coldsnap.unsupported"),
+    "coldsnap.experimental": ("coldsnap.wire", "coldsnap.unsupported"),
+    "coldsnap.unsupported": ("coldsnap.wire",),
+    # app.run(): deploys through the client, lazily (defining an app touches no network).
+    "coldsnap.running": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.user_code": ("coldsnap.wire", *SDK),
     "coldsnap.settings": (),
     "coldsnap.identity": (),
