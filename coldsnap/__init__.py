@@ -16,6 +16,7 @@ of them all, is here too).
 
 from coldsnap import exception, experimental
 from coldsnap.app import App
+from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
@@ -26,10 +27,12 @@ from coldsnap.wire.errors import Error
 __all__ = [
     "App",
     "Cls",
+    "Dict",
     "Error",
     "Function",
     "FunctionCall",
     "Image",
+    "Queue",
     "build",
     "enable_output",
     "enter",

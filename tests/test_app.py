@@ -14,7 +14,7 @@ from coldsnap.wire.errors import InvalidError
 
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
-        ["App", "Cls", "Error", "Function", "FunctionCall", "Image",
+        ["App", "Cls", "Dict", "Error", "Function", "FunctionCall", "Image", "Queue",
          "build", "enable_output", "enter", "exception", "exit", "experimental", "method"]
     )
     for name in coldsnap.__all__:

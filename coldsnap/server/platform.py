@@ -11,6 +11,7 @@ from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
+from coldsnap.server.objects import Objects
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
 from coldsnap.server.reports import Reports
@@ -53,11 +54,13 @@ class Platform:
                                ImageBuilder(settings, engine))
         self.reports = Reports(db, self.deploys, self.pools)
         self.snapshots = SnapshotAdmin(settings, engine, db, booter.keys)
+        self.objects = Objects(db)  # Dicts and Queues
 
     def start(self) -> None:
         """Pick up the apps of an earlier run and boot their warm containers; the spawned
         calls it left unended were interrupted."""
         self.calls.recover()
+        self.objects.start()
         self.deploys.start()
 
     def submit(self, app: str, tag: str, method: str | None, args: bytes) -> tuple[Call, Pool]:
