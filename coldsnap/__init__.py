@@ -21,17 +21,20 @@ from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
 from coldsnap.running import enable_output
+from coldsnap.schedule import Cron, Period
 from coldsnap.unsupported import module_getattr
 from coldsnap.wire.errors import Error
 
 __all__ = [
     "App",
     "Cls",
+    "Cron",
     "Dict",
     "Error",
     "Function",
     "FunctionCall",
     "Image",
+    "Period",
     "Queue",
     "build",
     "enable_output",

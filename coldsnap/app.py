@@ -96,6 +96,10 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
         image = _own_image("@app.cls()", options)
+        if options.get("schedule") is not None:
+            raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
+                               "on a schedule; put it on an @app.function() that calls the "
+                               "class's method")
         opts = FunctionOptions.create("@app.cls()", **options)
 
         def register(user_cls: type[T]) -> Cls[T]:

@@ -14,7 +14,8 @@ from coldsnap.wire.errors import InvalidError
 
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
-        ["App", "Cls", "Dict", "Error", "Function", "FunctionCall", "Image", "Queue",
+        ["App", "Cls", "Cron", "Dict", "Error", "Function", "FunctionCall", "Image",
+         "Period", "Queue",
          "build", "enable_output", "enter", "exception", "exit", "experimental", "method"]
     )
     for name in coldsnap.__all__:

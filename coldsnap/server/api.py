@@ -207,7 +207,9 @@ class Api:
         return {"ok": True, **result}, None
 
     def app_stats(self, req: Request) -> Reply:
-        return {"ok": True, **self.platform.reports.stats(req.field("app", str))}, None
+        app = req.field("app", str)
+        return {"ok": True, **self.platform.reports.stats(app),
+                "schedules": self.platform.schedules.of_app(app)}, None
 
     def logs(self, req: Request) -> Reply | None:
         app = req.field("app", str)
