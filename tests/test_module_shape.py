@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import coldsnap
 import coldsnap.experimental
 from coldsnap.exception import UnimplementedError
+from tests.conftest import ServerHandle
+from tests.end_to_end import write_app
 
 
 @pytest.mark.parametrize("module", ["coldsnap", "coldsnap.exception", "coldsnap.experimental"])
@@ -106,3 +111,32 @@ def test_app_run_refuses_an_app_with_no_file() -> None:
     with pytest.raises(coldsnap.exception.InvalidError, match="app.run\\(\\) deploys the one file"):
         with app.run():
             pass
+
+
+RUN_SCRIPT = """
+import coldsnap
+
+app = coldsnap.App("test-app-run")
+
+
+@app.function()
+def square(x: int) -> int:
+    return x * x
+
+
+if __name__ == "__main__":
+    with coldsnap.enable_output(), app.run():
+        print("result", square.remote(4), app.deployed_name.startswith("test-app-run-run-"))
+    print("after", app.deployed_name)
+"""
+
+
+def test_app_run_deploys_an_ephemeral_copy_for_the_block(
+        server: ServerHandle, tmp_path: Path) -> None:
+    script = write_app(tmp_path, "run_script", RUN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], env=server.env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["result 16 True", "after test-app-run"]
+    assert "running" in done.stderr and "as ephemeral app test-app-run-run-" in done.stderr
+    assert "test-app-run" not in server.cli("apps", "ls").stdout  # deleted at the end

@@ -170,10 +170,15 @@ class FunctionOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
-        return {**dataclasses.asdict(self), "env": dict(self.env),
+        data = {**dataclasses.asdict(self), "env": dict(self.env),
                 "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
-                "experimental_options": dict(self.experimental_options),
-                "schedule": None if self.schedule is None else self.schedule.to_dict()}
+                "experimental_options": dict(self.experimental_options)}
+        # Only when set: the options of functions without one (and their snapshot keys)
+        # stay as they were.
+        schedule = data.pop("schedule")
+        if schedule is not None:
+            data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "options",
