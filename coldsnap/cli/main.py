@@ -8,7 +8,14 @@ import select
 import sys
 from collections.abc import Callable
 
-from coldsnap.cli import deploy, inspect_cmds, secret_cmds, system, volume_cmds
+from coldsnap.cli import (
+    deploy,
+    inspect_cmds,
+    objects_cmds,
+    secret_cmds,
+    system,
+    volume_cmds,
+)
 from coldsnap.settings import SettingError
 from coldsnap.wire.errors import Error
 from coldsnap.wire.exits import EXIT_BAD_SETTING
@@ -36,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "bench": lambda args: _bench(args),
     **{f"volume {name}": command for name, command in volume_cmds.COMMANDS.items()},
     **{f"secret {name}": command for name, command in secret_cmds.COMMANDS.items()},
+    **objects_cmds.COMMANDS,
 }
 
 
@@ -74,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("entry_args", nargs=argparse.REMAINDER,
                      help="--name value arguments for the entrypoint")
 
-    apps = sub.add_parser("apps", help="deployed apps").add_subparsers(
+    # `app` too: Modal's spelling (`modal app stop`).
+    apps = sub.add_parser("apps", aliases=["app"], help="deployed apps").add_subparsers(
         dest="apps_command", required=True, metavar="ls|stop|stats|drain")
     _json(apps.add_parser("ls", help="list apps"))
     stop = apps.add_parser("stop", help="stop an app; its containers drain")
@@ -110,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json(verify)
     volume_cmds.add_parsers(sub)
     secret_cmds.add_parsers(sub)
+    objects_cmds.add_parsers(sub)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "
@@ -144,8 +154,8 @@ def _json(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    name = args.command
-    for group in ("apps", "snapshots", "volume", "secret"):
+    name = "apps" if args.command == "app" else args.command
+    for group in ("apps", "snapshots", "dict", "queue", "volume", "secret"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

@@ -33,6 +33,7 @@ SNAPSHOT_INSPECT = "snapshot_inspect"
 SNAPSHOT_RM = "snapshot_rm"
 SNAPSHOTS_GC = "snapshots_gc"
 SNAPSHOTS_VERIFY = "snapshots_verify"
+OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
 # Volumes (docs/volumes-and-secrets.md): by ``name``; file ops take a ``path``.
 VOLUME_CREATE = "volume_create"
 VOLUME_LIST = "volume_list"

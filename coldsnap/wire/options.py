@@ -15,6 +15,7 @@ from typing import Any
 
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.mounts import SecretRef, VolumeRef, secret_problems, volume_problems
+from coldsnap.wire.schedule import Cron, Period, Schedule, schedule_from_dict
 
 _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,6 +54,8 @@ class FunctionOptions:
         (COLDSNAP_CONTAINER_DISK_MB).
     volumes: mount path -> volume (by name; wire/mounts.py), shared by every container.
     secrets: secrets (by name or inline id) whose keys become env variables.
+    schedule: ``coldsnap.Period(...)`` or ``coldsnap.Cron(...)``: the server calls the
+        (deployed) function by itself at those times, with no arguments.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
@@ -72,6 +75,7 @@ class FunctionOptions:
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
     volumes: dict[str, VolumeRef] = dataclasses.field(default_factory=dict)
     secrets: tuple[SecretRef, ...] = ()
+    schedule: Schedule | None = None
 
     @property
     def gpu_snapshot(self) -> bool:
@@ -101,6 +105,8 @@ class FunctionOptions:
         for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
                 options[name] = tuple(options[name])
+        if isinstance(options.get("schedule"), dict):  # to_dict()'s form
+            options["schedule"] = schedule_from_dict(options["schedule"])
         result = cls(**_typed_refs(options))
         result.validate(decorator)
         return result
@@ -146,6 +152,9 @@ class FunctionOptions:
         yield from self._experimental_problems()
         yield from volume_problems(self.volumes)
         yield from secret_problems(self.secrets)
+        if self.schedule is not None and not isinstance(self.schedule, Period | Cron):
+            yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
+                   f"{self.schedule!r}")
 
     def _experimental_problems(self) -> Iterator[str]:
         options = self.experimental_options
@@ -173,9 +182,14 @@ class FunctionOptions:
                 "experimental_options": dict(self.experimental_options),
                 "volumes": {path: ref.to_dict() for path, ref in self.volumes.items()},
                 "secrets": [ref.to_dict() for ref in self.secrets]}
-        for name in ("volumes", "secrets"):  # absent when unused: older versions' form
+        # Only when set: the options of functions without them (and their snapshot keys)
+        # stay as they were.
+        for name in ("volumes", "secrets"):
             if not data[name]:
                 del data[name]
+        schedule = data.pop("schedule")
+        if schedule is not None:
+            data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
         return data
 
     @classmethod
@@ -186,6 +200,8 @@ class FunctionOptions:
         if not validate:
             pairs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                      for k, v in data.items()}
+            if isinstance(pairs.get("schedule"), dict):
+                pairs["schedule"] = schedule_from_dict(pairs["schedule"])
             return cls(**_typed_refs(pairs))
         return cls.create(where, **data)
 
