@@ -357,9 +357,10 @@ class _BootRun:
 
     def _restore(self, key: str, kind: BootKind = BootKind.RESTORED) -> Boot:
         container_id = new_container_id()
+        spec = self._spec(container_id, False)  # a missing volume or secret: not the engine's
         t0 = time.monotonic()
         try:
-            container = self.engine.restore(key, self._spec(container_id, False))
+            container = self.engine.restore(key, spec)
         except SnapshotError as exc:
             self._unless_stopping()
             if exc.transient:  # the snapshot is probably fine

@@ -149,3 +149,24 @@ def test_the_guestbook_example(server_factory: type[ServerHandle]) -> None:
     assert "restored from memory snapshot" in second.stderr  # the same snapshot
     stored = server.cli("volume", "get", "guestbook", "/entries.jsonl", "-").stdout
     assert [json.loads(line)["name"] for line in stored.splitlines()] == ["Ada", "Bob"]
+
+
+def test_a_secret_deleted_after_the_deploy_fails_the_boot(
+        server_factory: type[ServerHandle], tmp_path: Path) -> None:
+    server = server_factory().start()
+    app = write_app(tmp_path, "gone_secret", """
+        import coldsnap
+        app = coldsnap.App("gone-secret")
+
+        @app.function(secrets=[coldsnap.Secret.from_name("short-lived")])
+        def f() -> None:
+            pass
+    """)
+    server.cli("secret", "create", "short-lived", "K=v")
+    server.cli("deploy", str(app))
+    server.cli("secret", "rm", "short-lived")
+    failed = server.python("import coldsnap\ncoldsnap.Function.from_name('gone-secret', 'f')"
+                           ".remote()", check=False)
+    assert failed.returncode == 1
+    assert "no secret named 'short-lived'; create it with `coldsnap secret create " \
+        "short-lived KEY=VALUE ...`" in failed.stderr, failed.stderr
