@@ -19,10 +19,16 @@ from coldsnap.app import App
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
+from coldsnap.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
 from coldsnap.wire.errors import Error
 
 __all__ = [
     "App",
+    "asgi_app",
+    "fastapi_endpoint",
+    "web_endpoint",
+    "web_server",
+    "wsgi_app",
     "Cls",
     "Error",
     "Function",

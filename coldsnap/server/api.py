@@ -117,7 +117,7 @@ class Api:
                  # A client compares these: a background server it started that runs
                  # other coldsnap code (an update, another checkout) is replaced.
                  "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1",
-                 "busy": self.platform.busy()}
+                 "busy": self.platform.busy(), "http": self.platform.deploys.web_base}
         if self.warning:
             reply["warning"] = self.warning
         return reply, None
