@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 import cloudpickle
 
 from coldsnap.markers import MarkerFlag, find_partials
-from coldsnap.wire import ops, serialization
+from coldsnap.wire import ops, serialization, web
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 from coldsnap.wire.web import WebEndpoint
@@ -188,7 +188,7 @@ class _Invocable:
         gateway, or None when it has none. The app must be deployed."""
         info = _client().request(ops.LOOKUP, app=self.app_name, tag=self.tag)[0]
         url = info.get("web_urls", {}).get(self._method or self.tag)
-        return str(url) if url else None
+        return web.usable_url(str(url)) if url else None
 
     def _describe(self) -> str:
         return self.tag + (f".{self._method}" if self._method else "")

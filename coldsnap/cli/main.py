@@ -8,7 +8,7 @@ import select
 import sys
 from collections.abc import Callable
 
-from coldsnap.cli import deploy, inspect_cmds, system
+from coldsnap.cli import deploy, inspect_cmds, system, token_cmds
 from coldsnap.settings import SettingError
 from coldsnap.wire.errors import Error
 from coldsnap.wire.exits import EXIT_BAD_SETTING
@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
     "snapshots verify": inspect_cmds.cmd_snapshots_verify,
     "bench": lambda args: _bench(args),
+    **token_cmds.COMMANDS,
 }
 
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "taken when they were made; quarantine damaged ones")
     verify.add_argument("key", nargs="?", help="one snapshot (default: all of this host)")
     _json(verify)
+    token_cmds.add_parser(sub)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "
@@ -141,7 +143,7 @@ def _json(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = args.command
-    for group in ("apps", "snapshots"):
+    for group in ("apps", "snapshots", "token"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

@@ -26,7 +26,6 @@ from coldsnap.server.process import (
     become_subreaper,
     raise_open_file_limit,
 )
-from coldsnap.server.proxy_tokens import ProxyTokens
 from coldsnap.server.server_log import configure as configure_logging
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
@@ -79,7 +78,6 @@ class Server:
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
         self.listeners: list[socket.socket] = []
-        self.tokens = ProxyTokens(settings.proxy_tokens_path)
         self.gateway: Gateway | None = None
         self.connections = Connections(
             settings, self.token, lambda header, blob, wfile: answer(self.api, header, blob, wfile),
@@ -121,7 +119,7 @@ class Server:
         if self.settings.http_address() is None:  # COLDSNAP_HTTP=off
             return
         self.gateway = Gateway(self.settings, self.platform.deploys.web_endpoint,
-                               self.tokens.check)
+                               self.platform.tokens.check)
         try:
             self.gateway.start()
         except GatewayBindError as exc:

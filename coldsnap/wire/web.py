@@ -15,7 +15,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+import socket
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
@@ -136,3 +138,32 @@ def endpoint_url(base: str, app: str, label: str) -> str:
 def host_safe(name: str) -> bool:
     """``name`` can be a DNS label as it is (browsers lowercase host names)."""
     return len(name) <= MAX_HOST_LABEL and bool(_LABEL_RE.match(name))
+
+
+def path_form(url: str) -> str:
+    """The path form of a host-form URL, for clients that can't resolve
+    ``*.localhost`` (Python's resolver on most Linux systems):
+    ``http://app--l.localhost:8000`` -> ``http://127.0.0.1:8000/web/app--l``."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.partition("/")[0].partition(":")
+    name, _, domain = host.partition(".")
+    if domain != "localhost":
+        return url
+    return f"{scheme}://127.0.0.1{':' + port if port else ''}{PATH_PREFIX}{name}"
+
+
+def usable_url(url: str) -> str:
+    """``url``, or its path form when this machine can't resolve its host name (a
+    ``requests.get(fn.get_web_url())`` must work; browsers and curl resolve
+    ``*.localhost`` themselves)."""
+    host = url.partition("://")[2].partition("/")[0].rpartition(":")[0]
+    return url if _resolves(host) else path_form(url)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -32,8 +33,12 @@ HOP_HEADERS = frozenset({"connection", "keep-alive", "proxy-authenticate",
                          "proxy-authorization", "te", "trailer", "transfer-encoding",
                          "upgrade", "proxy-connection", "host", "content-length"})
 CHUNK = 64 * 1024
+# Requests that may wait for a container at once (a thread each, made as needed).
+MAX_WAITING = 1024
 # The request's key of the response already sent (headers out: no error status now).
 STARTED = "coldsnap_started"
+# The request's key set when its container's server failed it (a crash, most likely).
+BROKEN = "coldsnap_broken"
 
 
 class BodyTooLarge(Exception):
@@ -51,6 +56,8 @@ class Proxy:
         self.max_body = max_body
         self.default_timeout_s = default_timeout_s
         self.session: aiohttp.ClientSession | None = None
+        # Threads that wait for input slots (each may wait out a boot).
+        self.leases = ThreadPoolExecutor(max_workers=MAX_WAITING, thread_name_prefix="lease")
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, force_close=False)
@@ -61,6 +68,7 @@ class Proxy:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
+        self.leases.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, request: aioweb.Request) -> aioweb.StreamResponse:
         where = route(request.host, request.raw_path)
@@ -82,22 +90,47 @@ class Proxy:
         if (request.content_length or 0) > self.max_body:
             return self._too_large()
         timeout_s = pool.fn.options.timeout or self.default_timeout_s
-        loop = asyncio.get_running_loop()
-        try:
-            lease = await loop.run_in_executor(None, pool.lease, timeout_s)
-        except ApiError as exc:
-            status = 504 if exc.kind == TIMEOUT else 503
-            return _text(status, f"coldsnap gateway: {exc.message}\n")
         try:
             return await asyncio.wait_for(
-                self._exchange(request, where, endpoint, lease), timeout_s)
+                self._serve(request, where, pool, endpoint, timeout_s), timeout_s)
         except TimeoutError:
             return _unless_started(request) or _text(
                 504, f"coldsnap gateway: the request to {pool.fn.label} ran longer than its "
                 f"timeout of {timeout_s:g} s (raise timeout= in the decorator if it needs "
                 "longer)\n")
-        finally:
-            lease.release()
+
+    async def _lease(self, pool: Any, timeout_s: float) -> Any:
+        """``pool.lease`` on a thread of our own (it blocks while a container boots). A
+        lease that comes after the request gave up is released at once."""
+        future = self.leases.submit(pool.lease, timeout_s)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_release_late_lease)
+            raise
+
+    async def _serve(self, request: aioweb.Request, where: Route, pool: Any,
+                     endpoint: WebEndpoint, timeout_s: float) -> aioweb.StreamResponse:
+        """Take an input slot and pass the request through. A container that refused
+        the connection (it died just before: the request never reached it) is left to
+        the pool to notice, and another one tried, once."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            try:
+                lease = await self._lease(pool, timeout_s)
+            except ApiError as exc:
+                status = 504 if exc.kind == TIMEOUT else 503
+                return _text(status, f"coldsnap gateway: {exc.message}\n")
+            try:
+                return await self._exchange(request, where, endpoint, lease)
+            except aiohttp.ClientConnectorError:
+                if attempt == 2:
+                    raise
+            finally:
+                if _broken(request):  # the pool must see it dead before it hands it out
+                    await loop.run_in_executor(None, lease.worker.exited.wait, 1.0)
+                lease.release()
+        raise AssertionError("unreachable")
 
     async def _exchange(self, request: aioweb.Request, where: Route, endpoint: WebEndpoint,
                         lease: Any) -> aioweb.StreamResponse:
@@ -114,7 +147,12 @@ class Proxy:
             return await self._http(request, url, headers)
         except BodyTooLarge:
             return _unless_started(request) or self._too_large()
+        except aiohttp.ClientConnectorError:
+            request[BROKEN] = True
+            raise
         except (aiohttp.ClientError, ConnectionError) as exc:
+            request[BROKEN] = True
+            await asyncio.get_running_loop().run_in_executor(None, worker.exited.wait, 1.0)
             what = "died" if lease.lost else "broke the connection"
             return _unless_started(request) or _text(
                 502, f"coldsnap gateway: container {worker.id} {what} while serving this "
@@ -196,6 +234,15 @@ async def _relay(client: aioweb.WebSocketResponse,
         task.cancel()
     for task in done:
         task.exception()  # a side that broke: nothing more to relay
+
+
+def _release_late_lease(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().release()
+
+
+def _broken(request: aioweb.Request) -> bool:
+    return bool(request.get(BROKEN))
 
 
 def _unless_started(request: aioweb.Request) -> aioweb.StreamResponse | None:
