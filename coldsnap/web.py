@@ -70,14 +70,14 @@ def _decorate(declaration: WebDeclaration) -> Callable[[Any], Any]:
     declaration.endpoint("f", "f").validate()
 
     def wrap(f: Any) -> Any:
-        if isinstance(f, WebFunction) or getattr(f, "web", None) is not None:
-            raise InvalidError(
-                f"{getattr(f, '__qualname__', f)} has two web decorators ({decorator} and "
-                f"@coldsnap.{f.web.kind}()): a function serves one web endpoint. Keep one.")
         if type(f).__name__ in ("Function", "Cls"):
             raise InvalidError(
                 f"{decorator} was applied above @app.function() / @app.cls(): put "
                 f"@app.function() on top and {decorator} below it, directly above `def`.")
+        if isinstance(f, WebFunction | MarkedFunction) and f.web is not None:
+            raise InvalidError(
+                f"{f.__qualname__} has two web decorators ({decorator} and "
+                f"@coldsnap.{f.web.kind}()): a function serves one web endpoint. Keep one.")
         if isinstance(f, MarkedFunction):
             return _on_marker(f, declaration, decorator)
         if not callable(f) or isinstance(f, type):

@@ -39,6 +39,7 @@ MAX_WAITING = 1024
 STARTED = "coldsnap_started"
 # The request's key set when its container's server failed it (a crash, most likely).
 BROKEN = "coldsnap_broken"
+TOO_LARGE = "coldsnap_too_large"
 
 
 class BodyTooLarge(Exception):
@@ -145,13 +146,13 @@ class Proxy:
             if _is_websocket(request):
                 return await self._websocket(request, url, headers)
             return await self._http(request, url, headers)
-        except BodyTooLarge:
-            return _unless_started(request) or self._too_large()
-        except aiohttp.ClientConnectorError:
+        except (aiohttp.ClientError, ConnectionError, BodyTooLarge) as exc:
+            # The client library wraps what the body's reader raised.
+            if request.get(TOO_LARGE):
+                return _unless_started(request) or self._too_large()
             request[BROKEN] = True
-            raise
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            request[BROKEN] = True
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise  # the request never reached the container: another may take it
             await asyncio.get_running_loop().run_in_executor(None, worker.exited.wait, 1.0)
             what = "died" if lease.lost else "broke the connection"
             return _unless_started(request) or _text(
@@ -184,6 +185,7 @@ class Proxy:
         async for chunk in request.content.iter_chunked(CHUNK):
             seen += len(chunk)
             if seen > self.max_body:
+                request[TOO_LARGE] = True
                 raise BodyTooLarge()
             yield chunk
 
