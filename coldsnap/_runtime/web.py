@@ -86,7 +86,9 @@ def serve_asgi(app: Any, host: str, name: str) -> int:
     """Run uvicorn for ``app`` in a thread, on a free port of ``host``; the port."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=TCP: asyncio sets TCP_NODELAY only on sockets that say so, and without it
+    # a response's two writes wait out the client's delayed ACK (40 ms a request).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     sock.listen(4096)
