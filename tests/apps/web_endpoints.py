@@ -111,3 +111,30 @@ class Server:
 def subprocess_server():
     subprocess.Popen([sys.executable, "-m", "http.server", "8766", "--bind", "0.0.0.0",
                       "--directory", os.path.dirname(__file__)])
+
+
+@app.function()
+def probe_gateway(port: int) -> dict:
+    """What a container reaches of the host's gateway: its loopback (its own), the host's
+    side of its network, and the server's token API through its control channel."""
+    from coldsnap.client import ContainerClient
+    from coldsnap.wire import ops
+
+    with open("/proc/net/route") as routes:
+        for line in routes.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == "00000000":  # the default route: the host's side
+                host = socket.inet_ntoa(int(fields[2], 16).to_bytes(4, "little"))
+    results = {}
+    for address in ("127.0.0.1", host):
+        try:
+            with socket.create_connection((address, port), timeout=2):
+                results[address] = "connected"
+        except OSError as exc:
+            results[address] = type(exc).__name__
+    try:
+        ContainerClient.default().request(ops.TOKEN_CREATE)
+        results["token_create"] = "allowed"
+    except Exception as exc:
+        results["token_create"] = str(exc)
+    return results

@@ -183,3 +183,15 @@ def test_deploy_prints_the_urls_and_get_web_url_returns_one(web_server: ServerHa
         "headers={'Content-Type': 'application/json'})\n"
         "print(url, json.load(urllib.request.urlopen(request))['got'])\n").stdout
     assert url.strip().endswith("{'z': 1}")
+
+
+def test_containers_cannot_reach_the_gateway_or_make_tokens(web_server: ServerHandle,
+                                                            gateway: Gateway) -> None:
+    out = web_server.python(
+        "import coldsnap\n"
+        f"print(coldsnap.Function.from_name({APP!r}, 'probe_gateway').remote({gateway.port}))")
+    results = eval(out.stdout)  # a dict's repr
+    host_side = next(key for key in results if key not in ("127.0.0.1", "token_create"))
+    assert results["127.0.0.1"] == "ConnectionRefusedError"  # the container's own loopback
+    assert results[host_side] == "TimeoutError", results  # dropped by the host
+    assert "can't be sent from inside a container" in results["token_create"]
