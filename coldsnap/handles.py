@@ -19,7 +19,7 @@ import collections
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 import cloudpickle
 
@@ -248,6 +248,9 @@ class Function(_Invocable, Generic[P, R]):
             f"container or {self.tag}.local(...) to run it here."
         )
 
+    def __getattr__(self, name: str) -> Any:
+        _missing("coldsnap.Function", name, "function")
+
     def __repr__(self) -> str:
         return f"Function({self.app_name!r}, {self.tag!r})"
 
@@ -307,6 +310,9 @@ class Cls(Generic[T]):
                 "env (@app.cls(env={...}))."
             )
         return _ClsInstance(self)
+
+    def __getattr__(self, name: str) -> Any:
+        _missing("coldsnap.Cls", name, "cls")
 
     def __repr__(self) -> str:
         return f"Cls({self._app_name or (self._app and self._app.name)!r}, {self.tag!r})"
@@ -369,6 +375,20 @@ class _MethodHandle(_Invocable):
     def __repr__(self) -> str:
         return f"<method {self._describe()} of app {self.app_name!r}>"
 
+
+
+def _missing(owner: str, name: str, kind: str) -> NoReturn:
+    """Modal's attributes a handle lacks name themselves as not supported yet."""
+    from coldsnap.unsupported import (
+        MODAL_CLS_ATTRIBUTES,
+        MODAL_FUNCTION_ATTRIBUTES,
+        missing_attribute,
+    )
+
+    if name.startswith("__"):  # pickling and copying probe these
+        raise AttributeError(name)
+    names = MODAL_FUNCTION_ATTRIBUTES if kind == "function" else MODAL_CLS_ATTRIBUTES
+    missing_attribute(owner, name, names)
 
 
 def _check_names(where: str, app_name: object, name: object) -> None:

@@ -36,3 +36,4 @@ SNAPSHOTS_VERIFY = "snapshots_verify"
 TOKEN_CREATE = "token_create"
 TOKEN_LS = "token_ls"
 TOKEN_RM = "token_rm"
+OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
