@@ -20,6 +20,7 @@ from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
 from coldsnap.wire.errors import Error
+from coldsnap.wire.retries import Retries
 
 __all__ = [
     "App",
@@ -28,6 +29,7 @@ __all__ = [
     "Function",
     "FunctionCall",
     "Image",
+    "Retries",
     "build",
     "enter",
     "exception",

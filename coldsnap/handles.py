@@ -15,7 +15,7 @@ imported when first needed, so defining an app never touches the network.
 
 from __future__ import annotations
 
-import collections
+import inspect
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import cloudpickle
 
+from coldsnap import _calls
+from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.wire import ops, serialization
 from coldsnap.wire.errors import InvalidError
@@ -36,8 +38,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-# How many inputs `.map()` keeps in flight ahead of the one it is waiting for.
-MAP_WINDOW = 128
+MAP_WINDOW = _calls.MAP_WINDOW
 
 
 def _client() -> Client:
@@ -67,6 +68,7 @@ class FunctionCall(Generic[R]):
         """The call with this id (Modal's signature); ``client``: the default one if None."""
         return FunctionCall(function_call_id, client)
 
+    @with_aio
     def get(self, timeout: float | None = None) -> R:
         """The call's return value; raises the remote exception with its traceback.
 
@@ -83,6 +85,25 @@ class FunctionCall(Generic[R]):
         client = self._client or _client()
         result: R = cloudpickle.loads(client.get(self.object_id, timeout))
         return result
+
+    @with_aio
+    def cancel(self, terminate_containers: bool = False) -> None:
+        """Cancel the call: a queued one never runs; a running one's container is
+        stopped (coldsnap can't interrupt a call inside its container, so
+        ``terminate_containers`` is always in effect). ``get()`` then raises
+        ``coldsnap.exception.InputCancellation``; a call that already ended keeps its
+        result."""
+        client = self._client or _client()
+        client.request(ops.CANCEL, call_id=self.object_id)
+
+    @static_with_aio
+    def gather(*function_calls: FunctionCall[Any]) -> list[Any]:
+        """The results of ``function_calls``, in their order; raises the first
+        exception one of them raised::
+
+            squares = coldsnap.FunctionCall.gather(*(square.spawn(i) for i in range(4)))
+        """
+        return [call.get() for call in function_calls]
 
     def _get_once(self) -> R:
         """``get``, and the server drops the result: ``map`` wants each one once, and
@@ -117,70 +138,106 @@ class _Invocable:
     def _dumps_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         return serialization.dumps_args(args, kwargs, _app_module_name(self._app))
 
+    @with_aio
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Run in a container and return the result (raises the remote exception)."""
+        """Run in a container and return the result (raises the remote exception);
+        ``await f.remote.aio(...)`` in async code."""
+        self._refuse_generator("remote")
         blob = _client().call(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None
         )
         return cloudpickle.loads(blob)
 
+    @with_aio_iter
+    def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run a generator function in a container and iterate over the values it yields,
+        each as soon as it is yielded (``async for x in f.remote_gen.aio(...)`` too)."""
+        return _calls.stream_items(_client(), self.app_name, self.tag, self._method,
+                                   self._dumps_args(args, kwargs))
+
+    @with_aio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall[Any]:
         """Start a call without waiting; ``.get()`` on the result waits for it."""
+        self._refuse_generator("spawn")
         call_id = _client().spawn(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs)
         )
         return FunctionCall(call_id)
 
+    @with_aio_iter
     def map(
         self,
         *iterables: Iterable[Any],
         kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True,
         return_exceptions: bool = False,
+        wrap_returned_exceptions: bool = True,
     ) -> Iterator[Any]:
-        """Call once per input (zipped like ``map()``) and yield results in input order.
+        """Call once per input (zipped like ``map()``) and yield results in input order,
+        or as they finish with ``order_outputs=False``.
 
         With ``return_exceptions=True`` a failed input yields its exception
         instead of stopping the iteration.
         """
+        del wrap_returned_exceptions  # Modal's; the exception itself is what is given
         if not iterables:
             raise InvalidError(f"{self._describe()}.map() needs at least one iterable of inputs.")
-        return self._run_many(zip(*iterables, strict=False), kwargs, return_exceptions)
+        return self._run_many(zip(*iterables, strict=False), kwargs, order_outputs,
+                              return_exceptions)
 
+    @with_aio_iter
     def starmap(
         self,
         input_iterator: Iterable[Sequence[Any]],
+        *,
         kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True,
         return_exceptions: bool = False,
+        wrap_returned_exceptions: bool = True,
     ) -> Iterator[Any]:
         """Like ``map``, but each input is a sequence of positional arguments:
         ``f.starmap([(1, 2), (3, 4)])`` calls ``f(1, 2)`` and ``f(3, 4)``."""
-        return self._run_many(iter(input_iterator), kwargs, return_exceptions)
+        del wrap_returned_exceptions
+        return self._run_many(iter(input_iterator), kwargs, order_outputs, return_exceptions)
 
-    def _run_many(
-        self,
-        inputs: Iterator[Sequence[Any]],
-        kwargs: dict[str, Any] | None,
-        return_exceptions: bool,
-    ) -> Iterator[Any]:
-        """Spawn a window of calls ahead and yield their results in input order."""
-        pending: collections.deque[FunctionCall[Any]] = collections.deque()
-        exhausted = False
-        while pending or not exhausted:
-            while not exhausted and len(pending) < MAP_WINDOW:
-                try:
-                    args = next(inputs)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(self.spawn(*args, **(kwargs or {})))
-            if pending:
-                call = pending.popleft()
-                try:
-                    yield call._get_once()
-                except Exception as exc:
-                    if not return_exceptions:
-                        raise
-                    yield exc
+    @with_aio
+    def for_each(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None,
+                 ignore_exceptions: bool = False) -> None:
+        """Call once per input and wait for all, discarding the results; the first
+        exception is raised unless ``ignore_exceptions``."""
+        for _ in self.map(*iterables, kwargs=kwargs, order_outputs=False,
+                          return_exceptions=ignore_exceptions):
+            pass
+
+    @with_aio
+    def spawn_map(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None
+                  ) -> None:
+        """Start one call per input and return without waiting for any (their results
+        are not kept for a caller: use ``spawn`` for calls whose result you want)."""
+        if not iterables:
+            raise InvalidError(f"{self._describe()}.spawn_map() needs at least one iterable "
+                               "of inputs.")
+        self._refuse_generator("spawn_map")
+        for args in zip(*iterables, strict=False):
+            self.spawn(*args, **(kwargs or {}))
+
+    def _run_many(self, inputs: Iterator[Sequence[Any]], kwargs: dict[str, Any] | None,
+                  order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
+        self._refuse_generator("map")
+        return _calls.run_many(self.spawn, inputs, kwargs, order_outputs, return_exceptions)
+
+    def _refuse_generator(self, how: str) -> None:
+        """A generator function's values come from remote_gen only (as in Modal); checked
+        here when the code is at hand, else by the container."""
+        code = self._local_code()
+        if code is not None and (inspect.isgeneratorfunction(code)
+                                 or inspect.isasyncgenfunction(code)):
+            raise InvalidError(f"{self._describe()} is a generator function: call "
+                               f"{self._describe()}.remote_gen(...) to iterate over the values "
+                               f"it yields (.{how}() can't return them)")
+
+    def _local_code(self) -> Callable[..., Any] | None:
+        return None
 
     def _describe(self) -> str:
         return self.tag + (f".{self._method}" if self._method else "")
@@ -216,12 +273,21 @@ class Function(_Invocable, Generic[P, R]):
         """Alias of ``from_name`` (Modal's older spelling)."""
         return cls.from_name(app_name, name)
 
+    @with_aio
     def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run in a container and return the result (raises the remote exception);
+        ``await f.remote.aio(...)`` in async code."""
         result: R = super().remote(*args, **kwargs)
         return result
 
+    @with_aio
     def spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
-        return super().spawn(*args, **kwargs)
+        """Start a call without waiting; ``.get()`` on the result waits for it."""
+        call: FunctionCall[R] = super().spawn(*args, **kwargs)
+        return call
+
+    def _local_code(self) -> Callable[..., Any] | None:
+        return self.raw_f
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in this process."""
@@ -336,6 +402,11 @@ class _MethodHandle(_Invocable):
         cls_handle = instance._cls
         super().__init__(cls_handle._app, cls_handle._app_name, cls_handle.tag, name)
         self._instance = instance
+
+    def _local_code(self) -> Callable[..., Any] | None:
+        user_cls = self._instance._cls.user_cls
+        marked = getattr(user_cls, self._method or "", None) if user_cls is not None else None
+        return getattr(marked, "raw_f", marked)  # a MarkedFunction's own
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         """Run the method on a local instance of the class (enter hooks run first)."""

@@ -35,6 +35,8 @@ EXPIRED = "expired"
 # `unavailable`: clients retry that kind against a server that comes back, and a `get`
 # of this call would answer the same forever. The caller has to call again.
 INTERRUPTED = "interrupted"
+# The call was cancelled (FunctionCall.cancel()) before it ended: it has no result.
+CANCELLED = "cancelled"
 # After these the server hangs up: the connection can't be used again.
 CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE, BUSY})
 
@@ -82,13 +84,26 @@ class ConnectionError(ServerError, builtins.ConnectionError):  # Modal's name
         return type(self), (str(self),)
 
 
+class InputCancellation(BaseException):
+    """The call was cancelled (``FunctionCall.cancel()``): ``get()`` of it raises this
+    (Modal's name). A BaseException, as Modal's: a bare ``except Exception`` in code
+    that waits on a call does not swallow the cancellation."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.kind = CANCELLED
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self),)
+
+
 # coldsnap's earlier names.
 CallTimeoutError = FunctionTimeoutError
 ServerUnavailable = ConnectionError
 
 PUBLIC_MODULE = "coldsnap.exception"
 for _public in (Error, InvalidError, ServerError, NotFoundError, OutputExpiredError,
-                FunctionTimeoutError, ConnectionError):
+                FunctionTimeoutError, ConnectionError, InputCancellation):
     _public.__module__ = PUBLIC_MODULE
 del _public
 
@@ -122,4 +137,6 @@ def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
         return exc
     if kind in (UNAVAILABLE, BUSY):  # both: no server can take the request now
         return ServerUnavailable(message)
+    if kind == CANCELLED:
+        return InputCancellation(message)
     return _ERRORS.get(kind, ServerError)(kind, message)
