@@ -19,6 +19,7 @@ from coldsnap.app import App
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
+from coldsnap.parameter import parameter
 from coldsnap.wire.errors import Error
 from coldsnap.wire.retries import Retries
 
@@ -35,4 +36,5 @@ __all__ = [
     "exception",
     "exit",
     "method",
+    "parameter",
 ]

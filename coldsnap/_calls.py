@@ -87,12 +87,13 @@ def _as_finished(spawn: Spawn, inputs: Iterator[Sequence[Any]], kwargs: dict[str
 
 
 def stream_items(client: Client, app: str, tag: str, method: str | None,
-                 args: bytes) -> Iterator[Any]:
+                 args: bytes, variant: dict[str, Any] | None = None) -> Iterator[Any]:
     """A generator call's items, each as soon as the server has it; raises what the call
     raised once its items before that are given."""
     from coldsnap.client import ContainerClient
 
-    fields = {"app": app, "tag": tag, "method": method, "stream": True, "timeout": None}
+    fields = {"app": app, "tag": tag, "method": method, "stream": True, "timeout": None,
+              **({"variant": variant} if variant else {})}
     if isinstance(client, ContainerClient):  # a container's request takes one reply
         _, blob = client.request(ops.CALL, args, **fields)
         for item in pickle.loads(blob or pickle.dumps([])):

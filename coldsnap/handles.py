@@ -26,9 +26,11 @@ import cloudpickle
 from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
+from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
 from coldsnap.wire import ops, serialization
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
+from coldsnap.wire.variant import PARAM_TYPES, Variant
 
 if TYPE_CHECKING:
     from coldsnap.app import App
@@ -126,6 +128,7 @@ class _Invocable:
         self._app_name = app_name
         self._method = method
         self.tag = tag
+        self._variant: dict[str, Any] | None = None  # a class instance's (wire/variant.py)
 
     @property
     def app_name(self) -> str:
@@ -144,8 +147,8 @@ class _Invocable:
         ``await f.remote.aio(...)`` in async code."""
         self._refuse_generator("remote")
         blob = _client().call(
-            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None
-        )
+            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None,
+            variant=self._variant)
         return cloudpickle.loads(blob)
 
     @with_aio_iter
@@ -153,15 +156,15 @@ class _Invocable:
         """Run a generator function in a container and iterate over the values it yields,
         each as soon as it is yielded (``async for x in f.remote_gen.aio(...)`` too)."""
         return _calls.stream_items(_client(), self.app_name, self.tag, self._method,
-                                   self._dumps_args(args, kwargs))
+                                   self._dumps_args(args, kwargs), self._variant)
 
     @with_aio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall[Any]:
         """Start a call without waiting; ``.get()`` on the result waits for it."""
         self._refuse_generator("spawn")
         call_id = _client().spawn(
-            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs)
-        )
+            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs),
+            variant=self._variant)
         return FunctionCall(call_id)
 
     @with_aio_iter
@@ -326,6 +329,7 @@ class Cls(Generic[T]):
         self.tag = tag
         self.options = options
         self.user_cls = user_cls
+        self._option_overrides: dict[str, Any] = {}  # with_options(...), to_dict() form
         if user_cls is not None:
             self.__doc__ = user_cls.__doc__
 
@@ -348,13 +352,24 @@ class Cls(Generic[T]):
         return list(find_partials(self.user_cls, MarkerFlag.METHOD))
 
     def __call__(self, *args: Any, **kwargs: Any) -> _ClsInstance:
-        if args or kwargs:
+        """An instance with these parameter values (``coldsnap.parameter()``); each
+        distinct set of values gets containers and a snapshot of its own."""
+        if args:
             raise InvalidError(
-                f"{self.tag}() takes no arguments: a coldsnap class is instantiated once per "
-                "container, by the runtime. Pass values to its methods, or read them from "
-                "env (@app.cls(env={...}))."
-            )
-        return _ClsInstance(self)
+                f"{self.tag}(...) takes its parameters by keyword ({self.tag}(x=1)), "
+                "declared in the class as `x: int = coldsnap.parameter()`")
+        return _ClsInstance(self, _given_parameters(self, kwargs))
+
+    def with_options(self, **options: Any) -> Cls[T]:
+        """This class with some options overridden (``cpu=``, ``memory=``, ``gpu=``,
+        ``timeout=``, ``retries=``, ``scaledown_window=``, ...): its calls run in
+        containers of their own, with a snapshot of their own."""
+        checked = FunctionOptions.create(f"{self.tag}.with_options()", **options).to_dict()
+        copy: Cls[T] = Cls(self.tag, self.options, app=self._app, app_name=self._app_name,
+                           user_cls=self.user_cls)
+        copy._option_overrides = {**self._option_overrides,
+                                  **{name: checked[name] for name in options}}
+        return copy
 
     def __repr__(self) -> str:
         return f"Cls({self._app_name or (self._app and self._app.name)!r}, {self.tag!r})"
@@ -363,8 +378,11 @@ class Cls(Generic[T]):
 class _ClsInstance:
     """``Embedder()``: attribute access gives method handles."""
 
-    def __init__(self, cls_handle: Cls[Any]) -> None:
+    def __init__(self, cls_handle: Cls[Any], params: dict[str, Any]) -> None:
         self._cls = cls_handle
+        self._params = params
+        variant = Variant(params, cls_handle._option_overrides)
+        self._variant = None if variant.is_default else variant.to_dict()
         self._local_obj: Any = None
 
     def __getattr__(self, name: str) -> _MethodHandle:
@@ -390,6 +408,7 @@ class _ClsInstance:
             from coldsnap.user_code import run_maybe_async  # it imports this module
 
             obj = user_cls()
+            apply_parameters(obj, bind_parameters(user_cls, self._params))
             for flag in (MarkerFlag.ENTER_PRE_SNAPSHOT, MarkerFlag.ENTER_POST_SNAPSHOT):
                 for name in find_partials(user_cls, flag):
                     run_maybe_async(getattr(obj, name)())
@@ -402,6 +421,7 @@ class _MethodHandle(_Invocable):
         cls_handle = instance._cls
         super().__init__(cls_handle._app, cls_handle._app_name, cls_handle.tag, name)
         self._instance = instance
+        self._variant = instance._variant
 
     def _local_code(self) -> Callable[..., Any] | None:
         user_cls = self._instance._cls.user_cls
@@ -422,6 +442,24 @@ class _MethodHandle(_Invocable):
     def __repr__(self) -> str:
         return f"<method {self._describe()} of app {self.app_name!r}>"
 
+
+
+def _given_parameters(cls_handle: Cls[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters to send: checked against the class when its code is here (those
+    equal to their defaults left out, so Cls() and Cls(x=<default>) share containers)."""
+    user_cls = cls_handle.user_cls
+    if user_cls is None:
+        for name, value in values.items():
+            if type(value) not in PARAM_TYPES:
+                raise InvalidError(f"{cls_handle.tag}() parameter {name!r} is a "
+                                   f"{type(value).__name__}; parameters are int, str, bool "
+                                   "or bytes")
+        return dict(values)
+    bind_parameters(user_cls, values)  # raises for unknown, missing, mistyped
+    defaults = {name: spec.default for name, (_, spec) in class_parameters(user_cls).items()}
+    return {name: value for name, value in values.items()
+            if not (name in defaults and type(defaults[name]) is type(value)
+                    and defaults[name] == value)}
 
 
 def _check_names(where: str, app_name: object, name: object) -> None:

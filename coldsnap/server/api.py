@@ -22,6 +22,7 @@ from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
+from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
@@ -176,7 +177,8 @@ class Api:
     def _submit(self, req: Request, stream: bool = False) -> tuple[Call, Pool]:
         return self.platform.submit(req.field("app", str), req.field("tag", str),
                                     req.field("method", str, None), req.need_blob("arguments"),
-                                    stream=stream)
+                                    stream=stream,
+                                    variant=parse_variant(req.field("variant", dict, None)))
 
     def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
         if not call.done.wait(timeout):

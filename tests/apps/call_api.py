@@ -73,3 +73,31 @@ def flaky() -> list[float]:
     if len(ATTEMPTS) < 3:
         raise RuntimeError(f"attempt {len(ATTEMPTS)} fails")
     return list(ATTEMPTS)
+
+
+@app.cls(enable_memory_snapshot=True)
+class Greeter:
+    name: str = coldsnap.parameter()
+    times: int = coldsnap.parameter(default=1)
+    loud: bool = coldsnap.parameter(default=False)
+    tail: bytes = coldsnap.parameter(default=b"")
+
+    @coldsnap.enter(snap=True)
+    def prepare(self) -> None:
+        self.greeting = f"hello {self.name}"  # the parameters are set before enter hooks
+
+    @coldsnap.method()
+    def greet(self) -> str:
+        text = " ".join([self.greeting] * self.times) + self.tail.decode()
+        return text.upper() if self.loud else text
+
+    @coldsnap.method()
+    def container(self) -> str:
+        import os
+
+        return os.environ["COLDSNAP_CONTAINER_ID"]
+
+    @coldsnap.method()
+    def nap(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds

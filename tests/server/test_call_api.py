@@ -180,3 +180,74 @@ def test_options_take_retries_and_round_trip_them() -> None:
     assert FunctionOptions.create("@app.function()", retries=3).to_dict()["retries"] == 3
     with pytest.raises(InvalidError, match="or a coldsnap.Retries"):
         FunctionOptions.create("@app.function()", retries="3")
+
+
+def test_cls_parameters_are_typed_with_defaults_and_get_containers_of_their_own(
+        srv: ServerHandle) -> None:
+    out = run(srv, (
+        "G = coldsnap.Cls.from_name('test-call-api', 'Greeter')\n"
+        "print(G(name='ada').greet.remote())\n"
+        "print(G(name='bo', times=2, loud=True, tail=b'!').greet.remote())\n"
+        "a1, a2 = G(name='ada').container.remote(), G(name='ada').container.remote()\n"
+        "b = G(name='bo').container.remote()\n"
+        "print(a1 == a2, a1 != b)\n"
+        "for bad in (lambda: G(name='x', times='2').greet.remote(), lambda: G().greet.remote(),\n"
+        "            lambda: G(nam='x').greet.remote(), lambda: G('x')):\n"
+        "    try:\n"
+        "        bad()\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, '|', str(exc).splitlines()[0][:200])\n"))
+    assert out[:3] == ["hello ada", "HELLO BO HELLO BO!", "True True"], out
+    assert "parameter 'times' is a int, not str ('2')" in out[3], out
+    assert "Greeter() needs the parameter 'name' (str): Greeter(name=...)" in out[4], out
+    assert "got unknown parameter(s) nam; its parameters are: name, times, loud, tail" in (
+        out[5]), out
+    assert out[6] == ("InvalidError | Greeter(...) takes its parameters by keyword "
+                      "(Greeter(x=1)), declared in the class as `x: int = coldsnap.parameter()`")
+
+
+def test_cls_with_options_runs_with_the_overridden_options(srv: ServerHandle) -> None:
+    out = run(srv, (
+        "G = coldsnap.Cls.from_name('test-call-api', 'Greeter')\n"
+        "print(G(name='ada').nap.remote(2.0))\n"
+        "quick = G.with_options(timeout=1)\n"
+        "try:\n"
+        "    quick(name='ada').nap.remote(4.0)\n"
+        "except coldsnap.exception.FunctionTimeoutError as exc:\n"
+        "    print('timed out:', 'timeout of 1 s' in str(exc))\n"
+        "try:\n"
+        "    G.with_options(timeout=-1)\n"
+        "except coldsnap.exception.InvalidError as exc:\n"
+        "    print(exc)\n"
+        "try:\n"
+        "    G.with_options(cpus=2)\n"
+        "except coldsnap.exception.InvalidError as exc:\n"
+        "    print(str(exc)[:60])\n"))
+    assert out == ["2.0", "timed out: True",
+                   "Greeter.with_options(): timeout must be a positive number of seconds or "
+                   "None, not -1.",
+                   "Greeter.with_options() got unknown option(s) cpus. Valid opt"], out
+
+
+def test_parameters_bind_locally_with_the_class_at_hand() -> None:
+    import coldsnap
+    from coldsnap.parameter import bind_parameters
+
+    app = coldsnap.App("local-params")
+
+    @app.cls()
+    class Model:
+        size: int = coldsnap.parameter(default=3)
+        name: str = coldsnap.parameter()
+
+        @coldsnap.method()
+        def describe(self) -> str:
+            return f"{self.name}:{self.size}"
+
+    assert bind_parameters(Model.user_cls, {"name": "m"}) == {"size": 3, "name": "m"}
+    assert Model(name="m").describe.local() == "m:3"  # type: ignore[attr-defined]
+    assert Model(name="m", size=3)._variant == {"params": {"name": "m"}, "options": {}}
+    with pytest.raises(InvalidError, match="parameter 'size' is a int, not bool"):
+        Model(name="m", size=True)
+    with pytest.raises(InvalidError, match="a parameter's default must be an int, str"):
+        coldsnap.parameter(default=1.5)
