@@ -148,7 +148,7 @@ class _Invocable:
         self._refuse_generator("remote")
         blob = _client().call(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None,
-            variant=self._variant)
+            **self._variant_field())
         return cloudpickle.loads(blob)
 
     @with_aio_iter
@@ -164,7 +164,7 @@ class _Invocable:
         self._refuse_generator("spawn")
         call_id = _client().spawn(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs),
-            variant=self._variant)
+            **self._variant_field())
         return FunctionCall(call_id)
 
     @with_aio_iter
@@ -228,6 +228,10 @@ class _Invocable:
                   order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
         self._refuse_generator("map")
         return _calls.run_many(self.spawn, inputs, kwargs, order_outputs, return_exceptions)
+
+    def _variant_field(self) -> dict[str, Any]:
+        """Absent for a function or a class's default instance."""
+        return {"variant": self._variant} if self._variant else {}
 
     def _refuse_generator(self, how: str) -> None:
         """A generator function's values come from remote_gen only (as in Modal); checked
