@@ -20,10 +20,12 @@ from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
+from coldsnap.parameter import parameter
 from coldsnap.running import enable_output
 from coldsnap.schedule import Cron, Period
 from coldsnap.unsupported import module_getattr
 from coldsnap.wire.errors import Error
+from coldsnap.wire.retries import Retries
 
 __all__ = [
     "App",
@@ -36,6 +38,7 @@ __all__ = [
     "Image",
     "Period",
     "Queue",
+    "Retries",
     "build",
     "enable_output",
     "enter",
@@ -43,6 +46,7 @@ __all__ = [
     "exit",
     "experimental",
     "method",
+    "parameter",
 ]
 
 # A Modal name coldsnap lacks says so (coldsnap.exception.UnimplementedError).

@@ -83,7 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)
     try:
-        target(**kwargs)
+        from coldsnap.user_code import run_maybe_async
+
+        run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
     finally:
         try:
             conn.request(ops.APP_STOP, app=name, delete=True)
