@@ -66,7 +66,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         with boot.stage(f"import {config.app_file}", "import_s"):
             target = _import_target(config)  # 1
         with boot.stage(f"instantiate {target.tag}", "import_s"):
-            target.instantiate()  # 2
+            target.instantiate(config.params)  # 2
         if config.snapshot:
             watch = gpu.CudaContextWatch()
             watch.check(f"the import of {config.app_file}")

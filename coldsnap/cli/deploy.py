@@ -96,7 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     print_web_urls(result.get("web_urls") or {}, sys.stderr)
     try:
-        target(**kwargs)
+        from coldsnap.user_code import run_maybe_async
+
+        run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
     finally:
         try:
             conn.request(ops.APP_STOP, app=name, delete=True)

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
+from coldsnap.server import call_ops
 from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
+from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT
@@ -84,12 +86,12 @@ class Request:
                            f"be {what} {low} and <= {_plain(most)}; got {value!r}")
         return float(value)
 
-    def send(self, header: dict[str, Any]) -> None:
+    def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
         """One message of a streamed reply; ClientGone when the client hung up."""
         if self.stream is None:
             raise ClientGone("this request came from a container: it takes one reply")
         try:
-            write_message(self.stream, header)
+            write_message(self.stream, header, blob)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
                 TimeoutError) as exc:  # TimeoutError: not read for COLDSNAP_IDLE_TIMEOUT_S
             raise ClientGone(str(exc)) from exc
@@ -152,6 +154,8 @@ class Api:
     def call(self, req: Request) -> Reply:
         # Checked before the call is queued; 0 would cancel it before it could start.
         timeout = req.number("timeout", above=0, most=MAX_WAIT_S)
+        if req.field("stream", bool, False):  # remote_gen: items as they come
+            return call_ops.stream_call(self, req, timeout)
         call, pool = self._submit(req)
         return self._await(call, pool, timeout)
 
@@ -170,9 +174,11 @@ class Api:
             self.platform.calls.forget(call_id)
         return reply
 
-    def _submit(self, req: Request) -> tuple[Call, Pool]:
+    def _submit(self, req: Request, stream: bool = False) -> tuple[Call, Pool]:
         return self.platform.submit(req.field("app", str), req.field("tag", str),
-                                    req.field("method", str, None), req.need_blob("arguments"))
+                                    req.field("method", str, None), req.need_blob("arguments"),
+                                    stream=stream,
+                                    variant=parse_variant(req.field("variant", dict, None)))
 
     def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
         if not call.done.wait(timeout):
@@ -284,6 +290,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.CALL: Api.call,
     ops.SPAWN: Api.spawn,
     ops.GET: Api.get,
+    ops.CANCEL: call_ops.cancel,
     ops.LOOKUP: Api.lookup,
     ops.APPS_LS: Api.apps_ls,
     ops.APP_STOP: Api.app_stop,
@@ -305,7 +312,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
 # What a container may ask while it runs a call: what calling other functions needs
 # (not lookup: its reply carries functions' options, env= secrets included), and Dicts
 # and Queues.
-CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT})
+CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

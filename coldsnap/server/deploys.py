@@ -22,10 +22,12 @@ from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool
 from coldsnap.server.pools import Pools, wait_finished
 from coldsnap.server.state import StateDB, StoredVersion
+from coldsnap.server.variants import with_variant
 from coldsnap.settings import Settings
 from coldsnap.wire import web
 from coldsnap.wire.description import AppDescription
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND
+from coldsnap.wire.variant import Variant
 from coldsnap.wire.web import WebEndpoint
 
 DEPLOYED, STOPPED = "deployed", "stopped"
@@ -164,16 +166,18 @@ class Deploys:
 
     # finding what serves a call
 
-    def pool(self, app: str, tag: str) -> Pool:
-        """The pool of ``tag`` in the app's current version."""
+    def pool(self, app: str, tag: str, variant: Variant | None = None) -> Pool:
+        """The pool of ``tag`` (of a class's ``variant``) in the app's current version."""
         with self._lock:  # not a pool of a version a deploy is retiring right now
             state, version = self.state(app)
             if state != DEPLOYED:
                 raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again with "
                                "`coldsnap deploy FILE` to call it")
-            return self._pool_for(app, version, tag)
+            return self._pool_for(app, version, tag, variant or Variant())
 
-    def _pool_for(self, app: str, version: str, tag: str) -> Pool:
+    def _pool_for(self, app: str, version: str, tag: str,
+                  variant: Variant | None = None) -> Pool:
+        variant = variant or Variant()
         stored = self._version(app, version)
         functions = stored.description.functions
         if tag not in functions:
@@ -181,10 +185,14 @@ class Deploys:
                            f"has: {', '.join(sorted(functions))}")
 
         def spec() -> FunctionSpec:
-            return FunctionSpec.from_description(app, version, tag, stored.description,
-                                                 stored.source, stored.built_images.get(tag))
+            return with_variant(FunctionSpec.from_description(
+                app, version, tag, stored.description, stored.source,
+                stored.built_images.get(tag)), variant)
 
-        return self.pools.get((app, version, tag), spec)
+        if not variant.is_default:
+            spec()  # a bad variant is refused here, before it has a pool
+        key = tag + (f"@{variant.key()}" if not variant.is_default else "")
+        return self.pools.get((app, version, key), spec)
 
     def _version(self, app: str, version: str) -> StoredVersion:
         cached = self._versions.get((app, version))

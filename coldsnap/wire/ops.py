@@ -22,6 +22,7 @@ DEPLOY = "deploy"
 CALL = "call"
 SPAWN = "spawn"
 GET = "get"
+CANCEL = "cancel"  # a spawned call: drop it if queued, stop its container if it runs
 LOOKUP = "lookup"
 APPS_LS = "apps_ls"
 APP_STOP = "app_stop"
