@@ -24,6 +24,7 @@ from coldsnap.parameter import parameter
 from coldsnap.running import enable_output
 from coldsnap.schedule import Cron, Period
 from coldsnap.unsupported import module_getattr
+from coldsnap.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
 from coldsnap.wire.errors import Error
 from coldsnap.wire.retries import Retries
 
@@ -39,14 +40,19 @@ __all__ = [
     "Period",
     "Queue",
     "Retries",
+    "asgi_app",
     "build",
     "enable_output",
     "enter",
     "exception",
     "exit",
     "experimental",
+    "fastapi_endpoint",
     "method",
     "parameter",
+    "web_endpoint",
+    "web_server",
+    "wsgi_app",
 ]
 
 # A Modal name coldsnap lacks says so (coldsnap.exception.UnimplementedError).

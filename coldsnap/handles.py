@@ -27,10 +27,11 @@ from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
-from coldsnap.wire import ops, serialization
+from coldsnap.wire import ops, serialization, web
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 from coldsnap.wire.variant import PARAM_TYPES, Variant
+from coldsnap.wire.web import WebEndpoint
 
 if TYPE_CHECKING:
     from coldsnap.app import App
@@ -246,6 +247,13 @@ class _Invocable:
     def _local_code(self) -> Callable[..., Any] | None:
         return None
 
+    def get_web_url(self) -> str | None:
+        """The URL of this function's (or method's) web endpoint on the server's HTTP
+        gateway, or None when it has none. The app must be deployed."""
+        info = _client().request(ops.LOOKUP, app=self.app_name, tag=self.tag)[0]
+        url = info.get("web_urls", {}).get(self._method or self.tag)
+        return web.usable_url(str(url)) if url else None
+
     def _describe(self) -> str:
         return self.tag + (f".{self._method}" if self._method else "")
 
@@ -265,6 +273,7 @@ class Function(_Invocable, Generic[P, R]):
         super().__init__(app, app_name, tag, None)
         self.options = options
         self.raw_f = raw_f
+        self.web: tuple[WebEndpoint, ...] = ()  # set by @app.function for a web endpoint
         if raw_f is not None:
             self.__doc__ = raw_f.__doc__
             self.__wrapped__ = raw_f
@@ -350,6 +359,15 @@ class Cls(Generic[T]):
     def lookup(cls, app_name: str, name: str) -> Cls[Any]:
         """Alias of ``from_name`` (Modal's older spelling)."""
         return cls.from_name(app_name, name)
+
+    def web_endpoints(self) -> tuple[WebEndpoint, ...]:
+        """The endpoints of the class's web-decorated methods (labels default to
+        ``<class>-<method>``)."""
+        if self.user_cls is None:
+            return ()
+        return tuple(marker.web.endpoint(name, self.tag, name)
+                     for name, marker in find_partials(self.user_cls, MarkerFlag.METHOD).items()
+                     if marker.web is not None)
 
     @property
     def method_names(self) -> list[str] | None:

@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coldsnap"
 SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image",
        "coldsnap.user_code", "coldsnap.exception", "coldsnap.experimental",
        "coldsnap.unsupported", "coldsnap.running", "coldsnap.dict_queue",
-       "coldsnap.schedule", "coldsnap.parameter", "coldsnap._aio", "coldsnap._calls")
+       "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
+       "coldsnap._calls")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.

@@ -25,7 +25,7 @@ from coldsnap.server.pool import Pool
 from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
-from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
+from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT
 from coldsnap.wire.framing import write_message
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class Api:
                  # A client compares these: a background server it started that runs
                  # other coldsnap code (an update, another checkout) is replaced.
                  "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1",
-                 "busy": self.platform.busy()}
+                 "busy": self.platform.busy(), "http": self.platform.deploys.web_base}
         if self.warning:
             reply["warning"] = self.warning
         return reply, None
@@ -255,6 +255,19 @@ class Api:
         results = self.platform.snapshots.verify(req.field("key", str, None))
         return {"ok": True, "results": results}, None
 
+    def token_create(self, req: Request) -> Reply:
+        key, secret = self.platform.tokens.create(req.field("name", str, ""))
+        return {"ok": True, "key": key, "secret": secret}, None
+
+    def token_ls(self, req: Request) -> Reply:
+        return {"ok": True, "tokens": self.platform.tokens.list()}, None
+
+    def token_rm(self, req: Request) -> Reply:
+        key = req.field("key", str)
+        if not self.platform.tokens.remove(key):
+            raise ApiError(NOT_FOUND, f"no proxy token {key!r}; `coldsnap token ls` lists them")
+        return {"ok": True, "removed": key}, None
+
 
 def _plain(bound: float | None) -> str:
     """A range's bound as people write it: 604800, not 604800.0 or 6.048e+05."""
@@ -290,6 +303,9 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SNAPSHOT_RM: Api.snapshot_rm,
     ops.SNAPSHOTS_GC: Api.snapshots_gc,
     ops.SNAPSHOTS_VERIFY: Api.snapshots_verify,
+    ops.TOKEN_CREATE: Api.token_create,
+    ops.TOKEN_LS: Api.token_ls,
+    ops.TOKEN_RM: Api.token_rm,
 }
 
 

@@ -14,6 +14,7 @@ from coldsnap.server.logs import LogBook
 from coldsnap.server.objects import Objects
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
+from coldsnap.server.proxy_tokens import ProxyTokens
 from coldsnap.server.reports import Reports
 from coldsnap.server.schedules import Schedules
 from coldsnap.server.snapshots import SnapshotAdmin
@@ -33,6 +34,7 @@ class Platform:
     pools: every function version's pool of containers (``Pool``: the scheduler).
     reports: what `apps ls` and `apps stats` show.
     snapshots: `snapshots ls | inspect | rm | gc`.
+    tokens: proxy-auth tokens of web endpoints (`token create | ls | rm`).
     calls: spawned calls, by id, in the state db until their results expire.
     logs: each app's log lines.
 
@@ -56,6 +58,7 @@ class Platform:
                                ImageBuilder(settings, engine))
         self.reports = Reports(db, self.deploys, self.pools)
         self.snapshots = SnapshotAdmin(settings, engine, db, booter.keys)
+        self.tokens = ProxyTokens(settings.proxy_tokens_path)  # web endpoints' proxy auth
         self.objects = Objects(db)  # Dicts and Queues
         self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
 

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from coldsnap.engine import Container
+from coldsnap.server import lease_shim
 from coldsnap.server.boot import Boot, Booter, BootKind
 from coldsnap.server.calls import Call, Outcome
 from coldsnap.server.errors import ApiError
@@ -325,6 +326,14 @@ class Pool:
             if call is None:
                 return worker.alive
             t0 = time.monotonic()
+            if isinstance(call, lease_shim.LeaseCall):
+                lease_shim.hold(call, worker)
+                self._call_ended(worker)
+                worker.calls_served += 1
+                worker.idle_since = time.monotonic()
+                if not worker.alive:
+                    return False
+                continue
             try:
                 result = worker.run_call(call)
             except Exception as exc:  # a server bug must not leave the caller waiting
@@ -421,6 +430,9 @@ class Pool:
         with self._cond:
             self.counters["calls_failed"] += 1
         call.fail(error)
+
+    def lease(self, timeout_s: float | None) -> lease_shim.Lease:
+        return lease_shim.lease(self, timeout_s)
 
     # reporting
 

@@ -81,6 +81,8 @@ class Worker:
         self.calls_served = 0
         self.boot_id = 0
         self.boot_timings: dict[str, float] = {}
+        # Web endpoint name -> its port at container.address (from ``ready``).
+        self.web_ports: dict[str, int] = {}
         self.idle_since = time.monotonic()
         # Lines printed while no call runs (boot, hooks), handed to the next call.
         self.pending_logs: deque[str] = deque(maxlen=2000)

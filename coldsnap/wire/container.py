@@ -35,6 +35,10 @@ PARAMS_ENV = "COLDSNAP_PARAMS"  # a class instance's parameters (wire/variant.py
 # Set in every container (a restore gets its own through ``resume``); its presence
 # means "this process runs in a coldsnap container".
 CONTAINER_ID_ENV = "COLDSNAP_CONTAINER_ID"
+# Set by an engine whose containers share the host's network: the address web
+# endpoints listen on (default: every address of the container's own namespace).
+WEB_HOST_ENV = "COLDSNAP_WEB_HOST"
+DEFAULT_WEB_HOST = "0.0.0.0"
 
 
 def in_container() -> bool:
@@ -63,6 +67,7 @@ class BootConfig:
     gpu_snapshot: bool = False
     container_id: str = ""
     code_dir: Path | None = None
+    web_host: str = DEFAULT_WEB_HOST
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:
@@ -99,5 +104,6 @@ class BootConfig:
             gpu_snapshot=environ.get(GPU_SNAPSHOT_ENV, "0") == "1",
             container_id=environ.get(CONTAINER_ID_ENV, ""),
             code_dir=Path(environ[CODE_DIR_ENV]),
+            web_host=environ.get(WEB_HOST_ENV) or DEFAULT_WEB_HOST,
             params=params_from_env(environ.get(PARAMS_ENV, "")),
         )

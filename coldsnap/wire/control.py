@@ -20,7 +20,7 @@ TYPE = "type"
 # Message types, container -> server.
 READY_TO_SNAPSHOT = "ready_to_snapshot"  # TIMINGS; then it waits for RESUME
 SNAPSHOT_REFUSED = "snapshot_refused"  # MESSAGE; then it waits for RESUME
-READY = "ready"  # TIMINGS: serving
+READY = "ready"  # TIMINGS, WEB: serving
 BOOT_FAILED = "boot_failed"  # STAGE, MESSAGE; blob: the exception
 RESULT = "result"  # Result; blob: the value or the exception
 ITEM = "item"  # Item; blob: one value a generator call yielded (its RESULT comes last)
@@ -38,6 +38,7 @@ TO_CONTAINER = frozenset({RESUME, CALL, SHUTDOWN, REPLY})
 
 # Header fields (besides TYPE). The dataclasses below own the fields of their messages.
 TIMINGS = "timings"  # step name -> seconds (wire/timings.py)
+WEB = "web"  # in READY: web endpoint name -> the port it is served on in the container
 MESSAGE = "message"  # what went wrong, for a person
 STAGE = "stage"  # the boot stage that failed ("import app.py", a hook's label)
 CONTAINER_ID = "container_id"
@@ -191,3 +192,13 @@ class Reply:
 
 def _request_id(header: dict[str, Any]) -> str:
     return str(header.get(REQUEST_ID))
+
+
+def web_ports(header: dict[str, Any]) -> dict[str, int]:
+    """A ``ready`` message's web ports (endpoint name -> port); malformed entries are
+    dropped: a container can't make the server misbehave by what it claims."""
+    ports = header.get(WEB)
+    if not isinstance(ports, dict):
+        return {}
+    return {str(name): port for name, port in ports.items()
+            if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536}

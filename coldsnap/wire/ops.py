@@ -34,4 +34,7 @@ SNAPSHOT_INSPECT = "snapshot_inspect"
 SNAPSHOT_RM = "snapshot_rm"
 SNAPSHOTS_GC = "snapshots_gc"
 SNAPSHOTS_VERIFY = "snapshots_verify"
+TOKEN_CREATE = "token_create"
+TOKEN_LS = "token_ls"
+TOKEN_RM = "token_rm"
 OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
