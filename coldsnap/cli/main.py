@@ -14,6 +14,7 @@ from coldsnap.cli import (
     objects_cmds,
     secret_cmds,
     system,
+    token_cmds,
     volume_cmds,
 )
 from coldsnap.settings import SettingError
@@ -43,6 +44,7 @@ COMMANDS: dict[str, Command] = {
     "bench": lambda args: _bench(args),
     **{f"volume {name}": command for name, command in volume_cmds.COMMANDS.items()},
     **{f"secret {name}": command for name, command in secret_cmds.COMMANDS.items()},
+    **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
 }
 
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json(verify)
     volume_cmds.add_parsers(sub)
     secret_cmds.add_parsers(sub)
+    token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
     from coldsnap.bench.cli import add_arguments
 
@@ -155,7 +158,7 @@ def _json(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = "apps" if args.command == "app" else args.command
-    for group in ("apps", "snapshots", "dict", "queue", "volume", "secret"):
+    for group in ("apps", "snapshots", "dict", "queue", "token", "volume", "secret"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

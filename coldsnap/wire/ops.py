@@ -22,6 +22,7 @@ DEPLOY = "deploy"
 CALL = "call"
 SPAWN = "spawn"
 GET = "get"
+CANCEL = "cancel"  # a spawned call: drop it if queued, stop its container if it runs
 LOOKUP = "lookup"
 APPS_LS = "apps_ls"
 APP_STOP = "app_stop"
@@ -33,6 +34,9 @@ SNAPSHOT_INSPECT = "snapshot_inspect"
 SNAPSHOT_RM = "snapshot_rm"
 SNAPSHOTS_GC = "snapshots_gc"
 SNAPSHOTS_VERIFY = "snapshots_verify"
+TOKEN_CREATE = "token_create"
+TOKEN_LS = "token_ls"
+TOKEN_RM = "token_rm"
 OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
 # Volumes (docs/volumes-and-secrets.md): by ``name``; file ops take a ``path``.
 VOLUME_CREATE = "volume_create"
