@@ -61,6 +61,7 @@ from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
     ContainerDirs,
+    clear_volume_views,
     ensure_tmpfs,
     gpu_device_nodes,
     refresh_kdat_cache,
@@ -130,6 +131,7 @@ class CriuEngine:
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:
             self.disks.clear()
+            clear_volume_views(settings.run_path)  # a killed server's restores left them
         self.limits = ContainerLimits(settings, self.disks)
 
     def _ids(self, spec: ContainerSpec) -> IdRange | None:

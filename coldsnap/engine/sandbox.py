@@ -9,6 +9,7 @@ a snapshot's filesystem) come mounted from ``layers.LayerCache``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -138,9 +139,9 @@ class ContainerDirs:
         to bind (a bind keeps the view's id mapping). CRIU opens them as the namespace's
         root, which can't pass the run dir (0700): they live under ``VOLUME_VIEWS``
         (0711: passable, not listable), in a dir named by the container's id."""
-        VOLUME_VIEWS.mkdir(mode=0o711, exist_ok=True)
         own = self.views
-        own.mkdir(mode=0o711, exist_ok=True)
+        for directory in (VOLUME_VIEWS, own.parent, own):
+            directory.mkdir(mode=0o711, exist_ok=True)
         views = {}
         for index, (path, source) in enumerate(sorted(volumes.items())):
             view = own / f"volume-{index}"
@@ -150,7 +151,7 @@ class ContainerDirs:
 
     @property
     def views(self) -> Path:
-        return VOLUME_VIEWS / self.base.name
+        return volume_views_of(self.base.parent.parent) / self.base.name
 
     def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
         """Mount the overlay at root/ from the host side (restores); ``host_root``: the
@@ -183,6 +184,22 @@ class ContainerDirs:
             if _mounts_under(place):  # never delete through a mount: a volume's files
                 continue
             shutil.rmtree(place, ignore_errors=True)
+
+
+def volume_views_of(run_dir: Path) -> Path:
+    """The dir of one server's volume views (its run dir's, by a hash of its path)."""
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:12]
+    return VOLUME_VIEWS / digest
+
+
+def clear_volume_views(run_dir: Path) -> None:
+    """Unmount and remove what a killed server left of its volume views (at start-up,
+    by the server that owns ``run_dir`` now)."""
+    place = volume_views_of(run_dir)
+    for leftover in _mounts_under(place):
+        subprocess.run(["umount", "-l", leftover], capture_output=True, check=False)
+    if place.exists() and not _mounts_under(place):
+        shutil.rmtree(place, ignore_errors=True)
 
 
 def _mounts_under(path: Path) -> list[str]:

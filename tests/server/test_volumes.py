@@ -227,3 +227,30 @@ def test_the_none_engine_says_volumes_need_criu(server_factory: type[ServerHandl
     assert failed.returncode == 1
     assert "volumes (/data) need containers with mount namespaces: run the server with " \
         "the criu engine" in failed.stderr, failed.stderr
+
+
+def test_a_killed_servers_volume_views_are_cleared(server_factory: type[ServerHandle],
+                                                   tmp_path: Path) -> None:
+    """A restore in a user namespace binds an idmapped view of each volume from
+    /run/coldsnap-volume-views; the next start of a killed server unmounts them."""
+    from coldsnap.engine.sandbox import volume_views_of
+
+    require_criu()
+    server = server_factory("criu").start()
+    held = tmp_path / "held.txt"
+    held.write_text("held\n")
+    server.cli("volume", "create", "test-shared")
+    server.cli("volume", "put", "test-shared", str(held), "/held.txt")
+    server.cli("deploy", str(APP))  # debian_slim: a user namespace
+    assert _call(server, _holder("read_now", "held.txt")) == "held\n"
+    views = volume_views_of(server.settings.run_path)
+    mounted = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+               if str(views) in line]
+    assert mounted, "the restored container's volume view"
+    assert server.proc is not None
+    server.proc.kill()
+    server.proc.wait()
+    server.start()
+    assert str(views) not in Path("/proc/self/mountinfo").read_text()
+    assert not views.exists()
+    assert _call(server, _holder("read_now", "held.txt")) == "held\n"
