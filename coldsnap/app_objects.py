@@ -18,7 +18,13 @@ from typing import Any
 from coldsnap.secret import Secret
 from coldsnap.volume import Volume
 from coldsnap.wire.errors import InvalidError
-from coldsnap.wire.mounts import INLINE_PREFIX, SecretRef, VolumeRef
+from coldsnap.wire.mounts import (
+    INLINE_PREFIX,
+    SecretRef,
+    VolumeRef,
+    secret_problems,
+    volume_problems,
+)
 from coldsnap.wire.names import is_app_name
 
 
@@ -88,3 +94,25 @@ def default_app_name(depth: int = 2) -> str:
     stem = PurePath(filename).stem if isinstance(filename, str) else ""
     name = re.sub(r"[^A-Za-z0-9._-]", "-", stem).lstrip("._-")[:64]
     return name if is_app_name(name) else "app"
+
+
+def step_objects(where: str, secrets: object, volumes: object) -> dict[str, Any]:
+    """An image step's ``secrets``/``volumes`` as its record holds them: secret names and
+    volume references, only when given (so other steps' hashes stay as they were). A
+    step's record is hashed and stored with the image, so inline secrets can't go in."""
+    objects = AppObjects()
+    refs = objects.secret_refs(where, list(secrets) if isinstance(secrets, tuple) else secrets)
+    if objects.inline_values():
+        raise InvalidError(f"{where}(secrets=...) takes named secrets only: the step's record "
+                           "is stored with the image. Create one with `coldsnap secret create "
+                           "NAME KEY=VALUE ...` and pass coldsnap.Secret.from_name(NAME)")
+    mounts = objects.volume_refs(where, volumes)
+    problems = [*volume_problems(mounts), *secret_problems(refs)]
+    if problems:
+        raise InvalidError(f"{where}: " + "; ".join(problems) + ".")
+    record: dict[str, Any] = {}
+    if refs:
+        record["secrets"] = [ref.name for ref in refs]
+    if mounts:
+        record["volumes"] = {path: ref.to_dict() for path, ref in mounts.items()}
+    return record

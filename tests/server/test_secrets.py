@@ -170,3 +170,55 @@ def test_a_secret_deleted_after_the_deploy_fails_the_boot(
     assert failed.returncode == 1
     assert "no secret named 'short-lived'; create it with `coldsnap secret create " \
         "short-lived KEY=VALUE ...`" in failed.stderr, failed.stderr
+
+
+@pytest.mark.parametrize("base", ["from_host", "debian_slim"])
+def test_image_steps_get_secrets_and_volumes(server_factory: type[ServerHandle],
+                                             tmp_path: Path, base: str) -> None:
+    """Image.run_commands/run_function(secrets=, volumes=): the build container has the
+    values and the volume; a changed value rebuilds nothing."""
+    require_criu()
+    server = server_factory("criu").start()
+    server.cli("secret", "create", "build-token", "BUILD_TOKEN=tok-build-1")
+    app = write_app(tmp_path, "built_with_objects", """
+        import os
+        import coldsnap
+
+        token = coldsnap.Secret.from_name("build-token")
+        cache = coldsnap.Volume.from_name("build-cache", create_if_missing=True)
+
+        def fill_cache() -> None:
+            with open("/cache/from-build.txt", "w") as handle:
+                handle.write("written at build time with " + os.environ["BUILD_TOKEN"])
+
+        image = (coldsnap.Image.BASE()
+                 .run_commands("test -n \\"$BUILD_TOKEN\\" && echo seen > /token-seen",
+                               secrets=[token])
+                 .run_function(fill_cache, secrets=[token], volumes={"/cache": cache}))
+        app = coldsnap.App("built-with-objects", image=image)
+
+        @app.function(volumes={"/cache": cache})
+        def read() -> list[str]:
+            return [open("/token-seen").read().strip(), open("/cache/from-build.txt").read(),
+                    os.environ.get("BUILD_TOKEN", "unset")]
+    """.replace("BASE", base))
+    deployed = server.cli("deploy", str(app))
+    assert "tok-build-1" not in deployed.stdout + deployed.stderr
+    call = "import coldsnap\nprint(coldsnap.Function.from_name('built-with-objects', " \
+        "'read').remote())"
+    assert server.python(call).stdout.strip() == str(
+        ["seen", "written at build time with tok-build-1", "unset"])
+    server.cli("secret", "create", "build-token", "BUILD_TOKEN=tok-build-2", "--force")
+    again = json.loads(server.cli("deploy", str(app), "--json").stdout)
+    assert again["changed"] is False  # the step's hash has the name, not the value
+    assert "tok-build-1" not in (server.state_dir / "state.db").read_bytes().decode(
+        errors="replace")
+
+
+def test_image_steps_refuse_inline_secrets() -> None:
+    import coldsnap
+    from coldsnap.wire.errors import InvalidError
+
+    with pytest.raises(InvalidError, match="takes named secrets only"):
+        coldsnap.Image.debian_slim().run_commands(
+            "true", secrets=[coldsnap.Secret.from_dict({"A": "b"})])
