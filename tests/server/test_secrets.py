@@ -90,6 +90,8 @@ def test_values_never_shown(srv: ServerHandle) -> None:
         leaks = [where for where, text in shown.items() if value in text]
         assert not leaks, f"{value} shown in {leaks}"
     assert "TOKEN" in shown["secret ls"]  # the keys are listed, not the values
+    table = srv.cli("deploy", str(APP)).stdout
+    assert "secrets test-token, inline-0" in table and INLINE not in table
 
 
 def test_stored_private(srv: ServerHandle) -> None:
