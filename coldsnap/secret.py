@@ -71,6 +71,17 @@ class Secret:
 
         return Secret(load=load, what=f"Secret.from_dotenv({str(path) if path else ''!r})")
 
+    @staticmethod
+    def from_local_environ(env_keys: list[str]) -> Secret:
+        """Not supported yet: the server imports the app to deploy it, so it can't see the
+        deploying shell's environment. The error says what to use instead."""
+        keys = " ".join(f"{key}=..." for key in env_keys) or "KEY=..."
+        raise InvalidError(
+            "Secret.from_local_environ() is not supported yet: coldsnap deploys by importing "
+            "the app on the server, which can't see your shell's environment. Store the "
+            f"values on the server with `coldsnap secret create NAME {keys}` and use "
+            "Secret.from_name(NAME), or put them in a .env file and use Secret.from_dotenv().")
+
     @property
     def inline(self) -> bool:
         return self._load is not None

@@ -103,6 +103,14 @@ class Volume:
         finally:
             _client().request(ops.VOLUME_DELETE, name=volume.name)
 
+    def hydrate(self) -> Volume:
+        """Modal's explicit lookup: made now if it may be, else it must exist."""
+        if self.create_if_missing:
+            _client().request(ops.VOLUME_CREATE, name=self.name, exist_ok=True)
+        else:
+            self.listdir("/")  # NotFoundError naming `coldsnap volume create`
+        return self
+
     def ref(self) -> VolumeRef:
         """How functions' options name it (wire/mounts.py)."""
         return VolumeRef(self.name, self.create_if_missing)

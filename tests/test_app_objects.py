@@ -76,3 +76,8 @@ def test_wrong_objects_are_named() -> None:
         coldsnap.Volume.from_name("no/slash")
     with pytest.raises(InvalidError, match="keys and values must be str"):
         coldsnap.Secret.from_dict({"A": 1})  # type: ignore[dict-item]
+
+
+def test_from_local_environ_says_what_to_use() -> None:
+    with pytest.raises(InvalidError, match=r"`coldsnap secret create NAME HF_TOKEN=\.\.\.`"):
+        coldsnap.Secret.from_local_environ(["HF_TOKEN"])

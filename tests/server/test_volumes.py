@@ -100,6 +100,10 @@ result = [[e.path, int(e.type), e.size] for e in entries], data.hex(), len(vol.l
     assert entries == [["tree/x.bin", 1, 20]]
     assert bytes.fromhex(data) == b"\x00\x01" * 10
     assert "held.txt" in _call(srv, f"result = {_fn('listed')}.remote()")
+    missing = srv.python("import coldsnap\ncoldsnap.Volume.from_name('absent-v').hydrate()",
+                         check=False)
+    assert "NotFoundError: no volume named 'absent-v'; create it with `coldsnap volume " \
+        "create absent-v`" in missing.stderr, missing.stderr
 
 
 def test_file_ops_never_follow_a_containers_symlink(srv: ServerHandle, tmp_path: Path
