@@ -24,6 +24,10 @@ def dump(
     """Checkpoint the tree rooted at ``pid`` into ``images``; the tree is killed.
 
     The network namespace is external: a restore plugs in a namespace of its own.
+    Established TCP connections can't follow a copy there (its address differs):
+    ``--tcp-close`` dumps them without their state and a restore brings them back
+    closed, so reads and writes on them fail and client libraries reconnect (the
+    runtime names them: _runtime/network.py). Listening sockets are dumped whole.
     In a user namespace (``userns``) CRIU runs in the tree's network namespace
     instead, which it then leaves out of the images: a restored tree would enter an
     external one only after its new user namespace, and can't (EPERM). Returns the
@@ -34,7 +38,7 @@ def dump(
     argv = [
         *enter, str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
         "--log-file", "dump.log", *([] if userns else net),
-        "--file-locks", "--link-remap", "--network-lock", "skip",
+        "--file-locks", "--link-remap", "--network-lock", "skip", "--tcp-close",
         "--manage-cgroups=ignore",
     ]  # fmt: skip
     return _run(argv, images / "dump.log", timeout, DumpFailed, "criu dump")

@@ -50,6 +50,8 @@ class FunctionOptions:
     ephemeral_disk: the size in MiB of the container's writable disk (what it writes
         anywhere in its filesystem). None: the server's default
         (COLDSNAP_CONTAINER_DISK_MB).
+    block_network: True gives the containers no network but loopback, in every phase
+        (docs/network.md).
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
@@ -66,6 +68,7 @@ class FunctionOptions:
     memory: int | tuple[int, int] | None = None
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
+    block_network: bool = False
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
 
     @property
@@ -138,6 +141,8 @@ class FunctionOptions:
                 and MIN_DISK_MB <= self.ephemeral_disk <= MAX_DISK_MB):
             yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
                    f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
+        if not isinstance(self.block_network, bool):
+            yield f"block_network must be True or False, not {self.block_network!r}"
         yield from self._experimental_problems()
 
     def _experimental_problems(self) -> Iterator[str]:
