@@ -24,7 +24,6 @@ from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.wire.container import CODE_DIR_ENV
 
-
 BLOCK_NETWORK_IGNORED = (
     b"coldsnap: block_network=True has no effect on the none engine (its containers are "
     b"plain processes on the host's network): use the criu engine (COLDSNAP_ENGINE=criu) "
