@@ -21,8 +21,13 @@ def log_udp():
 threading.Thread(target=log_udp, daemon=True).start()
 def echo(conn):
     with conn:
-        while data := conn.recv(256):
-            conn.sendall(data)
+        try:
+            while data := conn.recv(256):
+                conn.sendall(data)
+        except OSError:
+            pass
+    with open(sys.argv[1], "a") as f:
+        f.write("8081 closed\n")
 def hold_and_echo():
     while True:
         threading.Thread(target=echo, args=(held.accept()[0],), daemon=True).start()
@@ -38,8 +43,8 @@ while True:
 class Outside:
     """A host beyond the container host: its own network namespace behind a veth,
     with an ordinary address and a link-local one. TCP 8080 answers ``hi`` and hangs
-    up; TCP 8081 keeps each connection open and echoes it; UDP 9999 logs what it gets
-    to ``received``."""
+    up; TCP 8081 keeps each connection open and echoes it (and logs ``8081 closed``
+    to ``received`` when its client hangs up); UDP 9999 logs what it gets there."""
 
     def __init__(self, tmp: Path) -> None:
         n = random.randrange(256)
