@@ -116,11 +116,18 @@ def _run(
         killed = proc.returncode < 0
         how = f"was killed by signal {-proc.returncode}" if killed else "failed"
         cause = first_error(_read(log))
+        cause += next((f" ({hint})" for known, hint in HINTS if known in cause), "")
         raise error(f"{what} {how} (exit {proc.returncode})" + (f": {cause}" if cause else ""),
                     detail, transient=killed)
     return time.monotonic() - t0
 
 
+# What a CRIU error means for a user, where the line alone does not say it.
+HINTS = (
+    ("Can't bind inet socket", "a socket bound in the snapshot phase to the container's "
+     "own network address: each restored copy has another address; bind to 0.0.0.0 or "
+     "127.0.0.1"),
+)
 # Error lines CRIU also writes on dumps that succeed.
 BENIGN_ERRORS = ("rlimit: Can't setup RLIMIT_NOFILE",)
 

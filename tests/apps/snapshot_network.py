@@ -11,6 +11,8 @@ TCP 8081 keeps each connection open and echoes it.
   open across the snapshot.
 - ``Blocked`` / ``blocked_plain``: ``block_network=True``, with and without a snapshot.
 - ``BlockedDownload``: a download in ``enter(snap=True)`` under ``block_network``.
+- ``OwnAddress``: a listener bound to the snapshot phase's own address, which no
+  restored copy has.
 """
 
 import os
@@ -146,3 +148,21 @@ class BlockedDownload:
     @coldsnap.method()
     def run(self) -> str:
         return "unreachable"
+
+
+def own_address() -> str:
+    """This namespace's address on its way out (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((OUTSIDE, 9))
+        return probe.getsockname()[0]
+
+
+@app.cls(enable_memory_snapshot=True)
+class OwnAddress:
+    @coldsnap.enter(snap=True)
+    def bind(self):
+        self.server = socket.create_server((own_address(), 8123))
+
+    @coldsnap.method()
+    def ask(self) -> dict:
+        return {"restored": restored(), "bound": self.server.getsockname()[0]}

@@ -117,6 +117,16 @@ def test_block_network_errors_carry_the_hint(net_server: ServerHandle) -> None:
     assert "block_network=True" in told and "no network but loopback" in told, failed
 
 
+def test_a_listener_on_the_snapshot_phase_s_own_address_falls_back_with_the_reason(
+    net_server: ServerHandle,
+) -> None:
+    answer = call(net_server, "OwnAddress.ask")
+    assert not answer["restored"] and answer["bound"].startswith("10.213."), answer
+    logs = net_server.cli("logs", APP).stdout
+    assert "Can't bind inet socket" in logs and "booting without a snapshot" in logs, logs
+    assert "bind to 0.0.0.0 or 127.0.0.1" in logs, logs
+
+
 def test_the_app_file_in_tests_apps_is_what_the_tests_deploy() -> None:
     # The fixture rewrites one line of it; a changed line would go unnoticed.
     assert 'OUTSIDE = "10.214.0.2"' in Path(APPS / "snapshot_network.py").read_text()
