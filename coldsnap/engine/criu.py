@@ -27,7 +27,9 @@ def dump(
     Established TCP connections can't follow a copy there (its address differs):
     ``--tcp-close`` dumps them without their state and a restore brings them back
     closed, so reads and writes on them fail and client libraries reconnect (the
-    runtime names them: _runtime/network.py). Listening sockets are dumped whole.
+    runtime names them: _runtime/network.py). Listening sockets are dumped whole,
+    less the connections still waiting in their accept queue (``--skip-in-flight``:
+    without it such a connection fails the dump, "In-flight connection").
     In a user namespace (``userns``) CRIU runs in the tree's network namespace
     instead, which it then leaves out of the images: a restored tree would enter an
     external one only after its new user namespace, and can't (EPERM). Returns the
@@ -39,7 +41,7 @@ def dump(
         *enter, str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
         "--log-file", "dump.log", *([] if userns else net),
         "--file-locks", "--link-remap", "--network-lock", "skip", "--tcp-close",
-        "--manage-cgroups=ignore",
+        "--skip-in-flight", "--manage-cgroups=ignore",
     ]  # fmt: skip
     return _run(argv, images / "dump.log", timeout, DumpFailed, "criu dump")
 

@@ -11,6 +11,7 @@ TCP 8081 keeps each connection open and echoes it.
   open across the snapshot.
 - ``Blocked`` / ``blocked_plain``: ``block_network=True``, with and without a snapshot.
 - ``BlockedDownload``: a download in ``enter(snap=True)`` under ``block_network``.
+- ``Pending``: a connection to its own listener that the listener never accepted.
 - ``OwnAddress``: a listener bound to the snapshot phase's own address, which no
   restored copy has.
 """
@@ -166,3 +167,21 @@ class OwnAddress:
     @coldsnap.method()
     def ask(self) -> dict:
         return {"restored": restored(), "bound": self.server.getsockname()[0]}
+
+
+@app.cls(enable_memory_snapshot=True)
+class Pending:
+    @coldsnap.enter(snap=True)
+    def connect_unaccepted(self):
+        self.server = socket.create_server(("127.0.0.1", 8124))
+        self.client = socket.create_connection(("127.0.0.1", 8124))  # waits in the queue
+
+    @coldsnap.method()
+    def ask(self) -> dict:
+        self.server.settimeout(1)
+        try:
+            self.server.accept()[0].close()
+            queued = "accepted"
+        except OSError as exc:
+            queued = type(exc).__name__
+        return {"restored": restored(), "queued": queued, "now": loopback()}

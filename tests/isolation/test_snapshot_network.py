@@ -86,6 +86,17 @@ def test_the_snapshot_phase_reaches_another_host_and_a_held_connection_is_closed
     assert f"closed at restore: 1 TCP connection to {outside.address}:8081" in logs, logs
 
 
+def test_a_connection_waiting_in_an_accept_queue_is_dropped_not_fatal(
+    net_server: ServerHandle,
+) -> None:
+    # CRIU refuses such a dump ("In-flight connection") unless told to drop them.
+    answer = call(net_server, "Pending.ask")
+    assert answer["restored"], answer
+    assert answer["queued"] == "TimeoutError" and answer["now"] == "ok:lo", answer
+    logs = wait_for(lambda: _closed_lines(net_server), 30, "the closed-at-restore log line")
+    assert "1 TCP connection to 127.0.0.1:8124" in logs, logs
+
+
 def _closed_lines(server: ServerHandle) -> str:
     logs = server.cli("logs", APP).stdout
     return "\n".join(line for line in logs.splitlines() if "closed at restore" in line)
