@@ -53,7 +53,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
     4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
        when a CUDA context is open and the function did not opt into GPU
        snapshots), then block on ctrl-in until ``resume``.
-    5. After restore: apply the env changes, the container id, reseed the RNGs.
+    5. After restore: name the TCP connections the restore closed (network.py),
+       apply the env changes, the container id, reseed the RNGs.
     6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
        then send ``ready``.
     7. Serve ``call`` messages, one at a time.
