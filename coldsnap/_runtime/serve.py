@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from types import ModuleType, TracebackType
 
-from coldsnap._runtime import network
+from coldsnap._runtime import generators, network
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.user_code import run_maybe_async
@@ -47,10 +47,11 @@ def run_call(channel: Channel, target: Target, call: control.CallInput,
             caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
         else:
             args, kwargs = (), {}
-        value = run_maybe_async(function(*args, **kwargs))
-        with serialization.by_reference(_shared_module(target, caller_module)):
-            payload = serialization.dumps_result(value)
-        check_result_size(payload, limit, target.tag, call.method)
+        shared = _shared_module(target, caller_module)
+        value = run_maybe_async(generators.stream_items(
+            channel.send, call, function(*args, **kwargs), _label(target, call.method),
+            lambda item: _dumped(item, shared, limit, target.tag, call.method)))
+        payload = _dumped(value, shared, limit, target.tag, call.method)
     except Exception as exc:
         flush_stdio()
         network.add_hint_if_blocked(exc)
@@ -60,6 +61,18 @@ def run_call(channel: Channel, target: Target, call: control.CallInput,
     else:
         flush_stdio()
         channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
+
+
+def _dumped(value: object, shared: ModuleType | None, limit: int | None, tag: str,
+            method: str | None) -> bytes:
+    with serialization.by_reference(shared):
+        payload = serialization.dumps_result(value)
+    check_result_size(payload, limit, tag, method)
+    return payload
+
+
+def _label(target: Target, method: str | None) -> str:
+    return target.tag + (f".{method}" if method else "")
 
 
 def _shared_module(target: Target, caller_module: str | None) -> ModuleType | None:

@@ -22,7 +22,7 @@ from coldsnap.engine.base import (
 )
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.wire.container import CODE_DIR_ENV
+from coldsnap.wire.container import CODE_DIR_ENV, WEB_HOST_ENV
 
 BLOCK_NETWORK_IGNORED = (
     b"coldsnap: block_network=True has no effect on the none engine (its containers are "
@@ -51,7 +51,9 @@ class NoneEngine:
         pipes = ContainerPipes.create()
         if spec.block_network:  # said in the container's log, where the user looks
             os.write(pipes.logs_w, BLOCK_NETWORK_IGNORED)
-        env = {**spec.env, **pipes.child_env(), CODE_DIR_ENV: str(code_dir)}
+        # The host's network: web endpoints stay on loopback, where the gateway is.
+        env = {**spec.env, **pipes.child_env(), CODE_DIR_ENV: str(code_dir),
+               WEB_HOST_ENV: "127.0.0.1"}
         proc = subprocess.Popen(
             spec.argv,
             env=env,

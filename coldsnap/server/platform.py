@@ -11,9 +11,12 @@ from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
+from coldsnap.server.objects import Objects
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
+from coldsnap.server.proxy_tokens import ProxyTokens
 from coldsnap.server.reports import Reports
+from coldsnap.server.schedules import Schedules
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.spawned import SpawnedCalls
 from coldsnap.server.state import StateDB
@@ -21,6 +24,7 @@ from coldsnap.server.worker import ContainerRequests
 from coldsnap.settings import Settings
 from coldsnap.wire.description import CLS
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
+from coldsnap.wire.variant import Variant
 
 
 class Platform:
@@ -30,6 +34,7 @@ class Platform:
     pools: every function version's pool of containers (``Pool``: the scheduler).
     reports: what `apps ls` and `apps stats` show.
     snapshots: `snapshots ls | inspect | rm | gc`.
+    tokens: proxy-auth tokens of web endpoints (`token create | ls | rm`).
     calls: spawned calls, by id, in the state db until their results expire.
     logs: each app's log lines.
 
@@ -53,17 +58,25 @@ class Platform:
                                ImageBuilder(settings, engine))
         self.reports = Reports(db, self.deploys, self.pools)
         self.snapshots = SnapshotAdmin(settings, engine, db, booter.keys)
+        self.tokens = ProxyTokens(settings.proxy_tokens_path)  # web endpoints' proxy auth
+        self.objects = Objects(db)  # Dicts and Queues
+        self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
 
     def start(self) -> None:
         """Pick up the apps of an earlier run and boot their warm containers; the spawned
         calls it left unended were interrupted."""
         self.calls.recover()
+        self.objects.start()
         self.deploys.start()
+        self.schedules.start()
 
-    def submit(self, app: str, tag: str, method: str | None, args: bytes) -> tuple[Call, Pool]:
+    def submit(self, app: str, tag: str, method: str | None, args: bytes,
+               stream: bool = False, variant: Variant | None = None) -> tuple[Call, Pool]:
         """Queue a call to ``tag`` (a function, or a class's ``method``) of the app's
-        current version; returns the call and the pool it waits in."""
-        pool = self.deploys.pool(app, tag)
+        current version; returns the call and the pool it waits in. ``stream``: a
+        ``remote_gen`` call, whose items go to its caller as they come (never retried:
+        the items it gave can't be taken back)."""
+        pool = self.deploys.pool(app, tag, variant)
         fn = pool.fn
         if fn.kind == CLS:
             if method is None:  # Function.from_name on a class's name
@@ -78,12 +91,14 @@ class Platform:
                            f"coldsnap.Function.from_name({app!r}, {tag!r}).remote(...)")
         call = Call(app=app, tag=tag, method=method, args=args,
                     timeout_s=fn.options.timeout or self.settings.call_timeout_s,
-                    retries=fn.options.retries)
+                    retries=0 if stream else fn.options.retry_policy.max_retries,
+                    retry_policy=fn.options.retry_policy, stream=stream)
         try:
             pool.submit(call)
         except ApiError:
-            pool = self.deploys.pool(app, tag)  # a deploy retired that pool just now
+            pool = self.deploys.pool(app, tag, variant)  # a deploy retired it just now
             pool.submit(call)
+        call.pool = pool  # FunctionCall.cancel() finds it there
         return call, pool
 
     def busy(self) -> bool:
@@ -94,6 +109,7 @@ class Platform:
         """Stop taking calls; give containers, booting ones too, ``grace_s`` to finish
         and leave (their exit hooks run); then kill what is left, before the engine
         closes."""
+        self.schedules.stop()
         self.calls.stopping()
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
 

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from coldsnap.engine import Container
+from coldsnap.server import lease_shim
 from coldsnap.server.boot import Boot, Booter, BootKind
 from coldsnap.server.calls import Call, Outcome
 from coldsnap.server.errors import ApiError
@@ -24,7 +25,14 @@ from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.logs import LogBook
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, CallEnd, CallResult, ContainerRequests, Worker
-from coldsnap.wire.errors import BOOT_FAILED, CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
+from coldsnap.wire.errors import (
+    BOOT_FAILED,
+    CANCELLED,
+    CONTAINER_DIED,
+    REMOTE,
+    TIMEOUT,
+    UNAVAILABLE,
+)
 from coldsnap.wire.timings import describe_timings
 
 DEFAULT_MAX_CONTAINERS = 32
@@ -73,6 +81,7 @@ class Pool:
         self._draining = False
         self._retrying = 0  # calls waiting out a retry's backoff, in no queue meanwhile
         self._stop_reason = ""
+        self._noted_cut_boots = False  # the log said once why boots were cut short
         self._min_backoff_until = 0.0
         self._min_backoff_s = 5.0
         self.counters = {"calls_ok": 0, "calls_error": 0, "calls_failed": 0,
@@ -99,6 +108,19 @@ class Pool:
         with self._cond:
             if call in self._queue:
                 self._queue.remove(call)
+
+    def cancel_call(self, call: Call, reason: str) -> None:
+        """``FunctionCall.cancel()``: the call ends as cancelled; a queued one leaves the
+        queue, a running one's container is stopped (a call can't be interrupted)."""
+        with self._cond:
+            if call in self._queue:
+                self._queue.remove(call)
+            running = [w for w in self._busy if w.call is call]
+        if not call.fail(ApiError(CANCELLED, reason)):
+            return  # it ended first
+        for worker in running:
+            worker.note(f"stopping: call {call.id} was cancelled")
+            worker.kill()
 
     def drain(self) -> None:
         """Take no new calls; finish queued ones; containers leave once idle."""
@@ -235,11 +257,17 @@ class Pool:
 
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
-        self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}",
-                            logging.WARNING, logger)
         with self._cond:
             self._starting = {w for w in self._starting if w.alive}  # the boot's leftovers
             stopped = self._stopped
+            first_cut = stopped and not self._noted_cut_boots
+            self._noted_cut_boots |= stopped
+        if not stopped:
+            self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}",
+                                logging.WARNING, logger)
+        elif first_cut:  # not the boot's failure: say what happened, once per pool
+            self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: containers still booting were "
+                                f"stopped: {self._stop_reason}", logging.INFO, logger)
         if not stopped:  # at shutdown the database may be closing: not a failure to keep
             try:
                 self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", BootKind.FAILED, False, {},
@@ -298,6 +326,14 @@ class Pool:
             if call is None:
                 return worker.alive
             t0 = time.monotonic()
+            if isinstance(call, lease_shim.LeaseCall):
+                lease_shim.hold(call, worker)
+                self._call_ended(worker)
+                worker.calls_served += 1
+                worker.idle_since = time.monotonic()
+                if not worker.alive:
+                    return False
+                continue
             try:
                 result = worker.run_call(call)
             except Exception as exc:  # a server bug must not leave the caller waiting
@@ -378,6 +414,8 @@ class Pool:
     def _retry_now(self, call: Call, scale: bool) -> None:
         with self._cond:
             self._retrying -= 1
+            if call.done.is_set():  # cancelled while it waited
+                return
             if self._stopped:
                 self.counters["calls_failed"] += 1
                 call.fail(ApiError(UNAVAILABLE, f"{call.label} was waiting to be retried "
@@ -392,6 +430,9 @@ class Pool:
         with self._cond:
             self.counters["calls_failed"] += 1
         call.fail(error)
+
+    def lease(self, timeout_s: float | None) -> lease_shim.Lease:
+        return lease_shim.lease(self, timeout_s)
 
     # reporting
 

@@ -81,6 +81,8 @@ class Worker:
         self.calls_served = 0
         self.boot_id = 0
         self.boot_timings: dict[str, float] = {}
+        # Web endpoint name -> its port at container.address (from ``ready``).
+        self.web_ports: dict[str, int] = {}
         self.idle_since = time.monotonic()
         # Lines printed while no call runs (boot, hooks), handed to the next call.
         self.pending_logs: deque[str] = deque(maxlen=2000)
@@ -184,7 +186,7 @@ class Worker:
             # oversized result is an error the caller can read, not a stopped container.
             self.channel.send(control.CallInput(
                 call.id, method=call.method, max_result_bytes=self.max_payload,
-                timeout_s=call.timeout_s).to_header(), call.args)
+                timeout_s=call.timeout_s, stream=call.stream).to_header(), call.args)
             return self._await_result(call)
         except TimeoutError:
             return CallResult(CallEnd.TIMED_OUT)
@@ -213,6 +215,10 @@ class Worker:
                     # (a refused fork, a full disk): say so.
                     limits = () if result.ok else tuple(self.limits_reached())
                     return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits)
+            elif message_type == control.ITEM:  # a generator's value: to its reader now
+                if control.Item.from_header(header).call_id == call.id:
+                    call.add_item(blob)
+                continue
             elif message_type == control.REQUEST and self._requests is not None:
                 self._start_request(control.Request.from_header(header), blob)
                 continue

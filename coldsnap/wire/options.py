@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.retries import Retries
+from coldsnap.wire.schedule import Cron, Period, Schedule, schedule_from_dict
 
 _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -39,8 +41,9 @@ class FunctionOptions:
     min_containers / max_containers: warm pool floor and scale ceiling (None: no ceiling).
     scaledown_window: seconds an idle container is kept before it is shut down.
     retries: how many more times a failed call is tried: after it raised, timed out or
-        lost its container (the caller sees the last attempt's error). Attempts are
-        1 s apart, then 2 s, 4 s, ... (Modal's default backoff), at most 60 s.
+        lost its container (the caller sees the last attempt's error). An int: attempts
+        are 1 s apart, then 2 s, 4 s, ... (Modal's default backoff), at most 60 s; a
+        ``coldsnap.Retries(...)`` sets the delays (wire/retries.py).
     env: extra environment variables for the container.
     memory: the container's memory limit in MiB, or Modal's ``(request, limit)``: the
         limit is used (one host has nothing to schedule by the request). None: the
@@ -52,6 +55,8 @@ class FunctionOptions:
         (COLDSNAP_CONTAINER_DISK_MB).
     block_network: True gives the containers no network but loopback, in every phase
         (docs/network.md).
+    schedule: ``coldsnap.Period(...)`` or ``coldsnap.Cron(...)``: the server calls the
+        (deployed) function by itself at those times, with no arguments.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
@@ -63,13 +68,14 @@ class FunctionOptions:
     min_containers: int = 0
     max_containers: int | None = None
     scaledown_window: float = 60.0
-    retries: int = 0
+    retries: int | Retries = 0
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     memory: int | tuple[int, int] | None = None
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
     block_network: bool = False
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
+    schedule: Schedule | None = None
 
     @property
     def gpu_snapshot(self) -> bool:
@@ -86,6 +92,11 @@ class FunctionOptions:
         """The CPU limit in cores (a ``(request, limit)`` pair's limit), or None."""
         return _limit(self.cpu)
 
+    @property
+    def retry_policy(self) -> Retries:
+        """``retries`` as a ``Retries`` (an int ``n``: Modal's default delays)."""
+        return Retries.from_value(self.retries)
+
     @classmethod
     def create(cls, decorator: str, **options: Any) -> FunctionOptions:
         """Options from a decorator's keywords; unknown keywords name the valid ones."""
@@ -99,6 +110,10 @@ class FunctionOptions:
         for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
                 options[name] = tuple(options[name])
+        if isinstance(options.get("schedule"), dict):  # to_dict()'s form
+            options["schedule"] = schedule_from_dict(options["schedule"])
+        if isinstance(options.get("retries"), dict):  # to_dict()'s form of a Retries
+            options["retries"] = Retries.from_value(options["retries"])
         result = cls(**options)
         result.validate(decorator)
         return result
@@ -130,8 +145,10 @@ class FunctionOptions:
         if not (_is_number(self.scaledown_window) and self.scaledown_window > 0):
             window = self.scaledown_window
             yield f"scaledown_window must be a positive number of seconds, not {window!r}"
-        if not (_is_int(self.retries) and 0 <= self.retries <= 10):
-            yield f"retries must be an integer from 0 to 10, not {self.retries!r}"
+        if not (isinstance(self.retries, Retries)
+                or (_is_int(self.retries) and 0 <= self.retries <= 10)):
+            yield (f"retries must be an integer from 0 to 10 or a coldsnap.Retries(...), "
+                   f"not {self.retries!r}")
         yield from _env_problems(self.env)
         yield from _resource_problems("memory", self.memory, _is_int, 1, "an integer number of MiB")
         yield from _resource_problems("cpu", self.cpu, _is_number, MIN_CPU,
@@ -144,6 +161,9 @@ class FunctionOptions:
         if not isinstance(self.block_network, bool):
             yield f"block_network must be True or False, not {self.block_network!r}"
         yield from self._experimental_problems()
+        if self.schedule is not None and not isinstance(self.schedule, Period | Cron):
+            yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
+                   f"{self.schedule!r}")
 
     def _experimental_problems(self) -> Iterator[str]:
         options = self.experimental_options
@@ -166,9 +186,15 @@ class FunctionOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
-        return {**dataclasses.asdict(self), "env": dict(self.env),
+        data = {**dataclasses.asdict(self), "env": dict(self.env),
                 "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
                 "experimental_options": dict(self.experimental_options)}
+        # Only when set: the options of functions without one (and their snapshot keys)
+        # stay as they were.
+        schedule = data.pop("schedule")
+        if schedule is not None:
+            data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "options",
@@ -178,6 +204,10 @@ class FunctionOptions:
         if not validate:
             pairs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                      for k, v in data.items()}
+            if isinstance(pairs.get("schedule"), dict):
+                pairs["schedule"] = schedule_from_dict(pairs["schedule"])
+            if isinstance(pairs.get("retries"), dict):
+                pairs["retries"] = Retries.from_value(pairs["retries"])
             return cls(**pairs)
         return cls.create(where, **data)
 
