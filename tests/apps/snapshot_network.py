@@ -7,8 +7,8 @@ TCP 8081 keeps each connection open and echoes it.
 - ``LocalServer``: starts an HTTP server subprocess on 127.0.0.1 in
   ``enter(snap=True)`` and polls it until it answers, as Modal's examples do; its
   restored copies ask it again.
-- ``Outbound``: reaches OUTSIDE in ``enter(snap=True)`` and keeps a connection to it
-  open across the snapshot.
+- ``Outbound`` (and ``OutboundOwnRoot``, on an image of its own): reaches OUTSIDE in
+  ``enter(snap=True)`` and keeps a connection to it open across the snapshot.
 - ``Blocked`` / ``blocked_plain``: ``block_network=True``, with and without a snapshot.
 - ``BlockedDownload``: a download in ``enter(snap=True)`` under ``block_network``.
 - ``Pending``: a connection to its own listener that the listener never accepted.
@@ -89,8 +89,7 @@ class LocalServer:
                 "seconds": time.monotonic() - started}
 
 
-@app.cls(enable_memory_snapshot=True)
-class Outbound:
+class ReachOut:
     @coldsnap.enter(snap=True)
     def reach_out(self):
         self.in_snapshot_phase = tcp(OUTSIDE, 8080)
@@ -111,6 +110,17 @@ class Outbound:
                 "loopback_in_snapshot_phase": self.loopback_in_snapshot_phase,
                 "echo_before": self.echo_before, "held_after": held,
                 "now": tcp(OUTSIDE, 8080)}
+
+
+@app.cls(enable_memory_snapshot=True)
+class Outbound(ReachOut):
+    pass
+
+
+@app.cls(enable_memory_snapshot=True, image=coldsnap.Image.debian_slim())
+class OutboundOwnRoot(ReachOut):
+    """The same in a root of the image's own, so in a user namespace (where CRIU dumps
+    from inside the container's network namespace: engine/criu.py)."""
 
 
 @app.cls(enable_memory_snapshot=True, block_network=True)
