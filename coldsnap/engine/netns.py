@@ -69,6 +69,8 @@ class Netns:
 class NetnsPool:
     """Ready namespaces: with a veth and NAT out (``outbound``), else loopback alone."""
 
+    next_index = 0  # where this process's pools look for a free index next
+
     def __init__(self, owner_dir: Path, prewarm: int, outbound: bool = True) -> None:
         self.owner_dir = owner_dir
         self.owner_dir.mkdir(parents=True, exist_ok=True)
@@ -149,9 +151,14 @@ class NetnsPool:
             return self._create_locked()
 
     def _create_locked(self) -> Netns:
-        for index in range(MAX_NAMESPACES):
+        # Round the indices, not lowest first: a container's address is not handed to
+        # the next container at once, so a peer still talking to a dead one (the
+        # gateway, a client) reaches nobody rather than a stranger.
+        for step in range(MAX_NAMESPACES):
+            index = (NetnsPool.next_index + step) % MAX_NAMESPACES
             if not self._claim(index):
                 continue
+            NetnsPool.next_index = index + 1
             ns = Netns(index)
             try:
                 _setup(ns) if self.outbound else _setup_loopback(ns)
