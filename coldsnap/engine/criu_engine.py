@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -123,9 +124,9 @@ class CriuEngine:
         self.layers = LayerCache(settings.run_path, settings.state_dir / "layers", self.userns)
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
-        # block_network=True is rare: keep one ready.
-        self.loopback_netns = NetnsPool(NETNS_OWNERS, min(settings.prewarm_netns, 1),
-                                        outbound=False)
+        # block_network=True is rare: its pool is made at its first use (_netns_pool).
+        self._loopback_netns: NetnsPool | None = None
+        self._loopback_lock = threading.Lock()
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
         # What containers don't see of the host; registers this server's dirs (masks.py).
@@ -148,7 +149,13 @@ class CriuEngine:
 
     def _netns_pool(self, spec: ContainerSpec) -> NetnsPool:
         """Where ``spec``'s network namespace comes from: loopback alone, or the way out."""
-        return self.loopback_netns if spec.block_network else self.netns
+        if not spec.block_network:
+            return self.netns
+        with self._loopback_lock:
+            if self._loopback_netns is None:  # one kept ready from then on
+                self._loopback_netns = NetnsPool(
+                    NETNS_OWNERS, min(self.settings.prewarm_netns, 1), outbound=False)
+            return self._loopback_netns
 
     def _masks(self, spec: ContainerSpec) -> list[Path]:
         """The mask layer over the host's root; none over an image's own root."""
@@ -453,7 +460,9 @@ class CriuEngine:
         """Give back the network namespaces and layer mounts (and the run dir's tmpfs if
         we mounted it)."""
         self.netns.close()
-        self.loopback_netns.close()
+        with self._loopback_lock:
+            if self._loopback_netns is not None:
+                self._loopback_netns.close()
         self.layers.close()
         if self.userns is not None:
             self.userns.close()
