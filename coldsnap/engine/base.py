@@ -95,8 +95,10 @@ class ContainerSpec:
     # Host paths a build container sees read-only at the same path (the host's pip
     # configuration and the wheel dirs it names). Never in a snapshot.
     binds: tuple[str, ...] = ()
-    # True: the snapshot phase (no network out, GPUs hidden).
+    # True: the snapshot phase (GPUs hidden).
     snapshot_phase: bool = False
+    # True: no network but loopback, in every phase (Modal's block_network).
+    block_network: bool = False
     # Limits; 0 means the server's default (COLDSNAP_CONTAINER_*).
     memory_mb: int = 0
     cpus: float = 0.0

@@ -53,6 +53,8 @@ class FunctionOptions:
     ephemeral_disk: the size in MiB of the container's writable disk (what it writes
         anywhere in its filesystem). None: the server's default
         (COLDSNAP_CONTAINER_DISK_MB).
+    block_network: True gives the containers no network but loopback, in every phase
+        (docs/network.md).
     schedule: ``coldsnap.Period(...)`` or ``coldsnap.Cron(...)``: the server calls the
         (deployed) function by itself at those times, with no arguments.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
@@ -71,6 +73,7 @@ class FunctionOptions:
     memory: int | tuple[int, int] | None = None
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
+    block_network: bool = False
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
     schedule: Schedule | None = None
 
@@ -155,6 +158,8 @@ class FunctionOptions:
                 and MIN_DISK_MB <= self.ephemeral_disk <= MAX_DISK_MB):
             yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
                    f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
+        if not isinstance(self.block_network, bool):
+            yield f"block_network must be True or False, not {self.block_network!r}"
         yield from self._experimental_problems()
         if self.schedule is not None and not isinstance(self.schedule, Period | Cron):
             yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
