@@ -97,6 +97,7 @@ class App:
             handle: Function[P, R] = Function(tag, opts, app=self, raw_f=f)
             if declared is not None:
                 handle.web = (declared.endpoint(tag, tag),)
+                _check_web_network("@app.function()", opts, tag)
             self.registered_functions[tag] = handle
             if image is not None:
                 self.images[tag] = image
@@ -123,6 +124,8 @@ class App:
             tag = user_cls.__name__
             self._check_name_free("@app.cls()", tag)
             handle = Cls(tag, opts, app=self, user_cls=user_cls)
+            for endpoint in handle.web_endpoints():
+                _check_web_network("@app.cls()", opts, f"{tag}.{endpoint.name}")
             self.registered_classes[tag] = handle
             if image is not None:
                 self.images[tag] = image
@@ -221,6 +224,15 @@ def _check_class(user_cls: object, opts: FunctionOptions) -> None:
             "Add enable_memory_snapshot=True to @app.cls(), or use @coldsnap.enter() to run the "
             "hook on every cold boot."
         )
+
+
+def _check_web_network(decorator: str, opts: FunctionOptions, name: str) -> None:
+    """A web endpoint is reached through its container's network: refuse to block it."""
+    if opts.block_network:
+        raise InvalidError(
+            f"{decorator}: {name} is a web endpoint, and block_network=True leaves its "
+            "containers no network the HTTP gateway could reach them through. Remove "
+            "block_network=True, or serve the endpoint from another function.")
 
 
 def _own_image(decorator: str, options: dict[str, Any]) -> Image | None:

@@ -50,7 +50,7 @@ NOT_THE_RUNTIME_MESSAGE = (
 NOT_SERVING_MESSAGE = (
     "calls to other functions (.remote(), .spawn(), .map()) are possible from inside a call, "
     "not from @enter, @build or @exit hooks: the server answers a container's requests "
-    "while it runs a call (and the snapshot phase has no network). Make the call in a "
+    "while it runs a call. Make the call in a "
     "method or function")
 
 

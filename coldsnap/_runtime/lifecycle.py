@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap import user_code
-from coldsnap._runtime import after_restore, gpu, memory, web
+from coldsnap._runtime import after_restore, gpu, memory, network, web
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
@@ -53,7 +53,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
     4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
        when a CUDA context is open and the function did not opt into GPU
        snapshots), then block on ctrl-in until ``resume``.
-    5. After restore: apply the env changes, the container id, reseed the RNGs.
+    5. After restore: name the TCP connections the restore closed (network.py),
+       apply the env changes, the container id, reseed the RNGs.
     6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
        then serve the web endpoints (6b, ``web.py``) and send ``ready`` with their ports.
     7. Serve ``call`` messages, one at a time.
@@ -61,7 +62,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
 
     Any exception in steps 1-6 sends ``boot_failed`` naming the stage; exit code 1.
     """
-    boot = _Boot(channel, config.snapshot)
+    boot = _Boot(channel, config.snapshot, config.block_network)
     try:
         with boot.stage(f"import {config.app_file}", "import_s"):
             target = _import_target(config)  # 1
@@ -74,12 +75,14 @@ def run_container(channel: Channel, config: BootConfig) -> int:
                 boot.run_hook(label, hook, "enter_snap_s")
                 watch.check(label)
             refusal = None if config.gpu_snapshot else watch.refusal()
+            connections = network.open_tcp_connections()  # a restore closes them
             resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4
             boot.snapshot_phase = False
             if resume.restored:
                 # A restored copy did not import anything: those times belong to
                 # the snapshot phase, already sent with ready_to_snapshot.
                 boot.timings.clear()
+                network.report_closed(connections)
             with boot.stage("after restore", "after_restore_s"):
                 after_restore.apply_resume(resume)  # 5
         else:
@@ -94,7 +97,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         channel.send({control.TYPE: control.READY, control.TIMINGS: boot.timings,
                       control.WEB: ports})
     except StageFailed as failure:
-        _report_boot_failure(channel, failure, boot.snapshot_phase)
+        _report_boot_failure(channel, failure, boot.block_network)
         return 1
     except ShutdownBeforeResume:
         return 0
@@ -150,11 +153,12 @@ def _snapshot_handshake(
 class _Boot:
     """Boot stages: timings per step, and any exception turned into StageFailed."""
 
-    def __init__(self, channel: Channel, snapshot_phase: bool) -> None:
+    def __init__(self, channel: Channel, snapshot_phase: bool, block_network: bool) -> None:
         self.channel = channel
         self.timings: dict[str, float] = {}
-        # True until resume: the sandbox has no network (and no GPU).
+        # True until resume: the sandbox has no GPU.
         self.snapshot_phase = snapshot_phase
+        self.block_network = block_network  # no network but loopback, in every phase
 
     @contextlib.contextmanager
     def stage(self, name: str, timing: str) -> Iterator[None]:
@@ -173,7 +177,7 @@ class _Boot:
 
 
 def _report_boot_failure(
-    channel: Channel, failure: StageFailed, snapshot_phase: bool = False
+    channel: Channel, failure: StageFailed, block_network: bool = False
 ) -> None:
     cause = trim_runtime_frames(failure.cause)
     traceback.print_exception(cause, file=sys.stderr)
@@ -182,13 +186,13 @@ def _report_boot_failure(
         channel.send({
             control.TYPE: control.BOOT_FAILED,
             control.STAGE: failure.stage,
-            control.MESSAGE: _boot_failure_message(failure.stage, cause, snapshot_phase),
+            control.MESSAGE: _boot_failure_message(failure.stage, cause, block_network),
         }, serialization.dumps_exception(cause))
     except OSError:  # the server is gone: nobody to tell
         pass
 
 
-def _boot_failure_message(stage: str, cause: BaseException, snapshot_phase: bool) -> str:
+def _boot_failure_message(stage: str, cause: BaseException, block_network: bool) -> str:
     """What went wrong and what to do; the server prefixes the stage itself."""
     what = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, ImportError) and stage.startswith("import"):
@@ -196,33 +200,9 @@ def _boot_failure_message(stage: str, cause: BaseException, snapshot_phase: bool
             f"{what}. A module the app imports is missing in the container: add its package "
             "to the image (Image.pip_install(...)) and deploy again."
         )
-    if snapshot_phase and _is_network_error(cause):
-        return (
-            f"{what}. The snapshot phase (the import and enter(snap=True) hooks of a function "
-            "with enable_memory_snapshot=True) runs without network (nothing in them may reach "
-            "another machine, DNS included): download at image build time (@coldsnap.build(), "
-            "Image.run_commands) or move the network work into an @coldsnap.enter(snap=False) "
-            "hook, which runs after restore with the network up."
-        )
+    if block_network and network.is_network_error(cause):
+        return f"{what}. {network.BLOCKED_HINT}"
     return f"{what}. Fix the error (traceback in the container's log) and deploy again."
-
-
-def _is_network_error(exc: BaseException | None) -> bool:
-    """A connection or name-resolution failure, possibly wrapped by a library."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
-            import socket
-
-            if isinstance(exc, socket.gaierror | ConnectionError | TimeoutError) or exc.errno in (
-                101, 113, 111):  # ENETUNREACH, EHOSTUNREACH, ECONNREFUSED
-                return True
-            reason = getattr(exc, "reason", None)  # urllib's URLError wraps the cause
-            if isinstance(reason, BaseException) and _is_network_error(reason):
-                return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def _run_exit_hooks(hooks: list[Hook]) -> None:

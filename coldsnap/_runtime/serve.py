@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from types import ModuleType, TracebackType
 
-from coldsnap._runtime import generators
+from coldsnap._runtime import generators, network
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.user_code import run_maybe_async
@@ -54,6 +54,7 @@ def run_call(channel: Channel, target: Target, call: control.CallInput,
         payload = _dumped(value, shared, limit, target.tag, call.method)
     except Exception as exc:
         flush_stdio()
+        network.add_hint_if_blocked(exc)
         with serialization.by_reference(_shared_module(target, caller_module)):
             blob = serialization.dumps_exception(trim_runtime_frames(exc), limit)
         channel.send(control.Result(call.call_id, ok=False).to_header(), blob)

@@ -110,8 +110,10 @@ class ContainerSpec:
     # Volumes: container path -> host directory, bind-mounted read-write, in the
     # snapshot phase and after a restore alike (volume_mounts.py).
     volumes: dict[str, Path] = dataclasses.field(default_factory=dict)
-    # True: the snapshot phase (no network out, GPUs hidden).
+    # True: the snapshot phase (GPUs hidden).
     snapshot_phase: bool = False
+    # True: no network but loopback, in every phase (Modal's block_network).
+    block_network: bool = False
     # Limits; 0 means the server's default (COLDSNAP_CONTAINER_*).
     memory_mb: int = 0
     cpus: float = 0.0

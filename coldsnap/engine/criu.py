@@ -30,6 +30,12 @@ def dump(
     """Checkpoint the tree rooted at ``pid`` into ``images``; the tree is killed.
 
     The network namespace is external: a restore plugs in a namespace of its own.
+    Established TCP connections can't follow a copy there (its address differs):
+    ``--tcp-close`` dumps them without their state and a restore brings them back
+    closed, so reads and writes on them fail and client libraries reconnect (the
+    runtime names them: _runtime/network.py). Listening sockets are dumped whole,
+    less the connections still waiting in their accept queue (``--skip-in-flight``:
+    without it such a connection fails the dump, "In-flight connection").
     In a user namespace (``userns``) CRIU runs in the tree's network namespace
     instead, which it then leaves out of the images: a restored tree would enter an
     external one only after its new user namespace, and can't (EPERM). ``volumes``
@@ -44,8 +50,8 @@ def dump(
     argv = [
         *enter, str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
         "--log-file", "dump.log", *([] if userns else net), *mounts,
-        "--file-locks", "--link-remap", "--network-lock", "skip",
-        "--manage-cgroups=ignore",
+        "--file-locks", "--link-remap", "--network-lock", "skip", "--tcp-close",
+        "--skip-in-flight", "--manage-cgroups=ignore",
     ]  # fmt: skip
     return _run(argv, images / "dump.log", timeout, DumpFailed, "criu dump")
 
@@ -126,11 +132,18 @@ def _run(
         killed = proc.returncode < 0
         how = f"was killed by signal {-proc.returncode}" if killed else "failed"
         cause = first_error(_read(log))
+        cause += next((f" ({hint})" for known, hint in HINTS if known in cause), "")
         raise error(f"{what} {how} (exit {proc.returncode})" + (f": {cause}" if cause else ""),
                     detail, transient=killed)
     return time.monotonic() - t0
 
 
+# What a CRIU error means for a user, where the line alone does not say it.
+HINTS = (
+    ("Can't bind inet socket", "a socket bound in the snapshot phase to the container's "
+     "own network address: each restored copy has another address; bind to 0.0.0.0 or "
+     "127.0.0.1"),
+)
 # Error lines CRIU also writes on dumps that succeed.
 BENIGN_ERRORS = ("rlimit: Can't setup RLIMIT_NOFILE",)
 

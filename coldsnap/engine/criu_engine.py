@@ -1,10 +1,11 @@
 """The ``criu`` engine: namespaced containers, CRIU dumps, concurrent restores.
 
 A fresh container is pid 1 of new pid and mount namespaces on an overlay root
-(see nsinit.py). In the snapshot phase it also has a network namespace of its
-own with no route out; otherwise it joins a pre-made namespace with a veth and
-NAT. A checkpoint dumps the tree with the network namespace marked external
-and saves the container's upper dir as the snapshot's filesystem layer. A
+(see nsinit.py), in a pre-made network namespace: a veth and NAT out, or loopback
+alone for ``block_network`` (netns.py), in the snapshot phase as after it. A
+checkpoint dumps the tree with the network namespace marked external (established
+TCP connections are closed, listening sockets kept: criu.dump) and saves the
+container's upper dir as the snapshot's filesystem layer. A
 restore mounts a new overlay (snapshot layer over the image layers over the host
 root), plugs new pipes and a pre-made network namespace in with
 ``--inherit-fd``, and lets CRIU rebuild the tree, while a thread checks the
@@ -20,6 +21,7 @@ import dataclasses
 import logging
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -84,11 +86,17 @@ def _lowers(spec: ContainerSpec) -> list[Path]:
 
 @dataclasses.dataclass
 class _Resources:
-    """What one container holds: its dirs, the layers it mounts, its netns."""
+    """What one container holds: its dirs, the layers it mounts, its netns (and the
+    pool it came from)."""
 
     dirs: ContainerDirs
     layers: list[Path] = dataclasses.field(default_factory=list)
     netns: Netns | None = None
+    netns_pool: NetnsPool | None = None
+
+    def take_netns(self, pool: NetnsPool) -> Netns:
+        self.netns, self.netns_pool = pool.acquire(), pool
+        return self.netns
 
 
 class CriuEngine:
@@ -118,6 +126,9 @@ class CriuEngine:
         self.layers = LayerCache(settings.run_path, settings.state_dir / "layers", self.userns)
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
+        # block_network=True is rare: its pool is made at its first use (_netns_pool).
+        self._loopback_netns: NetnsPool | None = None
+        self._loopback_lock = threading.Lock()
         # Restored trees are reparented to us when `criu restore` exits: reap them.
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
         # What containers don't see of the host; registers this server's dirs (masks.py).
@@ -138,6 +149,16 @@ class CriuEngine:
         """The user namespace's ids for a root of the image's own; None: no user
         namespace (``from_host()``, whose Python may sit where a mapped root can't go)."""
         return self.userns.ids if self.userns is not None and spec.base is not None else None
+
+    def _netns_pool(self, spec: ContainerSpec) -> NetnsPool:
+        """Where ``spec``'s network namespace comes from: loopback alone, or the way out."""
+        if not spec.block_network:
+            return self.netns
+        with self._loopback_lock:
+            if self._loopback_netns is None:  # one kept ready from then on
+                self._loopback_netns = NetnsPool(
+                    NETNS_OWNERS, min(self.settings.prewarm_netns, 1), outbound=False)
+            return self._loopback_netns
 
     def _masks(self, spec: ContainerSpec) -> list[Path]:
         """The mask layer over the host's root; none over an image's own root."""
@@ -191,11 +212,11 @@ class CriuEngine:
                 res.dirs.mount_root(res.layers, host_root=False)
                 res.dirs.bind(binds)
                 res.dirs.mount_volumes(spec.volumes, self._idmap)
-            res.netns = None if spec.snapshot_phase else self.netns.acquire()
+            netns = res.take_netns(self._netns_pool(spec))
             proc, pid = start_fresh(
                 res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
                 [*res.layers, *self._masks(spec)],
-                res.netns.path if res.netns else None, pipes.child_fds(), pipes.logs_w,
+                netns.path, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None, binds=binds, ids=ids,
                 cgroups=tuple(joins), volumes=spec.volumes,
             )  # fmt: skip
@@ -334,8 +355,8 @@ class CriuEngine:
             if ids is not None:
                 res.dirs.give_to_namespace(ids)
             res.dirs.mount_root([*res.layers, *self._masks(spec)], host_root=spec.base is None)
-            res.netns = self.netns.acquire()
-            netns_fd = os.open(res.netns.path, os.O_RDONLY)
+            netns = res.take_netns(self._netns_pool(spec))
+            netns_fd = os.open(netns.path, os.O_RDONLY)
             saved = info.extra["pipes"]
             inherit = {
                 f"pipe:[{saved['ctrl_in']}]": pipes.ctrl_in_r,
@@ -349,7 +370,7 @@ class CriuEngine:
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
                 inherit, self.settings.restore_timeout_s, cgroups,
-                netns=res.netns.path if ids is not None else None, volumes=volumes,
+                netns=netns.path if ids is not None else None, volumes=volumes,
             )  # fmt: skip
         except BaseException as exc:
             pipes.close_all()
@@ -470,13 +491,16 @@ class CriuEngine:
         self.disks.delete(res.dirs.base.name)
         for layer in res.layers:
             self.layers.release(layer)
-        if res.netns is not None:
-            self.netns.release(res.netns)
+        if res.netns is not None and res.netns_pool is not None:
+            res.netns_pool.release(res.netns)
 
     def close(self) -> None:
         """Give back the network namespaces and layer mounts (and the run dir's tmpfs if
         we mounted it)."""
         self.netns.close()
+        with self._loopback_lock:
+            if self._loopback_netns is not None:
+                self._loopback_netns.close()
         self.layers.close()
         if self.userns is not None:
             self.userns.close()

@@ -1,9 +1,12 @@
 """Network namespaces for containers: each with a veth to the host and NAT out.
 
 Every container gets a namespace of its own (copies that share one collide on
-abstract unix sockets), never one another container used. Making one takes a
-handful of `ip` calls, so a pool keeps a few ready and restores never wait for
-them; a used one is destroyed and replaced in the background.
+abstract unix sockets), never one another container used, in every phase: the
+snapshot phase too, which a dump marks external so that each restored copy gets
+a fresh one. Making one takes a handful of `ip` calls, so a pool keeps a few
+ready and neither boots nor restores wait for them; a used one is destroyed and
+replaced in the background. A pool made with ``outbound=False`` holds namespaces
+with loopback alone (``block_network=True``): no veth, no route, nothing out.
 
 Namespace N is ``cs<N>`` with the /30 10.213.<N/64>.<(N%64)*4> between the host
 side ``csv<N>`` (.1) and the container's ``eth0`` (.2); iptables rules NAT
@@ -64,17 +67,23 @@ class Netns:
 
 
 class NetnsPool:
-    def __init__(self, owner_dir: Path, prewarm: int) -> None:
+    """Ready namespaces: with a veth and NAT out (``outbound``), else loopback alone."""
+
+    next_index = 0  # where this process's pools look for a free index next
+
+    def __init__(self, owner_dir: Path, prewarm: int, outbound: bool = True) -> None:
         self.owner_dir = owner_dir
         self.owner_dir.mkdir(parents=True, exist_ok=True)
         self.prewarm = prewarm
+        self.outbound = outbound
         self._free: list[Netns] = []
         self._all: list[Netns] = []
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
         self._replacing: list[threading.Thread] = []
         self._closed = False
-        _enable_nat()
+        if outbound:
+            _enable_nat()
         self.refill()
 
     def acquire(self) -> Netns:
@@ -142,12 +151,17 @@ class NetnsPool:
             return self._create_locked()
 
     def _create_locked(self) -> Netns:
-        for index in range(MAX_NAMESPACES):
+        # Round the indices, not lowest first: a container's address is not handed to
+        # the next container at once, so a peer still talking to a dead one (the
+        # gateway, a client) reaches nobody rather than a stranger.
+        for step in range(MAX_NAMESPACES):
+            index = (NetnsPool.next_index + step) % MAX_NAMESPACES
             if not self._claim(index):
                 continue
+            NetnsPool.next_index = index + 1
             ns = Netns(index)
             try:
-                _setup(ns)
+                _setup(ns) if self.outbound else _setup_loopback(ns)
             except NetnsError:
                 (self.owner_dir / str(index)).unlink(missing_ok=True)
                 raise
@@ -195,6 +209,15 @@ def _setup(ns: Netns) -> None:
     _run(["ip", "-n", ns.name, "link", "set", "lo", "up"])
     _run(["ip", "-n", ns.name, "route", "add", "default", "via", ns.host_ip])
     # A container's root in a user namespace (userns.py) may bind ports below 1024.
+    _run(["nsenter", f"--net={ns.path}", "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
+
+
+def _setup_loopback(ns: Netns) -> None:
+    """A namespace with loopback up and nothing else: no way out, not even to the host."""
+    _run(["ip", "netns", "del", ns.name], check=False)
+    _run(["ip", "link", "del", f"csv{ns.index}"], check=False)
+    _run(["ip", "netns", "add", ns.name])
+    _run(["ip", "-n", ns.name, "link", "set", "lo", "up"])
     _run(["nsenter", f"--net={ns.path}", "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
 
 

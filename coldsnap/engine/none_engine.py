@@ -6,6 +6,7 @@ hosts where CRIU can't, and is the baseline the benchmark compares against.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,11 @@ from coldsnap.engine.base import (
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.wire.container import CODE_DIR_ENV, WEB_HOST_ENV
+
+BLOCK_NETWORK_IGNORED = (
+    b"coldsnap: block_network=True has no effect on the none engine (its containers are "
+    b"plain processes on the host's network): use the criu engine (COLDSNAP_ENGINE=criu) "
+    b"to block the network\n")
 
 
 class NoneEngine:
@@ -49,6 +55,8 @@ class NoneEngine:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         pipes = ContainerPipes.create()
+        if spec.block_network:  # said in the container's log, where the user looks
+            os.write(pipes.logs_w, BLOCK_NETWORK_IGNORED)
         # The host's network: web endpoints stay on loopback, where the gateway is.
         env = {**spec.env, **pipes.child_env(), CODE_DIR_ENV: str(code_dir),
                WEB_HOST_ENV: "127.0.0.1"}

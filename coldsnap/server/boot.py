@@ -258,6 +258,7 @@ class _BootRun:
             cwd=fn.workdir,
             snapshot_phase=snapshot,
             gpu_snapshot=fn.options.gpu_snapshot,
+            block_network=fn.options.block_network,
             # 0: the engine's default (COLDSNAP_CONTAINER_*)
             memory_mb=fn.options.memory_limit_mb or 0,
             cpus=fn.options.cpu_limit or 0.0,

@@ -115,6 +115,7 @@ class FunctionSpec:
         return BootConfig(app_file=self.app_file, tag=self.tag,
                           app_name=self.app,  # deployed as (coldsnap run, deploy --name)
                           snapshot=snapshot, gpu_snapshot=self.options.gpu_snapshot,
+                          block_network=self.options.block_network,
                           container_id=container_id, params=self.params)
 
     def resume_env(self, secrets: dict[str, str] | None = None) -> dict[str, str | None]:

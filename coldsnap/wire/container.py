@@ -31,6 +31,7 @@ TAG_ENV = "COLDSNAP_TAG"
 APP_NAME_ENV = "COLDSNAP_APP_NAME"
 SNAPSHOT_ENV = "COLDSNAP_SNAPSHOT"
 GPU_SNAPSHOT_ENV = "COLDSNAP_GPU_SNAPSHOT"
+BLOCK_NETWORK_ENV = "COLDSNAP_BLOCK_NETWORK"
 PARAMS_ENV = "COLDSNAP_PARAMS"  # a class instance's parameters (wire/variant.py)
 # Set in every container (a restore gets its own through ``resume``); its presence
 # means "this process runs in a coldsnap container".
@@ -55,6 +56,7 @@ class BootConfig:
         --name`` may differ from ``App(name)``); calls to its other functions go there.
     snapshot: True in the snapshot phase: run ``enter(snap=True)``, then hand over.
     gpu_snapshot: GPU memory goes into the snapshot too: an open CUDA context is fine.
+    block_network: the container has no network but loopback (``block_network=True``).
     container_id: this container's id (a restored copy learns its own from ``resume``).
     code_dir: where the engine wrote the app's files; set by the engine, not the server.
     params: a class's parameter values (``Cls(x=1)``), set before its enter hooks.
@@ -65,6 +67,7 @@ class BootConfig:
     app_name: str = ""
     snapshot: bool = False
     gpu_snapshot: bool = False
+    block_network: bool = False
     container_id: str = ""
     code_dir: Path | None = None
     web_host: str = DEFAULT_WEB_HOST
@@ -80,6 +83,8 @@ class BootConfig:
         }
         if self.gpu_snapshot:
             env[GPU_SNAPSHOT_ENV] = "1"
+        if self.block_network:
+            env[BLOCK_NETWORK_ENV] = "1"
         if self.code_dir is not None:
             env[CODE_DIR_ENV] = str(self.code_dir)
         if self.params:
@@ -102,6 +107,7 @@ class BootConfig:
             app_name=environ.get(APP_NAME_ENV, ""),
             snapshot=environ.get(SNAPSHOT_ENV, "0") == "1",
             gpu_snapshot=environ.get(GPU_SNAPSHOT_ENV, "0") == "1",
+            block_network=environ.get(BLOCK_NETWORK_ENV, "0") == "1",
             container_id=environ.get(CONTAINER_ID_ENV, ""),
             code_dir=Path(environ[CODE_DIR_ENV]),
             web_host=environ.get(WEB_HOST_ENV) or DEFAULT_WEB_HOST,

@@ -56,6 +56,8 @@ class FunctionOptions:
         (COLDSNAP_CONTAINER_DISK_MB).
     volumes: mount path -> volume (by name; wire/mounts.py), shared by every container.
     secrets: secrets (by name or inline id) whose keys become env variables.
+    block_network: True gives the containers no network but loopback, in every phase
+        (docs/network.md).
     schedule: ``coldsnap.Period(...)`` or ``coldsnap.Cron(...)``: the server calls the
         (deployed) function by itself at those times, with no arguments.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
@@ -74,6 +76,7 @@ class FunctionOptions:
     memory: int | tuple[int, int] | None = None
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
+    block_network: bool = False
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
     volumes: dict[str, VolumeRef] = dataclasses.field(default_factory=dict)
     secrets: tuple[SecretRef, ...] = ()
@@ -160,6 +163,8 @@ class FunctionOptions:
                 and MIN_DISK_MB <= self.ephemeral_disk <= MAX_DISK_MB):
             yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
                    f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
+        if not isinstance(self.block_network, bool):
+            yield f"block_network must be True or False, not {self.block_network!r}"
         yield from self._experimental_problems()
         yield from volume_problems(self.volumes)
         yield from secret_problems(self.secrets)

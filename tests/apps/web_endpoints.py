@@ -70,6 +70,33 @@ def streamer():
 
 
 @app.function(scaledown_window=2)
+@coldsnap.web_server(8767, startup_timeout=20)
+def own_uvicorn():
+    """A web_server that is a WebSocket server of its own (uvicorn, started here)."""
+    import uvicorn
+    from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+    web = FastAPI()
+
+    @web.websocket("/ws")
+    async def ws(socket: WebSocket):
+        await socket.accept()
+        try:
+            while True:
+                await socket.send_text("own: " + await socket.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    @web.get("/")
+    def hello():
+        print("own_uvicorn served a request")  # for the app's log
+        return "hello from my own server"
+
+    server = uvicorn.Server(uvicorn.Config(web, host="0.0.0.0", port=8767, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+
+
+@app.function(scaledown_window=2)
 @coldsnap.wsgi_app()
 def classic():
     def application(environ, start_response):

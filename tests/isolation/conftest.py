@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import APPS, ServerHandle
 from tests.end_to_end import module_server, require_criu
+from tests.isolation.outside import Outside
 
 APP = "isolation-probe"
 KINDS = ("fresh", "restored")
@@ -30,6 +31,13 @@ def probe_server() -> Iterator[ServerHandle]:
     for handle in module_server("criu"):
         handle.cli("deploy", str(APPS / "isolation_probe.py"))
         yield handle
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outside]:
+    host = Outside(tmp_path_factory.mktemp("outside"))
+    yield host
+    host.close()
 
 
 def call_probe(server: ServerHandle, kind: str, name: str, *args: object) -> dict:

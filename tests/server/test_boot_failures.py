@@ -139,7 +139,7 @@ import coldsnap
 app = coldsnap.App("test-network-in-snapshot")
 
 
-@app.cls(enable_memory_snapshot=True)
+@app.cls(enable_memory_snapshot=True, block_network=True)
 class Downloader:
     @coldsnap.enter(snap=True)
     def download(self):
@@ -151,7 +151,7 @@ class Downloader:
 """
 
 
-def test_network_in_the_snapshot_phase_fails_with_a_hint(
+def test_network_under_block_network_fails_with_a_hint(
     server_factory: type[ServerHandle], tmp_path: Path
 ) -> None:
     from tests.end_to_end import require_criu, write_app
@@ -167,5 +167,5 @@ def test_network_in_the_snapshot_phase_fails_with_a_hint(
         "    print(type(exc).__name__, '|', exc, '|', ' '.join(getattr(exc, '__notes__', [])))\n"
     )
     assert result.stdout.startswith("gaierror |"), result.stdout
-    assert "runs without network" in result.stdout
-    assert "@coldsnap.enter(snap=False)" in result.stdout
+    assert "has block_network=True" in result.stdout
+    assert "no network but loopback" in result.stdout

@@ -109,3 +109,21 @@ def test_a_label_that_cannot_be_a_host_name_is_refused(label: str) -> None:
 def test_a_bad_http_method_is_refused() -> None:
     with pytest.raises(InvalidError, match="method 'FETCH' is not one of"):
         coldsnap.fastapi_endpoint(method="fetch")
+
+
+def test_a_web_endpoint_with_block_network_is_refused() -> None:
+    app = coldsnap.App("web-blocked")
+    with pytest.raises(InvalidError, match=r"@app.function\(\): page is a web endpoint, and "
+                                           r"block_network=True leaves its containers no network"):
+        @app.function(block_network=True)
+        @coldsnap.fastapi_endpoint()
+        def page() -> str:
+            return "hi"
+
+    with pytest.raises(InvalidError, match=r"@app.cls\(\): Server.serve is a web endpoint.*"
+                                           r"Remove block_network=True"):
+        @app.cls(block_network=True)
+        class Server:
+            @coldsnap.web_server(8000)
+            def serve(self) -> None:
+                pass

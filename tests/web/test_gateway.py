@@ -109,6 +109,25 @@ def test_a_websocket_echoes_through_the_gateway(gateway: Gateway) -> None:
     assert asyncio.run(talk()) == ["echo: one", "echo: two"]
 
 
+def test_a_websocket_reaches_a_web_server_of_its_own(gateway: Gateway) -> None:
+    async def talk() -> str:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://{gateway.host}:{gateway.port}/ws"
+            async with session.ws_connect(url, headers={"Host": gateway.host_of("own-uvicorn")}
+                                          ) as ws:
+                await ws.send_str("ping")
+                return str((await ws.receive(timeout=60)).data)
+
+    assert asyncio.run(talk()) == "own: ping"
+
+
+def test_what_a_request_prints_is_in_the_apps_log(web_server: ServerHandle,
+                                                 gateway: Gateway) -> None:
+    assert gateway.request("own-uvicorn") == (200, b'"hello from my own server"')
+    wait_for(lambda: "own_uvicorn served a request" in web_server.cli("logs", APP).stdout,
+             30, "the request's line in the app's log")
+
+
 def test_a_wsgi_app_is_served(gateway: Gateway) -> None:
     status, body = gateway.request("classic", "GET", "/some/path")
     assert (status, body) == (200, b"wsgi GET /some/path")

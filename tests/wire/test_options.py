@@ -33,7 +33,7 @@ def test_round_trip_through_json() -> None:
     options = FunctionOptions(
         enable_memory_snapshot=True, gpu="any", timeout=12.5, min_containers=1,
         max_containers=3, scaledown_window=5, retries=2, env={"X": "y"},
-        experimental_options={"enable_gpu_snapshot": True},
+        experimental_options={"enable_gpu_snapshot": True}, block_network=True,
     )
     data = json.loads(json.dumps(options.to_dict()))
     assert FunctionOptions.from_dict(data) == options
@@ -41,7 +41,7 @@ def test_round_trip_through_json() -> None:
     assert set(data) == {
         "enable_memory_snapshot", "gpu", "timeout", "min_containers", "max_containers",
         "scaledown_window", "retries", "env", "memory", "cpu", "ephemeral_disk",
-        "experimental_options",
+        "block_network", "experimental_options",
     }
 
 
@@ -52,8 +52,8 @@ def test_unknown_option_lists_the_valid_ones() -> None:
     assert str(info.value) == (
         "@app.function() got unknown option(s) gpus. Valid options are: "
         "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
-        "scaledown_window, retries, env, memory, cpu, ephemeral_disk, experimental_options, "
-        "volumes, secrets, schedule."
+        "scaledown_window, retries, env, memory, cpu, ephemeral_disk, block_network, "
+        "experimental_options, volumes, secrets, schedule."
     )
 
 
@@ -84,6 +84,7 @@ def test_unknown_option_lists_the_valid_ones() -> None:
                                 "3145728 (3 TiB) or None, not 8"),
         ({"ephemeral_disk": 10**8}, "from 16 to 3145728 (3 TiB) or None, not 100000000"),
         ({"ephemeral_disk": True}, "ephemeral_disk must be an integer number of MiB"),
+        ({"block_network": "yes"}, "block_network must be True or False, not 'yes'"),
         ({"experimental_options": {"gpu_snapshot": True}},
          "experimental_options has no 'gpu_snapshot'; known: enable_gpu_snapshot"),
         ({"experimental_options": {"enable_gpu_snapshot": 1}, "enable_memory_snapshot": True,
