@@ -72,6 +72,7 @@ from coldsnap.engine.sandbox import (
 )
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.engine.userns import IdRange, shift_tree, user_namespace
+from coldsnap.engine.volume_mounts import stale_volume_file, volume_sources
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -365,7 +366,8 @@ class CriuEngine:
             }
             if ids is None:  # else CRIU runs in the netns (criu.dump says why)
                 inherit["extnet"] = netns_fd
-            volumes = self._volume_sources(info, spec, res.dirs, ids is not None)
+            volumes = volume_sources(info, spec, res.dirs,
+                                     self._idmap if ids is not None else None)
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
@@ -392,19 +394,6 @@ class CriuEngine:
     def _idmap(self, source: Path, target: Path) -> None:
         assert self.userns is not None
         self.userns.idmap(source, target)
-
-    def _volume_sources(self, info: SnapshotInfo, spec: ContainerSpec, dirs: ContainerDirs,
-                        mapped: bool) -> dict[str, Path]:
-        """The dump's volume keys -> what CRIU binds for each now: the volume's host dir
-        (its idmapped view in a user namespace). The key names the mount paths, so a
-        snapshot's and a spec's can only differ by a bug: then no restore."""
-        saved: dict[str, str] = info.extra.get("volumes") or {}
-        if sorted(saved) != sorted(spec.volumes):
-            raise RestoreFailed(f"snapshot {info.key} mounts volumes at {sorted(saved)}, "
-                                f"this container at {sorted(spec.volumes)}")
-        dirs.volumes = sorted(spec.volumes)
-        sources = dirs.volume_views(spec.volumes, self._idmap) if mapped else spec.volumes
-        return {key: sources[path] for path, key in saved.items()}
 
     def _resume_gpu(self, container: Container, info: SnapshotInfo) -> None:
         try:
@@ -443,9 +432,8 @@ class CriuEngine:
     def _stale(self, info: SnapshotInfo, exc: RestoreFailed) -> SnapshotStale | None:
         """A volume's file the snapshot holds open changed size (a volume's files are
         the user's to change): quarantine it, so the next cold boot makes a new one."""
-        path = criu.bad_size_file(exc.reason)
-        volumes = info.extra.get("volumes") or {}
-        if path is None or not any(path.startswith(mount + "/") for mount in volumes):
+        path = stale_volume_file(info, exc)
+        if path is None:
             return None
         self.layers.forget(info.path / "fs")
         return SnapshotStale(info.key, path, self.store.quarantine(info.key, exc.reason))
