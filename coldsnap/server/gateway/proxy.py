@@ -124,9 +124,11 @@ class Proxy:
                 return _text(status, f"coldsnap gateway: {exc.message}\n")
             try:
                 return await self._exchange(request, where, endpoint, lease)
-            except aiohttp.ClientConnectorError:
+            except aiohttp.ClientConnectorError as exc:
                 if attempt == 2:
-                    raise
+                    return _text(502, f"coldsnap gateway: could not connect to the web server "
+                                 f"of container {lease.worker.id} ({exc}); it died or stopped "
+                                 f"listening: see `coldsnap logs {where.app}`\n")
             finally:
                 if _broken(request):  # the pool must see it dead before it hands it out
                     await loop.run_in_executor(None, lease.worker.exited.wait, 1.0)
