@@ -65,6 +65,11 @@ class Proxy:
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None), skip_auto_headers=("User-Agent",))
+        # aiohttp sends an idempotent request again when a kept-alive connection breaks
+        # under it. A container that died (or crashed on purpose) running it did run
+        # it: sent again, the request would run twice and the client would get a
+        # refused connection, not "it died". Its pinned version has no public switch.
+        self.session._retry_connection = False
 
     async def close(self) -> None:
         if self.session is not None:
