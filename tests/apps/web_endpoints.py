@@ -29,6 +29,7 @@ def hello(name: str = "world") -> str:
 @coldsnap.fastapi_endpoint()
 def slow(seconds: float = 0.0, crash: bool = False) -> str:
     if crash:
+        print("slow: crashing on purpose", flush=True)
         os._exit(3)
     time.sleep(seconds)
     return "done"

@@ -169,10 +169,15 @@ def test_a_request_past_the_timeout_is_504(gateway: Gateway) -> None:
     assert b"timeout of 2 s" in body
 
 
-def test_a_container_crashing_mid_request_is_502(gateway: Gateway) -> None:
+def test_a_container_crashing_mid_request_is_502(web_server: ServerHandle,
+                                                 gateway: Gateway) -> None:
+    before = web_server.cli("logs", APP, "-n", "100000").stdout.count("crashing on purpose")
     status, body = gateway.request("slow", "GET", "/?crash=true")
     assert status == 502, body
     assert b"died" in body or b"broke the connection" in body
+    # Run once: a request that took its container down is not sent again.
+    logs = web_server.cli("logs", APP, "-n", "100000").stdout
+    assert logs.count("crashing on purpose") == before + 1, logs[-3000:]
     status, body = gateway.request("slow", "GET", "/?seconds=0")
     assert (status, body) == (200, b'"done"')  # a new container serves the next one
 

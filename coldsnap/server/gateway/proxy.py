@@ -65,6 +65,11 @@ class Proxy:
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None), skip_auto_headers=("User-Agent",))
+        # aiohttp sends an idempotent request again when a kept-alive connection breaks
+        # under it. A container that died (or crashed on purpose) running it did run
+        # it: sent again, the request would run twice and the client would get a
+        # refused connection, not "it died". Its pinned version has no public switch.
+        self.session._retry_connection = False
 
     async def close(self) -> None:
         if self.session is not None:
@@ -124,9 +129,11 @@ class Proxy:
                 return _text(status, f"coldsnap gateway: {exc.message}\n")
             try:
                 return await self._exchange(request, where, endpoint, lease)
-            except aiohttp.ClientConnectorError:
+            except aiohttp.ClientConnectorError as exc:
                 if attempt == 2:
-                    raise
+                    return _text(502, f"coldsnap gateway: could not connect to the web server "
+                                 f"of container {lease.worker.id} ({exc}); it died or stopped "
+                                 f"listening: see `coldsnap logs {where.app}`\n")
             finally:
                 if _broken(request):  # the pool must see it dead before it hands it out
                     await loop.run_in_executor(None, lease.worker.exited.wait, 1.0)
