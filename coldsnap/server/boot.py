@@ -323,7 +323,8 @@ class _BootRun:
         t0 = time.monotonic()
         try:
             info = self.engine.checkpoint(worker.container, key, labels={
-                "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version})
+                "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version,
+                **self._objects.snapshot_labels()})
         except SnapshotError as exc:
             return self._dump_failed(worker, key, exc)
         self.keys.dumps.clear(key)
@@ -388,7 +389,7 @@ class _BootRun:
         worker.note(f"restored from memory snapshot in {timings['restore_s'] * 1000:.0f} ms",
                     logger=logger)
         try:
-            self._resume(worker, restored=True)
+            self._resume(worker, restored=True, key=key)
             boot = self._finish(worker, kind, timings)
         except BootFailed as exc:
             if exc.blob is not None:  # user code in enter(snap=False) raised: not our fault
@@ -415,12 +416,13 @@ class _BootRun:
         self._carry.append(line)
         return self._without_snapshot()
 
-    def _resume(self, worker: Worker, restored: bool) -> None:
+    def _resume(self, worker: Worker, restored: bool, key: str) -> None:
+        info = self.engine.lookup(key)
+        labels = info.extra.get("labels") or {} if info is not None else {}
         try:
             worker.channel.send(control.Resume(
-                container_id=worker.id, env=self.fn.resume_env(self._objects.secrets()),
-                seed=secrets.randbits(63),
-                restored=restored).to_header())
+                container_id=worker.id, env=self._objects.resume_env(labels),
+                seed=secrets.randbits(63), restored=restored).to_header())
         except OSError as exc:
             message = worker.death_message(f"before resume ({exc})")
             self._retire(worker)

@@ -19,7 +19,8 @@ from tests.end_to_end import module_server, require_criu, write_app
 APP = APPS / "secret_user.py"
 FIRST, SECOND = "tok-first-91c2", "tok-second-5d0a"
 INLINE = "inline-value-7f3e"
-NAMES = ["TOKEN", "INLINE_KEY", "SKIPPED"]
+GONE = "gone-value-3b1f"  # a key the secret loses after the snapshot
+NAMES = ["TOKEN", "INLINE_KEY", "SKIPPED", "GONE"]
 
 
 def _env(server: ServerHandle, snapshotted: bool) -> dict[str, Any]:
@@ -44,14 +45,14 @@ def _keys(server: ServerHandle) -> set[str]:
 def srv() -> Iterator[ServerHandle]:
     require_criu()
     for handle in module_server("criu"):
-        handle.cli("secret", "create", "test-token", f"TOKEN={FIRST}")
+        handle.cli("secret", "create", "test-token", f"TOKEN={FIRST}", f"GONE={GONE}")
         handle.deploy_output = handle.cli("deploy", str(APP), "--json").stdout  # type: ignore[attr-defined]
         yield handle
 
 
 def test_plain_container_sees_secrets(srv: ServerHandle) -> None:
     assert _env(srv, snapshotted=False) == {"TOKEN": FIRST, "INLINE_KEY": INLINE,
-                                            "SKIPPED": None}
+                                            "SKIPPED": None, "GONE": GONE}
 
 
 def test_restored_container_sees_the_current_value(srv: ServerHandle) -> None:
@@ -61,7 +62,7 @@ def test_restored_container_sees_the_current_value(srv: ServerHandle) -> None:
     srv.cli("secret", "create", "test-token", f"TOKEN={SECOND}", "--force")
     srv.cli("apps", "drain", "test-secrets")
     assert _env(srv, snapshotted=True) == {"TOKEN": SECOND, "INLINE_KEY": INLINE,
-                                           "SKIPPED": None}
+                                           "SKIPPED": None, "GONE": None}
     assert _snap_boots(srv)[0]["kind"] == "restored"
     assert _keys(srv) == keys  # the same snapshot: a value is no part of the key
     redeploy = json.loads(srv.cli("deploy", str(APP), "--json").stdout)
@@ -86,7 +87,7 @@ def test_values_never_shown(srv: ServerHandle) -> None:
     with sqlite3.connect(srv.state_dir / "state.db") as db:
         shown["stored descriptions"] = "\n".join(
             row[0] for row in db.execute("SELECT description FROM versions"))
-    for value in (FIRST, SECOND, INLINE):
+    for value in (FIRST, SECOND, INLINE, GONE):
         leaks = [where for where, text in shown.items() if value in text]
         assert not leaks, f"{value} shown in {leaks}"
     assert "TOKEN" in shown["secret ls"]  # the keys are listed, not the values
