@@ -493,6 +493,8 @@ class CriuEngine:
         if self.userns is not None:
             self.userns.close()
         self.disks.close()
+        if self._claim.owns_run_dir:
+            clear_volume_views(self.settings.run_path)  # its dir, empty by now
         self._claim.release()
         if self._mounted_run_dir:
             subprocess.run(["umount", "-l", str(self.settings.run_path)], check=False)

@@ -258,3 +258,5 @@ def test_a_killed_servers_volume_views_are_cleared(server_factory: type[ServerHa
     assert str(views) not in Path("/proc/self/mountinfo").read_text()
     assert not views.exists()
     assert _call(server, _holder("read_now", "held.txt")) == "held\n"
+    server.stop()
+    assert not views.exists()  # a clean stop leaves nothing there either
