@@ -23,7 +23,9 @@ from coldsnap.markers import build, enter, exit, method
 from coldsnap.parameter import parameter
 from coldsnap.running import enable_output
 from coldsnap.schedule import Cron, Period
+from coldsnap.secret import Secret
 from coldsnap.unsupported import module_getattr
+from coldsnap.volume import Volume
 from coldsnap.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
 from coldsnap.wire.errors import Error
 from coldsnap.wire.retries import Retries
@@ -40,6 +42,8 @@ __all__ = [
     "Period",
     "Queue",
     "Retries",
+    "Secret",
+    "Volume",
     "asgi_app",
     "build",
     "enable_output",

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
+from coldsnap.app_objects import AppObjects, default_app_name
 from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
 from coldsnap.markers import (
@@ -45,7 +46,13 @@ class App:
     # the app under another name and sets this; handles read it at call time.
     _deployed_as: str | None = None
 
-    def __init__(self, name: str, image: Image | None = None) -> None:
+    def __init__(self, name: str | None = None, *, image: Image | None = None,
+                 secrets: list[Any] | None = None, volumes: dict[str, Any] | None = None
+                 ) -> None:
+        """``name`` defaults to the app file's name (``squares.py``: ``squares``);
+        ``image``, ``secrets`` and ``volumes`` apply to every function and class."""
+        if name is None:
+            name = default_app_name()
         if not is_app_name(name):
             raise InvalidError(
                 f"App name {name!r} is invalid: use {APP_NAME_RULE}, "
@@ -58,6 +65,7 @@ class App:
             )
         self.name = name
         self.image = image
+        self.objects = AppObjects(volumes, secrets)  # volumes= and secrets=
         self.registered_functions: dict[str, Function[..., Any]] = {}
         self.registered_classes: dict[str, Cls[Any]] = {}
         # tag -> the image= of a function or class that has its own.
@@ -76,6 +84,7 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.function", _warn_parentheses_missing)
         image = _own_image("@app.function()", options)
+        options = self.objects.options_for("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
@@ -107,6 +116,7 @@ class App:
             raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
                                "on a schedule; put it on an @app.function() that calls the "
                                "class's method")
+        options = self.objects.options_for("@app.cls()", options)
         opts = FunctionOptions.create("@app.cls()", **options)
 
         def register(user_cls: type[T]) -> Cls[T]:

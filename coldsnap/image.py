@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap._local_files import ignore_keys, pyproject_requirements, requirement_lines
+from coldsnap.app_objects import step_objects
 from coldsnap.wire.bases import DEBIAN_SUITES, available_pythons, debian_python
 from coldsnap.wire.container import CODE_DIR, in_container
 from coldsnap.wire.errors import InvalidError
@@ -161,11 +162,16 @@ class Image:
         return self._add({"op": "apt_install", "packages": names}, force_build)
 
     def run_function(self, raw_f: Callable[..., Any], *, args: Sequence[Any] = (),
-                     kwargs: dict[str, Any] | None = None, force_build: bool = False) -> Image:
+                     kwargs: dict[str, Any] | None = None, force_build: bool = False,
+                     secrets: Sequence[Any] = (), volumes: dict[str, Any] | None = None
+                     ) -> Image:
         """Run a global function of a local file at build time, in a build container of
         the image so far (with network): what it writes, anywhere, lands in the image
         (downloading model weights, say). The file is imported there, so what it imports
-        at module level must be in the image by then; editing it rebuilds the step."""
+        at module level must be in the image by then; editing it rebuilds the step.
+        ``secrets`` (named ones) are its env, ``volumes`` are mounted, as for a function;
+        neither a value nor a volume's files rebuild the step."""
+        objects = step_objects("Image.run_function", secrets, volumes)
         name = getattr(raw_f, "__name__", "")
         if getattr(raw_f, "raw_f", None) is not None:  # an @app.function: its function
             raw_f = raw_f.raw_f  # type: ignore[attr-defined]
@@ -176,14 +182,14 @@ class Image:
         file = inspect.getsourcefile(raw_f)
         if in_container():  # built: what it wrote is in the image
             return self._add({"op": "run_function", "filename": Path(file or "").name,
-                              "name": name, "source": "", "args": ""})
+                              "name": name, "source": "", "args": "", **objects})
         if file is None or not Path(file).is_file():
             raise InvalidError(f"Image.run_function({name}): its source file is not on disk")
         blob = dumps_args(tuple(args), dict(kwargs or {}))
         # The file's text travels in the layer: its hash covers it, the build needs it.
         return self._add({"op": "run_function", "filename": Path(file).name, "name": name,
                           "source": base64.b64encode(Path(file).read_bytes()).decode(),
-                          "args": base64.b64encode(blob).decode()}, force_build)
+                          "args": base64.b64encode(blob).decode(), **objects}, force_build)
 
     def workdir(self, path: str | os.PathLike[str]) -> Image:
         """The working directory of later build steps and of the containers."""
@@ -205,10 +211,14 @@ class Image:
         return Image((*image._layers[:first], _forced(image._layers[first], True),
                       *image._layers[first + 1:]))
 
-    def run_commands(self, *commands: str | list[str], force_build: bool = False) -> Image:
-        """Run shell commands at build time, in order (strings or lists of strings)."""
+    def run_commands(self, *commands: str | list[str], force_build: bool = False,
+                     secrets: Sequence[Any] = (), volumes: dict[str, Any] | None = None
+                     ) -> Image:
+        """Run shell commands at build time, in order (strings or lists of strings);
+        ``secrets`` and ``volumes`` as for ``run_function``."""
         return self._add({"op": "run_commands",
-                          "commands": _flatten("run_commands", commands, strip=False)},
+                          "commands": _flatten("run_commands", commands, strip=False),
+                          **step_objects("Image.run_commands", secrets, volumes)},
                          force_build)
 
     def add_local_file(self, local_path: str | os.PathLike[str], remote_path: str,

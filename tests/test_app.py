@@ -15,7 +15,7 @@ from coldsnap.wire.errors import InvalidError
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
         ["App", "Cls", "Cron", "Dict", "Error", "Function", "FunctionCall", "Image",
-         "Period", "Queue", "Retries", "parameter",
+         "Period", "Queue", "Retries", "Secret", "Volume", "parameter",
          "asgi_app", "build", "enable_output", "enter", "exception", "exit", "experimental",
          "fastapi_endpoint", "method", "web_endpoint", "web_server", "wsgi_app"]
     )
@@ -152,7 +152,7 @@ def test_app_function_on_a_class_and_app_cls_on_a_function() -> None:
         app.cls()(lambda: None)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, None])
+@pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, 7])
 def test_invalid_app_names(name: object) -> None:
     with pytest.raises(InvalidError, match=re.escape(f"App name {name!r} is invalid")):
         coldsnap.App(name)  # type: ignore[arg-type]

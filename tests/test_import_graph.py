@@ -20,7 +20,8 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.user_code", "coldsnap.exception", "coldsnap.experimental",
        "coldsnap.unsupported", "coldsnap.running", "coldsnap.dict_queue",
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
-       "coldsnap._calls")
+       "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
+       "coldsnap.app_objects")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -42,10 +43,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
+    # Volumes and secrets: references; a volume's methods reach the server like handles.
+    "coldsnap.volume": ("coldsnap.wire", "coldsnap.client"),
+    "coldsnap.secret": ("coldsnap.wire",),
+    "coldsnap.app_objects": ("coldsnap.wire", *SDK),
     "coldsnap.parameter": ("coldsnap.wire",),
     "coldsnap._aio": (),
     "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
-    "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files"),
+    "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",
+                       "coldsnap.app_objects", "coldsnap.secret", "coldsnap.volume"),
     "coldsnap._local_files": ("coldsnap.wire",),
     "coldsnap._dockerfile": ("coldsnap.wire", "coldsnap.image"),
     "coldsnap.exception": ("coldsnap.wire", "coldsnap.unsupported"),

@@ -19,7 +19,13 @@ from coldsnap import user_code
 from coldsnap.app import App
 from coldsnap.image import Image
 from coldsnap.markers import MarkerFlag, find_partials
-from coldsnap.wire.description import CLS, FUNCTION, AppDescription, FunctionDescription
+from coldsnap.wire.description import (
+    CLS,
+    FUNCTION,
+    INLINE_SECRETS,
+    AppDescription,
+    FunctionDescription,
+)
 
 
 def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = ()
@@ -104,10 +110,13 @@ def main(argv: list[str]) -> int:
             imported.discard(module.__name__)
             local = modules_from(app_dir, imported, elsewhere) if app_dir else []
             description = describe_app(user_code.find_app(module), module.__name__, local)
+            inline = user_code.find_app(module).objects.inline_values()
     except Exception as exc:
         print(user_code.user_traceback(exc, app_file), file=sys.stderr)
         return 1
-    json.dump(description.to_dict(), sys.stdout)
+    # Inline secrets' values ride beside the description, never in it (wire/mounts.py).
+    json.dump({**description.to_dict(), **({INLINE_SECRETS: inline} if inline else {})},
+              sys.stdout)
     sys.stdout.write("\n")
     return 0
 

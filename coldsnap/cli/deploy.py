@@ -63,6 +63,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         features = [name for name, on in (("memory snapshot", opts.enable_memory_snapshot),
                                           (f"gpu={opts.gpu}", opts.gpu),
                                           ("gpu memory snapshot", opts.gpu_snapshot)) if on]
+        features += [f"volume {ref.name} at {path}" for path, ref in opts.volumes.items()]
+        if opts.secrets:  # names (and inline ids), never values
+            features.append("secrets " + ", ".join(ref.name for ref in opts.secrets))
         rows.append([tag, fn.kind, ", ".join(fn.methods) or "-", ", ".join(features) or "-"])
     print(table(rows, ["NAME", "KIND", "METHODS", "FEATURES"]))
     print_web_urls(result.get("web_urls") or {})

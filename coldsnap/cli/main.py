@@ -8,7 +8,15 @@ import select
 import sys
 from collections.abc import Callable
 
-from coldsnap.cli import deploy, inspect_cmds, objects_cmds, system, token_cmds
+from coldsnap.cli import (
+    deploy,
+    inspect_cmds,
+    objects_cmds,
+    secret_cmds,
+    system,
+    token_cmds,
+    volume_cmds,
+)
 from coldsnap.settings import SettingError
 from coldsnap.wire.errors import Error
 from coldsnap.wire.exits import EXIT_BAD_SETTING
@@ -34,6 +42,8 @@ COMMANDS: dict[str, Command] = {
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
     "snapshots verify": inspect_cmds.cmd_snapshots_verify,
     "bench": lambda args: _bench(args),
+    **{f"volume {name}": command for name, command in volume_cmds.COMMANDS.items()},
+    **{f"secret {name}": command for name, command in secret_cmds.COMMANDS.items()},
     **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
 }
@@ -109,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "taken when they were made; quarantine damaged ones")
     verify.add_argument("key", nargs="?", help="one snapshot (default: all of this host)")
     _json(verify)
+    volume_cmds.add_parsers(sub)
+    secret_cmds.add_parsers(sub)
     token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
     from coldsnap.bench.cli import add_arguments
@@ -146,7 +158,7 @@ def _json(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = "apps" if args.command == "app" else args.command
-    for group in ("apps", "snapshots", "dict", "queue", "token"):
+    for group in ("apps", "snapshots", "dict", "queue", "token", "volume", "secret"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

@@ -78,6 +78,18 @@ class SnapshotDamaged(SnapshotMiss):
         self.quarantined_to = quarantined_to
 
 
+class SnapshotStale(SnapshotDamaged):
+    """A file on a volume that the snapshot holds open changed size since the dump, and
+    CRIU restores an open file only at its dumped size. Quarantined like a damaged
+    snapshot, its key not marked failed: the next cold boot makes a new snapshot."""
+
+    def __init__(self, key: str, file: str, quarantined_to: Path | None) -> None:
+        super().__init__(key, file, "changed size", quarantined_to)
+        self.args = (f"snapshot {key} holds {file} open, a file on a volume that changed "
+                     "size since the snapshot was made (CRIU restores an open file only at "
+                     "its size then)",)
+
+
 @dataclasses.dataclass
 class ContainerSpec:
     """What to run. ``files`` land in the container under ``code_dir`` (see env)."""
@@ -95,6 +107,9 @@ class ContainerSpec:
     # Host paths a build container sees read-only at the same path (the host's pip
     # configuration and the wheel dirs it names). Never in a snapshot.
     binds: tuple[str, ...] = ()
+    # Volumes: container path -> host directory, bind-mounted read-write, in the
+    # snapshot phase and after a restore alike (volume_mounts.py).
+    volumes: dict[str, Path] = dataclasses.field(default_factory=dict)
     # True: the snapshot phase (GPUs hidden).
     snapshot_phase: bool = False
     # True: no network but loopback, in every phase (Modal's block_network).

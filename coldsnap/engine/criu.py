@@ -6,6 +6,7 @@ All CRIU knowledge lives here; see DESIGN.md sections 5 and 6 for why each flag.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -17,9 +18,14 @@ from coldsnap.engine.base import DumpFailed, RestoreFailed, SnapshotError
 LOG_TAIL_LINES = 25
 
 
+def volume_keys(paths: list[str]) -> dict[str, str]:
+    """Container path -> the name CRIU files that external mount under (``vol-N``)."""
+    return {path: f"vol-{index}" for index, path in enumerate(sorted(paths))}
+
+
 def dump(
     criu: Path, pid: int, images: Path, netns_inode: int, timeout: float,
-    userns: bool = False,
+    userns: bool = False, volumes: dict[str, str] | None = None,
 ) -> float:
     """Checkpoint the tree rooted at ``pid`` into ``images``; the tree is killed.
 
@@ -32,14 +38,18 @@ def dump(
     without it such a connection fails the dump, "In-flight connection").
     In a user namespace (``userns``) CRIU runs in the tree's network namespace
     instead, which it then leaves out of the images: a restored tree would enter an
-    external one only after its new user namespace, and can't (EPERM). Returns the
-    seconds it took.
+    external one only after its new user namespace, and can't (EPERM). ``volumes``
+    (container path -> key, ``volume_keys``) are external mounts too: a volume's
+    files stay out of the images, and a restore binds the volume's directory anew.
+    Returns the seconds it took.
     """
     net = ["--external", f"net[{netns_inode}]:extnet"]
+    mounts = [arg for path, key in (volumes or {}).items()
+              for arg in ("--external", f"mnt[{path}]:{key}")]
     enter = ["nsenter", f"--net=/proc/{pid}/ns/net"] if userns else []
     argv = [
         *enter, str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
-        "--log-file", "dump.log", *([] if userns else net),
+        "--log-file", "dump.log", *([] if userns else net), *mounts,
         "--file-locks", "--link-remap", "--network-lock", "skip", "--tcp-close",
         "--skip-in-flight", "--manage-cgroups=ignore",
     ]  # fmt: skip
@@ -55,14 +65,16 @@ def restore(
     timeout: float,
     cgroups: tuple[Path, ...] = (),
     netns: Path | None = None,
+    volumes: dict[str, Path] | None = None,
 ) -> tuple[int, float]:
     """Restore the tree from ``images`` with ``root`` as its root filesystem.
 
     ``inherit`` maps CRIU resource names (``pipe:[123]``, ``extnet``) to fds of
     ours that replace them. ``cgroups``: the container's groups, which CRIU (and so
     the tree) joins first. ``netns``: run CRIU in that network namespace, which the
-    tree inherits (a dump in a user namespace, see ``dump``). Returns (host pid of
-    the restored root, seconds).
+    tree inherits (a dump in a user namespace, see ``dump``). ``volumes``: the dump's
+    external mounts by key, and the host directory each binds now. Returns (host pid
+    of the restored root, seconds).
     """
     pidfile = work_dir / "restore.pid"
     joins = "".join(f'echo $$ > {shlex.quote(str(g / "cgroup.procs"))} && ' for g in cgroups)
@@ -80,6 +92,8 @@ def restore(
     ]  # fmt: skip
     for resource, fd in inherit.items():
         argv += ["--inherit-fd", f"fd[{fd}]:{resource}"]
+    for key, source in (volumes or {}).items():  # key (``vol-N``) -> the host dir to bind
+        argv += ["--external", f"mnt[{key}]:{source}"]
     seconds = _run(
         argv, work_dir / "restore.log", timeout, RestoreFailed, "criu restore",
         pass_fds=tuple(inherit.values()),
@@ -144,6 +158,16 @@ def first_error(log_text: str) -> str:
         if marker and not any(benign in rest for benign in BENIGN_ERRORS):
             return (marker + rest).strip()
     return ""
+
+
+_BAD_SIZE = re.compile(r"File (\S+) has bad size \d+ \(expect \d+\)")
+
+
+def bad_size_file(reason: str) -> str | None:
+    """The path (from the container's root, with a leading "/") of the open file whose
+    size changed since the dump, when that is why a restore failed."""
+    match = _BAD_SIZE.search(reason)
+    return "/" + match.group(1).lstrip("/") if match else None
 
 
 def _read(log: Path) -> str:

@@ -36,6 +36,7 @@ from coldsnap.engine.base import (
     SnapshotDamaged,
     SnapshotInfo,
     SnapshotMiss,
+    SnapshotStale,
 )
 from coldsnap.engine.digests import Damage, Verification
 from coldsnap.engine.disks import DiskPool
@@ -62,6 +63,7 @@ from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.sandbox import (
     ContainerDirs,
+    clear_volume_views,
     ensure_tmpfs,
     gpu_device_nodes,
     refresh_kdat_cache,
@@ -70,6 +72,7 @@ from coldsnap.engine.sandbox import (
 )
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.engine.userns import IdRange, shift_tree, user_namespace
+from coldsnap.engine.volume_mounts import stale_volume_file, volume_sources
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -140,6 +143,7 @@ class CriuEngine:
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:
             self.disks.clear()
+            clear_volume_views(settings.run_path)  # a killed server's restores left them
         self.limits = ContainerLimits(settings, self.disks)
 
     def _ids(self, spec: ContainerSpec) -> IdRange | None:
@@ -203,17 +207,19 @@ class CriuEngine:
             if spec.base is not None:
                 res.dirs.add_resolver()
             res.layers = [self.layers.acquire(p, idmapped=ids is not None) for p in _lowers(spec)]
+            res.dirs.volumes = sorted(spec.volumes)  # checkpoint marks them external
             if ids is not None:  # the host mounts the root: see nsinit.enter_user_namespace
                 res.dirs.give_to_namespace(ids)
                 res.dirs.mount_root(res.layers, host_root=False)
                 res.dirs.bind(binds)
+                res.dirs.mount_volumes(spec.volumes, self._idmap)
             netns = res.take_netns(self._netns_pool(spec))
             proc, pid = start_fresh(
                 res.dirs, spec.argv, {**spec.env, **pipes.child_env()},
                 [*res.layers, *self._masks(spec)],
                 netns.path, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None, binds=binds, ids=ids,
-                cgroups=tuple(joins),
+                cgroups=tuple(joins), volumes=spec.volumes,
             )  # fmt: skip
         except BaseException:
             pipes.close_all()
@@ -251,9 +257,10 @@ class CriuEngine:
                 "logs": os.fstat(container.logs.fileno()).st_ino,
             }
             gpu_pids = self._suspend_gpu(container.pid)
+            volumes = criu.volume_keys(dirs.volumes)
             dump_s = criu.dump(
                 self.settings.criu_path, container.pid, images, netns_inode,
-                self.settings.dump_timeout_s, userns=dirs.ids is not None,
+                self.settings.dump_timeout_s, userns=dirs.ids is not None, volumes=volumes,
             )  # fmt: skip
             container.wait(10)
             copy = subprocess.run(
@@ -267,7 +274,8 @@ class CriuEngine:
             return self.store.publish(
                 staging, key,
                 {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
-                 "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids},
+                 "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids,
+                 "volumes": volumes},  # mount paths only: never a volume's name or files
             )  # fmt: skip
         except (DumpFailed, OSError, GpuCheckpointError) as exc:
             free_at_failure = free_bytes(self.store.root)
@@ -308,6 +316,9 @@ class CriuEngine:
             damage = check.result()  # CRIU rejected the images: were they changed?
             if damage is not None:
                 raise self._damaged(info, damage) from exc
+            stale = self._stale(info, exc)
+            if stale is not None:
+                raise stale from exc
             self._quarantine(info, str(exc))
             raise
         except BaseException:
@@ -355,11 +366,13 @@ class CriuEngine:
             }
             if ids is None:  # else CRIU runs in the netns (criu.dump says why)
                 inherit["extnet"] = netns_fd
+            volumes = volume_sources(info, spec, res.dirs,
+                                     self._idmap if ids is not None else None)
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
                 inherit, self.settings.restore_timeout_s, cgroups,
-                netns=netns.path if ids is not None else None,
+                netns=netns.path if ids is not None else None, volumes=volumes,
             )  # fmt: skip
         except BaseException as exc:
             pipes.close_all()
@@ -377,6 +390,10 @@ class CriuEngine:
         )  # fmt: skip
         self._track(container, res)
         return container
+
+    def _idmap(self, source: Path, target: Path) -> None:
+        assert self.userns is not None
+        self.userns.idmap(source, target)
 
     def _resume_gpu(self, container: Container, info: SnapshotInfo) -> None:
         try:
@@ -411,6 +428,15 @@ class CriuEngine:
         self.layers.forget(info.path / "fs")
         self.store.mark_failed(info.key, reason)
         self.store.quarantine(info.key, reason)
+
+    def _stale(self, info: SnapshotInfo, exc: RestoreFailed) -> SnapshotStale | None:
+        """A volume's file the snapshot holds open changed size (a volume's files are
+        the user's to change): quarantine it, so the next cold boot makes a new one."""
+        path = stale_volume_file(info, exc)
+        if path is None:
+            return None
+        self.layers.forget(info.path / "fs")
+        return SnapshotStale(info.key, path, self.store.quarantine(info.key, exc.reason))
 
     def _damaged(self, info: SnapshotInfo, damage: Damage) -> SnapshotDamaged:
         """Quarantine a snapshot whose files changed since it was published. The key is
@@ -467,6 +493,8 @@ class CriuEngine:
         if self.userns is not None:
             self.userns.close()
         self.disks.close()
+        if self._claim.owns_run_dir:
+            clear_volume_views(self.settings.run_path)  # its dir, empty by now
         self._claim.release()
         if self._mounted_run_dir:
             subprocess.run(["umount", "-l", str(self.settings.run_path)], check=False)

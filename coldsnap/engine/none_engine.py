@@ -17,6 +17,7 @@ from coldsnap.engine.base import (
     Container,
     ContainerSpec,
     DumpFailed,
+    EngineUnavailable,
     SnapshotInfo,
     SnapshotMiss,
 )
@@ -42,6 +43,11 @@ class NoneEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
+        if spec.volumes:  # a plain process has no mount namespace to bind them in
+            raise EngineUnavailable(
+                f"volumes ({', '.join(sorted(spec.volumes))}) need containers with mount "
+                "namespaces: run the server with the criu engine (COLDSNAP_ENGINE=criu; "
+                "`coldsnap doctor` says what it needs)")
         container_id = spec.container_id
         code_dir = Path(tempfile.mkdtemp(prefix=container_id + "-", dir=self.run_dir))
         for rel, data in spec.files.items():

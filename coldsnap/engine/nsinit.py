@@ -1,7 +1,7 @@
 """Pid 1 of a fresh container: build its root filesystem, then exec the runtime.
 
 Run as ``unshare --pid --mount --ipc --uts --cgroup [--net] --fork --propagation
-private -- python -m coldsnap.engine.nsinit CONFIG_JSON``. It
+private -- python -m coldsnap.engine.nsinit`` with its config as JSON on stdin. It
 
 1. mounts an overlay (lower: image layers, the mask layer over what the
    container must not see (masks.py), then the host root; upper: the container's
@@ -85,12 +85,13 @@ def build_root(config: dict) -> str:
     mount("none", "/", "", MS_REC | MS_PRIVATE)
     mount("overlay", root, "overlay", 0,
           overlay_options([*config.get("layers", []), *host], config["upper"], config["work"]))
-    enter_root(root, config.get("binds", []))
+    enter_root(root, config.get("binds", []), config.get("volumes", []))
     return root
 
 
-def enter_root(root: str, binds: list[str]) -> None:
-    """Mount /proc in ``root`` (and the ``binds``), then make it the root."""
+def enter_root(root: str, binds: list[str], volumes: list[list[str]] | None = None) -> None:
+    """Mount /proc in ``root`` (and the ``binds`` and ``volumes``: [host dir, path]
+    pairs, read-write), then make it the root."""
     proc = os.path.join(root, "proc")
     os.makedirs(proc, exist_ok=True)
     mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -104,6 +105,8 @@ def enter_root(root: str, binds: list[str]) -> None:
         mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
     for path in binds:
         bind_read_only(path, root + path)
+    for source, path in volumes or []:
+        bind_read_write(source, root + path)
     old = os.path.join(root, ".oldroot")
     os.makedirs(old, exist_ok=True)
     _check(_libc.syscall(SYS_PIVOT_ROOT, root.encode(), old.encode()), "pivot_root")
@@ -185,6 +188,13 @@ def bind_read_only(source: str, target: str) -> None:
     mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
+def bind_read_write(source: str, target: str) -> None:
+    """Show the host's directory ``source`` at ``target`` inside the new root: a volume.
+    One mount, not recursive: CRIU treats it as an external mount (criu.py)."""
+    os.makedirs(target, exist_ok=True)
+    mount(source, target, "", MS_BIND)
+
+
 def drop_capabilities() -> None:
     """Shrink the bounding set to Docker's default capabilities, minus CAP_MKNOD.
 
@@ -239,7 +249,7 @@ def join_cgroups(groups: list[str]) -> None:
 
 
 def main() -> None:
-    config = json.loads(sys.argv[1])
+    config = json.loads(sys.stdin.buffer.read())  # not argv, which `ps` shows (env, secrets)
     if config.get("userns"):
         pid = enter_user_namespace(config)
         if pid:

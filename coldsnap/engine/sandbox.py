@@ -9,6 +9,7 @@ a snapshot's filesystem) come mounted from ``layers.LayerCache``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from coldsnap.engine import seccomp
 from coldsnap.engine.userns import IdRange, shift_tree
 from coldsnap.wire.container import CODE_DIR, CODE_DIR_ENV
 
+# Idmapped views of volumes that restores in a user namespace bind (volume_views).
+VOLUME_VIEWS = Path("/run/coldsnap-volume-views")
 # Device nodes a container gets in its private /dev: (name, major, minor).
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
@@ -52,6 +55,7 @@ class ContainerDirs:
         self.upper = self.disk / "upper"
         self.work = self.disk / "work"  # overlayfs wants it on the upper dir's filesystem
         self.ids: IdRange | None = None  # the user namespace's ids (userns.py), if any
+        self.volumes: list[str] = []  # where volumes are mounted (external to CRIU)
         self.root.mkdir(parents=True)
         self.disk.mkdir()
         try:
@@ -120,6 +124,35 @@ class ContainerDirs:
         for path in binds:
             bind_read_only(path, str(self.root) + path)
 
+    def mount_volumes(self, volumes: dict[str, Path],
+                      idmap: Callable[[Path, Path], None]) -> None:
+        """Bind volumes into the mounted root from the host, each through ``idmap`` (the
+        user namespace's view of it: its root owns the volume's root-owned files)."""
+        for path, source in volumes.items():
+            target = Path(str(self.root) + path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            idmap(source, target)
+
+    def volume_views(self, volumes: dict[str, Path],
+                     idmap: Callable[[Path, Path], None]) -> dict[str, Path]:
+        """For a restore in a user namespace: an idmapped view of each volume, for CRIU
+        to bind (a bind keeps the view's id mapping). CRIU opens them as the namespace's
+        root, which can't pass the run dir (0700): they live under ``VOLUME_VIEWS``
+        (0711: passable, not listable), in a dir named by the container's id."""
+        own = self.views
+        for directory in (VOLUME_VIEWS, own.parent, own):
+            directory.mkdir(mode=0o711, exist_ok=True)
+        views = {}
+        for index, (path, source) in enumerate(sorted(volumes.items())):
+            view = own / f"volume-{index}"
+            idmap(source, view)
+            views[path] = view
+        return views
+
+    @property
+    def views(self) -> Path:
+        return volume_views_of(self.base.parent.parent) / self.base.name
+
     def mount_root(self, layers: list[Path], host_root: bool = True) -> None:
         """Mount the overlay at root/ from the host side (restores); ``host_root``: the
         host's "/" lies below the layers (else the lowest layer is the image's root)."""
@@ -145,7 +178,36 @@ class ContainerDirs:
             if os.path.ismount(mount_point):
                 subprocess.run(["umount", "-l", str(mount_point)], capture_output=True,
                                check=False)
-        shutil.rmtree(self.base, ignore_errors=True)
+        for place in (self.base, self.views):
+            for leftover in _mounts_under(place):  # a volume's bind or view
+                subprocess.run(["umount", "-l", leftover], capture_output=True, check=False)
+            if _mounts_under(place):  # never delete through a mount: a volume's files
+                continue
+            shutil.rmtree(place, ignore_errors=True)
+
+
+def volume_views_of(run_dir: Path) -> Path:
+    """The dir of one server's volume views (its run dir's, by a hash of its path)."""
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:12]
+    return VOLUME_VIEWS / digest
+
+
+def clear_volume_views(run_dir: Path) -> None:
+    """Unmount and remove what a killed server left of its volume views (at start-up,
+    by the server that owns ``run_dir`` now)."""
+    place = volume_views_of(run_dir)
+    for leftover in _mounts_under(place):
+        subprocess.run(["umount", "-l", leftover], capture_output=True, check=False)
+    if place.exists() and not _mounts_under(place):
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+    prefix = str(path)
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
+                  key=len, reverse=True)
 
 
 def _drop_seeded_resolver(layer: Path) -> None:
@@ -260,6 +322,7 @@ def start_fresh(
     binds: tuple[str, ...] = (),
     cgroups: tuple[Path, ...] = (),
     ids: IdRange | None = None,
+    volumes: dict[str, Path] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new namespaces (``NAMESPACES``); netns None means a new empty one.
     With ``ids``, of a user namespace too, on the root the caller mounted (nsinit.py).
@@ -274,6 +337,7 @@ def start_fresh(
         "host_root": host_root,
         "cgroups": [str(p) for p in cgroups],
         "binds": list(binds),
+        "volumes": [[str(source), path] for path, source in sorted((volumes or {}).items())],
         "argv": argv,
         "cwd": cwd,
         "env": {**env, CODE_DIR_ENV: CODE_DIR},
@@ -289,10 +353,17 @@ def start_fresh(
     if netns is not None:
         unshare = ["nsenter", f"--net={netns}", *unshare]
     proc = subprocess.Popen(
-        # -S: nsinit needs only the standard library, so skip site-packages.
-        [*unshare, sys.executable, "-I", "-S", NSINIT, json.dumps(config)],
-        stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, pass_fds=child_fds,
+        # -S: nsinit needs only the standard library, so skip site-packages. The config
+        # goes through stdin, not argv: its env (secrets too) is no business of `ps`.
+        [*unshare, sys.executable, "-I", "-S", NSINIT],
+        stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd, pass_fds=child_fds,
     )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        with proc.stdin:
+            proc.stdin.write(json.dumps(config).encode())
+    except BrokenPipeError:
+        pass  # nsinit died before reading it: _child_pid reports its exit
     return proc, _child_pid(proc, in_user_namespace=ids is not None)
 
 

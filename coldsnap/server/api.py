@@ -20,6 +20,7 @@ from coldsnap.server import call_ops
 from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
+from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
 from coldsnap.server.variants import parse_variant
@@ -306,13 +307,15 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.TOKEN_CREATE: Api.token_create,
     ops.TOKEN_LS: Api.token_ls,
     ops.TOKEN_RM: Api.token_rm,
+    **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
 }
 
 
 # What a container may ask while it runs a call: what calling other functions needs
-# (not lookup: its reply carries functions' options, env= secrets included), and Dicts
-# and Queues.
-CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
+# (not lookup: its reply carries functions' options, env= secrets included), Dicts
+# and Queues, and volumes (never secrets).
+CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
+                 | VOLUME_CONTAINER_OPS)
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

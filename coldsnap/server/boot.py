@@ -29,6 +29,7 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
 from coldsnap.engine.base import SnapshotDamaged, new_container_id
+from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.state import StateDB
@@ -216,6 +217,7 @@ class _BootRun:
         # Log lines of containers this boot gave up on (dumped, failed): the caller
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
+        self._objects = BootObjects(self.settings, fn)  # its volumes and secrets
 
     # strategies
 
@@ -248,7 +250,8 @@ class _BootRun:
         fn = self.fn
         return ContainerSpec(
             argv=fn.argv,
-            env=fn.container_env(container_id, snapshot),
+            env=fn.container_env(container_id, snapshot, self._objects.secrets()),
+            volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},
             layers=fn.layers,
             base=fn.base,
@@ -320,7 +323,8 @@ class _BootRun:
         t0 = time.monotonic()
         try:
             info = self.engine.checkpoint(worker.container, key, labels={
-                "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version})
+                "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version,
+                **self._objects.snapshot_labels()})
         except SnapshotError as exc:
             return self._dump_failed(worker, key, exc)
         self.keys.dumps.clear(key)
@@ -355,9 +359,10 @@ class _BootRun:
 
     def _restore(self, key: str, kind: BootKind = BootKind.RESTORED) -> Boot:
         container_id = new_container_id()
+        spec = self._spec(container_id, False)  # a missing volume or secret: not the engine's
         t0 = time.monotonic()
         try:
-            container = self.engine.restore(key, self._spec(container_id, False))
+            container = self.engine.restore(key, spec)
         except SnapshotError as exc:
             self._unless_stopping()
             if exc.transient:  # the snapshot is probably fine
@@ -384,7 +389,7 @@ class _BootRun:
         worker.note(f"restored from memory snapshot in {timings['restore_s'] * 1000:.0f} ms",
                     logger=logger)
         try:
-            self._resume(worker, restored=True)
+            self._resume(worker, restored=True, key=key)
             boot = self._finish(worker, kind, timings)
         except BootFailed as exc:
             if exc.blob is not None:  # user code in enter(snap=False) raised: not our fault
@@ -411,11 +416,13 @@ class _BootRun:
         self._carry.append(line)
         return self._without_snapshot()
 
-    def _resume(self, worker: Worker, restored: bool) -> None:
+    def _resume(self, worker: Worker, restored: bool, key: str) -> None:
+        info = self.engine.lookup(key)
+        labels = info.extra.get("labels") or {} if info is not None else {}
         try:
             worker.channel.send(control.Resume(
-                container_id=worker.id, env=self.fn.resume_env(), seed=secrets.randbits(63),
-                restored=restored).to_header())
+                container_id=worker.id, env=self._objects.resume_env(labels),
+                seed=secrets.randbits(63), restored=restored).to_header())
         except OSError as exc:
             message = worker.death_message(f"before resume ({exc})")
             self._retire(worker)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from coldsnap.server.deploy_objects import prepare_objects
 from coldsnap.server.describe import check_app_name, describe_source, version_of
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
@@ -21,6 +22,7 @@ from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool
 from coldsnap.server.pools import Pools, wait_finished
+from coldsnap.server.secrets import SecretStore
 from coldsnap.server.state import StateDB, StoredVersion
 from coldsnap.server.variants import with_variant
 from coldsnap.settings import Settings
@@ -63,6 +65,7 @@ class Deploys:
         for row in self.db.apps():
             if row["ephemeral"]:
                 self.db.delete_app(row["name"])
+                SecretStore(self.settings).drop_inline(row["name"])
                 continue
             self._current[row["name"]] = (row["state"], row["version"])
             if row["state"] == DEPLOYED:
@@ -82,6 +85,7 @@ class Deploys:
             description = description.on_host_by_default()
         app = check_app_name(name or description.name)
         _check_labels(app, description)
+        prepare_objects(self.settings, app, description)  # volumes and secrets
         version = version_of(source, description)
         progress: list[str] = []
         built: dict[str, BuiltImage] = {}
@@ -124,6 +128,7 @@ class Deploys:
             pools = self.pools.of_app(app)
             if delete:
                 self.db.delete_app(app)
+                SecretStore(self.settings).drop_inline(app)
                 del self._current[app]
                 self._forget_versions(app)
             else:

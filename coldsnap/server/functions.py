@@ -86,9 +86,10 @@ class FunctionSpec:
     def label(self) -> str:
         return f"{self.app}/{self.tag}"
 
-    def user_env(self) -> dict[str, str]:
+    def user_env(self, secrets: dict[str, str] | None = None) -> dict[str, str]:
         """What the container's user code sees outside the snapshot phase: the host's
-        allowed variables, then the image's, then the function's ``env=``."""
+        allowed variables, then the image's, then the function's ``env=``, then its
+        ``secrets`` (values read at this boot: server/secrets.py)."""
         env = host_env()
         if self.base is not None:
             env = {k: v for k, v in env.items() if k not in HOST_LAYOUT_ENV}
@@ -98,11 +99,13 @@ class FunctionSpec:
         else:
             env.update(self.image_spec.env())
         env.update(self.options.env)
+        env.update(secrets or {})
         return env
 
-    def container_env(self, container_id: str, snapshot: bool) -> dict[str, str]:
+    def container_env(self, container_id: str, snapshot: bool,
+                      secrets: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of a fresh container (the engine adds its fd and dir vars)."""
-        env = self.user_env()
+        env = self.user_env(secrets)
         env.update(self.boot_config(container_id, snapshot).to_env(), PYTHONUNBUFFERED="1")
         if snapshot and not self.options.gpu_snapshot:  # a GPU snapshot keeps the GPU visible
             env.update(SNAPSHOT_PHASE_ENV)
@@ -115,12 +118,14 @@ class FunctionSpec:
                           block_network=self.options.block_network,
                           container_id=container_id, params=self.params)
 
-    def resume_env(self) -> dict[str, str | None]:
-        """The real values of what the snapshot phase hid (None: unset)."""
+    def resume_env(self, secrets: dict[str, str] | None = None) -> dict[str, str | None]:
+        """The real values of what the snapshot phase hid (None: unset), and the
+        secrets' values of now: a value changed since the snapshot is the new one."""
+        current: dict[str, str | None] = {**(secrets or {})}
         if self.options.gpu_snapshot:
-            return {}
-        env = self.user_env()
-        return {name: env.get(name) for name in SNAPSHOT_PHASE_ENV}
+            return current
+        env = self.user_env(secrets)
+        return {**current, **{name: env.get(name) for name in SNAPSHOT_PHASE_ENV}}
 
     @property
     def argv(self) -> list[str]:

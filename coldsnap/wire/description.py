@@ -21,6 +21,9 @@ from coldsnap.wire.web import WebEndpoint
 
 FunctionKind = Literal["function", "cls"]
 FUNCTION: FunctionKind = "function"
+# describe's output key for inline secrets' values: read by ``from_dict``, never
+# written by ``to_dict`` (so never stored, shown or hashed into a version).
+INLINE_SECRETS = "inline_secrets"
 CLS: FunctionKind = "cls"
 
 
@@ -85,6 +88,8 @@ class AppDescription:
     entrypoints: tuple[str, ...] = ()
     module: str = "app"
     default_image: bool = False
+    inline_secrets: dict[str, dict[str, str]] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (docs/protocol.md); ``from_dict(to_dict())`` round-trips."""
@@ -125,6 +130,7 @@ class AppDescription:
             entrypoints=_names("app", "entrypoints", data.get("entrypoints", [])),
             module=module,
             default_image=image.get("default") is True,
+            inline_secrets=_inline_secrets(data.get(INLINE_SECRETS, {})),
         )
 
     def on_host_by_default(self) -> AppDescription:
@@ -145,6 +151,15 @@ class AppDescription:
             for tag, fn in self.functions.items()
         }
         return dataclasses.replace(self, functions=functions)
+
+
+def _inline_secrets(value: Any) -> dict[str, dict[str, str]]:
+    if not (isinstance(value, dict) and all(
+            isinstance(values, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in values.items())
+            for values in value.values())):
+        raise DescriptionError(f"{INLINE_SECRETS} must map ids to dicts of str to str")
+    return {str(ref): dict(values) for ref, values in value.items()}
 
 
 def _endpoints(tag: str, value: Any) -> tuple[WebEndpoint, ...]:

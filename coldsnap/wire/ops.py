@@ -38,3 +38,15 @@ TOKEN_CREATE = "token_create"
 TOKEN_LS = "token_ls"
 TOKEN_RM = "token_rm"
 OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
+# Volumes (docs/volumes-and-secrets.md): by ``name``; file ops take a ``path``.
+VOLUME_CREATE = "volume_create"
+VOLUME_LIST = "volume_list"
+VOLUME_DELETE = "volume_delete"
+VOLUME_LISTDIR = "volume_listdir"
+VOLUME_READ = "volume_read"
+VOLUME_WRITE = "volume_write"
+VOLUME_REMOVE = "volume_remove"
+# Secrets: values go in, never come back out.
+SECRET_CREATE = "secret_create"
+SECRET_LIST = "secret_list"
+SECRET_DELETE = "secret_delete"

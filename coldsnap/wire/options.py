@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.mounts import SecretRef, VolumeRef, secret_problems, volume_problems
 from coldsnap.wire.retries import Retries
 from coldsnap.wire.schedule import Cron, Period, Schedule, schedule_from_dict
 
@@ -53,6 +54,8 @@ class FunctionOptions:
     ephemeral_disk: the size in MiB of the container's writable disk (what it writes
         anywhere in its filesystem). None: the server's default
         (COLDSNAP_CONTAINER_DISK_MB).
+    volumes: mount path -> volume (by name; wire/mounts.py), shared by every container.
+    secrets: secrets (by name or inline id) whose keys become env variables.
     block_network: True gives the containers no network but loopback, in every phase
         (docs/network.md).
     schedule: ``coldsnap.Period(...)`` or ``coldsnap.Cron(...)``: the server calls the
@@ -75,6 +78,8 @@ class FunctionOptions:
     ephemeral_disk: int | None = None
     block_network: bool = False
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
+    volumes: dict[str, VolumeRef] = dataclasses.field(default_factory=dict)
+    secrets: tuple[SecretRef, ...] = ()
     schedule: Schedule | None = None
 
     @property
@@ -114,7 +119,7 @@ class FunctionOptions:
             options["schedule"] = schedule_from_dict(options["schedule"])
         if isinstance(options.get("retries"), dict):  # to_dict()'s form of a Retries
             options["retries"] = Retries.from_value(options["retries"])
-        result = cls(**options)
+        result = cls(**_typed_refs(options))
         result.validate(decorator)
         return result
 
@@ -161,6 +166,8 @@ class FunctionOptions:
         if not isinstance(self.block_network, bool):
             yield f"block_network must be True or False, not {self.block_network!r}"
         yield from self._experimental_problems()
+        yield from volume_problems(self.volumes)
+        yield from secret_problems(self.secrets)
         if self.schedule is not None and not isinstance(self.schedule, Period | Cron):
             yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
                    f"{self.schedule!r}")
@@ -188,9 +195,14 @@ class FunctionOptions:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
         data = {**dataclasses.asdict(self), "env": dict(self.env),
                 "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
-                "experimental_options": dict(self.experimental_options)}
-        # Only when set: the options of functions without one (and their snapshot keys)
+                "experimental_options": dict(self.experimental_options),
+                "volumes": {path: ref.to_dict() for path, ref in self.volumes.items()},
+                "secrets": [ref.to_dict() for ref in self.secrets]}
+        # Only when set: the options of functions without them (and their snapshot keys)
         # stay as they were.
+        for name in ("volumes", "secrets"):
+            if not data[name]:
+                del data[name]
         schedule = data.pop("schedule")
         if schedule is not None:
             data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
@@ -208,8 +220,23 @@ class FunctionOptions:
                 pairs["schedule"] = schedule_from_dict(pairs["schedule"])
             if isinstance(pairs.get("retries"), dict):
                 pairs["retries"] = Retries.from_value(pairs["retries"])
-            return cls(**pairs)
+            return cls(**_typed_refs(pairs))
         return cls.create(where, **data)
+
+
+def _typed_refs(options: dict[str, Any]) -> dict[str, Any]:
+    """``volumes``/``secrets`` as ``VolumeRef``/``SecretRef`` (JSON gives dicts and lists);
+    a value of the wrong shape is left for ``validate`` to name."""
+    volumes, secrets = options.get("volumes"), options.get("secrets")
+    typed = dict(options)
+    try:
+        if isinstance(volumes, dict):
+            typed["volumes"] = {path: VolumeRef.from_dict(ref) for path, ref in volumes.items()}
+        if isinstance(secrets, list | tuple):
+            typed["secrets"] = tuple(SecretRef.from_dict(ref) for ref in secrets)
+    except ValueError as exc:
+        raise InvalidError(str(exc)) from None
+    return typed
 
 
 def _env_problems(env: object) -> Iterator[str]:

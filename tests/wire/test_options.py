@@ -53,7 +53,7 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         "@app.function() got unknown option(s) gpus. Valid options are: "
         "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
         "scaledown_window, retries, env, memory, cpu, ephemeral_disk, block_network, "
-        "experimental_options, schedule."
+        "experimental_options, volumes, secrets, schedule."
     )
 
 

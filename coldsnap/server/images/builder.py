@@ -42,6 +42,7 @@ from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.oci_python import ImagePython
 from coldsnap.server.images.on_base import BaseImageBuilder, StepPlan, run_function_plan
 from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
+from coldsnap.server.images.step_objects import step_env, step_volumes
 from coldsnap.server.images.steps import (
     BuildError,
     Progress,
@@ -324,9 +325,10 @@ class ImageBuilder:
         else:
             plan = StepPlan(list(layer["commands"]), "run_commands",
                             "Fix the command in Image.run_commands(...).")
-        spec = run_commands_spec(plan.commands, image.container_env({"HOME": "/root", **plan.env}),
-                                 layers, keep)
+        env = {"HOME": "/root", **plan.env, **step_env(self.settings, layer)}
+        spec = run_commands_spec(plan.commands, image.container_env(env), layers, keep)
         spec.files = plan.files
+        spec.volumes = step_volumes(self.settings, layer)
         what = f"Running {plan.what} in a build container ..."
         code, tail, step = run_container(self.engine, spec, what, progress, log)
         if code != 0:

@@ -31,6 +31,7 @@ from coldsnap.engine.base import ContainerSpec, Engine
 from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.host_tools import pip_binds, pip_env, uv_binary, uv_env
 from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
+from coldsnap.server.images.step_objects import step_env, step_volumes
 from coldsnap.server.images.steps import (
     RUN_SCRIPT,
     BuildError,
@@ -64,6 +65,9 @@ class StepPlan:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     binds: tuple[str, ...] = ()
     files: dict[str, bytes] = dataclasses.field(default_factory=dict)  # into the code dir
+    # The step's secrets' values and volumes (step_objects.py): never in its hash.
+    secrets: dict[str, str] = dataclasses.field(default_factory=dict)
+    volumes: dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
 ARGS_FILE = "run-function-args.pkl"
@@ -114,8 +118,13 @@ class BaseImageBuilder:
             return self._cached(key, label, progress,
                                 lambda workdir: self._add_local(image, key, layer, workdir))
         plan = self._plan(image, layer)
-        return self._cached(key, label, progress,
-                            lambda workdir: self._run(image, key, plan, workdir, progress))
+
+        def build(workdir: Path) -> BuiltImage:  # secrets are read only when it runs
+            objects = dataclasses.replace(plan, secrets=step_env(self.settings, layer),
+                                          volumes=step_volumes(self.settings, layer))
+            return self._run(image, key, objects, workdir, progress)
+
+        return self._cached(key, label, progress, build)
 
     def _add_local(self, image: BuiltImage, key: str, layer: dict[str, Any],
                    workdir: Path) -> BuiltImage:
@@ -158,7 +167,8 @@ class BaseImageBuilder:
         keep = workdir / f"layer-{uuid.uuid4().hex[:6]}"
         spec = ContainerSpec(
             argv=["/bin/sh", "-c", RUN_SCRIPT, "coldsnap-build", *plan.commands],
-            env=image.container_env({**BUILD_ENV, **plan.env}),
+            env=image.container_env({**BUILD_ENV, **plan.env, **plan.secrets}),
+            volumes=plan.volumes,
             # The runtime's layer: its init is every container's pid 1 (run_function
             # runs its Python package too).
             layers=[ensure_runtime_layer(self.settings.images), *image.layers],
