@@ -93,7 +93,8 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stopping.set())
             where = self.settings.socket_path.as_posix() + (
-                f" and tcp {self.settings.tcp}" if self.settings.tcp else "")
+                f" and tcp {self.settings.tcp}" if self.settings.tcp else "") + (
+                f", web endpoints on {self.gateway.base_url}" if self.gateway else "")
             # Tests and people look for "listening on" in server.log: keep those words.
             logger.info("coldsnap server %d listening on %s (engine %s, state %s)",
                         os.getpid(), where, self.engine.name, self.settings.state_dir)

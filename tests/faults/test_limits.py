@@ -121,7 +121,7 @@ def test_memory_past_the_limit_says_so_and_a_function_s_own_limit_beats_the_defa
     words = "container ran out of memory (limit 200 MiB): raise memory="
     for name in ("hog_small", "hog_restored"):
         line, stderr = _call(server, name, 400)
-        assert line.startswith("ServerError | container cs-"), (name, line)
+        assert line.startswith("ExecutionError | container cs-"), (name, line)
         assert words in line, (name, line)
         assert ("restored from memory snapshot" in stderr) == name.endswith("restored")
         assert _call(server, name, 20)[0] == f"ok {20 * 2**20}", name

@@ -40,6 +40,6 @@ def test_a_container_over_its_memory_limit_says_it_ran_out_of_memory(
     server = server_factory("criu", env={"COLDSNAP_CONTAINER_MEMORY_MB": "200"}).start()
     server.cli("deploy", str(write_app(tmp_path, "oom", APP)))
     died, served = server.python(CALLER).stdout.splitlines()
-    assert died.startswith("ServerError | container cs-"), died
+    assert died.startswith("ExecutionError | container cs-"), died
     assert "container ran out of memory (limit 200 MiB): raise memory=" in died
     assert served == str(10 * 2**20)

@@ -44,7 +44,7 @@ def test_results_and_arguments_over_the_limit_on_restored_containers(
     out = server.python(CALLER).stdout.splitlines()
     assert out[0].startswith("InvalidError | the result of big is 2000"), out
     assert "over the limit of 1000000 bytes (COLDSNAP_MAX_PAYLOAD_BYTES" in out[0]
-    assert out[1].startswith("ServerError | request refused: a payload of 2000"), out
+    assert out[1].startswith("RequestSizeError | request refused: a payload of 2000"), out
     assert "exceeds the limit of 1000000 bytes" in out[1]
     assert out[2] == "10"
     [fn] = stats(server, "test-payload")["functions"]

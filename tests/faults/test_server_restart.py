@@ -97,7 +97,7 @@ def test_a_call_running_when_the_server_is_killed_is_interrupted(
     assert "Start one with `coldsnap serve`" in out
     server.start()
     out = _get(server, call_id)
-    assert out.startswith(f"ServerError interrupted | call {call_id} to test-slow/slow was "
+    assert out.startswith(f"ExecutionError interrupted | call {call_id} to test-slow/slow was "
                           "interrupted: the server stopped while it was queued or running "
                           "(noticed when the server started again at "), out
     assert out.endswith("UTC); it has no result: call test-slow/slow again")
@@ -109,7 +109,7 @@ def test_a_call_running_when_the_server_stops_cleanly_is_interrupted(
     call_id = _spawn_slow_and_wait_running(server, tmp_path, 300)
     server.restart()  # the call outlasts the stop's grace period: its container is killed
     out = _get(server, call_id)
-    assert out.startswith(f"ServerError interrupted | call {call_id} to test-slow/slow was "
+    assert out.startswith(f"ExecutionError interrupted | call {call_id} to test-slow/slow was "
                           "interrupted: the server was stopped at "), out
     assert "it has no result: call test-slow/slow again" in out
 

@@ -82,6 +82,6 @@ def test_engine_auto_falling_back_to_none_warns(monkeypatch: pytest.MonkeyPatch)
     assert daemon._engine_warning(Settings(engine="none"), "none") is None
     assert daemon._engine_warning(Settings(engine="auto"), "criu") is None
     platform = SimpleNamespace(engine=SimpleNamespace(name="none", host_key="none"),
-                               busy=lambda: False)
+                               busy=lambda: False, deploys=SimpleNamespace(web_base=None))
     reply, _ = Api(platform, warning).ping(Request({"op": "ping"}, None, io.BytesIO()))  # type: ignore[arg-type]
     assert reply["warning"] == warning

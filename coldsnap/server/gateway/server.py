@@ -63,7 +63,6 @@ class Gateway:
         ready.wait()
         if failure:
             raise failure[0]
-        logger.info("HTTP gateway listening on %s", self.base_url)
 
     async def _serve(self, sock: socket.socket) -> None:
         await self.proxy.start()
