@@ -16,6 +16,7 @@ of them all, is here too).
 
 from coldsnap import exception
 from coldsnap.app import App
+from coldsnap.concurrency import concurrent
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
@@ -29,6 +30,7 @@ __all__ = [
     "FunctionCall",
     "Image",
     "build",
+    "concurrent",
     "enter",
     "exception",
     "exit",

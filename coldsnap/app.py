@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from coldsnap import concurrency
 from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
 from coldsnap.markers import (
@@ -74,13 +75,16 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.function", _warn_parentheses_missing)
         image = _own_image("@app.function()", options)
+        concurrency.refuse_as_option("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
             _check_plain_function(f)
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
-            handle: Function[P, R] = Function(tag, opts, app=self, raw_f=f)
+            settings = concurrency.take_settings(f)
+            fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
             self.registered_functions[tag] = handle
             if image is not None:
                 self.images[tag] = image
@@ -95,13 +99,17 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
         image = _own_image("@app.cls()", options)
+        concurrency.refuse_as_option("@app.cls()", options)
         opts = FunctionOptions.create("@app.cls()", **options)
 
         def register(user_cls: type[T]) -> Cls[T]:
             _check_class(user_cls, opts)
+            concurrency.refuse_in_class_body(user_cls)
             tag = user_cls.__name__
             self._check_name_free("@app.cls()", tag)
-            handle = Cls(tag, opts, app=self, user_cls=user_cls)
+            settings = concurrency.take_settings(user_cls)
+            cls_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            handle = Cls(tag, cls_opts, app=self, user_cls=user_cls)
             self.registered_classes[tag] = handle
             if image is not None:
                 self.images[tag] = image

@@ -15,7 +15,7 @@ from coldsnap.wire.errors import InvalidError
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
         ["App", "Cls", "Error", "Function", "FunctionCall", "Image",
-         "build", "enter", "exception", "exit", "method"]
+         "build", "concurrent", "enter", "exception", "exit", "method"]
     )
     for name in coldsnap.__all__:
         assert getattr(coldsnap, name) is not None

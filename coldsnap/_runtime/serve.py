@@ -1,11 +1,18 @@
-"""Step 7 of the lifecycle: serve ``call`` messages, one at a time."""
+"""Step 7 of the lifecycle: serve ``call`` messages, one at a time, or several at once
+for a ``@coldsnap.concurrent`` target."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from types import ModuleType, TracebackType
+from typing import Any
 
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
@@ -17,47 +24,150 @@ from coldsnap.wire.framing import ChannelClosed
 
 def serve(channel: Channel, target: Target) -> None:
     """Answer calls until ``shutdown`` or until the server closes ctrl-in."""
-    while True:
-        try:
-            header, blob = channel.receive()
-        except ChannelClosed:
-            return
-        message_type = header.get(control.TYPE)
-        if message_type == control.SHUTDOWN:
-            return
-        if message_type == control.CALL:
-            run_call(channel, target, control.CallInput.from_header(header), blob)
+    inputs = ConcurrentInputs.for_target(channel, target)
+    shutdown = False
+    try:
+        while True:
+            try:
+                header, blob = channel.receive()
+            except ChannelClosed:
+                return
+            message_type = header.get(control.TYPE)
+            if message_type == control.SHUTDOWN:
+                shutdown = True
+                return
+            if message_type != control.CALL:
+                print(f"coldsnap runtime: ignoring unexpected message {message_type!r}",
+                      file=sys.stderr)
+            elif inputs is None:
+                run_call(channel, target, control.CallInput.from_header(header), blob)
+            else:
+                inputs.start(control.CallInput.from_header(header), blob)
+    finally:
+        if inputs is not None:
+            inputs.close(wait=shutdown)
+
+
+class ConcurrentInputs:
+    """Inputs of a ``@coldsnap.concurrent`` target, run at once (Modal's semantics): a
+    sync function's on a pool of ``max_inputs`` threads, an async function's as tasks on
+    one event loop, on a thread of its own. The server sends no more than max_inputs."""
+
+    def __init__(self, channel: Channel, target: Target, max_inputs: int) -> None:
+        self._channel = channel
+        self._target = target
+        self._threads = ThreadPoolExecutor(max_inputs, thread_name_prefix="coldsnap-input")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._running: set[Future[None]] = set()
+
+    @classmethod
+    def for_target(cls, channel: Channel, target: Target) -> ConcurrentInputs | None:
+        """None when the target runs one input at a time (in the serve loop itself)."""
+        options = target.handle.options
+        max_inputs = 1 if options is None else options.max_inputs
+        return cls(channel, target, max_inputs) if max_inputs > 1 else None
+
+    def start(self, call: control.CallInput, blob: bytes | None) -> None:
+        if self._is_async(call.method):
+            coroutine = run_call_async(self._channel, self._target, call, blob)
+            future: Future[None] = asyncio.run_coroutine_threadsafe(coroutine, self._event_loop())
         else:
-            print(f"coldsnap runtime: ignoring unexpected message {message_type!r}",
-                  file=sys.stderr)
+            future = self._threads.submit(run_call, self._channel, self._target, call, blob)
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
+
+    def _is_async(self, method: str | None) -> bool:
+        try:
+            function = self._target.callable_for(method)
+        except Exception:  # run_call reports it to the caller
+            return False
+        return inspect.iscoroutinefunction(function)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                                 name="coldsnap-input-loop")
+            self._loop_thread.start()
+        return self._loop
+
+    def close(self, wait: bool) -> None:
+        """``wait``: let running inputs finish (a clean shutdown; the server sends it
+        only to an idle container); else the server is gone: leave them."""
+        if wait:
+            futures_wait(list(self._running))
+        self._threads.shutdown(wait=wait, cancel_futures=True)
+        if self._loop is not None and self._loop_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if wait:
+                self._loop_thread.join()
 
 
 def run_call(channel: Channel, target: Target, call: control.CallInput,
              blob: bytes | None) -> None:
     """Run one input and send its ``result``: the value, or the exception it raised."""
+    _enter_input(channel, call)
     caller_module: str | None = None
-    limit = call.max_result_bytes
-    channel.max_payload = limit  # for the calls this one makes to other functions
-    timeout = call.timeout_s  # ...which wait no longer than this call may run
-    channel.deadline = None if timeout is None else time.monotonic() + timeout
     try:
         function = target.callable_for(call.method)
-        if blob is not None:
-            caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
-        else:
-            args, kwargs = (), {}
+        caller_module, args, kwargs = _arguments(target, blob)
         value = run_maybe_async(function(*args, **kwargs))
+    except Exception as exc:
+        _send_exception(channel, target, call, caller_module, exc)
+    else:
+        _send_value(channel, target, call, caller_module, value)
+
+
+async def run_call_async(channel: Channel, target: Target, call: control.CallInput,
+                         blob: bytes | None) -> None:
+    """``run_call`` for an async function, as a task on the inputs' event loop."""
+    _enter_input(channel, call)
+    caller_module: str | None = None
+    try:
+        function = target.callable_for(call.method)
+        caller_module, args, kwargs = _arguments(target, blob)
+        value = await function(*args, **kwargs)
+    except Exception as exc:
+        _send_exception(channel, target, call, caller_module, exc)
+    else:
+        _send_value(channel, target, call, caller_module, value)
+
+
+def _enter_input(channel: Channel, call: control.CallInput) -> None:
+    """This input's limits, for the calls it makes to other functions (per thread/task)."""
+    channel.max_payload = call.max_result_bytes
+    timeout = call.timeout_s  # ...which wait no longer than this input may run
+    channel.deadline = None if timeout is None else time.monotonic() + timeout
+
+
+def _arguments(target: Target, blob: bytes | None
+               ) -> tuple[str | None, tuple[Any, ...], dict[str, Any]]:
+    if blob is None:
+        return None, (), {}
+    caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
+    return caller_module, tuple(args), dict(kwargs)
+
+
+def _send_value(channel: Channel, target: Target, call: control.CallInput,
+                caller_module: str | None, value: Any) -> None:
+    try:
         with serialization.by_reference(_shared_module(target, caller_module)):
             payload = serialization.dumps_result(value)
-        check_result_size(payload, limit, target.tag, call.method)
+        check_result_size(payload, call.max_result_bytes, target.tag, call.method)
     except Exception as exc:
-        flush_stdio()
-        with serialization.by_reference(_shared_module(target, caller_module)):
-            blob = serialization.dumps_exception(trim_runtime_frames(exc), limit)
-        channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
-    else:
-        flush_stdio()
-        channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
+        _send_exception(channel, target, call, caller_module, exc)
+        return
+    flush_stdio()
+    channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
+
+
+def _send_exception(channel: Channel, target: Target, call: control.CallInput,
+                    caller_module: str | None, exc: Exception) -> None:
+    flush_stdio()
+    with serialization.by_reference(_shared_module(target, caller_module)):
+        blob = serialization.dumps_exception(trim_runtime_frames(exc), call.max_result_bytes)
+    channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
 
 
 def _shared_module(target: Target, caller_module: str | None) -> ModuleType | None:

@@ -26,6 +26,8 @@ MIN_DISK_MB = 16
 MAX_DISK_MB = 3 * 1024 * 1024  # 3 TiB, Modal's most
 # ``experimental_options`` keys (Modal's spelling) and their types.
 EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
+# Inputs one container may run at once (each holds a thread in the server while it runs).
+MAX_INPUTS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,8 @@ class FunctionOptions:
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
+    max_inputs / target_inputs: inputs one container runs at once, and the number the
+        autoscaler aims for (None: max_inputs); set with ``@coldsnap.concurrent``.
     """
 
     enable_memory_snapshot: bool = False
@@ -67,11 +71,18 @@ class FunctionOptions:
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
+    max_inputs: int = 1
+    target_inputs: int | None = None
 
     @property
     def gpu_snapshot(self) -> bool:
         """GPU memory goes into the snapshot; the snapshot phase sees the GPU."""
         return self.experimental_options.get("enable_gpu_snapshot") is True
+
+    @property
+    def target_inputs_per_container(self) -> int:
+        """The inputs per container the autoscaler aims for: target_inputs, else max_inputs."""
+        return self.target_inputs or self.max_inputs
 
     @property
     def memory_limit_mb(self) -> int | None:
@@ -139,6 +150,7 @@ class FunctionOptions:
             yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
                    f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
         yield from self._experimental_problems()
+        yield from concurrency_problems(self.max_inputs, self.target_inputs)
 
     def _experimental_problems(self) -> Iterator[str]:
         options = self.experimental_options
@@ -175,6 +187,20 @@ class FunctionOptions:
                                      for k, v in data.items()}
             return cls(**pairs)
         return cls.create(where, **data)
+
+
+def concurrency_problems(max_inputs: object, target_inputs: object) -> Iterator[str]:
+    """What is wrong with ``@coldsnap.concurrent(max_inputs=, target_inputs=)``."""
+    if not (_is_int(max_inputs) and 1 <= max_inputs <= MAX_INPUTS):  # type: ignore[operator]
+        yield (f"max_inputs must be an integer from 1 to {MAX_INPUTS}, not {max_inputs!r}; "
+               "e.g. @coldsnap.concurrent(max_inputs=10)")
+    elif target_inputs is not None:
+        if not (_is_int(target_inputs) and target_inputs >= 1):  # type: ignore[operator]
+            yield f"target_inputs must be an integer >= 1 or None, not {target_inputs!r}"
+        elif target_inputs > max_inputs:  # type: ignore[operator]
+            yield (f"target_inputs ({target_inputs}) is above max_inputs ({max_inputs}): "
+                   "the autoscaler aims for target_inputs per container and lets one burst "
+                   "up to max_inputs; lower target_inputs or raise max_inputs")
 
 
 def _env_problems(env: object) -> Iterator[str]:
