@@ -1,0 +1,171 @@
+"""How one input of a pool ends: answered, retried (``retries=``), or failed because its
+container timed out or died. ``Pool`` inherits these; they share its lock and counters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from coldsnap.server.boot import Boot
+from coldsnap.server.calls import Call, Outcome
+from coldsnap.server.errors import ApiError
+from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.lease import LeaseRequest
+from coldsnap.server.worker import CallEnd, CallResult, Worker
+from coldsnap.wire.errors import CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
+
+QueueItem = Call | LeaseRequest
+
+logger = logging.getLogger("coldsnap.server.pool")
+
+
+class PoolInputs:
+    """Running inputs in containers and ending them; see ``Pool`` for the state."""
+
+    fn: FunctionSpec
+    counters: dict[str, int]
+    _cond: threading.Condition
+    _queue: deque[QueueItem]
+    _inputs: dict[Worker, int]
+    _retiring: dict[Worker, str]
+    _retrying: int
+    _stopped: bool
+    _stop_reason: str
+
+    def _scale(self) -> None:
+        raise NotImplementedError
+
+    def _record_first_input(self, boot: Boot, seconds: float) -> None:
+        raise NotImplementedError
+
+    def _run_input(self, boot: Boot, call: Call) -> None:
+        """Run ``call`` in ``boot``'s container and end it; a container that timed out or
+        died is retired (it takes no more inputs; its other inputs end too)."""
+        worker = boot.worker
+        t0 = time.monotonic()
+        try:
+            result = worker.run_call(call)
+        except Exception as exc:  # a server bug must not leave the caller waiting
+            logger.exception("the server failed running call %s in container %s",
+                             call.id, worker.id)
+            worker.note(f"stopping: the server failed running call {call.id}: {exc!r}")
+            self._input_ended(worker)
+            self._retire(worker, f"the server failed running call {call.id}")
+            self._fail(call, ApiError(
+                CONTAINER_DIED, f"the server failed running {call.label} in container "
+                f"{worker.id} ({type(exc).__name__}: {exc}); the container was stopped. "
+                "See the server log"))
+            return
+        self._input_ended(worker)  # a free slot before its caller hears back: see Pool
+        if result.end is CallEnd.RESULT:
+            delay = None if result.ok else self._requeue(call)
+            if delay is not None:  # retries=, as in Modal
+                worker.note(f"{call.label} raised (attempt {call.attempts} of "
+                            f"{call.retries + 1}); trying again in {delay:g} s")
+            else:
+                self._answer(call, result)  # the caller waits on no bookkeeping
+            self._record_first_input(boot, time.monotonic() - t0)
+        elif result.end is CallEnd.TIMED_OUT:
+            self._timed_out(worker, call)
+        else:
+            self._died(worker, call, result)
+
+    def _timed_out(self, worker: Worker, call: Call) -> None:
+        message = (f"call {call.id} to {call.label} ran longer than its timeout of "
+                   f"{call.timeout_s:g} s; its container {worker.id} was stopped. "
+                   "Raise timeout= in the decorator if the call needs longer")
+        worker.note(f"call {call.id} timed out after {call.timeout_s:g} s; stopping")
+        self._retire(worker, f"call {call.id} to {call.label} ran longer than its timeout "
+                             f"of {call.timeout_s:g} s")
+        worker.kill()  # its other inputs end now, with the reason above
+        self._retry_or_fail(call, ApiError(TIMEOUT, message))
+
+    def _died(self, worker: Worker, call: Call, result: CallResult) -> None:
+        with self._cond:
+            reason = self._retiring.get(worker)
+        self._retire(worker, "it died")
+        attempt = f"(attempt {call.attempts} of {call.retries + 1})"
+        if reason:  # another input of the container stopped it
+            message = (f"container {worker.id} was stopped while running {call.label} "
+                       f"{attempt}: {reason}. See `coldsnap logs {call.app}`")
+        else:
+            message = (f"{result.message or 'the container died'} while running "
+                       f"{call.label} {attempt}. See `coldsnap logs {call.app}`")
+        self._retry_or_fail(call, ApiError(CONTAINER_DIED, message))
+
+    def _retire(self, worker: Worker, reason: str) -> None:
+        """The container takes no more inputs (its thread makes it leave); the first
+        reason stays: it is what stopped the container."""
+        with self._cond:
+            self._retiring.setdefault(worker, reason)
+            self._scale()
+            self._cond.notify_all()
+
+    def _input_ended(self, worker: Worker) -> None:
+        with self._cond:
+            if worker in self._inputs:
+                self._inputs[worker] -= 1
+            self._scale()
+            self._cond.notify_all()
+
+    def _answer(self, call: Call, result: CallResult) -> None:
+        if result.ok:
+            outcome = Outcome(ok=True, blob=result.blob)
+            key = "calls_ok"
+        else:
+            error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob,
+                             notes=[f"coldsnap: {text}" for text in result.limits])
+            outcome, key = Outcome(ok=False, error=error), "calls_error"
+        call.finish(outcome)
+        with self._cond:
+            self.counters[key] += 1
+
+    def _retry_or_fail(self, call: Call, error: ApiError) -> None:
+        if self._requeue(call) is not None:
+            return
+        with self._cond:
+            if call.done.is_set():
+                return
+            self.counters["calls_failed"] += 1
+        call.fail(error)
+
+    def _requeue(self, call: Call) -> float | None:
+        """Queue ``call`` again after its backoff (``Call.retry_delay``), first in line,
+        if it has attempts left: the backoff, or None."""
+        delay = call.retry_delay
+        with self._cond:
+            if call.done.is_set() or delay is None or self._stopped:
+                return None
+            self._retrying += 1
+        timer = threading.Timer(delay, self._retry_now, args=(call,))
+        timer.daemon = True
+        timer.start()
+        return delay
+
+    def _retry_now(self, call: Call) -> None:
+        with self._cond:
+            self._retrying -= 1
+            if self._stopped:
+                self.counters["calls_failed"] += 1
+                call.fail(ApiError(UNAVAILABLE, f"{call.label} was waiting to be retried "
+                                   f"when it could run no more: {self._stop_reason}"))
+                return
+            self._queue.appendleft(call)
+            self._scale()
+            self._cond.notify_all()
+
+    def _fail(self, call: Call, error: ApiError) -> None:
+        with self._cond:
+            self.counters["calls_failed"] += 1
+        call.fail(error)
+
+    def _fail_queued(self, item: QueueItem, error: ApiError, logs: Sequence[str] = ()) -> None:
+        """Fail a queued call or lease request; the caller holds the lock."""
+        if isinstance(item, Call):
+            self.counters["calls_failed"] += 1
+        for line in logs:
+            item.add_log(line)
+        item.fail(error)
