@@ -63,7 +63,8 @@ class Pool(PoolInputs):
     #   held leases. A slot is free before its caller hears back, so a caller's next
     #   call finds it instead of booting another.
     # - _retiring containers (one timed out, died, or the server failed it) take no
-    #   more inputs and count for nothing in _scale; their thread makes them leave.
+    #   more inputs and count for nothing in _scale; their thread makes them leave, and
+    #   forgets the reason once their inputs ended (they read it for their messages).
     # - A container leaves _live in the critical section that decided it leaves
     #   (_leave), so idle containers scaling down at once can't go below min_containers.
     # - boots_ok + boots_failed + _booting == the boots _scale started; each call the
@@ -255,6 +256,7 @@ class Pool(PoolInputs):
             finally:
                 with self._cond:
                     self._exiting -= 1
+                    self._retiring.pop(worker, None)  # its inputs ended: the reason did its job
 
     def _leave(self, worker: Worker) -> None:
         """Give a leaving container's slot back, once; the caller holds the lock."""
@@ -262,7 +264,6 @@ class Pool(PoolInputs):
             return
         self._live.discard(worker)
         self._inputs.pop(worker, None)
-        self._retiring.pop(worker, None)
         self._slots -= 1
         self._exiting += 1  # a new boot may start; `finished` waits for the exit
         self._scale()
