@@ -356,16 +356,6 @@ class Pool(PoolInputs):
             self._leave(worker)
             return None
 
-    def _takes_more(self, worker: Worker, running: int) -> bool:
-        """A free slot, and not above target_inputs while another container is below."""
-        if running >= self.max_inputs:
-            return False
-        if running < self.target_inputs:
-            return True
-        return not any(self._inputs.get(w, 0) < self.target_inputs
-                       for w in self._live if w is not worker and w not in self._retiring
-                       and not w.exited.is_set())
-
     def _take(self, worker: Worker) -> QueueItem:
         """The queue's first input, counted in ``worker``'s slots; the caller holds the lock."""
         item = self._queue.popleft()
@@ -373,30 +363,6 @@ class Pool(PoolInputs):
         if isinstance(item, LeaseRequest):
             item.grant(Lease(worker, self._release_lease, self._lease_lost))
         return item
-
-    def _release_lease(self, lease: Lease) -> None:
-        with self._cond:
-            self.counters["http_requests"] += 1
-            if self._inputs.get(lease.worker, 0) > 0:
-                self._inputs[lease.worker] -= 1
-                lease.worker.idle_since = time.monotonic()
-            self._scale()
-            self._cond.notify_all()
-
-    def _lease_lost(self, lease: Lease) -> bool:
-        worker = lease.worker
-        with self._cond:
-            gone = worker not in self._live or worker in self._retiring
-        return gone or not worker.alive
-
-    def _record_first_input(self, boot: Boot, seconds: float) -> None:
-        with self._cond:
-            if "first_input_s" in boot.timings:
-                return
-            boot.timings["first_input_s"] = seconds
-        worker = boot.worker
-        self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
-        worker.note(f"first input in {seconds * 1000:.0f} ms", to_caller=False)
 
     # reporting
 

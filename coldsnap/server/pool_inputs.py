@@ -1,5 +1,6 @@
-"""How one input of a pool ends: answered, retried (``retries=``), or failed because its
-container timed out or died. ``Pool`` inherits these; they share its lock and counters."""
+"""How one input of a pool runs and ends: answered, retried (``retries=``), or failed
+because its container timed out or died; a lease's release. ``Pool`` inherits these;
+they share its lock, its containers and its counters."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from coldsnap.server.boot import Boot
 from coldsnap.server.calls import Call, Outcome
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
-from coldsnap.server.lease import LeaseRequest
+from coldsnap.server.lease import Lease, LeaseRequest
 from coldsnap.server.worker import CallEnd, CallResult, Worker
 from coldsnap.wire.errors import CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
 
@@ -34,11 +36,12 @@ class PoolInputs:
     _retrying: int
     _stopped: bool
     _stop_reason: str
+    _live: set[Worker]
+    _ctx: Any  # PoolContext
+    max_inputs: int
+    target_inputs: int
 
     def _scale(self) -> None:
-        raise NotImplementedError
-
-    def _record_first_input(self, boot: Boot, seconds: float) -> None:
         raise NotImplementedError
 
     def _run_input(self, boot: Boot, call: Call) -> None:
@@ -72,6 +75,25 @@ class PoolInputs:
             self._timed_out(worker, call)
         else:
             self._died(worker, call, result)
+
+    def _record_first_input(self, boot: Boot, seconds: float) -> None:
+        with self._cond:
+            if "first_input_s" in boot.timings:
+                return
+            boot.timings["first_input_s"] = seconds
+        worker = boot.worker
+        self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
+        worker.note(f"first input in {seconds * 1000:.0f} ms", to_caller=False)
+
+    def _takes_more(self, worker: Worker, running: int) -> bool:
+        """A free slot, and not above target_inputs while another container is below."""
+        if running >= self.max_inputs:
+            return False
+        if running < self.target_inputs:
+            return True
+        return not any(self._inputs.get(w, 0) < self.target_inputs
+                       for w in self._live if w is not worker and w not in self._retiring
+                       and not w.exited.is_set())
 
     def _timed_out(self, worker: Worker, call: Call) -> None:
         message = (f"call {call.id} to {call.label} ran longer than its timeout of "
@@ -169,3 +191,20 @@ class PoolInputs:
         for line in logs:
             item.add_log(line)
         item.fail(error)
+
+    # leases
+
+    def _release_lease(self, lease: Lease) -> None:
+        with self._cond:
+            self.counters["http_requests"] += 1
+            if self._inputs.get(lease.worker, 0) > 0:
+                self._inputs[lease.worker] -= 1
+                lease.worker.idle_since = time.monotonic()
+            self._scale()
+            self._cond.notify_all()
+
+    def _lease_lost(self, lease: Lease) -> bool:
+        worker = lease.worker
+        with self._cond:
+            gone = worker not in self._live or worker in self._retiring
+        return gone or not worker.alive
