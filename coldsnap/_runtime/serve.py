@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
+from coldsnap._runtime import input_logs
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.user_code import run_maybe_async
@@ -60,6 +61,7 @@ class ConcurrentInputs:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._running: set[Future[None]] = set()
+        input_logs.install()  # each caller gets the lines its own input printed
 
     @classmethod
     def for_target(cls, channel: Channel, target: Target) -> ConcurrentInputs | None:
@@ -135,7 +137,9 @@ async def run_call_async(channel: Channel, target: Target, call: control.CallInp
 
 
 def _enter_input(channel: Channel, call: control.CallInput) -> None:
-    """This input's limits, for the calls it makes to other functions (per thread/task)."""
+    """This input's limits, for the calls it makes to other functions, and its log
+    lines' tag (per thread or task)."""
+    input_logs.enter(call.call_id)
     channel.max_payload = call.max_result_bytes
     timeout = call.timeout_s  # ...which wait no longer than this input may run
     channel.deadline = None if timeout is None else time.monotonic() + timeout
@@ -158,12 +162,14 @@ def _send_value(channel: Channel, target: Target, call: control.CallInput,
     except Exception as exc:
         _send_exception(channel, target, call, caller_module, exc)
         return
+    input_logs.leave(call.call_id)  # the input's last line goes before its result
     flush_stdio()
     channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
 
 
 def _send_exception(channel: Channel, target: Target, call: control.CallInput,
                     caller_module: str | None, exc: Exception) -> None:
+    input_logs.leave(call.call_id)
     flush_stdio()
     with serialization.by_reference(_shared_module(target, caller_module)):
         blob = serialization.dumps_exception(trim_runtime_frames(exc), call.max_result_bytes)

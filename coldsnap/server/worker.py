@@ -20,6 +20,7 @@ from coldsnap.wire import control
 from coldsnap.wire.container import CTRL_OUT_ENV
 from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
+from coldsnap.wire.log_tags import untag_line
 
 # Requests a container may have in flight at once (each holds a server thread).
 MAX_REQUESTS_IN_FLIGHT = 64
@@ -99,13 +100,16 @@ class Worker:
         self.pump = LogPump(container.logs, self._line, self._eof, container.id)
 
     def _line(self, text: str) -> None:
+        call_id, text = untag_line(text)
         line = f"[{self.id}] {text}"
-        self._to_caller(line)
+        self._to_caller(line, call_id)
         self._log_line(self, line)
 
-    def _to_caller(self, line: str) -> None:
-        # With several calls running, a line can't be told apart: each of them gets it.
-        calls = list(self.running.values())
+    def _to_caller(self, line: str, call_id: str | None = None) -> None:
+        # A concurrent input's lines carry its call id; an untagged line printed while
+        # several calls run can't be told apart: each of them gets it.
+        call = self.running.get(call_id) if call_id is not None else None
+        calls = [call] if call is not None else list(self.running.values())
         for call in calls:
             call.add_log(line)
         if not calls:

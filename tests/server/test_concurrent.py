@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,19 @@ def test_async_inputs_are_tasks_on_one_event_loop(srv: ServerHandle) -> None:
     assert _overlapping(reports), reports
 
 
-def test_a_caller_sees_its_inputs_log_lines(srv: ServerHandle) -> None:
-    out = srv.python("import coldsnap\n"
-                     "print(coldsnap.Function.from_name('test-concurrent', 'nap').remote(0.1))")
-    assert "nap 0.1 starts" in out.stderr
+def test_each_caller_sees_its_own_inputs_log_lines(srv: ServerHandle) -> None:
+    def call(seconds: float) -> tuple[dict[str, Any], str]:
+        out = srv.python("import json, coldsnap\n"
+                         "F = coldsnap.Function.from_name('test-concurrent', 'nap')\n"
+                         f"print(json.dumps(F.remote({seconds})))", timeout=180)
+        return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+    with ThreadPoolExecutor(2) as callers:  # two processes, one container, at once
+        (first, first_log), (second, second_log) = callers.map(call, [NAP_S, NAP_S + 0.5])
+    assert first["container"] == second["container"] and _overlapping([first, second])
+    assert f"nap {NAP_S} starts" in first_log and f"nap {NAP_S + 0.5}" not in first_log
+    assert f"nap {NAP_S + 0.5} starts" in second_log and f"nap {NAP_S} " not in second_log
+    assert "\x1e" not in first_log + second_log  # the tags are the server's to strip
 
 
 def test_a_restored_class_serves_concurrent_inputs(srv: ServerHandle) -> None:
