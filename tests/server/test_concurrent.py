@@ -59,6 +59,8 @@ def test_n_parallel_calls_share_one_container_when_max_inputs_allows(
     assert _overlapping(reports), reports  # about one nap's time, not four
     fn = _function(srv, "nap")
     assert (fn["boots_ok"], fn["calls_ok"], fn["max_inputs"]) == (1, 4, 4)
+    table = srv.cli("apps", "stats", "test-concurrent").stdout
+    assert "INPUTS" in table and "0 (of 4)" in table  # one idle container, 4 slots
 
 
 def test_past_max_inputs_more_containers_boot(srv: ServerHandle) -> None:
