@@ -17,7 +17,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "coldsnap"
 SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "coldsnap.image",
-       "coldsnap.user_code", "coldsnap.exception")
+       "coldsnap.user_code", "coldsnap.exception", "coldsnap.concurrency")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.

@@ -24,8 +24,9 @@ from coldsnap.wire.framing import ChannelClosed
 
 
 def serve(channel: Channel, target: Target) -> None:
-    """Answer calls until ``shutdown`` or until the server closes ctrl-in."""
-    inputs = ConcurrentInputs.for_target(channel, target)
+    """Answer calls until ``shutdown`` or until the server closes ctrl-in. Calls that
+    say ``max_inputs`` > 1 run concurrently (the server sends no more than that)."""
+    inputs: ConcurrentInputs | None = None
     shutdown = False
     try:
         while True:
@@ -40,10 +41,14 @@ def serve(channel: Channel, target: Target) -> None:
             if message_type != control.CALL:
                 print(f"coldsnap runtime: ignoring unexpected message {message_type!r}",
                       file=sys.stderr)
-            elif inputs is None:
-                run_call(channel, target, control.CallInput.from_header(header), blob)
-            else:
-                inputs.start(control.CallInput.from_header(header), blob)
+                continue
+            call = control.CallInput.from_header(header)
+            if call.max_inputs == 1 and inputs is None:
+                run_call(channel, target, call, blob)
+                continue
+            if inputs is None:
+                inputs = ConcurrentInputs(channel, target, call.max_inputs)
+            inputs.start(call, blob)
     finally:
         if inputs is not None:
             inputs.close(wait=shutdown)
@@ -52,7 +57,8 @@ def serve(channel: Channel, target: Target) -> None:
 class ConcurrentInputs:
     """Inputs of a ``@coldsnap.concurrent`` target, run at once (Modal's semantics): a
     sync function's on a pool of ``max_inputs`` threads, an async function's as tasks on
-    one event loop, on a thread of its own. The server sends no more than max_inputs."""
+    one event loop, on a thread of its own. The server sends no more than max_inputs
+    at once (the first concurrent call's: a container's pool keeps it)."""
 
     def __init__(self, channel: Channel, target: Target, max_inputs: int) -> None:
         self._channel = channel
@@ -62,13 +68,6 @@ class ConcurrentInputs:
         self._loop_thread: threading.Thread | None = None
         self._running: set[Future[None]] = set()
         input_logs.install()  # each caller gets the lines its own input printed
-
-    @classmethod
-    def for_target(cls, channel: Channel, target: Target) -> ConcurrentInputs | None:
-        """None when the target runs one input at a time (in the serve loop itself)."""
-        options = target.handle.options
-        max_inputs = 1 if options is None else options.max_inputs
-        return cls(channel, target, max_inputs) if max_inputs > 1 else None
 
     def start(self, call: control.CallInput, blob: bytes | None) -> None:
         if self._is_async(call.method):

@@ -206,7 +206,7 @@ class Pool(PoolInputs):
                             app, line, level, log),
                         on_exit=lambda _w: self._wake(),
                         max_payload=self._ctx.booter.settings.max_payload_bytes,
-                        requests=self._ctx.requests)
+                        requests=self._ctx.requests, max_inputs=self.max_inputs)
         with self._cond:
             if not self._stopped:
                 self._starting.add(worker)

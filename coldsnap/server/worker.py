@@ -70,12 +70,13 @@ class Worker:
         self, container: Container, log_line: Callable[[Worker, str], None],
         on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
         requests: ContainerRequests | None = None,
-        log_note: NoteLine | None = None,
+        log_note: NoteLine | None = None, max_inputs: int = 1,
     ) -> None:
         self.container = container
         self.id = container.id
         self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
         self.max_payload = max_payload
+        self.max_inputs = max_inputs  # calls it may run at once; the runtime is told
         self._requests = requests
         # Requests in flight (a thread each): bounded, a container can't pile them up.
         self._request_slots = threading.BoundedSemaphore(MAX_REQUESTS_IN_FLIGHT)
@@ -197,7 +198,7 @@ class Worker:
             # oversized result is an error the caller can read, not a stopped container.
             self.channel.send(control.CallInput(
                 call.id, method=call.method, max_result_bytes=self.max_payload,
-                timeout_s=call.timeout_s).to_header(), call.args)
+                timeout_s=call.timeout_s, max_inputs=self.max_inputs).to_header(), call.args)
             return self._await_result(call)
         except TimeoutError:
             return CallResult(CallEnd.TIMED_OUT)

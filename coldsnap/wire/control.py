@@ -47,6 +47,7 @@ CALL_ID = "call_id"
 METHOD = "method"
 MAX_RESULT_BYTES = "max_result_bytes"
 TIMEOUT_S = "timeout_s"
+MAX_INPUTS = "max_inputs"
 OK = "ok"
 REQUEST_ID = "request_id"
 REQUEST_HEADER = "request"  # in a REQUEST: the API request's header (docs/server.md)
@@ -88,28 +89,33 @@ class CallInput:
 
     method: None for a function. max_result_bytes: a bigger result is sent as an
     error instead. timeout_s: when the call times out; calls it makes to other
-    functions wait no longer.
+    functions wait no longer. max_inputs: how many inputs the server may send this
+    container at once (``@coldsnap.concurrent``): above 1 they run concurrently.
     """
 
     call_id: str
     method: str | None = None
     max_result_bytes: int | None = None
     timeout_s: float | None = None
+    max_inputs: int = 1
 
     def to_header(self) -> dict[str, Any]:
         return {TYPE: CALL, CALL_ID: self.call_id, METHOD: self.method,
-                MAX_RESULT_BYTES: self.max_result_bytes, TIMEOUT_S: self.timeout_s}
+                MAX_RESULT_BYTES: self.max_result_bytes, TIMEOUT_S: self.timeout_s,
+                MAX_INPUTS: self.max_inputs}
 
     @classmethod
     def from_header(cls, header: dict[str, Any]) -> CallInput:
         method = header.get(METHOD)
         limit = header.get(MAX_RESULT_BYTES)
         timeout = header.get(TIMEOUT_S)
+        max_inputs = header.get(MAX_INPUTS)
         return cls(
             call_id=str(header.get(CALL_ID)),
             method=None if method is None else str(method),
             max_result_bytes=limit if isinstance(limit, int) else None,
             timeout_s=timeout if isinstance(timeout, int | float) else None,
+            max_inputs=max_inputs if isinstance(max_inputs, int) and max_inputs > 1 else 1,
         )
 
 

@@ -26,6 +26,8 @@ MIN_DISK_MB = 16
 MAX_DISK_MB = 3 * 1024 * 1024  # 3 TiB, Modal's most
 # ``experimental_options`` keys (Modal's spelling) and their types.
 EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
+# Fields a function decorator's keywords don't set (@coldsnap.concurrent does).
+SET_BY_OTHER_DECORATORS = ("max_inputs", "target_inputs")
 # Inputs one container may run at once (each holds a thread in the server while it runs).
 MAX_INPUTS = 1000
 
@@ -100,9 +102,10 @@ class FunctionOptions:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(options) - set(names))
         if unknown:
+            keywords = [name for name in names if name not in SET_BY_OTHER_DECORATORS]
             raise InvalidError(
                 f"{decorator} got unknown option(s) {', '.join(unknown)}. "
-                f"Valid options are: {', '.join(names)}."
+                f"Valid options are: {', '.join(keywords)}."
             )
         for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
