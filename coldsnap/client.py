@@ -291,13 +291,17 @@ class Client:
     # the API
 
     def call(self, app: str, tag: str, method: str | None, args: bytes,
-             timeout: float | None = None) -> bytes:
-        """Run one call and return its result blob; raises the remote exception."""
-        _, blob = self.request(ops.CALL, args, app=app, tag=tag, method=method, timeout=timeout)
+             timeout: float | None = None, concurrency: dict[str, Any] | None = None) -> bytes:
+        """Run one call and return its result blob; raises the remote exception.
+        ``concurrency``: ``Cls.with_concurrency``'s max_inputs and target_inputs."""
+        _, blob = self.request(ops.CALL, args, app=app, tag=tag, method=method, timeout=timeout,
+                               **(concurrency or {}))
         return blob if blob is not None else serialization.dumps_result(None)
 
-    def spawn(self, app: str, tag: str, method: str | None, args: bytes) -> str:
-        return str(self.request(ops.SPAWN, args, app=app, tag=tag, method=method)[0]["call_id"])
+    def spawn(self, app: str, tag: str, method: str | None, args: bytes,
+              concurrency: dict[str, Any] | None = None) -> str:
+        return str(self.request(ops.SPAWN, args, app=app, tag=tag, method=method,
+                                **(concurrency or {}))[0]["call_id"])
 
     def get(self, call_id: str, timeout: float | None = None) -> bytes:
         _, blob = self.request(ops.GET, call_id=call_id, timeout=timeout)

@@ -93,8 +93,7 @@ def _apply(settings: Concurrency, target: Any) -> Any:
 
 
 def with_settings(options: FunctionOptions, settings: Concurrency) -> FunctionOptions:
-    return dataclasses.replace(options, max_inputs=settings.max_inputs,
-                               target_inputs=settings.target_inputs)
+    return options.with_concurrency(settings.max_inputs, settings.target_inputs)
 
 
 def take_settings(target: object) -> Concurrency | None:

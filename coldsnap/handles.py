@@ -105,6 +105,8 @@ class _Invocable:
         self._app_name = app_name
         self._method = method
         self.tag = tag
+        # Cls.with_concurrency's override, sent with every call: {max_inputs, target_inputs}.
+        self._concurrency: dict[str, Any] | None = None
 
     @property
     def app_name(self) -> str:
@@ -120,14 +122,16 @@ class _Invocable:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Run in a container and return the result (raises the remote exception)."""
         blob = _client().call(
-            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None
+            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None,
+            concurrency=self._concurrency,
         )
         return cloudpickle.loads(blob)
 
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall[Any]:
         """Start a call without waiting; ``.get()`` on the result waits for it."""
         call_id = _client().spawn(
-            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs)
+            self.app_name, self.tag, self._method, self._dumps_args(args, kwargs),
+            concurrency=self._concurrency,
         )
         return FunctionCall(call_id)
 
@@ -262,6 +266,7 @@ class Cls(Generic[T]):
         self.user_cls = user_cls
         if user_cls is not None:
             self.__doc__ = user_cls.__doc__
+        self._concurrency: dict[str, Any] | None = None
 
     @classmethod
     def from_name(cls, app_name: str, name: str) -> Cls[Any]:
@@ -273,6 +278,21 @@ class Cls(Generic[T]):
     def lookup(cls, app_name: str, name: str) -> Cls[Any]:
         """Alias of ``from_name`` (Modal's older spelling)."""
         return cls.from_name(app_name, name)
+
+    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls[T]:
+        """This class with other ``@coldsnap.concurrent`` settings (Modal's signature):
+        calls through the handle it returns run in containers of their own that take
+        up to ``max_inputs`` inputs at once, from the same deployed version::
+
+            Model = coldsnap.Cls.from_name("llm", "Model").with_concurrency(max_inputs=32)
+            Model().generate.remote("hi")
+        """
+        options = (self.options or FunctionOptions()).with_concurrency(
+            max_inputs, target_inputs, where=f"{self.tag}.with_concurrency()")
+        copy: Cls[T] = Cls(self.tag, options if self.options else None, app=self._app,
+                           app_name=self._app_name, user_cls=self.user_cls)
+        copy._concurrency = {"max_inputs": max_inputs, "target_inputs": target_inputs}
+        return copy
 
     @property
     def method_names(self) -> list[str] | None:
@@ -336,6 +356,7 @@ class _MethodHandle(_Invocable):
         cls_handle = instance._cls
         super().__init__(cls_handle._app, cls_handle._app_name, cls_handle.tag, name)
         self._instance = instance
+        self._concurrency = cls_handle._concurrency
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         """Run the method on a local instance of the class (enter hooks run first)."""

@@ -117,3 +117,17 @@ def test_twice_and_as_a_function_option_are_refused() -> None:
                 f"@app.function\\(\\) does not take {keyword}: input concurrency is set with "
                 r"@coldsnap.concurrent\(max_inputs=N, target_inputs=None\)")):
             app.function(**{keyword: 4})
+
+
+def test_cls_with_concurrency_overrides_the_settings_of_calls_through_it() -> None:
+    Model = coldsnap.Cls.from_name("some-app", "Model")
+    faster = Model.with_concurrency(max_inputs=16, target_inputs=8)
+    assert faster is not Model and faster.tag == "Model"
+    method = faster().generate
+    assert method._concurrency == {"max_inputs": 16, "target_inputs": 8}
+    assert Model().generate._concurrency is None  # the original is untouched
+    with pytest.raises(InvalidError, match=r"^Model.with_concurrency\(\): target_inputs \(9\) "
+                       r"is above max_inputs \(4\)"):
+        Model.with_concurrency(max_inputs=4, target_inputs=9)
+    with pytest.raises(InvalidError, match=r"max_inputs must be an integer from 1 to 1000"):
+        Model.with_concurrency(max_inputs=0)

@@ -21,6 +21,7 @@ from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
+from coldsnap.server.pool_keys import concurrency_override
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
@@ -172,7 +173,8 @@ class Api:
 
     def _submit(self, req: Request) -> tuple[Call, Pool]:
         return self.platform.submit(req.field("app", str), req.field("tag", str),
-                                    req.field("method", str, None), req.need_blob("arguments"))
+                                    req.field("method", str, None), req.need_blob("arguments"),
+                                    concurrency_override(req.header))
 
     def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
         if not call.done.wait(timeout):

@@ -20,6 +20,7 @@ from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool
+from coldsnap.server.pool_keys import Concurrency, pool_tag, with_override
 from coldsnap.server.pools import Pools, wait_finished
 from coldsnap.server.state import StateDB, StoredVersion
 from coldsnap.settings import Settings
@@ -158,16 +159,18 @@ class Deploys:
 
     # finding what serves a call
 
-    def pool(self, app: str, tag: str) -> Pool:
-        """The pool of ``tag`` in the app's current version."""
+    def pool(self, app: str, tag: str, concurrency: Concurrency | None = None) -> Pool:
+        """The pool of ``tag`` in the app's current version (of its ``concurrency``
+        override: ``Cls.with_concurrency``)."""
         with self._lock:  # not a pool of a version a deploy is retiring right now
             state, version = self.state(app)
             if state != DEPLOYED:
                 raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again with "
                                "`coldsnap deploy FILE` to call it")
-            return self._pool_for(app, version, tag)
+            return self._pool_for(app, version, tag, concurrency)
 
-    def _pool_for(self, app: str, version: str, tag: str) -> Pool:
+    def _pool_for(self, app: str, version: str, tag: str,
+                  concurrency: Concurrency | None = None) -> Pool:
         stored = self._version(app, version)
         functions = stored.description.functions
         if tag not in functions:
@@ -175,10 +178,11 @@ class Deploys:
                            f"has: {', '.join(sorted(functions))}")
 
         def spec() -> FunctionSpec:
-            return FunctionSpec.from_description(app, version, tag, stored.description,
-                                                 stored.source, stored.built_images.get(tag))
+            return with_override(FunctionSpec.from_description(
+                app, version, tag, stored.description, stored.source,
+                stored.built_images.get(tag)), concurrency)
 
-        return self.pools.get((app, version, tag), spec)
+        return self.pools.get((app, version, pool_tag(tag, concurrency)), spec)
 
     def _version(self, app: str, version: str) -> StoredVersion:
         cached = self._versions.get((app, version))

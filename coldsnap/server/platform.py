@@ -12,6 +12,7 @@ from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
+from coldsnap.server.pool_keys import Concurrency
 from coldsnap.server.pools import Pools
 from coldsnap.server.reports import Reports
 from coldsnap.server.snapshots import SnapshotAdmin
@@ -60,10 +61,12 @@ class Platform:
         self.calls.recover()
         self.deploys.start()
 
-    def submit(self, app: str, tag: str, method: str | None, args: bytes) -> tuple[Call, Pool]:
+    def submit(self, app: str, tag: str, method: str | None, args: bytes,
+               concurrency: Concurrency | None = None) -> tuple[Call, Pool]:
         """Queue a call to ``tag`` (a function, or a class's ``method``) of the app's
-        current version; returns the call and the pool it waits in."""
-        pool = self.deploys.pool(app, tag)
+        current version; returns the call and the pool it waits in. ``concurrency``:
+        ``Cls.with_concurrency``'s settings (a pool of their own)."""
+        pool = self.deploys.pool(app, tag, concurrency)
         fn = pool.fn
         if fn.kind == CLS:
             if method is None:  # Function.from_name on a class's name
@@ -82,7 +85,7 @@ class Platform:
         try:
             pool.submit(call)
         except ApiError:
-            pool = self.deploys.pool(app, tag)  # a deploy retired that pool just now
+            pool = self.deploys.pool(app, tag, concurrency)  # a deploy retired it just now
             pool.submit(call)
         return call, pool
 

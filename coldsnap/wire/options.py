@@ -81,6 +81,14 @@ class FunctionOptions:
         """GPU memory goes into the snapshot; the snapshot phase sees the GPU."""
         return self.experimental_options.get("enable_gpu_snapshot") is True
 
+    def with_concurrency(self, max_inputs: int, target_inputs: int | None,
+                         where: str = "@coldsnap.concurrent()") -> FunctionOptions:
+        """These options with other concurrency settings; InvalidError naming ``where``."""
+        problems = list(concurrency_problems(max_inputs, target_inputs))
+        if problems:
+            raise InvalidError(f"{where}: " + "; ".join(problems) + ".")
+        return dataclasses.replace(self, max_inputs=max_inputs, target_inputs=target_inputs)
+
     @property
     def target_inputs_per_container(self) -> int:
         """The inputs per container the autoscaler aims for: target_inputs, else max_inputs."""

@@ -61,3 +61,12 @@ class Snapped:
         started = time.time()
         time.sleep(seconds)
         return _where(started, weights=self.weights)
+
+
+@app.cls()
+class Plain:  # one input at a time, unless called through Cls.with_concurrency
+    @coldsnap.method()
+    def run(self, seconds: float) -> dict:
+        started = time.time()
+        time.sleep(seconds)
+        return _where(started)

@@ -110,6 +110,28 @@ def test_a_restored_class_serves_concurrent_inputs(srv: ServerHandle) -> None:
             "snapshot-created", "restored")
 
 
+def test_cls_with_concurrency_runs_a_plain_class_concurrently(srv: ServerHandle) -> None:
+    reports = _spawn_all(srv, "coldsnap.Cls.from_name('test-concurrent', 'Plain')"
+                         ".with_concurrency(max_inputs=3)().run", [NAP_S] * 3)
+    assert len({r["container"] for r in reports}) == 1 and _overlapping(reports), reports
+    pools = [f for f in stats(srv, "test-concurrent")["functions"] if f["tag"] == "Plain"]
+    assert [(p["max_inputs"], p["calls_ok"]) for p in pools] == [(3, 3)]
+    # The server checks an override too (a client may send anything).
+    out = srv.python(
+        "from coldsnap.client import Client\n"
+        "from coldsnap.wire.errors import ServerError\n"
+        "from coldsnap.wire.serialization import dumps_args\n"
+        "try:\n"
+        "    Client.default().call('test-concurrent', 'Plain', 'run', dumps_args((0,), {}),\n"
+        "                          concurrency={'max_inputs': 2, 'target_inputs': 5})\n"
+        "except ServerError as exc:\n"
+        "    print(exc.kind, '|', exc)\n", timeout=120)
+    assert out.stdout.strip() == ("bad_request | with_concurrency(): target_inputs (5) is "
+                                  "above max_inputs (2): the autoscaler aims for target_inputs "
+                                  "per container and lets one burst up to max_inputs; lower "
+                                  "target_inputs or raise max_inputs.")
+
+
 def test_a_timed_out_input_stops_its_container_and_its_neighbours_hear_why(
         srv: ServerHandle) -> None:
     out = srv.python(
