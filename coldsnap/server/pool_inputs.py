@@ -141,9 +141,9 @@ class PoolInputs:
             error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob,
                              notes=[f"coldsnap: {text}" for text in result.limits])
             outcome, key = Outcome(ok=False, error=error), "calls_error"
-        call.finish(outcome)
-        with self._cond:
+        with self._cond:  # counted before the caller hears back: its stats include it
             self.counters[key] += 1
+        call.finish(outcome)
 
     def _retry_or_fail(self, call: Call, error: ApiError) -> None:
         if self._requeue(call) is not None:

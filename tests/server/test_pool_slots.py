@@ -140,3 +140,37 @@ def test_a_lease_fails_with_the_boot(make_pool: Callable[..., Pool], booter: Any
     with pytest.raises(ApiError) as info:
         pool.lease(timeout_s=WAIT_S)
     assert info.value.kind == "boot_failed" and "no torch" in info.value.message
+
+
+def test_drain_lets_every_running_input_finish_then_the_container_leaves_cleanly(
+    make_pool: Callable[..., Pool], booter: FakeBooter
+) -> None:
+    pool = make_pool(max_inputs=3)
+    booter.calls_may_end.clear()
+    calls = [submit(pool, str(i).encode()) for i in range(3)]
+    wait_until(lambda: inputs_per_container(pool) == [3], "3 inputs running")
+    pool.drain()
+    time.sleep(0.2)
+    assert not pool.finished and inputs_per_container(pool) == [3]  # nobody left early
+    booter.calls_may_end.set()
+    assert [answer(c) for c in calls] == [b"0", b"1", b"2"]
+    wait_until(lambda: pool.finished, "the drained pool to finish")
+    assert [w.ended_by for w in booter.workers] == ["shutdown"]
+
+
+def test_a_container_dying_under_several_inputs_fails_them_all_and_is_replaced(
+    make_pool: Callable[..., Pool], booter: FakeBooter
+) -> None:
+    pool = make_pool(max_inputs=3)
+    booter.calls_may_end.clear()
+    calls = [submit(pool, b"die"), submit(pool, b"a"), submit(pool, b"b")]
+    wait_until(lambda: inputs_per_container(pool) == [3], "3 inputs running")
+    booter.calls_may_end.set()  # "die" kills the container; the fake ends the others
+    for call in calls:
+        assert call.done.wait(WAIT_S) and call.outcome is not None
+    dead = [c for c in calls if not c.outcome.ok]  # type: ignore[union-attr]
+    assert dead and all(c.outcome.error.kind == "container_died"  # type: ignore[union-attr]
+                        for c in dead)
+    assert answer(submit(pool, b"next")) == b"next"
+    assert booter.started == 2  # the dead one took no more inputs
+    wait_until(lambda: booter.workers[0].ended_by == "kill", "the dead container's kill")
