@@ -108,7 +108,7 @@ class PoolInputs:
     def _died(self, worker: Worker, call: Call, result: CallResult) -> None:
         with self._cond:
             reason = self._retiring.get(worker)
-        self._retire(worker, "it died")
+        self._retire(worker, "")  # no reason of ours: each input says how it died
         attempt = f"(attempt {call.attempts} of {call.retries + 1})"
         if reason:  # another input of the container stopped it
             message = (f"container {worker.id} was stopped while running {call.label} "
@@ -119,8 +119,9 @@ class PoolInputs:
         self._retry_or_fail(call, ApiError(CONTAINER_DIED, message))
 
     def _retire(self, worker: Worker, reason: str) -> None:
-        """The container takes no more inputs (its thread makes it leave); the first
-        reason stays: it is what stopped the container."""
+        """The container takes no more inputs (its thread makes it leave). ``reason``:
+        why the server stopped it, for its other inputs' messages ("" when it died on
+        its own); the first stays."""
         with self._cond:
             self._retiring.setdefault(worker, reason)
             self._scale()

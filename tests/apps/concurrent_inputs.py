@@ -45,6 +45,8 @@ async def async_nap(seconds: float) -> dict:
 @coldsnap.concurrent(max_inputs=3)
 def hang(seconds: float) -> dict:
     started = time.time()
+    if seconds < 0:  # the container dies under its other inputs
+        os._exit(3)
     time.sleep(seconds)
     return _where(started)
 

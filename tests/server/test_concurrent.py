@@ -158,6 +158,25 @@ def test_a_timed_out_input_stops_its_container_and_its_neighbours_hear_why(
     assert fn["calls_failed"] == 2
 
 
+def test_a_container_dying_under_several_inputs_fails_them_all(srv: ServerHandle) -> None:
+    out = srv.python(
+        "import time, coldsnap\n"
+        "from coldsnap.wire.errors import ServerError\n"
+        "F = coldsnap.Function.from_name('test-concurrent', 'hang')\n"
+        "F.remote(0)  # a warm container\n"
+        "calls = [F.spawn(60), F.spawn(60)]\n"
+        "time.sleep(1)\n"
+        "calls.append(F.spawn(-1))  # exits the container\n"
+        "for call in calls:\n"
+        "    try:\n"
+        "        call.get()\n"
+        "    except ServerError as exc:\n"
+        "        print(exc.kind, '|', exc)\n", timeout=180)
+    lines = out.stdout.strip().splitlines()[-3:]
+    assert all(line.startswith("container_died | container cs-") for line in lines), lines
+    assert all("exited during call" in line and "exit status 3" in line for line in lines), lines
+
+
 def test_misuse_is_refused_at_deploy(srv: ServerHandle, tmp_path: Path) -> None:
     app = write_app(tmp_path, "bad_conc", """
         import coldsnap
