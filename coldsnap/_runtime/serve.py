@@ -76,7 +76,22 @@ class ConcurrentInputs:
         else:
             future = self._threads.submit(run_call, self._channel, self._target, call, blob)
         self._running.add(future)
-        future.add_done_callback(self._running.discard)
+        future.add_done_callback(lambda done: self._ended(call, done))
+
+    def _ended(self, call: control.CallInput, future: Future[None]) -> None:
+        """run_call answers every Exception; an input that ended with another
+        BaseException (SystemExit, a cancelled task) is answered here, or its caller
+        would wait for its timeout."""
+        self._running.discard(future)
+        exc = asyncio.CancelledError() if future.cancelled() else future.exception()
+        if exc is None:
+            return
+        error = RuntimeError(f"{type(exc).__name__}({exc}) ended this input; in a concurrent "
+                             "input it stops that input only, not the container")
+        try:
+            _send_exception(self._channel, self._target, call, None, error)
+        except Exception:  # the server is gone (a shutdown cancelled the input)
+            pass
 
     def _is_async(self, method: str | None) -> bool:
         try:
