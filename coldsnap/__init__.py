@@ -14,25 +14,38 @@ The exceptions a caller may catch are in ``coldsnap.exception`` (``Error``, the 
 of them all, is here too).
 """
 
-from coldsnap import exception
+from coldsnap import exception, experimental
 from coldsnap.app import App
 from coldsnap.concurrency import concurrent
+from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
+from coldsnap.running import enable_output
+from coldsnap.schedule import Cron, Period
+from coldsnap.unsupported import module_getattr
 from coldsnap.wire.errors import Error
 
 __all__ = [
     "App",
     "Cls",
+    "Cron",
+    "Dict",
     "Error",
     "Function",
     "FunctionCall",
     "Image",
+    "Period",
+    "Queue",
     "build",
     "concurrent",
+    "enable_output",
     "enter",
     "exception",
     "exit",
+    "experimental",
     "method",
 ]
+
+# A Modal name coldsnap lacks says so (coldsnap.exception.UnimplementedError).
+__getattr__ = module_getattr("coldsnap", __all__)

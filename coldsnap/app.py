@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
 from coldsnap import concurrency
@@ -100,6 +101,10 @@ class App:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
         image = _own_image("@app.cls()", options)
         concurrency.refuse_as_option("@app.cls()", options)
+        if options.get("schedule") is not None:
+            raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
+                               "on a schedule; put it on an @app.function() that calls the "
+                               "class's method")
         opts = FunctionOptions.create("@app.cls()", **options)
 
         def register(user_cls: type[T]) -> Cls[T]:
@@ -137,6 +142,26 @@ class App:
             return f
 
         return register
+
+    def run(self, *, detach: bool = False, client: object = None,
+            interactive: bool = False, environment_name: str | None = None
+            ) -> AbstractContextManager[App]:
+        """A context manager: an ephemeral copy of this app runs while the block does
+        (Modal's ``app.run()``; see ``coldsnap.running``)::
+
+            with coldsnap.enable_output(), app.run():
+                print(square.remote(4))
+        """
+        from coldsnap.running import run_app
+
+        return run_app(self, detach=detach)
+
+    def __getattr__(self, name: str) -> Any:
+        from coldsnap.unsupported import MODAL_APP_ATTRIBUTES, missing_attribute
+
+        if name.startswith("__"):  # pickling and copying probe these
+            raise AttributeError(name)
+        missing_attribute("coldsnap.App", name, MODAL_APP_ATTRIBUTES)
 
     def _check_name_free(self, decorator: str, tag: str) -> None:
         if tag in self.registered_functions or tag in self.registered_classes:

@@ -19,7 +19,7 @@ import collections
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 import cloudpickle
 
@@ -116,6 +116,10 @@ class _Invocable:
         assert self._app_name is not None
         return self._app_name
 
+    def _overrides(self) -> dict[str, Any]:
+        """Keywords for the client's call/spawn: Cls.with_concurrency's, when set."""
+        return {} if self._concurrency is None else {"concurrency": self._concurrency}
+
     def _dumps_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         return serialization.dumps_args(args, kwargs, _app_module_name(self._app))
 
@@ -123,7 +127,7 @@ class _Invocable:
         """Run in a container and return the result (raises the remote exception)."""
         blob = _client().call(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None,
-            concurrency=self._concurrency,
+            **self._overrides(),
         )
         return cloudpickle.loads(blob)
 
@@ -131,7 +135,7 @@ class _Invocable:
         """Start a call without waiting; ``.get()`` on the result waits for it."""
         call_id = _client().spawn(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs),
-            concurrency=self._concurrency,
+            **self._overrides(),
         )
         return FunctionCall(call_id)
 
@@ -243,6 +247,9 @@ class Function(_Invocable, Generic[P, R]):
             f"container or {self.tag}.local(...) to run it here."
         )
 
+    def __getattr__(self, name: str) -> Any:
+        _missing("coldsnap.Function", name, "function")
+
     def __repr__(self) -> str:
         return f"Function({self.app_name!r}, {self.tag!r})"
 
@@ -310,6 +317,9 @@ class Cls(Generic[T]):
             )
         return _ClsInstance(self)
 
+    def __getattr__(self, name: str) -> Any:
+        _missing("coldsnap.Cls", name, "cls")
+
     def __repr__(self) -> str:
         return f"Cls({self._app_name or (self._app and self._app.name)!r}, {self.tag!r})"
 
@@ -372,6 +382,20 @@ class _MethodHandle(_Invocable):
     def __repr__(self) -> str:
         return f"<method {self._describe()} of app {self.app_name!r}>"
 
+
+
+def _missing(owner: str, name: str, kind: str) -> NoReturn:
+    """Modal's attributes a handle lacks name themselves as not supported yet."""
+    from coldsnap.unsupported import (
+        MODAL_CLS_ATTRIBUTES,
+        MODAL_FUNCTION_ATTRIBUTES,
+        missing_attribute,
+    )
+
+    if name.startswith("__"):  # pickling and copying probe these
+        raise AttributeError(name)
+    names = MODAL_FUNCTION_ATTRIBUTES if kind == "function" else MODAL_CLS_ATTRIBUTES
+    missing_attribute(owner, name, names)
 
 
 def _check_names(where: str, app_name: object, name: object) -> None:

@@ -14,8 +14,9 @@ from coldsnap.wire.errors import InvalidError
 
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
-        ["App", "Cls", "Error", "Function", "FunctionCall", "Image",
-         "build", "concurrent", "enter", "exception", "exit", "method"]
+        ["App", "Cls", "Cron", "Dict", "Error", "Function", "FunctionCall", "Image",
+         "Period", "Queue", "build", "concurrent", "enable_output", "enter", "exception",
+         "exit", "experimental", "method"]
     )
     for name in coldsnap.__all__:
         assert getattr(coldsnap, name) is not None

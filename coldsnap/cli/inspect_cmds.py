@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import statistics
 from typing import Any
 
@@ -50,6 +51,19 @@ def _inputs(fn: dict[str, Any]) -> str:
     return f"{running} (of {fn.get('max_inputs', 1)})"
 
 
+def _print_schedules(schedules: list[dict[str, Any]]) -> None:
+    if schedules:
+        print("\nschedules:")
+        print(table([[s["tag"], s["schedule"], str(s["runs"]), ago(s["last_at"]),
+                      s["last_outcome"], _clock(s["next_at"])] for s in schedules],
+                    ["FUNCTION", "SCHEDULE", "RUNS", "LAST RUN", "LAST OUTCOME", "NEXT RUN"]))
+
+
+def _clock(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC")
+
+
 def cmd_apps_stats(args: argparse.Namespace) -> int:
     stats = _request(ops.APP_STATS, app=args.app)
     stats.pop("ok", None)
@@ -69,6 +83,7 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
                            "ERRORS", "FAILED", "BOOTS OK/FAILED"]))
     else:
         print("no containers and no calls since the last deploy or drain")
+    _print_schedules(stats.get("schedules") or [])
     boots = stats["boots"]
     if not boots:
         print("no boots yet")

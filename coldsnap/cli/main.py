@@ -8,7 +8,7 @@ import select
 import sys
 from collections.abc import Callable
 
-from coldsnap.cli import deploy, inspect_cmds, system
+from coldsnap.cli import deploy, inspect_cmds, objects_cmds, system
 from coldsnap.settings import SettingError
 from coldsnap.wire.errors import Error
 from coldsnap.wire.exits import EXIT_BAD_SETTING
@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
     "snapshots verify": inspect_cmds.cmd_snapshots_verify,
     "bench": lambda args: _bench(args),
+    **objects_cmds.COMMANDS,
 }
 
 
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("entry_args", nargs=argparse.REMAINDER,
                      help="--name value arguments for the entrypoint")
 
-    apps = sub.add_parser("apps", help="deployed apps").add_subparsers(
+    # `app` too: Modal's spelling (`modal app stop`).
+    apps = sub.add_parser("apps", aliases=["app"], help="deployed apps").add_subparsers(
         dest="apps_command", required=True, metavar="ls|stop|stats|drain")
     _json(apps.add_parser("ls", help="list apps"))
     stop = apps.add_parser("stop", help="stop an app; its containers drain")
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "taken when they were made; quarantine damaged ones")
     verify.add_argument("key", nargs="?", help="one snapshot (default: all of this host)")
     _json(verify)
+    objects_cmds.add_parsers(sub)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "
@@ -140,8 +143,8 @@ def _json(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    name = args.command
-    for group in ("apps", "snapshots"):
+    name = "apps" if args.command == "app" else args.command
+    for group in ("apps", "snapshots", "dict", "queue"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

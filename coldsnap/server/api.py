@@ -209,7 +209,9 @@ class Api:
         return {"ok": True, **result}, None
 
     def app_stats(self, req: Request) -> Reply:
-        return {"ok": True, **self.platform.reports.stats(req.field("app", str))}, None
+        app = req.field("app", str)
+        return {"ok": True, **self.platform.reports.stats(app),
+                "schedules": self.platform.schedules.of_app(app)}, None
 
     def logs(self, req: Request) -> Reply | None:
         app = req.field("app", str)
@@ -224,6 +226,10 @@ class Api:
         while True:  # until the client hangs up (the write fails)
             lines, position = book.since_timed(position, wait_s=1.0)
             req.send(_log_reply(lines, timestamps))
+
+    def object(self, req: Request) -> Reply:
+        """A Dict's or a Queue's action (server/objects.py)."""
+        return self.platform.objects.answer(req)
 
     def snapshots_ls(self, req: Request) -> Reply:
         snapshots = self.platform.snapshots
@@ -273,6 +279,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.APP_DRAIN: Api.app_drain,
     ops.APP_STATS: Api.app_stats,
     ops.LOGS: Api.logs,
+    ops.OBJECT: Api.object,
     ops.SNAPSHOTS_LS: Api.snapshots_ls,
     ops.SNAPSHOT_INSPECT: Api.snapshot_inspect,
     ops.SNAPSHOT_RM: Api.snapshot_rm,
@@ -282,8 +289,9 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
 
 
 # What a container may ask while it runs a call: what calling other functions needs
-# (not lookup: its reply carries functions' options, env= secrets included).
-CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET})
+# (not lookup: its reply carries functions' options, env= secrets included), and Dicts
+# and Queues.
+CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT})
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

@@ -11,10 +11,12 @@ from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
+from coldsnap.server.objects import Objects
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pool_keys import Concurrency
 from coldsnap.server.pools import Pools
 from coldsnap.server.reports import Reports
+from coldsnap.server.schedules import Schedules
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.spawned import SpawnedCalls
 from coldsnap.server.state import StateDB
@@ -54,12 +56,16 @@ class Platform:
                                ImageBuilder(settings, engine))
         self.reports = Reports(db, self.deploys, self.pools)
         self.snapshots = SnapshotAdmin(settings, engine, db, booter.keys)
+        self.objects = Objects(db)  # Dicts and Queues
+        self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
 
     def start(self) -> None:
         """Pick up the apps of an earlier run and boot their warm containers; the spawned
         calls it left unended were interrupted."""
         self.calls.recover()
+        self.objects.start()
         self.deploys.start()
+        self.schedules.start()
 
     def submit(self, app: str, tag: str, method: str | None, args: bytes,
                concurrency: Concurrency | None = None) -> tuple[Call, Pool]:
@@ -97,6 +103,7 @@ class Platform:
         """Stop taking calls; give containers, booting ones too, ``grace_s`` to finish
         and leave (their exit hooks run); then kill what is left, before the engine
         closes."""
+        self.schedules.stop()
         self.calls.stopping()
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
 

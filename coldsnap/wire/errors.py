@@ -47,6 +47,15 @@ class InvalidError(Error):
     """coldsnap's API was used in a way that can't work; the message says how to fix it."""
 
 
+class TimeoutError(Error, builtins.TimeoutError):  # Modal's name; also the builtin's kind
+    """Base class of coldsnap's timeouts."""
+
+
+class InputCancellation(BaseException):
+    """The running input was cancelled (Modal's name). A BaseException, as Modal's: a
+    bare ``except Exception`` in user code does not swallow the cancellation."""
+
+
 class ServerError(Error):
     """The server refused a request or a call failed outside user code; ``kind`` says how."""
 
@@ -60,7 +69,7 @@ class ServerError(Error):
 
 
 class NotFoundError(ServerError, LookupError):
-    """No such app, function, method or call id."""
+    """No such app, function, method, call id, Dict or Queue."""
 
 
 class OutputExpiredError(NotFoundError):
@@ -82,13 +91,59 @@ class ConnectionError(ServerError, builtins.ConnectionError):  # Modal's name
         return type(self), (str(self),)
 
 
+class AuthError(ServerError):
+    """The server refused the request's token (Modal's name)."""
+
+
+class RequestSizeError(ServerError):
+    """A request's payload is over the server's limit (COLDSNAP_MAX_PAYLOAD_BYTES)."""
+
+
+class RemoteError(ServerError):
+    """The server failed while handling a request (Modal's name); its log says more."""
+
+
+class InternalError(RemoteError):
+    """A bug or an I/O failure in the server itself (Modal's name)."""
+
+
+class ExecutionError(ServerError):
+    """Something went wrong running a function outside its own code: its container
+    died, its deploy failed, or the server stopped before it ended (Modal's name)."""
+
+
+class BadRequestError(ServerError, InvalidError):
+    """The server refused a malformed request: an ``InvalidError`` too (Modal maps
+    invalid arguments to that)."""
+
+
+class UnimplementedError(Error, AttributeError):
+    """A Modal API coldsnap does not have yet (Modal's name); an ``AttributeError`` too,
+    so ``hasattr`` still answers False."""
+
+
+class SerializationError(Error):
+    """A value could not be pickled to send (Modal's name)."""
+
+
+class DeserializationError(Error):
+    """A value sent back could not be unpickled here (Modal's name)."""
+
+
+class VersionError(Error):
+    """The client and the server run incompatible coldsnap versions (Modal's name)."""
+
+
 # coldsnap's earlier names.
 CallTimeoutError = FunctionTimeoutError
 ServerUnavailable = ConnectionError
 
 PUBLIC_MODULE = "coldsnap.exception"
-for _public in (Error, InvalidError, ServerError, NotFoundError, OutputExpiredError,
-                FunctionTimeoutError, ConnectionError):
+for _public in (Error, InvalidError, TimeoutError, InputCancellation, ServerError,
+                NotFoundError, OutputExpiredError, FunctionTimeoutError, ConnectionError,
+                AuthError, RequestSizeError, RemoteError, InternalError, ExecutionError,
+                BadRequestError, UnimplementedError, SerializationError, DeserializationError,
+                VersionError):
     _public.__module__ = PUBLIC_MODULE
 del _public
 
@@ -96,6 +151,13 @@ _ERRORS: dict[str, type[ServerError]] = {
     NOT_FOUND: NotFoundError,
     EXPIRED: OutputExpiredError,
     TIMEOUT: FunctionTimeoutError,
+    UNAUTHORIZED: AuthError,
+    TOO_LARGE: RequestSizeError,
+    BAD_REQUEST: BadRequestError,
+    INTERNAL: InternalError,
+    CONTAINER_DIED: ExecutionError,
+    DEPLOY_FAILED: ExecutionError,
+    INTERRUPTED: ExecutionError,
 }
 
 

@@ -33,3 +33,4 @@ SNAPSHOT_INSPECT = "snapshot_inspect"
 SNAPSHOT_RM = "snapshot_rm"
 SNAPSHOTS_GC = "snapshots_gc"
 SNAPSHOTS_VERIFY = "snapshots_verify"
+OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)

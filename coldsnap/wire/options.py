@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.schedule import Cron, Period, Schedule, schedule_from_dict
 
 _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,6 +55,8 @@ class FunctionOptions:
     ephemeral_disk: the size in MiB of the container's writable disk (what it writes
         anywhere in its filesystem). None: the server's default
         (COLDSNAP_CONTAINER_DISK_MB).
+    schedule: ``coldsnap.Period(...)`` or ``coldsnap.Cron(...)``: the server calls the
+        (deployed) function by itself at those times, with no arguments.
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
@@ -73,6 +76,7 @@ class FunctionOptions:
     cpu: float | tuple[float, float] | None = None
     ephemeral_disk: int | None = None
     experimental_options: dict[str, object] = dataclasses.field(default_factory=dict)
+    schedule: Schedule | None = None
     max_inputs: int = 1
     target_inputs: int | None = None
 
@@ -118,6 +122,8 @@ class FunctionOptions:
         for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
                 options[name] = tuple(options[name])
+        if isinstance(options.get("schedule"), dict):  # to_dict()'s form
+            options["schedule"] = schedule_from_dict(options["schedule"])
         result = cls(**options)
         result.validate(decorator)
         return result
@@ -161,6 +167,9 @@ class FunctionOptions:
             yield (f"ephemeral_disk must be an integer number of MiB from {MIN_DISK_MB} to "
                    f"{MAX_DISK_MB} (3 TiB) or None, not {self.ephemeral_disk!r}")
         yield from self._experimental_problems()
+        if self.schedule is not None and not isinstance(self.schedule, Period | Cron):
+            yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
+                   f"{self.schedule!r}")
         yield from concurrency_problems(self.max_inputs, self.target_inputs)
 
     def _experimental_problems(self) -> Iterator[str]:
@@ -184,9 +193,17 @@ class FunctionOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
-        return {**dataclasses.asdict(self), "env": dict(self.env),
+        data = {**dataclasses.asdict(self), "env": dict(self.env),
                 "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
                 "experimental_options": dict(self.experimental_options)}
+        # Only when set: the options of functions without one (and their snapshot keys)
+        # stay as they were.
+        schedule = data.pop("schedule")
+        if schedule is not None:
+            data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
+        if self.max_inputs == 1 and self.target_inputs is None:  # not @coldsnap.concurrent
+            del data["max_inputs"], data["target_inputs"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "options",
@@ -196,6 +213,8 @@ class FunctionOptions:
         if not validate:
             pairs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                      for k, v in data.items()}
+            if isinstance(pairs.get("schedule"), dict):
+                pairs["schedule"] = schedule_from_dict(pairs["schedule"])
             return cls(**pairs)
         return cls.create(where, **data)
 

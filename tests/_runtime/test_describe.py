@@ -42,7 +42,7 @@ def test_describe_a_function_app_with_its_options() -> None:
             "enable_memory_snapshot": True, "gpu": None, "timeout": None,
             "min_containers": 0, "max_containers": None, "scaledown_window": 60.0,
             "retries": 0, "env": {}, "memory": None, "cpu": None, "ephemeral_disk": None,
-            "experimental_options": {}, "max_inputs": 1, "target_inputs": None,
+            "experimental_options": {},
         },
     }
     gpu = json.loads(describe(APPS / "gpu_availability.py").stdout)

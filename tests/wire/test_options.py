@@ -52,7 +52,8 @@ def test_unknown_option_lists_the_valid_ones() -> None:
     assert str(info.value) == (
         "@app.function() got unknown option(s) gpus. Valid options are: "
         "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
-        "scaledown_window, retries, env, memory, cpu, ephemeral_disk, experimental_options."
+        "scaledown_window, retries, env, memory, cpu, ephemeral_disk, experimental_options, "
+        "schedule."
     )
 
 
