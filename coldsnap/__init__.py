@@ -21,10 +21,13 @@ from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
+from coldsnap.parameter import parameter
 from coldsnap.running import enable_output
 from coldsnap.schedule import Cron, Period
 from coldsnap.unsupported import module_getattr
+from coldsnap.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
 from coldsnap.wire.errors import Error
+from coldsnap.wire.retries import Retries
 
 __all__ = [
     "App",
@@ -37,6 +40,8 @@ __all__ = [
     "Image",
     "Period",
     "Queue",
+    "Retries",
+    "asgi_app",
     "build",
     "concurrent",
     "enable_output",
@@ -44,7 +49,12 @@ __all__ = [
     "exception",
     "exit",
     "experimental",
+    "fastapi_endpoint",
     "method",
+    "parameter",
+    "web_endpoint",
+    "web_server",
+    "wsgi_app",
 ]
 
 # A Modal name coldsnap lacks says so (coldsnap.exception.UnimplementedError).

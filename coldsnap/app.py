@@ -29,6 +29,7 @@ from coldsnap.markers import (
     find_partials,
     no_parentheses,
 )
+from coldsnap.web import WebFunction
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.names import APP_NAME_RULE, is_app_name
 from coldsnap.wire.options import FunctionOptions
@@ -80,12 +81,17 @@ class App:
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
+            declared = f.web if isinstance(f, WebFunction) else None
+            if isinstance(f, WebFunction):
+                f = f.raw_f
             _check_plain_function(f)
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
             settings = concurrency.take_settings(f)
             fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
             handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
+            if declared is not None:
+                handle.web = (declared.endpoint(tag, tag),)
             self.registered_functions[tag] = handle
             if image is not None:
                 self.images[tag] = image

@@ -291,17 +291,17 @@ class Client:
     # the API
 
     def call(self, app: str, tag: str, method: str | None, args: bytes,
-             timeout: float | None = None, concurrency: dict[str, Any] | None = None) -> bytes:
+             timeout: float | None = None, variant: dict[str, Any] | None = None) -> bytes:
         """Run one call and return its result blob; raises the remote exception.
-        ``concurrency``: ``Cls.with_concurrency``'s max_inputs and target_inputs."""
+        ``variant``: a class instance's parameters and option overrides (wire/variant.py)."""
         _, blob = self.request(ops.CALL, args, app=app, tag=tag, method=method, timeout=timeout,
-                               **(concurrency or {}))
+                               **_variant_field(variant))
         return blob if blob is not None else serialization.dumps_result(None)
 
     def spawn(self, app: str, tag: str, method: str | None, args: bytes,
-              concurrency: dict[str, Any] | None = None) -> str:
+              variant: dict[str, Any] | None = None) -> str:
         return str(self.request(ops.SPAWN, args, app=app, tag=tag, method=method,
-                                **(concurrency or {}))[0]["call_id"])
+                                **_variant_field(variant))[0]["call_id"])
 
     def get(self, call_id: str, timeout: float | None = None) -> bytes:
         _, blob = self.request(ops.GET, call_id=call_id, timeout=timeout)
@@ -440,6 +440,11 @@ class ContainerClient(Client):
                      ) -> tuple[socket.socket, bool]:  # deploy's progress stream, say
         raise InvalidError("from inside a container only calls to other functions "
                            "(.remote(), .spawn(), .map(), lookups) reach the server")
+
+
+def _variant_field(variant: dict[str, Any] | None) -> dict[str, Any]:
+    """Absent for the default variant: those requests stay as they were."""
+    return {"variant": variant} if variant else {}
 
 
 def _exited(pid: int) -> bool:

@@ -15,7 +15,7 @@ imported when first needed, so defining an app never touches the network.
 
 from __future__ import annotations
 
-import collections
+import inspect
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,10 +23,15 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 import cloudpickle
 
+from coldsnap import _calls
+from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
-from coldsnap.wire import ops, serialization
+from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
+from coldsnap.wire import ops, serialization, web
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
+from coldsnap.wire.variant import PARAM_TYPES, Variant
+from coldsnap.wire.web import WebEndpoint
 
 if TYPE_CHECKING:
     from coldsnap.app import App
@@ -36,8 +41,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-# How many inputs `.map()` keeps in flight ahead of the one it is waiting for.
-MAP_WINDOW = 128
+MAP_WINDOW = _calls.MAP_WINDOW
 
 
 def _client() -> Client:
@@ -67,6 +71,7 @@ class FunctionCall(Generic[R]):
         """The call with this id (Modal's signature); ``client``: the default one if None."""
         return FunctionCall(function_call_id, client)
 
+    @with_aio
     def get(self, timeout: float | None = None) -> R:
         """The call's return value; raises the remote exception with its traceback.
 
@@ -83,6 +88,25 @@ class FunctionCall(Generic[R]):
         client = self._client or _client()
         result: R = cloudpickle.loads(client.get(self.object_id, timeout))
         return result
+
+    @with_aio
+    def cancel(self, terminate_containers: bool = False) -> None:
+        """Cancel the call: a queued one never runs; a running one's container is
+        stopped (coldsnap can't interrupt a call inside its container, so
+        ``terminate_containers`` is always in effect). ``get()`` then raises
+        ``coldsnap.exception.InputCancellation``; a call that already ended keeps its
+        result."""
+        client = self._client or _client()
+        client.request(ops.CANCEL, call_id=self.object_id)
+
+    @static_with_aio
+    def gather(*function_calls: FunctionCall[Any]) -> list[Any]:
+        """The results of ``function_calls``, in their order; raises the first
+        exception one of them raised::
+
+            squares = coldsnap.FunctionCall.gather(*(square.spawn(i) for i in range(4)))
+        """
+        return [call.get() for call in function_calls]
 
     def _get_once(self) -> R:
         """``get``, and the server drops the result: ``map`` wants each one once, and
@@ -105,8 +129,7 @@ class _Invocable:
         self._app_name = app_name
         self._method = method
         self.tag = tag
-        # Cls.with_concurrency's override, sent with every call: {max_inputs, target_inputs}.
-        self._concurrency: dict[str, Any] | None = None
+        self._variant: dict[str, Any] | None = None  # a class instance's (wire/variant.py)
 
     @property
     def app_name(self) -> str:
@@ -116,79 +139,120 @@ class _Invocable:
         assert self._app_name is not None
         return self._app_name
 
-    def _overrides(self) -> dict[str, Any]:
-        """Keywords for the client's call/spawn: Cls.with_concurrency's, when set."""
-        return {} if self._concurrency is None else {"concurrency": self._concurrency}
-
     def _dumps_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         return serialization.dumps_args(args, kwargs, _app_module_name(self._app))
 
+    @with_aio
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Run in a container and return the result (raises the remote exception)."""
+        """Run in a container and return the result (raises the remote exception);
+        ``await f.remote.aio(...)`` in async code."""
+        self._refuse_generator("remote")
         blob = _client().call(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs), None,
-            **self._overrides(),
-        )
+            **self._variant_field())
         return cloudpickle.loads(blob)
 
+    @with_aio_iter
+    def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run a generator function in a container and iterate over the values it yields,
+        each as soon as it is yielded (``async for x in f.remote_gen.aio(...)`` too)."""
+        return _calls.stream_items(_client(), self.app_name, self.tag, self._method,
+                                   self._dumps_args(args, kwargs), self._variant)
+
+    @with_aio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall[Any]:
         """Start a call without waiting; ``.get()`` on the result waits for it."""
+        self._refuse_generator("spawn")
         call_id = _client().spawn(
             self.app_name, self.tag, self._method, self._dumps_args(args, kwargs),
-            **self._overrides(),
-        )
+            **self._variant_field())
         return FunctionCall(call_id)
 
+    @with_aio_iter
     def map(
         self,
         *iterables: Iterable[Any],
         kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True,
         return_exceptions: bool = False,
+        wrap_returned_exceptions: bool = True,
     ) -> Iterator[Any]:
-        """Call once per input (zipped like ``map()``) and yield results in input order.
+        """Call once per input (zipped like ``map()``) and yield results in input order,
+        or as they finish with ``order_outputs=False``.
 
         With ``return_exceptions=True`` a failed input yields its exception
         instead of stopping the iteration.
         """
+        del wrap_returned_exceptions  # Modal's; the exception itself is what is given
         if not iterables:
             raise InvalidError(f"{self._describe()}.map() needs at least one iterable of inputs.")
-        return self._run_many(zip(*iterables, strict=False), kwargs, return_exceptions)
+        return self._run_many(zip(*iterables, strict=False), kwargs, order_outputs,
+                              return_exceptions)
 
+    @with_aio_iter
     def starmap(
         self,
         input_iterator: Iterable[Sequence[Any]],
+        *,
         kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True,
         return_exceptions: bool = False,
+        wrap_returned_exceptions: bool = True,
     ) -> Iterator[Any]:
         """Like ``map``, but each input is a sequence of positional arguments:
         ``f.starmap([(1, 2), (3, 4)])`` calls ``f(1, 2)`` and ``f(3, 4)``."""
-        return self._run_many(iter(input_iterator), kwargs, return_exceptions)
+        del wrap_returned_exceptions
+        return self._run_many(iter(input_iterator), kwargs, order_outputs, return_exceptions)
 
-    def _run_many(
-        self,
-        inputs: Iterator[Sequence[Any]],
-        kwargs: dict[str, Any] | None,
-        return_exceptions: bool,
-    ) -> Iterator[Any]:
-        """Spawn a window of calls ahead and yield their results in input order."""
-        pending: collections.deque[FunctionCall[Any]] = collections.deque()
-        exhausted = False
-        while pending or not exhausted:
-            while not exhausted and len(pending) < MAP_WINDOW:
-                try:
-                    args = next(inputs)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(self.spawn(*args, **(kwargs or {})))
-            if pending:
-                call = pending.popleft()
-                try:
-                    yield call._get_once()
-                except Exception as exc:
-                    if not return_exceptions:
-                        raise
-                    yield exc
+    @with_aio
+    def for_each(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None,
+                 ignore_exceptions: bool = False) -> None:
+        """Call once per input and wait for all, discarding the results; the first
+        exception is raised unless ``ignore_exceptions``."""
+        for _ in self.map(*iterables, kwargs=kwargs, order_outputs=False,
+                          return_exceptions=ignore_exceptions):
+            pass
+
+    @with_aio
+    def spawn_map(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None
+                  ) -> None:
+        """Start one call per input and return without waiting for any (their results
+        are not kept for a caller: use ``spawn`` for calls whose result you want)."""
+        if not iterables:
+            raise InvalidError(f"{self._describe()}.spawn_map() needs at least one iterable "
+                               "of inputs.")
+        self._refuse_generator("spawn_map")
+        for args in zip(*iterables, strict=False):
+            self.spawn(*args, **(kwargs or {}))
+
+    def _run_many(self, inputs: Iterator[Sequence[Any]], kwargs: dict[str, Any] | None,
+                  order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
+        self._refuse_generator("map")
+        return _calls.run_many(self.spawn, inputs, kwargs, order_outputs, return_exceptions)
+
+    def _variant_field(self) -> dict[str, Any]:
+        """Absent for a function or a class's default instance."""
+        return {"variant": self._variant} if self._variant else {}
+
+    def _refuse_generator(self, how: str) -> None:
+        """A generator function's values come from remote_gen only (as in Modal); checked
+        here when the code is at hand, else by the container."""
+        code = self._local_code()
+        if code is not None and (inspect.isgeneratorfunction(code)
+                                 or inspect.isasyncgenfunction(code)):
+            raise InvalidError(f"{self._describe()} is a generator function: call "
+                               f"{self._describe()}.remote_gen(...) to iterate over the values "
+                               f"it yields (.{how}() can't return them)")
+
+    def _local_code(self) -> Callable[..., Any] | None:
+        return None
+
+    def get_web_url(self) -> str | None:
+        """The URL of this function's (or method's) web endpoint on the server's HTTP
+        gateway, or None when it has none. The app must be deployed."""
+        info = _client().request(ops.LOOKUP, app=self.app_name, tag=self.tag)[0]
+        url = info.get("web_urls", {}).get(self._method or self.tag)
+        return web.usable_url(str(url)) if url else None
 
     def _describe(self) -> str:
         return self.tag + (f".{self._method}" if self._method else "")
@@ -209,6 +273,7 @@ class Function(_Invocable, Generic[P, R]):
         super().__init__(app, app_name, tag, None)
         self.options = options
         self.raw_f = raw_f
+        self.web: tuple[WebEndpoint, ...] = ()  # set by @app.function for a web endpoint
         if raw_f is not None:
             self.__doc__ = raw_f.__doc__
             self.__wrapped__ = raw_f
@@ -224,12 +289,21 @@ class Function(_Invocable, Generic[P, R]):
         """Alias of ``from_name`` (Modal's older spelling)."""
         return cls.from_name(app_name, name)
 
+    @with_aio
     def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run in a container and return the result (raises the remote exception);
+        ``await f.remote.aio(...)`` in async code."""
         result: R = super().remote(*args, **kwargs)
         return result
 
+    @with_aio
     def spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
-        return super().spawn(*args, **kwargs)
+        """Start a call without waiting; ``.get()`` on the result waits for it."""
+        call: FunctionCall[R] = super().spawn(*args, **kwargs)
+        return call
+
+    def _local_code(self) -> Callable[..., Any] | None:
+        return self.raw_f
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in this process."""
@@ -271,9 +345,9 @@ class Cls(Generic[T]):
         self.tag = tag
         self.options = options
         self.user_cls = user_cls
+        self._option_overrides: dict[str, Any] = {}  # with_options(...), to_dict() form
         if user_cls is not None:
             self.__doc__ = user_cls.__doc__
-        self._concurrency: dict[str, Any] | None = None
 
     @classmethod
     def from_name(cls, app_name: str, name: str) -> Cls[Any]:
@@ -286,20 +360,14 @@ class Cls(Generic[T]):
         """Alias of ``from_name`` (Modal's older spelling)."""
         return cls.from_name(app_name, name)
 
-    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls[T]:
-        """This class with other ``@coldsnap.concurrent`` settings (Modal's signature):
-        calls through the handle it returns run in containers of their own that take
-        up to ``max_inputs`` inputs at once, from the same deployed version::
-
-            Model = coldsnap.Cls.from_name("llm", "Model").with_concurrency(max_inputs=32)
-            Model().generate.remote("hi")
-        """
-        options = (self.options or FunctionOptions()).with_concurrency(
-            max_inputs, target_inputs, where=f"{self.tag}.with_concurrency()")
-        copy: Cls[T] = Cls(self.tag, options if self.options else None, app=self._app,
-                           app_name=self._app_name, user_cls=self.user_cls)
-        copy._concurrency = {"max_inputs": max_inputs, "target_inputs": target_inputs}
-        return copy
+    def web_endpoints(self) -> tuple[WebEndpoint, ...]:
+        """The endpoints of the class's web-decorated methods (labels default to
+        ``<class>-<method>``)."""
+        if self.user_cls is None:
+            return ()
+        return tuple(marker.web.endpoint(name, self.tag, name)
+                     for name, marker in find_partials(self.user_cls, MarkerFlag.METHOD).items()
+                     if marker.web is not None)
 
     @property
     def method_names(self) -> list[str] | None:
@@ -309,13 +377,40 @@ class Cls(Generic[T]):
         return list(find_partials(self.user_cls, MarkerFlag.METHOD))
 
     def __call__(self, *args: Any, **kwargs: Any) -> _ClsInstance:
-        if args or kwargs:
+        """An instance with these parameter values (``coldsnap.parameter()``); each
+        distinct set of values gets containers and a snapshot of its own."""
+        if args:
             raise InvalidError(
-                f"{self.tag}() takes no arguments: a coldsnap class is instantiated once per "
-                "container, by the runtime. Pass values to its methods, or read them from "
-                "env (@app.cls(env={...}))."
-            )
-        return _ClsInstance(self)
+                f"{self.tag}(...) takes its parameters by keyword ({self.tag}(x=1)), "
+                "declared in the class as `x: int = coldsnap.parameter()`")
+        return _ClsInstance(self, _given_parameters(self, kwargs))
+
+    def with_options(self, **options: Any) -> Cls[T]:
+        """This class with some options overridden (``cpu=``, ``memory=``, ``gpu=``,
+        ``timeout=``, ``retries=``, ``scaledown_window=``, ...): its calls run in
+        containers of their own, with a snapshot of their own."""
+        checked = FunctionOptions.create(f"{self.tag}.with_options()", **options).to_dict()
+        copy: Cls[T] = Cls(self.tag, self.options, app=self._app, app_name=self._app_name,
+                           user_cls=self.user_cls)
+        copy._option_overrides = {**self._option_overrides,
+                                  **{name: checked[name] for name in options}}
+        return copy
+
+    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls[T]:
+        """This class with other ``@coldsnap.concurrent`` settings (Modal's signature):
+        like ``with_options``, its calls run in containers of their own, which take up
+        to ``max_inputs`` inputs at once::
+
+            Model = coldsnap.Cls.from_name("llm", "Model").with_concurrency(max_inputs=32)
+            Model().generate.remote("hi")
+        """
+        FunctionOptions().with_concurrency(max_inputs, target_inputs,
+                                           where=f"{self.tag}.with_concurrency()")
+        copy: Cls[T] = Cls(self.tag, self.options, app=self._app, app_name=self._app_name,
+                           user_cls=self.user_cls)
+        copy._option_overrides = {**self._option_overrides, "max_inputs": max_inputs,
+                                  "target_inputs": target_inputs}
+        return copy
 
     def __getattr__(self, name: str) -> Any:
         _missing("coldsnap.Cls", name, "cls")
@@ -327,8 +422,11 @@ class Cls(Generic[T]):
 class _ClsInstance:
     """``Embedder()``: attribute access gives method handles."""
 
-    def __init__(self, cls_handle: Cls[Any]) -> None:
+    def __init__(self, cls_handle: Cls[Any], params: dict[str, Any]) -> None:
         self._cls = cls_handle
+        self._params = params
+        variant = Variant(params, cls_handle._option_overrides)
+        self._variant = None if variant.is_default else variant.to_dict()
         self._local_obj: Any = None
 
     def __getattr__(self, name: str) -> _MethodHandle:
@@ -354,6 +452,7 @@ class _ClsInstance:
             from coldsnap.user_code import run_maybe_async  # it imports this module
 
             obj = user_cls()
+            apply_parameters(obj, bind_parameters(user_cls, self._params))
             for flag in (MarkerFlag.ENTER_PRE_SNAPSHOT, MarkerFlag.ENTER_POST_SNAPSHOT):
                 for name in find_partials(user_cls, flag):
                     run_maybe_async(getattr(obj, name)())
@@ -366,7 +465,12 @@ class _MethodHandle(_Invocable):
         cls_handle = instance._cls
         super().__init__(cls_handle._app, cls_handle._app_name, cls_handle.tag, name)
         self._instance = instance
-        self._concurrency = cls_handle._concurrency
+        self._variant = instance._variant
+
+    def _local_code(self) -> Callable[..., Any] | None:
+        user_cls = self._instance._cls.user_cls
+        marked = getattr(user_cls, self._method or "", None) if user_cls is not None else None
+        return getattr(marked, "raw_f", marked)  # a MarkedFunction's own
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         """Run the method on a local instance of the class (enter hooks run first)."""
@@ -396,6 +500,22 @@ def _missing(owner: str, name: str, kind: str) -> NoReturn:
         raise AttributeError(name)
     names = MODAL_FUNCTION_ATTRIBUTES if kind == "function" else MODAL_CLS_ATTRIBUTES
     missing_attribute(owner, name, names)
+def _given_parameters(cls_handle: Cls[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters to send: checked against the class when its code is here (those
+    equal to their defaults left out, so Cls() and Cls(x=<default>) share containers)."""
+    user_cls = cls_handle.user_cls
+    if user_cls is None:
+        for name, value in values.items():
+            if type(value) not in PARAM_TYPES:
+                raise InvalidError(f"{cls_handle.tag}() parameter {name!r} is a "
+                                   f"{type(value).__name__}; parameters are int, str, bool "
+                                   "or bytes")
+        return dict(values)
+    bind_parameters(user_cls, values)  # raises for unknown, missing, mistyped
+    defaults = {name: spec.default for name, (_, spec) in class_parameters(user_cls).items()}
+    return {name: value for name, value in values.items()
+            if not (name in defaults and type(defaults[name]) is type(value)
+                    and defaults[name] == value)}
 
 
 def _check_names(where: str, app_name: object, name: object) -> None:

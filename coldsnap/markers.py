@@ -63,6 +63,8 @@ class MarkedFunction:
     def __init__(self, raw_f: Callable[..., Any], flags: MarkerFlag) -> None:
         self.raw_f = raw_f
         self.flags = flags
+        # A web decorator's declaration (coldsnap.web.WebDeclaration), if it has one.
+        self.web: Any = None
         self.__name__ = getattr(raw_f, "__name__", "<function>")
         self.__qualname__ = getattr(raw_f, "__qualname__", self.__name__)
         self.__doc__ = raw_f.__doc__
@@ -90,7 +92,9 @@ def _mark(flag: MarkerFlag, f: Any) -> Any:
                 "either a method callers invoke or a lifecycle hook, not both. Move the shared "
                 "code into a helper and call it from two functions."
             )
-        return MarkedFunction(f.raw_f, combined)
+        marked = MarkedFunction(f.raw_f, combined)
+        marked.web = f.web
+        return marked
     if not callable(f) or isinstance(f, type):
         raise InvalidError(
             f"{decorator_name(flag)} must decorate a function defined in a class body, "

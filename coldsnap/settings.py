@@ -41,6 +41,11 @@ class Settings:
     criu_path: Path = Path("/opt/coldsnap/criu/bin/criu")
     # Optional TCP listen address ("127.0.0.1:7070"); the unix socket is always on.
     tcp: str = ""
+    # The HTTP gateway's address (web endpoints: docs/web.md); port 0 picks a free
+    # one; "off": no gateway.
+    http: str = "127.0.0.1:8000"
+    # The largest request body the gateway passes on (413 above it).
+    http_max_body_bytes: int = 256 * 1024 * 1024
     dump_timeout_s: float = 120.0
     # After a dump fails for a passing cause (CRIU killed, a timeout, a full store),
     # the key's next dump waits this long, doubled per consecutive such failure, up
@@ -121,6 +126,16 @@ class Settings:
                              "(e.g. 127.0.0.1:7070)")
         return host or "127.0.0.1", int(port)
 
+    def http_address(self) -> tuple[str, int] | None:
+        """``http`` as (host, port), None for "off"; ValueError if malformed."""
+        if self.http.strip().lower() == "off":
+            return None
+        host, _, port = self.http.rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"COLDSNAP_HTTP={self.http!r} is not HOST:PORT or off "
+                             "(e.g. 127.0.0.1:8000)")
+        return host or "127.0.0.1", int(port)
+
     def log_level_name(self) -> str:
         """``log_level`` upper-cased; ValueError naming the variable and the valid levels.
 
@@ -137,6 +152,10 @@ class Settings:
     def disks_path(self) -> Path:
         """Containers' writable disks (ext4 image files, loop-mounted under the run dir)."""
         return self.state_dir / "disks"
+
+    @property
+    def proxy_tokens_path(self) -> Path:
+        return self.state_dir / "proxy-tokens.json"
 
     @property
     def socket_path(self) -> Path:

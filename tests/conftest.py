@@ -21,6 +21,8 @@ from coldsnap.settings import Settings
 from coldsnap.wire.errors import ServerUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
+# Every server a test starts (many at once) gets a free port for its HTTP gateway.
+os.environ.setdefault("COLDSNAP_HTTP", "127.0.0.1:0")
 APPS = REPO / "tests" / "apps"
 
 
@@ -47,6 +49,15 @@ class ServerHandle:
     @property
     def settings(self) -> Settings:
         return Settings.from_env(self.env)
+
+    @property
+    def http(self) -> str:
+        """The HTTP gateway's ``http://HOST:PORT``."""
+        conn = Client(self.settings)
+        try:
+            return str(conn.ping()["http"])
+        finally:
+            conn.close()
 
     def start(self, timeout: float = 30.0) -> ServerHandle:
         with open(self.log_path, "ab") as log:

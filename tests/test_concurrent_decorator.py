@@ -123,9 +123,9 @@ def test_cls_with_concurrency_overrides_the_settings_of_calls_through_it() -> No
     Model = coldsnap.Cls.from_name("some-app", "Model")
     faster = Model.with_concurrency(max_inputs=16, target_inputs=8)
     assert faster is not Model and faster.tag == "Model"
-    method = faster().generate
-    assert method._concurrency == {"max_inputs": 16, "target_inputs": 8}
-    assert Model().generate._concurrency is None  # the original is untouched
+    options = {"max_inputs": 16, "target_inputs": 8}
+    assert faster().generate._variant == {"params": {}, "options": options}  # sent per call
+    assert Model().generate._variant is None  # the original is untouched
     with pytest.raises(InvalidError, match=r"^Model.with_concurrency\(\): target_inputs \(9\) "
                        r"is above max_inputs \(4\)"):
         Model.with_concurrency(max_inputs=4, target_inputs=9)

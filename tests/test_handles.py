@@ -155,8 +155,10 @@ def test_registered_cls_local_runs_hooks_and_checks_names(
     assert obj.state.local()["events"] == ["base_load", "load", "setup"]
     with pytest.raises(AttributeError, match="has no @coldsnap.method\\(\\) named 'load'"):
         _ = obj.load
-    with pytest.raises(InvalidError, match=r"Embedder\(\) takes no arguments"):
+    with pytest.raises(InvalidError, match=r"Embedder\(\.\.\.\) takes its parameters by keyword"):
         Embedder("model")
+    with pytest.raises(InvalidError, match=r"Embedder\(\) got unknown parameter\(s\) model"):
+        Embedder(model="x")
     assert Embedder.method_names == ["run", "state"]
 
 

@@ -35,7 +35,7 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
     for tag, function in app.registered_functions.items():
         assert function.options is not None
         functions[tag] = FunctionDescription(FUNCTION, function.options,
-                                             image_spec=own.get(tag))
+                                             image_spec=own.get(tag), web=function.web)
     for tag, cls in app.registered_classes.items():
         assert cls.options is not None and cls.user_cls is not None
         functions[tag] = FunctionDescription(
@@ -43,6 +43,7 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
             methods=tuple(find_partials(cls.user_cls, MarkerFlag.METHOD)),
             build_methods=tuple(find_partials(cls.user_cls, MarkerFlag.BUILD)),
             image_spec=own.get(tag),
+            web=cls.web_endpoints(),
         )
     return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.spec,
                           functions=functions, entrypoints=tuple(app.registered_entrypoints),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap import user_code
-from coldsnap._runtime import after_restore, gpu, memory
+from coldsnap._runtime import after_restore, gpu, memory, web
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
@@ -55,7 +55,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
        snapshots), then block on ctrl-in until ``resume``.
     5. After restore: apply the env changes, the container id, reseed the RNGs.
     6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
-       then send ``ready``.
+       then serve the web endpoints (6b, ``web.py``) and send ``ready`` with their ports.
     7. Serve ``call`` messages, one at a time.
     8. On ``shutdown``, SIGTERM or ctrl-in EOF: run the ``exit`` hooks (finally).
 
@@ -66,7 +66,7 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         with boot.stage(f"import {config.app_file}", "import_s"):
             target = _import_target(config)  # 1
         with boot.stage(f"instantiate {target.tag}", "import_s"):
-            target.instantiate()  # 2
+            target.instantiate(config.params)  # 2
         if config.snapshot:
             watch = gpu.CudaContextWatch()
             watch.check(f"the import of {config.app_file}")
@@ -89,7 +89,10 @@ def run_container(channel: Channel, config: BootConfig) -> int:
                 boot.run_hook(label, hook, "enter_snap_s")
         for label, hook in target.hooks(MarkerFlag.ENTER_POST_SNAPSHOT):  # 6
             boot.run_hook(label, hook, "enter_s")
-        channel.send({control.TYPE: control.READY, control.TIMINGS: boot.timings})
+        with boot.stage("start the web endpoints", "web_s"):
+            ports = web.start(target, config.web_host)  # 6b
+        channel.send({control.TYPE: control.READY, control.TIMINGS: boot.timings,
+                      control.WEB: ports})
     except StageFailed as failure:
         _report_boot_failure(channel, failure, boot.snapshot_phase)
         return 1

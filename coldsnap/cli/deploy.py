@@ -16,6 +16,7 @@ from coldsnap.client import Client
 from coldsnap.wire import ops
 from coldsnap.wire.description import FunctionDescription
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.web import path_form
 
 if TYPE_CHECKING:
     from coldsnap.handles import Function
@@ -64,7 +65,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                                           ("gpu memory snapshot", opts.gpu_snapshot)) if on]
         rows.append([tag, fn.kind, ", ".join(fn.methods) or "-", ", ".join(features) or "-"])
     print(table(rows, ["NAME", "KIND", "METHODS", "FEATURES"]))
+    print_web_urls(result.get("web_urls") or {})
     return 0
+
+
+def print_web_urls(urls: dict[str, str], file: Any = None) -> None:
+    """Each web endpoint's URL, one per line, after a deploy."""
+    if urls:
+        print("web endpoints:", file=file or sys.stdout)
+    for name, url in sorted(urls.items()):
+        also = path_form(url)
+        print(f"  {name}: {url}" + (f"  (or {also})" if also != url else ""),
+              file=file or sys.stdout)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -77,13 +89,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     conn = Client.default()
     suffix = f"-run-{secrets.token_hex(3)}"
     name = app.name[:64 - len(suffix)] + suffix  # still a valid app name: 64 at most
-    conn.deploy(source, path.name, name=name, ephemeral=True, app_dir=path.parent,
-                progress=build_progress())
+    result = conn.deploy(source, path.name, name=name, ephemeral=True, app_dir=path.parent,
+                         progress=build_progress())
     app._deployed_as = name
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)
+    print_web_urls(result.get("web_urls") or {}, sys.stderr)
     try:
-        target(**kwargs)
+        from coldsnap.user_code import run_maybe_async
+
+        run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
     finally:
         try:
             conn.request(ops.APP_STOP, app=name, delete=True)

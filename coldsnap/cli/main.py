@@ -8,7 +8,7 @@ import select
 import sys
 from collections.abc import Callable
 
-from coldsnap.cli import deploy, inspect_cmds, objects_cmds, system
+from coldsnap.cli import deploy, inspect_cmds, objects_cmds, system, token_cmds
 from coldsnap.settings import SettingError
 from coldsnap.wire.errors import Error
 from coldsnap.wire.exits import EXIT_BAD_SETTING
@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
     "snapshots verify": inspect_cmds.cmd_snapshots_verify,
     "bench": lambda args: _bench(args),
+    **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
 }
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "taken when they were made; quarantine damaged ones")
     verify.add_argument("key", nargs="?", help="one snapshot (default: all of this host)")
     _json(verify)
+    token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
     from coldsnap.bench.cli import add_arguments
 
@@ -144,7 +146,7 @@ def _json(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = "apps" if args.command == "app" else args.command
-    for group in ("apps", "snapshots", "dict", "queue"):
+    for group in ("apps", "snapshots", "dict", "queue", "token"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

@@ -24,6 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.log_level_name()
         if settings.tcp:
             settings.tcp_address()
+        settings.http_address()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING

@@ -145,6 +145,9 @@ class Container:
         self.timings = dict(timings or {})
         self.started_at = time.monotonic()
         self.returncode: int | None = None
+        # The address the host reaches the container's own network at (its web
+        # endpoints' ports): its namespace's, or loopback for the host's network.
+        self.address = "127.0.0.1"
         # Set when the root's parent is a process we started (unshare): wait on it.
         self.process = process
         self.cleanups: list[Any] = []  # callables run once the container is gone

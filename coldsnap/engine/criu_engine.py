@@ -415,6 +415,8 @@ class CriuEngine:
         self, container: Container, res: _Resources, keep_upper: Path | None = None
     ) -> None:
         self._dirs[container.id] = res.dirs
+        if res.netns is not None:  # the host reaches its web endpoints there
+            container.address = res.netns.container_ip
 
         def cleanup() -> None:
             self._dirs.pop(container.id, None)

@@ -36,6 +36,7 @@ FORWARD_DROPS: tuple[tuple[str, ...], ...] = (
     ("-d", "169.254.0.0/16"),
     ("!", "-s", SUBNET),
 )
+HOST_OPENED_RULE = ("-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN")
 MAX_NAMESPACES = 16384
 NETNS_DIR = Path("/run/netns")
 CREATE_LOCK = "/run/coldsnap-netns.lock"
@@ -220,6 +221,9 @@ def _enable_nat() -> None:
     _run(["iptables", "-w", "-N", INPUT_CHAIN], check=False)  # fails if it exists: fine
     for rule in INPUT_RULES:
         _ensure_rule("filter", INPUT_CHAIN, "-A", *rule)
+    # First in the chain (also where an older version made it): the answers to
+    # connections the host opened, e.g. the HTTP gateway's to a web endpoint.
+    _ensure_rule("filter", INPUT_CHAIN, "-I", *HOST_OPENED_RULE)
     _ensure_rule("filter", "INPUT", "-I", "-i", "csv+", "-j", INPUT_CHAIN)
     for match in FORWARD_DROPS:
         _ensure_rule("filter", "FORWARD", "-I", "-i", "csv+", *match, "-j", "DROP")

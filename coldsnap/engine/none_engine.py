@@ -21,7 +21,7 @@ from coldsnap.engine.base import (
 )
 from coldsnap.engine.pipes import ContainerPipes
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.wire.container import CODE_DIR_ENV
+from coldsnap.wire.container import CODE_DIR_ENV, WEB_HOST_ENV
 
 
 class NoneEngine:
@@ -43,7 +43,9 @@ class NoneEngine:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         pipes = ContainerPipes.create()
-        env = {**spec.env, **pipes.child_env(), CODE_DIR_ENV: str(code_dir)}
+        # The host's network: web endpoints stay on loopback, where the gateway is.
+        env = {**spec.env, **pipes.child_env(), CODE_DIR_ENV: str(code_dir),
+               WEB_HOST_ENV: "127.0.0.1"}
         proc = subprocess.Popen(
             spec.argv,
             env=env,

@@ -16,15 +16,16 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
+from coldsnap.server import call_ops
 from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
-from coldsnap.server.pool_keys import concurrency_override
+from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
-from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, TIMEOUT
+from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT
 from coldsnap.wire.framing import write_message
 
 logger = logging.getLogger(__name__)
@@ -85,12 +86,12 @@ class Request:
                            f"be {what} {low} and <= {_plain(most)}; got {value!r}")
         return float(value)
 
-    def send(self, header: dict[str, Any]) -> None:
+    def send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
         """One message of a streamed reply; ClientGone when the client hung up."""
         if self.stream is None:
             raise ClientGone("this request came from a container: it takes one reply")
         try:
-            write_message(self.stream, header)
+            write_message(self.stream, header, blob)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
                 TimeoutError) as exc:  # TimeoutError: not read for COLDSNAP_IDLE_TIMEOUT_S
             raise ClientGone(str(exc)) from exc
@@ -118,7 +119,7 @@ class Api:
                  # A client compares these: a background server it started that runs
                  # other coldsnap code (an update, another checkout) is replaced.
                  "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1",
-                 "busy": self.platform.busy()}
+                 "busy": self.platform.busy(), "http": self.platform.deploys.web_base}
         if self.warning:
             reply["warning"] = self.warning
         return reply, None
@@ -153,6 +154,8 @@ class Api:
     def call(self, req: Request) -> Reply:
         # Checked before the call is queued; 0 would cancel it before it could start.
         timeout = req.number("timeout", above=0, most=MAX_WAIT_S)
+        if req.field("stream", bool, False):  # remote_gen: items as they come
+            return call_ops.stream_call(self, req, timeout)
         call, pool = self._submit(req)
         return self._await(call, pool, timeout)
 
@@ -171,10 +174,11 @@ class Api:
             self.platform.calls.forget(call_id)
         return reply
 
-    def _submit(self, req: Request) -> tuple[Call, Pool]:
+    def _submit(self, req: Request, stream: bool = False) -> tuple[Call, Pool]:
         return self.platform.submit(req.field("app", str), req.field("tag", str),
                                     req.field("method", str, None), req.need_blob("arguments"),
-                                    concurrency_override(req.header))
+                                    stream=stream,
+                                    variant=parse_variant(req.field("variant", dict, None)))
 
     def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
         if not call.done.wait(timeout):
@@ -251,6 +255,19 @@ class Api:
         results = self.platform.snapshots.verify(req.field("key", str, None))
         return {"ok": True, "results": results}, None
 
+    def token_create(self, req: Request) -> Reply:
+        key, secret = self.platform.tokens.create(req.field("name", str, ""))
+        return {"ok": True, "key": key, "secret": secret}, None
+
+    def token_ls(self, req: Request) -> Reply:
+        return {"ok": True, "tokens": self.platform.tokens.list()}, None
+
+    def token_rm(self, req: Request) -> Reply:
+        key = req.field("key", str)
+        if not self.platform.tokens.remove(key):
+            raise ApiError(NOT_FOUND, f"no proxy token {key!r}; `coldsnap token ls` lists them")
+        return {"ok": True, "removed": key}, None
+
 
 def _plain(bound: float | None) -> str:
     """A range's bound as people write it: 604800, not 604800.0 or 6.048e+05."""
@@ -273,6 +290,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.CALL: Api.call,
     ops.SPAWN: Api.spawn,
     ops.GET: Api.get,
+    ops.CANCEL: call_ops.cancel,
     ops.LOOKUP: Api.lookup,
     ops.APPS_LS: Api.apps_ls,
     ops.APP_STOP: Api.app_stop,
@@ -285,13 +303,16 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SNAPSHOT_RM: Api.snapshot_rm,
     ops.SNAPSHOTS_GC: Api.snapshots_gc,
     ops.SNAPSHOTS_VERIFY: Api.snapshots_verify,
+    ops.TOKEN_CREATE: Api.token_create,
+    ops.TOKEN_LS: Api.token_ls,
+    ops.TOKEN_RM: Api.token_rm,
 }
 
 
 # What a container may ask while it runs a call: what calling other functions needs
 # (not lookup: its reply carries functions' options, env= secrets included), and Dicts
 # and Queues.
-CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT})
+CONTAINER_OPS = frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

@@ -427,6 +427,7 @@ class _BootRun:
             self._retire(worker)
             raise
         timings.update(header.get(control.TIMINGS) or {})
+        worker.web_ports = control.web_ports(header)
         return Boot(worker, kind, timings)
 
 

@@ -8,17 +8,22 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from coldsnap.server.errors import ApiError
+from coldsnap.wire.retries import Retries
 
 _MAX_CALL_LOG_BYTES = 4 * 1024 * 1024
-# Backoff before a failed call's next attempt: the first, doubled each time, capped
-# (Modal's default retry policy).
-RETRY_FIRST_DELAY_S = 1.0
-RETRY_MAX_DELAY_S = 60.0
 
 logger = logging.getLogger(__name__)
+
+
+class CallRunner(Protocol):
+    """Where a call waits or runs (the function's ``Pool``): what cancelling it needs."""
+
+    def cancel_call(self, call: Call, reason: str) -> None: ...
 
 
 @dataclasses.dataclass
@@ -51,6 +56,13 @@ class Call:
     _log_bytes: int = 0
     _on_finish: Callable[[Call], None] | None = None
     _finish_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # The delays between attempts (retries= of the function); None: Modal's default.
+    retry_policy: Retries | None = None
+    # A remote_gen call: the generator's items, as they come, until someone takes them.
+    stream: bool = False
+    _items: deque[bytes] = dataclasses.field(default_factory=deque)
+    _items_changed: threading.Condition = dataclasses.field(default_factory=threading.Condition)
+    pool: CallRunner | None = None  # set once queued
 
     @property
     def label(self) -> str:
@@ -62,7 +74,8 @@ class Call:
         """Seconds to wait before the next attempt, or None when no attempt is left."""
         if self.attempts > self.retries:
             return None
-        return min(RETRY_MAX_DELAY_S, RETRY_FIRST_DELAY_S * 2 ** (self.attempts - 1))
+        policy = self.retry_policy or Retries(max_retries=self.retries)
+        return policy.delay(self.attempts)
 
     def finish(self, outcome: Outcome) -> bool:
         """Set the outcome once; later finishes (a late result after a timeout) are dropped.
@@ -79,7 +92,24 @@ class Call:
             except Exception:  # the caller waiting must hear back all the same
                 logger.exception("recording the end of call %s failed", self.id)
         self.done.set()
+        with self._items_changed:  # a reader of items waits for these or the end
+            self._items_changed.notify_all()
         return True
+
+    def add_item(self, blob: bytes | None) -> None:
+        """One value the call's generator yielded; dropped unless it streams."""
+        if not self.stream or self.done.is_set():
+            return
+        with self._items_changed:
+            self._items.append(blob if blob is not None else b"")
+            self._items_changed.notify_all()
+
+    def next_item(self, timeout: float | None) -> bytes | None:
+        """The next item, waiting up to ``timeout``; None when the call ended (or the
+        wait ran out) with no item left."""
+        with self._items_changed:
+            self._items_changed.wait_for(lambda: self._items or self.done.is_set(), timeout)
+            return self._items.popleft() if self._items else None
 
     def on_finish(self, hook: Callable[[Call], None]) -> bool:
         """Run ``hook`` when the call finishes, before its waiters wake (a spawned call's

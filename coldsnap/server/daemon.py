@@ -18,6 +18,7 @@ from pathlib import Path
 from coldsnap.engine import make_engine
 from coldsnap.server.api import Api, answer, answer_container
 from coldsnap.server.connections import Connections, connection_cap
+from coldsnap.server.gateway import Gateway, GatewayBindError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import (
     StateLock,
@@ -77,6 +78,7 @@ class Server:
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
         self.listeners: list[socket.socket] = []
+        self.gateway: Gateway | None = None
         self.connections = Connections(
             settings, self.token, lambda header, blob, wfile: answer(self.api, header, blob, wfile),
             self.stopping, connection_cap(settings, open_file_limit))
@@ -86,6 +88,7 @@ class Server:
         # port in use) still unmounts, unlinks and closes what started before it.
         try:
             self.platform.start()
+            self._start_gateway()
             self._listen()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stopping.set())
@@ -104,11 +107,24 @@ class Server:
             logger.info("coldsnap server stopping: draining containers")
             for listener in self.listeners:
                 listener.close()
+            if self.gateway is not None:
+                self.gateway.stop()
             self.settings.socket_path.unlink(missing_ok=True)
             self.platform.shutdown()
             self.engine.close()
             self.db.close()
             logger.info("coldsnap server stopped")
+
+    def _start_gateway(self) -> None:
+        if self.settings.http_address() is None:  # COLDSNAP_HTTP=off
+            return
+        self.gateway = Gateway(self.settings, self.platform.deploys.web_endpoint,
+                               self.platform.tokens.check)
+        try:
+            self.gateway.start()
+        except GatewayBindError as exc:
+            raise SystemExit(str(exc)) from None
+        self.platform.deploys.web_base = self.gateway.base_url
 
     def _listen(self) -> None:
         self.listeners.append(_unix_listener(self.settings.socket_path))

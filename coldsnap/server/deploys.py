@@ -20,11 +20,15 @@ from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool
-from coldsnap.server.pool_keys import Concurrency, pool_tag, with_override
 from coldsnap.server.pools import Pools, wait_finished
 from coldsnap.server.state import StateDB, StoredVersion
+from coldsnap.server.variants import with_variant
 from coldsnap.settings import Settings
-from coldsnap.wire.errors import NOT_FOUND
+from coldsnap.wire import web
+from coldsnap.wire.description import AppDescription
+from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND
+from coldsnap.wire.variant import Variant
+from coldsnap.wire.web import WebEndpoint
 
 DEPLOYED, STOPPED = "deployed", "stopped"
 # How long idle containers of a deleted app get to run their exit hooks (as long as a
@@ -49,6 +53,8 @@ class Deploys:
         self.pools = pools
         self.builder = builder
         self._current: dict[str, tuple[str, str]] = {}  # app -> (state, version)
+        # The HTTP gateway's "http://HOST:PORT", once it listens (None: no gateway).
+        self.web_base: str | None = None
         self._versions: dict[tuple[str, str], StoredVersion] = {}  # read from the db once
         self._lock = threading.RLock()
 
@@ -75,6 +81,7 @@ class Deploys:
         if not self.builder.engine.isolated:  # its containers run on the host's files
             description = description.on_host_by_default()
         app = check_app_name(name or description.name)
+        _check_labels(app, description)
         version = version_of(source, description)
         progress: list[str] = []
         built: dict[str, BuiltImage] = {}
@@ -103,7 +110,7 @@ class Deploys:
             self._warm(app, version)
         return {"app": app, "version": version, "changed": changed, "logs": progress,
                 "functions": description.to_dict()["functions"],
-                "entrypoints": list(description.entrypoints)}
+                "entrypoints": list(description.entrypoints), "web_urls": self.web_urls(app)}
 
     def stop(self, app: str, delete: bool = False) -> dict[str, Any]:
         """Stop an app: its containers leave once idle, running their exit hooks.
@@ -159,18 +166,18 @@ class Deploys:
 
     # finding what serves a call
 
-    def pool(self, app: str, tag: str, concurrency: Concurrency | None = None) -> Pool:
-        """The pool of ``tag`` in the app's current version (of its ``concurrency``
-        override: ``Cls.with_concurrency``)."""
+    def pool(self, app: str, tag: str, variant: Variant | None = None) -> Pool:
+        """The pool of ``tag`` (of a class's ``variant``) in the app's current version."""
         with self._lock:  # not a pool of a version a deploy is retiring right now
             state, version = self.state(app)
             if state != DEPLOYED:
                 raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again with "
                                "`coldsnap deploy FILE` to call it")
-            return self._pool_for(app, version, tag, concurrency)
+            return self._pool_for(app, version, tag, variant or Variant())
 
     def _pool_for(self, app: str, version: str, tag: str,
-                  concurrency: Concurrency | None = None) -> Pool:
+                  variant: Variant | None = None) -> Pool:
+        variant = variant or Variant()
         stored = self._version(app, version)
         functions = stored.description.functions
         if tag not in functions:
@@ -178,11 +185,14 @@ class Deploys:
                            f"has: {', '.join(sorted(functions))}")
 
         def spec() -> FunctionSpec:
-            return with_override(FunctionSpec.from_description(
+            return with_variant(FunctionSpec.from_description(
                 app, version, tag, stored.description, stored.source,
-                stored.built_images.get(tag)), concurrency)
+                stored.built_images.get(tag)), variant)
 
-        return self.pools.get((app, version, pool_tag(tag, concurrency)), spec)
+        if not variant.is_default:
+            spec()  # a bad variant is refused here, before it has a pool
+        key = tag + (f"@{variant.key()}" if not variant.is_default else "")
+        return self.pools.get((app, version, key), spec)
 
     def _version(self, app: str, version: str) -> StoredVersion:
         cached = self._versions.get((app, version))
@@ -201,7 +211,43 @@ class Deploys:
     def lookup(self, app: str, tag: str) -> dict[str, Any]:
         fn = self.pool(app, tag).fn
         return {"app": app, "tag": tag, "kind": fn.kind, "methods": list(fn.methods),
-                "version": fn.version, "options": fn.options.to_dict()}
+                "version": fn.version, "options": fn.options.to_dict(),
+                "web_urls": self.web_urls(app, tag)}
+
+    # web endpoints
+
+    def web_endpoint(self, app: str, label: str) -> tuple[Pool, WebEndpoint]:
+        """The pool serving the endpoint ``label`` of the app's current version, and the
+        endpoint; NOT_FOUND names what the app has."""
+        with self._lock:
+            state, version = self.state(app)
+            if state != DEPLOYED:
+                raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again to serve "
+                               f"its web endpoints")
+            functions = self._version(app, version).description.functions
+            for tag, fn in functions.items():
+                for endpoint in fn.web:
+                    if endpoint.label == label:
+                        return self._pool_for(app, version, tag), endpoint
+        labels = sorted(e.label for fn in functions.values() for e in fn.web)
+        raise ApiError(NOT_FOUND, f"app {app!r} has no web endpoint labelled {label!r} "
+                       f"(its endpoints: {', '.join(labels) or 'none'})")
+
+    def web_urls(self, app: str, tag: str | None = None) -> dict[str, str]:
+        """Endpoint name -> URL, of one function or class (``tag``) or of the whole app
+        (``tag/name`` for a class's methods); empty without a gateway."""
+        if self.web_base is None:
+            return {}
+        _, version = self.state(app)
+        urls = {}
+        for fn_tag, fn in self._version(app, version).description.functions.items():
+            if tag is not None and fn_tag != tag:
+                continue
+            for endpoint in fn.web:
+                name = endpoint.name if tag is not None or fn_tag == endpoint.name else \
+                    f"{fn_tag}.{endpoint.name}"
+                urls[name] = web.endpoint_url(self.web_base, app, endpoint.label)
+        return urls
 
     def state(self, app: str) -> tuple[str, str]:
         """(``deployed`` or ``stopped``, current version); NOT_FOUND for an unknown app."""
@@ -217,3 +263,16 @@ class Deploys:
         return ApiError(NOT_FOUND, f"no app named {app!r} is deployed (deployed apps: "
                         f"{known}); deploy it with `coldsnap deploy FILE`")
 
+
+
+def _check_labels(app: str, description: AppDescription) -> None:
+    """Each web endpoint's label names one URL of the app: no two alike."""
+    seen: dict[str, str] = {}
+    for tag, fn in description.functions.items():
+        for endpoint in fn.web:
+            where = tag if tag == endpoint.name else f"{tag}.{endpoint.name}"
+            if endpoint.label in seen:
+                raise ApiError(BAD_REQUEST, f"app {app!r}: web endpoints {seen[endpoint.label]}"
+                               f" and {where} both have the label {endpoint.label!r}; give "
+                               "one of them another label= (each label is one URL)")
+            seen[endpoint.label] = where

@@ -7,6 +7,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from coldsnap.server.environment import environment_fingerprint
 from coldsnap.server.images.built import BuiltImage
@@ -50,6 +51,9 @@ class FunctionSpec:
     image_spec: ImageSpec
     built: BuiltImage | None = None  # None: the host's interpreter, no extra layers
     module: str = "app"  # the app file's module name, as the deploying client had it
+    # A class's variant (server/variants.py): its parameter values and the variant's key.
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    variant: str = ""
 
     @classmethod
     def from_description(cls, app: str, version: str, tag: str, description: AppDescription,
@@ -75,7 +79,8 @@ class FunctionSpec:
                 f"{self.built.hash}\0{self.built.runtime}".encode()).hexdigest()[:8]
         else:
             environment = environment_fingerprint(self.argv[0])
-        return f"{self.version[:32]}-{environment}-{self.tag}"
+        variant = f"-{self.variant}" if self.variant else ""  # a snapshot per variant
+        return f"{self.version[:32]}-{environment}-{self.tag}{variant}"
 
     @property
     def label(self) -> str:
@@ -107,7 +112,7 @@ class FunctionSpec:
         return BootConfig(app_file=self.app_file, tag=self.tag,
                           app_name=self.app,  # deployed as (coldsnap run, deploy --name)
                           snapshot=snapshot, gpu_snapshot=self.options.gpu_snapshot,
-                          container_id=container_id)
+                          container_id=container_id, params=self.params)
 
     def resume_env(self) -> dict[str, str | None]:
         """The real values of what the snapshot phase hid (None: unset)."""

@@ -13,8 +13,8 @@ from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
 from coldsnap.server.objects import Objects
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
-from coldsnap.server.pool_keys import Concurrency
 from coldsnap.server.pools import Pools
+from coldsnap.server.proxy_tokens import ProxyTokens
 from coldsnap.server.reports import Reports
 from coldsnap.server.schedules import Schedules
 from coldsnap.server.snapshots import SnapshotAdmin
@@ -24,6 +24,7 @@ from coldsnap.server.worker import ContainerRequests
 from coldsnap.settings import Settings
 from coldsnap.wire.description import CLS
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
+from coldsnap.wire.variant import Variant
 
 
 class Platform:
@@ -33,6 +34,7 @@ class Platform:
     pools: every function version's pool of containers (``Pool``: the scheduler).
     reports: what `apps ls` and `apps stats` show.
     snapshots: `snapshots ls | inspect | rm | gc`.
+    tokens: proxy-auth tokens of web endpoints (`token create | ls | rm`).
     calls: spawned calls, by id, in the state db until their results expire.
     logs: each app's log lines.
 
@@ -56,6 +58,7 @@ class Platform:
                                ImageBuilder(settings, engine))
         self.reports = Reports(db, self.deploys, self.pools)
         self.snapshots = SnapshotAdmin(settings, engine, db, booter.keys)
+        self.tokens = ProxyTokens(settings.proxy_tokens_path)  # web endpoints' proxy auth
         self.objects = Objects(db)  # Dicts and Queues
         self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
 
@@ -68,11 +71,12 @@ class Platform:
         self.schedules.start()
 
     def submit(self, app: str, tag: str, method: str | None, args: bytes,
-               concurrency: Concurrency | None = None) -> tuple[Call, Pool]:
+               stream: bool = False, variant: Variant | None = None) -> tuple[Call, Pool]:
         """Queue a call to ``tag`` (a function, or a class's ``method``) of the app's
-        current version; returns the call and the pool it waits in. ``concurrency``:
-        ``Cls.with_concurrency``'s settings (a pool of their own)."""
-        pool = self.deploys.pool(app, tag, concurrency)
+        current version; returns the call and the pool it waits in. ``stream``: a
+        ``remote_gen`` call, whose items go to its caller as they come (never retried:
+        the items it gave can't be taken back)."""
+        pool = self.deploys.pool(app, tag, variant)
         fn = pool.fn
         if fn.kind == CLS:
             if method is None:  # Function.from_name on a class's name
@@ -87,12 +91,14 @@ class Platform:
                            f"coldsnap.Function.from_name({app!r}, {tag!r}).remote(...)")
         call = Call(app=app, tag=tag, method=method, args=args,
                     timeout_s=fn.options.timeout or self.settings.call_timeout_s,
-                    retries=fn.options.retries)
+                    retries=0 if stream else fn.options.retry_policy.max_retries,
+                    retry_policy=fn.options.retry_policy, stream=stream)
         try:
             pool.submit(call)
         except ApiError:
-            pool = self.deploys.pool(app, tag, concurrency)  # a deploy retired it just now
+            pool = self.deploys.pool(app, tag, variant)  # a deploy retired it just now
             pool.submit(call)
+        call.pool = pool  # FunctionCall.cancel() finds it there
         return call, pool
 
     def busy(self) -> bool:

@@ -88,6 +88,7 @@ class Pool(PoolInputs):
         self._draining = False
         self._retrying = 0  # calls waiting out a retry's backoff, in no queue meanwhile
         self._stop_reason = ""
+        self._noted_cut_boots = False  # the log said once why boots were cut short
         self._min_backoff_until = 0.0
         self._min_backoff_s = 5.0
         self.counters = {"calls_ok": 0, "calls_error": 0, "calls_failed": 0,
@@ -279,11 +280,17 @@ class Pool(PoolInputs):
 
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
-        self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}",
-                            logging.WARNING, logger)
         with self._cond:
             self._starting = {w for w in self._starting if w.alive}  # the boot's leftovers
             stopped = self._stopped
+            first_cut = stopped and not self._noted_cut_boots
+            self._noted_cut_boots |= stopped
+        if not stopped:
+            self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: boot failed: {message}",
+                                logging.WARNING, logger)
+        elif first_cut:  # not the boot's failure: say what happened, once per pool
+            self._ctx.logs.note(fn.app, f"[{fn.tag}] coldsnap: containers still booting were "
+                                f"stopped: {self._stop_reason}", logging.INFO, logger)
         if not stopped:  # at shutdown the database may be closing: not a failure to keep
             try:
                 self._ctx.db.add_boot(fn.app, fn.version, fn.tag, "-", BootKind.FAILED, False, {},

@@ -17,7 +17,7 @@ from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.lease import Lease, LeaseRequest
 from coldsnap.server.worker import CallEnd, CallResult, Worker
-from coldsnap.wire.errors import CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
+from coldsnap.wire.errors import CANCELLED, CONTAINER_DIED, REMOTE, TIMEOUT, UNAVAILABLE
 
 QueueItem = Call | LeaseRequest
 
@@ -43,6 +43,20 @@ class PoolInputs:
 
     def _scale(self) -> None:
         raise NotImplementedError
+
+    def cancel_call(self, call: Call, reason: str) -> None:
+        """``FunctionCall.cancel()``: the call ends as cancelled; a queued one leaves the
+        queue, a running one's container is stopped (a call can't be interrupted)."""
+        with self._cond:
+            if call in self._queue:
+                self._queue.remove(call)
+            running = [w for w in self._live if call.id in w.running]
+        if not call.fail(ApiError(CANCELLED, reason)):
+            return  # it ended first
+        for worker in running:  # its other inputs hear why, and are retried if they may
+            worker.note(f"stopping: call {call.id} was cancelled")
+            self._retire(worker, f"call {call.id} to {call.label} was cancelled")
+            worker.kill()
 
     def _run_input(self, boot: Boot, call: Call) -> None:
         """Run ``call`` in ``boot``'s container and end it; a container that timed out or
@@ -171,6 +185,8 @@ class PoolInputs:
     def _retry_now(self, call: Call) -> None:
         with self._cond:
             self._retrying -= 1
+            if call.done.is_set():  # cancelled while it waited
+                return
             if self._stopped:
                 self.counters["calls_failed"] += 1
                 call.fail(ApiError(UNAVAILABLE, f"{call.label} was waiting to be retried "

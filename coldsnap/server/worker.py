@@ -84,6 +84,8 @@ class Worker:
         self.calls_served = 0
         self.boot_id = 0
         self.boot_timings: dict[str, float] = {}
+        # Web endpoint name -> its port at container.address (from ``ready``).
+        self.web_ports: dict[str, int] = {}
         self.idle_since = time.monotonic()
         # Lines printed while no call runs (boot, hooks), handed to the next call.
         self.pending_logs: deque[str] = deque(maxlen=2000)
@@ -198,7 +200,8 @@ class Worker:
             # oversized result is an error the caller can read, not a stopped container.
             self.channel.send(control.CallInput(
                 call.id, method=call.method, max_result_bytes=self.max_payload,
-                timeout_s=call.timeout_s, max_inputs=self.max_inputs).to_header(), call.args)
+                timeout_s=call.timeout_s, stream=call.stream,
+                max_inputs=self.max_inputs).to_header(), call.args)
             return self._await_result(call)
         except TimeoutError:
             return CallResult(CallEnd.TIMED_OUT)
@@ -255,6 +258,11 @@ class Worker:
                 with self._results:
                     self._arrived[call_id] = (header, blob)
                 return
+        elif message_type == control.ITEM:  # a generator's value: to its reader now
+            call = self.running.get(control.Item.from_header(header).call_id)
+            if call is not None:
+                call.add_item(blob)
+            return
         elif message_type == control.REQUEST and self._requests is not None:
             self._start_request(control.Request.from_header(header), blob)
             return

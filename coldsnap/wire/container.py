@@ -14,6 +14,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from coldsnap.wire.variant import params_from_env, params_to_env
 
 # Set by the engine: the runtime's control pipes (server -> container, container -> server).
 CTRL_IN_ENV = "COLDSNAP_CTRL_IN_FD"
@@ -28,9 +31,14 @@ TAG_ENV = "COLDSNAP_TAG"
 APP_NAME_ENV = "COLDSNAP_APP_NAME"
 SNAPSHOT_ENV = "COLDSNAP_SNAPSHOT"
 GPU_SNAPSHOT_ENV = "COLDSNAP_GPU_SNAPSHOT"
+PARAMS_ENV = "COLDSNAP_PARAMS"  # a class instance's parameters (wire/variant.py)
 # Set in every container (a restore gets its own through ``resume``); its presence
 # means "this process runs in a coldsnap container".
 CONTAINER_ID_ENV = "COLDSNAP_CONTAINER_ID"
+# Set by an engine whose containers share the host's network: the address web
+# endpoints listen on (default: every address of the container's own namespace).
+WEB_HOST_ENV = "COLDSNAP_WEB_HOST"
+DEFAULT_WEB_HOST = "0.0.0.0"
 
 
 def in_container() -> bool:
@@ -49,6 +57,7 @@ class BootConfig:
     gpu_snapshot: GPU memory goes into the snapshot too: an open CUDA context is fine.
     container_id: this container's id (a restored copy learns its own from ``resume``).
     code_dir: where the engine wrote the app's files; set by the engine, not the server.
+    params: a class's parameter values (``Cls(x=1)``), set before its enter hooks.
     """
 
     app_file: str
@@ -58,6 +67,8 @@ class BootConfig:
     gpu_snapshot: bool = False
     container_id: str = ""
     code_dir: Path | None = None
+    web_host: str = DEFAULT_WEB_HOST
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:
         env = {
@@ -71,6 +82,8 @@ class BootConfig:
             env[GPU_SNAPSHOT_ENV] = "1"
         if self.code_dir is not None:
             env[CODE_DIR_ENV] = str(self.code_dir)
+        if self.params:
+            env[PARAMS_ENV] = params_to_env(self.params)
         return env
 
     @classmethod
@@ -91,4 +104,6 @@ class BootConfig:
             gpu_snapshot=environ.get(GPU_SNAPSHOT_ENV, "0") == "1",
             container_id=environ.get(CONTAINER_ID_ENV, ""),
             code_dir=Path(environ[CODE_DIR_ENV]),
+            web_host=environ.get(WEB_HOST_ENV) or DEFAULT_WEB_HOST,
+            params=params_from_env(environ.get(PARAMS_ENV, "")),
         )

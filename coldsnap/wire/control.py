@@ -20,9 +20,10 @@ TYPE = "type"
 # Message types, container -> server.
 READY_TO_SNAPSHOT = "ready_to_snapshot"  # TIMINGS; then it waits for RESUME
 SNAPSHOT_REFUSED = "snapshot_refused"  # MESSAGE; then it waits for RESUME
-READY = "ready"  # TIMINGS: serving
+READY = "ready"  # TIMINGS, WEB: serving
 BOOT_FAILED = "boot_failed"  # STAGE, MESSAGE; blob: the exception
 RESULT = "result"  # Result; blob: the value or the exception
+ITEM = "item"  # Item; blob: one value a generator call yielded (its RESULT comes last)
 REQUEST = "request"  # Request; blob: the API request's
 
 # Message types, server -> container.
@@ -32,11 +33,12 @@ SHUTDOWN = "shutdown"
 REPLY = "reply"  # Reply; blob: the API reply's
 
 FROM_CONTAINER = frozenset({READY_TO_SNAPSHOT, SNAPSHOT_REFUSED, READY, BOOT_FAILED, RESULT,
-                            REQUEST})
+                            ITEM, REQUEST})
 TO_CONTAINER = frozenset({RESUME, CALL, SHUTDOWN, REPLY})
 
 # Header fields (besides TYPE). The dataclasses below own the fields of their messages.
 TIMINGS = "timings"  # step name -> seconds (wire/timings.py)
+WEB = "web"  # in READY: web endpoint name -> the port it is served on in the container
 MESSAGE = "message"  # what went wrong, for a person
 STAGE = "stage"  # the boot stage that failed ("import app.py", a hook's label)
 CONTAINER_ID = "container_id"
@@ -48,6 +50,7 @@ METHOD = "method"
 MAX_RESULT_BYTES = "max_result_bytes"
 TIMEOUT_S = "timeout_s"
 MAX_INPUTS = "max_inputs"
+STREAM = "stream"
 OK = "ok"
 REQUEST_ID = "request_id"
 REQUEST_HEADER = "request"  # in a REQUEST: the API request's header (docs/server.md)
@@ -89,20 +92,27 @@ class CallInput:
 
     method: None for a function. max_result_bytes: a bigger result is sent as an
     error instead. timeout_s: when the call times out; calls it makes to other
-    functions wait no longer. max_inputs: how many inputs the server may send this
-    container at once (``@coldsnap.concurrent``): above 1 they run concurrently.
+    functions wait no longer. stream: the caller called ``remote_gen``: the function
+    must be a generator, and each value it yields goes back as an ``item`` at once.
+    max_inputs: how many inputs the server may send this container at once
+    (``@coldsnap.concurrent``): above 1 they run concurrently.
     """
 
     call_id: str
     method: str | None = None
     max_result_bytes: int | None = None
     timeout_s: float | None = None
+    stream: bool = False
     max_inputs: int = 1
 
     def to_header(self) -> dict[str, Any]:
-        return {TYPE: CALL, CALL_ID: self.call_id, METHOD: self.method,
-                MAX_RESULT_BYTES: self.max_result_bytes, TIMEOUT_S: self.timeout_s,
-                MAX_INPUTS: self.max_inputs}
+        header = {TYPE: CALL, CALL_ID: self.call_id, METHOD: self.method,
+                  MAX_RESULT_BYTES: self.max_result_bytes, TIMEOUT_S: self.timeout_s}
+        if self.stream:  # absent otherwise: a plain call's message stays as it was
+            header[STREAM] = True
+        if self.max_inputs > 1:  # likewise
+            header[MAX_INPUTS] = self.max_inputs
+        return header
 
     @classmethod
     def from_header(cls, header: dict[str, Any]) -> CallInput:
@@ -115,6 +125,7 @@ class CallInput:
             method=None if method is None else str(method),
             max_result_bytes=limit if isinstance(limit, int) else None,
             timeout_s=timeout if isinstance(timeout, int | float) else None,
+            stream=header.get(STREAM) is True,
             max_inputs=max_inputs if isinstance(max_inputs, int) and max_inputs > 1 else 1,
         )
 
@@ -135,6 +146,22 @@ class Result:
         call_id = header.get(CALL_ID)  # the container is untrusted: no coercion
         return cls(call_id=call_id if isinstance(call_id, str) else "",
                    ok=bool(header.get(OK)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """``item``: one value the generator of call ``call_id`` yielded (the blob), sent
+    as soon as it is yielded; the call's ``result`` follows the last one."""
+
+    call_id: str
+
+    def to_header(self) -> dict[str, Any]:
+        return {TYPE: ITEM, CALL_ID: self.call_id}
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any]) -> Item:
+        call_id = header.get(CALL_ID)
+        return cls(call_id=call_id if isinstance(call_id, str) else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,3 +200,13 @@ class Reply:
 
 def _request_id(header: dict[str, Any]) -> str:
     return str(header.get(REQUEST_ID))
+
+
+def web_ports(header: dict[str, Any]) -> dict[str, int]:
+    """A ``ready`` message's web ports (endpoint name -> port); malformed entries are
+    dropped: a container can't make the server misbehave by what it claims."""
+    ports = header.get(WEB)
+    if not isinstance(ports, dict):
+        return {}
+    return {str(name): port for name, port in ports.items()
+            if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536}

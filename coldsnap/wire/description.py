@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
+from coldsnap.wire.web import WebEndpoint
 
 FunctionKind = Literal["function", "cls"]
 FUNCTION: FunctionKind = "function"
@@ -35,11 +37,14 @@ class FunctionDescription:
     methods: tuple[str, ...] = ()  # a class's @method()s
     build_methods: tuple[str, ...] = ()  # a class's @build()s, run at image build time
     image_spec: ImageSpec | None = None  # its own ``image=``; None: the app's image
+    web: tuple[WebEndpoint, ...] = ()  # its web endpoints (a class: one per web method)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "options": self.options.to_dict()}
         if self.image_spec is not None:
             data["image"] = self.image_spec.to_dict()
+        if self.web:
+            data["web"] = [endpoint.to_dict() for endpoint in self.web]
         if self.kind == CLS:
             data.update(methods=list(self.methods), build_methods=list(self.build_methods))
         return data
@@ -57,6 +62,7 @@ class FunctionDescription:
             methods=_names(tag, "methods", data.get("methods", [])),
             build_methods=_names(tag, "build_methods", data.get("build_methods", [])),
             image_spec=ImageSpec.from_dict(data["image"]) if "image" in data else None,
+            web=_endpoints(tag, data.get("web", [])),
         )
 
 
@@ -139,6 +145,15 @@ class AppDescription:
             for tag, fn in self.functions.items()
         }
         return dataclasses.replace(self, functions=functions)
+
+
+def _endpoints(tag: str, value: Any) -> tuple[WebEndpoint, ...]:
+    if not isinstance(value, list):
+        raise DescriptionError(f"function {tag!r}: web must be a list of endpoints")
+    try:
+        return tuple(WebEndpoint.from_dict(entry) for entry in value)
+    except (InvalidError, TypeError) as exc:
+        raise DescriptionError(f"function {tag!r}: {exc}") from None
 
 
 def _names(where: str, field: str, value: Any) -> tuple[str, ...]:

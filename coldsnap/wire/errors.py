@@ -35,6 +35,8 @@ EXPIRED = "expired"
 # `unavailable`: clients retry that kind against a server that comes back, and a `get`
 # of this call would answer the same forever. The caller has to call again.
 INTERRUPTED = "interrupted"
+# The call was cancelled (FunctionCall.cancel()) before it ended: it has no result.
+CANCELLED = "cancelled"
 # After these the server hangs up: the connection can't be used again.
 CLOSING_KINDS = frozenset({UNAUTHORIZED, BAD_REQUEST, TOO_LARGE, BUSY})
 
@@ -49,11 +51,6 @@ class InvalidError(Error):
 
 class TimeoutError(Error, builtins.TimeoutError):  # Modal's name; also the builtin's kind
     """Base class of coldsnap's timeouts."""
-
-
-class InputCancellation(BaseException):
-    """The running input was cancelled (Modal's name). A BaseException, as Modal's: a
-    bare ``except Exception`` in user code does not swallow the cancellation."""
 
 
 class ServerError(Error):
@@ -134,6 +131,19 @@ class VersionError(Error):
     """The client and the server run incompatible coldsnap versions (Modal's name)."""
 
 
+class InputCancellation(BaseException):
+    """The call was cancelled (``FunctionCall.cancel()``): ``get()`` of it raises this
+    (Modal's name). A BaseException, as Modal's: a bare ``except Exception`` in code
+    that waits on a call does not swallow the cancellation."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.kind = CANCELLED
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self),)
+
+
 # coldsnap's earlier names.
 CallTimeoutError = FunctionTimeoutError
 ServerUnavailable = ConnectionError
@@ -184,4 +194,6 @@ def error_from(header: dict[str, Any], blob: bytes | None) -> BaseException:
         return exc
     if kind in (UNAVAILABLE, BUSY):  # both: no server can take the request now
         return ServerUnavailable(message)
+    if kind == CANCELLED:
+        return InputCancellation(message)
     return _ERRORS.get(kind, ServerError)(kind, message)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.retries import Retries
 from coldsnap.wire.schedule import Cron, Period, Schedule, schedule_from_dict
 
 _GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
@@ -44,8 +45,9 @@ class FunctionOptions:
     min_containers / max_containers: warm pool floor and scale ceiling (None: no ceiling).
     scaledown_window: seconds an idle container is kept before it is shut down.
     retries: how many more times a failed call is tried: after it raised, timed out or
-        lost its container (the caller sees the last attempt's error). Attempts are
-        1 s apart, then 2 s, 4 s, ... (Modal's default backoff), at most 60 s.
+        lost its container (the caller sees the last attempt's error). An int: attempts
+        are 1 s apart, then 2 s, 4 s, ... (Modal's default backoff), at most 60 s; a
+        ``coldsnap.Retries(...)`` sets the delays (wire/retries.py).
     env: extra environment variables for the container.
     memory: the container's memory limit in MiB, or Modal's ``(request, limit)``: the
         limit is used (one host has nothing to schedule by the request). None: the
@@ -70,7 +72,7 @@ class FunctionOptions:
     min_containers: int = 0
     max_containers: int | None = None
     scaledown_window: float = 60.0
-    retries: int = 0
+    retries: int | Retries = 0
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     memory: int | tuple[int, int] | None = None
     cpu: float | tuple[float, float] | None = None
@@ -108,6 +110,11 @@ class FunctionOptions:
         """The CPU limit in cores (a ``(request, limit)`` pair's limit), or None."""
         return _limit(self.cpu)
 
+    @property
+    def retry_policy(self) -> Retries:
+        """``retries`` as a ``Retries`` (an int ``n``: Modal's default delays)."""
+        return Retries.from_value(self.retries)
+
     @classmethod
     def create(cls, decorator: str, **options: Any) -> FunctionOptions:
         """Options from a decorator's keywords; unknown keywords name the valid ones."""
@@ -124,6 +131,8 @@ class FunctionOptions:
                 options[name] = tuple(options[name])
         if isinstance(options.get("schedule"), dict):  # to_dict()'s form
             options["schedule"] = schedule_from_dict(options["schedule"])
+        if isinstance(options.get("retries"), dict):  # to_dict()'s form of a Retries
+            options["retries"] = Retries.from_value(options["retries"])
         result = cls(**options)
         result.validate(decorator)
         return result
@@ -155,8 +164,10 @@ class FunctionOptions:
         if not (_is_number(self.scaledown_window) and self.scaledown_window > 0):
             window = self.scaledown_window
             yield f"scaledown_window must be a positive number of seconds, not {window!r}"
-        if not (_is_int(self.retries) and 0 <= self.retries <= 10):
-            yield f"retries must be an integer from 0 to 10, not {self.retries!r}"
+        if not (isinstance(self.retries, Retries)
+                or (_is_int(self.retries) and 0 <= self.retries <= 10)):
+            yield (f"retries must be an integer from 0 to 10 or a coldsnap.Retries(...), "
+                   f"not {self.retries!r}")
         yield from _env_problems(self.env)
         yield from _resource_problems("memory", self.memory, _is_int, 1, "an integer number of MiB")
         yield from _resource_problems("cpu", self.cpu, _is_number, MIN_CPU,
@@ -215,6 +226,8 @@ class FunctionOptions:
                                      for k, v in data.items()}
             if isinstance(pairs.get("schedule"), dict):
                 pairs["schedule"] = schedule_from_dict(pairs["schedule"])
+            if isinstance(pairs.get("retries"), dict):
+                pairs["retries"] = Retries.from_value(pairs["retries"])
             return cls(**pairs)
         return cls.create(where, **data)
 

@@ -49,7 +49,7 @@ def test_the_headers_are_the_ones_docs_protocol_md_names_in_their_order() -> Non
                                   '"seed": 7, "restored": false}')
     call = control.CallInput("fc-1", None, 100, 30).to_header()
     assert json.dumps(call) == ('{"type": "call", "call_id": "fc-1", "method": null, '
-                                '"max_result_bytes": 100, "timeout_s": 30, "max_inputs": 1}')
+                                '"max_result_bytes": 100, "timeout_s": 30}')
     assert json.dumps(control.Result("fc-1", True).to_header()) == \
         '{"type": "result", "call_id": "fc-1", "ok": true}'
     assert json.dumps(control.Request("r", {"op": "ping"}).to_header()) == \
@@ -66,7 +66,7 @@ def test_resume_reads_what_a_server_may_leave_out() -> None:
 
 def test_call_input_ignores_limits_that_are_not_numbers() -> None:
     call = control.CallInput.from_header(
-        {"call_id": "fc-1", "max_result_bytes": "big", "timeout_s": "soon", "max_inputs": "8"})
+        {"call_id": "fc-1", "max_result_bytes": "big", "timeout_s": "soon"})
     assert call == control.CallInput("fc-1")
     assert control.CallInput.from_header({"call_id": "c", "timeout_s": 3}).timeout_s == 3
 

@@ -66,8 +66,10 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         ({"min_containers": -1}, "min_containers must be an integer >= 0, not -1"),
         ({"min_containers": 3, "max_containers": 2}, "max_containers (2) is below min_containers"),
         ({"scaledown_window": -5}, "scaledown_window must be a positive number"),
-        ({"retries": 11}, "retries must be an integer from 0 to 10, not 11"),
-        ({"retries": True}, "retries must be an integer from 0 to 10, not True"),
+        ({"retries": 11}, "retries must be an integer from 0 to 10 or a "
+         "coldsnap.Retries(...), not 11"),
+        ({"retries": True}, "retries must be an integer from 0 to 10 or a "
+         "coldsnap.Retries(...), not True"),
         ({"env": {"COLDSNAP_TAG": "x"}}, "env name 'COLDSNAP_TAG' is reserved"),
         ({"env": {"A": 1}}, "env['A'] must be a str, not int (convert it with str())"),
         ({"env": {"1A": "x"}}, "env name '1A' is not a valid environment variable name"),

@@ -6,7 +6,8 @@ runtime as one more read-only layer, without installing anything into the
 user's image::
 
     /opt/coldsnap/lib/coldsnap/...     this server's coldsnap package
-    /opt/coldsnap/lib/cloudpickle/...  and what it needs at run time
+    /opt/coldsnap/lib/cloudpickle/...  and what it needs at run time (uvicorn, h11,
+                                       wsproto, click, a2wsgi: web endpoints)
     /opt/coldsnap/launch.py            python launch.py MODULE ARGS: runs MODULE
     /opt/coldsnap/bin/tini-static      every container's pid 1 (engine/nsinit.py)
 
@@ -27,14 +28,22 @@ import shutil
 import uuid
 from pathlib import Path
 
+import a2wsgi
+import click
 import cloudpickle
+import h11
+import uvicorn
+import wsproto
 
 from coldsnap.engine.sandbox import CONTAINER_INIT, IMAGE_INIT
 
 MOUNT = "/opt/coldsnap"
 LAUNCH = f"{MOUNT}/launch.py"
-# The packages the runtime imports: this coldsnap, and what it needs.
-PACKAGE_DIRS = (Path(__file__).resolve().parents[2], Path(cloudpickle.__file__).parent)
+# The packages the runtime imports: this coldsnap, and what it needs (web endpoints:
+# uvicorn and what it imports, all pure Python).
+PACKAGE_DIRS = (Path(__file__).resolve().parents[2], Path(cloudpickle.__file__).parent,
+                *(Path(module.__file__ or "").parent
+                  for module in (uvicorn, h11, wsproto, click, a2wsgi)))
 LAUNCH_SOURCE = f'''"""coldsnap's launcher: python {LAUNCH} MODULE [ARGS...] runs MODULE."""
 import runpy
 import sys

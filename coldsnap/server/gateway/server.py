@@ -1,0 +1,105 @@
+"""The gateway's life: bind ``COLDSNAP_HTTP`` at startup (a busy port is a clear
+error), serve on an event loop of its own thread, stop with the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web as aioweb
+
+from coldsnap.server.gateway.proxy import Proxy
+from coldsnap.settings import Settings
+from coldsnap.wire.web import WebEndpoint
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayBindError(Exception):
+    """The gateway's address can't be listened on; the message names the setting."""
+
+
+class Gateway:
+    """``start()`` binds and serves; ``base_url`` is where it listens; ``stop()``."""
+
+    def __init__(self, settings: Settings,
+                 resolve: Callable[[str, str], tuple[Any, WebEndpoint]],
+                 authorized: Callable[[str | None, str | None], bool]) -> None:
+        self.settings = settings
+        self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
+                           settings.call_timeout_s)
+        self.base_url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._runner: aioweb.AppRunner | None = None
+
+    def start(self) -> None:
+        address = self.settings.http_address()
+        assert address is not None
+        sock = _bind(address, self.settings.http)
+        host, port = sock.getsockname()[:2]
+        self.base_url = f"http://{host}:{port}"
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._serve(sock))
+            except BaseException as exc:  # reported to start(), which raises it
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="http-gateway")
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        logger.info("HTTP gateway listening on %s", self.base_url)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        await self.proxy.start()
+        app = aioweb.Application(client_max_size=self.settings.http_max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
+        # handle_signals=False: the daemon's main thread owns SIGTERM/SIGINT.
+        self._runner = aioweb.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await aioweb.SockSite(self._runner, sock, shutdown_timeout=2.0).start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            await self.proxy.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        except Exception:  # stopping anyway: the process is going away
+            logger.exception("the HTTP gateway did not stop cleanly")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._thread = None
+
+
+def _bind(address: tuple[str, int], setting: str) -> socket.socket:
+    try:
+        sock = socket.create_server(address, backlog=4096, reuse_port=False)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise GatewayBindError(
+            f"the HTTP gateway can't listen on {setting} (COLDSNAP_HTTP): {why}; stop what "
+            "uses that port, or set COLDSNAP_HTTP to another HOST:PORT (port 0 picks a free "
+            "one; off: no gateway)") from None
+    sock.setblocking(False)
+    return sock
