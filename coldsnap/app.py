@@ -82,12 +82,14 @@ class App:
 
         def register(f: Callable[P, R]) -> Function[P, R]:
             declared = f.web if isinstance(f, WebFunction) else None
+            # @coldsnap.concurrent may sit above or below a web decorator.
+            settings = concurrency.take_settings(f)
             if isinstance(f, WebFunction):
                 f = f.raw_f
+                settings = settings or concurrency.take_settings(f)
             _check_plain_function(f)
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
-            settings = concurrency.take_settings(f)
             fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
             handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
             if declared is not None:

@@ -131,3 +131,23 @@ def test_cls_with_concurrency_overrides_the_settings_of_calls_through_it() -> No
         Model.with_concurrency(max_inputs=4, target_inputs=9)
     with pytest.raises(InvalidError, match=r"max_inputs must be an integer from 1 to 1000"):
         Model.with_concurrency(max_inputs=0)
+
+
+def test_with_a_web_decorator_either_way_round() -> None:
+    app = coldsnap.App("conc-web")
+
+    @app.function()
+    @coldsnap.concurrent(max_inputs=6)
+    @coldsnap.fastapi_endpoint()
+    def above() -> str:
+        return "hi"
+
+    @app.function()
+    @coldsnap.fastapi_endpoint()
+    @coldsnap.concurrent(max_inputs=7)
+    def below() -> str:
+        return "hi"
+
+    assert above.options is not None and below.options is not None
+    assert (above.options.max_inputs, below.options.max_inputs) == (6, 7)
+    assert above.web and below.web  # still web endpoints
