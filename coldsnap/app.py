@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
+from coldsnap import concurrency
 from coldsnap.app_objects import AppObjects, default_app_name
 from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
@@ -85,16 +86,21 @@ class App:
             raise no_parentheses("@app.function", _warn_parentheses_missing)
         image = _own_image("@app.function()", options)
         options = self.objects.options_for("@app.function()", options)
+        concurrency.refuse_as_option("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
             declared = f.web if isinstance(f, WebFunction) else None
+            # @coldsnap.concurrent may sit above or below a web decorator.
+            settings = concurrency.take_settings(f)
             if isinstance(f, WebFunction):
                 f = f.raw_f
+                settings = settings or concurrency.take_settings(f)
             _check_plain_function(f)
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
-            handle: Function[P, R] = Function(tag, opts, app=self, raw_f=f)
+            fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
             if declared is not None:
                 handle.web = (declared.endpoint(tag, tag),)
                 _check_web_network("@app.function()", opts, tag)
@@ -112,6 +118,7 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
         image = _own_image("@app.cls()", options)
+        concurrency.refuse_as_option("@app.cls()", options)
         if options.get("schedule") is not None:
             raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
                                "on a schedule; put it on an @app.function() that calls the "
@@ -121,9 +128,12 @@ class App:
 
         def register(user_cls: type[T]) -> Cls[T]:
             _check_class(user_cls, opts)
+            concurrency.refuse_in_class_body(user_cls)
             tag = user_cls.__name__
             self._check_name_free("@app.cls()", tag)
-            handle = Cls(tag, opts, app=self, user_cls=user_cls)
+            settings = concurrency.take_settings(user_cls)
+            cls_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            handle = Cls(tag, cls_opts, app=self, user_cls=user_cls)
             for endpoint in handle.web_endpoints():
                 _check_web_network("@app.cls()", opts, f"{tag}.{endpoint.name}")
             self.registered_classes[tag] = handle

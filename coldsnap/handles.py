@@ -396,6 +396,22 @@ class Cls(Generic[T]):
                                   **{name: checked[name] for name in options}}
         return copy
 
+    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls[T]:
+        """This class with other ``@coldsnap.concurrent`` settings (Modal's signature):
+        like ``with_options``, its calls run in containers of their own, which take up
+        to ``max_inputs`` inputs at once::
+
+            Model = coldsnap.Cls.from_name("llm", "Model").with_concurrency(max_inputs=32)
+            Model().generate.remote("hi")
+        """
+        FunctionOptions().with_concurrency(max_inputs, target_inputs,
+                                           where=f"{self.tag}.with_concurrency()")
+        copy: Cls[T] = Cls(self.tag, self.options, app=self._app, app_name=self._app_name,
+                           user_cls=self.user_cls)
+        copy._option_overrides = {**self._option_overrides, "max_inputs": max_inputs,
+                                  "target_inputs": target_inputs}
+        return copy
+
     def __getattr__(self, name: str) -> Any:
         _missing("coldsnap.Cls", name, "cls")
 

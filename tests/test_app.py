@@ -16,8 +16,8 @@ def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
         ["App", "Cls", "Cron", "Dict", "Error", "Function", "FunctionCall", "Image",
          "Period", "Queue", "Retries", "Secret", "Volume", "parameter",
-         "asgi_app", "build", "enable_output", "enter", "exception", "exit", "experimental",
-         "fastapi_endpoint", "method", "web_endpoint", "web_server", "wsgi_app"]
+         "asgi_app", "build", "concurrent", "enable_output", "enter", "exception", "exit",
+         "experimental", "fastapi_endpoint", "method", "web_endpoint", "web_server", "wsgi_app"]
     )
     for name in coldsnap.__all__:
         assert getattr(coldsnap, name) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import uuid
@@ -34,11 +35,27 @@ class Channel:
         # Set while the runtime serves calls: the server answers requests while it runs
         # one (a request from between calls waits for the next call).
         self.serving = False
-        # The server's payload limit, from the last call: a bigger request is refused here.
-        self.max_payload: int | None = None
-        # When the running call times out (time.monotonic()): a call it makes to
-        # another function waits no longer, and is dropped if it has not started.
-        self.deadline: float | None = None
+
+    # Per input (a context variable: concurrent inputs each see their own, on their
+    # thread or asyncio task). The server's payload limit, from the input's call: a
+    # bigger request is refused here.
+    @property
+    def max_payload(self) -> int | None:
+        return _max_payload.get()
+
+    @max_payload.setter
+    def max_payload(self, value: int | None) -> None:
+        _max_payload.set(value)
+
+    # When the running input times out (time.monotonic()): a call it makes to
+    # another function waits no longer, and is dropped if it has not started.
+    @property
+    def deadline(self) -> float | None:
+        return _deadline.get()
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        _deadline.set(value)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Channel:
@@ -114,6 +131,10 @@ class Channel:
             self._messages.append(message)
 
 
+_max_payload: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "coldsnap_max_payload", default=None)
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "coldsnap_deadline", default=None)
 _current: Channel | None = None
 
 

@@ -1,13 +1,20 @@
-"""Step 7 of the lifecycle: serve ``call`` messages, one at a time."""
+"""Step 7 of the lifecycle: serve ``call`` messages, one at a time, or several at once
+for a ``@coldsnap.concurrent`` target."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from types import ModuleType, TracebackType
+from typing import Any
 
-from coldsnap._runtime import generators, network
+from coldsnap._runtime import generators, input_logs, network
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.user_code import run_maybe_async
@@ -17,50 +24,183 @@ from coldsnap.wire.framing import ChannelClosed
 
 
 def serve(channel: Channel, target: Target) -> None:
-    """Answer calls until ``shutdown`` or until the server closes ctrl-in."""
-    while True:
-        try:
-            header, blob = channel.receive()
-        except ChannelClosed:
-            return
-        message_type = header.get(control.TYPE)
-        if message_type == control.SHUTDOWN:
-            return
-        if message_type == control.CALL:
-            run_call(channel, target, control.CallInput.from_header(header), blob)
+    """Answer calls until ``shutdown`` or until the server closes ctrl-in. Calls that
+    say ``max_inputs`` > 1 run concurrently (the server sends no more than that)."""
+    inputs: ConcurrentInputs | None = None
+    shutdown = False
+    try:
+        while True:
+            try:
+                header, blob = channel.receive()
+            except ChannelClosed:
+                return
+            message_type = header.get(control.TYPE)
+            if message_type == control.SHUTDOWN:
+                shutdown = True
+                return
+            if message_type != control.CALL:
+                print(f"coldsnap runtime: ignoring unexpected message {message_type!r}",
+                      file=sys.stderr)
+                continue
+            call = control.CallInput.from_header(header)
+            if call.max_inputs == 1 and inputs is None:
+                run_call(channel, target, call, blob)
+                continue
+            if inputs is None:
+                inputs = ConcurrentInputs(channel, target, call.max_inputs)
+            inputs.start(call, blob)
+    finally:
+        if inputs is not None:
+            inputs.close(wait=shutdown)
+
+
+class ConcurrentInputs:
+    """Inputs of a ``@coldsnap.concurrent`` target, run at once (Modal's semantics): a
+    sync function's on a pool of ``max_inputs`` threads, an async function's as tasks on
+    one event loop, on a thread of its own. The server sends no more than max_inputs
+    at once (the first concurrent call's: a container's pool keeps it)."""
+
+    def __init__(self, channel: Channel, target: Target, max_inputs: int) -> None:
+        self._channel = channel
+        self._target = target
+        self._threads = ThreadPoolExecutor(max_inputs, thread_name_prefix="coldsnap-input")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._running: set[Future[None]] = set()
+        input_logs.install()  # each caller gets the lines its own input printed
+
+    def start(self, call: control.CallInput, blob: bytes | None) -> None:
+        if self._is_async(call.method):
+            coroutine = run_call_async(self._channel, self._target, call, blob)
+            future: Future[None] = asyncio.run_coroutine_threadsafe(coroutine, self._event_loop())
         else:
-            print(f"coldsnap runtime: ignoring unexpected message {message_type!r}",
-                  file=sys.stderr)
+            future = self._threads.submit(run_call, self._channel, self._target, call, blob)
+        self._running.add(future)
+        future.add_done_callback(lambda done: self._ended(call, done))
+
+    def _ended(self, call: control.CallInput, future: Future[None]) -> None:
+        """run_call answers every Exception; an input that ended with another
+        BaseException (SystemExit, a cancelled task) is answered here, or its caller
+        would wait for its timeout."""
+        self._running.discard(future)
+        exc = asyncio.CancelledError() if future.cancelled() else future.exception()
+        if exc is None:
+            return
+        error = RuntimeError(f"{type(exc).__name__}({exc}) ended this input; in a concurrent "
+                             "input it stops that input only, not the container")
+        try:
+            _send_exception(self._channel, self._target, call, None, error)
+        except Exception:  # the server is gone (a shutdown cancelled the input)
+            pass
+
+    def _is_async(self, method: str | None) -> bool:
+        try:
+            function = self._target.callable_for(method)
+        except Exception:  # run_call reports it to the caller
+            return False
+        return inspect.iscoroutinefunction(function)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                                 name="coldsnap-input-loop")
+            self._loop_thread.start()
+        return self._loop
+
+    def close(self, wait: bool) -> None:
+        """``wait``: let running inputs finish (a clean shutdown; the server sends it
+        only to an idle container); else the server is gone: leave them."""
+        if wait:
+            futures_wait(list(self._running))
+        self._threads.shutdown(wait=wait, cancel_futures=True)
+        if self._loop is not None and self._loop_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if wait:
+                self._loop_thread.join()
 
 
 def run_call(channel: Channel, target: Target, call: control.CallInput,
              blob: bytes | None) -> None:
     """Run one input and send its ``result``: the value, or the exception it raised."""
+    _enter_input(channel, call)
     caller_module: str | None = None
-    limit = call.max_result_bytes
-    channel.max_payload = limit  # for the calls this one makes to other functions
-    timeout = call.timeout_s  # ...which wait no longer than this call may run
-    channel.deadline = None if timeout is None else time.monotonic() + timeout
     try:
         function = target.callable_for(call.method)
-        if blob is not None:
-            caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
-        else:
-            args, kwargs = (), {}
-        shared = _shared_module(target, caller_module)
+        caller_module, args, kwargs = _arguments(target, blob)
         value = run_maybe_async(generators.stream_items(
             channel.send, call, function(*args, **kwargs), _label(target, call.method),
-            lambda item: _dumped(item, shared, limit, target.tag, call.method)))
-        payload = _dumped(value, shared, limit, target.tag, call.method)
+            _item_dumper(target, caller_module, call)))
     except Exception as exc:
-        flush_stdio()
-        network.add_hint_if_blocked(exc)
-        with serialization.by_reference(_shared_module(target, caller_module)):
-            blob = serialization.dumps_exception(trim_runtime_frames(exc), limit)
-        channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
+        _send_exception(channel, target, call, caller_module, exc)
     else:
-        flush_stdio()
-        channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
+        _send_value(channel, target, call, caller_module, value)
+
+
+async def run_call_async(channel: Channel, target: Target, call: control.CallInput,
+                         blob: bytes | None) -> None:
+    """``run_call`` for an async function, as a task on the inputs' event loop."""
+    _enter_input(channel, call)
+    caller_module: str | None = None
+    try:
+        function = target.callable_for(call.method)
+        caller_module, args, kwargs = _arguments(target, blob)
+        value = generators.stream_items(
+            channel.send, call, function(*args, **kwargs), _label(target, call.method),
+            _item_dumper(target, caller_module, call))
+        if inspect.iscoroutine(value):
+            value = await value
+    except Exception as exc:
+        _send_exception(channel, target, call, caller_module, exc)
+    else:
+        _send_value(channel, target, call, caller_module, value)
+
+
+def _enter_input(channel: Channel, call: control.CallInput) -> None:
+    """This input's limits, for the calls it makes to other functions, and its log
+    lines' tag (per thread or task)."""
+    input_logs.enter(call.call_id)
+    channel.max_payload = call.max_result_bytes
+    timeout = call.timeout_s  # ...which wait no longer than this input may run
+    channel.deadline = None if timeout is None else time.monotonic() + timeout
+
+
+def _arguments(target: Target, blob: bytes | None
+               ) -> tuple[str | None, tuple[Any, ...], dict[str, Any]]:
+    if blob is None:
+        return None, (), {}
+    caller_module, args, kwargs = serialization.loads_args(blob, target.alias_module)
+    return caller_module, tuple(args), dict(kwargs)
+
+
+def _send_value(channel: Channel, target: Target, call: control.CallInput,
+                caller_module: str | None, value: Any) -> None:
+    try:
+        payload = _dumped(value, _shared_module(target, caller_module),
+                          call.max_result_bytes, target.tag, call.method)
+    except Exception as exc:
+        _send_exception(channel, target, call, caller_module, exc)
+        return
+    input_logs.leave(call.call_id)  # the input's last line goes before its result
+    flush_stdio()
+    channel.send(control.Result(call.call_id, ok=True).to_header(), payload)
+
+
+def _item_dumper(target: Target, caller_module: str | None, call: control.CallInput
+                 ) -> generators.DumpItem:
+    """Pickles one value a generator yields, as the result would be."""
+    shared = _shared_module(target, caller_module)
+    return lambda item: _dumped(item, shared, call.max_result_bytes, target.tag, call.method)
+
+
+def _send_exception(channel: Channel, target: Target, call: control.CallInput,
+                    caller_module: str | None, exc: Exception) -> None:
+    input_logs.leave(call.call_id)
+    flush_stdio()
+    network.add_hint_if_blocked(exc)
+    with serialization.by_reference(_shared_module(target, caller_module)):
+        blob = serialization.dumps_exception(trim_runtime_frames(exc), call.max_result_bytes)
+    channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
 
 
 def _dumped(value: object, shared: ModuleType | None, limit: int | None, tag: str,

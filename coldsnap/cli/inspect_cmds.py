@@ -45,6 +45,12 @@ def cmd_apps_drain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inputs(fn: dict[str, Any]) -> str:
+    """Inputs running per container, and how many one may run: ``3 1 (of 4)``."""
+    running = " ".join(str(c.get("inputs", 0)) for c in fn["containers"]) or "-"
+    return f"{running} (of {fn.get('max_inputs', 1)})"
+
+
 def _print_schedules(schedules: list[dict[str, Any]]) -> None:
     if schedules:
         print("\nschedules:")
@@ -69,11 +75,11 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
     for fn in stats["functions"]:
         busy = sum(1 for c in fn["containers"] if c["state"] == "busy")
         rows.append([fn["tag"], fn["version"][:12] + (" (draining)" if fn["draining"] else ""),
-                     f"{len(fn['containers'])} ({busy} busy)", str(fn["booting"]),
+                     f"{len(fn['containers'])} ({busy} busy)", _inputs(fn), str(fn["booting"]),
                      str(fn["queued"]), str(fn["calls_ok"]), str(fn["calls_error"]),
                      str(fn["calls_failed"]), f"{fn['boots_ok']}/{fn['boots_failed']}"])
     if rows:
-        print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "BOOTING", "QUEUED", "OK",
+        print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "INPUTS", "BOOTING", "QUEUED", "OK",
                            "ERRORS", "FAILED", "BOOTS OK/FAILED"]))
     else:
         print("no containers and no calls since the last deploy or drain")

@@ -1,39 +1,40 @@
 """One function version's queue and containers: the scheduler.
 
-Each container has a thread that boots it and then takes calls from the queue
-one at a time, so an idle container is reused simply by being the one that
-waits. ``_scale`` starts a boot when the queued calls outnumber the idle and
-booting containers, up to max_containers, and keeps min_containers warm.
-An idle container leaves after scaledown_window.
+Each container has a thread that boots it and then takes inputs from the queue
+while it has a free input slot (``max_inputs`` of them, 1 unless the function is
+``@coldsnap.concurrent``), so a container with room is reused simply by being the
+one that waits. An input is a call (run on the container's thread, or on a thread
+of its own when the container runs several) or a lease (``Pool.lease``: a slot held
+for the HTTP gateway). ``_scale`` boots containers so that each runs about
+``target_inputs`` (default ``max_inputs``) of the queued and running inputs, up to
+max_containers, and keeps min_containers warm. An idle container leaves after
+scaledown_window. How an input ends (answer, retry, failure) is in pool_inputs.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import deque
 from typing import Any
 
 from coldsnap.engine import Container
-from coldsnap.server import lease_shim
 from coldsnap.server.boot import Boot, Booter, BootKind
-from coldsnap.server.calls import Call, Outcome
+from coldsnap.server.calls import Call
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.lease import Lease, LeaseRequest
 from coldsnap.server.logs import LogBook
+from coldsnap.server.pool_inputs import PoolInputs, QueueItem
 from coldsnap.server.state import StateDB
-from coldsnap.server.worker import BootFailed, CallEnd, CallResult, ContainerRequests, Worker
-from coldsnap.wire.errors import (
-    BOOT_FAILED,
-    CANCELLED,
-    CONTAINER_DIED,
-    REMOTE,
-    TIMEOUT,
-    UNAVAILABLE,
-)
+from coldsnap.server.worker import BootFailed, ContainerRequests, Worker
+from coldsnap.wire.errors import BOOT_FAILED, TIMEOUT, UNAVAILABLE
 from coldsnap.wire.timings import describe_timings
+
+__all__ = ["DEFAULT_MAX_CONTAINERS", "Lease", "Pool", "PoolContext"]
 
 DEFAULT_MAX_CONTAINERS = 32
 SHUTTING_DOWN = "the coldsnap server is shutting down"
@@ -49,35 +50,41 @@ class PoolContext:
     requests: ContainerRequests  # answers what a container asks while it runs a call
 
 
-class Pool:
+class Pool(PoolInputs):
     """The queue of one function version and its containers: ``submit`` queues a call,
-    ``drain`` finishes queued calls but takes no new ones, ``stop`` fails them too."""
+    ``lease`` waits for an input slot, ``drain`` finishes queued inputs but takes no
+    new ones, ``stop`` fails them too."""
 
     # Invariants, whenever _cond is free:
     # - _slots == _booting + len(_live) <= max_containers: only _scale takes slots, each
     #   held until the boot fails or the container leaves _live; a container that left
     #   is in _exiting until it exited (so max_containers + _exiting may run a moment).
-    # - _busy <= _live: containers running a call; the rest are idle (a dead one too,
-    #   until its thread notices). A container is idle before its caller hears back,
-    #   so a caller's next call finds it instead of booting another.
+    # - _inputs[w] (0..max_inputs) counts the inputs live container w runs: calls and
+    #   held leases. A slot is free before its caller hears back, so a caller's next
+    #   call finds it instead of booting another.
+    # - _retiring containers (one timed out, died, or the server failed it) take no
+    #   more inputs and count for nothing in _scale; their thread makes them leave, and
+    #   forgets the reason once their inputs ended (they read it for their messages).
     # - A container leaves _live in the critical section that decided it leaves
     #   (_leave), so idle containers scaling down at once can't go below min_containers.
     # - boots_ok + boots_failed + _booting == the boots _scale started; each call the
     #   pool ends is counted once in calls_ok, calls_error or calls_failed (stop() too),
-    #   not one cancelled while queued. _retrying calls are in no queue nor container.
+    #   not one cancelled while queued; each released lease once in http_requests.
+    #   _retrying calls are in no queue nor container.
 
     def __init__(self, fn: FunctionSpec, ctx: PoolContext) -> None:
         self.fn = fn
         self._ctx = ctx
         self._cond = threading.Condition()
-        self._queue: deque[Call] = deque()
+        self._queue: deque[QueueItem] = deque()
         self._live: set[Worker] = set()
         self._starting: set[Worker] = set()  # containers of boots in progress
         self._stopped = False  # the server is shutting down: no new containers
         self._slots = 0  # booting + live
         self._exiting = 0  # containers told to leave that have not exited yet
         self._booting = 0
-        self._busy: set[Worker] = set()  # live containers running a call
+        self._inputs: dict[Worker, int] = {}  # live container -> inputs it runs
+        self._retiring: dict[Worker, str] = {}  # live container -> why it takes no more
         self._draining = False
         self._retrying = 0  # calls waiting out a retry's backoff, in no queue meanwhile
         self._stop_reason = ""
@@ -85,10 +92,12 @@ class Pool:
         self._min_backoff_until = 0.0
         self._min_backoff_s = 5.0
         self.counters = {"calls_ok": 0, "calls_error": 0, "calls_failed": 0,
-                         "boots_ok": 0, "boots_failed": 0}
+                         "http_requests": 0, "boots_ok": 0, "boots_failed": 0}
         opts = fn.options
         self.max_containers = opts.max_containers or DEFAULT_MAX_CONTAINERS
         self.min_containers = min(opts.min_containers, self.max_containers)
+        self.max_inputs = opts.max_inputs
+        self.target_inputs = opts.target_inputs_per_container
         with self._cond:
             self._scale()
 
@@ -96,12 +105,39 @@ class Pool:
 
     def submit(self, call: Call) -> None:
         with self._cond:
-            if self._draining:
-                raise ApiError(UNAVAILABLE, f"{self.fn.label} version {self.fn.version[:12]} "
-                               "is draining; call again to reach the current version")
+            self._refuse_if_draining()
             self._queue.append(call)
             self._scale()
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def lease(self, timeout_s: float | None) -> Lease:
+        """Wait for an input slot of a live container, queued like a call (booting one
+        when needed); ApiError BOOT_FAILED, UNAVAILABLE (draining, stopped) or TIMEOUT
+        (no slot within ``timeout_s``: the request leaves the queue)."""
+        request = LeaseRequest()
+        with self._cond:
+            self._refuse_if_draining()
+            self._queue.append(request)
+            self._scale()
+            self._cond.notify_all()
+        request.done.wait(timeout_s)
+        with self._cond:  # a grant happens under the lock: no slot is lost to the race
+            if not request.done.is_set():
+                self._queue.remove(request)
+                raise ApiError(TIMEOUT, (
+                    f"no container of {self.fn.label} had a free input slot within "
+                    f"{timeout_s:g} s ({len(self._live)} running, {self._booting} booting, "
+                    f"max_containers={self.max_containers}, max_inputs={self.max_inputs}); "
+                    "try again, or raise max_containers or @coldsnap.concurrent(max_inputs=)"))
+        if request.error is not None:
+            raise request.error
+        assert request.lease is not None
+        return request.lease
+
+    def _refuse_if_draining(self) -> None:
+        if self._draining:
+            raise ApiError(UNAVAILABLE, f"{self.fn.label} version {self.fn.version[:12]} "
+                           "is draining; call again to reach the current version")
 
     def cancel(self, call: Call) -> None:
         """Drop a call whose caller stopped waiting, if no container took it yet."""
@@ -109,35 +145,21 @@ class Pool:
             if call in self._queue:
                 self._queue.remove(call)
 
-    def cancel_call(self, call: Call, reason: str) -> None:
-        """``FunctionCall.cancel()``: the call ends as cancelled; a queued one leaves the
-        queue, a running one's container is stopped (a call can't be interrupted)."""
-        with self._cond:
-            if call in self._queue:
-                self._queue.remove(call)
-            running = [w for w in self._busy if w.call is call]
-        if not call.fail(ApiError(CANCELLED, reason)):
-            return  # it ended first
-        for worker in running:
-            worker.note(f"stopping: call {call.id} was cancelled")
-            worker.kill()
-
     def drain(self) -> None:
-        """Take no new calls; finish queued ones; containers leave once idle."""
+        """Take no new inputs; finish queued ones; containers leave once idle."""
         with self._cond:
             self._draining = True
             self._cond.notify_all()
 
     def stop(self, reason: str) -> None:
-        """Fail queued calls and start no more containers; containers leave once idle
+        """Fail queued inputs and start no more containers; containers leave once idle
         and boots in progress end (``kill`` ends what is left)."""
         with self._cond:
             self._draining = True
             self._stopped = True
             self._stop_reason = reason
             while self._queue:
-                self.counters["calls_failed"] += 1
-                self._queue.popleft().fail(ApiError(UNAVAILABLE, reason))
+                self._fail_queued(self._queue.popleft(), ApiError(UNAVAILABLE, reason))
             self._cond.notify_all()
 
     def kill(self) -> None:
@@ -148,10 +170,10 @@ class Pool:
             worker.kill()
 
     def kill_busy(self) -> None:
-        """Kill the containers booting or running a call (after ``stop``), skipping their
-        exit hooks; idle ones are left to leave cleanly, running theirs."""
+        """Kill the containers booting or running an input (after ``stop``), skipping
+        their exit hooks; idle ones are left to leave cleanly, running theirs."""
         with self._cond:
-            workers = [*self._starting, *self._busy]
+            workers = [*self._starting, *(w for w, n in self._inputs.items() if n)]
         for worker in workers:
             worker.kill()
 
@@ -162,9 +184,11 @@ class Pool:
                     and not self._queue and not self._retrying)
 
     def _scale(self) -> None:
-        """Start boots the queue needs; the caller holds the lock."""
-        uncovered = len(self._queue) - self._idle_count() - self._booting
-        wanted = min(uncovered, self.max_containers - self._slots)
+        """Start the boots the inputs need; the caller holds the lock."""
+        serving = [w for w in self._live if w not in self._retiring]
+        running = sum(self._inputs.get(w, 0) for w in serving)
+        needed = math.ceil((len(self._queue) + running) / self.target_inputs)
+        wanted = min(needed - len(serving) - self._booting, self.max_containers - self._slots)
         if not self._draining and time.monotonic() >= self._min_backoff_until:
             wanted = max(wanted, self.min_containers - self._slots)
         for _ in range(max(0, wanted)):
@@ -172,9 +196,6 @@ class Pool:
             self._booting += 1
             threading.Thread(target=self._container_main, daemon=True,
                              name=f"container-{self.fn.tag}").start()
-
-    def _idle_count(self) -> int:
-        return len(self._live) - len(self._busy)
 
     # one container's life
 
@@ -186,7 +207,7 @@ class Pool:
                             app, line, level, log),
                         on_exit=lambda _w: self._wake(),
                         max_payload=self._ctx.booter.settings.max_payload_bytes,
-                        requests=self._ctx.requests)
+                        requests=self._ctx.requests, max_inputs=self.max_inputs)
         with self._cond:
             if not self._stopped:
                 self._starting.add(worker)
@@ -218,6 +239,7 @@ class Pool:
             self._starting = {w for w in self._starting if w is not worker and w.alive}
             self._booting -= 1
             self._live.add(worker)  # from here the `finally` below gives the slot back
+            self._inputs[worker] = 0
             self.counters["boots_ok"] += 1
             self._min_backoff_s = 5.0
         healthy = False
@@ -235,13 +257,14 @@ class Pool:
             finally:
                 with self._cond:
                     self._exiting -= 1
+                    self._retiring.pop(worker, None)  # its inputs ended: the reason did its job
 
     def _leave(self, worker: Worker) -> None:
         """Give a leaving container's slot back, once; the caller holds the lock."""
         if worker not in self._live:
             return
         self._live.discard(worker)
-        self._busy.discard(worker)
+        self._inputs.pop(worker, None)
         self._slots -= 1
         self._exiting += 1  # a new boot may start; `finished` waits for the exit
         self._scale()
@@ -287,165 +310,81 @@ class Pool:
             self._min_backoff_s = min(self._min_backoff_s * 2, 300.0)
             if self._slots == 0:  # nobody left who could serve the queue
                 while self._queue:
-                    self.counters["calls_failed"] += 1
-                    call = self._queue.popleft()
-                    for line in logs:
-                        call.add_log(line)
-                    call.fail(ApiError(BOOT_FAILED, message, blob))
+                    self._fail_queued(self._queue.popleft(),
+                                      ApiError(BOOT_FAILED, message, blob), logs)
             self._cond.notify_all()
 
     def _rescale(self) -> None:
         with self._cond:
             self._scale()
 
-    def _next_call(self, worker: Worker) -> Call | None:
-        """Wait for a call, and count the container busy; None when it should leave (it
-        has left ``_live`` then)."""
-        window = self.fn.options.scaledown_window
-        with self._cond:
-            while not self._queue and not worker.exited.is_set() and not self._draining:
-                idle_for = time.monotonic() - worker.idle_since
-                if idle_for >= window and self._slots > self.min_containers:
-                    break  # scale down
-                self._cond.wait(max(0.05, window - idle_for))
-            if not self._queue or worker.exited.is_set():
-                self._leave(worker)
-                return None
-            self._busy.add(worker)
-            return self._queue.popleft()
-
-    def _call_ended(self, worker: Worker) -> None:
-        with self._cond:
-            self._busy.discard(worker)
+    # inputs in a container
 
     def _serve(self, boot: Boot) -> bool:
-        """Run calls until the container should leave; False if it broke."""
+        """Take inputs until the container should leave; False if it broke."""
         worker = boot.worker
+        threads: list[threading.Thread] = []
         while True:
-            call = self._next_call(worker)
-            if call is None:
-                return worker.alive
-            t0 = time.monotonic()
-            if isinstance(call, lease_shim.LeaseCall):
-                lease_shim.hold(call, worker)
-                self._call_ended(worker)
-                worker.calls_served += 1
-                worker.idle_since = time.monotonic()
-                if not worker.alive:
-                    return False
+            item = self._next_input(worker)
+            if item is None:
+                break
+            if isinstance(item, LeaseRequest):
+                continue  # granted in _next_input: the lease's holder uses the slot
+            if self.max_inputs == 1:
+                self._run_input(boot, item)
                 continue
-            try:
-                result = worker.run_call(call)
-            except Exception as exc:  # a server bug must not leave the caller waiting
-                self._call_ended(worker)
-                logger.exception("the server failed running call %s in container %s",
-                                 call.id, worker.id)
-                worker.note(f"stopping: the server failed running call {call.id}: {exc!r}")
-                self._fail(call, ApiError(
-                    CONTAINER_DIED, f"the server failed running {call.label} in container "
-                    f"{worker.id} ({type(exc).__name__}: {exc}); the container was stopped. "
-                    "See the server log"))
-                return False
-            self._call_ended(worker)  # idle before its caller hears back: see Pool
-            first_input_s = time.monotonic() - t0 if worker.calls_served == 1 else None
-            if result.end is CallEnd.RESULT:
-                delay = None if result.ok else self._requeue(call, scale=False)
-                if delay is not None:  # retries=, as in Modal
-                    worker.note(f"{call.label} raised (attempt {call.attempts} of "
-                                f"{call.retries + 1}); trying again in {delay:g} s")
-                else:
-                    self._answer(call, result)  # the caller waits on no bookkeeping
-            if first_input_s is not None:
-                boot.timings["first_input_s"] = first_input_s
-                self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
-                worker.note(f"first input in {first_input_s * 1000:.0f} ms", to_caller=False)
-            if result.end is CallEnd.RESULT:
-                continue
-            if result.end is CallEnd.TIMED_OUT:
-                message = (f"call {call.id} to {call.label} ran longer than its timeout of "
-                           f"{call.timeout_s:g} s; its container {worker.id} was stopped. "
-                           "Raise timeout= in the decorator if the call needs longer")
-                worker.note(f"call {call.id} timed out after {call.timeout_s:g} s; stopping")
-                self._retry_or_fail(call, ApiError(TIMEOUT, message))
-            else:
-                message = (f"{result.message or 'the container died'} while running "
-                           f"{call.label} (attempt {call.attempts} of {call.retries + 1}). "
-                           f"See `coldsnap logs {call.app}`")
-                self._retry_or_fail(call, ApiError(CONTAINER_DIED, message))
-            return False
-
-    def _answer(self, call: Call, result: CallResult) -> None:
-        if result.ok:
-            outcome = Outcome(ok=True, blob=result.blob)
-            key = "calls_ok"
-        else:
-            error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob,
-                             notes=[f"coldsnap: {text}" for text in result.limits])
-            outcome, key = Outcome(ok=False, error=error), "calls_error"
-        call.finish(outcome)
+            thread = threading.Thread(target=self._run_input, args=(boot, item), daemon=True,
+                                      name=f"input-{worker.id}")
+            thread.start()
+            threads = [t for t in threads if t.is_alive()] + [thread]
+        for thread in threads:  # a broken container's other inputs end with it
+            thread.join()
         with self._cond:
-            self.counters[key] += 1
+            broken = worker in self._retiring
+        return worker.alive and not broken
 
-    def _retry_or_fail(self, call: Call, error: ApiError) -> None:
-        if self._requeue(call) is not None:
-            return
+    def _next_input(self, worker: Worker) -> QueueItem | None:
+        """Wait for an input this container should take, and count it; None when the
+        container should leave (it has left ``_live`` then)."""
+        window = self.fn.options.scaledown_window
         with self._cond:
-            if call.done.is_set():
-                return
-            self.counters["calls_failed"] += 1
-        call.fail(error)
+            while True:
+                running = self._inputs.get(worker, 0)
+                if worker.exited.is_set() or worker in self._retiring:
+                    break
+                if self._queue and self._takes_more(worker, running):
+                    return self._take(worker)
+                idle_for = time.monotonic() - worker.idle_since
+                if running == 0 and not self._queue and (
+                        self._draining or (idle_for >= window
+                                           and self._slots > self.min_containers)):
+                    break  # drained, or scale down
+                self._cond.wait(max(0.05, window - idle_for) if running == 0 else 1.0)
+            self._leave(worker)
+            return None
 
-    def _requeue(self, call: Call, scale: bool = True) -> float | None:
-        """Queue ``call`` again after its backoff (``Call.retry_delay``), first in line,
-        if it has attempts left: the backoff, or None.
-
-        ``scale=False`` when the container that ran it lives on and can take it.
-        """
-        delay = call.retry_delay
-        with self._cond:
-            if call.done.is_set() or delay is None or self._stopped:
-                return None
-            self._retrying += 1
-        timer = threading.Timer(delay, self._retry_now, args=(call, scale))
-        timer.daemon = True
-        timer.start()
-        return delay
-
-    def _retry_now(self, call: Call, scale: bool) -> None:
-        with self._cond:
-            self._retrying -= 1
-            if call.done.is_set():  # cancelled while it waited
-                return
-            if self._stopped:
-                self.counters["calls_failed"] += 1
-                call.fail(ApiError(UNAVAILABLE, f"{call.label} was waiting to be retried "
-                                   f"when it could run no more: {self._stop_reason}"))
-                return
-            self._queue.appendleft(call)
-            if scale or self._idle_count() == 0:
-                self._scale()
-            self._cond.notify()
-
-    def _fail(self, call: Call, error: ApiError) -> None:
-        with self._cond:
-            self.counters["calls_failed"] += 1
-        call.fail(error)
-
-    def lease(self, timeout_s: float | None) -> lease_shim.Lease:
-        return lease_shim.lease(self, timeout_s)
+    def _take(self, worker: Worker) -> QueueItem:
+        """The queue's first input, counted in ``worker``'s slots; the caller holds the lock."""
+        item = self._queue.popleft()
+        self._inputs[worker] += 1
+        if isinstance(item, LeaseRequest):
+            item.grant(Lease(worker, self._release_lease, self._lease_lost))
+        return item
 
     # reporting
 
     def busy(self) -> bool:
-        """True while a container boots or runs a call, or a call waits."""
+        """True while a container boots or runs an input, or an input waits."""
         with self._cond:
-            return bool(self._queue or self._booting or self._busy or self._retrying)
+            return bool(self._queue or self._booting or any(self._inputs.values())
+                        or self._retrying)
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
             containers = [
-                {"id": w.id, "state": "busy" if w in self._busy else "idle",
-                 "calls": w.calls_served, "boot": describe_timings(w.boot_timings)}
+                {"id": w.id, "state": "busy" if self._inputs.get(w) else "idle",
+                 "inputs": self._inputs.get(w, 0), "calls": w.calls_served,
+                 "boot": describe_timings(w.boot_timings)}
                 for w in self._live
             ]
             return {
@@ -453,5 +392,6 @@ class Pool:
                 "queued": len(self._queue), "booting": self._booting,
                 "containers": containers, "draining": self._draining,
                 "min_containers": self.min_containers, "max_containers": self.max_containers,
+                "max_inputs": self.max_inputs, "target_inputs": self.target_inputs,
                 **self.counters,
             }

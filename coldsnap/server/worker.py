@@ -1,4 +1,5 @@
-"""A live container as the server sees it: its channel, its logs, the call it runs."""
+"""A live container as the server sees it: its channel, its logs, the calls it runs
+(several at once for a ``@coldsnap.concurrent`` function)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from coldsnap.wire import control
 from coldsnap.wire.container import CTRL_OUT_ENV
 from coldsnap.wire.errors import BAD_REQUEST, UNAVAILABLE, error_header
 from coldsnap.wire.framing import ChannelClosed, ProtocolError
+from coldsnap.wire.log_tags import untag_line
 
 # Requests a container may have in flight at once (each holds a server thread).
 MAX_REQUESTS_IN_FLIGHT = 64
@@ -68,16 +70,17 @@ class Worker:
         self, container: Container, log_line: Callable[[Worker, str], None],
         on_exit: Callable[[Worker], None] | None = None, max_payload: int | None = None,
         requests: ContainerRequests | None = None,
-        log_note: NoteLine | None = None,
+        log_note: NoteLine | None = None, max_inputs: int = 1,
     ) -> None:
         self.container = container
         self.id = container.id
         self.channel = ControlChannel(container.ctrl_in, container.ctrl_out, max_payload)
         self.max_payload = max_payload
+        self.max_inputs = max_inputs  # calls it may run at once; the runtime is told
         self._requests = requests
         # Requests in flight (a thread each): bounded, a container can't pile them up.
         self._request_slots = threading.BoundedSemaphore(MAX_REQUESTS_IN_FLIGHT)
-        self.call: Call | None = None
+        self.running: dict[str, Call] = {}  # call id -> the calls it runs now
         self.calls_served = 0
         self.boot_id = 0
         self.boot_timings: dict[str, float] = {}
@@ -91,18 +94,28 @@ class Worker:
         # Without a note path (tests), notes join the container's lines.
         self._log_note: NoteLine = log_note or (lambda line, _level, _logger: log_line(self, line))
         self._on_exit = on_exit
+        # Calls waiting for their results: whichever of them waits reads the pipe for
+        # all (see _await_result), as the runtime's Channel does on its end.
+        self._results = threading.Condition()
+        self._reading = False
+        self._arrived: dict[str, tuple[dict[str, Any], bytes | None]] = {}
+        self._broken: BaseException | None = None  # the pipe's end: every waiter raises it
         self.pump = LogPump(container.logs, self._line, self._eof, container.id)
 
     def _line(self, text: str) -> None:
+        call_id, text = untag_line(text)
         line = f"[{self.id}] {text}"
-        self._to_caller(line)
+        self._to_caller(line, call_id)
         self._log_line(self, line)
 
-    def _to_caller(self, line: str) -> None:
-        call = self.call
-        if call is not None:
+    def _to_caller(self, line: str, call_id: str | None = None) -> None:
+        # A concurrent input's lines carry its call id; an untagged line printed while
+        # several calls run can't be told apart: each of them gets it.
+        call = self.running.get(call_id) if call_id is not None else None
+        calls = [call] if call is not None else list(self.running.values())
+        for call in calls:
             call.add_log(line)
-        else:
+        if not calls:
             self.pending_logs.append(line)
 
     def note(self, text: str, to_caller: bool = True, level: int = logging.INFO,
@@ -176,53 +189,91 @@ class Worker:
                 f"it was stopped. Only coldsnap's runtime may write to ${CTRL_OUT_ENV}")
 
     def run_call(self, call: Call) -> CallResult:
-        """Send ``call`` and wait for its result, at most ``call.timeout_s``."""
+        """Send ``call`` and wait for its result, at most ``call.timeout_s``; safe to call
+        from several threads at once (each gets its own call's result)."""
         call.attempts += 1
         while self.pending_logs:
             call.add_log(self.pending_logs.popleft())
-        self.call = call
+        self.running[call.id] = call
         try:
             # The runtime checks a result against the limit before sending it, so an
             # oversized result is an error the caller can read, not a stopped container.
             self.channel.send(control.CallInput(
                 call.id, method=call.method, max_result_bytes=self.max_payload,
-                timeout_s=call.timeout_s, stream=call.stream).to_header(), call.args)
+                timeout_s=call.timeout_s, stream=call.stream,
+                max_inputs=self.max_inputs).to_header(), call.args)
             return self._await_result(call)
         except TimeoutError:
             return CallResult(CallEnd.TIMED_OUT)
         except ProtocolError as exc:
             return CallResult(CallEnd.DIED, message=self.garbled_message(
                 f"during call {call.id}: {exc}"))
-        except (ChannelClosed, OSError) as exc:
+        except (ChannelClosed, OSError, ValueError) as exc:  # ValueError: pipe closed here
             return CallResult(CallEnd.DIED, message=self.death_message(
                 f"during call {call.id} ({exc})"))
         finally:
             self.pump.sync()
-            self.call = None
+            self.running.pop(call.id, None)
             self.calls_served += 1
             self.idle_since = time.monotonic()
 
     def _await_result(self, call: Call) -> CallResult:
-        """Read until ``call``'s result, answering the container's requests meanwhile."""
+        """Wait for ``call``'s result; while no other call's thread reads the pipe, read
+        it: route results to their calls, answer the container's requests."""
         deadline = time.monotonic() + call.timeout_s
         while True:
-            header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
-            message_type = header.get(control.TYPE)
-            if message_type == control.RESULT:
-                result = control.Result.from_header(header)
-                if result.call_id == call.id:
-                    # A call that raised may have met a limit that killed no process
-                    # (a refused fork, a full disk): say so.
-                    limits = () if result.ok else tuple(self.limits_reached())
-                    return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits)
-            elif message_type == control.ITEM:  # a generator's value: to its reader now
-                if control.Item.from_header(header).call_id == call.id:
-                    call.add_item(blob)
-                continue
-            elif message_type == control.REQUEST and self._requests is not None:
-                self._start_request(control.Request.from_header(header), blob)
-                continue
-            self.note(f"ignored an unexpected {message_type!r} message during a call")
+            with self._results:
+                while True:
+                    arrived = self._arrived.pop(call.id, None)
+                    if arrived is not None:
+                        return self._call_result(*arrived)
+                    if self._broken is not None:
+                        raise self._broken
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    if not self._reading:
+                        self._reading = True
+                        break
+                    self._results.wait(left)
+            try:
+                self._read_one(left)
+            except TimeoutError:
+                continue  # our deadline: the loop above says so
+            except (ChannelClosed, ProtocolError, OSError, ValueError) as exc:
+                with self._results:
+                    self._broken = exc
+                raise
+            finally:
+                with self._results:
+                    self._reading = False
+                    self._results.notify_all()
+
+    def _read_one(self, timeout: float) -> None:
+        header, blob = self.channel.recv(timeout)
+        message_type = header.get(control.TYPE)
+        if message_type == control.RESULT:
+            call_id = control.Result.from_header(header).call_id
+            if call_id in self.running:
+                with self._results:
+                    self._arrived[call_id] = (header, blob)
+                return
+        elif message_type == control.ITEM:  # a generator's value: to its reader now
+            call = self.running.get(control.Item.from_header(header).call_id)
+            if call is not None:
+                call.add_item(blob)
+            return
+        elif message_type == control.REQUEST and self._requests is not None:
+            self._start_request(control.Request.from_header(header), blob)
+            return
+        self.note(f"ignored an unexpected {message_type!r} message during a call")
+
+    def _call_result(self, header: dict[str, Any], blob: bytes | None) -> CallResult:
+        result = control.Result.from_header(header)
+        # A call that raised may have met a limit that killed no process (a refused
+        # fork, a full disk): say so.
+        limits = () if result.ok else tuple(self.limits_reached())
+        return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits)
 
     def _start_request(self, request: control.Request, blob: bytes | None) -> None:
         """Answer a request the container sent (its code calling another function) in a

@@ -49,6 +49,7 @@ CALL_ID = "call_id"
 METHOD = "method"
 MAX_RESULT_BYTES = "max_result_bytes"
 TIMEOUT_S = "timeout_s"
+MAX_INPUTS = "max_inputs"
 STREAM = "stream"
 OK = "ok"
 REQUEST_ID = "request_id"
@@ -93,6 +94,8 @@ class CallInput:
     error instead. timeout_s: when the call times out; calls it makes to other
     functions wait no longer. stream: the caller called ``remote_gen``: the function
     must be a generator, and each value it yields goes back as an ``item`` at once.
+    max_inputs: how many inputs the server may send this container at once
+    (``@coldsnap.concurrent``): above 1 they run concurrently.
     """
 
     call_id: str
@@ -100,12 +103,15 @@ class CallInput:
     max_result_bytes: int | None = None
     timeout_s: float | None = None
     stream: bool = False
+    max_inputs: int = 1
 
     def to_header(self) -> dict[str, Any]:
         header = {TYPE: CALL, CALL_ID: self.call_id, METHOD: self.method,
                   MAX_RESULT_BYTES: self.max_result_bytes, TIMEOUT_S: self.timeout_s}
         if self.stream:  # absent otherwise: a plain call's message stays as it was
             header[STREAM] = True
+        if self.max_inputs > 1:  # likewise
+            header[MAX_INPUTS] = self.max_inputs
         return header
 
     @classmethod
@@ -113,12 +119,14 @@ class CallInput:
         method = header.get(METHOD)
         limit = header.get(MAX_RESULT_BYTES)
         timeout = header.get(TIMEOUT_S)
+        max_inputs = header.get(MAX_INPUTS)
         return cls(
             call_id=str(header.get(CALL_ID)),
             method=None if method is None else str(method),
             max_result_bytes=limit if isinstance(limit, int) else None,
             timeout_s=timeout if isinstance(timeout, int | float) else None,
             stream=header.get(STREAM) is True,
+            max_inputs=max_inputs if isinstance(max_inputs, int) and max_inputs > 1 else 1,
         )
 
 

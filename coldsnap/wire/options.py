@@ -29,6 +29,10 @@ MIN_DISK_MB = 16
 MAX_DISK_MB = 3 * 1024 * 1024  # 3 TiB, Modal's most
 # ``experimental_options`` keys (Modal's spelling) and their types.
 EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
+# Fields a function decorator's keywords don't set (@coldsnap.concurrent does).
+SET_BY_OTHER_DECORATORS = ("max_inputs", "target_inputs")
+# Inputs one container may run at once (each holds a thread in the server while it runs).
+MAX_INPUTS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,8 @@ class FunctionOptions:
     experimental_options: ``{"enable_gpu_snapshot": True}`` keeps the GPU visible
         in the snapshot phase and saves GPU memory in the snapshot too (NVIDIA's
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
+    max_inputs / target_inputs: inputs one container runs at once, and the number the
+        autoscaler aims for (None: max_inputs); set with ``@coldsnap.concurrent``.
     """
 
     enable_memory_snapshot: bool = False
@@ -81,11 +87,26 @@ class FunctionOptions:
     volumes: dict[str, VolumeRef] = dataclasses.field(default_factory=dict)
     secrets: tuple[SecretRef, ...] = ()
     schedule: Schedule | None = None
+    max_inputs: int = 1
+    target_inputs: int | None = None
 
     @property
     def gpu_snapshot(self) -> bool:
         """GPU memory goes into the snapshot; the snapshot phase sees the GPU."""
         return self.experimental_options.get("enable_gpu_snapshot") is True
+
+    def with_concurrency(self, max_inputs: int, target_inputs: int | None,
+                         where: str = "@coldsnap.concurrent()") -> FunctionOptions:
+        """These options with other concurrency settings; InvalidError naming ``where``."""
+        problems = list(concurrency_problems(max_inputs, target_inputs))
+        if problems:
+            raise InvalidError(f"{where}: " + "; ".join(problems) + ".")
+        return dataclasses.replace(self, max_inputs=max_inputs, target_inputs=target_inputs)
+
+    @property
+    def target_inputs_per_container(self) -> int:
+        """The inputs per container the autoscaler aims for: target_inputs, else max_inputs."""
+        return self.target_inputs or self.max_inputs
 
     @property
     def memory_limit_mb(self) -> int | None:
@@ -108,9 +129,10 @@ class FunctionOptions:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(options) - set(names))
         if unknown:
+            keywords = [name for name in names if name not in SET_BY_OTHER_DECORATORS]
             raise InvalidError(
                 f"{decorator} got unknown option(s) {', '.join(unknown)}. "
-                f"Valid options are: {', '.join(names)}."
+                f"Valid options are: {', '.join(keywords)}."
             )
         for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
@@ -171,6 +193,7 @@ class FunctionOptions:
         if self.schedule is not None and not isinstance(self.schedule, Period | Cron):
             yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
                    f"{self.schedule!r}")
+        yield from concurrency_problems(self.max_inputs, self.target_inputs)
 
     def _experimental_problems(self) -> Iterator[str]:
         options = self.experimental_options
@@ -206,6 +229,8 @@ class FunctionOptions:
         schedule = data.pop("schedule")
         if schedule is not None:
             data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
+        if self.max_inputs == 1 and self.target_inputs is None:  # not @coldsnap.concurrent
+            del data["max_inputs"], data["target_inputs"]
         return data
 
     @classmethod
@@ -237,6 +262,18 @@ def _typed_refs(options: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidError(str(exc)) from None
     return typed
+def concurrency_problems(max_inputs: object, target_inputs: object) -> Iterator[str]:
+    """What is wrong with ``@coldsnap.concurrent(max_inputs=, target_inputs=)``."""
+    if not (_is_int(max_inputs) and 1 <= max_inputs <= MAX_INPUTS):  # type: ignore[operator]
+        yield (f"max_inputs must be an integer from 1 to {MAX_INPUTS}, not {max_inputs!r}; "
+               "e.g. @coldsnap.concurrent(max_inputs=10)")
+    elif target_inputs is not None:
+        if not (_is_int(target_inputs) and target_inputs >= 1):  # type: ignore[operator]
+            yield f"target_inputs must be an integer >= 1 or None, not {target_inputs!r}"
+        elif target_inputs > max_inputs:  # type: ignore[operator]
+            yield (f"target_inputs ({target_inputs}) is above max_inputs ({max_inputs}): "
+                   "the autoscaler aims for target_inputs per container and lets one burst "
+                   "up to max_inputs; lower target_inputs or raise max_inputs")
 
 
 def _env_problems(env: object) -> Iterator[str]:

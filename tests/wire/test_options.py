@@ -33,7 +33,8 @@ def test_round_trip_through_json() -> None:
     options = FunctionOptions(
         enable_memory_snapshot=True, gpu="any", timeout=12.5, min_containers=1,
         max_containers=3, scaledown_window=5, retries=2, env={"X": "y"},
-        experimental_options={"enable_gpu_snapshot": True}, block_network=True,
+        experimental_options={"enable_gpu_snapshot": True}, block_network=True, max_inputs=4,
+        target_inputs=2,
     )
     data = json.loads(json.dumps(options.to_dict()))
     assert FunctionOptions.from_dict(data) == options
@@ -41,7 +42,7 @@ def test_round_trip_through_json() -> None:
     assert set(data) == {
         "enable_memory_snapshot", "gpu", "timeout", "min_containers", "max_containers",
         "scaledown_window", "retries", "env", "memory", "cpu", "ephemeral_disk",
-        "block_network", "experimental_options",
+        "block_network", "experimental_options", "max_inputs", "target_inputs",
     }
 
 
