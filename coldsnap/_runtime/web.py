@@ -53,8 +53,28 @@ def start(target: Target, host: str) -> dict[str, int]:
             wait_for_port(endpoint.port, endpoint.startup_timeout, endpoint.name)
             ports[endpoint.name] = endpoint.port
         else:
-            ports[endpoint.name] = serve_asgi(asgi_app_for(endpoint, fn), host, endpoint.name)
+            app = MountedAt(asgi_app_for(endpoint, fn))
+            ports[endpoint.name] = serve_asgi(app, host, endpoint.name)
     return ports
+
+
+class MountedAt:
+    """ASGI middleware: a request that came by the gateway's path form
+    (``/web/<app>--<label>/...``, named in ``X-Forwarded-Prefix``) is seen mounted
+    there (``root_path``), so the app's own links (FastAPI's ``/docs`` page, Flask's
+    ``url_for``) keep the prefix."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            prefix = dict(scope.get("headers") or ()).get(b"x-forwarded-prefix", b"")
+            if prefix.startswith(web.PATH_PREFIX.encode()):
+                root = prefix.decode("latin-1")
+                scope = {**scope, "root_path": root, "path": root + scope["path"],
+                         "raw_path": prefix + (scope.get("raw_path") or b"")}
+        await self.app(scope, receive, send)
 
 
 def asgi_app_for(endpoint: WebEndpoint, fn: Callable[..., Any]) -> Any:

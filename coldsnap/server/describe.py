@@ -37,9 +37,12 @@ def describe_source(
     """
     module = module_name_for(filename)
     with tempfile.TemporaryDirectory(prefix="coldsnap-describe-") as tmp:
-        app_file = os.path.join(tmp, f"{module}.py")
-        with open(app_file, "wb") as handle:
-            handle.write(source)
+        # The client's own file when this host has it as sent: the app's
+        # ``Path(__file__).parent / "assets"`` must name the client's directory.
+        app_file = _client_file(app_dir, filename, source) or os.path.join(tmp, f"{module}.py")
+        if not os.path.exists(app_file):
+            with open(app_file, "wb") as handle:
+                handle.write(source)
         # Only what an import needs: the app's own code runs here, as the server's user.
         env = host_env(DESCRIBE_ENV, locale=False)
         try:
@@ -100,3 +103,16 @@ def check_app_name(name: object) -> str:
     if not is_app_name(name):
         raise ApiError(BAD_REQUEST, f"app name {name!r} is not valid: use {APP_NAME_RULE}")
     return name
+
+
+def _client_file(app_dir: str | None, filename: str, source: bytes) -> str | None:
+    """``app_dir/filename`` when it holds exactly ``source`` (client and server share
+    this host, and the file did not change since it was read), else None."""
+    if not app_dir:
+        return None
+    path = os.path.join(app_dir, os.path.basename(filename))
+    try:
+        with open(path, "rb") as handle:
+            return path if handle.read() == source else None
+    except OSError:
+        return None

@@ -368,6 +368,7 @@ class Pool(PoolInputs):
         item = self._queue.popleft()
         self._inputs[worker] += 1
         if isinstance(item, LeaseRequest):
+            worker.lease_started()
             item.grant(Lease(worker, self._release_lease, self._lease_lost))
         return item
 

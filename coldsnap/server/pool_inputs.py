@@ -212,6 +212,7 @@ class PoolInputs:
     # leases
 
     def _release_lease(self, lease: Lease) -> None:
+        lease.worker.lease_ended()
         with self._cond:
             self.counters["http_requests"] += 1
             if self._inputs.get(lease.worker, 0) > 0:

@@ -100,6 +100,10 @@ class Worker:
         self._reading = False
         self._arrived: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         self._broken: BaseException | None = None  # the pipe's end: every waiter raises it
+        # HTTP requests in flight (leases): their code may call other functions, whose
+        # requests someone must read from the pipe while no call's thread does.
+        self._leases = 0
+        self._lease_reader = False
         self.pump = LogPump(container.logs, self._line, self._eof, container.id)
 
     def _line(self, text: str) -> None:
@@ -244,6 +248,45 @@ class Worker:
                 with self._results:
                     self._broken = exc
                 raise
+            finally:
+                with self._results:
+                    self._reading = False
+                    self._results.notify_all()
+
+    def lease_started(self) -> None:
+        """An HTTP request took an input slot: read the pipe for it while it runs (its
+        code may call other functions) and no call's thread is reading."""
+        with self._results:
+            self._leases += 1
+            if self._lease_reader:
+                return
+            self._lease_reader = True
+        threading.Thread(target=self._read_for_leases, daemon=True,
+                         name=f"lease-reader-{self.id}").start()
+
+    def lease_ended(self) -> None:
+        with self._results:
+            self._leases -= 1
+            self._results.notify_all()
+
+    def _read_for_leases(self) -> None:
+        """Read messages (the container's requests, results of calls beside the
+        requests) until no lease is left; take turns with calls' threads."""
+        while True:
+            with self._results:
+                while self._reading and self._leases > 0 and self._broken is None:
+                    self._results.wait(0.5)
+                if self._leases <= 0 or self._broken is not None:
+                    self._lease_reader = False
+                    return
+                self._reading = True
+            try:
+                self._read_one(0.25)  # short: a reader that outlived its leases leaves
+            except TimeoutError:
+                pass
+            except (ChannelClosed, ProtocolError, OSError, ValueError) as exc:
+                with self._results:
+                    self._broken = exc
             finally:
                 with self._results:
                     self._reading = False

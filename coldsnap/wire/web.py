@@ -36,6 +36,9 @@ PATH_PREFIX = "/web/"
 # Headers of a proxy-auth token (Modal's Modal-Key / Modal-Secret).
 KEY_HEADER = "Coldsnap-Key"
 SECRET_HEADER = "Coldsnap-Secret"
+# Modal's names, accepted too: a client ported from Modal sends them.
+MODAL_KEY_HEADER = "Modal-Key"
+MODAL_SECRET_HEADER = "Modal-Secret"
 
 
 @dataclasses.dataclass(frozen=True)

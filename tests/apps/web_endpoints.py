@@ -166,3 +166,15 @@ def probe_gateway(port: int) -> dict:
     except Exception as exc:
         results["token_create"] = str(exc)
     return results
+
+
+@app.function()
+def square(x: int) -> int:
+    return x * x
+
+
+@app.function(scaledown_window=2)
+@coldsnap.fastapi_endpoint()
+def calls_others(x: int = 3) -> dict:
+    """A web endpoint that calls other functions, as Modal apps do."""
+    return {"remote": square.remote(x), "map": list(square.map([1, 2]))}

@@ -62,6 +62,19 @@ def test_the_path_form_reaches_the_same_endpoint(gateway: Gateway) -> None:
         assert json.loads(response.read())["got"] == {"y": 3}
 
 
+def test_the_path_form_mounts_the_app_at_its_prefix(gateway: Gateway) -> None:
+    """FastAPI's /docs page links its openapi.json under the prefix; a WSGI app sees
+    the prefix as SCRIPT_NAME, not in PATH_INFO."""
+    with closing(gateway.connection()) as conn:
+        conn.request("GET", f"/web/{APP}--streamer/docs")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert f"/web/{APP}--streamer/openapi.json".encode() in response.read()
+    with closing(gateway.connection()) as conn:
+        conn.request("GET", f"/web/{APP}--classic/some/path")
+        assert conn.getresponse().read() == b"wsgi GET /some/path"
+
+
 def test_a_streamed_response_arrives_chunk_by_chunk(gateway: Gateway) -> None:
     with closing(gateway.connection()) as conn:
         conn.request("GET", "/stream?n=3&delay=1.5",
@@ -188,6 +201,8 @@ def test_proxy_auth_needs_a_token(web_server: ServerHandle, gateway: Gateway) ->
     token = json.loads(web_server.cli("token", "create", "--json").stdout)
     headers = {"Coldsnap-Key": token["key"], "Coldsnap-Secret": token["secret"]}
     assert gateway.request("secret-hello", headers=headers) == (200, b'"hello world"')
+    modal_headers = {"Modal-Key": token["key"], "Modal-Secret": token["secret"]}
+    assert gateway.request("secret-hello", headers=modal_headers) == (200, b'"hello world"')
     wrong = {**headers, "Coldsnap-Secret": "ws-wrong"}
     assert gateway.request("secret-hello", headers=wrong)[0] == 401
     assert token["secret"] not in web_server.cli("token", "ls").stdout
@@ -219,3 +234,9 @@ def test_containers_cannot_reach_the_gateway_or_make_tokens(web_server: ServerHa
     assert results["127.0.0.1"] == "ConnectionRefusedError"  # the container's own loopback
     assert results[host_side] == "TimeoutError", results  # dropped by the host
     assert "can't be sent from inside a container" in results["token_create"]
+
+
+def test_a_web_endpoint_calls_other_functions(gateway: Gateway) -> None:
+    status, body = gateway.request("calls-others", "GET", "/?x=4", timeout=60)
+    assert status == 200, body
+    assert json.loads(body) == {"remote": 16, "map": [1, 4]}

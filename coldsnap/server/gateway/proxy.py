@@ -88,8 +88,7 @@ class Proxy:
         except ApiError as exc:
             status = 404 if exc.kind == NOT_FOUND else 503
             return _text(status, f"coldsnap gateway: {exc.message}\n")
-        if endpoint.requires_proxy_auth and not self.authorized(
-                request.headers.get(web.KEY_HEADER), request.headers.get(web.SECRET_HEADER)):
+        if endpoint.requires_proxy_auth and not self.authorized(*_token_of(request)):
             return _text(401, f"coldsnap gateway: {where.app}--{where.label} requires proxy "
                          f"auth: send the headers {web.KEY_HEADER} and {web.SECRET_HEADER} of "
                          "a token (`coldsnap token create`)\n")
@@ -254,6 +253,13 @@ def _broken(request: aioweb.Request) -> bool:
     return bool(request.get(BROKEN))
 
 
+def _token_of(request: aioweb.Request) -> tuple[str | None, str | None]:
+    """(key, secret) from coldsnap's headers, or Modal's (a ported client sends those)."""
+    headers = request.headers
+    return (headers.get(web.KEY_HEADER) or headers.get(web.MODAL_KEY_HEADER),
+            headers.get(web.SECRET_HEADER) or headers.get(web.MODAL_SECRET_HEADER))
+
+
 def _unless_started(request: aioweb.Request) -> aioweb.StreamResponse | None:
     """None while no response was sent; else (too late for an error status) drop the
     connection so the client sees the response was cut short, and hand it back."""
@@ -272,6 +278,7 @@ def _forwarded(request: aioweb.Request, where: Route) -> CIMultiDict[str]:
     headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
+    headers.popall("X-Forwarded-Prefix", None)  # ours alone: it moves the app's root
     if where.prefix:
         headers["X-Forwarded-Prefix"] = where.prefix
     if _is_websocket(request):
