@@ -10,6 +10,7 @@ app = coldsnap.App("bench-http-warm", image=coldsnap.Image.from_host())
 
 
 @app.function(enable_memory_snapshot=True)
+@coldsnap.concurrent(max_inputs=32)
 @coldsnap.asgi_app(label="echo")
 def echo():
     async def asgi(scope, receive, send):
