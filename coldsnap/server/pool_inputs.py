@@ -35,6 +35,7 @@ class PoolInputs:
     _retiring: dict[Worker, str]
     _retrying: int
     _stopped: bool
+    _draining: bool
     _stop_reason: str
     _live: set[Worker]
     _ctx: Any  # PoolContext
@@ -210,6 +211,20 @@ class PoolInputs:
         item.fail(error)
 
     # leases
+
+    def try_lease(self) -> Lease | None:
+        """A lease at once when a live container has a free slot and nothing queued
+        waits before it (the gateway's warm path: no thread to wait in), else None."""
+        with self._cond:
+            if self._queue or self._draining:
+                return None
+            for worker in self._live:
+                if (worker not in self._retiring and not worker.exited.is_set()
+                        and self._takes_more(worker, self._inputs.get(worker, 0))):
+                    self._inputs[worker] += 1
+                    worker.lease_started()
+                    return Lease(worker, self._release_lease, self._lease_lost)
+        return None
 
     def _release_lease(self, lease: Lease) -> None:
         lease.worker.lease_ended()

@@ -33,6 +33,8 @@ HOP_HEADERS = frozenset({"connection", "keep-alive", "proxy-authenticate",
                          "proxy-authorization", "te", "trailer", "transfer-encoding",
                          "upgrade", "proxy-connection", "host", "content-length"})
 CHUNK = 64 * 1024
+# A response body up to this size, with its length known, is passed on in one piece.
+SMALL_BODY = 64 * 1024
 # Requests that may wait for a container at once (a thread each, made as needed).
 MAX_WAITING = 1024
 # The request's key of the response already sent (headers out: no error status now).
@@ -107,6 +109,9 @@ class Proxy:
     async def _lease(self, pool: Any, timeout_s: float) -> Any:
         """``pool.lease`` on a thread of our own (it blocks while a container boots). A
         lease that comes after the request gave up is released at once."""
+        lease = pool.try_lease()  # a free slot now: no thread hop
+        if lease is not None:
+            return lease
         future = self.leases.submit(pool.lease, timeout_s)
         try:
             return await asyncio.wrap_future(future)
@@ -173,11 +178,16 @@ class Proxy:
             headers["Content-Length"] = str(request.content_length)
         async with self.session.request(request.method, url, headers=headers, data=body,
                                         allow_redirects=False) as upstream:
-            response = aioweb.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in upstream.headers.items():
-                if name.lower() not in HOP_HEADERS or name.lower() == "content-length":
-                    response.headers.add(name, value)
-            if upstream.headers.get("Content-Length") is None:
+            length = upstream.content_length
+            if length is not None and length <= SMALL_BODY and request.method != "HEAD":
+                return aioweb.Response(status=upstream.status, reason=upstream.reason,
+                                       body=await upstream.read(),
+                                       headers=_passed_on(upstream.headers))
+            response = aioweb.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                             headers=_passed_on(upstream.headers))
+            if length is not None:
+                response.content_length = length
+            else:
                 response.enable_chunked_encoding()
             await response.prepare(request)
             request[STARTED] = response
@@ -242,6 +252,12 @@ async def _relay(client: aioweb.WebSocketResponse,
         task.cancel()
     for task in done:
         task.exception()  # a side that broke: nothing more to relay
+
+
+def _passed_on(headers: Any) -> CIMultiDict[str]:
+    """A response's headers but the hop-by-hop ones (aiohttp sets the length)."""
+    return CIMultiDict((name, value) for name, value in headers.items()
+                       if name.lower() not in HOP_HEADERS)
 
 
 def _release_late_lease(future: Future[Any]) -> None:
