@@ -34,7 +34,7 @@ class Gateway:
         self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
                            settings.call_timeout_s)
         self.base_url = ""
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop()
         self._thread: threading.Thread | None = None
         self._runner: aioweb.AppRunner | None = None
 
@@ -89,6 +89,17 @@ class Gateway:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._thread = None
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop (libuv: a proxy spends much of its time in the loop), else
+    asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def _bind(address: tuple[str, int], setting: str) -> socket.socket:
