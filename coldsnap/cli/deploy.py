@@ -61,7 +61,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         fn = FunctionDescription.from_dict(tag, entry, validate=False)  # the server checked
         opts = fn.options
         features = [name for name, on in (("memory snapshot", opts.enable_memory_snapshot),
-                                          (f"gpu={opts.gpu}", opts.gpu),
+                                          (f"gpu={_gpu_shown(opts.gpu)}", opts.gpu),
                                           ("gpu memory snapshot", opts.gpu_snapshot)) if on]
         features += [f"volume {ref.name} at {path}" for path, ref in opts.volumes.items()]
         if opts.secrets:  # names (and inline ids), never values
@@ -69,7 +69,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         rows.append([tag, fn.kind, ", ".join(fn.methods) or "-", ", ".join(features) or "-"])
     print(table(rows, ["NAME", "KIND", "METHODS", "FEATURES"]))
     print_web_urls(result.get("web_urls") or {})
+    print_notices(result.get("notices") or [])
     return 0
+
+
+def print_notices(notices: list[str], file: Any = None) -> None:
+    """What the server ignores or does differently from Modal's cloud, once per deploy."""
+    for notice in notices:
+        print(f"notice: {notice}", file=file or sys.stdout)
+
+
+def _gpu_shown(gpu: str | tuple[str, ...] | None) -> str:
+    return ",".join(gpu) if isinstance(gpu, tuple) else str(gpu)
 
 
 def print_web_urls(urls: dict[str, str], file: Any = None) -> None:
@@ -98,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)
     print_web_urls(result.get("web_urls") or {}, sys.stderr)
+    print_notices(result.get("notices") or [], sys.stderr)
     try:
         from coldsnap.user_code import run_maybe_async
 
