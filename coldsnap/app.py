@@ -31,9 +31,9 @@ from coldsnap.markers import (
     no_parentheses,
 )
 from coldsnap.web import WebFunction
+from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.names import APP_NAME_RULE, is_app_name
-from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.options import FunctionOptions
 
 P = ParamSpec("P")
