@@ -30,6 +30,7 @@ from coldsnap.markers import (
     find_partials,
     no_parentheses,
 )
+from coldsnap.unsupported import ModalClass
 from coldsnap.web import WebFunction
 from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
@@ -41,7 +42,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-class App:
+class App(metaclass=ModalClass):
     """A named group of functions and classes that are deployed together."""
 
     # The server-side name to call: `coldsnap run` deploys an ephemeral copy of

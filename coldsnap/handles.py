@@ -27,6 +27,7 @@ from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
+from coldsnap.unsupported import ModalClass
 from coldsnap.wire import ops, serialization, web
 from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
@@ -259,7 +260,7 @@ class _Invocable:
         return self.tag + (f".{self._method}" if self._method else "")
 
 
-class Function(_Invocable, Generic[P, R]):
+class Function(_Invocable, Generic[P, R], metaclass=ModalClass):
     """A deployed function. ``.remote(...)`` runs it in a container, ``.local(...)`` here."""
 
     def __init__(
@@ -344,7 +345,7 @@ class Function(_Invocable, Generic[P, R]):
         return f"Function({self.app_name!r}, {self.tag!r})"
 
 
-class Cls(Generic[T]):
+class Cls(Generic[T], metaclass=ModalClass):
     """A deployed class. ``Cls()`` gives an instance whose methods have ``.remote``."""
 
     def __init__(
