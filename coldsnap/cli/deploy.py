@@ -96,7 +96,7 @@ def print_web_urls(urls: dict[str, str], file: Any = None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Deploy an ephemeral copy, run the entrypoint here, then stop the copy."""
     file_text, _, entry_name = args.target.partition("::")
-    path, source = read_source(file_text)
+    path, source = read_source(str(app_file_of(file_text)))
     app = _import_app(path)
     target = _entrypoint(app, entry_name, path)
     kwargs = _parse_entry_args(target, args.entry_args)  # a bad argument deploys nothing
@@ -120,6 +120,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             app._deployed_as = None
     return 0
+
+
+def app_file_of(target: str) -> Path:
+    """``coldsnap run``'s target as a file: a path, or (as ``modal run pkg.module``) a
+    dotted module path from the current directory."""
+    path = Path(target)
+    if path.exists() or target.endswith(".py"):
+        return path
+    parts = target.split(".")
+    if all(part.isidentifier() for part in parts):
+        base = Path.cwd().joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    raise InvalidError(f"{target!r} is neither a file nor a module under {Path.cwd()}: "
+                       "give the app file's path (coldsnap run app.py) or its module "
+                       "(coldsnap run pkg.app, from the directory that holds pkg)")
 
 
 def _import_app(path: Path) -> Any:
