@@ -15,6 +15,7 @@ of them all, is here too).
 """
 
 from coldsnap import exception, experimental
+from coldsnap import functions as functions  # modal.functions (from ... import FunctionCall)
 from coldsnap.app import App
 from coldsnap.concurrency import concurrent
 from coldsnap.dict_queue import Dict, Queue

@@ -30,7 +30,9 @@ from coldsnap.markers import (
     find_partials,
     no_parentheses,
 )
+from coldsnap.unsupported import ModalClass
 from coldsnap.web import WebFunction
+from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.names import APP_NAME_RULE, is_app_name
 from coldsnap.wire.options import FunctionOptions
@@ -40,7 +42,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-class App:
+class App(metaclass=ModalClass):
     """A named group of functions and classes that are deployed together."""
 
     # The server-side name to call: `coldsnap run` deploys an ephemeral copy of
@@ -71,6 +73,8 @@ class App:
         self.registered_classes: dict[str, Cls[Any]] = {}
         # tag -> the image= of a function or class that has its own.
         self.images: dict[str, Image] = {}
+        # tag -> Modal's cloud-only keywords it was given (wire/cloud_options.py).
+        self.cloud_options: dict[str, dict[str, str]] = {}
         self.registered_entrypoints: dict[str, Callable[..., Any]] = {}
 
     @property
@@ -85,6 +89,7 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.function", _warn_parentheses_missing)
         image = _own_image("@app.function()", options)
+        cloud = take_cloud_options("@app.function()", options)  # accepted, ignored
         options = self.objects.options_for("@app.function()", options)
         concurrency.refuse_as_option("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
@@ -107,6 +112,8 @@ class App:
             self.registered_functions[tag] = handle
             if image is not None:
                 self.images[tag] = image
+            if cloud:
+                self.cloud_options[tag] = cloud
             return handle
 
         return register
@@ -118,6 +125,7 @@ class App:
         if _warn_parentheses_missing is not None:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
         image = _own_image("@app.cls()", options)
+        cloud = take_cloud_options("@app.cls()", options)  # accepted, ignored
         concurrency.refuse_as_option("@app.cls()", options)
         if options.get("schedule") is not None:
             raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
@@ -139,6 +147,8 @@ class App:
             self.registered_classes[tag] = handle
             if image is not None:
                 self.images[tag] = image
+            if cloud:
+                self.cloud_options[tag] = cloud
             return handle
 
         return register

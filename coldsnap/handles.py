@@ -27,7 +27,9 @@ from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
+from coldsnap.unsupported import ModalClass
 from coldsnap.wire import ops, serialization, web
+from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 from coldsnap.wire.variant import PARAM_TYPES, Variant
@@ -258,7 +260,7 @@ class _Invocable:
         return self.tag + (f".{self._method}" if self._method else "")
 
 
-class Function(_Invocable, Generic[P, R]):
+class Function(_Invocable, Generic[P, R], metaclass=ModalClass):
     """A deployed function. ``.remote(...)`` runs it in a container, ``.local(...)`` here."""
 
     def __init__(
@@ -305,6 +307,21 @@ class Function(_Invocable, Generic[P, R]):
     def _local_code(self) -> Callable[..., Any] | None:
         return self.raw_f
 
+    def with_options(self, **options: Any) -> Function[P, R]:
+        """This function with some options overridden (``cpu=``, ``memory=``, ``gpu=``,
+        ``timeout=``, ``retries=``, ...), as ``Cls.with_options``: its calls run in
+        containers of their own, with a snapshot of their own::
+
+            big = coldsnap.Function.from_name("etl", "load").with_options(memory=4096)
+            big.remote("2024-01")
+        """
+        copy: Function[P, R] = Function(self.tag, self.options, app=self._app,
+                                        app_name=self._app_name, raw_f=self.raw_f)
+        given = Variant.from_dict(self._variant).options if self._variant else {}
+        overrides = _overrides(f"{self.tag}.with_options()", given, options)
+        copy._variant = Variant(options=overrides).to_dict() if overrides else None
+        return copy
+
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in this process."""
         if self.raw_f is None:
@@ -328,7 +345,7 @@ class Function(_Invocable, Generic[P, R]):
         return f"Function({self.app_name!r}, {self.tag!r})"
 
 
-class Cls(Generic[T]):
+class Cls(Generic[T], metaclass=ModalClass):
     """A deployed class. ``Cls()`` gives an instance whose methods have ``.remote``."""
 
     def __init__(
@@ -389,11 +406,10 @@ class Cls(Generic[T]):
         """This class with some options overridden (``cpu=``, ``memory=``, ``gpu=``,
         ``timeout=``, ``retries=``, ``scaledown_window=``, ...): its calls run in
         containers of their own, with a snapshot of their own."""
-        checked = FunctionOptions.create(f"{self.tag}.with_options()", **options).to_dict()
         copy: Cls[T] = Cls(self.tag, self.options, app=self._app, app_name=self._app_name,
                            user_cls=self.user_cls)
-        copy._option_overrides = {**self._option_overrides,
-                                  **{name: checked[name] for name in options}}
+        copy._option_overrides = _overrides(f"{self.tag}.with_options()",
+                                            self._option_overrides, options)
         return copy
 
     def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls[T]:
@@ -538,3 +554,12 @@ def _app_module_name(app: App | None) -> str | None:
         return None
     name = modules.pop()
     return name if name and name != "__main__" and name in sys.modules else None
+
+
+def _overrides(where: str, given: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``with_options(**options)`` on top of earlier overrides ``given`` (``to_dict()``
+    form), checked; Modal's cloud-only keywords are ignored, as in decorators."""
+    options = dict(options)
+    take_cloud_options(where, options)
+    checked = FunctionOptions.create(where, **options).to_dict()
+    return {**given, **{name: checked[name] for name in options}}

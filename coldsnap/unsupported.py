@@ -47,6 +47,25 @@ MODAL_CLS_ATTRIBUTES = frozenset({
 })
 
 
+# Class name -> (as a user writes it, Modal's attributes): for ``ModalClass``.
+_CLASS_ATTRIBUTES = {
+    "App": ("coldsnap.App", MODAL_APP_ATTRIBUTES),
+    "Function": ("coldsnap.Function", MODAL_FUNCTION_ATTRIBUTES),
+    "Cls": ("coldsnap.Cls", MODAL_CLS_ATTRIBUTES),
+}
+
+
+class ModalClass(type):
+    """The metaclass of ``App``, ``Function`` and ``Cls``: Modal's class attributes they
+    lack (``coldsnap.App.lookup``) raise ``not_supported``, as on their instances."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__") or cls.__name__ not in _CLASS_ATTRIBUTES:
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+        owner, names = _CLASS_ATTRIBUTES[cls.__name__]
+        missing_attribute(owner, name, names)
+
+
 def not_supported(qualname: str) -> NoReturn:
     """Raise the error for a Modal API coldsnap lacks (``qualname``: as a user writes it)."""
     raise UnimplementedError(

@@ -21,7 +21,7 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.unsupported", "coldsnap.running", "coldsnap.dict_queue",
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
-       "coldsnap.app_objects", "coldsnap.concurrency")
+       "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -43,6 +43,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
+    "coldsnap.functions": ("coldsnap.handles",),  # modal.functions's names
     # Volumes and secrets: references; a volume's methods reach the server like handles.
     "coldsnap.volume": ("coldsnap.wire", "coldsnap.client"),
     "coldsnap.secret": ("coldsnap.wire",),

@@ -140,3 +140,25 @@ def test_app_run_deploys_an_ephemeral_copy_for_the_block(
     assert done.stdout.splitlines() == ["result 16 True", "after test-app-run"]
     assert "running" in done.stderr and "as ephemeral app test-app-run-run-" in done.stderr
     assert "test-app-run" not in server.cli("apps", "ls").stdout  # deleted at the end
+
+
+def test_modal_functions_module_names() -> None:
+    import coldsnap
+    from coldsnap.functions import Function, FunctionCall
+
+    assert (Function, FunctionCall) == (coldsnap.Function, coldsnap.FunctionCall)
+    assert coldsnap.functions.FunctionCall is coldsnap.FunctionCall
+
+
+@pytest.mark.parametrize(("owner", "name"), [
+    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url")])
+def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
+    import coldsnap
+    from coldsnap.exception import UnimplementedError
+
+    with pytest.raises(UnimplementedError, match=rf"^coldsnap\.{owner}\.{name} is part of "
+                       "Modal's API but is not supported by coldsnap yet"):
+        getattr(getattr(coldsnap, owner), name)
+    with pytest.raises(AttributeError) as typo:
+        _ = getattr(coldsnap, owner).xyz_not_modal
+    assert not isinstance(typo.value, UnimplementedError)

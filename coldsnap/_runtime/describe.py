@@ -41,7 +41,8 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
     for tag, function in app.registered_functions.items():
         assert function.options is not None
         functions[tag] = FunctionDescription(FUNCTION, function.options,
-                                             image_spec=own.get(tag), web=function.web)
+                                             image_spec=own.get(tag), web=function.web,
+                                             cloud_options=app.cloud_options.get(tag, {}))
     for tag, cls in app.registered_classes.items():
         assert cls.options is not None and cls.user_cls is not None
         functions[tag] = FunctionDescription(
@@ -50,6 +51,7 @@ def describe_app(app: App, module: str = "app", local_modules: Sequence[str] = (
             build_methods=tuple(find_partials(cls.user_cls, MarkerFlag.BUILD)),
             image_spec=own.get(tag),
             web=cls.web_endpoints(),
+            cloud_options=app.cloud_options.get(tag, {}),
         )
     return AppDescription(name=app.name, image_hash=image.hash, image_spec=image.spec,
                           functions=functions, entrypoints=tuple(app.registered_entrypoints),

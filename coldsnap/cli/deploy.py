@@ -61,7 +61,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         fn = FunctionDescription.from_dict(tag, entry, validate=False)  # the server checked
         opts = fn.options
         features = [name for name, on in (("memory snapshot", opts.enable_memory_snapshot),
-                                          (f"gpu={opts.gpu}", opts.gpu),
+                                          (f"gpu={_gpu_shown(opts.gpu)}", opts.gpu),
                                           ("gpu memory snapshot", opts.gpu_snapshot)) if on]
         features += [f"volume {ref.name} at {path}" for path, ref in opts.volumes.items()]
         if opts.secrets:  # names (and inline ids), never values
@@ -69,7 +69,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         rows.append([tag, fn.kind, ", ".join(fn.methods) or "-", ", ".join(features) or "-"])
     print(table(rows, ["NAME", "KIND", "METHODS", "FEATURES"]))
     print_web_urls(result.get("web_urls") or {})
+    print_notices(result.get("notices") or [])
     return 0
+
+
+def print_notices(notices: list[str], file: Any = None) -> None:
+    """What the server ignores or does differently from Modal's cloud, once per deploy."""
+    for notice in notices:
+        print(f"notice: {notice}", file=file or sys.stdout)
+
+
+def _gpu_shown(gpu: str | tuple[str, ...] | None) -> str:
+    return ",".join(gpu) if isinstance(gpu, tuple) else str(gpu)
 
 
 def print_web_urls(urls: dict[str, str], file: Any = None) -> None:
@@ -85,7 +96,7 @@ def print_web_urls(urls: dict[str, str], file: Any = None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Deploy an ephemeral copy, run the entrypoint here, then stop the copy."""
     file_text, _, entry_name = args.target.partition("::")
-    path, source = read_source(file_text)
+    path, source = read_source(str(app_file_of(file_text)))
     app = _import_app(path)
     target = _entrypoint(app, entry_name, path)
     kwargs = _parse_entry_args(target, args.entry_args)  # a bad argument deploys nothing
@@ -98,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
           file=sys.stderr)
     print_web_urls(result.get("web_urls") or {}, sys.stderr)
+    print_notices(result.get("notices") or [], sys.stderr)
     try:
         from coldsnap.user_code import run_maybe_async
 
@@ -108,6 +120,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             app._deployed_as = None
     return 0
+
+
+def app_file_of(target: str) -> Path:
+    """``coldsnap run``'s target as a file: a path, or (as ``modal run pkg.module``) a
+    dotted module path from the current directory."""
+    path = Path(target)
+    if path.exists() or target.endswith(".py"):
+        return path
+    parts = target.split(".")
+    if all(part.isidentifier() for part in parts):
+        base = Path.cwd().joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    raise InvalidError(f"{target!r} is neither a file nor a module under {Path.cwd()}: "
+                       "give the app file's path (coldsnap run app.py) or its module "
+                       "(coldsnap run pkg.app, from the directory that holds pkg)")
 
 
 def _import_app(path: Path) -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, SnapshotMiss
 from coldsnap.engine.base import SnapshotDamaged, new_container_id
+from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
@@ -193,6 +194,10 @@ class Booter:
         (its container killed) says nothing about the snapshot.
         """
         strategy = "snapshot" if fn.options.enable_memory_snapshot else "plain"
+        try:
+            fn.gpu_devices()  # a gpu= this host can't meet fails the boot, saying why
+        except GpuUnavailable as exc:
+            raise BootFailed(f"{fn.label}: {exc}") from None
         run = _BootRun(self, fn, attach, stopping)
         try:
             return BOOT_STRATEGIES[strategy](run)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from coldsnap.engine.gpu import host_gpus
 from coldsnap.server.deploy_objects import prepare_objects
 from coldsnap.server.describe import check_app_name, describe_source, version_of
 from coldsnap.server.errors import ApiError
@@ -114,7 +115,8 @@ class Deploys:
             self._warm(app, version)
         return {"app": app, "version": version, "changed": changed, "logs": progress,
                 "functions": description.to_dict()["functions"],
-                "entrypoints": list(description.entrypoints), "web_urls": self.web_urls(app)}
+                "entrypoints": list(description.entrypoints), "web_urls": self.web_urls(app),
+                "notices": deploy_notices(description)}
 
     def stop(self, app: str, delete: bool = False) -> dict[str, Any]:
         """Stop an app: its containers leave once idle, running their exit hooks.
@@ -281,3 +283,13 @@ def _check_labels(app: str, description: AppDescription) -> None:
                                f" and {where} both have the label {endpoint.label!r}; give "
                                "one of them another label= (each label is one URL)")
             seen[endpoint.label] = where
+
+
+def deploy_notices(description: AppDescription) -> list[str]:
+    """What a deploy says once: cloud-only options it ignores, gpu= on a host without one."""
+    notices = description.notices()
+    wanting = sorted(tag for tag, fn in description.functions.items() if fn.options.gpu)
+    if wanting and not host_gpus():
+        notices.append(f"gpu= (on {', '.join(wanting)}): this server's host has no GPU, so "
+                       "they run on the CPU (CUDA is not available to them)")
+    return notices

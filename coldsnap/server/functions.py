@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coldsnap.engine.gpu import cuda_visible_devices
 from coldsnap.server.environment import environment_fingerprint
 from coldsnap.server.images.built import BuiltImage
 from coldsnap.server.images.runtime_layer import runtime_argv
@@ -100,7 +101,16 @@ class FunctionSpec:
             env.update(self.image_spec.env())
         env.update(self.options.env)
         env.update(secrets or {})
+        devices = self.gpu_devices()
+        if devices is not None:
+            env["CUDA_VISIBLE_DEVICES"] = devices
         return env
+
+    def gpu_devices(self) -> str | None:
+        """``CUDA_VISIBLE_DEVICES`` for ``gpu=`` (engine/gpu.py); None: the server's own.
+        GpuUnavailable when this host has GPUs but none that ``gpu=`` accepts."""
+        return cuda_visible_devices(self.options.gpu_requests,
+                                    os.environ.get("CUDA_VISIBLE_DEVICES"))
 
     def container_env(self, container_id: str, snapshot: bool,
                       secrets: dict[str, str] | None = None) -> dict[str, str]:

@@ -28,9 +28,9 @@ def variant_options(spec: FunctionSpec, variant: Variant) -> FunctionOptions:
     """The spec's options with the variant's overrides; bad_request naming the problem."""
     if variant.is_default:
         return spec.options
-    if spec.kind != CLS:
-        raise ApiError(BAD_REQUEST, f"{spec.label} is a function: parameters and "
-                       "with_options() are for classes (@app.cls)")
+    if spec.kind != CLS and variant.params:  # a function's with_options() is fine
+        raise ApiError(BAD_REQUEST, f"{spec.label} is a function: parameters are for "
+                       "classes (@app.cls)")
     try:
         return FunctionOptions.from_dict({**spec.options.to_dict(), **variant.options},
                                          f"{spec.tag}.with_options()")

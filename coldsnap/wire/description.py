@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from coldsnap.wire.cloud_options import cloud_notices
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.image_spec import ImageSpec
 from coldsnap.wire.options import FunctionOptions
@@ -41,6 +42,8 @@ class FunctionDescription:
     build_methods: tuple[str, ...] = ()  # a class's @build()s, run at image build time
     image_spec: ImageSpec | None = None  # its own ``image=``; None: the app's image
     web: tuple[WebEndpoint, ...] = ()  # its web endpoints (a class: one per web method)
+    # Modal's cloud-only keywords it was given, as shown (wire/cloud_options.py): ignored.
+    cloud_options: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "options": self.options.to_dict()}
@@ -48,6 +51,8 @@ class FunctionDescription:
             data["image"] = self.image_spec.to_dict()
         if self.web:
             data["web"] = [endpoint.to_dict() for endpoint in self.web]
+        if self.cloud_options:
+            data["cloud_options"] = dict(self.cloud_options)
         if self.kind == CLS:
             data.update(methods=list(self.methods), build_methods=list(self.build_methods))
         return data
@@ -66,6 +71,7 @@ class FunctionDescription:
             build_methods=_names(tag, "build_methods", data.get("build_methods", [])),
             image_spec=ImageSpec.from_dict(data["image"]) if "image" in data else None,
             web=_endpoints(tag, data.get("web", [])),
+            cloud_options=_strings(tag, "cloud_options", data.get("cloud_options", {})),
         )
 
 
@@ -133,6 +139,10 @@ class AppDescription:
             inline_secrets=_inline_secrets(data.get(INLINE_SECRETS, {})),
         )
 
+    def notices(self) -> list[str]:
+        """What a deploy says once about the app's options (cloud-only keywords)."""
+        return cloud_notices({tag: fn.cloud_options for tag, fn in self.functions.items()})
+
     def on_host_by_default(self) -> AppDescription:
         """The same app with the host's root as its default image (``from_host``, plus
         the same steps): for an engine that runs every container on the host."""
@@ -169,6 +179,13 @@ def _endpoints(tag: str, value: Any) -> tuple[WebEndpoint, ...]:
         return tuple(WebEndpoint.from_dict(entry) for entry in value)
     except (InvalidError, TypeError) as exc:
         raise DescriptionError(f"function {tag!r}: {exc}") from None
+
+
+def _strings(where: str, field: str, value: Any) -> dict[str, str]:
+    if not (isinstance(value, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+        raise DescriptionError(f"function {where!r}: {field} must map names to strings")
+    return dict(value)
 
 
 def _names(where: str, field: str, value: Any) -> tuple[str, ...]:

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.gpus import GpuRequest, parse_gpu
 from coldsnap.wire.mounts import SecretRef, VolumeRef, secret_problems, volume_problems
 from coldsnap.wire.retries import Retries
 from coldsnap.wire.schedule import Cron, Period, Schedule, schedule_from_dict
 
-_GPU_RE = re.compile(r"^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The runtime owns these; a user value would break the container protocol.
 _RESERVED_ENV_PREFIX = "COLDSNAP_"
@@ -41,7 +41,8 @@ class FunctionOptions:
 
     enable_memory_snapshot: boot from a memory snapshot taken after import and
         the ``@enter(snap=True)`` hooks.
-    gpu: None for CPU only; ``"any"``, a GPU type (``"h100"``) or ``"type:count"``.
+    gpu: None for CPU only; Modal's forms (wire/gpus.py): ``"any"``, a type (``"h100"``),
+        ``"type:count"``, ``"H100!"`` (no upgrade), or a list of them (fallbacks in order).
     timeout: seconds one call may run; None means the server's default.
     min_containers / max_containers: warm pool floor and scale ceiling (None: no ceiling).
     scaledown_window: seconds an idle container is kept before it is shut down.
@@ -72,7 +73,7 @@ class FunctionOptions:
     """
 
     enable_memory_snapshot: bool = False
-    gpu: str | None = None
+    gpu: str | tuple[str, ...] | None = None
     timeout: float | None = None
     min_containers: int = 0
     max_containers: int | None = None
@@ -102,6 +103,11 @@ class FunctionOptions:
         if problems:
             raise InvalidError(f"{where}: " + "; ".join(problems) + ".")
         return dataclasses.replace(self, max_inputs=max_inputs, target_inputs=target_inputs)
+
+    @property
+    def gpu_requests(self) -> tuple[GpuRequest, ...]:
+        """``gpu`` parsed: the requests in order of preference (() for no GPU)."""
+        return parse_gpu(self.gpu)
 
     @property
     def target_inputs_per_container(self) -> int:
@@ -134,7 +140,7 @@ class FunctionOptions:
                 f"{decorator} got unknown option(s) {', '.join(unknown)}. "
                 f"Valid options are: {', '.join(keywords)}."
             )
-        for name in ("memory", "cpu"):  # JSON turns a (request, limit) tuple into a list
+        for name in ("memory", "cpu", "gpu"):  # JSON turns a (request, limit) tuple into a list
             if isinstance(options.get(name), list):
                 options[name] = tuple(options[name])
         if isinstance(options.get("schedule"), dict):  # to_dict()'s form
@@ -155,8 +161,10 @@ class FunctionOptions:
         if not isinstance(self.enable_memory_snapshot, bool):
             value = self.enable_memory_snapshot
             yield f"enable_memory_snapshot must be True or False, not {value!r}"
-        if self.gpu is not None and not (isinstance(self.gpu, str) and _GPU_RE.match(self.gpu)):
-            yield f'gpu must be None, "any", a GPU type like "h100" or "h100:2", not {self.gpu!r}'
+        try:
+            parse_gpu(self.gpu)
+        except ValueError as exc:
+            yield str(exc)
         if self.timeout is not None and not (_is_number(self.timeout) and self.timeout > 0):
             yield f"timeout must be a positive number of seconds or None, not {self.timeout!r}"
         if not (_is_int(self.min_containers) and self.min_containers >= 0):
@@ -218,6 +226,7 @@ class FunctionOptions:
         """A JSON-able dict; ``from_dict(to_dict())`` round-trips."""
         data = {**dataclasses.asdict(self), "env": dict(self.env),
                 "memory": _json_pair(self.memory), "cpu": _json_pair(self.cpu),
+                "gpu": _json_pair(self.gpu),
                 "experimental_options": dict(self.experimental_options),
                 "volumes": {path: ref.to_dict() for path, ref in self.volumes.items()},
                 "secrets": [ref.to_dict() for ref in self.secrets]}

@@ -209,3 +209,26 @@ def test_run_shows_the_exit_hooks_output(server: ServerHandle, tmp_path: Path) -
     result = server.cli("run", str(write_app(tmp_path, "run_exit_hook", EXIT_HOOK_RUN_APP)))
     assert result.stdout.strip() == "1 2"
     assert "exit hook ran after 2 calls" in result.stderr, result.stderr
+
+
+def test_run_takes_a_dotted_module_like_modal_run(server_factory: type[ServerHandle]) -> None:
+    server = server_factory().start()
+    (server.root / "pkg").mkdir()
+    write_app(server.root / "pkg", "hello", """
+        import coldsnap
+        app = coldsnap.App("hello-module")
+
+        @app.function()
+        def double(n: int) -> int:
+            return 2 * n
+
+        @app.local_entrypoint()
+        def main(n: int = 4):
+            print("doubled:", double.remote(n))
+    """)
+    result = server.cli("run", "pkg.hello::main", "--n", "21")
+    assert "doubled: 42" in result.stdout, result.stderr
+    missing = server.cli("run", "pkg.absent", check=False)
+    assert missing.returncode == 1
+    assert (f"'pkg.absent' is neither a file nor a module under {server.root}: give the app "
+            "file's path (coldsnap run app.py) or its module") in missing.stderr, missing.stderr

@@ -251,3 +251,22 @@ def test_parameters_bind_locally_with_the_class_at_hand() -> None:
         Model(name="m", size=True)
     with pytest.raises(InvalidError, match="a parameter's default must be an int, str"):
         coldsnap.parameter(default=1.5)
+
+
+def test_function_with_options_runs_with_the_overridden_options(srv: ServerHandle) -> None:
+    out = run(srv, (
+        "f = coldsnap.Function.from_name('test-call-api', 'sleep_for')\n"
+        "quick = f.with_options(timeout=1, region='us-east')\n"
+        "print(quick.remote(0.1))\n"
+        "try:\n"
+        "    quick.remote(4.0)\n"
+        "except coldsnap.exception.FunctionTimeoutError as exc:\n"
+        "    print('timed out:', 'timeout of 1 s' in str(exc))\n"
+        "print(f.remote(1.5))\n"
+        "print(quick.with_options(timeout=30).remote(1.5))\n"
+        "try:\n"
+        "    f.with_options(gpu='TPU')\n"
+        "except coldsnap.exception.InvalidError as exc:\n"
+        "    print(str(exc)[:57])\n"))
+    assert out == ["0.1", "timed out: True", "1.5", "1.5",
+                   "sleep_for.with_options(): gpu='TPU' is not a GPU coldsnap"], out

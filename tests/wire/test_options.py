@@ -62,7 +62,7 @@ def test_unknown_option_lists_the_valid_ones() -> None:
     ("options", "fragment"),
     [
         ({"enable_memory_snapshot": "yes"}, "enable_memory_snapshot must be True or False"),
-        ({"gpu": "h100:0"}, 'gpu must be None, "any", a GPU type'),
+        ({"gpu": "h100:0"}, "gpu='h100:0' asks for 0 GPUs; a container may have 1 to 8"),
         ({"timeout": 0}, "timeout must be a positive number of seconds or None, not 0"),
         ({"min_containers": -1}, "min_containers must be an integer >= 0, not -1"),
         ({"min_containers": 3, "max_containers": 2}, "max_containers (2) is below min_containers"),
