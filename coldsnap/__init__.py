@@ -16,6 +16,7 @@ of them all, is here too).
 
 from coldsnap import exception, experimental
 from coldsnap.app import App
+from coldsnap.batching import batched
 from coldsnap.concurrency import concurrent
 from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
@@ -46,6 +47,7 @@ __all__ = [
     "Secret",
     "Volume",
     "asgi_app",
+    "batched",
     "build",
     "concurrent",
     "enable_output",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
-from coldsnap import concurrency
+from coldsnap import batching, concurrency
 from coldsnap.app_objects import AppObjects, default_app_name
 from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
@@ -87,6 +87,7 @@ class App:
         image = _own_image("@app.function()", options)
         options = self.objects.options_for("@app.function()", options)
         concurrency.refuse_as_option("@app.function()", options)
+        batching.refuse_as_option("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
@@ -100,6 +101,7 @@ class App:
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
             fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            fn_opts = batching.with_settings(fn_opts, batching.take_settings(f), "@app.function()")
             handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
             if declared is not None:
                 handle.web = (declared.endpoint(tag, tag),)
@@ -119,6 +121,7 @@ class App:
             raise no_parentheses("@app.cls", _warn_parentheses_missing)
         image = _own_image("@app.cls()", options)
         concurrency.refuse_as_option("@app.cls()", options)
+        batching.refuse_as_option("@app.cls()", options)
         if options.get("schedule") is not None:
             raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
                                "on a schedule; put it on an @app.function() that calls the "
@@ -133,6 +136,8 @@ class App:
             self._check_name_free("@app.cls()", tag)
             settings = concurrency.take_settings(user_cls)
             cls_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            cls_opts = batching.with_settings(cls_opts, batching.class_settings(user_cls),
+                                              "@app.cls()")
             handle = Cls(tag, cls_opts, app=self, user_cls=user_cls)
             for endpoint in handle.web_endpoints():
                 _check_web_network("@app.cls()", opts, f"{tag}.{endpoint.name}")
