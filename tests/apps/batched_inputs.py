@@ -35,7 +35,7 @@ def too_short(xs: list[int]) -> list[int]:
     return xs[:-1]
 
 
-@app.cls()
+@app.cls(enable_memory_snapshot=True)
 class Scaler:
     factor: int = coldsnap.parameter(default=10)
 
