@@ -17,6 +17,7 @@ of them all, is here too).
 from coldsnap import exception, experimental
 from coldsnap import functions as functions  # modal.functions (from ... import FunctionCall)
 from coldsnap.app import App
+from coldsnap.batching import batched
 from coldsnap.concurrency import concurrent
 from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
@@ -47,6 +48,7 @@ __all__ = [
     "Secret",
     "Volume",
     "asgi_app",
+    "batched",
     "build",
     "concurrent",
     "enable_output",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
-from coldsnap import concurrency
+from coldsnap import batching, concurrency
 from coldsnap.app_objects import AppObjects, default_app_name
 from coldsnap.handles import Cls, Function
 from coldsnap.image import Image
@@ -92,6 +92,7 @@ class App(metaclass=ModalClass):
         cloud = take_cloud_options("@app.function()", options)  # accepted, ignored
         options = self.objects.options_for("@app.function()", options)
         concurrency.refuse_as_option("@app.function()", options)
+        batching.refuse_as_option("@app.function()", options)
         opts = FunctionOptions.create("@app.function()", **options)
 
         def register(f: Callable[P, R]) -> Function[P, R]:
@@ -105,6 +106,7 @@ class App(metaclass=ModalClass):
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
             fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            fn_opts = batching.with_settings(fn_opts, batching.take_settings(f), "@app.function()")
             handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
             if declared is not None:
                 handle.web = (declared.endpoint(tag, tag),)
@@ -127,6 +129,7 @@ class App(metaclass=ModalClass):
         image = _own_image("@app.cls()", options)
         cloud = take_cloud_options("@app.cls()", options)  # accepted, ignored
         concurrency.refuse_as_option("@app.cls()", options)
+        batching.refuse_as_option("@app.cls()", options)
         if options.get("schedule") is not None:
             raise InvalidError("@app.cls() takes no schedule=: the server runs one function "
                                "on a schedule; put it on an @app.function() that calls the "
@@ -141,6 +144,8 @@ class App(metaclass=ModalClass):
             self._check_name_free("@app.cls()", tag)
             settings = concurrency.take_settings(user_cls)
             cls_opts = opts if settings is None else concurrency.with_settings(opts, settings)
+            cls_opts = batching.with_settings(cls_opts, batching.class_settings(user_cls),
+                                              "@app.cls()")
             handle = Cls(tag, cls_opts, app=self, user_cls=user_cls)
             for endpoint in handle.web_endpoints():
                 _check_web_network("@app.cls()", opts, f"{tag}.{endpoint.name}")

@@ -25,8 +25,14 @@ from coldsnap.wire.framing import ChannelClosed
 
 def serve(channel: Channel, target: Target) -> None:
     """Answer calls until ``shutdown`` or until the server closes ctrl-in. Calls that
-    say ``max_inputs`` > 1 run concurrently (the server sends no more than that)."""
-    inputs: ConcurrentInputs | None = None
+    say ``max_inputs`` > 1 run concurrently (the server sends no more than that); a
+    ``@coldsnap.batched`` target's go to its batcher."""
+    from coldsnap._runtime.batcher import Batcher, batch_settings  # it uses this module
+
+    settings = batch_settings(target)
+    inputs: ConcurrentInputs | Batcher | None = None
+    if settings is not None:
+        inputs = Batcher(channel, target, *settings)
     shutdown = False
     try:
         while True:
@@ -43,6 +49,9 @@ def serve(channel: Channel, target: Target) -> None:
                       file=sys.stderr)
                 continue
             call = control.CallInput.from_header(header)
+            if isinstance(inputs, Batcher):
+                inputs.add(call, blob)
+                continue
             if call.max_inputs == 1 and inputs is None:
                 run_call(channel, target, call, blob)
                 continue

@@ -96,7 +96,7 @@ class Pool(PoolInputs):
         opts = fn.options
         self.max_containers = opts.max_containers or DEFAULT_MAX_CONTAINERS
         self.min_containers = min(opts.min_containers, self.max_containers)
-        self.max_inputs = opts.max_inputs
+        self.max_inputs = opts.input_slots  # @coldsnap.batched: a batch's worth
         self.target_inputs = opts.target_inputs_per_container
         with self._cond:
             self._scale()

@@ -30,9 +30,13 @@ MAX_DISK_MB = 3 * 1024 * 1024  # 3 TiB, Modal's most
 # ``experimental_options`` keys (Modal's spelling) and their types.
 EXPERIMENTAL_OPTIONS = {"enable_gpu_snapshot": bool}
 # Fields a function decorator's keywords don't set (@coldsnap.concurrent does).
-SET_BY_OTHER_DECORATORS = ("max_inputs", "target_inputs")
+SET_BY_OTHER_DECORATORS = ("max_inputs", "target_inputs", "batch_max_size", "batch_wait_ms")
 # Inputs one container may run at once (each holds a thread in the server while it runs).
 MAX_INPUTS = 1000
+# @coldsnap.batched's bounds (Modal's): a batch holds fewer than 1000 inputs, and waits
+# for more for less than 10 minutes.
+MAX_BATCH_SIZE = 1000
+MAX_BATCH_WAIT_MS = 10 * 60 * 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +74,9 @@ class FunctionOptions:
         CUDA checkpoint API); needs enable_memory_snapshot=True and a gpu.
     max_inputs / target_inputs: inputs one container runs at once, and the number the
         autoscaler aims for (None: max_inputs); set with ``@coldsnap.concurrent``.
+    batch_max_size / batch_wait_ms: ``@coldsnap.batched``: the container groups up to
+        batch_max_size inputs, waiting at most batch_wait_ms for more, into one call of
+        the function with lists; it holds that many inputs at once (docs/batching.md).
     """
 
     enable_memory_snapshot: bool = False
@@ -90,6 +97,13 @@ class FunctionOptions:
     schedule: Schedule | None = None
     max_inputs: int = 1
     target_inputs: int | None = None
+    batch_max_size: int | None = None
+    batch_wait_ms: int | None = None
+
+    @property
+    def input_slots(self) -> int:
+        """The inputs one container holds at once: a batch's worth, or max_inputs."""
+        return self.batch_max_size or self.max_inputs
 
     @property
     def gpu_snapshot(self) -> bool:
@@ -99,10 +113,11 @@ class FunctionOptions:
     def with_concurrency(self, max_inputs: int, target_inputs: int | None,
                          where: str = "@coldsnap.concurrent()") -> FunctionOptions:
         """These options with other concurrency settings; InvalidError naming ``where``."""
-        problems = list(concurrency_problems(max_inputs, target_inputs))
+        result = dataclasses.replace(self, max_inputs=max_inputs, target_inputs=target_inputs)
+        problems = [*concurrency_problems(max_inputs, target_inputs), *result._batch_problems()]
         if problems:
             raise InvalidError(f"{where}: " + "; ".join(problems) + ".")
-        return dataclasses.replace(self, max_inputs=max_inputs, target_inputs=target_inputs)
+        return result
 
     @property
     def gpu_requests(self) -> tuple[GpuRequest, ...]:
@@ -112,7 +127,7 @@ class FunctionOptions:
     @property
     def target_inputs_per_container(self) -> int:
         """The inputs per container the autoscaler aims for: target_inputs, else max_inputs."""
-        return self.target_inputs or self.max_inputs
+        return self.target_inputs or self.input_slots
 
     @property
     def memory_limit_mb(self) -> int | None:
@@ -202,6 +217,15 @@ class FunctionOptions:
             yield (f"schedule must be coldsnap.Period(...) or coldsnap.Cron(...), not "
                    f"{self.schedule!r}")
         yield from concurrency_problems(self.max_inputs, self.target_inputs)
+        yield from self._batch_problems()
+
+    def _batch_problems(self) -> Iterator[str]:
+        if self.batch_max_size is None and self.batch_wait_ms is None:
+            return
+        yield from batch_problems(self.batch_max_size, self.batch_wait_ms)
+        if self.max_inputs > 1 or self.target_inputs is not None:
+            yield ("@coldsnap.batched cannot be combined with @coldsnap.concurrent: a batched "
+                   "function already holds max_batch_size inputs at once; remove one of them")
 
     def _experimental_problems(self) -> Iterator[str]:
         options = self.experimental_options
@@ -240,6 +264,8 @@ class FunctionOptions:
             data["schedule"] = self.schedule.to_dict()  # type: ignore[union-attr]
         if self.max_inputs == 1 and self.target_inputs is None:  # not @coldsnap.concurrent
             del data["max_inputs"], data["target_inputs"]
+        if self.batch_max_size is None and self.batch_wait_ms is None:  # not @batched
+            del data["batch_max_size"], data["batch_wait_ms"]
         return data
 
     @classmethod
@@ -283,6 +309,16 @@ def concurrency_problems(max_inputs: object, target_inputs: object) -> Iterator[
             yield (f"target_inputs ({target_inputs}) is above max_inputs ({max_inputs}): "
                    "the autoscaler aims for target_inputs per container and lets one burst "
                    "up to max_inputs; lower target_inputs or raise max_inputs")
+
+
+def batch_problems(max_batch_size: object, wait_ms: object) -> Iterator[str]:
+    """What is wrong with ``@coldsnap.batched(max_batch_size=, wait_ms=)`` (Modal's bounds)."""
+    if not (_is_int(max_batch_size) and 1 <= max_batch_size < MAX_BATCH_SIZE):  # type: ignore[operator]
+        yield (f"max_batch_size must be an integer from 1 to {MAX_BATCH_SIZE - 1}, not "
+               f"{max_batch_size!r}; e.g. @coldsnap.batched(max_batch_size=8, wait_ms=100)")
+    if not (_is_int(wait_ms) and 0 <= wait_ms < MAX_BATCH_WAIT_MS):  # type: ignore[operator]
+        yield (f"wait_ms must be an integer number of milliseconds from 0 to "
+               f"{MAX_BATCH_WAIT_MS - 1} (under 10 minutes), not {wait_ms!r}")
 
 
 def _env_problems(env: object) -> Iterator[str]:
