@@ -16,6 +16,10 @@ from pathlib import Path
 from coldsnap.engine.base import DumpFailed, RestoreFailed, SnapshotError
 
 LOG_TAIL_LINES = 25
+# A dump in a user namespace marks the container's /sys external under this name: a
+# restore there can't mount sysfs itself (the host's user namespace owns the network
+# namespace), so it binds one the server mounted (sandbox.ContainerDirs.sysfs_view).
+SYSFS_KEY = "sysfs"
 
 
 def volume_keys(paths: list[str]) -> dict[str, str]:
@@ -44,8 +48,8 @@ def dump(
     Returns the seconds it took.
     """
     net = ["--external", f"net[{netns_inode}]:extnet"]
-    mounts = [arg for path, key in (volumes or {}).items()
-              for arg in ("--external", f"mnt[{path}]:{key}")]
+    external = {**(volumes or {}), **({"/sys": SYSFS_KEY} if userns else {})}
+    mounts = [arg for path, key in external.items() for arg in ("--external", f"mnt[{path}]:{key}")]
     enter = ["nsenter", f"--net=/proc/{pid}/ns/net"] if userns else []
     argv = [
         *enter, str(criu), "dump", "--tree", str(pid), "--images-dir", str(images),
@@ -66,6 +70,7 @@ def restore(
     cgroups: tuple[Path, ...] = (),
     netns: Path | None = None,
     volumes: dict[str, Path] | None = None,
+    sysfs: Path | None = None,
 ) -> tuple[int, float]:
     """Restore the tree from ``images`` with ``root`` as its root filesystem.
 
@@ -73,7 +78,8 @@ def restore(
     ours that replace them. ``cgroups``: the container's groups, which CRIU (and so
     the tree) joins first. ``netns``: run CRIU in that network namespace, which the
     tree inherits (a dump in a user namespace, see ``dump``). ``volumes``: the dump's
-    external mounts by key, and the host directory each binds now. Returns (host pid
+    external mounts by key, and the host directory each binds now; ``sysfs``: what it
+    binds at /sys (a dump in a user namespace, see ``SYSFS_KEY``). Returns (host pid
     of the restored root, seconds).
     """
     pidfile = work_dir / "restore.pid"
@@ -92,7 +98,8 @@ def restore(
     ]  # fmt: skip
     for resource, fd in inherit.items():
         argv += ["--inherit-fd", f"fd[{fd}]:{resource}"]
-    for key, source in (volumes or {}).items():  # key (``vol-N``) -> the host dir to bind
+    external = {**(volumes or {}), **({SYSFS_KEY: sysfs} if sysfs is not None else {})}
+    for key, source in external.items():  # key (``vol-N``) -> the host dir to bind
         argv += ["--external", f"mnt[{key}]:{source}"]
     seconds = _run(
         argv, work_dir / "restore.log", timeout, RestoreFailed, "criu restore",

@@ -368,11 +368,12 @@ class CriuEngine:
                 inherit["extnet"] = netns_fd
             volumes = volume_sources(info, spec, res.dirs,
                                      self._idmap if ids is not None else None)
+            sysfs = res.dirs.sysfs_view(netns.path) if ids is not None else None
             t1 = time.monotonic()
             pid, restore_s = criu.restore(
                 self.settings.criu_path, info.path / "images", res.dirs.root, res.dirs.base,
                 inherit, self.settings.restore_timeout_s, cgroups,
-                netns=netns.path if ids is not None else None, volumes=volumes,
+                netns=netns.path if ids is not None else None, volumes=volumes, sysfs=sysfs,
             )  # fmt: skip
         except BaseException as exc:
             pipes.close_all()

@@ -20,8 +20,9 @@ userns.py) the server has mounted the root and its binds already, and starts thi
 without ``unshare``: it makes the namespaces itself (``enter_user_namespace``), then
 goes on from step 1's /proc as pid 1 of them.
 
-Only two mounts exist inside a container (the overlay root and /proc): every
-extra mount costs a restore a few milliseconds. Kept to the standard library: it
+Few mounts exist inside a container (the overlay root, /proc, a read-only /sys
+and its masks, ``mount_sysfs``): every extra mount costs a restore a few
+milliseconds. Kept to the standard library: it
 runs before anything else is set up.
 """
 
@@ -43,6 +44,12 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_RDONLY = 1
 SYS_PIVOT_ROOT = 155  # x86_64
+READ_ONLY_KERNEL_FS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+# Parts of /sys a container must not read (an empty dir over each, as Docker
+# masks them): firmware tables and EFI variables, the host's DMI identity (serial
+# numbers, UUID), RAPL energy counters (a power side channel). Debugfs, securityfs,
+# tracefs, bpf and the cgroup tree are mounts of their own, absent from a fresh sysfs.
+SYSFS_MASKS = ("firmware", "devices/virtual/dmi", "devices/virtual/powercap")
 CLONE_NEWNS = 0x20000
 CLONE_NEWCGROUP = 0x2000000
 CLONE_NEWUTS = 0x4000000
@@ -89,9 +96,11 @@ def build_root(config: dict) -> str:
     return root
 
 
-def enter_root(root: str, binds: list[str], volumes: list[list[str]] | None = None) -> None:
-    """Mount /proc in ``root`` (and the ``binds`` and ``volumes``: [host dir, path]
-    pairs, read-write), then make it the root."""
+def enter_root(root: str, binds: list[str], volumes: list[list[str]] | None = None,
+               mounted_sysfs: bool = False) -> None:
+    """Mount /proc and /sys in ``root`` (and the ``binds`` and ``volumes``: [host dir,
+    path] pairs, read-write), then make it the root. ``mounted_sysfs``: /sys is there
+    already (a user namespace's, see ``enter_user_namespace``)."""
     proc = os.path.join(root, "proc")
     os.makedirs(proc, exist_ok=True)
     mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -103,6 +112,8 @@ def enter_root(root: str, binds: list[str], volumes: list[list[str]] | None = No
             continue
         mount(target, target, "", MS_BIND)
         mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
+    if not mounted_sysfs:
+        mount_sysfs(root)
     for path in binds:
         bind_read_only(path, root + path)
     for source, path in volumes or []:
@@ -113,6 +124,24 @@ def enter_root(root: str, binds: list[str], volumes: list[list[str]] | None = No
     os.chdir("/")
     _check(_libc.umount2(b"/.oldroot", MNT_DETACH), "umount old root")
     os.rmdir("/.oldroot")
+
+
+def mount_sysfs(root: str) -> None:
+    """A read-only sysfs at ``root``/sys, so that lscpu, os.sched_getaffinity's
+    neighbours and joblib find the CPUs. It shows the network devices of the mounting
+    process's network namespace: the container's own. ``SYSFS_MASKS`` go on top."""
+    target = os.path.join(root, "sys")
+    os.makedirs(target, exist_ok=True)
+    mount("sysfs", target, "sysfs", READ_ONLY_KERNEL_FS)
+    # Each mask is a read-only bind of an empty dir of this very sysfs (a fresh
+    # sysfs's cgroup mount point), not a tmpfs: CRIU restores a tmpfs by running tar
+    # over its dumped contents, ~20 ms a restore; a bind costs next to nothing.
+    empty = os.path.join(target, "fs", "cgroup")
+    for path in SYSFS_MASKS:
+        masked = os.path.join(target, path)
+        if os.path.isdir(masked):
+            mount(empty, masked, "", MS_BIND)
+            mount("", masked, "", MS_BIND | MS_REMOUNT | READ_ONLY_KERNEL_FS)
 
 
 def enter_user_namespace(config: dict) -> int:
@@ -130,6 +159,11 @@ def enter_user_namespace(config: dict) -> int:
     if config.get("new_net"):
         _check(_libc.unshare(CLONE_NEWNET), "unshare the network namespace")
         allow_low_ports()
+    # Still the host's root, in the container's network namespace (which the host's
+    # user namespace owns: a mapped root may not mount sysfs for it) and in the
+    # server's mount namespace, where the root is mounted: the mounts come along
+    # into the container's, locked there (it can't unmount a mask nor make it writable).
+    mount_sysfs(config["root"])
     maps = config["userns"]
     ready_r, ready_w = os.pipe()
     helper = os.fork()
@@ -257,7 +291,7 @@ def main() -> None:
         # The host mounted the root (and its binds); a fresh bind of it is ours to move.
         mount("none", "/", "", MS_REC | MS_PRIVATE)
         mount(config["root"], config["root"], "", MS_BIND | MS_REC)
-        enter_root(config["root"], [])
+        enter_root(config["root"], [], mounted_sysfs=True)
         become_root()
     else:
         enter_cgroups(config.get("cgroups", []))

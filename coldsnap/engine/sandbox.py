@@ -149,6 +149,20 @@ class ContainerDirs:
             views[path] = view
         return views
 
+    def sysfs_view(self, netns: Path) -> Path:
+        """For a restore in a user namespace: a read-only sysfs of ``netns`` (so it lists
+        the container's network devices) for CRIU to bind at /sys, which the dump marked
+        external (criu.SYSFS_KEY). Beside the volume views, for the reason they say."""
+        own = self.views
+        for directory in (VOLUME_VIEWS, own.parent, own):
+            directory.mkdir(mode=0o711, exist_ok=True)
+        view = own / "sysfs"
+        view.mkdir(exist_ok=True)
+        subprocess.run(["nsenter", f"--net={netns}", "mount", "-t", "sysfs", "-o",
+                        "ro,nosuid,nodev,noexec", "sysfs", str(view)],
+                       check=True, capture_output=True, timeout=30)
+        return view
+
     @property
     def views(self) -> Path:
         return volume_views_of(self.base.parent.parent) / self.base.name

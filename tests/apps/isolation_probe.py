@@ -194,6 +194,49 @@ def _own_address() -> str:
         return s.getsockname()[0]
 
 
+def sysfs() -> dict:
+    """What /sys shows and whether any of it takes a write: the CPUs (as lscpu and
+    joblib read them), the network devices, the masked dirs, the mount's flags."""
+    cpu = "/sys/devices/system/cpu"
+    online = read(f"{cpu}/online")
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=60)
+    writes = {}
+    for path in ("/sys/kernel/mm/transparent_hugepage/enabled", "/sys/class/net/lo/mtu",
+                 "/sys/kernel/uevent_helper", "/sys/fs/cgroup/cgroup.procs"):
+        try:
+            with open(path, "w") as f:
+                f.write("1")
+            writes[path] = "written"
+        except OSError as exc:
+            writes[path] = _errno_name(exc)
+    return {"online": online.get("data", online.get("error", "")).strip(),
+            "cpu_count": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
+            "lscpu_rc": lscpu.returncode, "lscpu_err": lscpu.stderr.strip(),
+            "lscpu_cpus": [line.split(":")[1].strip() for line in lscpu.stdout.splitlines()
+                           if line.startswith("CPU(s):")],
+            "net": listdir("/sys/class/net").get("entries", []),
+            "firmware": listdir("/sys/firmware"), "cgroup": listdir("/sys/fs/cgroup"),
+            "debug": listdir("/sys/kernel/debug"),
+            "read_only": bool(os.statvfs("/sys").f_flag & os.ST_RDONLY),
+            "writes": writes, "writable": _writable_under("/sys")}
+
+
+def _writable_under(top: str) -> list[str]:
+    """Files under ``top`` that open for writing (the first few), without writing."""
+    found: list[str] = []
+    for directory, _dirs, files in os.walk(top):
+        for name in files:
+            path = os.path.join(directory, name)
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                found.append(path)
+            except OSError:
+                continue
+            if len(found) >= 5:
+                return found
+    return found
+
+
 def kill_self() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(30)  # never reached when the kill takes the container down
@@ -206,7 +249,8 @@ def terminate_init() -> None:
 
 
 PROBES = {f.__name__: f for f in (read, listdir, own_tmp, shm, namespaces, processes,
-                                  syscalls, network, spoof, kill_self, terminate_init)}
+                                  syscalls, network, spoof, sysfs, kill_self,
+                                  terminate_init)}
 
 
 def _run(name: str, *args):
