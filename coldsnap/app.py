@@ -105,6 +105,8 @@ class App(metaclass=ModalClass):
             _check_plain_function(f)
             tag = f.__name__
             self._check_name_free("@app.function()", tag)
+            if opts.schedule is not None:
+                _check_schedulable(f)
             fn_opts = opts if settings is None else concurrency.with_settings(opts, settings)
             fn_opts = batching.with_settings(fn_opts, batching.take_settings(f), "@app.function()")
             handle: Function[P, R] = Function(tag, fn_opts, app=self, raw_f=f)
@@ -149,6 +151,7 @@ class App(metaclass=ModalClass):
             handle = Cls(tag, cls_opts, app=self, user_cls=user_cls)
             for endpoint in handle.web_endpoints():
                 _check_web_network("@app.cls()", opts, f"{tag}.{endpoint.name}")
+                _check_web_parameters(user_cls, f"{tag}.{endpoint.name}")
             self.registered_classes[tag] = handle
             if image is not None:
                 self.images[tag] = image
@@ -209,6 +212,33 @@ class App(metaclass=ModalClass):
 
     def __repr__(self) -> str:
         return f"App({self.name!r})"
+
+
+def _check_schedulable(f: Callable[..., Any]) -> None:
+    """A scheduled run passes no arguments: every parameter needs a default."""
+    import inspect
+
+    required = [name for name, p in inspect.signature(f).parameters.items()
+                if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if required:
+        raise InvalidError(
+            f"@app.function(schedule=...): {f.__name__} needs {', '.join(required)}, but a "
+            "scheduled run passes no arguments. Give them defaults, or schedule a function "
+            "that calls this one with them.")
+
+
+def _check_web_parameters(user_cls: type, where: str) -> None:
+    """A request can't say ``Cls(x=...)``: a class serving web endpoints needs a default
+    for every parameter (its requests reach the defaults' containers)."""
+    from coldsnap.parameter import class_parameters
+
+    required = [name for name, (_, spec) in class_parameters(user_cls).items()
+                if spec.required]
+    if required:
+        raise InvalidError(
+            f"{where} is a web endpoint of a class whose parameter(s) {', '.join(required)} "
+            "have no default: an HTTP request can't pass them. Give them defaults "
+            "(coldsnap.parameter(default=...)).")
 
 
 def _check_plain_function(f: object) -> None:

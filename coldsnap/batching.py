@@ -73,6 +73,11 @@ def batched(_warn_parentheses_missing: object = None, *,
 
 
 def _apply(settings: Batching, target: Any) -> Any:
+    if getattr(target, "web", None) is not None and not isinstance(target, Function | Cls):
+        raise InvalidError(
+            f"{DECORATOR} can't go with @coldsnap.{target.web.kind}(): a web endpoint takes "
+            "one HTTP request at a time, not batches of inputs. Batch a function the "
+            "endpoint calls instead.")
     if isinstance(target, Function | Cls):
         raise InvalidError(
             f"{DECORATOR} can't be stacked on top of @app.function() or @app.cls(): swap "

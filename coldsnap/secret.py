@@ -35,6 +35,11 @@ class Secret:
         self._load = load
         self._what = what or f"Secret.from_name({name!r})"
 
+    def hydrate(self) -> Secret:
+        """Modal's explicit lookup: a no-op here (a named secret is checked at deploy and
+        read at each boot); returns the secret."""
+        return self
+
     @staticmethod
     def from_name(name: str, *, environment_name: str | None = None,
                   required_keys: list[str] | None = None) -> Secret:

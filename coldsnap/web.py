@@ -74,6 +74,12 @@ def _decorate(declaration: WebDeclaration) -> Callable[[Any], Any]:
             raise InvalidError(
                 f"{decorator} was applied above @app.function() / @app.cls(): put "
                 f"@app.function() on top and {decorator} below it, directly above `def`.")
+        raw = f.raw_f if isinstance(f, MarkedFunction) else f
+        if getattr(raw, "__coldsnap_batched__", None) is not None:
+            raise InvalidError(
+                f"{decorator} can't go with @coldsnap.batched: a web endpoint takes one HTTP "
+                "request at a time, not batches of inputs. Batch a function the endpoint "
+                "calls instead.")
         if isinstance(f, WebFunction | MarkedFunction) and f.web is not None:
             raise InvalidError(
                 f"{f.__qualname__} has two web decorators ({decorator} and "

@@ -209,7 +209,8 @@ def _send_exception(channel: Channel, target: Target, call: control.CallInput,
     network.add_hint_if_blocked(exc)
     with serialization.by_reference(_shared_module(target, caller_module)):
         blob = serialization.dumps_exception(trim_runtime_frames(exc), call.max_result_bytes)
-    channel.send(control.Result(call.call_id, ok=False).to_header(), blob)
+    summary = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    channel.send(control.Result(call.call_id, ok=False, summary=summary).to_header(), blob)
 
 
 def _dumped(value: object, shared: ModuleType | None, limit: int | None, tag: str,

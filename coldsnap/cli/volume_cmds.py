@@ -55,6 +55,10 @@ def cmd_put(args: argparse.Namespace) -> int:
     """A file to REMOTE (into it when it ends in "/"), or a directory's files below it."""
     local = Path(args.local)
     remote = args.remote or "/" + local.name
+    if not local.exists():
+        print(f"error: {local} does not exist: name a local file or directory to upload",
+              file=sys.stderr)
+        return 2
     if local.is_dir():
         pairs = [(path, f"{remote.rstrip('/')}/{path.relative_to(local).as_posix()}")
                  for path in sorted(local.rglob("*")) if path.is_file()]

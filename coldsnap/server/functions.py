@@ -55,6 +55,9 @@ class FunctionSpec:
     # A class's variant (server/variants.py): its parameter values and the variant's key.
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     variant: str = ""
+    # Names of its web endpoints (the function's tag, or a class's methods): served by
+    # HTTP requests, never by calls.
+    web_names: frozenset[str] = frozenset()
 
     @classmethod
     def from_description(cls, app: str, version: str, tag: str, description: AppDescription,
@@ -63,7 +66,8 @@ class FunctionSpec:
         return cls(app=app, version=version, tag=tag, kind=fn.kind, methods=fn.methods,
                    options=fn.options, source=source,
                    image_spec=fn.image_spec or description.image_spec,
-                   built=built, module=description.module)
+                   built=built, module=description.module,
+                   web_names=frozenset(endpoint.name for endpoint in fn.web))
 
     @property
     def app_file(self) -> str:

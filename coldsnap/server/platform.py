@@ -89,6 +89,11 @@ class Platform:
         elif method is not None:  # Cls.from_name on a function's name
             raise ApiError(BAD_REQUEST, f"{fn.label} is a function, not a class: use "
                            f"coldsnap.Function.from_name({app!r}, {tag!r}).remote(...)")
+        if (method or tag) in fn.web_names:
+            name = f"{tag}.{method}" if method else tag
+            raise ApiError(BAD_REQUEST, f"{app}/{name} is a web endpoint: it is invoked by "
+                           "HTTP requests to its URL, not by .remote()/.map()/.spawn(); get "
+                           "the URL with .get_web_url() (`coldsnap deploy` prints it)")
         call = Call(app=app, tag=tag, method=method, args=args,
                     timeout_s=fn.options.timeout or self.settings.call_timeout_s,
                     retries=0 if stream else fn.options.retry_policy.max_retries,

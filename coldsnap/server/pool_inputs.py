@@ -154,7 +154,8 @@ class PoolInputs:
             outcome = Outcome(ok=True, blob=result.blob)
             key = "calls_ok"
         else:
-            error = ApiError(REMOTE, f"{call.label} raised an exception", result.blob,
+            raised = f"raised {result.summary}" if result.summary else "raised an exception"
+            error = ApiError(REMOTE, f"{call.label} {raised}", result.blob,
                              notes=[f"coldsnap: {text}" for text in result.limits])
             outcome, key = Outcome(ok=False, error=error), "calls_error"
         with self._cond:  # counted before the caller hears back: its stats include it

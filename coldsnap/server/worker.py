@@ -61,6 +61,7 @@ class CallResult:
     message: str = ""
     # Limits the container reached during a call that raised (words for the caller).
     limits: tuple[str, ...] = ()
+    summary: str = ""  # a failed call's exception in one line (control.Result.summary)
 
 
 class Worker:
@@ -316,7 +317,8 @@ class Worker:
         # A call that raised may have met a limit that killed no process (a refused
         # fork, a full disk): say so.
         limits = () if result.ok else tuple(self.limits_reached())
-        return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits)
+        return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits,
+                          summary=result.summary)
 
     def _start_request(self, request: control.Request, blob: bytes | None) -> None:
         """Answer a request the container sent (its code calling another function) in a

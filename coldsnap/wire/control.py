@@ -38,6 +38,8 @@ TO_CONTAINER = frozenset({RESUME, CALL, SHUTDOWN, REPLY})
 
 # Header fields (besides TYPE). The dataclasses below own the fields of their messages.
 TIMINGS = "timings"  # step name -> seconds (wire/timings.py)
+SUMMARY = "summary"  # in a failed RESULT: the exception in one line
+SUMMARY_CHARS = 500
 WEB = "web"  # in READY: web endpoint name -> the port it is served on in the container
 MESSAGE = "message"  # what went wrong, for a person
 STAGE = "stage"  # the boot stage that failed ("import app.py", a hook's label)
@@ -137,15 +139,23 @@ class Result:
 
     call_id: str
     ok: bool
+    # A failed call's exception in one line ("TypeError: ..."), for logs that can't
+    # unpickle it (the server never does); at most SUMMARY_CHARS.
+    summary: str = ""
 
     def to_header(self) -> dict[str, Any]:
-        return {TYPE: RESULT, CALL_ID: self.call_id, OK: self.ok}
+        header = {TYPE: RESULT, CALL_ID: self.call_id, OK: self.ok}
+        if self.summary:
+            header[SUMMARY] = self.summary[:SUMMARY_CHARS]
+        return header
 
     @classmethod
     def from_header(cls, header: dict[str, Any]) -> Result:
         call_id = header.get(CALL_ID)  # the container is untrusted: no coercion
+        summary = header.get(SUMMARY)
         return cls(call_id=call_id if isinstance(call_id, str) else "",
-                   ok=bool(header.get(OK)))
+                   ok=bool(header.get(OK)),
+                   summary=summary[:SUMMARY_CHARS] if isinstance(summary, str) else "")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,6 +54,12 @@ class FakeWorker:
     def note(self, text: str, to_caller: bool = True, **_: Any) -> None:
         pass
 
+    def lease_started(self) -> None:  # a real one reads its pipe for the request's calls
+        pass
+
+    def lease_ended(self) -> None:
+        pass
+
     def run_call(self, call: Call) -> CallResult:
         call.attempts += 1
         self.call = call

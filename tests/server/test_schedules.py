@@ -56,3 +56,25 @@ def test_a_period_runs_on_time_redeploys_replace_it_and_stop_ends_it(
     assert _logs(server).count("tick v1") == v1_runs
     assert json.loads(server.cli("apps", "stats", "test-scheduled", "--json").stdout
                       )["schedules"] == []
+
+
+FAILING = """
+import coldsnap
+
+app = coldsnap.App("test-scheduled")
+
+
+@app.function(schedule=coldsnap.Period(seconds=1))
+def tick() -> None:
+    raise ValueError("the feed is down")
+"""
+
+
+def test_a_failed_scheduled_run_says_why(server: ServerHandle, tmp_path: Path) -> None:
+    server.cli("deploy", str(write_app(tmp_path, "scheduled", FAILING)))
+    wait_for(lambda: "raised ValueError: the feed is down" in _logs(server), 60,
+             "a failed run's exception in the log")
+    assert "scheduled run of tick failed: test-scheduled/tick raised ValueError" in \
+        _logs(server)
+    server.cli("app", "stop", "test-scheduled")
+

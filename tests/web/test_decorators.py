@@ -127,3 +127,36 @@ def test_a_web_endpoint_with_block_network_is_refused() -> None:
             @coldsnap.web_server(8000)
             def serve(self) -> None:
                 pass
+
+
+def test_batched_and_a_web_decorator_are_refused_in_either_order() -> None:
+    with pytest.raises(InvalidError, match="can't go with @coldsnap.fastapi_endpoint"):
+        @coldsnap.batched(max_batch_size=3, wait_ms=10)
+        @coldsnap.fastapi_endpoint()
+        def f(xs: list[int]) -> list[int]:
+            return xs
+    with pytest.raises(InvalidError, match="can't go with @coldsnap.batched"):
+        @coldsnap.fastapi_endpoint()
+        @coldsnap.batched(max_batch_size=3, wait_ms=10)
+        def g(xs: list[int]) -> list[int]:
+            return xs
+
+
+def test_a_web_endpoint_of_a_class_needs_defaults_for_its_parameters() -> None:
+    app = coldsnap.App("web-app")
+    with pytest.raises(InvalidError, match="parameter\\(s\\) y have no default"):
+        @app.cls()
+        class Q:
+            y: int = coldsnap.parameter()
+
+            @coldsnap.fastapi_endpoint()
+            def e(self) -> int:
+                return self.y
+
+
+def test_a_scheduled_function_needs_defaults_for_its_arguments() -> None:
+    app = coldsnap.App("web-app")
+    with pytest.raises(InvalidError, match="needs x, but a scheduled run passes no arguments"):
+        @app.function(schedule=coldsnap.Period(seconds=3))
+        def tick(x: int) -> None:
+            pass

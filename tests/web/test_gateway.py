@@ -141,6 +141,14 @@ def test_what_a_request_prints_is_in_the_apps_log(web_server: ServerHandle,
              30, "the request's line in the app's log")
 
 
+def test_calling_a_web_endpoint_with_remote_points_to_its_url(web_server: ServerHandle) -> None:
+    result = web_server.python(
+        "import coldsnap\n"
+        f"coldsnap.Function.from_name({APP!r}, 'echo').remote({{'x': 1}})\n", check=False)
+    assert result.returncode != 0
+    assert "is a web endpoint: it is invoked by HTTP requests to its URL" in result.stderr
+
+
 def test_a_wsgi_app_is_served(gateway: Gateway) -> None:
     status, body = gateway.request("classic", "GET", "/some/path")
     assert (status, body) == (200, b"wsgi GET /some/path")

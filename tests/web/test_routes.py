@@ -11,6 +11,7 @@ from coldsnap.wire import web
 @pytest.mark.parametrize(("host", "path", "expected"), [
     ("shop--api.localhost:8000", "/items?x=1", Route("shop", "api", "/items?x=1")),
     ("my-app--api.localhost", "/", Route("my-app", "api", "/")),
+    ("SHOP--Api.LOCALHOST:8000", "/", Route("shop", "api", "/")),  # host names: any case
     ("127.0.0.1:8000", "/web/shop--api/items?x=1",
      Route("shop", "api", "/items?x=1", "/web/shop--api")),
     ("127.0.0.1:8000", "/web/shop--api?x=1", Route("shop", "api", "/?x=1", "/web/shop--api")),

@@ -22,7 +22,8 @@ class Route:
 
 def route(host: str, path_qs: str) -> Route | None:
     """The endpoint a request names, or None when it names none."""
-    name = host.split(":", 1)[0].split(".", 1)[0] if "." in host else ""
+    # Host names are case-insensitive; endpoint host names are lowercase.
+    name = host.split(":", 1)[0].split(".", 1)[0].lower() if "." in host else ""
     parts = name and web.split_host(name)
     if parts:
         return Route(parts[0], parts[1], path_qs or "/")
