@@ -49,7 +49,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
        inside ``image.imports()`` are real here: an ImportError fails the boot).
     2. Instantiate the class, for ``@app.cls``.
     3. Snapshot phase only (``COLDSNAP_SNAPSHOT=1``): run the ``enter(snap=True)``
-       hooks, base classes first, in definition order.
+       hooks, base classes first, in definition order; import the web stack and
+       build fastapi_endpoint apps (``web.prepare``).
     4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
        when a CUDA context is open and the function did not opt into GPU
        snapshots), then block on ctrl-in until ``resume``.
@@ -74,6 +75,9 @@ def run_container(channel: Channel, config: BootConfig) -> int:
             for label, hook in target.hooks(MarkerFlag.ENTER_PRE_SNAPSHOT):  # 3
                 boot.run_hook(label, hook, "enter_snap_s")
                 watch.check(label)
+            if web.endpoints(target):
+                with boot.stage("prepare the web endpoints", "web_s"):
+                    web.prepare(target)  # their imports go into the snapshot too
             refusal = None if config.gpu_snapshot else watch.refusal()
             connections = network.open_tcp_connections()  # a restore closes them
             resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4

@@ -98,12 +98,13 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
                   f"{_ms(r['dump_s']):>8}")
         print("\nWhere a restored boot's time goes (medians):")
         print(f"{'workload':<14}{'sandbox':>9}{'restore':>9}{'verify':>9}{'after-restore':>15}"
-              f"{'enter':>8}{'first input':>13}{'warm call':>11}")
+              f"{'enter':>8}{'web':>8}{'first input':>13}{'warm call':>11}")
         for r in boots:
             b = r["restored"]["breakdown"]
             print(f"{r['name']:<14}{_ms(b.get('sandbox_s')):>9}{_ms(b.get('restore_s')):>9}"
                   f"{_ms(b.get('verify_s')):>9}"
                   f"{_ms(b.get('after_restore_s')):>15}{_ms(b.get('enter_s')):>8}"
+                  f"{_ms(b.get('web_s')):>8}"
                   f"{_ms(b.get('first_input_s')):>13}{_ms(r['warm_call']['median_s']):>11}")
         print("(verify: what checking the image files' digests added after CRIU was done; "
               "the hashing runs beside it)")

@@ -36,7 +36,8 @@ SENTENCE = ["what is the meaning of life?"]
 # verify_s: what checking the image files' digests added after CRIU was done;
 # verify_hash_s: how long the hashing took in all, beside CRIU.
 BOOT_FIELDS = ("sandbox_s", "restore_s", "verify_s", "verify_hash_s", "import_s",
-               "enter_snap_s", "after_restore_s", "enter_s", "first_input_s", "boot_s")
+               "enter_snap_s", "after_restore_s", "enter_s", "web_s", "first_input_s",
+               "boot_s")
 
 
 _EMBED_BARE = (
