@@ -234,8 +234,11 @@ class PoolInputs:
             if self._inputs.get(lease.worker, 0) > 0:
                 self._inputs[lease.worker] -= 1
                 lease.worker.idle_since = time.monotonic()
-            self._scale()
-            self._cond.notify_all()
+            if self._queue or self._draining:  # someone waits for this slot, or its end
+                self._scale()
+                self._cond.notify_all()
+            # Else nobody needs waking: a container thread re-reads its slots within a
+            # second (a wake per request cost the gateway's thread the GIL).
 
     def _lease_lost(self, lease: Lease) -> bool:
         worker = lease.worker
