@@ -19,6 +19,7 @@ from coldsnap import functions as functions  # modal.functions (from ... import 
 from coldsnap.app import App
 from coldsnap.batching import batched
 from coldsnap.concurrency import concurrent
+from coldsnap.current import current_function_call_id, current_input_id
 from coldsnap.dict_queue import Dict, Queue
 from coldsnap.handles import Cls, Function, FunctionCall
 from coldsnap.image import Image
@@ -51,6 +52,8 @@ __all__ = [
     "batched",
     "build",
     "concurrent",
+    "current_function_call_id",
+    "current_input_id",
     "enable_output",
     "enter",
     "exception",

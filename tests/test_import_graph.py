@@ -22,7 +22,7 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching")
+       "coldsnap.batching", "coldsnap.current")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.

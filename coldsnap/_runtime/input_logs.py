@@ -5,15 +5,12 @@ whose input runs then."""
 
 from __future__ import annotations
 
-import contextvars
 import sys
 import threading
 from typing import Any, TextIO
 
+from coldsnap.current import CALL_ID as _call_id  # also current_function_call_id()
 from coldsnap.wire.log_tags import tag_line
-
-_call_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "coldsnap_call_id", default=None)
 
 
 class TaggedStream:
