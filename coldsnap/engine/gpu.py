@@ -99,8 +99,10 @@ def cuda_visible_devices(requests: tuple[GpuRequest, ...],
     """``CUDA_VISIBLE_DEVICES`` for a container whose function asked for ``requests``:
     the chosen GPUs' UUIDs. None: leave it as the server's (no gpu=, or a host without
     GPUs, where GPU functions run on the CPU)."""
+    if not requests:  # most functions: no need to look at the host (every boot asks)
+        return None
     gpus = visible_to_server(host_gpus(), server_env)
-    if not requests or not gpus:
+    if not gpus:
         return None
     return ",".join(gpu.uuid for gpu in select_gpus(requests, gpus))
 

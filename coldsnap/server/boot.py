@@ -422,7 +422,9 @@ class _BootRun:
         return self._without_snapshot()
 
     def _resume(self, worker: Worker, restored: bool, key: str) -> None:
-        info = self.engine.lookup(key)
+        # The snapshot's secret keys (to unset those gone since): its metadata is read
+        # again only for a function that has secrets.
+        info = self.engine.lookup(key) if restored and self.fn.options.secrets else None
         labels = info.extra.get("labels") or {} if info is not None else {}
         try:
             worker.channel.send(control.Resume(
