@@ -1,5 +1,9 @@
 """The gateway's life: bind ``COLDSNAP_HTTP`` at startup (a busy port is a clear
-error), serve on an event loop of its own thread, stop with the server."""
+error), serve on an event loop of its own thread, stop with the server.
+
+Clients talk to its lean path (front.py), which passes what it does not serve itself
+to the aiohttp handlers (proxy.py) on a unix socket in the server's run directory.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from typing import Any
 
 from aiohttp import web as aioweb
 
+from coldsnap.server.gateway.front import front_factory
 from coldsnap.server.gateway.proxy import Proxy
+from coldsnap.server.gateway.upstream import Upstreams
 from coldsnap.settings import Settings
 from coldsnap.wire.web import WebEndpoint
 
@@ -34,6 +40,9 @@ class Gateway:
         self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
                            settings.call_timeout_s)
         self.base_url = ""
+        self.upstreams = Upstreams()
+        self._internal = str(settings.run_path / "gateway.sock")
+        self._front: asyncio.AbstractServer | None = None
         self._loop = _new_loop()
         self._thread: threading.Thread | None = None
         self._runner: aioweb.AppRunner | None = None
@@ -71,13 +80,19 @@ class Gateway:
         # handle_signals=False: the daemon's main thread owns SIGTERM/SIGINT.
         self._runner = aioweb.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        await aioweb.SockSite(self._runner, sock, shutdown_timeout=2.0).start()
+        await aioweb.SockSite(self._runner, _bind_unix(self._internal),
+                              shutdown_timeout=2.0).start()
+        self._front = await self._loop.create_server(
+            front_factory(self.proxy, self.upstreams, self._internal), sock=sock)
 
     def stop(self) -> None:
         if self._thread is None:
             return
 
         async def shutdown() -> None:
+            if self._front is not None:
+                self._front.close()
+            self.upstreams.close()
             if self._runner is not None:
                 await self._runner.cleanup()
             await self.proxy.close()
@@ -111,5 +126,20 @@ def _bind(address: tuple[str, int], setting: str) -> socket.socket:
             f"the HTTP gateway can't listen on {setting} (COLDSNAP_HTTP): {why}; stop what "
             "uses that port, or set COLDSNAP_HTTP to another HOST:PORT (port 0 picks a free "
             "one; off: no gateway)") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_unix(path: str) -> socket.socket:
+    """The aiohttp handlers' socket (a stale one from a killed server goes first)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(1024)
     sock.setblocking(False)
     return sock
