@@ -97,6 +97,12 @@ def scrape(server: ServerHandle, token: str | None = None, host: str | None = No
         return str(response.read().decode())
 
 
+def test_the_cli_prints_the_same_metrics(srv: ServerHandle) -> None:
+    text = srv.cli("metrics").stdout
+    assert exported(text) == documented()
+    assert value(text, "coldsnap_snapshots") == value(scrape(srv), "coldsnap_snapshots")
+
+
 def test_metrics_need_the_server_token(srv: ServerHandle) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         scrape(srv, token="wrong")
