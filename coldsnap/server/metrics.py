@@ -53,7 +53,7 @@ class ServerMetrics:
         self.calls = Counter("coldsnap_calls", "Calls ended, by outcome",
                              [*FUNCTION, "outcome"], registry=r)
         self.http_requests = Counter(
-            "coldsnap_http_requests", "Requests to web endpoints through the HTTP gateway, "
+            "coldsnap_http_requests", "Requests the HTTP gateway answered (not /metrics), "
             "by status class", ["code"], registry=r)
         r.register(_StoreTraffic())
 

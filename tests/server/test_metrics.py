@@ -30,6 +30,13 @@ try:
 except ValueError as exc:
     print("raised", exc)
 """
+CALL_BROKEN = """
+import coldsnap
+try:
+    coldsnap.Cls.from_name("test-failing-hooks", "Broken")().run.remote()
+except Exception as exc:
+    print(type(exc).__name__)
+"""
 
 
 def documented() -> dict[str, str]:
@@ -144,6 +151,18 @@ def test_boots_calls_and_histograms(srv: ServerHandle) -> None:
                  outcome="failure") == 1
     assert value(text, "coldsnap_boots_total", app=APP, function="fail", kind="plain",
                  outcome="ok") == 1
+
+
+def test_a_failed_boot_and_its_call(srv: ServerHandle) -> None:
+    srv.cli("deploy", str(APPS / "failing_hooks.py"))  # enter(snap=True) raises
+    srv.python(CALL_BROKEN)
+    fn = {"app": "test-failing-hooks", "function": "Broken"}
+    text = scrape(srv)
+    # It failed making the snapshot: that is the kind it was trying.
+    assert value(text, "coldsnap_boots_total", kind="snapshot-created", outcome="failed",
+                 **fn) >= 1
+    assert value(text, "coldsnap_boots_total", outcome="ok", **fn) == 0
+    assert value(text, "coldsnap_calls_total", outcome="boot_failed", **fn) == 1
 
 
 def test_queue_depth_and_containers_by_state(srv: ServerHandle) -> None:
