@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from coldsnap import user_code
+from coldsnap import snapshot_hooks, user_code
 from coldsnap._runtime import after_restore, gpu, memory, network, web
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
@@ -50,12 +50,14 @@ def run_container(channel: Channel, config: BootConfig) -> int:
     2. Instantiate the class, for ``@app.cls``.
     3. Snapshot phase only (``COLDSNAP_SNAPSHOT=1``): run the ``enter(snap=True)``
        hooks, base classes first, in definition order; import the web stack and
-       build fastapi_endpoint apps (``web.prepare``).
+       build fastapi_endpoint apps (``web.prepare``); 3b: run the
+       ``@coldsnap.before_snapshot`` functions, last registered first.
     4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
        when a CUDA context is open and the function did not opt into GPU
        snapshots), then block on ctrl-in until ``resume``.
     5. After restore: name the TCP connections the restore closed (network.py),
-       apply the env changes, the container id, reseed the RNGs.
+       apply the env changes, the container id, reseed the RNGs; 5b: run the
+       ``@coldsnap.after_restore`` functions in the order registered.
     6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
        then serve the web endpoints (6b, ``web.py``) and send ``ready`` with their ports.
     7. Serve ``call`` messages, one at a time.
@@ -78,6 +80,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
             if web.endpoints(target):
                 with boot.stage("prepare the web endpoints", "web_s"):
                     web.prepare(target)  # their imports go into the snapshot too
+            for label, function in snapshot_hooks.before_snapshot_functions():  # 3b
+                boot.run_hook(label, function, "enter_snap_s")
             refusal = None if config.gpu_snapshot else watch.refusal()
             connections = network.open_tcp_connections()  # a restore closes them
             resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4
@@ -89,6 +93,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
                 network.report_closed(connections)
             with boot.stage("after restore", "after_restore_s"):
                 after_restore.apply_resume(resume)  # 5
+            for label, function in snapshot_hooks.after_restore_functions():  # 5b
+                boot.run_hook(label, function, "after_restore_s")
         else:
             # A snapshot-enabled class cold-booted without a snapshot (the
             # engine can't take one): its snap=True hooks still run, first.

@@ -236,6 +236,9 @@ class Api:
         """A Dict's or a Queue's action (server/objects.py)."""
         return self.platform.objects.answer(req)
 
+    def metrics(self, req: Request) -> Reply:
+        return {"ok": True, "text": self.platform.metrics.exposition().decode()}, None
+
     def snapshots_ls(self, req: Request) -> Reply:
         snapshots = self.platform.snapshots
         return {"ok": True, "snapshots": snapshots.ls(), **snapshots.usage()}, None
@@ -307,6 +310,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.TOKEN_CREATE: Api.token_create,
     ops.TOKEN_LS: Api.token_ls,
     ops.TOKEN_RM: Api.token_rm,
+    ops.METRICS: Api.metrics,
     **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
 }
 

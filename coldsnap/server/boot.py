@@ -33,6 +33,7 @@ from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.metrics import ServerMetrics
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
@@ -178,11 +179,13 @@ class Booter:
     """Boots containers for any function (``boot``, by a strategy of ``BOOT_STRATEGIES``)
     and owns the snapshot keys being made, failed or paused (``keys``)."""
 
-    def __init__(self, settings: Settings, engine: Engine, db: StateDB, note: Note) -> None:
+    def __init__(self, settings: Settings, engine: Engine, db: StateDB, note: Note,
+                 metrics: ServerMetrics | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
         self.note = note  # LogBook.note: the app's log and the server's
+        self.metrics = metrics or ServerMetrics()
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s)
 
@@ -194,16 +197,27 @@ class Booter:
         (its container killed) says nothing about the snapshot.
         """
         strategy = "snapshot" if fn.options.enable_memory_snapshot else "plain"
-        try:
-            fn.gpu_devices()  # a gpu= this host can't meet fails the boot, saying why
-        except GpuUnavailable as exc:
-            raise BootFailed(f"{fn.label}: {exc}") from None
         run = _BootRun(self, fn, attach, stopping)
+        t0 = time.monotonic()
         try:
-            return BOOT_STRATEGIES[strategy](run)
+            try:
+                fn.gpu_devices()  # a gpu= this host can't meet fails the boot, saying why
+            except GpuUnavailable as exc:
+                raise BootFailed(f"{fn.label}: {exc}") from None
+            boot = BOOT_STRATEGIES[strategy](run)
         except BootFailed as exc:
             exc.logs = run.carried()
+            self._count_failure(run)
             raise
+        except Exception:
+            self._count_failure(run)
+            raise
+        self.metrics.booted(fn.app, fn.tag, boot.kind, boot.timings, time.monotonic() - t0)
+        return boot
+
+    def _count_failure(self, run: _BootRun) -> None:
+        if not run.stopping():  # cut short by the shutdown: not the boot's failure
+            self.metrics.boot_failed(run.fn.app, run.fn.tag, run.kind)
 
 
 class _BootRun:
@@ -219,12 +233,16 @@ class _BootRun:
         self.fn = fn
         self._attach = attach
         self._stopping = stopping
+        self.kind = BootKind.PLAIN  # what the boot is trying now (a failure's kind)
         # Log lines of containers this boot gave up on (dumped, failed): the caller
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
         self._objects = BootObjects(self.settings, fn)  # its volumes and secrets
 
     # strategies
+
+    def stopping(self) -> bool:
+        return self._stopping()
 
     def plain(self) -> Boot:
         worker, timings = self._start(snapshot=False)
@@ -272,6 +290,8 @@ class _BootRun:
         )
 
     def _start(self, snapshot: bool) -> tuple[Worker, dict[str, float]]:
+        if snapshot:
+            self.kind = BootKind.SNAPSHOT_CREATED
         container_id = new_container_id()
         container = self.engine.start(self._spec(container_id, snapshot))
         return self._adopt(container), dict(container.timings)
@@ -298,6 +318,7 @@ class _BootRun:
     def _without_snapshot(self) -> Boot:
         """A fallback boot: plain, so the container has the network and GPUs that the
         snapshot phase's sandbox lacks (the runtime runs every enter hook in order)."""
+        self.kind = BootKind.FALLBACK
         worker, timings = self._start(snapshot=False)
         return self._finish(worker, BootKind.FALLBACK, timings)
 
@@ -363,6 +384,7 @@ class _BootRun:
         return self._without_snapshot()
 
     def _restore(self, key: str, kind: BootKind = BootKind.RESTORED) -> Boot:
+        self.kind = kind
         container_id = new_container_id()
         spec = self._spec(container_id, False)  # a missing volume or secret: not the engine's
         t0 = time.monotonic()

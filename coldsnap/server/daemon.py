@@ -120,7 +120,7 @@ class Server:
         if self.settings.http_address() is None:  # COLDSNAP_HTTP=off
             return
         self.gateway = Gateway(self.settings, self.platform.deploys.web_endpoint,
-                               self.platform.tokens.check)
+                               self.platform.tokens.check, self.platform.metrics, self.token)
         try:
             self.gateway.start()
         except GatewayBindError as exc:

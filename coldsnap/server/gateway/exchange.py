@@ -277,6 +277,7 @@ class Exchange:
             self.out.append(b"".join([*lines, b"\r\n"]))
             return
         self.started, self.upstream_keep = True, keep_alive
+        self._count(status)
         no_body = self.method == b"HEAD" or status in NO_BODY_STATUS
         self.close_delimited = length is None and not chunked and not no_body
         if length is not None and not chunked:
@@ -360,6 +361,10 @@ class Exchange:
         if self.running:  # else it sees ``aborted`` when it begins
             self.task.cancel()
 
+    def _count(self, status: int) -> None:
+        if self.target.kind == "container":  # the aiohttp handlers count the others
+            self.front.count(status)
+
     def _declared_too_large(self) -> bool:
         length = self.header(b"content-length")
         if self.target.kind == "container" and length is not None and length.isdigit() \
@@ -390,6 +395,7 @@ class Exchange:
         if self.client_left or self.front.transport is None:
             return
         self.started = True
+        self._count(status)
         self.client_keep = self.client_keep and self.body_done
         self.front.transport.writelines(reply(status, text, self.client_keep))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
@@ -34,10 +35,12 @@ if TYPE_CHECKING:
 class Front(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, proxy: Proxy, upstreams: Upstreams, internal: str) -> None:
+    def __init__(self, proxy: Proxy, upstreams: Upstreams, internal: str,
+                 count: Callable[[int], None]) -> None:
         self.proxy = proxy
         self.upstreams = upstreams
         self.internal = internal  # the aiohttp handlers' socket
+        self.count = count  # a response's status, for /metrics (the handlers count theirs)
         self.transport: asyncio.Transport | None = None
         self.peer = b""
         self.current: Exchange | None = None
@@ -231,5 +234,6 @@ def _token_of(exchange: Exchange) -> tuple[str | None, str | None]:
             value(web.SECRET_HEADER, web.MODAL_SECRET_HEADER))
 
 
-def front_factory(proxy: Proxy, upstreams: Upstreams, internal: str) -> Any:
-    return lambda: Front(proxy, upstreams, internal)
+def front_factory(proxy: Proxy, upstreams: Upstreams, internal: str,
+                  count: Callable[[int], None]) -> Any:
+    return lambda: Front(proxy, upstreams, internal, count)

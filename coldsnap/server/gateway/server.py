@@ -17,9 +17,12 @@ from typing import Any
 
 from aiohttp import web as aioweb
 
+from coldsnap.server.gateway import metrics_page
 from coldsnap.server.gateway.front import front_factory
+from coldsnap.server.gateway.metrics_page import counted
 from coldsnap.server.gateway.proxy import Proxy
 from coldsnap.server.gateway.upstream import Upstreams
+from coldsnap.server.metrics import ServerMetrics
 from coldsnap.settings import Settings
 from coldsnap.wire.web import WebEndpoint
 
@@ -35,8 +38,11 @@ class Gateway:
 
     def __init__(self, settings: Settings,
                  resolve: Callable[[str, str], tuple[Any, WebEndpoint]],
-                 authorized: Callable[[str | None, str | None], bool]) -> None:
+                 authorized: Callable[[str | None, str | None], bool],
+                 metrics: ServerMetrics | None = None, token: str = "") -> None:
         self.settings = settings
+        self.metrics = metrics or ServerMetrics()
+        self.token = token  # /metrics answers only to it (metrics_page.py)
         self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
                            settings.call_timeout_s)
         self.base_url = ""
@@ -76,14 +82,19 @@ class Gateway:
     async def _serve(self, sock: socket.socket) -> None:
         await self.proxy.start()
         app = aioweb.Application(client_max_size=self.settings.http_max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
+        endpoints = counted(self.metrics, self.proxy.handle)
+        if self.token:
+            app.router.add_route("GET", metrics_page.PATH,
+                                 metrics_page.metrics_handler(self.metrics, self.token, endpoints))
+        app.router.add_route("*", "/{tail:.*}", endpoints)
         # handle_signals=False: the daemon's main thread owns SIGTERM/SIGINT.
         self._runner = aioweb.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await aioweb.SockSite(self._runner, _bind_unix(self._internal),
                               shutdown_timeout=2.0).start()
         self._front = await self._loop.create_server(
-            front_factory(self.proxy, self.upstreams, self._internal), sock=sock)
+            front_factory(self.proxy, self.upstreams, self._internal,
+                          self.metrics.http_response), sock=sock)
 
     def stop(self) -> None:
         if self._thread is None:
