@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from coldsnap.cli import (
+    dashboard_cmd,
     deploy,
     inspect_cmds,
     objects_cmds,
@@ -46,6 +47,7 @@ COMMANDS: dict[str, Command] = {
     **{f"secret {name}": command for name, command in secret_cmds.COMMANDS.items()},
     **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
+    **dashboard_cmd.COMMANDS,
 }
 
 
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret_cmds.add_parsers(sub)
     token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
+    dashboard_cmd.add_parser(sub)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "

@@ -37,6 +37,7 @@ SNAPSHOTS_VERIFY = "snapshots_verify"
 TOKEN_CREATE = "token_create"
 TOKEN_LS = "token_ls"
 TOKEN_RM = "token_rm"
+DASHBOARD_LOGIN = "dashboard_login"  # a one-time login URL of the web dashboard
 OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
 # Volumes (docs/volumes-and-secrets.md): by ``name``; file ops take a ``path``.
 VOLUME_CREATE = "volume_create"

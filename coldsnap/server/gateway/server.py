@@ -29,8 +29,10 @@ class Gateway:
 
     def __init__(self, settings: Settings,
                  resolve: Callable[[str, str], tuple[Any, WebEndpoint]],
-                 authorized: Callable[[str | None, str | None], bool]) -> None:
+                 authorized: Callable[[str | None, str | None], bool],
+                 dashboard: Any = None) -> None:
         self.settings = settings
+        self.dashboard = dashboard  # dashboard.Dashboard: its routes go ahead of the proxy's
         self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
                            settings.call_timeout_s)
         self.base_url = ""
@@ -67,6 +69,8 @@ class Gateway:
     async def _serve(self, sock: socket.socket) -> None:
         await self.proxy.start()
         app = aioweb.Application(client_max_size=self.settings.http_max_body_bytes)
+        if self.dashboard is not None:
+            self.dashboard.add_routes(app, self.proxy.handle)
         app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
         # handle_signals=False: the daemon's main thread owns SIGTERM/SIGINT.
         self._runner = aioweb.AppRunner(app, handle_signals=False, access_log=None)
