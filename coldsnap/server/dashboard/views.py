@@ -34,7 +34,9 @@ class CallRates:
         self._samples: dict[tuple[str, ...], deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
-    def per_minute(self, key: tuple[str, ...], total: int, now: float | None = None) -> float:
+    def per_minute(self, key: tuple[str, ...], total: int,
+                   now: float | None = None) -> float | None:
+        """None at the first look: one sample has no rate yet."""
         now = time.monotonic() if now is None else now
         with self._lock:
             samples = self._samples.setdefault(key, deque())
@@ -43,7 +45,7 @@ class CallRates:
                 samples.popleft()
             first_at, first_total = samples[0]
         span = now - first_at
-        return 0.0 if span <= 0 else (total - first_total) * 60.0 / span
+        return None if span <= 0 else (total - first_total) * 60.0 / span
 
 
 def apps(platform: Platform) -> list[dict[str, Any]]:

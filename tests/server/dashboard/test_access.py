@@ -83,6 +83,12 @@ def test_an_endpoint_host_name_is_the_endpoints(server: ServerHandle) -> None:
     assert status == 404 and "coldsnap gateway" in body and "Server token" not in body
 
 
+def test_the_command_prints_the_url_and_how_else_to_sign_in(server: ServerHandle) -> None:
+    out = server.cli("dashboard").stdout
+    assert f"dashboard: {server.http}/dashboard/login/" in out
+    assert "valid for five minutes" in out and f"{server.http}/dashboard/login with" in out
+
+
 def test_without_a_gateway_the_command_says_so(server_factory: type[ServerHandle]) -> None:
     server = server_factory(env={"COLDSNAP_HTTP": "off"}).start()
     result = server.cli("dashboard", check=False)

@@ -8,7 +8,7 @@ from coldsnap.server.dashboard.views import CallRates, boot_points
 def test_call_rate_is_the_change_over_the_last_minute() -> None:
     rates = CallRates(window_s=60.0)
     key = ("app", "f", "v1")
-    assert rates.per_minute(key, 0, now=0.0) == 0.0
+    assert rates.per_minute(key, 0, now=0.0) is None  # no rate from one sample
     assert rates.per_minute(key, 30, now=30.0) == 60.0  # 30 calls in half a minute
     assert rates.per_minute(key, 30, now=200.0) == 0.0  # quiet since: old samples drop
 
