@@ -114,6 +114,12 @@ def test_sign_in_watch_a_boot_and_a_failed_snapshot(
     assert page.evaluate("Chart.getChart('boot-plot').data.datasets"
                          ".find(d => d.label === 'restored').data.length") == 1
 
+    page.goto(server.http + "/dashboard/functions")
+    row = page.wait_for_selector('#functions tr[data-function="test-dash.Greeter"]')
+    containers = row.query_selector_all(".container")
+    assert len(containers) == int(row.query_selector(".idle").inner_text()) + int(
+        row.query_selector(".busy").inner_text()) >= 1
+
     page.goto(server.http + "/dashboard/apps/test-dash")
     page.wait_for_function("document.getElementById('log-tail').textContent"
                            ".includes('greeter loaded')")
