@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from coldsnap.cli import (
+    dashboard_cmd,
     deploy,
     inspect_cmds,
     metrics_cmd,
@@ -48,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
     **metrics_cmd.COMMANDS,
+    **dashboard_cmd.COMMANDS,
 }
 
 
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
     metrics_cmd.add_parser(sub)
+    dashboard_cmd.add_parser(sub)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server import call_ops
 from coldsnap.server.calls import Call
+from coldsnap.server.dashboard import DashboardAuth, dashboard_login
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
@@ -108,8 +109,10 @@ class Api:
     ``Request`` with a ``Reply`` or raise ``ApiError``."""
 
     def __init__(self, platform: Platform, warning: str | None = None,
-                 stop: Callable[[], None] | None = None) -> None:
+                 stop: Callable[[], None] | None = None,
+                 dashboard: DashboardAuth | None = None) -> None:
         self.platform = platform
+        self.dashboard = dashboard  # its one-time login codes (`coldsnap dashboard`)
         self.warning = warning  # shown by clients that start the server (engine=auto)
         self._stop = stop  # ends the server (server_stop)
 
@@ -311,6 +314,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.TOKEN_LS: Api.token_ls,
     ops.TOKEN_RM: Api.token_rm,
     ops.METRICS: Api.metrics,
+    ops.DASHBOARD_LOGIN: dashboard_login,
     **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
 }
 

@@ -39,10 +39,12 @@ class Gateway:
     def __init__(self, settings: Settings,
                  resolve: Callable[[str, str], tuple[Any, WebEndpoint]],
                  authorized: Callable[[str | None, str | None], bool],
-                 metrics: ServerMetrics | None = None, token: str = "") -> None:
+                 metrics: ServerMetrics | None = None, token: str = "",
+                 dashboard: Any = None) -> None:
         self.settings = settings
         self.metrics = metrics or ServerMetrics()
         self.token = token  # /metrics answers only to it (metrics_page.py)
+        self.dashboard = dashboard  # dashboard.Dashboard: its routes go ahead of the proxy's
         self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
                            settings.call_timeout_s)
         self.base_url = ""
@@ -86,6 +88,8 @@ class Gateway:
         if self.token:
             app.router.add_route("GET", metrics_page.PATH,
                                  metrics_page.metrics_handler(self.metrics, self.token, endpoints))
+        if self.dashboard is not None:
+            self.dashboard.add_routes(app, endpoints)
         app.router.add_route("*", "/{tail:.*}", endpoints)
         # handle_signals=False: the daemon's main thread owns SIGTERM/SIGINT.
         self._runner = aioweb.AppRunner(app, handle_signals=False, access_log=None)
