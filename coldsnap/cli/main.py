@@ -15,6 +15,7 @@ from coldsnap.cli import (
     metrics_cmd,
     objects_cmds,
     secret_cmds,
+    snapshot_cmds,
     system,
     token_cmds,
     volume_cmds,
@@ -39,7 +40,8 @@ COMMANDS: dict[str, Command] = {
     "apps drain": inspect_cmds.cmd_apps_drain,
     "logs": inspect_cmds.cmd_logs,
     "snapshots ls": inspect_cmds.cmd_snapshots_ls,
-    "snapshots inspect": inspect_cmds.cmd_snapshots_inspect,
+    "snapshots inspect": snapshot_cmds.cmd_snapshots_inspect,
+    "snapshots why": snapshot_cmds.cmd_snapshots_why,
     "snapshots rm": inspect_cmds.cmd_snapshots_rm,
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
     "snapshots verify": inspect_cmds.cmd_snapshots_verify,
@@ -111,10 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
 
     snaps = sub.add_parser("snapshots", help="memory snapshots").add_subparsers(
-        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc|verify")
+        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc|verify|why")
     _json(snaps.add_parser("ls", help="list snapshots"))
-    for name, text in (("inspect", "show one snapshot"), ("rm", "delete one snapshot")):
-        snaps.add_parser(name, help=text).add_argument("key")
+    snapshot_cmds.add_parsers(snaps)
+    snaps.add_parser("rm", help="delete one snapshot").add_argument("key")
     gc = snaps.add_parser("gc", help="delete old snapshots")
     gc.add_argument("--keep", type=_version_count, metavar="N",
                     help="versions to keep per function, 0 for none (COLDSNAP_KEEP_VERSIONS)")

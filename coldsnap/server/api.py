@@ -258,6 +258,11 @@ class Api:
         removed, quarantine = self.platform.snapshots.gc(req.count("keep"))
         return {"ok": True, "result": removed, "quarantine": quarantine}, None
 
+    def snapshots_why(self, req: Request) -> Reply:
+        explanations = self.platform.snapshots.why(req.field("app", str),
+                                                   req.field("function", str, None))
+        return {"ok": True, "functions": explanations}, None
+
     def snapshots_verify(self, req: Request) -> Reply:
         results = self.platform.snapshots.verify(req.field("key", str, None))
         return {"ok": True, "results": results}, None
@@ -310,6 +315,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SNAPSHOT_RM: Api.snapshot_rm,
     ops.SNAPSHOTS_GC: Api.snapshots_gc,
     ops.SNAPSHOTS_VERIFY: Api.snapshots_verify,
+    ops.SNAPSHOTS_WHY: Api.snapshots_why,
     ops.TOKEN_CREATE: Api.token_create,
     ops.TOKEN_LS: Api.token_ls,
     ops.TOKEN_RM: Api.token_rm,

@@ -34,6 +34,7 @@ SNAPSHOT_INSPECT = "snapshot_inspect"
 SNAPSHOT_RM = "snapshot_rm"
 SNAPSHOTS_GC = "snapshots_gc"
 SNAPSHOTS_VERIFY = "snapshots_verify"
+SNAPSHOTS_WHY = "snapshots_why"  # app, function (optional): snapshot_why.py
 TOKEN_CREATE = "token_create"
 TOKEN_LS = "token_ls"
 TOKEN_RM = "token_rm"
