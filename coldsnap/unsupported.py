@@ -26,8 +26,10 @@ MODAL_NAMES = frozenset({
     "interact", "is_local", "method", "parameter", "web_endpoint", "web_server",
     "wsgi_app", "exception", "experimental", "io_streams", "config", "runner",
     "gpu", "file_io", "partial_function", "volume", "secret", "functions", "cls",
+    "queue", "dict",
 })
-# Attributes of ``modal.App``, ``modal.Function`` and ``modal.Cls`` (Modal's reference).
+# Attributes of ``modal.App``, ``modal.Function``, ``modal.Cls`` and ``modal.FunctionCall``
+# (Modal's reference).
 MODAL_APP_ATTRIBUTES = frozenset({
     "name", "is_interactive", "app_id", "description", "lookup", "from_name", "set_description",
     "image", "run", "deploy", "registered_functions", "registered_classes",

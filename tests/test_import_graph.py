@@ -22,7 +22,7 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching", "coldsnap.current")
+       "coldsnap.batching", "coldsnap.current", "coldsnap.queue", "coldsnap.dict")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -45,6 +45,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.functions": ("coldsnap.handles",),  # modal.functions's names
+    "coldsnap.queue": ("coldsnap.dict_queue",),  # modal.queue's name
+    "coldsnap.dict": ("coldsnap.dict_queue",),  # modal.dict's name
     # Volumes and secrets: references; a volume's methods reach the server like handles.
     "coldsnap.volume": ("coldsnap.wire", "coldsnap.client"),
     "coldsnap.secret": ("coldsnap.wire",),

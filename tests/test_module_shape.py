@@ -150,6 +150,16 @@ def test_modal_functions_module_names() -> None:
     assert coldsnap.functions.FunctionCall is coldsnap.FunctionCall
 
 
+def test_modal_queue_and_dict_module_names() -> None:
+    assert coldsnap.queue.Queue is coldsnap.Queue  # after `import coldsnap`, as on Modal
+    from coldsnap.dict import Dict
+    from coldsnap.queue import Queue
+
+    assert (Queue, Dict) == (coldsnap.Queue, coldsnap.Dict)
+    assert subprocess.run([sys.executable, "-c", "import coldsnap.queue, coldsnap.dict"],
+                          capture_output=True, timeout=60).returncode == 0
+
+
 @pytest.mark.parametrize(("owner", "name"), [
     ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url")])
 def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
