@@ -27,7 +27,7 @@ from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
-from coldsnap.unsupported import ModalClass
+from coldsnap.unsupported import MODAL_FUNCTION_CALL_ATTRIBUTES, ModalClass, missing_attribute
 from coldsnap.wire import ops, serialization, web
 from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
@@ -52,7 +52,7 @@ def _client() -> Client:
     return Client.default()
 
 
-class FunctionCall(Generic[R]):
+class FunctionCall(Generic[R], metaclass=ModalClass):
     """A spawned call; ``get()`` waits for its result (or raises its exception).
 
     Its id (``object_id``) can be kept and used from any process, also after the server
@@ -118,6 +118,9 @@ class FunctionCall(Generic[R]):
         result: R = cloudpickle.loads(blob if blob is not None
                                       else serialization.dumps_result(None))
         return result
+
+    def __getattr__(self, name: str) -> Any:
+        missing_attribute("coldsnap.FunctionCall", name, MODAL_FUNCTION_CALL_ATTRIBUTES)
 
     def __repr__(self) -> str:
         return f"FunctionCall({self.object_id!r})"

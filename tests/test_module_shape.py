@@ -62,6 +62,11 @@ def test_handles_name_modal_attributes_they_lack() -> None:
         square.keep_warm  # noqa: B018
     with pytest.raises(UnimplementedError, match=r"coldsnap\.Cls\.get_methods"):
         coldsnap.Cls.from_name("shape", "Model").get_methods  # noqa: B018
+    call = coldsnap.FunctionCall.from_id("fc-shape")
+    with pytest.raises(UnimplementedError, match=r"coldsnap\.FunctionCall\.get_call_graph"):
+        call.get_call_graph()
+    assert pickle.loads(pickle.dumps(call)).object_id == "fc-shape"
+    assert not hasattr(call, "no_such_attribute")
     with pytest.raises(AttributeError) as caught:
         app.no_such_attribute  # noqa: B018
     assert type(caught.value) is AttributeError
@@ -161,7 +166,8 @@ def test_modal_queue_and_dict_module_names() -> None:
 
 
 @pytest.mark.parametrize(("owner", "name"), [
-    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url")])
+    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url"),
+    ("FunctionCall", "get_call_graph")])
 def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
     import coldsnap
     from coldsnap.exception import UnimplementedError
