@@ -63,7 +63,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.unsupported": ("coldsnap.wire",),
     "coldsnap.schedule": ("coldsnap.wire",),
     # Dicts and Queues reach the server through the client, lazily.
-    "coldsnap.dict_queue": ("coldsnap.wire", "coldsnap.client"),
+    "coldsnap.dict_queue": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
     # app.run(): deploys through the client, lazily (defining an app touches no network).
     "coldsnap.running": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.user_code": ("coldsnap.wire", *SDK),
