@@ -25,6 +25,7 @@ import cloudpickle
 
 from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
+from coldsnap.app_objects import override_refs
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
 from coldsnap.unsupported import MODAL_FUNCTION_CALL_ATTRIBUTES, ModalClass, missing_attribute
@@ -562,7 +563,7 @@ def _app_module_name(app: App | None) -> str | None:
 def _overrides(where: str, given: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """``with_options(**options)`` on top of earlier overrides ``given`` (``to_dict()``
     form), checked; Modal's cloud-only keywords are ignored, as in decorators."""
-    options = dict(options)
+    options = override_refs(where, options)
     take_cloud_options(where, options)
     checked = FunctionOptions.create(where, **options).to_dict()
     return {**given, **{name: checked[name] for name in options}}
