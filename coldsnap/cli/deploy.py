@@ -108,7 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = conn.deploy(source, path.name, name=name, ephemeral=not detach,
                          app_dir=path.parent, progress=build_progress())
     app._deployed_as = name
-    print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
+    kind = "detached app" if detach else "ephemeral app"
+    print(f"running {path}::{getattr(target, '__name__', entry_name)} as {kind} {name}",
           file=sys.stderr)
     print_web_urls(result.get("web_urls") or {}, sys.stderr)
     print_notices(result.get("notices") or [], sys.stderr)
