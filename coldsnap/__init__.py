@@ -14,8 +14,10 @@ The exceptions a caller may catch are in ``coldsnap.exception`` (``Error``, the 
 of them all, is here too).
 """
 
+from coldsnap import dict as dict  # modal.dict (import modal.dict)
 from coldsnap import exception, experimental
 from coldsnap import functions as functions  # modal.functions (from ... import FunctionCall)
+from coldsnap import queue as queue  # modal.queue (import modal.queue)
 from coldsnap.app import App
 from coldsnap.batching import batched
 from coldsnap.concurrency import concurrent

@@ -22,7 +22,8 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks")
+       "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.queue",
+       "coldsnap.dict")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -45,6 +46,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.functions": ("coldsnap.handles",),  # modal.functions's names
+    "coldsnap.queue": ("coldsnap.dict_queue",),  # modal.queue's name
+    "coldsnap.dict": ("coldsnap.dict_queue",),  # modal.dict's name
     # Volumes and secrets: references; a volume's methods reach the server like handles.
     "coldsnap.volume": ("coldsnap.wire", "coldsnap.client"),
     "coldsnap.secret": ("coldsnap.wire",),
@@ -62,7 +65,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.unsupported": ("coldsnap.wire",),
     "coldsnap.schedule": ("coldsnap.wire",),
     # Dicts and Queues reach the server through the client, lazily.
-    "coldsnap.dict_queue": ("coldsnap.wire", "coldsnap.client"),
+    "coldsnap.dict_queue": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
     # app.run(): deploys through the client, lazily (defining an app touches no network).
     "coldsnap.running": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.user_code": ("coldsnap.wire", *SDK),

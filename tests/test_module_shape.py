@@ -62,6 +62,11 @@ def test_handles_name_modal_attributes_they_lack() -> None:
         square.keep_warm  # noqa: B018
     with pytest.raises(UnimplementedError, match=r"coldsnap\.Cls\.get_methods"):
         coldsnap.Cls.from_name("shape", "Model").get_methods  # noqa: B018
+    call = coldsnap.FunctionCall.from_id("fc-shape")
+    with pytest.raises(UnimplementedError, match=r"coldsnap\.FunctionCall\.get_call_graph"):
+        call.get_call_graph()
+    assert pickle.loads(pickle.dumps(call)).object_id == "fc-shape"
+    assert not hasattr(call, "no_such_attribute")
     with pytest.raises(AttributeError) as caught:
         app.no_such_attribute  # noqa: B018
     assert type(caught.value) is AttributeError
@@ -150,8 +155,19 @@ def test_modal_functions_module_names() -> None:
     assert coldsnap.functions.FunctionCall is coldsnap.FunctionCall
 
 
+def test_modal_queue_and_dict_module_names() -> None:
+    assert coldsnap.queue.Queue is coldsnap.Queue  # after `import coldsnap`, as on Modal
+    from coldsnap.dict import Dict
+    from coldsnap.queue import Queue
+
+    assert (Queue, Dict) == (coldsnap.Queue, coldsnap.Dict)
+    assert subprocess.run([sys.executable, "-c", "import coldsnap.queue, coldsnap.dict"],
+                          capture_output=True, timeout=60).returncode == 0
+
+
 @pytest.mark.parametrize(("owner", "name"), [
-    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url")])
+    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url"),
+    ("FunctionCall", "get_call_graph")])
 def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
     import coldsnap
     from coldsnap.exception import UnimplementedError

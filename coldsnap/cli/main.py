@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="deploy an ephemeral copy, run its local entrypoint, "
                          "stop it")
     run.add_argument("target", metavar="FILE[::ENTRYPOINT]")
+    run.add_argument("--detach", action="store_true",
+                     help="leave the app running when the entrypoint ends, so its spawned "
+                     "calls finish (Modal's `modal run --detach`); `coldsnap app stop NAME`")
     run.add_argument("entry_args", nargs=argparse.REMAINDER,
                      help="--name value arguments for the entrypoint")
 
