@@ -26,6 +26,7 @@ from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
 from coldsnap.parameter import parameter
 from coldsnap.running import enable_output
+from coldsnap.sandboxes import Sandbox
 from coldsnap.schedule import Cron, Period
 from coldsnap.secret import Secret
 from coldsnap.unsupported import module_getattr
@@ -46,6 +47,7 @@ __all__ = [
     "Period",
     "Queue",
     "Retries",
+    "Sandbox",
     "Secret",
     "Volume",
     "asgi_app",

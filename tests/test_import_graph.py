@@ -22,7 +22,7 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching", "coldsnap.current")
+       "coldsnap.batching", "coldsnap.current", "coldsnap.sandboxes", "coldsnap.sandbox_io")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -50,6 +50,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.secret": ("coldsnap.wire",),
     "coldsnap.app_objects": ("coldsnap.wire", *SDK),
     "coldsnap.parameter": ("coldsnap.wire",),
+    # Sandboxes reach the server through the client, lazily.
+    "coldsnap.sandboxes": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.sandbox_io": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
     "coldsnap._aio": (),
     "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",

@@ -23,11 +23,13 @@ from coldsnap.server.logs import LogLine
 from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
+from coldsnap.server.sandbox_api import SANDBOX_HANDLERS
 from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT
 from coldsnap.wire.framing import write_message
+from coldsnap.wire.sandbox import SANDBOX_OPS
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +310,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.TOKEN_LS: Api.token_ls,
     ops.TOKEN_RM: Api.token_rm,
     **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
+    **SANDBOX_HANDLERS,  # sandboxes (sandbox_api.py)
 }
 
 
@@ -315,7 +318,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
 # (not lookup: its reply carries functions' options, env= secrets included), Dicts
 # and Queues, and volumes (never secrets).
 CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
-                 | VOLUME_CONTAINER_OPS)
+                 | VOLUME_CONTAINER_OPS | SANDBOX_OPS)
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,
