@@ -112,7 +112,6 @@ class Sandbox:
         self.stdin: StreamWriter = entry.stdin
         self._returncode: int | None = info.get("returncode")
 
-    @staticmethod
     @static_with_aio
     def create(*args: str, app: App | None = None, name: str | None = None,
                tags: dict[str, str] | None = None, image: Image | None = None,
@@ -157,17 +156,16 @@ class Sandbox:
             print(f"coldsnap: {note}")
         return Sandbox(client, header)
 
-    @staticmethod
     @static_with_aio
-    def from_id(sandbox_id: str, client: Any = None) -> Sandbox:
+    def from_id(sandbox_id: str, client: Any = None) -> Sandbox:  # type: ignore[misc]
         """The sandbox ``sandbox_id`` (its ``object_id``), running or recently ended."""
         client = _client()
         header, _ = client.request(wire.SANDBOX_GET, sandbox_id=sandbox_id)
         return Sandbox(client, header)
 
-    @staticmethod
     @static_with_aio
-    def from_name(app_name: str, name: str, *, environment_name: str | None = None,
+    def from_name(app_name: str, name: str, *,  # type: ignore[misc]
+                  environment_name: str | None = None,
                   client: Any = None) -> Sandbox:
         """The running sandbox created with ``name=`` in app ``app_name``."""
         client = _client()
