@@ -14,8 +14,10 @@ The exceptions a caller may catch are in ``coldsnap.exception`` (``Error``, the 
 of them all, is here too).
 """
 
+from coldsnap import container_process as container_process  # modal.container_process
 from coldsnap import exception, experimental
 from coldsnap import functions as functions  # modal.functions (from ... import FunctionCall)
+from coldsnap import io_streams as io_streams  # modal.io_streams
 from coldsnap.app import App
 from coldsnap.batching import batched
 from coldsnap.concurrency import concurrent

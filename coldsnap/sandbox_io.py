@@ -13,7 +13,6 @@ order the process wrote them and a reader never sees a byte twice. Example::
 from __future__ import annotations
 
 import codecs
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -53,6 +52,7 @@ class StreamReader(Generic[T]):
         self._text = text
         self._offset = 0
         self._eof = False
+        self._pending = b""  # read from the server, not handed out yet (part of a line)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def _chunks(self) -> Iterator[bytes]:
@@ -74,17 +74,25 @@ class StreamReader(Generic[T]):
     @with_aio
     def read(self) -> T:
         """Everything from here to the end of the stream (waits for the process to close it)."""
-        return self._out(b"".join(self._chunks()), final=True)
+        data, self._pending = self._pending + b"".join(self._chunks()), b""
+        return self._out(data, final=True)
 
     def __iter__(self) -> Iterator[T]:
-        pending = b""
-        for chunk in self._chunks():
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield self._out(line + b"\n")
-        if pending:
-            yield self._out(pending, final=True)
+        """Its lines as they come; a line left unread by an abandoned iterator (as
+        ``next(iter(p.stdout))`` leaves one) is the next iterator's first."""
+        while True:
+            line, newline, rest = self._pending.partition(b"\n")
+            if newline:
+                self._pending = rest
+                yield self._out(line + newline)
+                continue
+            chunk = next(self._chunks(), None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        if self._pending:
+            data, self._pending = self._pending, b""
+            yield self._out(data, final=True)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         import asyncio
@@ -180,10 +188,3 @@ def check_exec_args(args: tuple[Any, ...], pty: bool, bufsize: int) -> list[str]
     if bufsize not in (-1, 1):
         raise InvalidError(f"Sandbox.exec(bufsize={bufsize}): use -1 (chunks) or 1 (lines)")
     return list(args)
-
-
-def wait_until(deadline: float | None) -> float:
-    """Seconds left to ``deadline`` (``time.monotonic()``), at most POLL_S."""
-    if deadline is None:
-        return POLL_S
-    return max(0.0, min(POLL_S, deadline - time.monotonic()))

@@ -22,7 +22,8 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching", "coldsnap.current", "coldsnap.sandboxes", "coldsnap.sandbox_io")
+       "coldsnap.batching", "coldsnap.current", "coldsnap.sandboxes", "coldsnap.sandbox_io",
+       "coldsnap.container_process", "coldsnap.io_streams")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -53,6 +54,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # Sandboxes reach the server through the client, lazily.
     "coldsnap.sandboxes": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.sandbox_io": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
+    "coldsnap.container_process": ("coldsnap.sandbox_io",),  # modal.container_process
+    "coldsnap.io_streams": ("coldsnap.sandbox_io",),  # modal.io_streams
     "coldsnap._aio": (),
     "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",

@@ -274,3 +274,30 @@ def _host_pids_of(cmdline: str) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+def test_an_interactive_process_answers_line_by_line(srv: ServerHandle) -> None:
+    """Modal's code-interpreter pattern: write a line to stdin, take the next line of
+    stdout with a fresh ``next(iter(p.stdout))`` each time; nothing read is lost."""
+    result = _run(srv, """
+        sb = coldsnap.Sandbox.create(app=app, image=HOST)
+        p = sb.exec("python3", "-u", "-c",
+                    "import sys\\nfor line in sys.stdin:\\n    print(line.strip() * 2)\\n"
+                    "    print('extra')")
+        answers = []
+        for word in ("a", "b", "c"):
+            p.stdin.write(word + "\\n")
+            p.stdin.drain()
+            answers.append(next(iter(p.stdout)))
+        p.stdin.write_eof()
+        result = [answers, p.stdout.read(), p.wait()]
+        sb.terminate()
+    """)
+    assert result == [["aa\n", "extra\n", "bb\n"], "extra\ncc\nextra\n", 0]
+
+
+def test_modal_module_names_for_annotations() -> None:
+    import coldsnap
+
+    assert coldsnap.container_process.ContainerProcess.__name__ == "ContainerProcess"
+    assert {"StreamReader", "StreamWriter"} <= set(dir(coldsnap.io_streams))
