@@ -207,6 +207,7 @@ class Api:
     def app_stop(self, req: Request) -> Reply:
         result = self.platform.deploys.stop(req.field("app", str),
                                         bool(req.field("delete", bool, False)))
+        self.platform.sandboxes.end_app(req.field("app", str))  # as Modal's app stop does
         return {"ok": True, **result}, None
 
     def app_drain(self, req: Request) -> Reply:

@@ -182,6 +182,12 @@ class Sandboxes:
                         and now - sandbox.running.created_at > KEEP_ENDED_S):
                     del self._by_id[sandbox_id]
 
+    def end_app(self, app: str) -> None:
+        """Kill the app's sandboxes (the app was stopped)."""
+        for sandbox in self.list(app, None):
+            if sandbox.running.returncode is None:
+                sandbox.running.terminate()
+
     def close(self) -> None:
         """Kill every sandbox (the server is stopping)."""
         with self._lock:

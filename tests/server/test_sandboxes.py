@@ -10,12 +10,13 @@ import json
 import os
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.end_to_end import module_server, require_criu, wait_for
+from tests.end_to_end import module_server, require_criu, wait_for, write_app
 
 PRELUDE = """
 import json, os, time
@@ -301,3 +302,34 @@ def test_modal_module_names_for_annotations() -> None:
 
     assert coldsnap.container_process.ContainerProcess.__name__ == "ContainerProcess"
     assert {"StreamReader", "StreamWriter"} <= set(dir(coldsnap.io_streams))
+
+
+def test_coldsnap_run_ends_the_apps_sandboxes_and_cli_lists_them(
+        srv: ServerHandle, tmp_path: Path) -> None:
+    """A `coldsnap run` entrypoint's sandbox ends with the run (its app is stopped), and
+    `coldsnap sandbox ls` shows it; `coldsnap sandbox terminate` kills another."""
+    app_file = write_app(tmp_path, "sandbox_run", """
+        import coldsnap
+
+        app = coldsnap.App("sandbox-run", image=coldsnap.Image.from_host())
+
+        @app.function()
+        def unused() -> None:  # `coldsnap run` wants an app with a function
+            pass
+
+        @app.local_entrypoint()
+        def main():
+            sb = coldsnap.Sandbox.create(app=app, image=coldsnap.Image.from_host())
+            print("exec said", sb.exec("echo", "inside").stdout.read().strip(), sb.object_id)
+    """)
+    out = srv.cli("run", str(app_file)).stdout
+    assert "exec said inside sb-" in out, out
+    sandbox_id = out.split()[-1]
+    listed = json.loads(srv.cli("sandbox", "ls", "--json").stdout)
+    mine = [s for s in listed if s["sandbox_id"] == sandbox_id]
+    assert mine and mine[0]["ended_by"] == "terminated", listed
+    other = _run(srv, "result = coldsnap.Sandbox.create(app=app, image=HOST).object_id")
+    assert srv.cli("sandbox", "terminate", other).stdout.strip() == \
+        f"terminated sandbox {other}"
+    table = srv.cli("sandbox", "ls", "--app", "sandbox-tests").stdout
+    assert other in table and "terminated" in table
