@@ -12,10 +12,12 @@ function's (same image build, isolation, limits, volumes and secrets). Example::
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from coldsnap import sandbox_files
 from coldsnap._aio import static_with_aio, with_aio
 from coldsnap.exception import SandboxTerminatedError, SandboxTimeoutError
 from coldsnap.sandbox_io import (
@@ -243,6 +245,29 @@ class Sandbox:
     def get_tags(self) -> dict[str, str]:
         header, _ = self._client.request(wire.SANDBOX_TAGS, sandbox_id=self.object_id)
         return dict(header["tags"])
+
+    def open(self, path: str, mode: str = "r") -> sandbox_files.FileIO:
+        """A file of the sandbox, read whole now and written back on ``close()``."""
+        return sandbox_files.FileIO(sandbox_files.run_in(self.exec), path, mode)
+
+    def ls(self, path: str) -> builtins.list[str]:
+        """The names in a directory of the sandbox."""
+        return sandbox_files.ls(sandbox_files.run_in(self.exec), path)
+
+    def mkdir(self, path: str, parents: bool = False) -> None:
+        sandbox_files.mkdir(sandbox_files.run_in(self.exec), path, parents)
+
+    def rm(self, path: str, recursive: bool = False) -> None:
+        sandbox_files.rm(sandbox_files.run_in(self.exec), path, recursive)
+
+    def tunnels(self, timeout: int = 50) -> dict[int, Any]:
+        """Not supported: a sandbox's ports get no tunnel here (see create's ports)."""
+        raise InvalidError("Sandbox.tunnels() is not supported by coldsnap yet: a sandbox's "
+                           "ports get no tunnel. Serve HTTP from a function with "
+                           "@coldsnap.web_server(port) instead.")
+
+    def detach(self) -> None:
+        """Modal's: let go of the connection. The sandbox runs on; nothing to let go here."""
 
     def hydrate(self, client: Any = None) -> Sandbox:
         return self

@@ -23,7 +23,7 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
        "coldsnap.batching", "coldsnap.current", "coldsnap.sandboxes", "coldsnap.sandbox_io",
-       "coldsnap.container_process", "coldsnap.io_streams")
+       "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -56,6 +56,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.sandbox_io": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
     "coldsnap.container_process": ("coldsnap.sandbox_io",),  # modal.container_process
     "coldsnap.io_streams": ("coldsnap.sandbox_io",),  # modal.io_streams
+    "coldsnap.sandbox_files": ("coldsnap.wire", "coldsnap.sandbox_io"),
     "coldsnap._aio": (),
     "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",

@@ -333,3 +333,33 @@ def test_coldsnap_run_ends_the_apps_sandboxes_and_cli_lists_them(
         f"terminated sandbox {other}"
     table = srv.cli("sandbox", "ls", "--app", "sandbox-tests").stdout
     assert other in table and "terminated" in table
+
+
+def test_files_api(srv: ServerHandle) -> None:
+    result = _run(srv, """
+        sb = coldsnap.Sandbox.create(app=app)
+        sb.mkdir("/work/sub", parents=True)
+        with sb.open("/work/sub/notes.txt", "w") as f:
+            f.write("line one\\n")
+            f.write("line two\\n")
+        with sb.open("/work/sub/notes.txt", "a") as f:
+            f.write("line three\\n")
+        f = sb.open("/work/sub/notes.txt")
+        first = f.readline()
+        rest = f.read()
+        f.close()
+        raw = sb.open("/work/sub/notes.txt", "rb").read()
+        seen = sb.exec("wc", "-l", "/work/sub/notes.txt").stdout.read().split()[0]
+        listed = sb.ls("/work/sub")
+        sb.rm("/work/sub", recursive=True)
+        try:
+            sb.open("/work/sub/notes.txt")
+            missing = "no error"
+        except Exception as exc:
+            missing = f"{type(exc).__name__}: {exc}"
+        result = [first, rest, raw.decode(), seen, listed, missing]
+        sb.terminate()
+    """)
+    assert result[:5] == ["line one\n", "line two\nline three\n",
+                          "line one\nline two\nline three\n", "3", ["notes.txt"]]
+    assert "No such file or directory" in result[5], result[5]
