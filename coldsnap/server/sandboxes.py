@@ -96,9 +96,8 @@ class Sandboxes:
                            f"{req.name!r}: terminate it first, or pick another name")
         sandbox_id = "sb-" + uuid.uuid4().hex[:12]
         fn = self._function_spec(req, sandbox_id)
-        env = fn.user_env(self._secrets(req))
-        spec = self._container_spec(fn, req, sandbox_id, env)
         try:
+            spec = self._container_spec(fn, req, fn.user_env(self._secrets(req)))
             container = self.engine.start(spec)
         except (EngineUnavailable, GpuUnavailable) as exc:
             raise ApiError(BAD_REQUEST, f"Sandbox.create(): {exc}") from None
@@ -139,7 +138,7 @@ class Sandboxes:
                        else secret.get("values") or {})
         return env
 
-    def _container_spec(self, fn: FunctionSpec, req: SandboxRequest, sandbox_id: str,
+    def _container_spec(self, fn: FunctionSpec, req: SandboxRequest,
                         env: dict[str, str]) -> ContainerSpec:
         built = fn.built
         assert built is not None
