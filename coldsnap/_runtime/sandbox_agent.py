@@ -9,6 +9,7 @@ terminated): it kills what still runs.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from coldsnap.wire.container import CTRL_IN_ENV, CTRL_OUT_ENV
 from coldsnap.wire.framing import ChannelClosed, read_message, write_message
 
 CHUNK = 64 * 1024
+PR_SET_PDEATHSIG = 1
 # coldsnap's own variables: the sandbox's processes see the image's, the secrets' and
 # their own, not the agent's plumbing.
 _PRIVATE_PREFIX = "COLDSNAP_"
@@ -59,7 +61,8 @@ class Agent:
                 header["argv"], cwd=header.get("cwd") or None,
                 env={**self.env, **(header.get("env") or {})},
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True)  # its own group: a kill reaches its children
+                start_new_session=True,  # its own group: a kill reaches its children
+                preexec_fn=_die_with_agent)
         except OSError as exc:
             self.send({"type": wire.FAILED, "id": pid_id,
                        "message": f"{header['argv'][0]}: {exc.strerror or exc}"})
@@ -108,6 +111,13 @@ class Agent:
         proc = self._procs.get(str(header["id"]))
         if proc is not None:
             _kill_group(proc)
+
+
+def _die_with_agent() -> None:
+    """In the child, before exec: killed when the agent dies. A container's pid namespace
+    does that for the criu engine; the none engine's plain processes need this."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -363,3 +363,48 @@ def test_files_api(srv: ServerHandle) -> None:
     assert result[:5] == ["line one\n", "line two\nline three\n",
                           "line one\nline two\nline three\n", "3", ["notes.txt"]]
     assert "No such file or directory" in result[5], result[5]
+
+
+def test_none_engine_sandbox(server_factory: type[ServerHandle]) -> None:
+    """Without CRIU (the none engine) a sandbox is a plain process tree on the host: exec
+    works, volumes are refused by name, and terminate ends what it started."""
+    server = server_factory("none").start()
+    seconds = f"{400 + os.getpid() % 1000 / 1000:.3f}"
+    result = _run(server, f"""
+        sb = coldsnap.Sandbox.create(app=app)
+        result = [sb.exec("echo", "plain").stdout.read()]
+        sb.exec("sleep", "{seconds}")
+        time.sleep(0.5)
+        sb.terminate()
+        try:
+            coldsnap.Sandbox.create(app=app, volumes={{"/v": coldsnap.Volume.from_name(
+                "v", create_if_missing=True)}})
+        except Exception as exc:
+            result.append(str(exc))
+    """)
+    assert result[0] == "plain\n"
+    assert "volumes (/v) need containers with mount namespaces" in result[1]
+    wait_for(lambda: not _host_pids_of(f"sleep {seconds}"), 30,
+             "the none engine sandbox's process to be gone after terminate()")
+
+
+def test_a_function_makes_a_sandbox(srv: ServerHandle, tmp_path: Path) -> None:
+    app_file = write_app(tmp_path, "sandbox_maker", """
+        import coldsnap
+
+        app = coldsnap.App("sandbox-maker", image=coldsnap.Image.from_host())
+
+        @app.function()
+        def make() -> str:
+            sb = coldsnap.Sandbox.create(image=coldsnap.Image.from_host())
+            try:
+                return sb.exec("echo", "made in a function").stdout.read()
+            finally:
+                sb.terminate()
+    """)
+    srv.cli("deploy", str(app_file))
+    out = srv.python("import coldsnap\nprint(coldsnap.Function.from_name('sandbox-maker', "
+                     "'make').remote(), end='')").stdout
+    assert out == "made in a function\n"
+    listed = json.loads(srv.cli("sandbox", "ls", "--app", "sandbox-maker", "--json").stdout)
+    assert len(listed) == 1 and listed[0]["ended_by"] == "terminated"
