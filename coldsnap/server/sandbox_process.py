@@ -19,6 +19,8 @@ from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, wr
 # Output a process may leave unread on the server, per stream; past it the oldest
 # bytes go (a reader at an offset before them gets what is left).
 MAX_BUFFERED = 64 * 1024 * 1024
+# The most one read answers with (the reader asks again for the rest).
+MAX_READ = 4 * 1024 * 1024
 # How often the watcher looks at timeouts.
 WATCH_S = 0.25
 
@@ -48,7 +50,7 @@ class ProcessState:
     def read(self, stream: str, offset: int) -> bytes:
         buffer = self.stdout if stream == wire.STDOUT else self.stderr
         start = max(0, offset - self.dropped[stream])
-        return bytes(buffer[start:])
+        return bytes(buffer[start:start + MAX_READ])
 
     def size(self, stream: str) -> int:
         buffer = self.stdout if stream == wire.STDOUT else self.stderr

@@ -408,3 +408,17 @@ def test_a_function_makes_a_sandbox(srv: ServerHandle, tmp_path: Path) -> None:
     assert out == "made in a function\n"
     listed = json.loads(srv.cli("sandbox", "ls", "--app", "sandbox-maker", "--json").stdout)
     assert len(listed) == 1 and listed[0]["ended_by"] == "terminated"
+
+
+def test_large_output_arrives_whole(srv: ServerHandle) -> None:
+    """More output than one read answers with (MAX_READ) comes in several, in order."""
+    result = _run(srv, """
+        import hashlib
+        sb = coldsnap.Sandbox.create(app=app, image=HOST)
+        p = sb.exec("python3", "-c", "import sys\\nfor i in range(600000): "
+                    "sys.stdout.write(f'{i:09d}\\\\n')")
+        out = p.stdout.read()
+        result = [len(out), out.splitlines()[-1], p.wait()]
+        sb.terminate()
+    """)
+    assert result == [6_000_000, "000599999", 0]
