@@ -149,13 +149,15 @@ class SandboxContainer:
 
     def _end(self, returncode: int, why: str | None) -> None:
         with self._cond:
-            if self.returncode is None:
+            first = self.returncode is None
+            if first:
                 self.returncode = returncode
-                self.ended_by = why or self.ended_by or wire.TERMINATED
+                self.ended_by = why or wire.TERMINATED
             for proc in self.procs.values():
                 proc.finish(wire.KILLED_RETURNCODE)
             self._cond.notify_all()
-        self.container.kill()
+        if first:  # one kill: the container's clean-ups run once
+            self.container.kill()
 
     # what the API asks
 
