@@ -152,6 +152,7 @@ class ContainerProcess(Generic[T]):
         """The exit code once ``wait()`` or ``poll()`` saw the process end, else None."""
         return self._returncode
 
+    @with_aio
     def poll(self) -> int | None:
         """The exit code if the process has ended, else None (does not wait)."""
         return self._ask(0.0)

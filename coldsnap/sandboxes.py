@@ -213,6 +213,7 @@ class Sandbox:
         if raise_on_termination and ended_by == wire.TERMINATED:
             raise SandboxTerminatedError(f"sandbox {self.object_id} was terminated")
 
+    @with_aio
     def poll(self) -> int | None:
         """The return code if the sandbox has ended, else None (does not wait)."""
         return self._ask(0.0)

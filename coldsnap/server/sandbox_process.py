@@ -76,7 +76,9 @@ class SandboxContainer:
         self._log = log
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
-        self.procs: dict[str, ProcessState] = {}
+        # The entrypoint's streams exist from the start: without one they stay open, empty,
+        # until the sandbox ends (as Modal's sb.stdout does).
+        self.procs: dict[str, ProcessState] = {wire.ENTRYPOINT: ProcessState()}
         self._next = 0
         self.returncode: int | None = None
         self.ended_by: str | None = None  # wire.TERMINATED, wire.TIMED_OUT, or "exit"

@@ -422,3 +422,21 @@ def test_large_output_arrives_whole(srv: ServerHandle) -> None:
         sb.terminate()
     """)
     assert result == [6_000_000, "000599999", 0]
+
+
+def test_idle_timeout_and_streams_without_entrypoint(srv: ServerHandle) -> None:
+    """idle_timeout ends a sandbox nobody uses; without an entrypoint its own stdout is
+    empty and ends with it. exec(secrets=) adds a from_dict secret to one process."""
+    result = _run(srv, """
+        sb = coldsnap.Sandbox.create(app=app, image=HOST, idle_timeout=2)
+        secret = coldsnap.Secret.from_dict({"ONLY_HERE": "yes"})
+        seen = sb.exec("sh", "-c", "echo ${ONLY_HERE:-no}", secrets=[secret]).stdout.read()
+        unseen = sb.exec("sh", "-c", "echo ${ONLY_HERE:-no}").stdout.read()
+        start = time.monotonic()
+        own = sb.stdout.read()  # open until the sandbox ends
+        sb.wait(raise_on_termination=False)
+        result = [seen, unseen, own, time.monotonic() - start, sb.returncode, sb.poll()]
+    """)
+    assert result[:3] == ["yes\n", "no\n", ""]
+    assert 0.5 < result[3] < 30, result
+    assert result[4:] == [137, 137]
