@@ -342,3 +342,15 @@ def test_idle_timeout_and_streams_without_entrypoint(srv: ServerHandle) -> None:
     assert result[:3] == ["yes\n", "no\n", ""]
     assert 0.5 < result[3] < 30, result
     assert result[4:] == [137, 137]
+
+
+def test_entrypoint_stdin(srv: ServerHandle) -> None:
+    result = _run(srv, """
+        sb = coldsnap.Sandbox.create("sh", "-c", "read line; echo got $line; exit 4",
+                                     app=app, image=HOST)
+        sb.stdin.write("hello\\n")
+        sb.stdin.write_eof()
+        sb.wait()
+        result = [sb.stdout.read(), sb.returncode]
+    """)
+    assert result == ["got hello\n", 4]
