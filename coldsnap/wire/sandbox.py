@@ -13,16 +13,19 @@ for more, so the bytes arrive in order and none is read twice. Example::
 
 from __future__ import annotations
 
-# Socket API ops (server/sandbox_api.py handles them; docs/sandboxes.md).
-SANDBOX_CREATE = "sandbox_create"
-SANDBOX_EXEC = "sandbox_exec"
-SANDBOX_READ = "sandbox_read"  # process_id, stream, offset, wait -> blob, eof
-SANDBOX_WRITE = "sandbox_write"  # process_id, eof; blob: bytes for its stdin
-SANDBOX_WAIT = "sandbox_wait"  # process_id (None: the sandbox), timeout -> returncode
-SANDBOX_TERMINATE = "sandbox_terminate"
-SANDBOX_GET = "sandbox_get"  # by sandbox_id, or by app and name
-SANDBOX_LIST = "sandbox_list"
-SANDBOX_TAGS = "sandbox_tags"  # tags: set them (None: only read them)
+# Socket API ops (server/sandbox_api.py handles them); their names live in ops.py.
+from coldsnap.wire.ops import (
+    SANDBOX_CREATE,
+    SANDBOX_EXEC,
+    SANDBOX_GET,
+    SANDBOX_LIST,
+    SANDBOX_READ,
+    SANDBOX_TAGS,
+    SANDBOX_TERMINATE,
+    SANDBOX_WAIT,
+    SANDBOX_WRITE,
+)
+
 SANDBOX_OPS = frozenset({SANDBOX_CREATE, SANDBOX_EXEC, SANDBOX_READ, SANDBOX_WRITE,
                          SANDBOX_WAIT, SANDBOX_TERMINATE, SANDBOX_GET, SANDBOX_LIST,
                          SANDBOX_TAGS})
