@@ -114,6 +114,8 @@ class SandboxContainer:
                             .encode())
                 proc.finish(127)  # as a shell answers a command it can't run
             elif kind == wire.EXITED:
+                for words in self.container.limits_reached():  # why it was killed, say
+                    proc.append(wire.STDERR, f"coldsnap: {words}\n".encode())
                 proc.finish(int(header.get("returncode", -1)))
             self._last_active = time.monotonic()
             self._cond.notify_all()

@@ -354,3 +354,14 @@ def test_entrypoint_stdin(srv: ServerHandle) -> None:
         result = [sb.stdout.read(), sb.returncode]
     """)
     assert result == ["got hello\n", 4]
+
+
+def test_memory_limit_kills_and_says_so(srv: ServerHandle) -> None:
+    result = _run(srv, """
+        sb = coldsnap.Sandbox.create(app=app, image=HOST, memory=128)
+        p = sb.exec("python3", "-c", "x = bytearray(400 << 20); x[::4096] = b'1' * (100 << 10)")
+        result = [p.wait(), p.stderr.read()]
+        sb.terminate()
+    """)
+    assert result[0] == -9, result
+    assert "ran out of memory (limit 128 MiB)" in result[1], result
