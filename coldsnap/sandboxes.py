@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +156,7 @@ class Sandbox:
             timeout=timeout, idle_timeout=idle_timeout, workdir=workdir, name=name,
             tags=tags or {})
         for note in _notices(cidr_allowlist or outbound_cidr_allowlist, cloud):
-            print(f"coldsnap: {note}")
+            print(f"coldsnap: {note}", file=sys.stderr)
         return Sandbox(client, header)
 
     @static_with_aio

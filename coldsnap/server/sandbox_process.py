@@ -16,9 +16,14 @@ from coldsnap.wire import sandbox as wire
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND
 from coldsnap.wire.framing import ChannelClosed, ProtocolError, read_message, write_message
 
-# Output a process may leave unread on the server, per stream; past it the oldest
-# bytes go (a reader at an offset before them gets what is left).
+# Output a process may leave unread on the server, per stream, and all of a sandbox's
+# processes together; past it the oldest bytes of the stream written to go (a reader at
+# an offset before them gets what is left).
 MAX_BUFFERED = 64 * 1024 * 1024
+MAX_SANDBOX_BUFFERED = 256 * 1024 * 1024
+# The largest message the agent sends (its chunks are 64 KiB): a container that sends
+# more is not the agent talking, and the sandbox is ended.
+MAX_AGENT_BLOB = 1024 * 1024
 # The most one read answers with (the reader asks again for the rest).
 MAX_READ = 4 * 1024 * 1024
 # How often the watcher looks at timeouts.
@@ -39,13 +44,18 @@ class ProcessState:
     returncode: int | None = None
     deadline: float | None = None  # exec(timeout=): killed past it
 
-    def append(self, stream: str, data: bytes) -> None:
+    def append(self, stream: str, data: bytes, room: int = MAX_BUFFERED) -> int:
+        """Keep ``data``, dropping the stream's oldest bytes past ``room`` (at most
+        MAX_BUFFERED); how many bytes more are kept now."""
         buffer = self.stdout if stream == wire.STDOUT else self.stderr
+        before = len(buffer)
         buffer += data
-        if len(buffer) > MAX_BUFFERED:
-            extra = len(buffer) - MAX_BUFFERED
+        limit = max(0, min(room, MAX_BUFFERED))
+        if len(buffer) > limit:
+            extra = len(buffer) - limit
             del buffer[:extra]
             self.dropped[stream] += extra
+        return len(buffer) - before
 
     def read(self, stream: str, offset: int) -> bytes:
         buffer = self.stdout if stream == wire.STDOUT else self.stderr
@@ -80,6 +90,7 @@ class SandboxContainer:
         # until the sandbox ends (as Modal's sb.stdout does).
         self.procs: dict[str, ProcessState] = {wire.ENTRYPOINT: ProcessState()}
         self._next = 0
+        self._buffered = 0  # output bytes kept, all processes together
         self.returncode: int | None = None
         self.ended_by: str | None = None  # wire.TERMINATED, wire.TIMED_OUT, or "exit"
         for target, name in ((self._read_agent, "agent"), (self._read_logs, "logs"),
@@ -95,7 +106,7 @@ class SandboxContainer:
     def _read_agent(self) -> None:
         try:
             while True:
-                header, blob = read_message(self.container.ctrl_out)
+                header, blob = read_message(self.container.ctrl_out, MAX_AGENT_BLOB)
                 self._on_message(header, blob)
         except (ChannelClosed, ProtocolError, OSError, ValueError):
             pass
@@ -108,7 +119,9 @@ class SandboxContainer:
             if proc is None:
                 return
             if kind == wire.OUTPUT and blob:
-                proc.append(str(header.get("stream")), blob)
+                stream = wire.STDERR if header.get("stream") == wire.STDERR else wire.STDOUT
+                room = MAX_SANDBOX_BUFFERED - self._buffered + len(getattr(proc, stream))
+                self._buffered += proc.append(stream, blob, room)
             elif kind == wire.FAILED:
                 proc.append(wire.STDERR, f"coldsnap: could not start {header.get('message')}\n"
                             .encode())
