@@ -31,6 +31,7 @@ from coldsnap.running import enable_output
 from coldsnap.sandboxes import Sandbox
 from coldsnap.schedule import Cron, Period
 from coldsnap.secret import Secret
+from coldsnap.snapshot_hooks import after_restore, before_snapshot
 from coldsnap.unsupported import module_getattr
 from coldsnap.volume import Volume
 from coldsnap.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
@@ -52,8 +53,10 @@ __all__ = [
     "Sandbox",
     "Secret",
     "Volume",
+    "after_restore",
     "asgi_app",
     "batched",
+    "before_snapshot",
     "build",
     "concurrent",
     "current_function_call_id",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything coldsnap needs on a fresh Debian 12 machine, idempotently:
 # CRIU 4.x and iptables (scripts/install-criu.sh), tini, debootstrap (debian_slim bases),
-# skopeo, umoci and docker-registry (images from registries), a virtualenv in .venv with
+# skopeo, umoci and docker-registry (images from registries), chromium and npm with the
+# dashboard's browser libraries, a virtualenv in .venv with
 # coldsnap, its test tools and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
 set -euo pipefail
@@ -54,6 +55,23 @@ if ! command -v tini-static >/dev/null; then
   step "tini (the containers' init)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tini >/dev/null
+fi
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (no browser
+# download of Playwright's own); its pages load htmx and Chart.js, pinned in
+# coldsnap/server/dashboard/package-lock.json and installed from npm (docs/dashboard.md).
+if ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then
+  step "chromium and npm (the web dashboard: its browser tests and its libraries)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium npm \
+    >/dev/null
+fi
+dash=coldsnap/server/dashboard
+dash_want=$(sha256sum "$dash/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$dash/node_modules/.coldsnap-installed" 2>/dev/null)" != "$dash_want" ]; then
+  step "the dashboard's browser libraries (npm ci in $dash)"
+  npm ci --prefix "$dash" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$dash_want" > "$dash/node_modules/.coldsnap-installed"
 fi
 
 PY=${PYTHON:-python3}

@@ -22,8 +22,9 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching", "coldsnap.current", "coldsnap.sandboxes", "coldsnap.sandbox_io",
-       "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files")
+       "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.sandboxes",
+       "coldsnap.sandbox_io", "coldsnap.container_process", "coldsnap.io_streams",
+       "coldsnap.sandbox_files")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -51,6 +52,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.secret": ("coldsnap.wire",),
     "coldsnap.app_objects": ("coldsnap.wire", *SDK),
     "coldsnap.parameter": ("coldsnap.wire",),
+    "coldsnap.snapshot_hooks": ("coldsnap.wire",),
     # Sandboxes reach the server through the client, lazily.
     "coldsnap.sandboxes": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.sandbox_io": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),

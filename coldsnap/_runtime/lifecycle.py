@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from coldsnap import user_code
-from coldsnap._runtime import after_restore, gpu, memory, network, web
+from coldsnap import snapshot_hooks, user_code
+from coldsnap._runtime import after_restore, gpu, memory, network, snapshot_warnings, web
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
@@ -22,6 +22,7 @@ from coldsnap.user_code import run_maybe_async
 from coldsnap.wire import control, serialization
 from coldsnap.wire.container import BootConfig
 from coldsnap.wire.framing import ChannelClosed
+from coldsnap.wire.snapshot_warnings import SnapshotWarning
 
 
 class StageFailed(Exception):
@@ -50,12 +51,15 @@ def run_container(channel: Channel, config: BootConfig) -> int:
     2. Instantiate the class, for ``@app.cls``.
     3. Snapshot phase only (``COLDSNAP_SNAPSHOT=1``): run the ``enter(snap=True)``
        hooks, base classes first, in definition order; import the web stack and
-       build fastapi_endpoint apps (``web.prepare``).
-    4. Snapshot handshake: send ``ready_to_snapshot`` (or ``snapshot_refused``
-       when a CUDA context is open and the function did not opt into GPU
-       snapshots), then block on ctrl-in until ``resume``.
+       build fastapi_endpoint apps (``web.prepare``); 3b: run the
+       ``@coldsnap.before_snapshot`` functions, last registered first.
+    4. Snapshot handshake: send ``ready_to_snapshot`` with the snapshot's warnings
+       (snapshot_warnings.py; or ``snapshot_refused`` when a CUDA context is open
+       and the function did not opt into GPU snapshots), then block on ctrl-in
+       until ``resume``.
     5. After restore: name the TCP connections the restore closed (network.py),
-       apply the env changes, the container id, reseed the RNGs.
+       apply the env changes, the container id, reseed the RNGs; 5b: run the
+       ``@coldsnap.after_restore`` functions in the order registered.
     6. Run the ``enter(snap=False)`` hooks (a plain boot runs every enter hook),
        then serve the web endpoints (6b, ``web.py``) and send ``ready`` with their ports.
     7. Serve ``call`` messages, one at a time.
@@ -72,15 +76,20 @@ def run_container(channel: Channel, config: BootConfig) -> int:
         if config.snapshot:
             watch = gpu.CudaContextWatch()
             watch.check(f"the import of {config.app_file}")
+            growth = snapshot_warnings.MemoryWatch()
             for label, hook in target.hooks(MarkerFlag.ENTER_PRE_SNAPSHOT):  # 3
-                boot.run_hook(label, hook, "enter_snap_s")
+                with growth.hook(label):
+                    boot.run_hook(label, hook, "enter_snap_s")
                 watch.check(label)
             if web.endpoints(target):
                 with boot.stage("prepare the web endpoints", "web_s"):
                     web.prepare(target)  # their imports go into the snapshot too
+            for label, function in snapshot_hooks.before_snapshot_functions():  # 3b
+                boot.run_hook(label, function, "enter_snap_s")
             refusal = None if config.gpu_snapshot else watch.refusal()
             connections = network.open_tcp_connections()  # a restore closes them
-            resume = _snapshot_handshake(channel, boot.timings, refusal)  # 4
+            warnings = snapshot_warnings.gather(connections, growth) if refusal is None else []
+            resume = _snapshot_handshake(channel, boot.timings, refusal, warnings)  # 4
             boot.snapshot_phase = False
             if resume.restored:
                 # A restored copy did not import anything: those times belong to
@@ -89,6 +98,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
                 network.report_closed(connections)
             with boot.stage("after restore", "after_restore_s"):
                 after_restore.apply_resume(resume)  # 5
+            for label, function in snapshot_hooks.after_restore_functions():  # 5b
+                boot.run_hook(label, function, "after_restore_s")
         else:
             # A snapshot-enabled class cold-booted without a snapshot (the
             # engine can't take one): its snap=True hooks still run, first.
@@ -131,12 +142,14 @@ def _import_target(config: BootConfig) -> Target:
 
 
 def _snapshot_handshake(
-    channel: Channel, timings: dict[str, float], refusal: str | None
+    channel: Channel, timings: dict[str, float], refusal: str | None,
+    warnings: list[SnapshotWarning],
 ) -> control.Resume:
     if refusal is None:
         # Big heaps restore in 2 MiB pages where the kernel allows (see memory.py).
         memory.advise_hugepages()
-        channel.send({control.TYPE: control.READY_TO_SNAPSHOT, control.TIMINGS: timings})
+        channel.send({control.TYPE: control.READY_TO_SNAPSHOT, control.TIMINGS: timings,
+                      control.WARNINGS: [warning.to_dict() for warning in warnings]})
     else:
         print(f"coldsnap: {refusal}", file=sys.stderr, flush=True)
         channel.send({control.TYPE: control.SNAPSHOT_REFUSED, control.MESSAGE: refusal})

@@ -178,11 +178,6 @@ def _short_error(error: str | None, width: int = 60) -> str:
     return head[:max(width - len(tail) - 1, 10)] + "…" + tail
 
 
-def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
-    print_json(_request(ops.SNAPSHOT_INSPECT, key=args.key)["snapshot"])
-    return 0
-
-
 def cmd_snapshots_rm(args: argparse.Namespace) -> int:
     reply = _request(ops.SNAPSHOT_RM, key=args.key)
     if reply.get("snapshot_removed"):

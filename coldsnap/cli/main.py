@@ -9,11 +9,14 @@ import sys
 from collections.abc import Callable
 
 from coldsnap.cli import (
+    dashboard_cmd,
     deploy,
     inspect_cmds,
+    metrics_cmd,
     objects_cmds,
     sandbox_cmds,
     secret_cmds,
+    snapshot_cmds,
     system,
     token_cmds,
     volume_cmds,
@@ -38,7 +41,8 @@ COMMANDS: dict[str, Command] = {
     "apps drain": inspect_cmds.cmd_apps_drain,
     "logs": inspect_cmds.cmd_logs,
     "snapshots ls": inspect_cmds.cmd_snapshots_ls,
-    "snapshots inspect": inspect_cmds.cmd_snapshots_inspect,
+    "snapshots inspect": snapshot_cmds.cmd_snapshots_inspect,
+    "snapshots why": snapshot_cmds.cmd_snapshots_why,
     "snapshots rm": inspect_cmds.cmd_snapshots_rm,
     "snapshots gc": inspect_cmds.cmd_snapshots_gc,
     "snapshots verify": inspect_cmds.cmd_snapshots_verify,
@@ -48,6 +52,8 @@ COMMANDS: dict[str, Command] = {
     **{f"sandbox {name}": command for name, command in sandbox_cmds.COMMANDS.items()},
     **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
+    **metrics_cmd.COMMANDS,
+    **dashboard_cmd.COMMANDS,
 }
 
 
@@ -109,10 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
 
     snaps = sub.add_parser("snapshots", help="memory snapshots").add_subparsers(
-        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc|verify")
+        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc|verify|why")
     _json(snaps.add_parser("ls", help="list snapshots"))
-    for name, text in (("inspect", "show one snapshot"), ("rm", "delete one snapshot")):
-        snaps.add_parser(name, help=text).add_argument("key")
+    snapshot_cmds.add_parsers(snaps)
+    snaps.add_parser("rm", help="delete one snapshot").add_argument("key")
     gc = snaps.add_parser("gc", help="delete old snapshots")
     gc.add_argument("--keep", type=_version_count, metavar="N",
                     help="versions to keep per function, 0 for none (COLDSNAP_KEEP_VERSIONS)")
@@ -126,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_cmds.add_parsers(sub)
     token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
+    metrics_cmd.add_parser(sub)
+    dashboard_cmd.add_parser(sub)
     from coldsnap.bench.cli import add_arguments
 
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "

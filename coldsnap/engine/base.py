@@ -249,13 +249,14 @@ class Engine(Protocol):
         ...
 
     def checkpoint(
-        self, container: Container, key: str, labels: dict[str, str] | None = None
+        self, container: Container, key: str, labels: dict[str, str] | None = None,
+        warnings: list[dict[str, str]] | None = None,
     ) -> SnapshotInfo:
         """Dump ``container`` into the store under ``key``; the container is gone after.
 
         ``labels`` (app, function, version) are kept in the metadata; garbage
-        collection keeps the newest snapshots of each (app, function). Raises
-        DumpFailed.
+        collection keeps the newest snapshots of each (app, function). ``warnings``
+        (wire/snapshot_warnings.py) are kept there too. Raises DumpFailed.
         """
         ...
 

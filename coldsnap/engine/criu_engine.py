@@ -238,7 +238,8 @@ class CriuEngine:
     # -- checkpoint ------------------------------------------------------------
 
     def checkpoint(
-        self, container: Container, key: str, labels: dict[str, str] | None = None
+        self, container: Container, key: str, labels: dict[str, str] | None = None,
+        warnings: list[dict[str, str]] | None = None,
     ) -> SnapshotInfo:
         dirs = self._dirs.get(container.id)
         if dirs is None:
@@ -275,7 +276,8 @@ class CriuEngine:
                 staging, key,
                 {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
                  "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids,
-                 "volumes": volumes},  # mount paths only: never a volume's name or files
+                 "volumes": volumes,  # mount paths only: never a volume's name or files
+                 "warnings": warnings or []},
             )  # fmt: skip
         except (DumpFailed, OSError, GpuCheckpointError) as exc:
             free_at_failure = free_bytes(self.store.root)

@@ -82,7 +82,8 @@ class NoneEngine:
         return container
 
     def checkpoint(
-        self, container: Container, key: str, labels: dict[str, str] | None = None
+        self, container: Container, key: str, labels: dict[str, str] | None = None,
+        warnings: list[dict[str, str]] | None = None,
     ) -> SnapshotInfo:
         raise DumpFailed("the 'none' engine does not take snapshots")
 

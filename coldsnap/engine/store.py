@@ -42,7 +42,7 @@ META = "meta.json"
 KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 RESERVED_KEYS = frozenset({"failed"})
 # The metadata a SnapshotInfo carries in ``extra``.
-EXTRA = ("files", "digests", "labels", "pipes", "gpu_processes", "volumes")
+EXTRA = ("files", "digests", "labels", "pipes", "gpu_processes", "volumes", "warnings", "host")
 
 
 @dataclasses.dataclass(frozen=True)

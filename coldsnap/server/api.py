@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from coldsnap.identity import coldsnap_fingerprint, coldsnap_version
 from coldsnap.server import call_ops
 from coldsnap.server.calls import Call
+from coldsnap.server.dashboard import DashboardAuth, dashboard_login
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.logs import LogLine
 from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
@@ -110,8 +111,10 @@ class Api:
     ``Request`` with a ``Reply`` or raise ``ApiError``."""
 
     def __init__(self, platform: Platform, warning: str | None = None,
-                 stop: Callable[[], None] | None = None) -> None:
+                 stop: Callable[[], None] | None = None,
+                 dashboard: DashboardAuth | None = None) -> None:
         self.platform = platform
+        self.dashboard = dashboard  # its one-time login codes (`coldsnap dashboard`)
         self.warning = warning  # shown by clients that start the server (engine=auto)
         self._stop = stop  # ends the server (server_stop)
 
@@ -239,6 +242,9 @@ class Api:
         """A Dict's or a Queue's action (server/objects.py)."""
         return self.platform.objects.answer(req)
 
+    def metrics(self, req: Request) -> Reply:
+        return {"ok": True, "text": self.platform.metrics.exposition().decode()}, None
+
     def snapshots_ls(self, req: Request) -> Reply:
         snapshots = self.platform.snapshots
         return {"ok": True, "snapshots": snapshots.ls(), **snapshots.usage()}, None
@@ -254,6 +260,11 @@ class Api:
     def snapshots_gc(self, req: Request) -> Reply:
         removed, quarantine = self.platform.snapshots.gc(req.count("keep"))
         return {"ok": True, "result": removed, "quarantine": quarantine}, None
+
+    def snapshots_why(self, req: Request) -> Reply:
+        explanations = self.platform.snapshots.why(req.field("app", str),
+                                                   req.field("function", str, None))
+        return {"ok": True, "functions": explanations}, None
 
     def snapshots_verify(self, req: Request) -> Reply:
         results = self.platform.snapshots.verify(req.field("key", str, None))
@@ -307,9 +318,12 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SNAPSHOT_RM: Api.snapshot_rm,
     ops.SNAPSHOTS_GC: Api.snapshots_gc,
     ops.SNAPSHOTS_VERIFY: Api.snapshots_verify,
+    ops.SNAPSHOTS_WHY: Api.snapshots_why,
     ops.TOKEN_CREATE: Api.token_create,
     ops.TOKEN_LS: Api.token_ls,
     ops.TOKEN_RM: Api.token_rm,
+    ops.METRICS: Api.metrics,
+    ops.DASHBOARD_LOGIN: dashboard_login,
     **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
     **SANDBOX_HANDLERS,  # sandboxes (sandbox_api.py)
 }

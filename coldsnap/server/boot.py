@@ -33,10 +33,13 @@ from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.metrics import ServerMetrics
+from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
 from coldsnap.wire import control
+from coldsnap.wire.snapshot_warnings import parse_warnings
 
 # Wraps a fresh container in a Worker wired to its pool (logs, exit notice).
 Attach = Callable[[Container], Worker]
@@ -101,8 +104,10 @@ class SnapshotKeys:
     """
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic,
-                 dump_retry_s: float = 60.0, dump_retry_max_s: float = 3600.0) -> None:
+                 dump_retry_s: float = 60.0, dump_retry_max_s: float = 3600.0,
+                 on_failed: Callable[[str, str], None] = lambda key, reason: None) -> None:
         self._engine = engine
+        self._on_failed = on_failed  # (key, reason): the snapshot history's record
         self._clock = clock
         self.dumps = DumpRetries(clock, dump_retry_s, dump_retry_max_s)
         self._creating: set[str] = set()
@@ -119,6 +124,7 @@ class SnapshotKeys:
             self._paused.pop(key, None)
         self.dumps.clear(key)
         self._engine.mark_failed(key, reason)
+        self._on_failed(key, reason)
 
     def mark_transient(self, key: str, reason: str, retry_in_s: float = TRANSIENT_RETRY_S
                        ) -> None:
@@ -178,13 +184,17 @@ class Booter:
     """Boots containers for any function (``boot``, by a strategy of ``BOOT_STRATEGIES``)
     and owns the snapshot keys being made, failed or paused (``keys``)."""
 
-    def __init__(self, settings: Settings, engine: Engine, db: StateDB, note: Note) -> None:
+    def __init__(self, settings: Settings, engine: Engine, db: StateDB, note: Note,
+                 metrics: ServerMetrics | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
         self.note = note  # LogBook.note: the app's log and the server's
+        self.metrics = metrics or ServerMetrics()
+        self.history = SnapshotHistory(db)  # what `coldsnap snapshots why` reads
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
-                                 dump_retry_max_s=settings.dump_retry_max_s)
+                                 dump_retry_max_s=settings.dump_retry_max_s,
+                                 on_failed=lambda key, why: self.history.ended(key, FAILED, why))
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -194,16 +204,27 @@ class Booter:
         (its container killed) says nothing about the snapshot.
         """
         strategy = "snapshot" if fn.options.enable_memory_snapshot else "plain"
-        try:
-            fn.gpu_devices()  # a gpu= this host can't meet fails the boot, saying why
-        except GpuUnavailable as exc:
-            raise BootFailed(f"{fn.label}: {exc}") from None
         run = _BootRun(self, fn, attach, stopping)
+        t0 = time.monotonic()
         try:
-            return BOOT_STRATEGIES[strategy](run)
+            try:
+                fn.gpu_devices()  # a gpu= this host can't meet fails the boot, saying why
+            except GpuUnavailable as exc:
+                raise BootFailed(f"{fn.label}: {exc}") from None
+            boot = BOOT_STRATEGIES[strategy](run)
         except BootFailed as exc:
             exc.logs = run.carried()
+            self._count_failure(run)
             raise
+        except Exception:
+            self._count_failure(run)
+            raise
+        self.metrics.booted(fn.app, fn.tag, boot.kind, boot.timings, time.monotonic() - t0)
+        return boot
+
+    def _count_failure(self, run: _BootRun) -> None:
+        if not run.stopping():  # cut short by the shutdown: not the boot's failure
+            self.metrics.boot_failed(run.fn.app, run.fn.tag, run.kind)
 
 
 class _BootRun:
@@ -216,15 +237,20 @@ class _BootRun:
         self.db = booter.db
         self.keys = booter.keys
         self.note = booter.note
+        self.history = booter.history
         self.fn = fn
         self._attach = attach
         self._stopping = stopping
+        self.kind = BootKind.PLAIN  # what the boot is trying now (a failure's kind)
         # Log lines of containers this boot gave up on (dumped, failed): the caller
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
         self._objects = BootObjects(self.settings, fn)  # its volumes and secrets
 
     # strategies
+
+    def stopping(self) -> bool:
+        return self._stopping()
 
     def plain(self) -> Boot:
         worker, timings = self._start(snapshot=False)
@@ -272,6 +298,8 @@ class _BootRun:
         )
 
     def _start(self, snapshot: bool) -> tuple[Worker, dict[str, float]]:
+        if snapshot:
+            self.kind = BootKind.SNAPSHOT_CREATED
         container_id = new_container_id()
         container = self.engine.start(self._spec(container_id, snapshot))
         return self._adopt(container), dict(container.timings)
@@ -298,6 +326,7 @@ class _BootRun:
     def _without_snapshot(self) -> Boot:
         """A fallback boot: plain, so the container has the network and GPUs that the
         snapshot phase's sandbox lacks (the runtime runs every enter hook in order)."""
+        self.kind = BootKind.FALLBACK
         worker, timings = self._start(snapshot=False)
         return self._finish(worker, BootKind.FALLBACK, timings)
 
@@ -325,14 +354,19 @@ class _BootRun:
             return self._without_snapshot()
         worker.pump.stop()  # the log pipe goes into the snapshot; read it empty first
         worker.note(f"creating memory snapshot {key}", logger=logger)  # after the hooks' lines
+        warnings = parse_warnings(header.get(control.WARNINGS))
+        for warning in warnings:
+            worker.note(f"snapshot warning: {warning.message}", level=logging.WARNING,
+                        logger=logger)
         t0 = time.monotonic()
         try:
             info = self.engine.checkpoint(worker.container, key, labels={
                 "app": self.fn.app, "function": self.fn.tag, "version": self.fn.version,
-                **self._objects.snapshot_labels()})
+                **self._objects.snapshot_labels()}, warnings=[w.to_dict() for w in warnings])
         except SnapshotError as exc:
             return self._dump_failed(worker, key, exc)
         self.keys.dumps.clear(key)
+        self.history.created(self.fn, key, info.extra.get("host") or {})
         timings["dump_s"] = info.dump_s or time.monotonic() - t0
         worker.note(
             f"memory snapshot created in {timings['dump_s'] * 1000:.0f} ms "
@@ -363,6 +397,7 @@ class _BootRun:
         return self._without_snapshot()
 
     def _restore(self, key: str, kind: BootKind = BootKind.RESTORED) -> Boot:
+        self.kind = kind
         container_id = new_container_id()
         spec = self._spec(container_id, False)  # a missing volume or secret: not the engine's
         t0 = time.monotonic()
@@ -409,6 +444,7 @@ class _BootRun:
         return boot
 
     def _after_damage(self, key: str, kind: BootKind, exc: SnapshotDamaged) -> Boot:
+        self.history.ended(key, QUARANTINED, str(exc))
         if kind is BootKind.SNAPSHOT_CREATED:  # damaged as soon as written: don't loop
             self.keys.mark_failed(key, f"restore: {exc}")
             return self._fallback_after(f"{exc}, right after it was made; "

@@ -63,6 +63,8 @@ class Call:
     _items: deque[bytes] = dataclasses.field(default_factory=deque)
     _items_changed: threading.Condition = dataclasses.field(default_factory=threading.Condition)
     pool: CallRunner | None = None  # set once queued
+    # Told of the outcome once, with ``on_finish``'s hook (the server's metrics).
+    on_end: Callable[[Call], None] | None = None
 
     @property
     def label(self) -> str:
@@ -86,9 +88,11 @@ class Call:
             self.outcome = outcome
             self.finished_at = time.monotonic()
             hook = self._on_finish
-        if hook is not None:
+        for each in (self.on_end, hook):
+            if each is None:
+                continue
             try:
-                hook(self)
+                each(self)
             except Exception:  # the caller waiting must hear back all the same
                 logger.exception("recording the end of call %s failed", self.id)
         self.done.set()

@@ -18,6 +18,7 @@ from pathlib import Path
 from coldsnap.engine import make_engine
 from coldsnap.server.api import Api, answer, answer_container
 from coldsnap.server.connections import Connections, connection_cap
+from coldsnap.server.dashboard import Dashboard, DashboardAuth
 from coldsnap.server.gateway import Gateway, GatewayBindError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import (
@@ -74,7 +75,9 @@ class Server:
         self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
         self.stopping = threading.Event()
-        self.api = Api(self.platform, self.warning, stop=self.stopping.set)
+        self.dashboard_auth = DashboardAuth(self.token)
+        self.api = Api(self.platform, self.warning, stop=self.stopping.set,
+                       dashboard=self.dashboard_auth)
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
         self.listeners: list[socket.socket] = []
@@ -120,7 +123,8 @@ class Server:
         if self.settings.http_address() is None:  # COLDSNAP_HTTP=off
             return
         self.gateway = Gateway(self.settings, self.platform.deploys.web_endpoint,
-                               self.platform.tokens.check)
+                               self.platform.tokens.check, self.platform.metrics, self.token,
+                               Dashboard(self.platform, self.dashboard_auth))
         try:
             self.gateway.start()
         except GatewayBindError as exc:

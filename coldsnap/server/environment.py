@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
@@ -55,3 +56,17 @@ def _distributions(directories: tuple[str, ...]) -> list[str]:
             continue
         names += [f"{directory}/{e}" for e in entries if e.endswith(_METADATA_SUFFIXES)]
     return names
+
+
+def installed_distributions(python: str) -> dict[str, str]:
+    """Distribution name -> version, of what ``python`` can import (the first of a name
+    on its path wins, as for an import): what `coldsnap snapshots why` compares."""
+    return distributions_in(search_path(python))
+
+
+def distributions_in(directories: Iterable[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in _distributions(tuple(directories)):
+        name, _, version = Path(entry).name.rsplit(".", 1)[0].partition("-")
+        found.setdefault(name.lower().replace("_", "-"), version)
+    return found

@@ -11,6 +11,7 @@ from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
 from coldsnap.server.images.builder import ImageBuilder
 from coldsnap.server.logs import LogBook
+from coldsnap.server.metrics import ServerMetrics
 from coldsnap.server.objects import Objects
 from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
@@ -51,7 +52,8 @@ class Platform:
         # Answers a container's API request (a function calling another); the daemon
         # points it at its Api. Until then containers are told no.
         self.container_requests: ContainerRequests = _no_container_requests
-        booter = Booter(settings, engine, db, self.logs.note)
+        self.metrics = ServerMetrics()  # /metrics (docs/metrics.md)
+        booter = Booter(settings, engine, db, self.logs.note, self.metrics)
         self.pools = Pools(PoolContext(booter, db, self.logs,
                                        lambda header, blob: self.container_requests(header,
                                                                                     blob)))
@@ -62,6 +64,7 @@ class Platform:
         self.tokens = ProxyTokens(settings.proxy_tokens_path)  # web endpoints' proxy auth
         self.objects = Objects(db)  # Dicts and Queues
         self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
+        self.metrics.watch(self.pools.all, lambda: engine.store)
         self.sandboxes = Sandboxes(settings, engine, self.deploys.builder, self.logs)
 
     def start(self) -> None:
@@ -99,7 +102,8 @@ class Platform:
         call = Call(app=app, tag=tag, method=method, args=args,
                     timeout_s=fn.options.timeout or self.settings.call_timeout_s,
                     retries=0 if stream else fn.options.retry_policy.max_retries,
-                    retry_policy=fn.options.retry_policy, stream=stream)
+                    retry_policy=fn.options.retry_policy, stream=stream,
+                    on_end=self._call_ended)
         try:
             pool.submit(call)
         except ApiError:
@@ -107,6 +111,12 @@ class Platform:
             pool.submit(call)
         call.pool = pool  # FunctionCall.cancel() finds it there
         return call, pool
+
+    def _call_ended(self, call: Call) -> None:
+        outcome = call.outcome
+        assert outcome is not None
+        self.metrics.call_ended(call.app, call.tag, outcome.ok,
+                                outcome.error.kind if outcome.error else None)
 
     def busy(self) -> bool:
         """True while any container boots or runs a call, or a call waits."""

@@ -1,4 +1,5 @@
-"""The snapshot admin: what `coldsnap snapshots ls|inspect|rm|gc|verify` asks of the server.
+"""The snapshot admin: what `coldsnap snapshots ls|inspect|rm|gc|verify|why` asks of the
+server.
 
 It reads the engine's store (the snapshots and the one record of each key's
 failure), the database (which app and function a key belongs to, how often it
@@ -16,6 +17,8 @@ from coldsnap.engine import Engine
 from coldsnap.engine.store import SnapshotStore, check_key
 from coldsnap.server.boot import SnapshotKeys
 from coldsnap.server.errors import ApiError
+from coldsnap.server.snapshot_history import QUARANTINED, REMOVED, SnapshotHistory
+from coldsnap.server.snapshot_why import explain
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import BAD_REQUEST, NOT_FOUND, UNAVAILABLE
@@ -37,6 +40,7 @@ class SnapshotAdmin:
         self.engine = engine
         self.db = db
         self.keys = keys
+        self.history = SnapshotHistory(db)  # `why` reads it; rm, verify and gc add to it
 
     def ls(self) -> list[dict[str, Any]]:
         """Every snapshot in the store, then every failed key without one, then every
@@ -99,6 +103,8 @@ class SnapshotAdmin:
         forgotten = store.failure(key) is not None
         store.delete(key)  # the snapshot and its failure record
         forgotten = self.keys.forget(key) or forgotten
+        if removed:
+            self.history.ended(key, REMOVED, "by `coldsnap snapshots rm`")
         self.engine.snapshots_deleted()  # their layers go too
         if not (removed or forgotten):
             raise ApiError(NOT_FOUND, f"no snapshot or failure record named {key!r} on this "
@@ -125,6 +131,8 @@ class SnapshotAdmin:
                                    "digests": "digests" in info.extra}
             if damage is not None:
                 where = store.quarantine(info.key, str(damage))
+                self.history.ended(info.key, QUARANTINED, f"by `coldsnap snapshots verify`: "
+                                   f"{damage}")
                 row.update(file=damage.file, problem=str(damage),
                            quarantined_to=str(where) if where else None)
                 logger.warning("snapshot %s is damaged: %s; quarantined to %s", info.key,
@@ -142,9 +150,17 @@ class SnapshotAdmin:
         if keep is not None and keep < 0:
             raise ApiError(BAD_REQUEST, f"keep must be 0 or more, not {keep}")
         removed = store.gc(self.settings.keep_versions if keep is None else keep)
+        for key in removed:
+            self.history.ended(key, REMOVED, "by `coldsnap snapshots gc`")
         count, size = store.clear_quarantine()
         self.engine.snapshots_deleted()
         return removed, {"removed": count, "bytes": size}
+
+    def why(self, app: str, tag: str | None = None) -> list[dict[str, Any]]:
+        """Why the current snapshot of each of ``app``'s functions (or ``tag``'s) was
+        made: what changed since the previous one, or what happened to it."""
+        self._store()
+        return explain(self.history, self.db, app, tag)
 
     def _store(self) -> SnapshotStore:
         store = self.engine.store

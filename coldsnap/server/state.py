@@ -160,6 +160,12 @@ class StateDB:
         built = {tag: BuiltImage.from_record(record) for tag, record in records.items()}
         return StoredVersion(app, version, row["filename"], row["source"], description, built)
 
+    def versions_of(self, app: str) -> list[dict[str, Any]]:
+        """An app's deployed versions, newest first (the dashboard lists them)."""
+        return [dict(r) for r in self._run(
+            "SELECT version, filename, created_at FROM versions WHERE app = ? "
+            "ORDER BY created_at DESC", (app,))]
+
     def set_app(self, name: str, version: str, state: str, ephemeral: bool) -> None:
         now = time.time()
         self._run(

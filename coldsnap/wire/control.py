@@ -18,7 +18,7 @@ from typing import Any
 TYPE = "type"
 
 # Message types, container -> server.
-READY_TO_SNAPSHOT = "ready_to_snapshot"  # TIMINGS; then it waits for RESUME
+READY_TO_SNAPSHOT = "ready_to_snapshot"  # TIMINGS, WARNINGS; then it waits for RESUME
 SNAPSHOT_REFUSED = "snapshot_refused"  # MESSAGE; then it waits for RESUME
 READY = "ready"  # TIMINGS, WEB: serving
 BOOT_FAILED = "boot_failed"  # STAGE, MESSAGE; blob: the exception
@@ -40,6 +40,9 @@ TO_CONTAINER = frozenset({RESUME, CALL, SHUTDOWN, REPLY})
 TIMINGS = "timings"  # step name -> seconds (wire/timings.py)
 SUMMARY = "summary"  # in a failed RESULT: the exception in one line
 SUMMARY_CHARS = 500
+# In READY_TO_SNAPSHOT: what the snapshot keeps that a restore can't bring back as it
+# was (wire/snapshot_warnings.py).
+WARNINGS = "warnings"
 WEB = "web"  # in READY: web endpoint name -> the port it is served on in the container
 MESSAGE = "message"  # what went wrong, for a person
 STAGE = "stage"  # the boot stage that failed ("import app.py", a hook's label)

@@ -34,9 +34,12 @@ SNAPSHOT_INSPECT = "snapshot_inspect"
 SNAPSHOT_RM = "snapshot_rm"
 SNAPSHOTS_GC = "snapshots_gc"
 SNAPSHOTS_VERIFY = "snapshots_verify"
+SNAPSHOTS_WHY = "snapshots_why"  # app, function (optional): snapshot_why.py
 TOKEN_CREATE = "token_create"
 TOKEN_LS = "token_ls"
 TOKEN_RM = "token_rm"
+METRICS = "metrics"  # the Prometheus metrics, as /metrics serves them (docs/metrics.md)
+DASHBOARD_LOGIN = "dashboard_login"  # a one-time login URL of the web dashboard
 OBJECT = "object"  # a Dict's or a Queue's action (wire/objects.py)
 # Volumes (docs/volumes-and-secrets.md): by ``name``; file ops take a ``path``.
 VOLUME_CREATE = "volume_create"

@@ -142,7 +142,7 @@ def test_inspect_of_a_key_without_a_snapshot_fails(
         "(refused: memory snapshot refused" in failed.stderr
     )
     assert f"`coldsnap snapshots rm {keys['failed']}` clears the failure" in failed.stderr
-    ready = json.loads(criu_srv.cli("snapshots", "inspect", keys["ready"]).stdout)
+    ready = json.loads(criu_srv.cli("snapshots", "inspect", keys["ready"], "--json").stdout)
     assert ready["key"] == keys["ready"]
 
 

@@ -88,7 +88,7 @@ def test_a_flipped_heap_page_falls_back_and_a_new_snapshot_is_made(
     snap = _snapshot(srv, app)
     assert snap is not None and snap["status"] == "ready"
     damaged = _flip_heap_page(Path(json.loads(
-        srv.cli("snapshots", "inspect", snap["key"]).stdout)["path"]))
+        srv.cli("snapshots", "inspect", snap["key"], "--json").stdout)["path"]))
 
     assert _cold_call(srv, app) == (right, "fallback")  # never the flipped memory
     logs = srv.cli("logs", app).stdout
@@ -123,7 +123,7 @@ def test_snapshots_verify_names_a_damaged_key_and_passes_a_good_one(
         keys[app] = snap["key"]
     assert srv.cli("snapshots", "verify", keys[bad]).stdout.startswith(f"ok       {keys[bad]}")
     damaged = _flip_heap_page(Path(json.loads(
-        srv.cli("snapshots", "inspect", keys[bad]).stdout)["path"]))
+        srv.cli("snapshots", "inspect", keys[bad], "--json").stdout)["path"]))
 
     result = srv.cli("snapshots", "verify", check=False)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -27,7 +27,8 @@ class DamagingEngine(FailingEngine):
         self.stored: set[str] = set()
 
     def checkpoint(self, container: Container, key: str,
-                   labels: dict[str, str] | None = None) -> SnapshotInfo:
+                   labels: dict[str, str] | None = None,
+                   warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
         self.checkpoints += 1
         container.kill()
         self.stored.add(key)

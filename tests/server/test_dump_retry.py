@@ -110,7 +110,8 @@ class TransientDumpEngine(FailingEngine):
     """Its dumps fail like a SIGKILLed CRIU: transiently."""
 
     def checkpoint(self, container: Container, key: str,
-                   labels: dict[str, str] | None = None) -> SnapshotInfo:
+                   labels: dict[str, str] | None = None,
+                   warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
         self.checkpoints += 1
         container.kill()
         raise DumpFailed("criu dump was killed by signal 9 (exit -9)", transient=True)

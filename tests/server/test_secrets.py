@@ -80,7 +80,7 @@ def test_values_never_shown(srv: ServerHandle) -> None:
         "server log": srv.log(),
     }
     for key in _keys(srv):
-        shown[f"inspect {key}"] = srv.cli("snapshots", "inspect", key).stdout
+        shown[f"inspect {key}"] = srv.cli("snapshots", "inspect", key, "--json").stdout
     store = srv.state_dir / "snapshots"
     for meta in store.rglob("*.json"):
         shown[str(meta)] = meta.read_text()

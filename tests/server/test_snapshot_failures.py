@@ -39,7 +39,8 @@ class StoreEngine:
         raise NotImplementedError
 
     def checkpoint(self, container: Container, key: str,
-                   labels: dict[str, str] | None = None) -> SnapshotInfo:
+                   labels: dict[str, str] | None = None,
+                   warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
         raise NotImplementedError
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:

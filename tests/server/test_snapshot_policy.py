@@ -49,7 +49,8 @@ class FailingEngine:
         return self.inner.start(spec)
 
     def checkpoint(self, container: Container, key: str,
-                   labels: dict[str, str] | None = None) -> SnapshotInfo:
+                   labels: dict[str, str] | None = None,
+                   warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
         self.checkpoints += 1
         raise DumpFailed("no space left on device (on purpose)")
 

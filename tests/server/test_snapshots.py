@@ -180,7 +180,7 @@ def test_inspect_rm_and_boot_breakdown(srv: ServerHandle, tmp_path: Path) -> Non
     [snap] = [s for s in _snapshots(srv)
               if s["key"].startswith(version + "-") and s["key"].endswith("-Slow")]
     assert snap["status"] == "ready" and snap["restores"] == 1
-    detail = json.loads(srv.cli("snapshots", "inspect", snap["key"]).stdout)
+    detail = json.loads(srv.cli("snapshots", "inspect", snap["key"], "--json").stdout)
     assert snap["key"] in json.dumps(detail)
     assert detail["restores"] == snap["restores"] == 1  # one count, the server's
     for bad in ("", ".", "../" + snap["key"]):  # names outside the store are refused

@@ -1,6 +1,8 @@
-"""One request through the gateway: find its endpoint, take an input slot of a
-container (booting one if none is free), and pass the request and its response
-through, streamed both ways; WebSockets are relayed message by message.
+"""The gateway's aiohttp handlers: what its lean path (front.py) does not serve
+itself comes here, on a socket of the gateway's own: unknown URLs, requests without
+a valid token, WebSockets (relayed message by message), requests that expect a
+"100 Continue". Such a request finds its endpoint, takes an input slot of a
+container (booting one if none is free), and is passed through, streamed both ways.
 
 What a client sees when it goes wrong (docs/web.md): 404 no such endpoint, 401
 no valid proxy token, 413 body over COLDSNAP_HTTP_MAX_BODY_BYTES, 502 the
@@ -21,6 +23,7 @@ from aiohttp import web as aioweb
 from multidict import CIMultiDict
 
 from coldsnap.server.errors import ApiError
+from coldsnap.server.gateway import messages
 from coldsnap.server.gateway.routes import Route, route
 from coldsnap.wire import web
 from coldsnap.wire.errors import NOT_FOUND, TIMEOUT
@@ -42,6 +45,7 @@ STARTED = "coldsnap_started"
 # The request's key set when its container's server failed it (a crash, most likely).
 BROKEN = "coldsnap_broken"
 TOO_LARGE = "coldsnap_too_large"
+PEER_HEADER = "Coldsnap-Peer"
 
 
 class BodyTooLarge(Exception):
@@ -102,11 +106,9 @@ class Proxy:
                 self._serve(request, where, pool, endpoint, timeout_s), timeout_s)
         except TimeoutError:
             return _unless_started(request) or _text(
-                504, f"coldsnap gateway: the request to {pool.fn.label} ran longer than its "
-                f"timeout of {timeout_s:g} s (raise timeout= in the decorator if it needs "
-                "longer)\n")
+                504, messages.timed_out(pool.fn.label, timeout_s))
 
-    async def _lease(self, pool: Any, timeout_s: float) -> Any:
+    async def lease(self, pool: Any, timeout_s: float) -> Any:
         """``pool.lease`` on a thread of our own (it blocks while a container boots). A
         lease that comes after the request gave up is released at once."""
         lease = pool.try_lease()  # a free slot now: no thread hop
@@ -127,7 +129,7 @@ class Proxy:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
-                lease = await self._lease(pool, timeout_s)
+                lease = await self.lease(pool, timeout_s)
             except ApiError as exc:
                 status = 504 if exc.kind == TIMEOUT else 503
                 return _text(status, f"coldsnap gateway: {exc.message}\n")
@@ -135,9 +137,7 @@ class Proxy:
                 return await self._exchange(request, where, endpoint, lease)
             except aiohttp.ClientConnectorError as exc:
                 if attempt == 2:
-                    return _text(502, f"coldsnap gateway: could not connect to the web server "
-                                 f"of container {lease.worker.id} ({exc}); it died or stopped "
-                                 f"listening: see `coldsnap logs {where.app}`\n")
+                    return _text(502, messages.refused(lease.worker.id, exc, where.app))
             finally:
                 if _broken(request):  # the pool must see it dead before it hands it out
                     await loop.run_in_executor(None, lease.worker.exited.wait, 1.0)
@@ -149,8 +149,7 @@ class Proxy:
         worker = lease.worker
         port = worker.web_ports.get(endpoint.name)
         if port is None:
-            return _text(502, f"coldsnap gateway: container {worker.id} serves no web "
-                         f"endpoint {endpoint.name!r} (it did not report its port)\n")
+            return _text(502, messages.no_port(worker.id, endpoint.name))
         url = f"http://{worker.container.address}:{port}{where.path}"
         headers = _forwarded(request, where)
         try:
@@ -165,10 +164,8 @@ class Proxy:
             if isinstance(exc, aiohttp.ClientConnectorError):
                 raise  # the request never reached the container: another may take it
             await asyncio.get_running_loop().run_in_executor(None, worker.exited.wait, 1.0)
-            what = "died" if lease.lost else "broke the connection"
             return _unless_started(request) or _text(
-                502, f"coldsnap gateway: container {worker.id} {what} while serving this "
-                f"request ({type(exc).__name__}: {exc}); see `coldsnap logs {where.app}`\n")
+                502, messages.broke(worker.id, lease.lost, exc, where.app))
 
     async def _http(self, request: aioweb.Request, url: str,
                     headers: CIMultiDict[str]) -> aioweb.StreamResponse:
@@ -223,9 +220,7 @@ class Proxy:
             return client
 
     def _too_large(self) -> aioweb.Response:
-        return _text(413, f"coldsnap gateway: the request body is over the limit of "
-                     f"{self.max_body} bytes (COLDSNAP_HTTP_MAX_BODY_BYTES, a setting of the "
-                     "server); upload large files to a volume instead\n")
+        return _text(413, messages.too_large(self.max_body))
 
 
 async def _relay(client: aioweb.WebSocketResponse,
@@ -289,7 +284,8 @@ def _forwarded(request: aioweb.Request, where: Route) -> CIMultiDict[str]:
     headers = CIMultiDict((name, value) for name, value in request.headers.items()
                           if name.lower() not in HOP_HEADERS)
     headers["Host"] = request.host
-    peer = request.remote or ""
+    # The lean path in front of these handlers says who the client is.
+    peer = headers.pop(PEER_HEADER, None) or request.remote or ""
     prior = request.headers.get("X-Forwarded-For")
     headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     headers["X-Forwarded-Proto"] = request.scheme

@@ -1,0 +1,85 @@
+"""``coldsnap snapshots inspect KEY`` and ``snapshots why APP [FUNCTION]``: one
+snapshot in detail (its warnings first), and why a function's snapshot was made
+again. Both print text for a person, or ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from coldsnap.cli.output import ago, millis, print_json, size
+from coldsnap.client import Client
+from coldsnap.wire import ops
+
+
+def add_parsers(snapshots: Any) -> None:
+    """The ``inspect`` and ``why`` subcommands of ``coldsnap snapshots``."""
+    inspect = snapshots.add_parser("inspect", help="show one snapshot, with its warnings")
+    inspect.add_argument("key")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    why = snapshots.add_parser("why", help="why a function's current snapshot was made: "
+                               "what changed since the previous one")
+    why.add_argument("app")
+    why.add_argument("function", nargs="?", help="one function or class (default: each "
+                     "that has a snapshot)")
+    why.add_argument("--json", action="store_true", help="print JSON")
+
+
+def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
+    snapshot = Client.default().request(ops.SNAPSHOT_INSPECT, key=args.key)[0]["snapshot"]
+    if args.json:
+        print_json(snapshot)
+        return 0
+    labels = snapshot.get("labels") or {}
+    print(f"snapshot {snapshot['key']} of {labels.get('app', '?')}/"
+          f"{labels.get('function', '?')} (version {str(labels.get('version', '?'))[:12]})")
+    print(f"  host key  {snapshot.get('host_key')}  (CRIU {snapshot.get('criu_version', '?')})")
+    print(f"  made      {ago(snapshot.get('created_at'))}, dump "
+          f"{millis(snapshot.get('dump_s'))} ms, {size(snapshot.get('size_bytes'))}")
+    print(f"  restores  {snapshot.get('restores', 0)}")
+    print(f"  path      {snapshot.get('path')}")
+    if snapshot.get("last_error"):
+        print(f"  failed    {snapshot['last_error'].splitlines()[0]}")
+    warnings = snapshot.get("warnings") or []
+    print(f"warnings ({len(warnings)}):" if warnings else "warnings: none")
+    for warning in warnings:
+        print(f"  [{warning['kind']}] {warning['message']}")
+    return 0
+
+
+def cmd_snapshots_why(args: argparse.Namespace) -> int:
+    reply = Client.default().request(ops.SNAPSHOTS_WHY, app=args.app, function=args.function)[0]
+    if args.json:
+        print_json(reply["functions"])
+        return 0
+    print("\n\n".join(explanation_text(one) for one in reply["functions"]))
+    return 0
+
+
+def explanation_text(why: dict[str, Any]) -> str:
+    current, previous = why["current"], why["previous"]
+    lines = [f"{why['app']}/{why['function']}: snapshot {current['key']} "
+             f"(made {ago(current['created_at'])})"]
+    if previous is None:
+        lines.append("  the first snapshot of this function on this server: nothing to "
+                     "compare it with")
+        return "\n".join(lines)
+    lines.append(f"  previous: {previous['key']} (made {ago(previous['created_at'])})")
+    endings = [f"{_ENDED.get(e['event'], e['event'])}"
+               + (f" ({e['detail']})" if e.get("detail") else "")
+               for e in why["previous_ended"]]
+    if why["same_inputs"]:
+        because = "; then ".join(endings) or (
+            "nothing recorded what became of it (was the store cleaned by hand?)")
+        lines.append(f"  same inputs, re-created because: the previous one {because}")
+        return "\n".join(lines)
+    lines.append("  what changed:")
+    for change in why["changes"]:
+        lines.append(f"    {change['summary']}")
+        lines += [f"      {line}" for line in (change.get("diff") or "").splitlines()]
+    if endings:
+        lines.append(f"  the previous one also {'; then '.join(endings)}")
+    return "\n".join(lines)
+
+
+_ENDED = {"failed": "failed", "quarantined": "was quarantined", "removed": "was removed"}
