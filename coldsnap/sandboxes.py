@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from coldsnap import sandbox_files
 from coldsnap._aio import static_with_aio, with_aio
 from coldsnap.exception import SandboxTerminatedError, SandboxTimeoutError
+from coldsnap.running import output_enabled
 from coldsnap.sandbox_io import (
     POLL_S,
     ContainerProcess,
@@ -93,6 +94,18 @@ def _volumes(volumes: dict[str, Any] | None) -> dict[str, Any]:
     return refs
 
 
+def _create(client: Client, **fields: Any) -> dict[str, Any]:
+    """``sandbox_create``; inside ``enable_output()`` the image build's lines are printed
+    to stderr as they come, as ``app.run()`` prints a deploy's."""
+    if not output_enabled() or in_container():
+        return client.request(wire.SANDBOX_CREATE, **fields)[0]
+    for header in client.stream(wire.SANDBOX_CREATE, progress=True, **fields):
+        if "progress" not in header:
+            return header
+        print(f"[build] {header['progress']}", file=sys.stderr, flush=True)
+    raise InvalidError("the server ended Sandbox.create() without an answer")
+
+
 def _refused_ports(encrypted_ports: Sequence[int], h2_ports: Sequence[int],
                    unencrypted_ports: Sequence[int]) -> None:
     if encrypted_ports or h2_ports or unencrypted_ports:
@@ -148,8 +161,8 @@ class Sandbox:
                                    "block_network": block_network, "volumes": _volumes(volumes)}
         client = _client()
         entrypoint = check_exec_args(args, False, -1) if args else []
-        header, _ = client.request(
-            wire.SANDBOX_CREATE, app=_app_name(app), entrypoint=entrypoint,
+        header = _create(
+            client, app=_app_name(app), entrypoint=entrypoint,
             image=_image(image, app), default_image=image is None and (app is None or
                                                                        app.image is None),
             options=options, secrets=_secrets(secrets),

@@ -57,7 +57,13 @@ def sandbox_create(api: Api, req: Request) -> Reply:
         idle_timeout_s=req.number("idle_timeout", above=0, most=MAX_TIMEOUT_S),
         workdir=req.field("workdir", str, None), name=req.field("name", str, None),
         tags=_str_dict(req, "tags"))
-    sandbox = api.platform.sandboxes.create(request)
+    progress = bool(req.field("progress", bool, False))
+
+    def report(line: str) -> None:  # streamed as it happens, as a deploy's build
+        if progress:
+            req.send({"ok": True, "progress": line})
+
+    sandbox = api.platform.sandboxes.create(request, report)
     return {"ok": True, **sandbox.info()}, None
 
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from coldsnap.engine import ContainerSpec, Engine, EngineUnavailable
@@ -89,13 +90,15 @@ class Sandboxes:
         self._lock = threading.Lock()
         self._closed = False
 
-    def create(self, req: SandboxRequest) -> Sandbox:
+    def create(self, req: SandboxRequest,
+               report: Callable[[str], None] | None = None) -> Sandbox:
+        """Start a sandbox; ``report`` gets its image build's lines as they come."""
         self._forget_ended()
         if req.name is not None and self.by_name(req.app, req.name, missing_ok=True):
             raise ApiError(BAD_REQUEST, f"app {req.app!r} already has a running sandbox named "
                            f"{req.name!r}: terminate it first, or pick another name")
         sandbox_id = "sb-" + uuid.uuid4().hex[:12]
-        fn = self._function_spec(req, sandbox_id)
+        fn = self._function_spec(req, sandbox_id, report)
         try:
             spec = self._container_spec(fn, req, fn.user_env(self._secrets(req)))
             container = self.engine.start(spec)
@@ -115,20 +118,26 @@ class Sandboxes:
                        f"{container.id}", logging.INFO, logger)
         return sandbox
 
-    def _function_spec(self, req: SandboxRequest, sandbox_id: str) -> FunctionSpec:
+    def _function_spec(self, req: SandboxRequest, sandbox_id: str,
+                       report: Callable[[str], None] | None) -> FunctionSpec:
         try:
             options = FunctionOptions.create("Sandbox.create()", **req.options)
         except InvalidError as exc:
             raise ApiError(BAD_REQUEST, str(exc)) from None
         try:
-            built = self.builder.build(req.image, lambda line: self.logs.write(
-                req.app, f"[build] {line}"))
+            built = self.builder.build(req.image, lambda line: self._progress(
+                req.app, line, report))
         except BuildError as exc:
             raise ApiError(DEPLOY_FAILED, f"building the sandbox's image failed:\n{exc}"
                            ) from None
         return FunctionSpec(app=req.app, version="sandbox", tag=sandbox_id, kind=FUNCTION,
                             methods=(), options=options, source=b"", image_spec=req.image,
                             built=built)
+
+    def _progress(self, app: str, line: str, report: Callable[[str], None] | None) -> None:
+        self.logs.write(app, f"[build] {line}")
+        if report is not None:
+            report(line)
 
     def _secrets(self, req: SandboxRequest) -> dict[str, str]:
         env: dict[str, str] = {}

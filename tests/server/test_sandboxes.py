@@ -365,3 +365,16 @@ def test_memory_limit_kills_and_says_so(srv: ServerHandle) -> None:
     """)
     assert result[0] == -9, result
     assert "ran out of memory (limit 128 MiB)" in result[1], result
+
+
+def test_enable_output_shows_the_image_build(srv: ServerHandle) -> None:
+    done = _run(srv, """
+        image = coldsnap.Image.debian_slim().run_commands("echo built-for-sandbox > /built")
+        with coldsnap.enable_output():
+            sb = coldsnap.Sandbox.create(app=app, image=image)
+        result = sb.exec("cat", "/built").stdout.read()
+        sb.terminate()
+    """, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == '"built-for-sandbox\\n"'
+    assert "[build]" in done.stderr and "built-for-sandbox" in done.stderr, done.stderr
