@@ -100,16 +100,20 @@ class SandboxContainer:
     # the agent's pipes
 
     def _send(self, header: dict[str, Any], blob: bytes | None = None) -> None:
+        """One message to the agent; OSError once its pipe is gone (or closed here)."""
         with self._send_lock:
-            write_message(self.container.ctrl_in, header, blob)
+            try:
+                write_message(self.container.ctrl_in, header, blob)
+            except ValueError:  # the container was killed: its pipe closed
+                raise BrokenPipeError(f"sandbox {self.id} has ended") from None
 
     def _read_agent(self) -> None:
         try:
             while True:
                 header, blob = read_message(self.container.ctrl_out, MAX_AGENT_BLOB)
                 self._on_message(header, blob)
-        except (ChannelClosed, ProtocolError, OSError, ValueError):
-            pass
+        except (ChannelClosed, ProtocolError, OSError, ValueError, TypeError, KeyError):
+            pass  # the pipe closed, or something other than the agent wrote to it
         self._end(wire.KILLED_RETURNCODE, None)
 
     def _on_message(self, header: dict[str, Any], blob: bytes | None) -> None:
@@ -127,7 +131,7 @@ class SandboxContainer:
                             .encode())
                 proc.finish(127)  # as a shell answers a command it can't run
             elif kind == wire.EXITED:
-                for words in self.container.limits_reached():  # why it was killed, say
+                for words in self._limits_reached():  # why it was killed, say
                     proc.append(wire.STDERR, f"coldsnap: {words}\n".encode())
                 proc.finish(int(header.get("returncode", -1)))
             self._last_active = time.monotonic()
@@ -135,10 +139,19 @@ class SandboxContainer:
         if pid_id == wire.ENTRYPOINT and proc.returncode is not None:
             self._end(proc.returncode, "exit")
 
+    def _limits_reached(self) -> list[str]:
+        try:
+            return self.container.limits_reached()
+        except OSError:  # its cgroup went with it
+            return []
+
     def _read_logs(self) -> None:
         """What the agent and the container's set-up print: the app's log."""
-        for raw in iter(self.container.logs.readline, b""):
-            self._log(f"[{self.id}] {raw.decode(errors='replace').rstrip()}")
+        try:
+            for raw in iter(self.container.logs.readline, b""):
+                self._log(f"[{self.id}] {raw.decode(errors='replace').rstrip()}")
+        except (OSError, ValueError):
+            pass  # the container was killed and its pipe closed
 
     def _watch(self) -> None:
         while self.returncode is None:
@@ -156,7 +169,10 @@ class SandboxContainer:
             for pid_id, proc in list(self.procs.items()):
                 if proc.returncode is None and proc.deadline is not None and now > proc.deadline:
                     proc.deadline = None
-                    self._send({"type": wire.KILL, "id": pid_id})
+                    try:
+                        self._send({"type": wire.KILL, "id": pid_id})
+                    except OSError:
+                        return  # the sandbox is ending: _read_agent sees it
             time.sleep(WATCH_S)
 
     def _busy(self) -> bool:
