@@ -32,13 +32,14 @@ from coldsnap.wire.errors import (
 )
 from coldsnap.wire.exits import EXIT_ALREADY_RUNNING
 from coldsnap.wire.framing import ChannelClosed, write_message
+from coldsnap.wire.sandbox import SANDBOX_LONG_OPS
 from coldsnap.wire.token import read_token
 
 SERVER_START_TIMEOUT_S = 60.0
 # Ops whose reply may take long (a call, an image build, draining containers): their
 # wait goes on while the server answers pings. Others answer within client_timeout_s.
 LONG_OPS = frozenset({ops.CALL, ops.GET, ops.DEPLOY, ops.APP_DRAIN, ops.APP_STOP,
-                      ops.SNAPSHOT_RM, ops.SNAPSHOTS_GC})
+                      ops.SNAPSHOT_RM, ops.SNAPSHOTS_GC}) | SANDBOX_LONG_OPS
 # Sent again on a fresh socket when a pooled one turns out dead after sending: they
 # change nothing (a `call` or `spawn` that may have reached the server is never re-sent).
 REPEATABLE_OPS = frozenset({ops.PING, ops.GET, ops.LOOKUP, ops.APPS_LS, ops.APP_STATS,

@@ -46,6 +46,11 @@ def enable_output(show_progress: bool = True) -> Iterator[None]:
         _output["enabled"] = before
 
 
+def output_enabled() -> bool:
+    """True inside ``enable_output()``: show what the server does (image builds)."""
+    return _output["enabled"]
+
+
 def ephemeral_name(app_name: str) -> str:
     """A fresh name for an ephemeral copy: still a valid app name (64 at most)."""
     suffix = f"-run-{secrets.token_hex(3)}"

@@ -5,7 +5,7 @@ gets ``coldsnap.exception.UnimplementedError`` naming it, not a bare
 ``AttributeError``; a name Modal does not have either stays a plain
 ``AttributeError`` (a typo, or a library probing with ``hasattr``). Example::
 
-    modal.Sandbox   # UnimplementedError: modal.Sandbox is not supported by coldsnap yet ...
+    modal.Tunnel   # UnimplementedError: modal.Tunnel is not supported by coldsnap yet ...
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
        "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.queue",
-       "coldsnap.dict")
+       "coldsnap.dict", "coldsnap.sandboxes", "coldsnap.sandbox_io",
+       "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -54,6 +55,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.app_objects": ("coldsnap.wire", *SDK),
     "coldsnap.parameter": ("coldsnap.wire",),
     "coldsnap.snapshot_hooks": ("coldsnap.wire",),
+    # Sandboxes reach the server through the client, lazily.
+    "coldsnap.sandboxes": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.sandbox_io": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
+    "coldsnap.container_process": ("coldsnap.sandbox_io",),  # modal.container_process
+    "coldsnap.io_streams": ("coldsnap.sandbox_io",),  # modal.io_streams
+    "coldsnap.sandbox_files": ("coldsnap.wire", "coldsnap.sandbox_io"),
     "coldsnap._aio": (),
     "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",

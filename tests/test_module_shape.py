@@ -28,13 +28,13 @@ def test_every_name_in_all_is_importable(module: str) -> None:
 
 def test_a_modal_name_coldsnap_lacks_says_it_is_not_supported() -> None:
     with pytest.raises(UnimplementedError) as caught:
-        coldsnap.Sandbox  # noqa: B018
-    assert "modal.Sandbox" in str(caught.value)
+        coldsnap.Tunnel  # noqa: B018
+    assert "modal.Tunnel" in str(caught.value)
     assert "not supported by coldsnap yet" in str(caught.value)
     assert isinstance(caught.value, AttributeError)  # hasattr() still answers False
-    assert not hasattr(coldsnap, "Sandbox")
-    with pytest.raises(ImportError, match="Sandbox"):
-        exec("from coldsnap import Sandbox", {})
+    assert not hasattr(coldsnap, "Tunnel")
+    with pytest.raises(ImportError, match="Tunnel"):
+        exec("from coldsnap import Tunnel", {})
 
 
 def test_a_name_modal_lacks_too_is_a_plain_attribute_error() -> None:
@@ -166,7 +166,7 @@ def test_modal_queue_and_dict_module_names() -> None:
 
 
 @pytest.mark.parametrize(("owner", "name"), [
-    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url"),
+    ("App", "include"), ("Function", "keep_warm"), ("Cls", "get_flash_url"),
     ("FunctionCall", "get_call_graph")])
 def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
     import coldsnap

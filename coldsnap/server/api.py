@@ -24,11 +24,13 @@ from coldsnap.server.logs import LogLine
 from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
+from coldsnap.server.sandbox_api import SANDBOX_HANDLERS
 from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT
 from coldsnap.wire.framing import write_message
+from coldsnap.wire.sandbox import SANDBOX_OPS
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +210,7 @@ class Api:
     def app_stop(self, req: Request) -> Reply:
         result = self.platform.deploys.stop(req.field("app", str),
                                         bool(req.field("delete", bool, False)))
+        self.platform.sandboxes.end_app(req.field("app", str))  # as Modal's app stop does
         return {"ok": True, **result}, None
 
     def app_drain(self, req: Request) -> Reply:
@@ -322,6 +325,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.METRICS: Api.metrics,
     ops.DASHBOARD_LOGIN: dashboard_login,
     **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
+    **SANDBOX_HANDLERS,  # sandboxes (sandbox_api.py)
 }
 
 
@@ -329,7 +333,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
 # (not lookup: its reply carries functions' options, env= secrets included), Dicts
 # and Queues, and volumes (never secrets).
 CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
-                 | VOLUME_CONTAINER_OPS)
+                 | VOLUME_CONTAINER_OPS | SANDBOX_OPS)
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

@@ -17,6 +17,7 @@ from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
 from coldsnap.server.proxy_tokens import ProxyTokens
 from coldsnap.server.reports import Reports
+from coldsnap.server.sandboxes import Sandboxes
 from coldsnap.server.schedules import Schedules
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.spawned import SpawnedCalls
@@ -64,6 +65,7 @@ class Platform:
         self.objects = Objects(db)  # Dicts and Queues
         self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
         self.metrics.watch(self.pools.all, lambda: engine.store)
+        self.sandboxes = Sandboxes(settings, engine, self.deploys.builder, self.logs)
 
     def start(self) -> None:
         """Pick up the apps of an earlier run and boot their warm containers; the spawned
@@ -125,6 +127,7 @@ class Platform:
         and leave (their exit hooks run); then kill what is left, before the engine
         closes."""
         self.schedules.stop()
+        self.sandboxes.close()
         self.calls.stopping()
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
 

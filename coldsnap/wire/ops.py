@@ -53,3 +53,13 @@ VOLUME_REMOVE = "volume_remove"
 SECRET_CREATE = "secret_create"
 SECRET_LIST = "secret_list"
 SECRET_DELETE = "secret_delete"
+# Sandboxes (docs/sandboxes.md; wire/sandbox.py has the rest of their contract).
+SANDBOX_CREATE = "sandbox_create"
+SANDBOX_EXEC = "sandbox_exec"
+SANDBOX_READ = "sandbox_read"  # process_id, stream, offset, wait -> blob, eof
+SANDBOX_WRITE = "sandbox_write"  # process_id, eof; blob: bytes for its stdin
+SANDBOX_WAIT = "sandbox_wait"  # process_id (None: the sandbox), timeout -> returncode
+SANDBOX_TERMINATE = "sandbox_terminate"
+SANDBOX_GET = "sandbox_get"  # by sandbox_id, or by app and name
+SANDBOX_LIST = "sandbox_list"
+SANDBOX_TAGS = "sandbox_tags"  # tags: set them (None: only read them)
