@@ -33,6 +33,7 @@ from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.remote_store import FetchFailed, open_remote
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
@@ -185,6 +186,7 @@ class Booter:
         self.note = note  # LogBook.note: the app's log and the server's
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s)
+        self.remote = open_remote(settings, engine)  # the shared store (docs/store.md)
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -215,6 +217,7 @@ class _BootRun:
         self.engine = booter.engine
         self.db = booter.db
         self.keys = booter.keys
+        self.remote = booter.remote
         self.note = booter.note
         self.fn = fn
         self._attach = attach
@@ -245,7 +248,7 @@ class _BootRun:
                 f"another boot is still making memory snapshot {key} after waiting "
                 f"{self.settings.snapshot_wait_s:g} s (COLDSNAP_SNAPSHOT_WAIT_S)", logging.INFO)
         try:
-            return self._create(key)
+            return self._fetch(key) or self._create(key)
         finally:
             self.keys.release(key)
 
@@ -341,7 +344,28 @@ class _BootRun:
         self._retire(worker)  # gone after the dump: release its pipes and scratch
         restored = self._restore(key, kind=BootKind.SNAPSHOT_CREATED)
         restored.timings = {**timings, **restored.timings}
+        if self.remote is not None and restored.kind is BootKind.SNAPSHOT_CREATED:
+            self.remote.upload_later(info)  # it restored: worth sharing
         return restored
+
+    def _fetch(self, key: str) -> Boot | None:
+        """Restore ``key`` from the shared store when it has it; None: make it here."""
+        if self.remote is None:
+            return None
+        try:
+            fetched = self.remote.fetch(key)
+        except FetchFailed as exc:
+            self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetching memory snapshot {key} "
+                      f"from {self.remote.url} failed: {exc}; making one on this host",
+                      logging.WARNING, logger)
+            return None
+        if fetched is None:
+            return None
+        self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetched memory snapshot {key} from "
+                  f"{self.remote.url}: {fetched.describe()}", logging.INFO, logger)
+        boot = self._restore(key)
+        boot.timings = {**fetched.timings(), **boot.timings}
+        return boot
 
     def _dump_failed(self, worker: Worker, key: str, exc: SnapshotError) -> Boot:
         """Boot without a snapshot. A transient failure only holds the key's next dump
