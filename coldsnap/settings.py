@@ -106,6 +106,10 @@ class Settings:
     # Mixed into the host key: hosts with different salts never share snapshots (an
     # operator's way to keep hosts apart that look alike; tests' "another CPU type").
     host_key_salt: str = ""
+    # Snapshot phases without ASLR and with a hash seed per function, so that versions
+    # share most pages (and the store keeps them once): "fixed", "random" (as any
+    # process), or "auto": fixed when store_url is set (docs/store.md).
+    snapshot_layout: str = "auto"
 
     @property
     def snapshots(self) -> Path:

@@ -221,7 +221,7 @@ class CriuEngine:
                 [*res.layers, *self._masks(spec)],
                 netns.path, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None, binds=binds, ids=ids,
-                cgroups=tuple(joins), volumes=spec.volumes,
+                cgroups=tuple(joins), volumes=spec.volumes, fixed_layout=spec.fixed_layout,
             )  # fmt: skip
         except BaseException:
             pipes.close_all()

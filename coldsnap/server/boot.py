@@ -34,6 +34,7 @@ from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.remote_store import FetchFailed, open_remote
+from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
@@ -187,6 +188,7 @@ class Booter:
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s)
         self.remote = open_remote(settings, engine)  # the shared store (docs/store.md)
+        self.fixed_layout = fixed_layout(settings)
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -218,6 +220,7 @@ class _BootRun:
         self.db = booter.db
         self.keys = booter.keys
         self.remote = booter.remote
+        self.fixed_layout = booter.fixed_layout
         self.note = booter.note
         self.fn = fn
         self._attach = attach
@@ -256,9 +259,12 @@ class _BootRun:
 
     def _spec(self, container_id: str, snapshot: bool) -> ContainerSpec:
         fn = self.fn
+        env = fn.container_env(container_id, snapshot, self._objects.secrets())
+        fixed = snapshot and self.fixed_layout  # versions share pages (remote_store/layout.py)
         return ContainerSpec(
             argv=fn.argv,
-            env=fn.container_env(container_id, snapshot, self._objects.secrets()),
+            env={**hash_seed_env(fn.app, fn.tag), **env} if fixed else env,
+            fixed_layout=fixed,
             volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},
             layers=fn.layers,

@@ -62,11 +62,21 @@ class RemoteSnapshots:
                 return None
             manifest = Manifest.from_json(raw)
             return fetch_snapshot(self.bucket, self.cache, self.store, manifest, self._pool)
-        except CorruptChunk as exc:
-            raise FetchFailed(f"{exc}, read twice; deleted it from the store, so the "
-                              "next upload of it writes it anew") from None
-        except (StoreUnavailable, SnapshotMismatch, OSError, ValueError) as exc:
+        except (CorruptChunk, SnapshotMismatch) as exc:
+            self._forget(key)
+            raise FetchFailed(f"{exc}: the snapshot in the store is damaged, deleted it "
+                              "there") from None
+        except (StoreUnavailable, OSError, ValueError) as exc:
             raise FetchFailed(str(exc)) from None
+
+    def _forget(self, key: str) -> None:
+        """Delete a damaged snapshot's manifest: this host's own snapshot, uploaded once
+        made, takes its place."""
+        try:
+            self.bucket.delete(manifest_name(self.store.host_key, key))
+        except StoreUnavailable as exc:
+            logger.warning("could not delete the damaged snapshot %s from %s: %s", key,
+                           self.url, exc)
 
     def close(self) -> None:
         self.uploader.close()

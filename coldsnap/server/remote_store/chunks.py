@@ -15,7 +15,7 @@ from pathlib import Path
 # FastCDC's average chunk size; chunks are 1/4 to 4 times it. Small enough that a
 # one-line change of an app touches a small part of its snapshot, large enough that
 # a 300 MB snapshot is a few thousand objects.
-AVERAGE_SIZE = 64 * 1024
+AVERAGE_SIZE = 16 * 1024
 ZSTD_LEVEL = 3  # fast, and pages of a heap compress well even so
 
 

@@ -119,6 +119,12 @@ class Seaweed:
                 out[item["Key"][len(prefix) + 1:]] = int(item["Size"])
         return out
 
+    def get(self, key: str) -> bytes:
+        return bytes(self.client().get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client().put_object(Bucket=BUCKET, Key=key, Body=data)
+
 
 def new_prefix() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
