@@ -10,6 +10,7 @@ it, so the local checks apply to fetched snapshots as to dumped ones. With
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +23,14 @@ from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable, StoreU
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk
 from coldsnap.server.remote_store.fetch import Fetched, SnapshotMismatch, fetch_snapshot
+from coldsnap.server.remote_store.layout import fixed_layout
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
 from coldsnap.server.remote_store.upload import Uploader, upload_snapshot
 from coldsnap.settings import Settings
 
-__all__ = ["FetchFailed", "Fetched", "RemoteSnapshots", "open_remote"]
+__all__ = ["FetchFailed", "Fetched", "RemoteSnapshots", "check_store_settings", "open_remote"]
+# What the store's code imports, from coldsnap's cluster extra.
+CLUSTER_MODULES = ("boto3", "pyfastcdc", "blake3", "zstandard")
 logger = logging.getLogger(__name__)
 
 
@@ -103,3 +107,17 @@ def open_remote(settings: Settings, engine: Engine) -> RemoteSnapshots | None:
     if not settings.store_url or engine.store is None:
         return None
     return RemoteSnapshots(settings, engine.store)
+
+
+def check_store_settings(settings: Settings) -> None:
+    """ValueError saying what to fix when the store's settings can't work (checked by
+    `coldsnap serve` before anything starts)."""
+    fixed_layout(settings)
+    if not settings.store_url:
+        return
+    StoreUrl.parse(settings.store_url)
+    missing = [name for name in CLUSTER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"COLDSNAP_STORE_URL={settings.store_url} needs {', '.join(missing)}: "
+                         "install coldsnap's cluster extra (pip install 'coldsnap[cluster]'; "
+                         "scripts/setup.sh does)")
