@@ -95,6 +95,21 @@ class Settings:
     # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
     # per app, for `coldsnap logs`.
     log_level: str = "INFO"
+    # Snapshots shared by several hosts (docs/store.md): "s3://BUCKET/PREFIX", the
+    # endpoint and credentials from the standard AWS variables (AWS_ENDPOINT_URL,
+    # AWS_ACCESS_KEY_ID, ...); "" keeps snapshots on this host only.
+    store_url: str = ""
+    # The chunks this host fetched from the store, kept for later fetches (LRU), in MB.
+    store_cache_mb: int = 10240
+    # Parallel transfers to and from the store.
+    store_transfers: int = 8
+    # Mixed into the host key: hosts with different salts never share snapshots (an
+    # operator's way to keep hosts apart that look alike; tests' "another CPU type").
+    host_key_salt: str = ""
+    # Snapshot phases without ASLR and with a hash seed per function, so that versions
+    # share most pages (and the store keeps them once): "fixed", "random" (as any
+    # process), or "auto": fixed when store_url is set (docs/store.md).
+    snapshot_layout: str = "auto"
 
     @property
     def snapshots(self) -> Path:
@@ -154,6 +169,11 @@ class Settings:
         return self.state_dir / "disks"
 
     @property
+    def chunk_cache_path(self) -> Path:
+        """Chunks fetched from the shared store (``store_url``), by hash."""
+        return self.state_dir / "chunk-cache"
+
+    @property
     def proxy_tokens_path(self) -> Path:
         return self.state_dir / "proxy-tokens.json"
 
@@ -196,7 +216,7 @@ class SettingError(ValueError):
 _POSITIVE = frozenset({"dump_timeout_s", "restore_timeout_s", "boot_timeout_s",
                        "call_timeout_s", "client_timeout_s", "max_payload_bytes",
                        "call_result_ttl_s", "max_connections", "dump_retry_s",
-                       "dump_retry_max_s"})
+                       "dump_retry_max_s", "store_transfers"})
 
 
 def _parse(type_name: Any, raw: str, name: str) -> Any:

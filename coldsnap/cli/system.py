@@ -15,6 +15,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from coldsnap.engine.base import RunDirInUse
     from coldsnap.server.daemon import serve
     from coldsnap.server.process import AlreadyRunning
+    from coldsnap.server.remote_store import check_store_settings
 
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:
@@ -25,6 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.tcp:
             settings.tcp_address()
         settings.http_address()
+        check_store_settings(settings)  # COLDSNAP_STORE_URL and its companions
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING

@@ -34,6 +34,8 @@ from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
+from coldsnap.server.remote_store import FetchFailed, open_remote
+from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
@@ -195,6 +197,8 @@ class Booter:
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s,
                                  on_failed=lambda key, why: self.history.ended(key, FAILED, why))
+        self.remote = open_remote(settings, engine)  # the shared store (docs/store.md)
+        self.fixed_layout = fixed_layout(settings)
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -236,6 +240,8 @@ class _BootRun:
         self.engine = booter.engine
         self.db = booter.db
         self.keys = booter.keys
+        self.remote = booter.remote
+        self.fixed_layout = booter.fixed_layout
         self.note = booter.note
         self.history = booter.history
         self.fn = fn
@@ -271,7 +277,7 @@ class _BootRun:
                 f"another boot is still making memory snapshot {key} after waiting "
                 f"{self.settings.snapshot_wait_s:g} s (COLDSNAP_SNAPSHOT_WAIT_S)", logging.INFO)
         try:
-            return self._create(key)
+            return self._fetch(key) or self._create(key)
         finally:
             self.keys.release(key)
 
@@ -279,9 +285,12 @@ class _BootRun:
 
     def _spec(self, container_id: str, snapshot: bool) -> ContainerSpec:
         fn = self.fn
+        env = fn.container_env(container_id, snapshot, self._objects.secrets())
+        fixed = snapshot and self.fixed_layout  # versions share pages (remote_store/layout.py)
         return ContainerSpec(
             argv=fn.argv,
-            env=fn.container_env(container_id, snapshot, self._objects.secrets()),
+            env={**hash_seed_env(fn.app, fn.tag), **env} if fixed else env,
+            fixed_layout=fixed,
             volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},
             layers=fn.layers,
@@ -375,7 +384,28 @@ class _BootRun:
         self._retire(worker)  # gone after the dump: release its pipes and scratch
         restored = self._restore(key, kind=BootKind.SNAPSHOT_CREATED)
         restored.timings = {**timings, **restored.timings}
+        if self.remote is not None and restored.kind is BootKind.SNAPSHOT_CREATED:
+            self.remote.upload_later(info)  # it restored: worth sharing
         return restored
+
+    def _fetch(self, key: str) -> Boot | None:
+        """Restore ``key`` from the shared store when it has it; None: make it here."""
+        if self.remote is None:
+            return None
+        try:
+            fetched = self.remote.fetch(key)
+        except FetchFailed as exc:
+            self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetching memory snapshot {key} "
+                      f"from {self.remote.url} failed: {exc}; making one on this host",
+                      logging.WARNING, logger)
+            return None
+        if fetched is None:
+            return None
+        self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetched memory snapshot {key} from "
+                  f"{self.remote.url}: {fetched.describe()}", logging.INFO, logger)
+        boot = self._restore(key)
+        boot.timings = {**fetched.timings(), **boot.timings}
+        return boot
 
     def _dump_failed(self, worker: Worker, key: str, exc: SnapshotError) -> Boot:
         """Boot without a snapshot. A transient failure only holds the key's next dump

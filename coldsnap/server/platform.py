@@ -54,6 +54,7 @@ class Platform:
         self.container_requests: ContainerRequests = _no_container_requests
         self.metrics = ServerMetrics()  # /metrics (docs/metrics.md)
         booter = Booter(settings, engine, db, self.logs.note, self.metrics)
+        self.remote = booter.remote  # the shared snapshot store, if any (docs/store.md)
         self.pools = Pools(PoolContext(booter, db, self.logs,
                                        lambda header, blob: self.container_requests(header,
                                                                                     blob)))
@@ -130,6 +131,8 @@ class Platform:
         self.sandboxes.close()
         self.calls.stopping()
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
+        if self.remote is not None:
+            self.remote.close()  # an upload cut short: the next start does it again
 
 
 def _no_container_requests(header: dict[str, Any], blob: bytes | None) -> Reply:
