@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.tcp:
             settings.tcp_address()
         settings.http_address()
+        settings.dashboard_address()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING

@@ -16,10 +16,11 @@ from tests.conftest import ServerHandle
 from tests.end_to_end import module_server, require_criu, stats, write_app
 
 # numpy draws in the first hook; the last one grows memory by ~96 MiB of touched pages.
+# from_host: the server's own Python and virtualenv, where numpy is installed.
 GROWN = """
 import coldsnap
 
-app = coldsnap.App("test-snapshot-grown")
+app = coldsnap.App("test-snapshot-grown", image=coldsnap.Image.from_host())
 
 
 @app.cls(enable_memory_snapshot=True)
