@@ -1,6 +1,6 @@
 """More snapshot diagnostics with a real server and CRIU: numpy's RNG and memory growth
-warnings, and `snapshots why` after a restore that CRIU refused and after an image
-step changed."""
+warnings, the last digest check of a snapshot, and `snapshots why` after a restore
+that CRIU refused and after an image step changed."""
 
 from __future__ import annotations
 
@@ -170,3 +170,19 @@ def test_why_after_a_restore_criu_refused_names_the_cause(srv: ServerHandle,
     text = srv.cli("snapshots", "why", app, "Plain").stdout
     assert f"same inputs, re-created because: the previous one failed ({failed['last_error']}" \
         in text, text
+
+
+def test_the_last_digest_check_is_kept_by_restore_then_by_verify(srv: ServerHandle,
+                                                                 tmp_path: Path) -> None:
+    app = "test-snapshot-checked"
+    srv.cli("deploy", str(write_app(tmp_path, "checked", RESTORED.replace(
+        "test-snapshot-refused-restore", app))))
+    assert _call(srv, app, "Plain") == "fine"  # made, then continued from a restore
+    row = _ready(srv, app)
+    assert row["last_check"]["ok"] and row["last_check"]["by"] == "restore", row
+    assert row["last_check"]["at"] >= row["created_at"]
+    assert "  checked   ok, by restore, " in srv.cli("snapshots", "inspect", row["key"]).stdout
+    srv.cli("snapshots", "verify", row["key"])
+    detail = json.loads(srv.cli("snapshots", "inspect", row["key"], "--json").stdout)
+    assert detail["last_check"]["by"] == "snapshots verify" and detail["last_check"]["ok"]
+    assert detail["last_check"]["at"] >= row["last_check"]["at"]
