@@ -44,6 +44,10 @@ class Settings:
     # The HTTP gateway's address (web endpoints: docs/web.md); port 0 picks a free
     # one; "off": no gateway.
     http: str = "127.0.0.1:8000"
+    # The dashboard's own address, used only while the gateway is off (COLDSNAP_HTTP=off;
+    # else it is on the gateway, under /dashboard): HOST:PORT, port 0 picks a free one
+    # (`coldsnap dashboard` prints it); "off": no dashboard. docs/dashboard.md.
+    dashboard: str = "127.0.0.1:0"
     # The largest request body the gateway passes on (413 above it).
     http_max_body_bytes: int = 256 * 1024 * 1024
     dump_timeout_s: float = 120.0
@@ -149,6 +153,16 @@ class Settings:
         if not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"COLDSNAP_HTTP={self.http!r} is not HOST:PORT or off "
                              "(e.g. 127.0.0.1:8000)")
+        return host or "127.0.0.1", int(port)
+
+    def dashboard_address(self) -> tuple[str, int] | None:
+        """``dashboard`` as (host, port), None for "off"; ValueError if malformed."""
+        if self.dashboard.strip().lower() == "off":
+            return None
+        host, _, port = self.dashboard.rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"COLDSNAP_DASHBOARD={self.dashboard!r} is not HOST:PORT or off "
+                             "(e.g. 127.0.0.1:8001; port 0 picks a free one)")
         return host or "127.0.0.1", int(port)
 
     def log_level_name(self) -> str:

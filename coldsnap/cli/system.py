@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.tcp_address()
         settings.http_address()
         check_store_settings(settings)  # COLDSNAP_STORE_URL and its companions
+        settings.dashboard_address()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING

@@ -36,6 +36,7 @@ from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
 from coldsnap.server.remote_store import FetchFailed, open_remote
 from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env
+from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
@@ -194,6 +195,7 @@ class Booter:
         self.note = note  # LogBook.note: the app's log and the server's
         self.metrics = metrics or ServerMetrics()
         self.history = SnapshotHistory(db)  # what `coldsnap snapshots why` reads
+        self.checks = SnapshotChecks(db)  # each restore's digest check: `snapshots ls` shows it
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s,
                                  on_failed=lambda key, why: self.history.ended(key, FAILED, why))
@@ -244,6 +246,7 @@ class _BootRun:
         self.fixed_layout = booter.fixed_layout
         self.note = booter.note
         self.history = booter.history
+        self.checks = booter.checks
         self.fn = fn
         self._attach = attach
         self._stopping = stopping
@@ -471,10 +474,13 @@ class _BootRun:
                                         + RETRY_HINT.format(key=key))
         self.keys.restored(key)
         self.db.count_restore(key)
+        if "verify_s" in timings:  # the engine checked the digests
+            self.checks.record(key, True, BY_RESTORE)
         return boot
 
     def _after_damage(self, key: str, kind: BootKind, exc: SnapshotDamaged) -> Boot:
         self.history.ended(key, QUARANTINED, str(exc))
+        self.checks.record(key, False, BY_RESTORE, str(exc))
         if kind is BootKind.SNAPSHOT_CREATED:  # damaged as soon as written: don't loop
             self.keys.mark_failed(key, f"restore: {exc}")
             return self._fallback_after(f"{exc}, right after it was made; "
