@@ -35,7 +35,7 @@ from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
 from coldsnap.server.remote_store import FetchFailed, open_remote
-from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env
+from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env, layout_secret
 from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.state import StateDB
@@ -201,6 +201,9 @@ class Booter:
                                  on_failed=lambda key, why: self.history.ended(key, FAILED, why))
         self.remote = open_remote(settings, engine)  # the shared store (docs/store.md)
         self.fixed_layout = fixed_layout(settings)
+        self.layout_secret = layout_secret(
+            settings.state_dir, self.remote.layout_secret if self.remote else None
+        ) if self.fixed_layout else ""
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -244,6 +247,7 @@ class _BootRun:
         self.keys = booter.keys
         self.remote = booter.remote
         self.fixed_layout = booter.fixed_layout
+        self.layout_secret = booter.layout_secret
         self.note = booter.note
         self.history = booter.history
         self.checks = booter.checks
@@ -292,7 +296,7 @@ class _BootRun:
         fixed = snapshot and self.fixed_layout  # versions share pages (remote_store/layout.py)
         return ContainerSpec(
             argv=fn.argv,
-            env={**hash_seed_env(fn.app, fn.tag), **env} if fixed else env,
+            env={**hash_seed_env(fn.app, fn.tag, self.layout_secret), **env} if fixed else env,
             fixed_layout=fixed,
             volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable, StoreU
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk
 from coldsnap.server.remote_store.fetch import Fetched, SnapshotMismatch, fetch_snapshot
-from coldsnap.server.remote_store.layout import fixed_layout
+from coldsnap.server.remote_store.layout import SECRET_OBJECT, fixed_layout
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
 from coldsnap.server.remote_store.upload import Uploader, upload_snapshot
 from coldsnap.settings import Settings
@@ -52,6 +53,15 @@ class RemoteSnapshots:
             lambda path: upload_snapshot(self.bucket, path, self._pool, self.transfers),
             str(self.url))
         self.uploader.submit(self._not_uploaded())  # a stop may have cut uploads short
+
+    def layout_secret(self) -> str:
+        """The store's secret of fixed layouts' hash seeds (layout.py), made by the
+        first host that asks; StoreUnavailable when the store can't be reached."""
+        secret = self.bucket.get(SECRET_OBJECT)
+        if secret is None:
+            self.bucket.put(SECRET_OBJECT, secrets.token_hex(16).encode())
+            secret = self.bucket.get(SECRET_OBJECT)  # two hosts at once: one wins
+        return (secret or b"").decode().strip()
 
     def upload_later(self, info: SnapshotInfo) -> None:
         """Put ``info`` into the store in the background (retried while it is down)."""

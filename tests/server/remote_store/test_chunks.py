@@ -15,7 +15,7 @@ from coldsnap.server.remote_store.chunks import (
     decompress,
     split_file,
 )
-from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env
+from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env, layout_secret
 from coldsnap.server.remote_store.manifest import ChunkRef, Manifest, StoredFile
 from coldsnap.settings import Settings
 
@@ -72,7 +72,32 @@ def test_the_layout_is_fixed_with_a_store_unless_set_to_random() -> None:
     with pytest.raises(ValueError, match="COLDSNAP_SNAPSHOT_LAYOUT='same' is not one of auto, "
                                          "fixed, random"):
         fixed_layout(Settings(snapshot_layout="same"))
-    seed = hash_seed_env("app", "f")["PYTHONHASHSEED"]
-    assert seed == hash_seed_env("app", "f")["PYTHONHASHSEED"] != hash_seed_env("app", "g")[
-        "PYTHONHASHSEED"]
+    seed = hash_seed_env("app", "f", "s1")["PYTHONHASHSEED"]
+    assert seed == hash_seed_env("app", "f", "s1")["PYTHONHASHSEED"]
+    assert seed != hash_seed_env("app", "g", "s1")["PYTHONHASHSEED"]
+    assert seed != hash_seed_env("app", "f", "s2")["PYTHONHASHSEED"]  # names alone: not enough
     assert 0 <= int(seed) < 2**32
+
+
+def test_the_layout_secret_comes_from_the_store_once_and_stays(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def shared() -> str:
+        asked.append(1)
+        return "from-the-store"
+
+    assert layout_secret(tmp_path, shared) == "from-the-store"
+    assert layout_secret(tmp_path, shared) == "from-the-store" and len(asked) == 1  # kept
+    assert (tmp_path / "layout-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_without_a_reachable_store_a_host_makes_its_own_layout_secret(tmp_path: Path) -> None:
+    def down() -> str:
+        raise OSError("connection refused")
+
+    host_a, host_b = tmp_path / "a", tmp_path / "b"
+    host_a.mkdir()
+    host_b.mkdir()
+    first = layout_secret(host_a, down)
+    assert len(first) == 32 and layout_secret(host_a, None) == first
+    assert layout_secret(host_b, None) != first

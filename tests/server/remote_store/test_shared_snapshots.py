@@ -62,6 +62,7 @@ def test_a_host_restores_the_snapshot_another_made_and_a_salted_one_makes_its_ow
     objects = seaweed.objects(prefix)
     manifests = [name for name in objects if name.startswith("snapshots/")]
     assert len(manifests) == 1 and any(n.startswith("chunks/") for n in objects), objects
+    assert "layout-secret" in objects  # the hash seeds' secret, shared by the hosts
 
     b = server_factory("criu", env).start()  # another host: an empty state dir
     assert deploy_and_call(b, tmp_path) == "42"
