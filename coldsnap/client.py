@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
-from coldsnap import background_server, transport
+from coldsnap import app_output, background_server, transport
 from coldsnap.settings import Settings
 from coldsnap.transport import NoServer, NotSent, Patience
 from coldsnap.wire import ops, serialization
@@ -108,8 +108,7 @@ class Client:
                  ) -> tuple[dict[str, Any], bytes | None]:
         header, reply_blob = reply
         if self.echo_logs:
-            for line in header.get("logs") or ():
-                print(line, file=sys.stderr)
+            app_output.ECHO.show(header.get("logs") or (), app_output.REPLY)
         if not header.get("ok"):
             raise error_from(header, reply_blob)
         return header, reply_blob
