@@ -23,6 +23,7 @@ from coldsnap import app_output, background_server, transport
 from coldsnap.settings import Settings
 from coldsnap.transport import NoServer, NotSent, Patience
 from coldsnap.wire import ops, serialization
+from coldsnap.wire.call_graph import PARENT
 from coldsnap.wire.container import in_container
 from coldsnap.wire.errors import (
     CLOSING_KINDS,
@@ -422,6 +423,12 @@ class ContainerClient(Client):
             left = max(0.001, deadline - time.monotonic())
             given = header.get("timeout")
             header = {**header, "timeout": left if given is None else min(given, left)}
+        if header.get(ops.OP) in (ops.CALL, ops.SPAWN):  # the call graph's edge
+            from coldsnap._runtime.channel import parent_input
+
+            parent = parent_input()
+            if parent is not None:
+                header = {**header, PARENT: parent}
         limit = self._channel.max_payload
         if blob is not None and limit is not None and len(blob) > limit:
             raise InvalidError(
