@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
-from coldsnap import background_server, transport
+from coldsnap import app_output, background_server, transport
 from coldsnap.settings import Settings
 from coldsnap.transport import NoServer, NotSent, Patience
 from coldsnap.wire import ops, serialization
+from coldsnap.wire.call_graph import PARENT
 from coldsnap.wire.container import in_container
 from coldsnap.wire.errors import (
     CLOSING_KINDS,
@@ -109,8 +110,7 @@ class Client:
                  ) -> tuple[dict[str, Any], bytes | None]:
         header, reply_blob = reply
         if self.echo_logs:
-            for line in header.get("logs") or ():
-                print(line, file=sys.stderr)
+            app_output.ECHO.show(header.get("logs") or (), app_output.REPLY)
         if not header.get("ok"):
             raise error_from(header, reply_blob)
         return header, reply_blob
@@ -424,6 +424,12 @@ class ContainerClient(Client):
             left = max(0.001, deadline - time.monotonic())
             given = header.get("timeout")
             header = {**header, "timeout": left if given is None else min(given, left)}
+        if header.get(ops.OP) in (ops.CALL, ops.SPAWN):  # the call graph's edge
+            from coldsnap._runtime.channel import parent_input
+
+            parent = parent_input()
+            if parent is not None:
+                header = {**header, PARENT: parent}
         limit = self._channel.max_payload
         if blob is not None and limit is not None and len(blob) > limit:
             raise InvalidError(

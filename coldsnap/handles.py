@@ -26,6 +26,7 @@ import cloudpickle
 from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
 from coldsnap.app_objects import override_refs
+from coldsnap.call_graph import InputInfo
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
 from coldsnap.unsupported import MODAL_FUNCTION_CALL_ATTRIBUTES, ModalClass, missing_attribute
@@ -101,6 +102,15 @@ class FunctionCall(Generic[R], metaclass=ModalClass):
         result."""
         client = self._client or _client()
         client.request(ops.CANCEL, call_id=self.object_id)
+
+    @with_aio
+    def get_call_graph(self) -> list[InputInfo]:
+        """The tree of inputs this call is in, from its root: the input that made it (a
+        call's, or a web request's) and every call each made, with their status
+        (``coldsnap.call_graph``)."""
+        client = self._client or _client()
+        header, _ = client.request(ops.CALL_GRAPH, call_id=self.object_id)
+        return [InputInfo.from_dict(root) for root in header.get("graph") or ()]
 
     @static_with_aio
     def gather(*function_calls: FunctionCall[Any]) -> list[Any]:

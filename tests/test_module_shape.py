@@ -63,8 +63,8 @@ def test_handles_name_modal_attributes_they_lack() -> None:
     with pytest.raises(UnimplementedError, match=r"coldsnap\.Cls\.get_methods"):
         coldsnap.Cls.from_name("shape", "Model").get_methods  # noqa: B018
     call = coldsnap.FunctionCall.from_id("fc-shape")
-    with pytest.raises(UnimplementedError, match=r"coldsnap\.FunctionCall\.get_call_graph"):
-        call.get_call_graph()
+    with pytest.raises(UnimplementedError, match=r"coldsnap\.FunctionCall\.hydrate"):
+        call.hydrate()
     assert pickle.loads(pickle.dumps(call)).object_id == "fc-shape"
     assert not hasattr(call, "no_such_attribute")
     with pytest.raises(AttributeError) as caught:
@@ -167,7 +167,7 @@ def test_modal_queue_and_dict_module_names() -> None:
 
 @pytest.mark.parametrize(("owner", "name"), [
     ("App", "include"), ("Function", "keep_warm"), ("Cls", "get_flash_url"),
-    ("FunctionCall", "get_call_graph")])
+    ("FunctionCall", "hydrate")])
 def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
     import coldsnap
     from coldsnap.exception import UnimplementedError

@@ -114,9 +114,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_web_urls(result.get("web_urls") or {}, sys.stderr)
     print_notices(result.get("notices") or [], sys.stderr)
     try:
+        from coldsnap.app_output import follow_app_output
         from coldsnap.user_code import run_maybe_async
 
-        run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
+        # All the app's output shows, each line once (a scheduled run's, a spawned call's).
+        with follow_app_output(conn, name):
+            run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
     finally:
         try:
             if detach:

@@ -181,10 +181,12 @@ class Api:
         return reply
 
     def _submit(self, req: Request, stream: bool = False) -> tuple[Call, Pool]:
-        return self.platform.submit(req.field("app", str), req.field("tag", str),
-                                    req.field("method", str, None), req.need_blob("arguments"),
-                                    stream=stream,
-                                    variant=parse_variant(req.field("variant", dict, None)))
+        call, pool = self.platform.submit(
+            req.field("app", str), req.field("tag", str), req.field("method", str, None),
+            req.need_blob("arguments"), stream=stream,
+            variant=parse_variant(req.field("variant", dict, None)))
+        call_ops.add_to_graph(self, req, call, pool)
+        return call, pool
 
     def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
         if not call.done.wait(timeout):
@@ -306,6 +308,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SPAWN: Api.spawn,
     ops.GET: Api.get,
     ops.CANCEL: call_ops.cancel,
+    ops.CALL_GRAPH: call_ops.call_graph,
     ops.LOOKUP: Api.lookup,
     ops.APPS_LS: Api.apps_ls,
     ops.APP_STOP: Api.app_stop,
@@ -332,7 +335,8 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
 # What a container may ask while it runs a call: what calling other functions needs
 # (not lookup: its reply carries functions' options, env= secrets included), Dicts
 # and Queues, and volumes (never secrets).
-CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
+CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL,
+                            ops.CALL_GRAPH})
                  | VOLUME_CONTAINER_OPS | SANDBOX_OPS)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from coldsnap.engine import Engine
 from coldsnap.server.boot import Booter
+from coldsnap.server.call_graph import CallGraph
 from coldsnap.server.calls import Call
 from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
@@ -65,6 +66,7 @@ class Platform:
         self.tokens = ProxyTokens(settings.proxy_tokens_path)  # web endpoints' proxy auth
         self.objects = Objects(db)  # Dicts and Queues
         self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
+        self.call_graph = CallGraph()  # which input made each call
         self.metrics.watch(self.pools.all, lambda: engine.store)
         self.sandboxes = Sandboxes(settings, engine, self.deploys.builder, self.logs)
 
@@ -118,6 +120,7 @@ class Platform:
         assert outcome is not None
         self.metrics.call_ended(call.app, call.tag, outcome.ok,
                                 outcome.error.kind if outcome.error else None)
+        self.call_graph.call_ended(call)
 
     def busy(self) -> bool:
         """True while any container boots or runs a call, or a call waits."""

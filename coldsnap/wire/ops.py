@@ -23,6 +23,7 @@ CALL = "call"
 SPAWN = "spawn"
 GET = "get"
 CANCEL = "cancel"  # a spawned call: drop it if queued, stop its container if it runs
+CALL_GRAPH = "call_graph"  # call_id: the tree of calls it is in (wire/call_graph.py)
 LOOKUP = "lookup"
 APPS_LS = "apps_ls"
 APP_STOP = "app_stop"
