@@ -232,7 +232,7 @@ class Engine(Protocol):
 
     Failure records: ``mark_failed`` and ``failure`` write and read the one record
     of a key's permanent failure (the store's ``failed/<key>.json``). The engine
-    keeps it; the server's policy (``SnapshotKeys`` in server/boot.py) decides
+    keeps it; the server's policy (``SnapshotKeys`` in server/snapshot_keys.py) decides
     when to consult it, once per boot. ``lookup`` and ``restore`` don't.
     """
 

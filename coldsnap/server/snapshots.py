@@ -15,10 +15,10 @@ from typing import Any
 
 from coldsnap.engine import Engine
 from coldsnap.engine.store import SnapshotStore, check_key
-from coldsnap.server.boot import SnapshotKeys
 from coldsnap.server.errors import ApiError
 from coldsnap.server.snapshot_checks import BY_VERIFY, SnapshotCheck, SnapshotChecks
 from coldsnap.server.snapshot_history import QUARANTINED, REMOVED, SnapshotHistory
+from coldsnap.server.snapshot_keys import SnapshotKeys
 from coldsnap.server.snapshot_why import explain
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
