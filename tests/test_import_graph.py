@@ -25,7 +25,7 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.queue",
        "coldsnap.dict", "coldsnap.sandboxes", "coldsnap.sandbox_io",
        "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files",
-       "coldsnap.call_graph")
+       "coldsnap.call_graph", "coldsnap.function_call")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
