@@ -23,6 +23,7 @@ import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,22 +50,53 @@ def with_aio_iter(method: F) -> F:
 
 def static_with_aio(function: F) -> F:
     """A staticmethod with ``.aio`` (``FunctionCall.gather.aio``)."""
-    return cast(F, _AioMethod(function, _coroutine_of, static=True))
+    return cast(F, _AioMethod(function, _coroutine_of, kind="static"))
+
+
+def class_with_aio(function: F) -> F:
+    """A classmethod with ``.aio`` (``Dict.delete.aio``)."""
+    return cast(F, _AioMethod(function, _coroutine_of, kind="class"))
+
+
+class SyncAndAsync:
+    """A context manager usable with ``with`` and ``async with`` (Modal's ``ephemeral()``
+    objects): the async form enters and leaves on a worker thread."""
+
+    def __init__(self, context: AbstractContextManager[Any]) -> None:
+        self._context = context
+
+    def __enter__(self) -> Any:
+        return self._context.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._context.__exit__(*exc)
+
+    async def __aenter__(self) -> Any:
+        return await _in_thread(self._context.__enter__)
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await _in_thread(self._context.__exit__, *exc)
 
 
 class _AioMethod:
     def __init__(self, method: Callable[..., Any],
                  make_aio: Callable[[Callable[..., Any]], Callable[..., Any]],
-                 static: bool = False) -> None:
+                 kind: str = "method") -> None:
         self._method = method
         self._make_aio = make_aio
-        self._static = static
+        self._kind = kind  # "method", "static" or "class"
         functools.update_wrapper(self, method)
 
     def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None and not self._static:
+        if self._kind == "static":
+            bound = self._method
+        elif self._kind == "class":
+            cls = owner if owner is not None else type(obj)
+            bound = self._method.__get__(cls, type(cls))
+        elif obj is None:
             return self
-        bound = self._method if self._static else self._method.__get__(obj, owner)
+        else:
+            bound = self._method.__get__(obj, owner)
         return _Bound(bound, self._make_aio(bound))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:  # as a plain function (tests)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cloudpickle
 
-from coldsnap._aio import with_aio, with_aio_iter
+from coldsnap._aio import SyncAndAsync, class_with_aio, with_aio, with_aio_iter
 from coldsnap.wire import objects as contract
 from coldsnap.wire import ops
 from coldsnap.wire.errors import InvalidError
@@ -77,7 +77,7 @@ class _Object:
             _client().request(ops.OBJECT, kind=cls._kind, name=obj.name, action="delete",
                               allow_missing=True)
 
-    @classmethod
+    @class_with_aio
     def delete(cls, name: str, *, allow_missing: bool = False,
                environment_name: str | None = None, client: Any = None) -> None:
         """Delete the named object and its contents (irreversible)."""
@@ -116,8 +116,9 @@ class Dict(_Object):
 
     @classmethod
     def ephemeral(cls, data: Mapping[Any, Any] | None = None, *, client: Any = None,
-                  environment_name: str | None = None) -> contextlib.AbstractContextManager[Dict]:
-        """A nameless Dict that is deleted when the ``with`` block ends::
+                  environment_name: str | None = None) -> SyncAndAsync:
+        """A nameless Dict that is deleted when the ``with`` (or ``async with``) block
+        ends::
 
             with coldsnap.Dict.ephemeral({"a": 1}) as d:
                 d["b"] = 2
@@ -129,7 +130,7 @@ class Dict(_Object):
                     obj.update(data)
                 yield obj
 
-        return filled()
+        return SyncAndAsync(filled())
 
     @with_aio
     def get(self, key: Any, default: Any = None) -> Any:
@@ -214,9 +215,10 @@ class Queue(_Object):
 
     @classmethod
     def ephemeral(cls, *, client: Any = None, environment_name: str | None = None
-                  ) -> contextlib.AbstractContextManager[Queue]:
-        """A nameless Queue that is deleted when the ``with`` block ends."""
-        return cls._ephemeral()
+                  ) -> SyncAndAsync:
+        """A nameless Queue that is deleted when the ``with`` (or ``async with``) block
+        ends."""
+        return SyncAndAsync(cls._ephemeral())
 
     @with_aio
     def put(self, v: Any, block: bool = True, timeout: float | None = None, *,

@@ -60,6 +60,21 @@ def test_dict_and_queue_methods_have_aio_forms(client: Client) -> None:
     assert asyncio.run(use()) == (1, 2, ["a", "b"], 1, [2, 3], 0)
 
 
+def test_ephemeral_objects_work_with_async_with_and_delete_has_aio(client: Client) -> None:
+    async def use() -> tuple[object, ...]:
+        async with coldsnap.Dict.ephemeral({"a": 1}) as d, coldsnap.Queue.ephemeral() as q:
+            await q.put.aio("x")
+            got = (await d.get.aio("a"), await q.get.aio())
+        named = coldsnap.Dict.from_name("aio-deleted", create_if_missing=True)
+        await named.put.aio("k", 1)
+        await coldsnap.Dict.delete.aio("aio-deleted")
+        return got
+
+    assert asyncio.run(use()) == (1, "x")
+    with pytest.raises(coldsnap.exception.NotFoundError):  # deleted: its len can't be read
+        len(coldsnap.Dict.from_name("aio-deleted"))
+
+
 def test_more_waiting_aio_gets_than_cpus_do_not_starve_the_put(client: Client) -> None:
     """Modal's misc/queue_simple.py: 20 ``get.aio()`` wait, then ``put_many.aio()`` must
     still run (on the loop's default executor, cpu_count + 4 threads, it never did)."""

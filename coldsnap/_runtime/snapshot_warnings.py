@@ -29,7 +29,10 @@ from coldsnap.wire.snapshot_warnings import (
 )
 
 # A variable whose name contains one of these (any case) looks like a secret.
-SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD", re.IGNORECASE)
+# A name made of words like HF_TOKEN, API_KEY, DB_PASSWORD, AWS_SECRET_ACCESS_KEY, APIKEY:
+# whole words between underscores, so TOKENIZERS_PARALLELISM or MONKEY_PATCH are not.
+SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|KEY|PASSWORD|PASSWD|APIKEY|CREDENTIALS?)S?(_|$)",
+                         re.IGNORECASE)
 # The last enter(snap=True) hook grew resident memory by more than this many percent,
 # and by at least MEMORY_GROWTH_MIN_BYTES (small heaps grow by large percentages).
 MEMORY_GROWTH_PERCENT = 50

@@ -35,7 +35,7 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
           f"{labels.get('function', '?')} (version {str(labels.get('version', '?'))[:12]})")
     print(f"  host key  {snapshot.get('host_key')}  (CRIU {snapshot.get('criu_version', '?')})")
     print(f"  made      {ago(snapshot.get('created_at'))}, dump "
-          f"{millis(snapshot.get('dump_s'))} ms, {size(snapshot.get('size_bytes'))}")
+          f"{millis(snapshot.get('dump_s'))}, {size(snapshot.get('size_bytes'))}")
     print(f"  restores  {snapshot.get('restores', 0)}")
     print(f"  path      {snapshot.get('path')}")
     check = snapshot.get("last_check")

@@ -227,6 +227,9 @@ class Deploys:
         """The pool serving the endpoint ``label`` of the app's current version, and the
         endpoint; NOT_FOUND names what the app has."""
         with self._lock:
+            if app not in self._current:  # the gateway's 404: no list of the apps there are
+                raise ApiError(NOT_FOUND, f"no app named {app!r} is deployed; deploy it with "
+                               "`coldsnap deploy FILE`")
             state, version = self.state(app)
             if state != DEPLOYED:
                 raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again to serve "

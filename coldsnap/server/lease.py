@@ -22,10 +22,12 @@ class Lease:
     """
 
     def __init__(self, worker: Worker, on_release: Callable[[Lease], None],
-                 is_lost: Callable[[Lease], bool]) -> None:
+                 is_lost: Callable[[Lease], bool],
+                 on_timeout: Callable[[Lease, float], None] = lambda lease, s: None) -> None:
         self.worker = worker
         self._on_release = on_release
         self._is_lost = is_lost
+        self._on_timeout = on_timeout
         self._lock = threading.Lock()
         self._released = False
 
@@ -36,6 +38,11 @@ class Lease:
                 return
             self._released = True
         self._on_release(self)
+
+    def timed_out(self, timeout_s: float) -> None:
+        """What the slot was for ran past ``timeout_s``: the pool stops the container
+        (release the lease all the same)."""
+        self._on_timeout(self, timeout_s)
 
     @property
     def released(self) -> bool:

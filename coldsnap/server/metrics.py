@@ -78,7 +78,8 @@ class ServerMetrics:
         self.calls.labels(app, function, call_outcome(ok, error_kind)).inc()
 
     def http_response(self, status: int) -> None:
-        self.http_requests.labels(f"{status // 100}xx").inc()
+        if status >= 200:  # an interim 1xx is no answer: its request's final one counts
+            self.http_requests.labels(f"{status // 100}xx").inc()
 
     def exposition(self) -> bytes:
         """The text a scrape gets (content type ``CONTENT_TYPE_LATEST``)."""

@@ -369,7 +369,8 @@ class Pool(PoolInputs):
         self._inputs[worker] += 1
         if isinstance(item, LeaseRequest):
             worker.lease_started()
-            item.grant(Lease(worker, self._release_lease, self._lease_lost))
+            item.grant(Lease(worker, self._release_lease, self._lease_lost,
+                             self._lease_timed_out))
         return item
 
     # reporting

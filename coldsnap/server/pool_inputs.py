@@ -224,7 +224,8 @@ class PoolInputs:
                         and self._takes_more(worker, self._inputs.get(worker, 0))):
                     self._inputs[worker] += 1
                     worker.lease_started()
-                    return Lease(worker, self._release_lease, self._lease_lost)
+                    return Lease(worker, self._release_lease, self._lease_lost,
+                                 self._lease_timed_out)
         return None
 
     def _release_lease(self, lease: Lease) -> None:
@@ -239,6 +240,15 @@ class PoolInputs:
                 self._cond.notify_all()
             # Else nobody needs waking: a container thread re-reads its slots within a
             # second (a wake per request cost the gateway's thread the GIL).
+
+    def _lease_timed_out(self, lease: Lease, timeout_s: float) -> None:
+        """A web request ran past the function's timeout: its container is stopped, as
+        for a call (its handler may still run; its other inputs end with this reason)."""
+        worker = lease.worker
+        worker.note(f"a web request timed out after {timeout_s:g} s; stopping", to_caller=False)
+        self._retire(worker, f"a web request to {self.fn.label} ran longer than its timeout "
+                             f"of {timeout_s:g} s")
+        worker.kill()
 
     def _lease_lost(self, lease: Lease) -> bool:
         worker = lease.worker

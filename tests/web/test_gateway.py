@@ -184,10 +184,22 @@ def test_an_unknown_endpoint_is_404_naming_the_app_and_label(gateway: Gateway) -
         assert response.status == 404 and b"names no web endpoint" in response.read()
 
 
-def test_a_request_past_the_timeout_is_504(gateway: Gateway) -> None:
+def test_a_request_past_the_timeout_is_504_and_its_container_stopped(
+    web_server: ServerHandle, gateway: Gateway,
+) -> None:
+    _drain(web_server)  # the timeout counts from the start of the request, not the boot:
+    t0 = time.monotonic()
+    status, body = gateway.request("slow", "GET", "/?seconds=1.5")
+    took = time.monotonic() - t0
+    assert (status, body) == (200, b'"done"'), (took, body)
+    boots = len(_boots(web_server, "slow"))
     status, body = gateway.request("slow", "GET", "/?seconds=6")
     assert status == 504, body
-    assert b"timeout of 2 s" in body
+    assert b"webapp--slow ran longer than its timeout of 2 s" in body
+    wait_for(lambda: "a web request timed out after 2 s; stopping"
+             in web_server.cli("logs", APP, "-n", "100000").stdout, 30, "the stop's log line")
+    assert gateway.request("slow", "GET", "/?seconds=0") == (200, b'"done"')
+    assert len(_boots(web_server, "slow")) == boots + 1  # its container was stopped
 
 
 def test_a_container_crashing_mid_request_is_502(web_server: ServerHandle,

@@ -167,3 +167,29 @@ def test_a_chunked_body_reaches_the_container_whole(gateway: Gateway) -> None:
         assert status == 200 and answer == b'{"bytes":70011}'
     finally:
         wire.close()
+
+
+def test_a_declared_body_over_the_limit_is_413_without_a_100_continue(
+    gateway: Gateway,
+) -> None:
+    wire = Wire(gateway)
+    try:
+        wire.send(f"POST /count HTTP/1.1\r\nHost: {gateway.host_of('streamer')}\r\n"
+                  "Content-Length: 300000000\r\nExpect: 100-continue\r\n\r\n".encode())
+        status, _, body = wire.response()
+        assert status == 413 and b"COLDSNAP_HTTP_MAX_BODY_BYTES" in body  # not 100 first
+    finally:
+        wire.close()
+
+
+def test_expect_100_continue_under_the_limit_is_answered(gateway: Gateway) -> None:
+    wire = Wire(gateway)
+    try:
+        wire.send(f"POST /count HTTP/1.1\r\nHost: {gateway.host_of('streamer')}\r\n"
+                  "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n".encode())
+        status, _, _ = wire.response(head_only=True)  # an interim response: no body
+        assert status == 100
+        wire.send(b"hello")
+        assert wire.response()[:1] == (200,) and wire.buffer == b""
+    finally:
+        wire.close()

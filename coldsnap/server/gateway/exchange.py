@@ -69,6 +69,7 @@ class Exchange:
         self.held_bytes = 0
         self.upstream: Upstream | None = None
         self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.running = False  # the task began (one cancelled before it can't clean up)
         self.aborted = ""  # "timeout" or "too large", once the task was cancelled for it
         self.client_left = False
@@ -96,10 +97,6 @@ class Exchange:
         self.running = True
         if self.client_left:
             return
-        timer = None
-        if self.target.kind == "container":
-            timer = asyncio.get_running_loop().call_later(self.target.timeout_s, self._abort,
-                                                          "timeout")
         try:
             if self.aborted or self._declared_too_large():
                 self._aborted()
@@ -113,8 +110,8 @@ class Exchange:
         except asyncio.CancelledError:
             self._aborted()
         finally:
-            if timer is not None:
-                timer.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
         self.front.finished(self, self.client_keep and not self.cut and self.body_done)
 
     # where it goes
@@ -122,7 +119,7 @@ class Exchange:
         target = self.target
         for attempt in (1, 2):
             try:
-                lease = await self.front.proxy.lease(target.pool, target.timeout_s)
+                lease = await self.front.proxy.lease(target.pool, self.front.proxy.lease_wait_s)
             except ApiError as exc:
                 self._reply(504 if exc.kind == TIMEOUT else 503,
                             f"coldsnap gateway: {exc.message}\n")
@@ -155,6 +152,10 @@ class Exchange:
                 return False
             self._reply(502, messages.refused(worker.id, exc, target.where.app))
             return True
+        # The function's timeout counts from here, as a call's does from its start: not
+        # the boot or the wait for a slot. Past it the container is stopped, as for a call.
+        self.timer = asyncio.get_running_loop().call_later(target.timeout_s, self._time_out,
+                                                           lease)
         lost = await self._exchange(upstream, self._container_head(target.where))
         if lost is not None:
             self.broken = True
@@ -354,6 +355,11 @@ class Exchange:
         if self.done is not None and not self.done.done():
             self.done.set_result(outcome)
 
+    def _time_out(self, lease: Any) -> None:
+        if not self.complete and not self.aborted:
+            lease.timed_out(self.target.timeout_s)
+            self._abort("timeout")
+
     def _abort(self, why: str) -> None:
         if self.aborted or self.complete or self.task is None or self.task.done():
             return
@@ -365,10 +371,14 @@ class Exchange:
         if self.target.kind == "container":  # the aiohttp handlers count the others
             self.front.count(status)
 
-    def _declared_too_large(self) -> bool:
+    def declared_too_large(self) -> bool:
+        """Its Content-Length is over the limit (a 413 before any of the body is read)."""
         length = self.header(b"content-length")
-        if self.target.kind == "container" and length is not None and length.isdigit() \
-                and int(length) > self.front.proxy.max_body:
+        return (length is not None and length.isdigit()
+                and int(length) > self.front.proxy.max_body)
+
+    def _declared_too_large(self) -> bool:
+        if self.target.kind == "container" and self.declared_too_large():
             self.aborted = "too large"
         return bool(self.aborted)
 
@@ -388,7 +398,9 @@ class Exchange:
             self.body_done = False  # the rest of the body is not read: close after
             self._reply(413, messages.too_large(self.front.proxy.max_body))
         elif self.aborted == "timeout":
-            self._reply(504, messages.timed_out(self.target.pool.fn.label,
+            where = self.target.where
+            assert where is not None
+            self._reply(504, messages.timed_out(f"{where.app}--{where.label}",
                                                 self.target.timeout_s))
 
     def _reply(self, status: int, text: str) -> None:

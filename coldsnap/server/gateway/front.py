@@ -161,7 +161,7 @@ class Front(asyncio.Protocol):
             return Target("upgrade")
         host = exchange.header(b"host") or b""
         where = route(host.decode("latin-1"), exchange.url.decode("latin-1"))
-        if where is None or exchange.header(b"expect") is not None:
+        if where is None:
             return Target("internal")
         try:
             pool, endpoint = self.proxy.resolve(where.app, where.label)
@@ -170,7 +170,10 @@ class Front(asyncio.Protocol):
         if endpoint.requires_proxy_auth and not self.proxy.authorized(*_token_of(exchange)):
             return Target("internal")
         timeout_s = pool.fn.options.timeout or self.proxy.default_timeout_s
-        return Target("container", pool, endpoint, where, timeout_s)
+        target = Target("container", pool, endpoint, where, timeout_s)
+        if exchange.header(b"expect") is not None and not exchange.declared_too_large():
+            return Target("internal")  # its "100 Continue" is the handlers' to send
+        return target
 
     def _start_upgrade(self, leftover: bytes) -> None:
         exchange = self._upgrade

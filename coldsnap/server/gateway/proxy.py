@@ -57,11 +57,14 @@ class Proxy:
 
     def __init__(self, resolve: Callable[[str, str], tuple[Any, WebEndpoint]],
                  authorized: Callable[[str | None, str | None], bool], max_body: int,
-                 default_timeout_s: float) -> None:
+                 default_timeout_s: float, lease_wait_s: float = 300.0) -> None:
         self.resolve = resolve  # (app, label) -> (pool, endpoint)
         self.authorized = authorized
         self.max_body = max_body
         self.default_timeout_s = default_timeout_s
+        # How long a request may wait for an input slot (a boot included): the lean
+        # path's bound (exchange.py), where the function's timeout starts after it.
+        self.lease_wait_s = lease_wait_s
         self.session: aiohttp.ClientSession | None = None
         # Threads that wait for input slots (each may wait out a boot).
         self.leases = ThreadPoolExecutor(max_workers=MAX_WAITING, thread_name_prefix="lease")

@@ -46,7 +46,7 @@ class Gateway:
         self.token = token  # /metrics answers only to it (metrics_page.py)
         self.dashboard = dashboard  # dashboard.Dashboard: its routes go ahead of the proxy's
         self.proxy = Proxy(resolve, authorized, settings.http_max_body_bytes,
-                           settings.call_timeout_s)
+                           settings.call_timeout_s, settings.boot_timeout_s)
         self.base_url = ""
         self.upstreams = Upstreams()
         self._internal = str(settings.run_path / "gateway.sock")
