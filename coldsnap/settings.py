@@ -95,6 +95,9 @@ class Settings:
     # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
     # per app, for `coldsnap logs`.
     log_level: str = "INFO"
+    # "": this host alone. "ray" or "ray://HOST:PORT": the control plane here and a host
+    # agent on every node of that Ray cluster offering the coldsnap resource (docs/fleet.md).
+    cluster: str = ""
 
     @property
     def snapshots(self) -> Path:

@@ -15,10 +15,10 @@ import socket
 import threading
 from pathlib import Path
 
-from coldsnap.engine import make_engine
 from coldsnap.server.api import Api, answer, answer_container
 from coldsnap.server.connections import Connections, connection_cap
 from coldsnap.server.dashboard import Dashboard, DashboardAuth
+from coldsnap.server.fleet import make_fleet
 from coldsnap.server.gateway import Gateway, GatewayBindError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import (
@@ -71,7 +71,7 @@ class Server:
         self.settings = settings
         self.token = ensure_token(settings.token_path)
         self.db = StateDB(settings.db_path)
-        self.engine = make_engine(settings)
+        self.engine = make_fleet(settings)  # this host alone, or a Ray cluster's nodes
         self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
         self.stopping = threading.Event()
