@@ -3,7 +3,7 @@
 # CRIU 4.x and iptables (scripts/install-criu.sh), tini, debootstrap (debian_slim bases),
 # skopeo, umoci and docker-registry (images from registries), chromium and npm with the
 # dashboard's browser libraries, a virtualenv in .venv with
-# coldsnap, its test tools and the embedder example's packages.
+# coldsnap, its test tools, Ray (the fleet) and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,7 +86,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   step "Python packages (torch CPU, sentence-transformers, test tools): a few minutes the first time"
   # This machine kind's pip config names a wheel dir that may be absent: drop that noise.
-  .venv/bin/pip install --disable-pip-version-check -q -e '.[dev,ml]' 2>&1 \
+  .venv/bin/pip install --disable-pip-version-check -q -e '.[dev,ml,cluster]' 2>&1 \
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   echo "$want" > "$stamp"
 fi

@@ -386,7 +386,8 @@ class Pool(PoolInputs):
             containers = [
                 {"id": w.id, "state": "busy" if self._inputs.get(w) else "idle",
                  "inputs": self._inputs.get(w, 0), "calls": w.calls_served,
-                 "boot": describe_timings(w.boot_timings)}
+                 "boot": describe_timings(w.boot_timings),
+                 **({"host": w.container.host} if w.container.host else {})}
                 for w in self._live
             ]
             return {

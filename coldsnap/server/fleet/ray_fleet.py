@@ -68,8 +68,11 @@ class RemoteAgent:
     store: SnapshotStore | None = None  # on its host, not here
 
     def __init__(self, actor: Any, node: dict[str, Any], info: dict[str, Any],
-                 token: str) -> None:
+                 token: str, settings: Settings) -> None:
         self._actor = actor
+        # An engine call that outlives the engine's own time limit: the host is gone.
+        self._start_s = settings.restore_timeout_s + CALL_S
+        self._dump_s = settings.dump_timeout_s + CALL_S
         self.node_id: str = node["NodeID"]
         self.host = f"{info['hostname']}/{self.node_id[:8]}"
         self.engine_name = str(info["engine"])
@@ -84,7 +87,7 @@ class RemoteAgent:
         # (host, reason): the fleet's ``lose``, called on the first sign the host is gone.
         self.on_lost: Callable[[str, str], None] = lambda host, reason: None
 
-    def _call(self, method: str, *args: Any, timeout: float | None = CALL_S) -> Any:
+    def _call(self, method: str, *args: Any, timeout: float = CALL_S) -> Any:
         import ray
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
@@ -98,22 +101,23 @@ class RemoteAgent:
         self.on_lost(self.host, reason)
         raise HostLost(reason)
 
-    def _engine(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+    def _engine(self, method: str, *args: Any, timeout: float) -> Any:
         outcome: Outcome = self._call(method, *args, timeout=timeout)
         return outcome.unwrap()
 
     # HostAgent
 
     def start(self, spec: ContainerSpec) -> Container:
-        return self._connect(self._engine("start", spec))
+        return self._connect(self._engine("start", spec, timeout=self._start_s))
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
-        return self._connect(self._engine("restore", key, spec))
+        return self._connect(self._engine("restore", key, spec, timeout=self._start_s))
 
     def checkpoint(self, container: Container, key: str, labels: dict[str, str] | None,
                    warnings: list[dict[str, str]] | None) -> SnapshotInfo:
         try:
-            info: SnapshotInfo = self._engine("checkpoint", container.id, key, labels, warnings)
+            info: SnapshotInfo = self._engine("checkpoint", container.id, key, labels, warnings,
+                                              timeout=self._dump_s)
         except HostLost as exc:  # the snapshot may be fine elsewhere: try again later
             raise DumpFailed(str(exc), transient=True) from None
         return info
@@ -248,7 +252,7 @@ def start_agent(settings: Settings, node: dict[str, Any], token: str) -> RemoteA
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(agent_settings(settings, node_id), token)
     info: dict[str, Any] = ray.get(actor.info.remote(), timeout=AGENT_START_S)
-    return RemoteAgent(actor, node, info, token)
+    return RemoteAgent(actor, node, info, token, settings)
 
 
 def start_ray_fleet(settings: Settings) -> RayFleet:
