@@ -3,7 +3,9 @@ slowly): a head without the coldsnap resource, and hosts that offer it."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,20 @@ class RayCluster:
     def remove_host(self, node: Any) -> None:
         self.hosts.remove(node)
         self.cluster.remove_node(node, allow_graceful=False)
+
+    def shutdown(self) -> None:
+        self.cluster.shutdown()
+
+
+def unmount_lost_host(server: ServerHandle, node_id: str) -> None:
+    """A host that died closed nothing: unmount what its engine left in its run dir."""
+    from coldsnap.server.fleet.ray_fleet import agent_settings
+
+    run_dir = str(agent_settings(server.settings, node_id).run_path)
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+              if line.split()[1].startswith(run_dir)]
+    for mount in sorted(mounts, reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False)
 
     def shutdown(self) -> None:
         self.cluster.shutdown()

@@ -7,18 +7,20 @@ import time
 
 from tests.conftest import APPS, ServerHandle
 from tests.end_to_end import wait_for
-from tests.fleet.conftest import RayCluster, fleet_server
+from tests.fleet.conftest import RayCluster, fleet_server, unmount_lost_host
 from tests.fleet.hosts import boots, result, spawn
 
 
 def _kill_host_running(server: ServerHandle, cluster: RayCluster, tag: str) -> str:
-    """Wait until a call of ``tag`` runs, then remove its host's node; the host's name."""
+    """Wait until a call of ``tag`` runs, then remove its host's node (and unmount what
+    its engine left); the host's name."""
     wait_for(lambda: f"{tag}(" in server.cli("logs", "fleet-app").stdout, 180,
              f"a call of {tag} to start")
     host = boots(server, "fleet-app")[-1][2]
     node_id = host.rsplit("/", 1)[1]
     node = next(n for n in cluster.hosts if n.node_id.startswith(node_id))
     cluster.remove_host(node)
+    unmount_lost_host(server, node.node_id)
     return host
 
 
