@@ -53,9 +53,6 @@ def unmount_lost_host(server: ServerHandle, node_id: str) -> None:
     for mount in sorted(mounts, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False)
 
-    def shutdown(self) -> None:
-        self.cluster.shutdown()
-
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
