@@ -80,6 +80,7 @@ class Server:
                        dashboard=self.dashboard_auth)
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
+        self.api.hosts = self.engine.hosts
         self.listeners: list[socket.socket] = []
         self.gateway: Gateway | None = None
         self.connections = Connections(
