@@ -63,7 +63,8 @@ class Fleet:
         with self._lock:
             self._agents[agent.host] = agent
             self._loads.setdefault(agent.host, HostLoad())
-        logger.info("host %s joined the fleet (engine %s)", agent.host, agent.engine_name)
+        if self._name_hosts:  # a single host's log stays as it was
+            logger.info("host %s joined the fleet (engine %s)", agent.host, agent.engine_name)
 
     def lose(self, host: str, reason: str) -> None:
         """A host left: place nothing there, and end its containers' calls with ``reason``."""
