@@ -78,8 +78,7 @@ class PipeBridge:
         fd = pipe.fileno()
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([fd], [], [], POLL_S)
-                if not ready:
+                if not _readable(fd):
                     continue
                 data = os.read(fd, 1 << 16)
                 if not data:
@@ -93,8 +92,7 @@ class PipeBridge:
     def _socket_to_pipe(self, sock: socket.socket, pipe: BinaryIO) -> None:
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([sock], [], [], POLL_S)
-                if not ready:
+                if not _readable(sock.fileno()):
                     continue
                 data = sock.recv(1 << 16)
                 if not data:
@@ -163,6 +161,14 @@ class BridgeListener:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         bridge.attach(parts[2].decode(), sock)
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has data (or EOF) within POLL_S; poll, not select: an agent with
+    many containers holds fds past select's 1024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(POLL_S * 1000))
 
 
 def _close_socket(sock: socket.socket) -> None:

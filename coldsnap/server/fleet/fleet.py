@@ -123,7 +123,11 @@ class Fleet:
         if host is None:
             raise SnapshotMiss(f"every host holding snapshot {key} is full: "
                                + self._no_room(demand))
-        return self._launch(host, demand, lambda agent: agent.restore(key, spec))
+        try:
+            return self._launch(host, demand, lambda agent: agent.restore(key, spec))
+        except HostLost as exc:  # not the snapshot's fault: no pause of the key
+            self.lose(host, str(exc))
+            raise SnapshotMiss(f"snapshot {key}'s host is gone: {exc}") from None
 
     def checkpoint(self, container: Container, key: str, labels: dict[str, str] | None = None,
                    warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
