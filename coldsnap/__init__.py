@@ -14,8 +14,12 @@ The exceptions a caller may catch are in ``coldsnap.exception`` (``Error``, the 
 of them all, is here too).
 """
 
+from coldsnap import container_process as container_process  # modal.container_process
+from coldsnap import dict as dict  # modal.dict (import modal.dict)
 from coldsnap import exception, experimental
 from coldsnap import functions as functions  # modal.functions (from ... import FunctionCall)
+from coldsnap import io_streams as io_streams  # modal.io_streams
+from coldsnap import queue as queue  # modal.queue (import modal.queue)
 from coldsnap.app import App
 from coldsnap.batching import batched
 from coldsnap.concurrency import concurrent
@@ -26,6 +30,7 @@ from coldsnap.image import Image
 from coldsnap.markers import build, enter, exit, method
 from coldsnap.parameter import parameter
 from coldsnap.running import enable_output
+from coldsnap.sandboxes import Sandbox
 from coldsnap.schedule import Cron, Period
 from coldsnap.secret import Secret
 from coldsnap.snapshot_hooks import after_restore, before_snapshot
@@ -47,6 +52,7 @@ __all__ = [
     "Period",
     "Queue",
     "Retries",
+    "Sandbox",
     "Secret",
     "Volume",
     "after_restore",

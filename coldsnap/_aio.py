@@ -9,17 +9,32 @@ function that runs the blocking method in a worker thread (the client's sockets,
 or a container's control pipe, are shared safely between threads), or, for a
 method that returns an iterator (``map``, ``remote_gen``), an async generator
 that takes each next value in a worker thread.
+
+The worker threads are ours, not the event loop's default executor: that one has
+``cpu_count + 4`` threads, so a few awaits that wait long (``Queue.get.aio()``
+with nothing queued yet) would hold every thread and starve the await that would
+wake them (the ``put.aio()``): a deadlock on a small machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DONE = object()
+# Threads start as needed and each waits on the server, not the CPU: many may wait at once.
+_WAITERS = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="coldsnap-aio")
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``asyncio.to_thread`` on our own threads (see the module's docstring)."""
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_WAITERS, call)
 
 
 def with_aio(method: F) -> F:
@@ -73,7 +88,7 @@ class _Bound:
 
 def _coroutine_of(bound: Callable[..., Any]) -> Callable[..., Any]:
     async def aio(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(bound, *args, **kwargs)
+        return await _in_thread(bound, *args, **kwargs)
 
     aio.__name__ = aio.__qualname__ = f"{getattr(bound, '__name__', 'method')}.aio"
     return aio
@@ -90,14 +105,14 @@ def _async_iter_of(bound: Callable[..., Any]) -> Callable[..., Any]:
 async def _iterate_in_thread(start: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
     """The iterator ``start()`` gives, each step taken in a worker thread (a step may wait
     long for a result); closed when the async iteration stops early."""
-    iterator = await asyncio.to_thread(start)
+    iterator = await _in_thread(start)
     try:
         while True:
-            value = await asyncio.to_thread(next, iterator, _DONE)
+            value = await _in_thread(next, iterator, _DONE)
             if value is _DONE:
                 return
             yield value
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
-            await asyncio.to_thread(close)
+            await _in_thread(close)

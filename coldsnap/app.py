@@ -77,6 +77,13 @@ class App(metaclass=ModalClass):
         self.cloud_options: dict[str, dict[str, str]] = {}
         self.registered_entrypoints: dict[str, Callable[..., Any]] = {}
 
+    @staticmethod
+    def lookup(name: str, *, create_if_missing: bool = False, client: Any = None,
+               environment_name: str | None = None) -> App:
+        """An App by name, for what is created at run time (``Sandbox.create(app=...)``).
+        The server keeps no empty apps, so ``create_if_missing`` changes nothing here."""
+        return App(name)
+
     @property
     def deployed_name(self) -> str:
         """The name the server knows this app by (differs for `coldsnap run`)."""

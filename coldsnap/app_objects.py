@@ -96,6 +96,25 @@ def default_app_name(depth: int = 2) -> str:
     return name if is_app_name(name) else "app"
 
 
+def override_refs(where: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``with_options(volumes=..., secrets=...)``: Volumes and Secrets as the references
+    the options carry. Only named secrets: an inline one's values went to the server with
+    the deploy, and a new one here would never reach it."""
+    objects = AppObjects()
+    converted = dict(options)
+    if "volumes" in options:
+        converted["volumes"] = objects.volume_refs(where, options["volumes"])
+    if "secrets" in options:
+        converted["secrets"] = objects.secret_refs(where, options["secrets"])
+        if objects.inline_values():
+            raise InvalidError(f"{where}: secrets= takes named secrets here "
+                               "(Secret.from_name): a Secret.from_dict/from_dotenv secret "
+                               "reaches the server only with a deploy. Pass it to "
+                               "@app.function(secrets=[...]) instead, or create a named one "
+                               "with `coldsnap secret create NAME KEY=VALUE ...`")
+    return converted
+
+
 def step_objects(where: str, secrets: object, volumes: object) -> dict[str, Any]:
     """An image step's ``secrets``/``volumes`` as its record holds them: secret names and
     volume references, only when given (so other steps' hashes stay as they were). A

@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
-from coldsnap import background_server, transport
+from coldsnap import app_output, background_server, transport
 from coldsnap.settings import Settings
 from coldsnap.transport import NoServer, NotSent, Patience
 from coldsnap.wire import ops, serialization
+from coldsnap.wire.call_graph import PARENT
 from coldsnap.wire.container import in_container
 from coldsnap.wire.errors import (
     CLOSING_KINDS,
@@ -32,13 +33,14 @@ from coldsnap.wire.errors import (
 )
 from coldsnap.wire.exits import EXIT_ALREADY_RUNNING
 from coldsnap.wire.framing import ChannelClosed, write_message
+from coldsnap.wire.sandbox import SANDBOX_LONG_OPS
 from coldsnap.wire.token import read_token
 
 SERVER_START_TIMEOUT_S = 60.0
 # Ops whose reply may take long (a call, an image build, draining containers): their
 # wait goes on while the server answers pings. Others answer within client_timeout_s.
 LONG_OPS = frozenset({ops.CALL, ops.GET, ops.DEPLOY, ops.APP_DRAIN, ops.APP_STOP,
-                      ops.SNAPSHOT_RM, ops.SNAPSHOTS_GC})
+                      ops.SNAPSHOT_RM, ops.SNAPSHOTS_GC}) | SANDBOX_LONG_OPS
 # Sent again on a fresh socket when a pooled one turns out dead after sending: they
 # change nothing (a `call` or `spawn` that may have reached the server is never re-sent).
 REPEATABLE_OPS = frozenset({ops.PING, ops.GET, ops.LOOKUP, ops.APPS_LS, ops.APP_STATS,
@@ -108,8 +110,7 @@ class Client:
                  ) -> tuple[dict[str, Any], bytes | None]:
         header, reply_blob = reply
         if self.echo_logs:
-            for line in header.get("logs") or ():
-                print(line, file=sys.stderr)
+            app_output.ECHO.show(header.get("logs") or (), app_output.REPLY)
         if not header.get("ok"):
             raise error_from(header, reply_blob)
         return header, reply_blob
@@ -423,6 +424,12 @@ class ContainerClient(Client):
             left = max(0.001, deadline - time.monotonic())
             given = header.get("timeout")
             header = {**header, "timeout": left if given is None else min(given, left)}
+        if header.get(ops.OP) in (ops.CALL, ops.SPAWN):  # the call graph's edge
+            from coldsnap._runtime.channel import parent_input
+
+            parent = parent_input()
+            if parent is not None:
+                header = {**header, PARENT: parent}
         limit = self._channel.max_payload
         if blob is not None and limit is not None and len(blob) > limit:
             raise InvalidError(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cloudpickle
 
+from coldsnap._aio import with_aio, with_aio_iter
 from coldsnap.wire import objects as contract
 from coldsnap.wire import ops
 from coldsnap.wire.errors import InvalidError
@@ -130,10 +131,12 @@ class Dict(_Object):
 
         return filled()
 
+    @with_aio
     def get(self, key: Any, default: Any = None) -> Any:
         header, values = self._call("get", [_dump_key(key)])
         return _load(values[0]) if header.get("found") else default
 
+    @with_aio
     def put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> bool:
         """Set ``key``; with ``skip_if_exists`` an existing key is left alone. True if the
         value was written."""
@@ -141,12 +144,14 @@ class Dict(_Object):
                                skip_if_exists=skip_if_exists)
         return bool(header.get("created"))
 
+    @with_aio
     def update(self, other: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
                /, **kwargs: Any) -> None:
         pairs = dict(other or {}, **kwargs)
         self._call("update", [part for key, value in pairs.items()
                               for part in (_dump_key(key), _dump(value))])
 
+    @with_aio
     def pop(self, key: Any) -> Any:
         """Remove ``key`` and return its value; KeyError if it is missing."""
         header, values = self._call("pop", [_dump_key(key)])
@@ -154,24 +159,30 @@ class Dict(_Object):
             raise KeyError(key)
         return _load(values[0])
 
+    @with_aio
     def contains(self, key: Any) -> bool:
         header, _ = self._call("get", [_dump_key(key)])
         return bool(header.get("found"))
 
+    @with_aio
     def len(self) -> int:
         return int(self._call("len")[0]["len"])
 
+    @with_aio
     def clear(self) -> None:
         self._call("clear")
 
+    @with_aio_iter
     def items(self) -> Iterator[tuple[Any, Any]]:
         """The (key, value) pairs, in the order the keys were first put."""
         _, parts = self._call("items")
         return iter([(_load(parts[i]), _load(parts[i + 1])) for i in range(0, len(parts), 2)])
 
+    @with_aio_iter
     def keys(self) -> Iterator[Any]:
         return (key for key, _ in self.items())
 
+    @with_aio_iter
     def values(self) -> Iterator[Any]:
         return (value for _, value in self.items())
 
@@ -207,17 +218,20 @@ class Queue(_Object):
         """A nameless Queue that is deleted when the ``with`` block ends."""
         return cls._ephemeral()
 
+    @with_aio
     def put(self, v: Any, block: bool = True, timeout: float | None = None, *,
             partition: str | None = None, partition_ttl: int = 24 * 3600) -> None:
         """Add ``v`` at the end (the queue has no size limit: ``block`` and ``timeout``
         never wait)."""
         self.put_many([v], block, timeout, partition=partition, partition_ttl=partition_ttl)
 
+    @with_aio
     def put_many(self, vs: list[Any], block: bool = True, timeout: float | None = None, *,
                  partition: str | None = None, partition_ttl: int = 24 * 3600) -> None:
         self._call("put", [_dump(v) for v in vs], partition=partition,
                    partition_ttl=partition_ttl)
 
+    @with_aio
     def get(self, block: bool = True, timeout: float | None = None, *,
             partition: str | None = None) -> Any:
         """The next item. Blocking (the default) waits for one, at most ``timeout``
@@ -226,6 +240,7 @@ class Queue(_Object):
         values = self._get(1, block, timeout, partition)
         return values[0] if values else None
 
+    @with_aio
     def get_many(self, n_values: int, block: bool = True, timeout: float | None = None, *,
                  partition: str | None = None) -> list[Any]:
         """Up to ``n_values`` items; blocking waits for at least one, as ``get``;
@@ -253,16 +268,19 @@ class Queue(_Object):
             if deadline is not None and time.monotonic() >= deadline:
                 raise queue.Empty()
 
+    @with_aio
     def len(self, *, partition: str | None = None, total: bool = False) -> int:
         """How many items the partition holds; ``total``: all partitions together."""
         return int(self._call("len", partition=partition, total=total)[0]["len"])
 
+    @with_aio
     def clear(self, *, partition: str | None = None, all: bool = False) -> None:
         """Remove the partition's items; ``all``: every partition's."""
         if partition is not None and all:
             raise InvalidError("Queue.clear() takes partition= or all=True, not both")
         self._call("clear", partition=partition, all=all)
 
+    @with_aio_iter
     def iterate(self, *, partition: str | None = None,
                 item_poll_timeout: float = 0.0) -> Iterator[Any]:
         """The items in order, left in place; at the end it waits up to

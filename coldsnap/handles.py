@@ -25,9 +25,11 @@ import cloudpickle
 
 from coldsnap import _calls
 from coldsnap._aio import static_with_aio, with_aio, with_aio_iter
+from coldsnap.app_objects import override_refs
+from coldsnap.call_graph import InputInfo
 from coldsnap.markers import MarkerFlag, find_partials
 from coldsnap.parameter import apply_parameters, bind_parameters, class_parameters
-from coldsnap.unsupported import ModalClass
+from coldsnap.unsupported import MODAL_FUNCTION_CALL_ATTRIBUTES, ModalClass, missing_attribute
 from coldsnap.wire import ops, serialization, web
 from coldsnap.wire.cloud_options import take_cloud_options
 from coldsnap.wire.errors import InvalidError
@@ -52,7 +54,7 @@ def _client() -> Client:
     return Client.default()
 
 
-class FunctionCall(Generic[R]):
+class FunctionCall(Generic[R], metaclass=ModalClass):
     """A spawned call; ``get()`` waits for its result (or raises its exception).
 
     Its id (``object_id``) can be kept and used from any process, also after the server
@@ -101,6 +103,15 @@ class FunctionCall(Generic[R]):
         client = self._client or _client()
         client.request(ops.CANCEL, call_id=self.object_id)
 
+    @with_aio
+    def get_call_graph(self) -> list[InputInfo]:
+        """The tree of inputs this call is in, from its root: the input that made it (a
+        call's, or a web request's) and every call each made, with their status
+        (``coldsnap.call_graph``)."""
+        client = self._client or _client()
+        header, _ = client.request(ops.CALL_GRAPH, call_id=self.object_id)
+        return [InputInfo.from_dict(root) for root in header.get("graph") or ()]
+
     @static_with_aio
     def gather(*function_calls: FunctionCall[Any]) -> list[Any]:
         """The results of ``function_calls``, in their order; raises the first
@@ -118,6 +129,9 @@ class FunctionCall(Generic[R]):
         result: R = cloudpickle.loads(blob if blob is not None
                                       else serialization.dumps_result(None))
         return result
+
+    def __getattr__(self, name: str) -> Any:
+        missing_attribute("coldsnap.FunctionCall", name, MODAL_FUNCTION_CALL_ATTRIBUTES)
 
     def __repr__(self) -> str:
         return f"FunctionCall({self.object_id!r})"
@@ -559,7 +573,7 @@ def _app_module_name(app: App | None) -> str | None:
 def _overrides(where: str, given: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """``with_options(**options)`` on top of earlier overrides ``given`` (``to_dict()``
     form), checked; Modal's cloud-only keywords are ignored, as in decorators."""
-    options = dict(options)
+    options = override_refs(where, options)
     take_cloud_options(where, options)
     checked = FunctionOptions.create(where, **options).to_dict()
     return {**given, **{name: checked[name] for name in options}}

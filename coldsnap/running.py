@@ -36,14 +36,20 @@ _output = {"enabled": False}
 @contextlib.contextmanager
 def enable_output(show_progress: bool = True) -> Iterator[None]:
     """Inside the block, ``app.run()`` prints what the server does (the image build's
-    lines, the app's name) to stderr. Containers' own output reaches the caller's stderr
-    with each call's result either way."""
+    lines, the app's name) and all the app's container output (scheduled runs' and
+    spawned calls' too, as it comes) to stderr. Without it, a call's own output still
+    reaches the caller's stderr with its result."""
     before = _output["enabled"]
     _output["enabled"] = bool(show_progress)
     try:
         yield
     finally:
         _output["enabled"] = before
+
+
+def output_enabled() -> bool:
+    """True inside ``enable_output()``: show what the server does (image builds)."""
+    return _output["enabled"]
 
 
 def ephemeral_name(app_name: str) -> str:
@@ -71,7 +77,13 @@ def run_app(app: App, detach: bool = False) -> Iterator[App]:
         print(f"coldsnap: running {path} as ephemeral app {name}", file=sys.stderr)
     app._deployed_as = name
     try:
-        yield app
+        if _output["enabled"]:  # its containers' output, as `coldsnap run` shows it
+            from coldsnap.app_output import follow_app_output
+
+            with follow_app_output(client, name):
+                yield app
+        else:
+            yield app
     finally:
         try:
             if not detach:

@@ -44,6 +44,10 @@ class Settings:
     # The HTTP gateway's address (web endpoints: docs/web.md); port 0 picks a free
     # one; "off": no gateway.
     http: str = "127.0.0.1:8000"
+    # The dashboard's own address, used only while the gateway is off (COLDSNAP_HTTP=off;
+    # else it is on the gateway, under /dashboard): HOST:PORT, port 0 picks a free one
+    # (`coldsnap dashboard` prints it); "off": no dashboard. docs/dashboard.md.
+    dashboard: str = "127.0.0.1:0"
     # The largest request body the gateway passes on (413 above it).
     http_max_body_bytes: int = 256 * 1024 * 1024
     dump_timeout_s: float = 120.0
@@ -95,6 +99,21 @@ class Settings:
     # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
     # per app, for `coldsnap logs`.
     log_level: str = "INFO"
+    # Snapshots shared by several hosts (docs/store.md): "s3://BUCKET/PREFIX", the
+    # endpoint and credentials from the standard AWS variables (AWS_ENDPOINT_URL,
+    # AWS_ACCESS_KEY_ID, ...); "" keeps snapshots on this host only.
+    store_url: str = ""
+    # The chunks this host fetched from the store, kept for later fetches (LRU), in MB.
+    store_cache_mb: int = 10240
+    # Parallel transfers to and from the store.
+    store_transfers: int = 8
+    # Mixed into the host key: hosts with different salts never share snapshots (an
+    # operator's way to keep hosts apart that look alike; tests' "another CPU type").
+    host_key_salt: str = ""
+    # Snapshot phases without ASLR and with a hash seed per function, so that versions
+    # share most pages (and the store keeps them once): "fixed", "random" (as any
+    # process), or "auto": fixed when store_url is set (docs/store.md).
+    snapshot_layout: str = "auto"
     # "": this host alone. "ray" or "ray://HOST:PORT": the control plane here and a host
     # agent on every node of that Ray cluster offering the coldsnap resource (docs/fleet.md).
     cluster: str = ""
@@ -139,6 +158,16 @@ class Settings:
                              "(e.g. 127.0.0.1:8000)")
         return host or "127.0.0.1", int(port)
 
+    def dashboard_address(self) -> tuple[str, int] | None:
+        """``dashboard`` as (host, port), None for "off"; ValueError if malformed."""
+        if self.dashboard.strip().lower() == "off":
+            return None
+        host, _, port = self.dashboard.rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"COLDSNAP_DASHBOARD={self.dashboard!r} is not HOST:PORT or off "
+                             "(e.g. 127.0.0.1:8001; port 0 picks a free one)")
+        return host or "127.0.0.1", int(port)
+
     def log_level_name(self) -> str:
         """``log_level`` upper-cased; ValueError naming the variable and the valid levels.
 
@@ -155,6 +184,11 @@ class Settings:
     def disks_path(self) -> Path:
         """Containers' writable disks (ext4 image files, loop-mounted under the run dir)."""
         return self.state_dir / "disks"
+
+    @property
+    def chunk_cache_path(self) -> Path:
+        """Chunks fetched from the shared store (``store_url``), by hash."""
+        return self.state_dir / "chunk-cache"
 
     @property
     def proxy_tokens_path(self) -> Path:
@@ -199,7 +233,7 @@ class SettingError(ValueError):
 _POSITIVE = frozenset({"dump_timeout_s", "restore_timeout_s", "boot_timeout_s",
                        "call_timeout_s", "client_timeout_s", "max_payload_bytes",
                        "call_result_ttl_s", "max_connections", "dump_retry_s",
-                       "dump_retry_max_s"})
+                       "dump_retry_max_s", "store_transfers"})
 
 
 def _parse(type_name: Any, raw: str, name: str) -> Any:

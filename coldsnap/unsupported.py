@@ -5,7 +5,7 @@ gets ``coldsnap.exception.UnimplementedError`` naming it, not a bare
 ``AttributeError``; a name Modal does not have either stays a plain
 ``AttributeError`` (a typo, or a library probing with ``hasattr``). Example::
 
-    modal.Sandbox   # UnimplementedError: modal.Sandbox is not supported by coldsnap yet ...
+    modal.Tunnel   # UnimplementedError: modal.Tunnel is not supported by coldsnap yet ...
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ MODAL_NAMES = frozenset({
     "interact", "is_local", "method", "parameter", "web_endpoint", "web_server",
     "wsgi_app", "exception", "experimental", "io_streams", "config", "runner",
     "gpu", "file_io", "partial_function", "volume", "secret", "functions", "cls",
+    "queue", "dict",
 })
-# Attributes of ``modal.App``, ``modal.Function`` and ``modal.Cls`` (Modal's reference).
+# Attributes of ``modal.App``, ``modal.Function``, ``modal.Cls`` and ``modal.FunctionCall``
+# (Modal's reference).
 MODAL_APP_ATTRIBUTES = frozenset({
     "name", "is_interactive", "app_id", "description", "lookup", "from_name", "set_description",
     "image", "run", "deploy", "registered_functions", "registered_classes",
@@ -45,6 +47,9 @@ MODAL_CLS_ATTRIBUTES = frozenset({
     "from_name", "lookup", "with_options", "with_concurrency", "with_batching",
     "hydrate", "object_id", "get_methods", "get_flash_url",
 })
+MODAL_FUNCTION_CALL_ATTRIBUTES = frozenset({
+    "hydrate", "get", "get_call_graph", "cancel", "from_id", "gather", "object_id",
+})
 
 
 # Class name -> (as a user writes it, Modal's attributes): for ``ModalClass``.
@@ -52,12 +57,14 @@ _CLASS_ATTRIBUTES = {
     "App": ("coldsnap.App", MODAL_APP_ATTRIBUTES),
     "Function": ("coldsnap.Function", MODAL_FUNCTION_ATTRIBUTES),
     "Cls": ("coldsnap.Cls", MODAL_CLS_ATTRIBUTES),
+    "FunctionCall": ("coldsnap.FunctionCall", MODAL_FUNCTION_CALL_ATTRIBUTES),
 }
 
 
 class ModalClass(type):
-    """The metaclass of ``App``, ``Function`` and ``Cls``: Modal's class attributes they
-    lack (``coldsnap.App.lookup``) raise ``not_supported``, as on their instances."""
+    """The metaclass of ``App``, ``Function``, ``Cls`` and ``FunctionCall``: Modal's class
+    attributes they lack (``coldsnap.App.lookup``) raise ``not_supported``, as on their
+    instances."""
 
     def __getattr__(cls, name: str) -> Any:
         if name.startswith("__") or cls.__name__ not in _CLASS_ATTRIBUTES:

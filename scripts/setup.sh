@@ -84,7 +84,7 @@ fi
 stamp=.venv/.coldsnap-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  step "Python packages (torch CPU, sentence-transformers, test tools): a few minutes the first time"
+  step "Python packages (torch CPU, sentence-transformers, S3 store, test tools): a few minutes the first time"
   # This machine kind's pip config names a wheel dir that may be absent: drop that noise.
   .venv/bin/pip install --disable-pip-version-check -q -e '.[dev,ml,cluster]' 2>&1 \
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }

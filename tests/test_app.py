@@ -15,7 +15,7 @@ from coldsnap.wire.errors import InvalidError
 def test_public_api_is_exactly_the_contract() -> None:
     assert sorted(coldsnap.__all__) == sorted(
         ["App", "Cls", "Cron", "Dict", "Error", "Function", "FunctionCall", "Image",
-         "Period", "Queue", "Retries", "Secret", "Volume", "parameter", "batched",
+         "Period", "Queue", "Retries", "Sandbox", "Secret", "Volume", "parameter", "batched",
          "current_function_call_id", "current_input_id", "before_snapshot", "after_restore",
          "asgi_app", "build", "concurrent", "enable_output", "enter", "exception", "exit",
          "experimental", "fastapi_endpoint", "method", "web_endpoint", "web_server", "wsgi_app"]

@@ -3,6 +3,8 @@ inside containers, persistence across a restart, blocking gets woken by puts."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import queue
 import threading
 import time
@@ -45,6 +47,32 @@ def test_dict_methods_from_a_client(client: Client) -> None:
     assert dict(d.items()) == {"c": 3, "d": 4}
     d.clear()
     assert len(d) == 0
+
+
+def test_dict_and_queue_methods_have_aio_forms(client: Client) -> None:
+    async def use() -> tuple[object, ...]:
+        with coldsnap.Dict.ephemeral({"a": 1}) as d, coldsnap.Queue.ephemeral() as q:
+            assert await d.put.aio("b", 2) is True
+            await q.put_many.aio([1, 2, 3])
+            return (await d.get.aio("a"), await d.len.aio(), [k async for k in d.keys.aio()],
+                    await q.get.aio(), await q.get_many.aio(5), await q.len.aio())
+
+    assert asyncio.run(use()) == (1, 2, ["a", "b"], 1, [2, 3], 0)
+
+
+def test_more_waiting_aio_gets_than_cpus_do_not_starve_the_put(client: Client) -> None:
+    """Modal's misc/queue_simple.py: 20 ``get.aio()`` wait, then ``put_many.aio()`` must
+    still run (on the loop's default executor, cpu_count + 4 threads, it never did)."""
+    getters = 4 * ((os.cpu_count() or 1) + 4)
+
+    async def use(q: coldsnap.Queue) -> list[object]:
+        tasks = [asyncio.create_task(q.get.aio(timeout=60)) for _ in range(getters)]
+        await asyncio.sleep(0.5)
+        await asyncio.wait_for(q.put_many.aio(list(range(getters))), timeout=30)
+        return sorted(await asyncio.wait_for(asyncio.gather(*tasks), timeout=60))
+
+    with coldsnap.Queue.ephemeral() as q:
+        assert asyncio.run(use(q)) == list(range(getters))
 
 
 def test_a_missing_dict_is_not_found_and_says_how_to_create_it(client: Client) -> None:

@@ -22,7 +22,10 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.schedule", "coldsnap.web", "coldsnap.parameter", "coldsnap._aio",
        "coldsnap._calls", "coldsnap.volume", "coldsnap.secret",
        "coldsnap.app_objects", "coldsnap.concurrency", "coldsnap.functions",
-       "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks")
+       "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.queue",
+       "coldsnap.dict", "coldsnap.sandboxes", "coldsnap.sandbox_io",
+       "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files",
+       "coldsnap.call_graph")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -36,7 +39,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # client unless user code calls another function).
     "coldsnap.client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity",
                         "coldsnap._runtime.channel", "coldsnap.transport",
-                        "coldsnap.background_server"),
+                        "coldsnap.background_server", "coldsnap.app_output"),
+    # An app's container output on the client: the log stream it reads, and the echo.
+    "coldsnap.app_output": ("coldsnap.wire",),
     # Its socket with time limits, and the server it starts in the background.
     "coldsnap.transport": ("coldsnap.wire", "coldsnap.settings"),
     "coldsnap.background_server": ("coldsnap.settings", "coldsnap.identity"),
@@ -45,12 +50,20 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.functions": ("coldsnap.handles",),  # modal.functions's names
+    "coldsnap.queue": ("coldsnap.dict_queue",),  # modal.queue's name
+    "coldsnap.dict": ("coldsnap.dict_queue",),  # modal.dict's name
     # Volumes and secrets: references; a volume's methods reach the server like handles.
     "coldsnap.volume": ("coldsnap.wire", "coldsnap.client"),
     "coldsnap.secret": ("coldsnap.wire",),
     "coldsnap.app_objects": ("coldsnap.wire", *SDK),
     "coldsnap.parameter": ("coldsnap.wire",),
     "coldsnap.snapshot_hooks": ("coldsnap.wire",),
+    # Sandboxes reach the server through the client, lazily.
+    "coldsnap.sandboxes": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.sandbox_io": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
+    "coldsnap.container_process": ("coldsnap.sandbox_io",),  # modal.container_process
+    "coldsnap.io_streams": ("coldsnap.sandbox_io",),  # modal.io_streams
+    "coldsnap.sandbox_files": ("coldsnap.wire", "coldsnap.sandbox_io"),
     "coldsnap._aio": (),
     "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",
@@ -62,9 +75,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.unsupported": ("coldsnap.wire",),
     "coldsnap.schedule": ("coldsnap.wire",),
     # Dicts and Queues reach the server through the client, lazily.
-    "coldsnap.dict_queue": ("coldsnap.wire", "coldsnap.client"),
+    "coldsnap.dict_queue": ("coldsnap.wire", "coldsnap.client", "coldsnap._aio"),
     # app.run(): deploys through the client, lazily (defining an app touches no network).
-    "coldsnap.running": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.running": ("coldsnap.wire", "coldsnap.client", "coldsnap.app_output", *SDK),
     "coldsnap.user_code": ("coldsnap.wire", *SDK),
     "coldsnap.settings": (),
     "coldsnap.identity": (),
@@ -75,7 +88,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # the engine's doctor, and the SDK for `run` (the entrypoint runs here).
     "coldsnap.cli": ("coldsnap.client", "coldsnap.server", "coldsnap.engine.doctor",
                      "coldsnap.bench.cli", "coldsnap.wire", "coldsnap.settings",
-                     "coldsnap.identity", *SDK),
+                     "coldsnap.identity", "coldsnap.app_output", *SDK),
     # The benchmark: a client of its own server, and the engine for restore latency.
     "coldsnap.bench": ("coldsnap.client", "coldsnap.engine", "coldsnap._runtime.memory",
                        "coldsnap.wire", "coldsnap.settings", "coldsnap"),

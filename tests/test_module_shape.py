@@ -28,13 +28,13 @@ def test_every_name_in_all_is_importable(module: str) -> None:
 
 def test_a_modal_name_coldsnap_lacks_says_it_is_not_supported() -> None:
     with pytest.raises(UnimplementedError) as caught:
-        coldsnap.Sandbox  # noqa: B018
-    assert "modal.Sandbox" in str(caught.value)
+        coldsnap.Tunnel  # noqa: B018
+    assert "modal.Tunnel" in str(caught.value)
     assert "not supported by coldsnap yet" in str(caught.value)
     assert isinstance(caught.value, AttributeError)  # hasattr() still answers False
-    assert not hasattr(coldsnap, "Sandbox")
-    with pytest.raises(ImportError, match="Sandbox"):
-        exec("from coldsnap import Sandbox", {})
+    assert not hasattr(coldsnap, "Tunnel")
+    with pytest.raises(ImportError, match="Tunnel"):
+        exec("from coldsnap import Tunnel", {})
 
 
 def test_a_name_modal_lacks_too_is_a_plain_attribute_error() -> None:
@@ -62,6 +62,11 @@ def test_handles_name_modal_attributes_they_lack() -> None:
         square.keep_warm  # noqa: B018
     with pytest.raises(UnimplementedError, match=r"coldsnap\.Cls\.get_methods"):
         coldsnap.Cls.from_name("shape", "Model").get_methods  # noqa: B018
+    call = coldsnap.FunctionCall.from_id("fc-shape")
+    with pytest.raises(UnimplementedError, match=r"coldsnap\.FunctionCall\.hydrate"):
+        call.hydrate()
+    assert pickle.loads(pickle.dumps(call)).object_id == "fc-shape"
+    assert not hasattr(call, "no_such_attribute")
     with pytest.raises(AttributeError) as caught:
         app.no_such_attribute  # noqa: B018
     assert type(caught.value) is AttributeError
@@ -150,8 +155,19 @@ def test_modal_functions_module_names() -> None:
     assert coldsnap.functions.FunctionCall is coldsnap.FunctionCall
 
 
+def test_modal_queue_and_dict_module_names() -> None:
+    assert coldsnap.queue.Queue is coldsnap.Queue  # after `import coldsnap`, as on Modal
+    from coldsnap.dict import Dict
+    from coldsnap.queue import Queue
+
+    assert (Queue, Dict) == (coldsnap.Queue, coldsnap.Dict)
+    assert subprocess.run([sys.executable, "-c", "import coldsnap.queue, coldsnap.dict"],
+                          capture_output=True, timeout=60).returncode == 0
+
+
 @pytest.mark.parametrize(("owner", "name"), [
-    ("App", "lookup"), ("Function", "keep_warm"), ("Cls", "get_flash_url")])
+    ("App", "include"), ("Function", "keep_warm"), ("Cls", "get_flash_url"),
+    ("FunctionCall", "hydrate")])
 def test_modal_class_attributes_coldsnap_lacks_say_so(owner: str, name: str) -> None:
     import coldsnap
     from coldsnap.exception import UnimplementedError

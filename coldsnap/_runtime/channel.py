@@ -147,3 +147,12 @@ def set_current(channel: Channel) -> None:
 def current() -> Channel | None:
     """The runtime's channel in a container's runtime process, else None."""
     return _current
+
+
+def parent_input() -> dict[str, str] | None:
+    """The input a call made now comes from (``_runtime/inputs.py``), as the call
+    graph's ``parent`` field has it; None outside any input."""
+    from coldsnap._runtime.inputs import parent_input as find
+
+    parent = find()
+    return parent.to_dict() if parent is not None else None

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap import snapshot_hooks, user_code
-from coldsnap._runtime import after_restore, gpu, memory, network, snapshot_warnings, web
+from coldsnap._runtime import (
+    after_restore,
+    gpu,
+    inputs,
+    memory,
+    network,
+    snapshot_warnings,
+    web,
+)
 from coldsnap._runtime.channel import Channel, set_current
 from coldsnap._runtime.serve import flush_stdio, serve, trim_runtime_frames
 from coldsnap._runtime.target import Hook, Target
@@ -71,6 +79,8 @@ def run_container(channel: Channel, config: BootConfig) -> int:
     try:
         with boot.stage(f"import {config.app_file}", "import_s"):
             target = _import_target(config)  # 1
+            inputs.TARGET.update(function_name=target.tag,  # the call graph's names
+                                 module_name=Path(config.app_file).stem)
         with boot.stage(f"instantiate {target.tag}", "import_s"):
             target.instantiate(config.params)  # 2
         if config.snapshot:

@@ -23,6 +23,7 @@ from coldsnap.wire.container import BLOCK_NETWORK_ENV
 CONNECTED_STATES = frozenset({"01", "02", "03", "04", "05", "08", "09", "0B"})
 LISTEN_STATE = "0A"
 PROC_NET = Path("/proc/net")
+PROC = Path("/proc")
 
 BLOCKED_HINT = (
     "This function has block_network=True: its containers have no network but "
@@ -35,12 +36,40 @@ BLOCKED_HINT = (
 def open_tcp_connections(proc_net: Path = PROC_NET) -> list[str]:
     """This network namespace's TCP connections, each ``"to HOST:PORT"`` (one it
     opened) or ``"from HOST"`` (one a listener of ours accepted)."""
+    return [where for where, _ in _connections(proc_net)]
+
+
+def connection_owners(proc_net: Path = PROC_NET, proc: Path = PROC) -> dict[str, list[str]]:
+    """Each TCP connection (named as ``open_tcp_connections`` names it) -> the processes
+    that hold its socket, ``"process PID (COMM)"``, read from ``/proc/PID/fd``."""
+    holders: dict[str, list[str]] = {}
+    for pid_dir in _entries(proc):
+        if not pid_dir.name.isdigit():
+            continue
+        for fd in _entries(pid_dir / "fd"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("socket:["):
+                holders.setdefault(target[8:-1], []).append(
+                    f"process {pid_dir.name} ({_comm(pid_dir)})")
+    owners: dict[str, list[str]] = {}
+    for where, inode in _connections(proc_net):
+        for holder in holders.get(inode, []):
+            if holder not in owners.setdefault(where, []):
+                owners[where].append(holder)
+    return owners
+
+
+def _connections(proc_net: Path) -> list[tuple[str, str]]:
+    """(name, socket inode) of each connection: see ``open_tcp_connections``."""
     rows = [*_rows(proc_net / "tcp", ipv6=False), *_rows(proc_net / "tcp6", ipv6=True)]
-    listening = {local[1] for local, _, state in rows if state == LISTEN_STATE}
+    listening = {local[1] for local, _, state, _ in rows if state == LISTEN_STATE}
     # An accepted connection's peer port is a client's ephemeral one: name its host.
-    return [f"from {_endpoint(peer).rsplit(':', 1)[0]}" if local[1] in listening
-            else f"to {_endpoint(peer)}"
-            for local, peer, state in rows if state in CONNECTED_STATES]
+    return [(f"from {_endpoint(peer).rsplit(':', 1)[0]}" if local[1] in listening
+             else f"to {_endpoint(peer)}", inode)
+            for local, peer, state, inode in rows if state in CONNECTED_STATES]
 
 
 def closed_at_restore(connections: list[str]) -> str:
@@ -83,8 +112,8 @@ def is_network_error(exc: BaseException | None) -> bool:
     return False
 
 
-def _rows(path: Path, ipv6: bool) -> list[tuple[tuple[str, int], tuple[str, int], str]]:
-    """(local, peer, state) of each socket in a /proc/net/tcp{,6} file."""
+def _rows(path: Path, ipv6: bool) -> list[tuple[tuple[str, int], tuple[str, int], str, str]]:
+    """(local, peer, state, socket inode) of each socket in a /proc/net/tcp{,6} file."""
     try:
         lines = path.read_text().splitlines()[1:]
     except OSError:
@@ -93,8 +122,24 @@ def _rows(path: Path, ipv6: bool) -> list[tuple[tuple[str, int], tuple[str, int]
     for line in lines:
         fields = line.split()
         if len(fields) > 3:
-            rows.append((_address(fields[1], ipv6), _address(fields[2], ipv6), fields[3]))
+            inode = fields[9] if len(fields) > 9 else ""
+            rows.append((_address(fields[1], ipv6), _address(fields[2], ipv6), fields[3],
+                         inode))
     return rows
+
+
+def _entries(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
+
+
+def _comm(pid_dir: Path) -> str:
+    try:
+        return (pid_dir / "comm").read_text().strip() or "?"
+    except OSError:
+        return "?"
 
 
 def _address(field: str, ipv6: bool) -> tuple[str, int]:

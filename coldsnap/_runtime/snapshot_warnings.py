@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from coldsnap._runtime.network import closed_at_restore
+from coldsnap._runtime.network import closed_at_restore, connection_owners
 from coldsnap.wire.snapshot_warnings import (
     CHILD_PROCESS,
     FILE_OPEN_FOR_WRITING,
@@ -98,11 +98,16 @@ def _quietly(gatherer: Callable[[], list[SnapshotWarning]]) -> list[SnapshotWarn
 def tcp_warnings(connections: list[str]) -> list[SnapshotWarning]:
     if not connections:
         return []
+    owners = connection_owners()
     return [SnapshotWarning(TCP_CONNECTION, (
-        f"{closed_at_restore([where])}: it was open when the snapshot was taken, and a "
-        "restored copy lives in a network namespace of its own; open connections in "
-        "enter(snap=False), or reconnect when the first use fails"))
+        f"{closed_at_restore([where])}{_held_by(owners.get(where))}: it was open when the "
+        "snapshot was taken, and a restored copy lives in a network namespace of its own; "
+        "open connections in enter(snap=False), or reconnect when the first use fails"))
         for where in sorted(set(connections))]
+
+
+def _held_by(holders: list[str] | None) -> str:
+    return f" (held by {', '.join(holders)})" if holders else ""
 
 
 def files_open_for_writing(proc: Path = PROC) -> list[SnapshotWarning]:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from coldsnap._runtime import inputs
+from coldsnap._runtime.inputs import WebInputs
 from coldsnap._runtime.target import Target
 from coldsnap.handles import Function
 from coldsnap.user_code import run_maybe_async
@@ -81,7 +83,8 @@ def start(target: Target, host: str) -> dict[str, int]:
             ports[endpoint.name] = endpoint.port
         else:
             prepared = _PREPARED.pop(endpoint.name, None)
-            app = MountedAt(prepared if prepared is not None else asgi_app_for(endpoint, fn))
+            app = MountedAt(WebInputs(prepared if prepared is not None
+                                      else asgi_app_for(endpoint, fn), inputs.tell_server))
             ports[endpoint.name] = serve_asgi(app, host, endpoint.name)
     return ports
 

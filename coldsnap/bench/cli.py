@@ -13,12 +13,15 @@ from coldsnap.bench import restore_size
 from coldsnap.bench.coldboot import WORKLOADS
 
 ALL = [*WORKLOADS, *restore_size.SIZES_MB]
+# Not in a bare `coldsnap bench`: it starts an S3 store and a second server (fleet.py).
+FLEET = ("fleet", "fleet-embedder")
 DEFAULT_STATE = "/var/lib/coldsnap-bench"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workloads", nargs="*", metavar="WORKLOAD",
-                        help=f"any of {', '.join(ALL)} (default: all)")
+                        help=f"any of {', '.join(ALL)} (default: all), or fleet (a second "
+                        "host restoring from a shared S3 store)")
     parser.add_argument("--json", dest="json_path", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write a PNG of every boot's time here")
     parser.add_argument("--runs", type=int, default=5, help="boot pairs per workload")
@@ -31,12 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     names = args.workloads or ALL
-    unknown = [n for n in names if n not in ALL]
+    unknown = [n for n in names if n not in ALL and n not in FLEET]
     if unknown:
-        print(f"error: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL)}",
-              file=sys.stderr)
+        print(f"error: unknown workload(s) {', '.join(unknown)}; choose from "
+              f"{', '.join([*ALL, FLEET[0]])}", file=sys.stderr)
         return 2
     rows: list[dict[str, Any]] = []
+    if any(n in FLEET for n in names):
+        from coldsnap.bench import fleet
+
+        rows.append(fleet.run(args.runs, Path(args.state_dir) / "fleet",
+                              lambda line: print(line, file=sys.stderr), args.settle))
     boot_names = [n for n in names if n in WORKLOADS]
     if boot_names:
         rows += _cold_boots(boot_names, args)
@@ -83,7 +91,7 @@ def _cold_boots(names: list[str], args: argparse.Namespace) -> list[dict[str, An
 
 
 def print_tables(rows: list[dict[str, Any]]) -> None:
-    boots = [r for r in rows if "cold" in r]
+    boots = [r for r in rows if "restored" in r]
     if boots:
         print("Cold boot, call to first result (medians; p90 in brackets):")
         head = (f"{'workload':<14}{'bare python':>13}{'no snapshot':>20}{'from snapshot':>20}"
@@ -120,6 +128,12 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
                   f"{r['rps_direct']:>12.0f}{r['throughput_ratio']:>8.2f}")
         print(f"(rps: {gateways[0]['clients']} concurrent kept-alive clients; cold boots of "
               "HTTP workloads are timed to the response's first byte)")
+    fleets = [r for r in rows if "restored_remote" in r]
+    if fleets:
+        from coldsnap.bench import fleet
+
+        print()
+        fleet.print_table(fleets[0], _ms)
     sizes = [r for r in rows if "memcpy_s" in r]
     if sizes:
         print("\nRestore latency against snapshot size:")

@@ -94,7 +94,8 @@ def print_web_urls(urls: dict[str, str], file: Any = None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Deploy an ephemeral copy, run the entrypoint here, then stop the copy."""
+    """Deploy an ephemeral copy, run the entrypoint here, then stop the copy (with
+    ``--detach``: leave it running, so the calls it spawned finish)."""
     file_text, _, entry_name = args.target.partition("::")
     path, source = read_source(str(app_file_of(file_text)))
     app = _import_app(path)
@@ -103,20 +104,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     conn = Client.default()
     suffix = f"-run-{secrets.token_hex(3)}"
     name = app.name[:64 - len(suffix)] + suffix  # still a valid app name: 64 at most
-    result = conn.deploy(source, path.name, name=name, ephemeral=True, app_dir=path.parent,
-                         progress=build_progress())
+    detach = bool(getattr(args, "detach", False))
+    result = conn.deploy(source, path.name, name=name, ephemeral=not detach,
+                         app_dir=path.parent, progress=build_progress())
     app._deployed_as = name
-    print(f"running {path}::{getattr(target, '__name__', entry_name)} as ephemeral app {name}",
+    kind = "detached app" if detach else "ephemeral app"
+    print(f"running {path}::{getattr(target, '__name__', entry_name)} as {kind} {name}",
           file=sys.stderr)
     print_web_urls(result.get("web_urls") or {}, sys.stderr)
     print_notices(result.get("notices") or [], sys.stderr)
     try:
+        from coldsnap.app_output import follow_app_output
         from coldsnap.user_code import run_maybe_async
 
-        run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
+        # All the app's output shows, each line once (a scheduled run's, a spawned call's).
+        with follow_app_output(conn, name):
+            run_maybe_async(target(**kwargs))  # an `async def` entrypoint is awaited
     finally:
         try:
-            conn.request(ops.APP_STOP, app=name, delete=True)
+            if detach:
+                print(f"coldsnap: app {name} left running (--detach): its calls go on; "
+                      f"stop it with `coldsnap app stop {name}`", file=sys.stderr)
+            else:
+                conn.request(ops.APP_STOP, app=name, delete=True)
         finally:
             app._deployed_as = None
     return 0

@@ -14,6 +14,7 @@ from coldsnap.cli import (
     inspect_cmds,
     metrics_cmd,
     objects_cmds,
+    sandbox_cmds,
     secret_cmds,
     snapshot_cmds,
     system,
@@ -48,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "bench": lambda args: _bench(args),
     **{f"volume {name}": command for name, command in volume_cmds.COMMANDS.items()},
     **{f"secret {name}": command for name, command in secret_cmds.COMMANDS.items()},
+    **{f"sandbox {name}": command for name, command in sandbox_cmds.COMMANDS.items()},
     **token_cmds.COMMANDS,
     **objects_cmds.COMMANDS,
     **metrics_cmd.COMMANDS,
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="deploy an ephemeral copy, run its local entrypoint, "
                          "stop it")
     run.add_argument("target", metavar="FILE[::ENTRYPOINT]")
+    run.add_argument("--detach", action="store_true",
+                     help="leave the app running when the entrypoint ends, so its spawned "
+                     "calls finish (Modal's `modal run --detach`); `coldsnap app stop NAME`")
     run.add_argument("entry_args", nargs=argparse.REMAINDER,
                      help="--name value arguments for the entrypoint")
 
@@ -130,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json(verify)
     volume_cmds.add_parsers(sub)
     secret_cmds.add_parsers(sub)
+    sandbox_cmds.add_parsers(sub)
     token_cmds.add_parser(sub)
     objects_cmds.add_parsers(sub)
     metrics_cmd.add_parser(sub)
@@ -169,7 +175,8 @@ def _json(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = "apps" if args.command == "app" else args.command
-    for group in ("apps", "snapshots", "dict", "queue", "token", "volume", "secret"):
+    for group in ("apps", "snapshots", "dict", "queue", "token", "volume", "secret",
+                  "sandbox"):
         if name == group:
             name = f"{group} {getattr(args, group + '_command')}"
     try:

@@ -38,6 +38,8 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
           f"{millis(snapshot.get('dump_s'))} ms, {size(snapshot.get('size_bytes'))}")
     print(f"  restores  {snapshot.get('restores', 0)}")
     print(f"  path      {snapshot.get('path')}")
+    check = snapshot.get("last_check")
+    print(f"  checked   {_check_text(check)}")
     if snapshot.get("last_error"):
         print(f"  failed    {snapshot['last_error'].splitlines()[0]}")
     warnings = snapshot.get("warnings") or []
@@ -45,6 +47,14 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"  [{warning['kind']}] {warning['message']}")
     return 0
+
+
+def _check_text(check: dict[str, Any] | None) -> str:
+    """The last digest check: ``ok, by restore, 5 s ago`` or ``damaged, ...: why``."""
+    if not check:
+        return "not yet against its digests (each restore and `snapshots verify` do)"
+    how = f"{'ok' if check['ok'] else 'damaged'}, by {check['by']}, {ago(check['at'])}"
+    return how if check["ok"] else f"{how}: {check.get('detail')}"
 
 
 def cmd_snapshots_why(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from coldsnap.engine.base import RunDirInUse
     from coldsnap.server.daemon import serve
     from coldsnap.server.process import AlreadyRunning
+    from coldsnap.server.remote_store import check_store_settings
 
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:
@@ -27,6 +28,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.tcp:
             settings.tcp_address()
         settings.http_address()
+        check_store_settings(settings)  # COLDSNAP_STORE_URL and its companions
+        settings.dashboard_address()
         if settings.cluster:
             from coldsnap.server.fleet.ray_fleet import ray_address
 

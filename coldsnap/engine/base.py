@@ -112,6 +112,9 @@ class ContainerSpec:
     volumes: dict[str, Path] = dataclasses.field(default_factory=dict)
     # True: the snapshot phase (GPUs hidden).
     snapshot_phase: bool = False
+    # True: no address space randomization, so that snapshots of two versions of a
+    # function share most pages (the shared store stores those once: docs/store.md).
+    fixed_layout: bool = False
     # True: no network but loopback, in every phase (Modal's block_network).
     block_network: bool = False
     # Limits; 0 means the server's default (COLDSNAP_CONTAINER_*).
@@ -232,7 +235,7 @@ class Engine(Protocol):
 
     Failure records: ``mark_failed`` and ``failure`` write and read the one record
     of a key's permanent failure (the store's ``failed/<key>.json``). The engine
-    keeps it; the server's policy (``SnapshotKeys`` in server/boot.py) decides
+    keeps it; the server's policy (``SnapshotKeys`` in server/snapshot_keys.py) decides
     when to consult it, once per boot. ``lookup`` and ``restore`` don't.
     """
 

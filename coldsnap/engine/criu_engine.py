@@ -117,6 +117,8 @@ class CriuEngine:
         self.facts = facts or host_facts(settings.criu_path)
         if self.userns is not None:  # its snapshots restore only with the same ids
             self.facts = {**self.facts, "userns": self.userns.ids.map_line().strip()}
+        if settings.host_key_salt:  # an operator keeps these hosts' snapshots apart
+            self.facts = {**self.facts, "salt": settings.host_key_salt}
         self.host_key = host_key(self.facts)
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_path)
@@ -219,7 +221,7 @@ class CriuEngine:
                 [*res.layers, *self._masks(spec)],
                 netns.path, pipes.child_fds(), pipes.logs_w,
                 cwd=spec.cwd or CODE_DIR, host_root=spec.base is None, binds=binds, ids=ids,
-                cgroups=tuple(joins), volumes=spec.volumes,
+                cgroups=tuple(joins), volumes=spec.volumes, fixed_layout=spec.fixed_layout,
             )  # fmt: skip
         except BaseException:
             pipes.close_all()

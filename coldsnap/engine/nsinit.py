@@ -58,6 +58,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_CAPBSET_DROP = 24
+ADDR_NO_RANDOMIZE = 0x0040000  # personality(2): no ASLR
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 # chown, dac_override, fowner, fsetid, kill, setgid, setuid, setpcap,
@@ -297,6 +298,8 @@ def main() -> None:
         enter_cgroups(config.get("cgroups", []))
         build_root(config)
     argv = init_argv(config)
+    if config.get("fixed_layout"):  # kept across exec, by every child; before seccomp
+        ctypes.CDLL(None).personality(ADDR_NO_RANDOMIZE)
     drop_capabilities()
     if config.get("seccomp"):
         install_seccomp(bytes.fromhex(config["seccomp"]))

@@ -337,6 +337,7 @@ def start_fresh(
     cgroups: tuple[Path, ...] = (),
     ids: IdRange | None = None,
     volumes: dict[str, Path] | None = None,
+    fixed_layout: bool = False,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start pid 1 of new namespaces (``NAMESPACES``); netns None means a new empty one.
     With ``ids``, of a user namespace too, on the root the caller mounted (nsinit.py).
@@ -357,6 +358,7 @@ def start_fresh(
         "env": {**env, CODE_DIR_ENV: CODE_DIR},
         "seccomp": seccomp.program().hex(),
         "init": CONTAINER_INIT if host_root else IMAGE_INIT,
+        "fixed_layout": fixed_layout,
     }
     unshare = ["unshare", *NAMESPACES, "--fork", "--propagation", "private"]
     if ids is not None:  # nsinit makes the namespaces itself

@@ -24,11 +24,13 @@ from coldsnap.server.logs import LogLine
 from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
 from coldsnap.server.platform import Platform
 from coldsnap.server.pool import Pool
+from coldsnap.server.sandbox_api import SANDBOX_HANDLERS
 from coldsnap.server.variants import parse_variant
 from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire import ops
 from coldsnap.wire.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT
 from coldsnap.wire.framing import write_message
+from coldsnap.wire.sandbox import SANDBOX_OPS
 
 logger = logging.getLogger(__name__)
 
@@ -182,10 +184,12 @@ class Api:
         return reply
 
     def _submit(self, req: Request, stream: bool = False) -> tuple[Call, Pool]:
-        return self.platform.submit(req.field("app", str), req.field("tag", str),
-                                    req.field("method", str, None), req.need_blob("arguments"),
-                                    stream=stream,
-                                    variant=parse_variant(req.field("variant", dict, None)))
+        call, pool = self.platform.submit(
+            req.field("app", str), req.field("tag", str), req.field("method", str, None),
+            req.need_blob("arguments"), stream=stream,
+            variant=parse_variant(req.field("variant", dict, None)))
+        call_ops.add_to_graph(self, req, call, pool)
+        return call, pool
 
     def _await(self, call: Call, pool: Pool | None, timeout: float | None) -> Reply:
         if not call.done.wait(timeout):
@@ -211,6 +215,7 @@ class Api:
     def app_stop(self, req: Request) -> Reply:
         result = self.platform.deploys.stop(req.field("app", str),
                                         bool(req.field("delete", bool, False)))
+        self.platform.sandboxes.end_app(req.field("app", str))  # as Modal's app stop does
         return {"ok": True, **result}, None
 
     def app_drain(self, req: Request) -> Reply:
@@ -306,6 +311,7 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.SPAWN: Api.spawn,
     ops.GET: Api.get,
     ops.CANCEL: call_ops.cancel,
+    ops.CALL_GRAPH: call_ops.call_graph,
     ops.LOOKUP: Api.lookup,
     ops.APPS_LS: Api.apps_ls,
     ops.APP_STOP: Api.app_stop,
@@ -325,14 +331,16 @@ HANDLERS: dict[str, Callable[[Api, Request], Reply | None]] = {
     ops.METRICS: Api.metrics,
     ops.DASHBOARD_LOGIN: dashboard_login,
     **OBJECT_HANDLERS,  # volumes and secrets (objects_api.py)
+    **SANDBOX_HANDLERS,  # sandboxes (sandbox_api.py)
 }
 
 
 # What a container may ask while it runs a call: what calling other functions needs
 # (not lookup: its reply carries functions' options, env= secrets included), Dicts
 # and Queues, and volumes (never secrets).
-CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL})
-                 | VOLUME_CONTAINER_OPS)
+CONTAINER_OPS = (frozenset({ops.PING, ops.CALL, ops.SPAWN, ops.GET, ops.OBJECT, ops.CANCEL,
+                            ops.CALL_GRAPH})
+                 | VOLUME_CONTAINER_OPS | SANDBOX_OPS)
 
 
 def answer(api: Api, header: dict[str, Any], blob: bytes | None,

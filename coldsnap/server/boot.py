@@ -22,7 +22,6 @@ import dataclasses
 import enum
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,10 +30,14 @@ from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotError, Sna
 from coldsnap.engine.base import SnapshotDamaged, new_container_id
 from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
-from coldsnap.server.dump_retry import DumpRetries, duration
+from coldsnap.server.dump_retry import duration
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
+from coldsnap.server.remote_store import FetchFailed, open_remote
+from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env, layout_secret
+from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
+from coldsnap.server.snapshot_keys import TRANSIENT_RETRY_S, Claim, SnapshotKeys
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
@@ -45,20 +48,9 @@ from coldsnap.wire.snapshot_warnings import parse_warnings
 Attach = Callable[[Container], Worker]
 # (app, line, level, logger): a note of the server's for the app's log and its own.
 Note = Callable[[str, str, int, logging.Logger], None]
-# After a transient restore failure, boots of the key fall back this long before
-# the next restore is tried.
-TRANSIENT_RETRY_S = 300.0
 RETRY_HINT = "`coldsnap snapshots rm {key}` clears it so the next cold boot tries again"
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Pause:
-    """A transient restore failure: no restore of the key before ``retry_at`` (clock time)."""
-
-    retry_at: float
-    reason: str
 
 
 class BootKind(enum.StrEnum):
@@ -71,113 +63,11 @@ class BootKind(enum.StrEnum):
     FAILED = "failed"  # no container came up (the boot record carries the error)
 
 
-class Claim(enum.Enum):
-    """What a boot of a snapshot key does (``SnapshotKeys.claim``)."""
-
-    RESTORE = "restore"
-    FALLBACK = "fallback"  # boot without a snapshot
-    WAITED_OUT = "waited-out"  # another boot is still making it: boot without it
-    CREATE = "create"  # make the snapshot; the caller must ``release`` the key after
-
-
 @dataclasses.dataclass
 class Boot:
     worker: Worker
     kind: BootKind
     timings: dict[str, float]
-
-
-class SnapshotKeys:
-    """Which keys are being created right now, which failed, which wait to be retried.
-
-    One record says that a key failed for good, and why: the engine's store
-    (``failed/<key>.json``, next to the snapshot on the same host, so it outlives
-    the server). ``mark_failed`` writes it through the engine, ``failure`` and
-    ``claim`` read it (once per claim) and deleting the key from the store
-    (``coldsnap snapshots rm KEY``) clears it. Nothing else remembers it: not
-    memory, not SQLite.
-
-    A transient restore failure is kept only here, in memory: boots fall back
-    until its retry-after time passes, and a restart forgets it (the snapshot was
-    probably fine). So are transient dump failures (``dumps``): the key's next dump
-    waits for a backoff.
-    """
-
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic,
-                 dump_retry_s: float = 60.0, dump_retry_max_s: float = 3600.0,
-                 on_failed: Callable[[str, str], None] = lambda key, reason: None) -> None:
-        self._engine = engine
-        self._on_failed = on_failed  # (key, reason): the snapshot history's record
-        self._clock = clock
-        self.dumps = DumpRetries(clock, dump_retry_s, dump_retry_max_s)
-        self._creating: set[str] = set()
-        self._paused: dict[str, _Pause] = {}  # transient failures
-        self._cond = threading.Condition()
-
-    def failure(self, key: str) -> str | None:
-        """Why ``key`` failed for good, or None: the store's record."""
-        return self._engine.failure(key)
-
-    def mark_failed(self, key: str, reason: str) -> None:
-        """Write ``key``'s failure record: boots fall back until `snapshots rm KEY`."""
-        with self._cond:
-            self._paused.pop(key, None)
-        self.dumps.clear(key)
-        self._engine.mark_failed(key, reason)
-        self._on_failed(key, reason)
-
-    def mark_transient(self, key: str, reason: str, retry_in_s: float = TRANSIENT_RETRY_S
-                       ) -> None:
-        """Fall back, without restoring, until ``retry_in_s`` from now; keep the snapshot."""
-        with self._cond:
-            self._paused[key] = _Pause(
-                self._clock() + retry_in_s,
-                f"{reason} (transient: restores of this key resume in {retry_in_s / 60:g} min)")
-
-    def transient_error(self, key: str) -> str | None:
-        """The last transient failure of ``key`` until a restore (or dump) works or it is
-        forgotten."""
-        with self._cond:
-            pause = self._paused.get(key)
-        return pause.reason if pause else self.dumps.error(key)
-
-    def restored(self, key: str) -> None:
-        """A restore worked: a transient failure before it is over."""
-        with self._cond:
-            self._paused.pop(key, None)
-
-    def forget(self, key: str) -> bool:
-        """Drop the transient failures of ``key``; True if it had one. (The permanent
-        record goes with the key's deletion from the store.)"""
-        with self._cond:
-            paused = self._paused.pop(key, None) is not None
-        return self.dumps.clear(key) or paused
-
-    def claim(self, key: str, wait_s: float) -> Claim:
-        """Whether this boot restores, falls back or creates the snapshot of ``key``."""
-        deadline = self._clock() + wait_s
-        with self._cond:
-            while key in self._creating:
-                remaining = deadline - self._clock()
-                if remaining <= 0:
-                    return Claim.WAITED_OUT  # don't wait forever
-                self._cond.wait(remaining)
-            if self.failure(key) is not None:
-                return Claim.FALLBACK
-            if self._engine.lookup(key) is not None:
-                pause = self._paused.get(key)
-                if pause is not None and self._clock() < pause.retry_at:
-                    return Claim.FALLBACK
-                return Claim.RESTORE
-            if not self.dumps.due(key):
-                return Claim.FALLBACK  # its last dump failed transiently: not yet
-            self._creating.add(key)
-            return Claim.CREATE
-
-    def release(self, key: str) -> None:
-        with self._cond:
-            self._creating.discard(key)
-            self._cond.notify_all()
 
 
 class Booter:
@@ -192,9 +82,15 @@ class Booter:
         self.note = note  # LogBook.note: the app's log and the server's
         self.metrics = metrics or ServerMetrics()
         self.history = SnapshotHistory(db)  # what `coldsnap snapshots why` reads
+        self.checks = SnapshotChecks(db)  # each restore's digest check: `snapshots ls` shows it
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s,
                                  on_failed=lambda key, why: self.history.ended(key, FAILED, why))
+        self.remote = open_remote(settings, engine)  # the shared store (docs/store.md)
+        self.fixed_layout = fixed_layout(settings)
+        self.layout_secret = layout_secret(
+            settings.state_dir, self.remote.layout_secret if self.remote else None
+        ) if self.fixed_layout else ""
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -236,8 +132,12 @@ class _BootRun:
         self.engine = booter.engine
         self.db = booter.db
         self.keys = booter.keys
+        self.remote = booter.remote
+        self.fixed_layout = booter.fixed_layout
+        self.layout_secret = booter.layout_secret
         self.note = booter.note
         self.history = booter.history
+        self.checks = booter.checks
         self.fn = fn
         self._attach = attach
         self._stopping = stopping
@@ -271,7 +171,7 @@ class _BootRun:
                 f"another boot is still making memory snapshot {key} after waiting "
                 f"{self.settings.snapshot_wait_s:g} s (COLDSNAP_SNAPSHOT_WAIT_S)", logging.INFO)
         try:
-            return self._create(key)
+            return self._fetch(key) or self._create(key)
         finally:
             self.keys.release(key)
 
@@ -279,9 +179,12 @@ class _BootRun:
 
     def _spec(self, container_id: str, snapshot: bool) -> ContainerSpec:
         fn = self.fn
+        env = fn.container_env(container_id, snapshot, self._objects.secrets())
+        fixed = snapshot and self.fixed_layout  # versions share pages (remote_store/layout.py)
         return ContainerSpec(
             argv=fn.argv,
-            env=fn.container_env(container_id, snapshot, self._objects.secrets()),
+            env={**hash_seed_env(fn.app, fn.tag, self.layout_secret), **env} if fixed else env,
+            fixed_layout=fixed,
             volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},
             layers=fn.layers,
@@ -375,7 +278,28 @@ class _BootRun:
         self._retire(worker)  # gone after the dump: release its pipes and scratch
         restored = self._restore(key, kind=BootKind.SNAPSHOT_CREATED)
         restored.timings = {**timings, **restored.timings}
+        if self.remote is not None and restored.kind is BootKind.SNAPSHOT_CREATED:
+            self.remote.upload_later(info)  # it restored: worth sharing
         return restored
+
+    def _fetch(self, key: str) -> Boot | None:
+        """Restore ``key`` from the shared store when it has it; None: make it here."""
+        if self.remote is None:
+            return None
+        try:
+            fetched = self.remote.fetch(key)
+        except FetchFailed as exc:
+            self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetching memory snapshot {key} "
+                      f"from {self.remote.url} failed: {exc}; making one on this host",
+                      logging.WARNING, logger)
+            return None
+        if fetched is None:
+            return None
+        self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetched memory snapshot {key} from "
+                  f"{self.remote.url}: {fetched.describe()}", logging.INFO, logger)
+        boot = self._restore(key)
+        boot.timings = {**fetched.timings(), **boot.timings}
+        return boot
 
     def _dump_failed(self, worker: Worker, key: str, exc: SnapshotError) -> Boot:
         """Boot without a snapshot. A transient failure only holds the key's next dump
@@ -441,10 +365,13 @@ class _BootRun:
                                         + RETRY_HINT.format(key=key))
         self.keys.restored(key)
         self.db.count_restore(key)
+        if "verify_s" in timings:  # the engine checked the digests
+            self.checks.record(key, True, BY_RESTORE)
         return boot
 
     def _after_damage(self, key: str, kind: BootKind, exc: SnapshotDamaged) -> Boot:
         self.history.ended(key, QUARANTINED, str(exc))
+        self.checks.record(key, False, BY_RESTORE, str(exc))
         if kind is BootKind.SNAPSHOT_CREATED:  # damaged as soon as written: don't loop
             self.keys.mark_failed(key, f"restore: {exc}")
             return self._fallback_after(f"{exc}, right after it was made; "

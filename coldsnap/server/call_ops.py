@@ -1,5 +1,5 @@
 """The call API's ops beyond call/spawn/get: a generator call's streamed items
-(``call`` with ``stream``) and ``cancel``.
+(``call`` with ``stream``), ``cancel`` and ``call_graph`` (server/call_graph.py).
 
 A streamed call answers with one message per item the generator yields,
 ``{"ok": true, "item": true}`` with the item as the blob, sent as it comes, then
@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from coldsnap.server.errors import ApiError, Reply
-from coldsnap.wire.errors import CANCELLED, TIMEOUT
+from coldsnap.wire.call_graph import ENDED, GRAPH, PARENT, STATUS, InputStatus, Parent
+from coldsnap.wire.errors import CANCELLED, NOT_FOUND, TIMEOUT
 
 if TYPE_CHECKING:
     from coldsnap.server.api import Api, Request
@@ -72,3 +73,28 @@ def cancel(api: Api, req: Request) -> Reply:
     return {"ok": True, "call_id": call_id, "cancelled": call.outcome is not None and
             call.outcome.error is not None and call.outcome.error.kind == CANCELLED}, None
 
+
+
+def add_to_graph(api: Api, req: Request, call: Call, pool: Pool) -> None:
+    """A call or spawn just accepted joins the call graph, under the input it was made
+    from when a container made it."""
+    parent = req.field(PARENT, dict, None)
+    api.platform.call_graph.add(call, pool.fn.module,
+                                Parent.from_dict(parent) if parent else None)
+
+
+def call_graph(api: Api, req: Request) -> Reply:
+    """``FunctionCall.get_call_graph()``: the tree of inputs the call is in, from its
+    root. From a container, ``ended`` instead reports a web request's end."""
+    ended = req.field(ENDED, dict, None)
+    if ended is not None:
+        status = InputStatus(req.count(STATUS, most=100) or 0)
+        api.platform.call_graph.input_ended(Parent.from_dict(ended), status)
+        return {"ok": True}, None
+    call_id = req.field("call_id", str)
+    graph = api.platform.call_graph.graph(call_id)
+    if graph is None:
+        raise ApiError(NOT_FOUND, f"no call graph has call {call_id!r}: this server made no "
+                       "such call, or made it before it last started (the graph is kept in "
+                       "memory, for the last 100,000 calls)")
+    return {"ok": True, GRAPH: graph}, None

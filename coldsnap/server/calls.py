@@ -65,6 +65,7 @@ class Call:
     pool: CallRunner | None = None  # set once queued
     # Told of the outcome once, with ``on_finish``'s hook (the server's metrics).
     on_end: Callable[[Call], None] | None = None
+    task_id: str = ""  # the container that ran its last attempt (the call graph's)
 
     @property
     def label(self) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from coldsnap.server.api import Api, answer, answer_container
 from coldsnap.server.connections import Connections, connection_cap
 from coldsnap.server.dashboard import Dashboard, DashboardAuth
+from coldsnap.server.dashboard.standalone import DashboardBindError, DashboardServer
 from coldsnap.server.fleet import make_fleet
 from coldsnap.server.gateway import Gateway, GatewayBindError
 from coldsnap.server.platform import Platform
@@ -83,6 +84,7 @@ class Server:
         self.api.hosts = self.engine.hosts
         self.listeners: list[socket.socket] = []
         self.gateway: Gateway | None = None
+        self.own_dashboard: DashboardServer | None = None  # when the gateway is off
         self.connections = Connections(
             settings, self.token, lambda header, blob, wfile: answer(self.api, header, blob, wfile),
             self.stopping, connection_cap(settings, open_file_limit))
@@ -114,6 +116,8 @@ class Server:
                 listener.close()
             if self.gateway is not None:
                 self.gateway.stop()
+            if self.own_dashboard is not None:
+                self.own_dashboard.stop()
             self.settings.socket_path.unlink(missing_ok=True)
             self.platform.shutdown()
             self.engine.close()
@@ -122,6 +126,7 @@ class Server:
 
     def _start_gateway(self) -> None:
         if self.settings.http_address() is None:  # COLDSNAP_HTTP=off
+            self._start_own_dashboard()
             return
         self.gateway = Gateway(self.settings, self.platform.deploys.web_endpoint,
                                self.platform.tokens.check, self.platform.metrics, self.token,
@@ -131,6 +136,22 @@ class Server:
         except GatewayBindError as exc:
             raise SystemExit(str(exc)) from None
         self.platform.deploys.web_base = self.gateway.base_url
+        self.dashboard_auth.base_url = self.gateway.base_url
+
+    def _start_own_dashboard(self) -> None:
+        """The dashboard on COLDSNAP_DASHBOARD, since no gateway serves it."""
+        address = self.settings.dashboard_address()
+        if address is None:  # COLDSNAP_DASHBOARD=off
+            return
+        own = DashboardServer(Dashboard(self.platform, self.dashboard_auth), address,
+                              self.settings.dashboard)
+        try:
+            own.start()
+        except DashboardBindError as exc:
+            raise SystemExit(str(exc)) from None
+        self.own_dashboard = own
+        self.dashboard_auth.base_url = own.base_url
+        logger.info("dashboard on %s/dashboard/ (the HTTP gateway is off)", own.base_url)
 
     def _listen(self) -> None:
         self.listeners.append(_unix_listener(self.settings.socket_path))

@@ -13,6 +13,7 @@ from coldsnap.server.volumes import VolumeStore
 from coldsnap.settings import Settings
 from coldsnap.wire.description import AppDescription
 from coldsnap.wire.errors import DEPLOY_FAILED
+from coldsnap.wire.options import FunctionOptions
 
 
 def prepare_objects(settings: Settings, app: str, description: AppDescription) -> None:
@@ -29,3 +30,9 @@ def prepare_objects(settings: Settings, app: str, description: AppDescription) -
     except ApiError as exc:
         raise ApiError(DEPLOY_FAILED, f"can't deploy app {app!r}: {exc.message}") from None
     secrets.put_inline(app, description.inline_secrets)
+
+
+def prepare_variant_volumes(settings: Settings, options: FunctionOptions) -> None:
+    """``with_options(volumes=...)``: its volumes, made now if they may be (a deploy
+    never saw them); a missing one that may not fails the call, naming the fix."""
+    VolumeStore(settings).ensure(list(options.volumes.values()))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coldsnap.engine.gpu import host_gpus
-from coldsnap.server.deploy_objects import prepare_objects
+from coldsnap.server.deploy_objects import prepare_objects, prepare_variant_volumes
 from coldsnap.server.describe import check_app_name, describe_source, version_of
 from coldsnap.server.errors import ApiError
 from coldsnap.server.functions import FunctionSpec
@@ -196,8 +196,8 @@ class Deploys:
                 app, version, tag, stored.description, stored.source,
                 stored.built_images.get(tag)), variant)
 
-        if not variant.is_default:
-            spec()  # a bad variant is refused here, before it has a pool
+        if not variant.is_default:  # a bad variant is refused here, before it has a pool
+            prepare_variant_volumes(self.settings, spec().options)
         key = tag + (f"@{variant.key()}" if not variant.is_default else "")
         return self.pools.get((app, version, key), spec)
 

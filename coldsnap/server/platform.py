@@ -6,6 +6,7 @@ from typing import Any
 
 from coldsnap.engine import Engine
 from coldsnap.server.boot import Booter
+from coldsnap.server.call_graph import CallGraph
 from coldsnap.server.calls import Call
 from coldsnap.server.deploys import Deploys
 from coldsnap.server.errors import ApiError, Reply
@@ -17,6 +18,7 @@ from coldsnap.server.pool import SHUTTING_DOWN, Pool, PoolContext
 from coldsnap.server.pools import Pools
 from coldsnap.server.proxy_tokens import ProxyTokens
 from coldsnap.server.reports import Reports
+from coldsnap.server.sandboxes import Sandboxes
 from coldsnap.server.schedules import Schedules
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.spawned import SpawnedCalls
@@ -53,6 +55,7 @@ class Platform:
         self.container_requests: ContainerRequests = _no_container_requests
         self.metrics = ServerMetrics()  # /metrics (docs/metrics.md)
         booter = Booter(settings, engine, db, self.logs.note, self.metrics)
+        self.remote = booter.remote  # the shared snapshot store, if any (docs/store.md)
         self.pools = Pools(PoolContext(booter, db, self.logs,
                                        lambda header, blob: self.container_requests(header,
                                                                                     blob)))
@@ -63,7 +66,9 @@ class Platform:
         self.tokens = ProxyTokens(settings.proxy_tokens_path)  # web endpoints' proxy auth
         self.objects = Objects(db)  # Dicts and Queues
         self.schedules = Schedules(db, self.submit, self.logs)  # functions with schedule=
+        self.call_graph = CallGraph()  # which input made each call
         self.metrics.watch(self.pools.all, lambda: engine.store)
+        self.sandboxes = Sandboxes(settings, engine, self.deploys.builder, self.logs)
 
     def start(self) -> None:
         """Pick up the apps of an earlier run and boot their warm containers; the spawned
@@ -115,6 +120,7 @@ class Platform:
         assert outcome is not None
         self.metrics.call_ended(call.app, call.tag, outcome.ok,
                                 outcome.error.kind if outcome.error else None)
+        self.call_graph.call_ended(call)
 
     def busy(self) -> bool:
         """True while any container boots or runs a call, or a call waits."""
@@ -125,8 +131,11 @@ class Platform:
         and leave (their exit hooks run); then kill what is left, before the engine
         closes."""
         self.schedules.stop()
+        self.sandboxes.close()
         self.calls.stopping()
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
+        if self.remote is not None:
+            self.remote.close()  # an upload cut short: the next start does it again
 
 
 def _no_container_requests(header: dict[str, Any], blob: bytes | None) -> Reply:

@@ -1,6 +1,7 @@
-"""The server's scheduler: runs deployed functions that have ``schedule=`` on time.
+"""The server's scheduler: runs the functions of running apps that have ``schedule=``.
 
-One thread looks at the deployed apps twice a second. Each scheduled function of
+One thread looks at the running apps twice a second: deployed ones, and ephemeral
+ones (`coldsnap run`, ``app.run()``) while they exist, as Modal's do. Each scheduled function of
 an app's current version has its next run time; when it is due, the function is
 called with no arguments, as a caller's call would be (its pool, its retries), and
 the app's log says "scheduled run of TAG", then how it ended. A redeploy (a new
@@ -96,10 +97,11 @@ class Schedules:
             self._report(key, entry)
 
     def _wanted(self) -> dict[tuple[str, str], tuple[str, Schedule]]:
-        """(app, tag) -> (version, schedule) of every deployed app's scheduled functions."""
+        """(app, tag) -> (version, schedule) of every running app's scheduled functions
+        (an ephemeral app's too: it is stopped and deleted when its run ends)."""
         wanted = {}
         for row in self._db.apps():
-            if row["state"] != "deployed" or row["ephemeral"]:
+            if row["state"] != "deployed":
                 continue
             description = self._description(row["name"], row["version"])
             for tag, fn in (description.functions.items() if description else ()):

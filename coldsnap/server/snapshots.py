@@ -15,9 +15,10 @@ from typing import Any
 
 from coldsnap.engine import Engine
 from coldsnap.engine.store import SnapshotStore, check_key
-from coldsnap.server.boot import SnapshotKeys
 from coldsnap.server.errors import ApiError
+from coldsnap.server.snapshot_checks import BY_VERIFY, SnapshotCheck, SnapshotChecks
 from coldsnap.server.snapshot_history import QUARANTINED, REMOVED, SnapshotHistory
+from coldsnap.server.snapshot_keys import SnapshotKeys
 from coldsnap.server.snapshot_why import explain
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings
@@ -41,6 +42,7 @@ class SnapshotAdmin:
         self.db = db
         self.keys = keys
         self.history = SnapshotHistory(db)  # `why` reads it; rm, verify and gc add to it
+        self.checks = SnapshotChecks(db)  # the last digest check of each key
 
     def ls(self) -> list[dict[str, Any]]:
         """Every snapshot in the store, then every failed key without one, then every
@@ -48,6 +50,7 @@ class SnapshotAdmin:
         store = self._store()
         known = self.db.snapshot_keys()
         failures = store.failures()
+        checks = self.checks.last()
         rows = []
         for info in store.list():
             row = _jsonable(info)
@@ -59,7 +62,8 @@ class SnapshotAdmin:
                        restores=meta.get("restores", 0),
                        last_error=(failure.reason if failure
                                    else self.keys.transient_error(info.key)),
-                       status="failed" if failure else "ready")
+                       status="failed" if failure else "ready",
+                       last_check=_check_of(checks.get(info.key), info.created_at))
             rows.append(row)
         for key, failure in sorted(failures.items(), key=lambda item: item[1].at):
             meta = known.get(key, {})
@@ -94,6 +98,8 @@ class SnapshotAdmin:
                            "`coldsnap snapshots ls` lists them")
         # Served restores: the database counts them.
         detail["restores"] = self.db.snapshot_keys().get(key, {}).get("restores", 0)
+        detail["last_check"] = _check_of(self.checks.last().get(key),
+                                         detail.get("created_at", 0.0))
         return _jsonable(detail)
 
     def rm(self, key: str) -> dict[str, Any]:
@@ -129,6 +135,8 @@ class SnapshotAdmin:
             damage = store.verify(info)
             row: dict[str, Any] = {"key": info.key, "ok": damage is None,
                                    "digests": "digests" in info.extra}
+            self.checks.record(info.key, damage is None, BY_VERIFY,
+                               None if damage is None else str(damage))
             if damage is not None:
                 where = store.quarantine(info.key, str(damage))
                 self.history.ended(info.key, QUARANTINED, f"by `coldsnap snapshots verify`: "
@@ -170,6 +178,12 @@ class SnapshotAdmin:
                            "Run `coldsnap doctor`, then start the server with "
                            "COLDSNAP_ENGINE=criu")
         return store
+
+
+def _check_of(check: SnapshotCheck | None, created_at: float) -> dict[str, Any] | None:
+    """``check`` as JSON if it checked this snapshot: one made again under the same key
+    after a damaged one was quarantined starts unchecked."""
+    return check.to_dict() if check is not None and check.at >= created_at else None
 
 
 def _checked(key: str) -> str:

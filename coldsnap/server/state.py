@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS snapshot_keys (
     restores INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at REAL NOT NULL);
 """
 # snapshot_keys.last_error is no longer written or read: a key's failure has one record,
-# the snapshot store's (see SnapshotKeys in boot.py). The column stays so that a state
+# the snapshot store's (see SnapshotKeys in snapshot_keys.py). The column stays so that a state
 # dir still opens with an older coldsnap server.
 # versions.built_images came later: state dirs made before it get the column added (their
 # rows keep the built images inside the description, where StateDB.version finds them).

@@ -197,6 +197,7 @@ class Worker:
         """Send ``call`` and wait for its result, at most ``call.timeout_s``; safe to call
         from several threads at once (each gets its own call's result)."""
         call.attempts += 1
+        call.task_id = self.id
         while self.pending_logs:
             call.add_log(self.pending_logs.popleft())
         self.running[call.id] = call

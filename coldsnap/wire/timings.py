@@ -9,6 +9,7 @@ from __future__ import annotations
 
 STEP_NAMES = {
     # verify: what checking the image files' digests added once CRIU was done
+    "fetch_s": "fetch",  # from the shared store (docs/store.md); fetch_bytes beside it
     "sandbox_s": "sandbox", "restore_s": "restore", "verify_s": "verify", "import_s": "import",
     "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
     "enter_s": "enter", "first_input_s": "first input",

@@ -3,6 +3,7 @@ line, and which errors count as network errors (pure logic, no container)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
 from pathlib import Path
@@ -47,6 +48,15 @@ def test_the_namespace_the_tests_run_in_is_read(tmp_path: Path) -> None:
         port = server.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port)):
             assert f"to 127.0.0.1:{port}" in network.open_tcp_connections()
+
+
+def test_a_connection_is_named_with_the_process_holding_it() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            owners = network.connection_owners()
+    comm = Path("/proc/self/comm").read_text().strip()
+    assert f"process {os.getpid()} ({comm})" in owners[f"to 127.0.0.1:{port}"]
 
 
 @pytest.mark.parametrize(("error", "expected"), [

@@ -232,3 +232,41 @@ def test_run_takes_a_dotted_module_like_modal_run(server_factory: type[ServerHan
     assert missing.returncode == 1
     assert (f"'pkg.absent' is neither a file nor a module under {server.root}: give the app "
             "file's path (coldsnap run app.py) or its module") in missing.stderr, missing.stderr
+
+
+DETACHED_APP = """
+import time
+
+import coldsnap
+
+app = coldsnap.App("test-detach")
+done = coldsnap.Dict.from_name("test-detach-done", create_if_missing=True)
+
+
+@app.function()
+def slow(n: int) -> None:
+    time.sleep(2)
+    done[n] = True
+
+
+@app.local_entrypoint()
+def main():
+    slow.spawn_map(range(3))
+    print("spawned")
+"""
+
+
+def test_run_detach_leaves_the_app_running_so_spawned_calls_finish(
+        srv: ServerHandle, tmp_path: Path) -> None:
+    """Modal's 09_job_queues/scatter_gather.py runs as `modal run --detach`: its entrypoint
+    only spawns, so without --detach the calls die with the app."""
+    result = srv.cli("run", "--detach", str(write_app(tmp_path, "detached", DETACHED_APP)))
+    assert result.stdout.strip() == "spawned"
+    name = next(word for word in result.stderr.split() if word.startswith("test-detach-run-"))
+    assert f"stop it with `coldsnap app stop {name}`" in result.stderr, result.stderr
+    check = ("import coldsnap\n"
+             "print(coldsnap.Dict.from_name('test-detach-done', create_if_missing=True).len())")
+    wait_for(lambda: srv.python(check).stdout.strip() == "3", timeout=120,
+             what="the detached app's three spawned calls to finish")
+    assert name in srv.cli("apps", "ls").stdout
+    srv.cli("app", "stop", name)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from coldsnap.engine import SnapshotInfo
-from coldsnap.server.boot import Claim, SnapshotKeys
+from coldsnap.server.snapshot_keys import Claim, SnapshotKeys
 
 
 class StoreEngine:

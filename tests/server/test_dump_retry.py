@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from coldsnap.engine import Container, DumpFailed, SnapshotInfo
-from coldsnap.server.boot import Booter, Claim, SnapshotKeys
+from coldsnap.server.boot import Booter
 from coldsnap.server.dump_retry import DumpRetries, duration
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.snapshot_keys import Claim, SnapshotKeys
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import Worker

@@ -4,6 +4,7 @@ schedule, stopping the app stops it."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -78,3 +79,73 @@ def test_a_failed_scheduled_run_says_why(server: ServerHandle, tmp_path: Path) -
         _logs(server)
     server.cli("app", "stop", "test-scheduled")
 
+
+
+EPHEMERAL = """
+import sys
+import time
+
+import coldsnap
+from coldsnap.client import Client
+
+app = coldsnap.App("test-ephemeral-schedule")
+
+
+@app.function(schedule=coldsnap.Period(seconds=1))
+def tick() -> None:
+    print("tick from the schedule", flush=True)
+
+
+@app.function()
+def hello() -> int:
+    print("hello from a call", flush=True)
+    return 7
+
+
+def wait_for_runs(runs: int) -> None:
+    # Bounded: the scheduler's own count of runs started, then time for their output.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        stats = Client.default().request("app_stats", app=app._deployed_as)[0]
+        if stats["schedules"] and stats["schedules"][0]["runs"] >= runs:
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+
+
+@app.local_entrypoint()
+def main() -> None:
+    print("result", hello.remote())
+    wait_for_runs(3)
+
+
+if __name__ == "__main__":
+    with coldsnap.enable_output():
+        with app.run():
+            main()
+    print("block ended", flush=True)
+"""
+
+
+def test_an_ephemeral_app_runs_its_schedules_while_it_runs_and_shows_their_output(
+        server: ServerHandle, tmp_path: Path) -> None:
+    app = write_app(tmp_path, "ephemeral_schedule", EPHEMERAL)
+    done = server._run([sys.executable, str(app)], check=True, timeout=240)
+    assert done.stdout.splitlines()[-2:] == ["result 7", "block ended"]
+    # Under enable_output the schedule's prints reach the client (stderr, as a call's).
+    assert done.stderr.count("tick from the schedule") >= 2, done.stderr
+    assert done.stderr.count("hello from a call") == 1, done.stderr  # not twice
+    # Nothing runs after the block: the app was stopped and deleted with it.
+    ended = server.log().count("scheduled run of tick (")
+    assert ended >= 2
+    time.sleep(4)
+    assert server.log().count("scheduled run of tick (") == ended
+
+
+def test_coldsnap_run_runs_the_schedules_and_shows_their_output(
+        server: ServerHandle, tmp_path: Path) -> None:
+    app = write_app(tmp_path, "ephemeral_schedule", EPHEMERAL)
+    done = server.cli("run", str(app), timeout=240)
+    assert "result 7" in done.stdout
+    assert done.stderr.count("tick from the schedule") >= 2, done.stderr
+    assert done.stderr.count("hello from a call") == 1, done.stderr

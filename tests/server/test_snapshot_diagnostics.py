@@ -4,6 +4,7 @@ with (`snapshots inspect`, the logs), and `coldsnap snapshots why APP [FUNCTION]
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ def test_each_warning_appears_in_inspect_and_the_logs(srv: ServerHandle, tmp_pat
                              "secret_in_env", "child_process"}, detail["warnings"]
     assert any("to 127.0.0.1:" in m and "closed at restore" in m
                for m in messages["tcp_connection"])
+    # The runtime (the python under the container's init) holds both ends.
+    assert all(re.search(r"\(held by process \d+ \(python[0-9.]*\)\)", m)
+               for m in messages["tcp_connection"]), messages
     assert any(m.startswith("/tmp/warned.log is open for writing")
                for m in messages["file_open_for_writing"])
     assert any(m.startswith("random:") and "coldsnap reseeds" in m

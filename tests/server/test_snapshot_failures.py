@@ -14,8 +14,8 @@ from coldsnap.engine import ContainerSpec, SnapshotInfo
 from coldsnap.engine.base import Container
 from coldsnap.engine.none_engine import NoneEngine
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.server.boot import Claim, SnapshotKeys
 from coldsnap.server.errors import ApiError
+from coldsnap.server.snapshot_keys import Claim, SnapshotKeys
 from coldsnap.server.snapshots import SnapshotAdmin
 from coldsnap.server.state import StateDB
 from coldsnap.settings import Settings

@@ -20,9 +20,10 @@ from coldsnap.engine import (
 )
 from coldsnap.engine.none_engine import NoneEngine
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.server.boot import Boot, Booter, SnapshotKeys
+from coldsnap.server.boot import Boot, Booter
 from coldsnap.server.calls import Call
 from coldsnap.server.functions import FunctionSpec
+from coldsnap.server.snapshot_keys import SnapshotKeys
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import CallEnd, Worker
 from coldsnap.settings import Settings

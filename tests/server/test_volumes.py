@@ -66,6 +66,20 @@ def test_two_containers_share_writes(srv: ServerHandle) -> None:
     assert reader != writer  # two containers, one volume
 
 
+def test_with_options_mounts_another_volume(srv: ServerHandle) -> None:
+    """Modal's 03_scaling_out/multistage_pipeline.py: ``fn.with_options(volumes=...)``."""
+    other = "coldsnap.Volume.from_name('test-other', create_if_missing=True)"
+    _call(srv, f"result = {_fn('write')}.with_options(volumes={{'/data': {other}}})"
+               ".remote('w.txt', 'in the other volume')")
+    assert _call(srv, f"result = {_fn('read')}.with_options(volumes={{'/data': {other}}})"
+                      ".remote('w.txt')")[0] == "in the other volume"
+    assert "w.txt" not in srv.cli("volume", "ls", "test-shared", "/").stdout
+    inline = "coldsnap.Secret.from_dict({'K': 'v'})"
+    refused = srv.python(f"import coldsnap\n{_fn('read')}.with_options(secrets=[{inline}])",
+                         check=False)
+    assert "read.with_options(): secrets= takes named secrets here" in refused.stderr
+
+
 def test_cli_put_get_ls_rm(srv: ServerHandle, tmp_path: Path) -> None:
     local = tmp_path / "notes.txt"
     local.write_text("put by the CLI")

@@ -1,4 +1,5 @@
-"""The web dashboard, served by the HTTP gateway under ``/dashboard`` (docs/dashboard.md)."""
+"""The web dashboard, served under ``/dashboard`` by the HTTP gateway, or on an address of
+its own while the gateway is off (standalone.py; docs/dashboard.md)."""
 
 from coldsnap.server.dashboard.auth import DashboardAuth
 from coldsnap.server.dashboard.login_op import dashboard_login

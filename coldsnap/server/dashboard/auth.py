@@ -59,6 +59,7 @@ class DashboardAuth:
 
     def __init__(self, token: str) -> None:
         self.token = token
+        self.base_url = ""  # where the dashboard is served: the gateway's, or its own address
         self.codes = Expiring(CODE_TTL_S)
         self.sessions = Expiring(SESSION_TTL_S)
 

@@ -12,10 +12,11 @@ if TYPE_CHECKING:
 
 
 def dashboard_login(api: Api, req: Request) -> Reply:
-    base = api.platform.deploys.web_base
+    base = api.dashboard.base_url if api.dashboard is not None else ""
     if api.dashboard is None or not base:
-        raise ApiError(UNAVAILABLE, "the dashboard is served by the server's HTTP gateway, "
-                       "which is off (COLDSNAP_HTTP=off): start the server with COLDSNAP_HTTP "
-                       "set to HOST:PORT (default 127.0.0.1:8000)")
+        raise ApiError(UNAVAILABLE, "the dashboard is off: the server's HTTP gateway is off "
+                       "(COLDSNAP_HTTP=off) and so is the dashboard's own address "
+                       "(COLDSNAP_DASHBOARD=off); start the server with either set to "
+                       "HOST:PORT (COLDSNAP_DASHBOARD=127.0.0.1:0 picks a free port)")
     code = api.dashboard.login_code()
     return {"ok": True, "url": f"{base}/dashboard/login/{code}", "base": base}, None

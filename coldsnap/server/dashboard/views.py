@@ -107,11 +107,23 @@ def snapshots(platform: Platform) -> tuple[list[dict[str, Any]], str | None]:
         return [], exc.message
     for row in rows:
         extra = row.get("extra") or {}
-        # Each restore checks the files against the digests taken at the dump;
-        # `snapshots verify` checks them all.
-        row["verify"] = ("failed" if row["status"] == "failed" else
-                         "digests kept" if "digests" in extra else "no digests")
+        row["warnings"] = extra.get("warnings") or []
+        row["verify"], row["verify_state"] = verify_status(row.get("last_check"),
+                                                           "digests" in extra)
     return rows, None
+
+
+def verify_status(check: dict[str, Any] | None, digests: bool) -> tuple[str, str]:
+    """What the snapshots page says of a snapshot's last digest check, and its state
+    (``ok``, ``damaged``, ``unchecked``, ``no-digests``). Each restore checks the files
+    against the digests taken at the dump; `snapshots verify` checks them all."""
+    if check is None:
+        return (("not checked yet", "unchecked") if digests else
+                ("no digests (made before they were kept): sizes only", "no-digests"))
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(check["at"]))
+    if check["ok"]:
+        return f"ok at {when} (by {check['by']})", "ok"
+    return f"damaged at {when} (by {check['by']}): {check['detail']}", "damaged"
 
 
 def log_tail(platform: Platform, app: str) -> list[dict[str, Any]]:

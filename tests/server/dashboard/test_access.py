@@ -89,8 +89,31 @@ def test_the_command_prints_the_url_and_how_else_to_sign_in(server: ServerHandle
     assert "valid for five minutes" in out and f"{server.http}/dashboard/login with" in out
 
 
-def test_without_a_gateway_the_command_says_so(server_factory: type[ServerHandle]) -> None:
-    server = server_factory(env={"COLDSNAP_HTTP": "off"}).start()
+def test_without_a_gateway_it_has_an_address_of_its_own(
+    server_factory: type[ServerHandle]
+) -> None:
+    server = server_factory(env={"COLDSNAP_HTTP": "off"}).start()  # COLDSNAP_DASHBOARD: default
+    url = _login_url(server)
+    where = urllib.parse.urlsplit(url)
+    assert where.hostname == "127.0.0.1" and where.port not in (None, 0)
+    assert where.path.startswith("/dashboard/login/")
+    base = f"http://{where.netloc}"
+    status, headers, _ = _get(base, where.path)
+    assert (status, headers["location"]) == (303, "/dashboard/")
+    session = headers["set-cookie"].split(";", 1)[0]
+    status, _, body = _get(base, "/dashboard/snapshots", {"Cookie": session})
+    assert status == 200 and "Snapshots" in body
+    assert _get(base, "/")[1]["location"] == "/dashboard/"
+    status, _, body = _get(base, "/some-app/x")
+    assert status == 404 and "not a dashboard page" in body
+    assert f"dashboard on {base}/dashboard/ (the HTTP gateway is off)" in server.log()
+
+
+def test_with_the_gateway_and_its_own_address_off_the_command_says_so(
+    server_factory: type[ServerHandle]
+) -> None:
+    server = server_factory(env={"COLDSNAP_HTTP": "off", "COLDSNAP_DASHBOARD": "off"}).start()
     result = server.cli("dashboard", check=False)
     assert result.returncode == 1
-    assert "HTTP gateway, which is off (COLDSNAP_HTTP=off)" in result.stderr
+    assert "the dashboard is off: the server's HTTP gateway is off (COLDSNAP_HTTP=off) and " \
+        "so is the dashboard's own address (COLDSNAP_DASHBOARD=off)" in result.stderr

@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright), against
 a real server with CRIU: sign in with `coldsnap dashboard`'s URL, see a deployed app,
 make a call and watch its boot appear with its steps and the plot take it, and see
-the error of a snapshot that failed."""
+the error of a snapshot that failed, and a snapshot's warnings and digest check."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from tests.end_to_end import require_criu, write_app
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 90_000  # the machine is loaded: a first boot with a dump takes seconds
 
+# enter(snap=True) draws from `random`: the snapshot is made with an rng_drawn warning.
 SNAPPED = """
+import random
+
 import coldsnap
 
 app = coldsnap.App("test-dash")
@@ -31,6 +34,7 @@ class Greeter:
     def load(self):
         print("greeter loaded")
         self.greeting = "hello"
+        self.draw = random.random()
 
     @coldsnap.method()
     def greet(self, name: str) -> str:
@@ -132,6 +136,14 @@ def test_sign_in_watch_a_boot_and_a_failed_snapshot(
     assert failed.query_selector(".last-error").inner_text().startswith("refused: ")
     ready = page.query_selector('#snapshots tr[data-status="ready"]')
     assert ready is not None and "test-dash" in ready.inner_text()
+    # Both boots continued from a restore: the snapshot-creating one and the restored one.
+    assert ready.query_selector(".restores").inner_text() == "2"
+    [warning] = ready.query_selector_all('.warnings li.warning[data-kind="rng_drawn"]')
+    assert warning.inner_text().startswith("rng_drawn random: numbers were drawn")
+    verify = ready.query_selector(".verify")
+    assert verify.get_attribute("data-verify") == "ok", verify.inner_text()
+    assert verify.inner_text().endswith("(by restore)")
+    assert failed.query_selector(".warnings").inner_text() == "none"
 
 
 def test_a_browser_without_a_session_is_sent_to_sign_in(

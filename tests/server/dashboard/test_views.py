@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coldsnap.server.dashboard.views import CallRates, boot_points
+from coldsnap.server.dashboard.views import CallRates, boot_points, verify_status
 
 
 def test_call_rate_is_the_change_over_the_last_minute() -> None:
@@ -26,3 +26,15 @@ def test_boot_points_split_cold_restored_and_snapshot_creating() -> None:
     assert points == {"cold": [{"x": 1000.0, "y": 2.5}],
                       "restored": [{"x": 3000.0, "y": 0.2}],
                       "snapshot-creating": [{"x": 2000.0, "y": 3.0}]}
+
+
+def test_verify_status_names_the_last_check_and_who_made_it() -> None:
+    assert verify_status(None, digests=True) == ("not checked yet", "unchecked")
+    assert verify_status(None, digests=False)[1] == "no-digests"
+    text, state = verify_status({"ok": True, "by": "restore", "at": 0.0, "detail": None},
+                                digests=True)
+    assert state == "ok" and text.startswith("ok at ") and text.endswith("(by restore)")
+    text, state = verify_status({"ok": False, "by": "snapshots verify", "at": 0.0,
+                                 "detail": "image file pages-1.img is missing"}, digests=True)
+    assert state == "damaged"
+    assert text.endswith("(by snapshots verify): image file pages-1.img is missing")

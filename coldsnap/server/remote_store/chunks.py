@@ -1,0 +1,73 @@
+"""Content-defined chunks: cut (FastCDC), named (BLAKE3) and stored compressed (zstd).
+
+Cut points depend on the bytes around them, not on offsets, so a change in one
+place of a file (a page of a CRIU image, a file of the snapshot's layer) changes
+the chunks around it and leaves the others, and their names, as they were: the
+store keeps each chunk once across versions and functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+# FastCDC's average chunk size; chunks are 1/4 to 4 times it. Small enough that a
+# one-line change of an app touches a small part of its snapshot, large enough that
+# a 300 MB snapshot is a few thousand objects.
+AVERAGE_SIZE = 16 * 1024
+ZSTD_LEVEL = 3  # fast, and pages of a heap compress well even so
+
+
+class CorruptChunk(Exception):
+    """A chunk's bytes do not match the hash that names it."""
+
+    def __init__(self, digest: str, problem: str) -> None:
+        super().__init__(f"chunk {digest} {problem}")
+        self.digest = digest
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A chunk of a file being stored: its hash, where it lies and its bytes."""
+
+    digest: str
+    offset: int
+    data: bytes
+
+
+def chunk_digest(data: bytes) -> str:
+    import blake3
+
+    return blake3.blake3(data, max_threads=1).hexdigest()
+
+
+def split_file(path: Path) -> Iterator[Piece]:
+    """``path``'s chunks, in order (an empty file has none)."""
+    from pyfastcdc import FastCDC
+
+    if path.stat().st_size == 0:
+        return
+    for chunk in FastCDC(AVERAGE_SIZE).cut_file(str(path)):
+        data = bytes(chunk.data)
+        yield Piece(chunk_digest(data), chunk.offset, data)
+
+
+def compress(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+
+
+def decompress(blob: bytes, digest: str, size: int) -> bytes:
+    """The chunk's bytes from its stored form; CorruptChunk unless they hash to ``digest``."""
+    import zstandard
+
+    try:
+        data = zstandard.ZstdDecompressor().decompress(blob, max_output_size=size)
+    except zstandard.ZstdError as exc:
+        raise CorruptChunk(digest, f"does not decompress ({exc})") from None
+    if len(data) != size or chunk_digest(data) != digest:
+        raise CorruptChunk(digest, f"holds other bytes than its hash names ({len(data)} "
+                           f"bytes, {size} expected)")
+    return data

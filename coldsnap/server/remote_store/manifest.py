@@ -1,0 +1,96 @@
+"""What the shared store holds, and where in the bucket.
+
+Layout under ``COLDSNAP_STORE_URL`` (``s3://BUCKET/PREFIX``)::
+
+    chunks/<blake3 hex>                    one chunk, zstd-compressed, stored once
+    snapshots/<host key>/<key>.json        a snapshot's manifest (written last)
+
+A manifest lists a snapshot's files (CRIU's image files, and its filesystem
+layer packed as one tar stream) with their sizes and chunk lists, and carries
+the local store's metadata (digests of every image file included). A snapshot
+is in the store once its manifest is: the chunks go first, so a reader never
+finds a manifest whose chunks are not all there yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+FORMAT = 1
+FS_TAR = "fs.tar"  # the snapshot's filesystem layer, packed (fs_tar.py)
+
+
+def chunk_name(digest: str) -> str:
+    return f"chunks/{digest}"
+
+
+def manifest_name(host_key: str, key: str) -> str:
+    return f"snapshots/{host_key}/{key}.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkRef:
+    """One chunk of a file: its hash (the chunk's name in the store) and its size."""
+
+    digest: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFile:
+    """A file of the snapshot (``images/<name>`` or ``fs.tar``) as a list of chunks."""
+
+    name: str
+    size: int
+    chunks: tuple[ChunkRef, ...]
+
+    def offsets(self) -> list[tuple[ChunkRef, int]]:
+        """Each chunk with where it starts in the file."""
+        out, offset = [], 0
+        for ref in self.chunks:
+            out.append((ref, offset))
+            offset += ref.size
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A snapshot in the store: its key and host key, files and local metadata."""
+
+    key: str
+    host_key: str
+    files: tuple[StoredFile, ...]
+    meta: dict[str, Any]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def digests(self) -> set[str]:
+        return {ref.digest for f in self.files for ref in f.chunks}
+
+    def to_json(self) -> bytes:
+        data = {
+            "format": FORMAT, "key": self.key, "host_key": self.host_key, "meta": self.meta,
+            "files": [{"name": f.name, "size": f.size,
+                       "chunks": [[ref.digest, ref.size] for ref in f.chunks]}
+                      for f in self.files],
+        }
+        return json.dumps(data, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        """ValueError when ``raw`` is not a manifest this version reads."""
+        try:
+            data = json.loads(raw)
+            if data.get("format") != FORMAT:
+                raise ValueError(f"manifest format {data.get('format')!r}, not {FORMAT}")
+            files = tuple(
+                StoredFile(str(f["name"]), int(f["size"]),
+                           tuple(ChunkRef(str(d), int(n)) for d, n in f["chunks"]))
+                for f in data["files"])
+            return cls(str(data["key"]), str(data["host_key"]), files, dict(data["meta"]))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a coldsnap snapshot manifest: {exc!r}") from None

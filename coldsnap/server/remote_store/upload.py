@@ -1,0 +1,212 @@
+"""Putting a local snapshot into the shared store: chunks first, the manifest last.
+
+``upload_snapshot`` does one snapshot; ``Uploader`` runs them in a background
+thread after a snapshot is published, so no boot waits for the store, and tries
+again with a growing delay while the store can't be reached (the snapshot stays
+usable on this host meanwhile).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable
+from coldsnap.server.remote_store.chunks import Piece, compress, split_file
+from coldsnap.server.remote_store.fs_tar import pack
+from coldsnap.server.remote_store.manifest import (
+    FS_TAR,
+    ChunkRef,
+    Manifest,
+    StoredFile,
+    chunk_name,
+    manifest_name,
+)
+
+RETRY_FIRST_S = 2.0  # the first retry after the store failed; doubled up to RETRY_MAX_S
+RETRY_MAX_S = 300.0
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Uploaded:
+    """What an upload did: all chunks of the snapshot, and the new ones it wrote."""
+
+    chunks: int
+    size_bytes: int
+    new_chunks: int
+    new_bytes: int  # compressed, as stored
+    seconds: float
+
+
+class _Chunks:
+    """Writes the chunks the store lacks, ``transfers`` at a time; counts the new ones."""
+
+    def __init__(self, bucket: Bucket, pool: ThreadPoolExecutor, transfers: int) -> None:
+        self.bucket, self.pool, self.limit = bucket, pool, transfers * 4
+        self.new_chunks = self.new_bytes = 0
+        self._claimed: set[str] = set()  # a chunk twice in one snapshot is probed once
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+
+    def add(self, piece: Piece) -> None:
+        if len(self._pending) >= self.limit:  # bound the pieces held in memory
+            self._pending.pop(0).result()
+        self._pending.append(self.pool.submit(self._put, piece))
+
+    def finish(self) -> None:
+        """Wait for the writes; the first error, if any, is raised."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def abandon(self) -> None:
+        """Wait for the writes started, ignoring their errors (an upload failed)."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.cancel() or future.exception()
+
+    def _put(self, piece: Piece) -> None:
+        with self._lock:
+            if piece.digest in self._claimed:
+                return
+            self._claimed.add(piece.digest)
+        name = chunk_name(piece.digest)
+        if self.bucket.exists(name):
+            return
+        blob = compress(piece.data)
+        self.bucket.put(name, blob)
+        with self._lock:
+            self.new_chunks += 1
+            self.new_bytes += len(blob)
+
+
+def upload_snapshot(bucket: Bucket, snapshot: Path, pool: ThreadPoolExecutor,
+                    transfers: int) -> Uploaded | None:
+    """Store the snapshot at ``snapshot`` (a dir of the local store); None if the store
+    has it already."""
+    t0 = time.monotonic()
+    meta = json.loads((snapshot / "meta.json").read_text())
+    name = manifest_name(meta["host_key"], meta["key"])
+    if bucket.exists(name):
+        return None
+    chunks = _Chunks(bucket, pool, transfers)
+    scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=snapshot.parent.parent / ".staging"))
+    try:
+        pack(snapshot / "fs", scratch / FS_TAR)
+        # The files published, not those a restore wrote beside them since (its log).
+        sources = [(f"images/{name}", snapshot / "images" / name) for name in
+                   sorted(meta["files"])]
+        files = [_store_file(label, path, chunks) for label, path in
+                 [*sources, (FS_TAR, scratch / FS_TAR)]]
+        chunks.finish()
+    finally:
+        chunks.abandon()
+        shutil.rmtree(scratch, ignore_errors=True)
+    manifest = Manifest(meta["key"], meta["host_key"], tuple(files), meta)
+    bucket.put(name, manifest.to_json())  # last: now the snapshot is in the store
+    return Uploaded(sum(len(f.chunks) for f in files), manifest.size_bytes,
+                    chunks.new_chunks, chunks.new_bytes, time.monotonic() - t0)
+
+
+def _store_file(label: str, path: Path, chunks: _Chunks) -> StoredFile:
+    refs = []
+    for piece in split_file(path):
+        refs.append(ChunkRef(piece.digest, len(piece.data)))
+        chunks.add(piece)
+    return StoredFile(label, path.stat().st_size, tuple(refs))
+
+
+@dataclasses.dataclass
+class _Job:
+    snapshot: Path
+    attempts: int = 0
+    due: float = 0.0
+
+
+class Uploader:
+    """Uploads snapshots one at a time in a background thread, retrying while the store
+    is unreachable: the first retry after ``RETRY_FIRST_S``, then twice as long each
+    time, up to ``RETRY_MAX_S``."""
+
+    def __init__(self, upload: Callable[[Path], Uploaded | None], where: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._upload, self._where, self._clock = upload, where, clock
+        self._jobs: list[_Job] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="store-upload", daemon=True)
+        self._thread.start()
+
+    def submit(self, snapshots: Iterable[Path]) -> None:
+        with self._cond:
+            queued = {job.snapshot for job in self._jobs}
+            self._jobs += [_Job(path) for path in snapshots if path not in queued]
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """True when nothing waits or runs (tests wait for it)."""
+        with self._cond:
+            return not self._jobs and not self._busy
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _next(self) -> _Job | None:
+        with self._cond:
+            while not self._closed:
+                now = self._clock()
+                due = [job for job in self._jobs if job.due <= now]
+                if due:
+                    self._jobs.remove(due[0])
+                    self._busy = True
+                    return due[0]
+                wait = min((job.due - now for job in self._jobs), default=None)
+                self._cond.wait(wait)
+            return None
+
+    def _run(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                self._attempt(job)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _attempt(self, job: _Job) -> None:
+        key = job.snapshot.name
+        try:
+            done = self._upload(job.snapshot)
+        except StoreUnavailable as exc:
+            delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** job.attempts)
+            logger.warning("upload of memory snapshot %s to %s failed (try %d), retrying in "
+                           "%.0f s; it is used on this host meanwhile: %s", key, self._where,
+                           job.attempts + 1, delay, exc)
+            with self._cond:
+                self._jobs.append(_Job(job.snapshot, job.attempts + 1, self._clock() + delay))
+            return
+        except FileNotFoundError:  # deleted (rm, gc) before it was uploaded
+            logger.info("memory snapshot %s was deleted before its upload to %s", key,
+                        self._where)
+            return
+        except Exception:  # a bug must not end the thread: later snapshots still go
+            logger.exception("upload of memory snapshot %s to %s failed", key, self._where)
+            return
+        if done is None:
+            logger.info("memory snapshot %s is in %s already", key, self._where)
+            return
+        logger.info(
+            "uploaded memory snapshot %s to %s in %.1f s: %.1f MB in %d chunks, %d of them "
+            "new (%.1f MB compressed)", key, self._where, done.seconds, done.size_bytes / 1e6,
+            done.chunks, done.new_chunks, done.new_bytes / 1e6)
