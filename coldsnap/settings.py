@@ -114,6 +114,9 @@ class Settings:
     # share most pages (and the store keeps them once): "fixed", "random" (as any
     # process), or "auto": fixed when store_url is set (docs/store.md).
     snapshot_layout: str = "auto"
+    # "": this host alone. "ray" or "ray://HOST:PORT": the control plane here and a host
+    # agent on every node of that Ray cluster offering the coldsnap resource (docs/fleet.md).
+    cluster: str = ""
 
     @property
     def snapshots(self) -> Path:

@@ -3,7 +3,7 @@
 # CRIU 4.x and iptables (scripts/install-criu.sh), tini, debootstrap (debian_slim bases),
 # skopeo, umoci and docker-registry (images from registries), chromium and npm with the
 # dashboard's browser libraries, a virtualenv in .venv with
-# coldsnap, its test tools and the embedder example's packages.
+# coldsnap, its test tools, Ray (the fleet) and the embedder example's packages.
 # Usage: scripts/setup.sh        (as root; a second run does only what is missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -51,6 +51,17 @@ def _inputs(fn: dict[str, Any]) -> str:
     return f"{running} (of {fn.get('max_inputs', 1)})"
 
 
+def _print_hosts(functions: list[dict[str, Any]]) -> None:
+    """On a fleet (docs/fleet.md): how many containers run on each host."""
+    hosts: dict[str, int] = {}
+    for fn in functions:
+        for container in fn["containers"]:
+            if container.get("host"):
+                hosts[container["host"]] = hosts.get(container["host"], 0) + 1
+    if hosts:
+        print("\ncontainers by host: " + ", ".join(f"{h} {n}" for h, n in sorted(hosts.items())))
+
+
 def _print_schedules(schedules: list[dict[str, Any]]) -> None:
     if schedules:
         print("\nschedules:")
@@ -83,6 +94,7 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
                            "ERRORS", "FAILED", "BOOTS OK/FAILED"]))
     else:
         print("no containers and no calls since the last deploy or drain")
+    _print_hosts(stats["functions"])
     _print_schedules(stats.get("schedules") or [])
     boots = stats["boots"]
     if not boots:

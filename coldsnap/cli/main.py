@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (COLDSNAP_TCP)")
     serve.add_argument("--engine", choices=["auto", "criu", "none"],
                        help="snapshot engine (COLDSNAP_ENGINE)")
+    serve.add_argument("--cluster", metavar="ray[://ADDRESS]",
+                       help="run containers on a Ray cluster's nodes (COLDSNAP_CLUSTER; "
+                       "docs/fleet.md)")
     sub.add_parser("stop", help="stop the server: its containers leave, then it exits")
     _json(sub.add_parser("doctor", help="check that memory snapshots can work on this host"))
 

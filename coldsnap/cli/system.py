@@ -20,6 +20,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {"tcp": args.tcp} if args.tcp else {}
     if args.engine:
         overrides["engine"] = args.engine
+    if args.cluster:
+        overrides["cluster"] = args.cluster
     try:  # before anything starts (the log, the engine, sockets): say it here
         settings = Settings.from_env(**overrides)
         settings.log_level_name()
@@ -28,6 +30,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.http_address()
         check_store_settings(settings)  # COLDSNAP_STORE_URL and its companions
         settings.dashboard_address()
+        if settings.cluster:
+            from coldsnap.server.fleet.ray_fleet import ray_address
+
+            ray_address(settings.cluster)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING

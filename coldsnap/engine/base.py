@@ -168,6 +168,9 @@ class Container:
         # The address the host reaches the container's own network at (its web
         # endpoints' ports): its namespace's, or loopback for the host's network.
         self.address = "127.0.0.1"
+        # The host it runs on, as the fleet names it ("" on a single host): boot logs
+        # and `apps stats` show it (coldsnap/server/fleet).
+        self.host = ""
         # Set when the root's parent is a process we started (unshare): wait on it.
         self.process = process
         self.cleanups: list[Any] = []  # callables run once the container is gone

@@ -117,6 +117,8 @@ class Api:
         self.dashboard = dashboard  # its one-time login codes (`coldsnap dashboard`)
         self.warning = warning  # shown by clients that start the server (engine=auto)
         self._stop = stop  # ends the server (server_stop)
+        # The fleet's hosts (Fleet.hosts; docs/fleet.md); the daemon points it there.
+        self.hosts: Callable[[], list[dict[str, Any]]] = lambda: []
 
     def ping(self, req: Request) -> Reply:
         engine = self.platform.engine
@@ -125,7 +127,8 @@ class Api:
                  # A client compares these: a background server it started that runs
                  # other coldsnap code (an update, another checkout) is replaced.
                  "code": coldsnap_fingerprint(), "embedded": os.environ.get(EMBEDDED_ENV) == "1",
-                 "busy": self.platform.busy(), "http": self.platform.deploys.web_base}
+                 "busy": self.platform.busy(), "http": self.platform.deploys.web_base,
+                 "hosts": self.hosts()}
         if self.warning:
             reply["warning"] = self.warning
         return reply, None

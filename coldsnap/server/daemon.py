@@ -15,11 +15,11 @@ import socket
 import threading
 from pathlib import Path
 
-from coldsnap.engine import make_engine
 from coldsnap.server.api import Api, answer, answer_container
 from coldsnap.server.connections import Connections, connection_cap
 from coldsnap.server.dashboard import Dashboard, DashboardAuth
 from coldsnap.server.dashboard.standalone import DashboardBindError, DashboardServer
+from coldsnap.server.fleet import make_fleet
 from coldsnap.server.gateway import Gateway, GatewayBindError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import (
@@ -72,7 +72,7 @@ class Server:
         self.settings = settings
         self.token = ensure_token(settings.token_path)
         self.db = StateDB(settings.db_path)
-        self.engine = make_engine(settings)
+        self.engine = make_fleet(settings)  # this host alone, or a Ray cluster's nodes
         self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
         self.stopping = threading.Event()
@@ -81,6 +81,7 @@ class Server:
                        dashboard=self.dashboard_auth)
         self.platform.container_requests = lambda header, blob: answer_container(
             self.api, header, blob)
+        self.api.hosts = self.engine.hosts
         self.listeners: list[socket.socket] = []
         self.gateway: Gateway | None = None
         self.own_dashboard: DashboardServer | None = None  # when the gateway is off

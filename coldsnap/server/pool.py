@@ -275,7 +275,8 @@ class Pool(PoolInputs):
         worker.boot_timings = boot.timings
         worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
                                                True, boot.timings)
-        worker.note(f"{boot.kind} boot ready in {boot.timings['boot_s'] * 1000:.0f} ms: "
+        host = f" on host {worker.container.host}" if worker.container.host else ""
+        worker.note(f"{boot.kind} boot ready{host} in {boot.timings['boot_s'] * 1000:.0f} ms: "
                     f"{describe_timings(boot.timings)}", logger=logger)
 
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
@@ -386,7 +387,8 @@ class Pool(PoolInputs):
             containers = [
                 {"id": w.id, "state": "busy" if self._inputs.get(w) else "idle",
                  "inputs": self._inputs.get(w, 0), "calls": w.calls_served,
-                 "boot": describe_timings(w.boot_timings)}
+                 "boot": describe_timings(w.boot_timings),
+                 **({"host": w.container.host} if w.container.host else {})}
                 for w in self._live
             ]
             return {

@@ -1,0 +1,219 @@
+"""The fleet: every host agent behind the one Engine interface the server drives.
+
+The scheduler, boot policy and snapshot admin talk to an ``Engine``; ``Fleet`` is
+that engine for any number of hosts. It places each new container on an agent
+(placement.py: capacity, then the hosts holding the snapshot, then the least
+loaded), remembers which agent runs it (a checkpoint goes there), and answers
+``lookup``/``failure`` for the whole fleet. A single host is a fleet of one
+``LocalAgent``: the same path, and no limit of the fleet's own.
+
+Hosts join and leave (``add``, ``lose``): a lost host's containers are told so
+(``Container.lose`` where they have it), so their calls end "host lost".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap.engine import (
+    Container,
+    ContainerSpec,
+    DumpFailed,
+    EngineUnavailable,
+    SnapshotInfo,
+    SnapshotMiss,
+)
+from coldsnap.engine.store import SnapshotStore
+from coldsnap.server.fleet.agent import HostAgent, describe
+from coldsnap.server.fleet.bridge import HostLost, SocketContainer
+from coldsnap.server.fleet.placement import Demand, HostLoad, choose, no_room_message
+
+logger = logging.getLogger(__name__)
+
+
+class Fleet:
+    """An Engine over host agents (see the module's docstring)."""
+
+    def __init__(self, agents: list[HostAgent], store: SnapshotStore | None = None,
+                 default_cpus: float = 0.0, name_hosts: bool = False) -> None:
+        if not agents:
+            raise EngineUnavailable("the fleet has no hosts: start at least one agent")
+        first = agents[0]
+        self.name = first.engine_name
+        self.host_key = first.host_key
+        self.isolated = all(a.isolated for a in agents)
+        self._store = store if store is not None else first.store
+        self._default_cpus = default_cpus
+        # True: each container is told its host's name (boot logs and `apps stats` show it).
+        self._name_hosts = name_hosts
+        self._lock = threading.Lock()
+        self._agents: dict[str, HostAgent] = {}
+        self._loads: dict[str, HostLoad] = {}
+        self._running: dict[str, tuple[str, Container]] = {}  # container id -> host, it
+        for agent in agents:
+            self.add(agent)
+
+    # hosts
+
+    def add(self, agent: HostAgent) -> None:
+        """A host joined: place containers there from now on."""
+        with self._lock:
+            self._agents[agent.host] = agent
+            self._loads.setdefault(agent.host, HostLoad())
+        if self._name_hosts:  # a single host's log stays as it was
+            logger.info("host %s joined the fleet (engine %s)", agent.host, agent.engine_name)
+
+    def lose(self, host: str, reason: str) -> None:
+        """A host left: place nothing there, and end its containers' calls with ``reason``."""
+        with self._lock:
+            agent = self._agents.pop(host, None)
+            lost = [c for h, c in self._running.values() if h == host]
+        if agent is None:
+            return
+        logger.warning("host %s left the fleet (%s): %d container(s) lost", host, reason,
+                       len(lost))
+        for container in lost:
+            if isinstance(container, SocketContainer):  # a local one can't lose its host
+                container.lose(reason)
+
+    def hosts(self) -> list[dict[str, Any]]:
+        """Each host: name, engine, host key, capacity, and what the fleet placed there."""
+        with self._lock:
+            agents = list(self._agents.values())
+            loads = {h: HostLoad(**vars(load)) for h, load in self._loads.items()}
+        return [{**describe(a), "containers": loads[a.host].containers,
+                 "cpus_used": loads[a.host].cpus} for a in agents]
+
+    @property
+    def agents(self) -> list[HostAgent]:
+        with self._lock:
+            return list(self._agents.values())
+
+    # the Engine interface
+
+    @property
+    def store(self) -> SnapshotStore | None:
+        return self._store
+
+    def start(self, spec: ContainerSpec) -> Container:
+        demand = Demand.of(spec, self._default_cpus)
+        while True:  # a host found gone is dropped from the fleet: try the next one
+            host = self._place(demand, frozenset(), only=None)
+            if host is None:
+                raise EngineUnavailable(self._no_room(demand))
+            try:
+                return self._launch(host, demand, lambda agent: agent.start(spec))
+            except HostLost as exc:
+                self.lose(host, str(exc))
+
+    def restore(self, key: str, spec: ContainerSpec) -> Container:
+        """Restore on a host that holds ``key``; SnapshotMiss when none does or has room."""
+        demand = Demand.of(spec, self._default_cpus)
+        agents = self.agents
+        if len(agents) == 1:  # the engine itself says whether it holds the key
+            holders = frozenset(a.host for a in agents)
+        else:
+            holders = frozenset(a.host for a in agents if a.lookup(key) is not None)
+        if not holders:
+            raise SnapshotMiss(f"no host in the fleet holds snapshot {key}")
+        host = self._place(demand, holders, only=holders)
+        if host is None:
+            raise SnapshotMiss(f"every host holding snapshot {key} is full: "
+                               + self._no_room(demand))
+        try:
+            return self._launch(host, demand, lambda agent: agent.restore(key, spec))
+        except HostLost as exc:  # not the snapshot's fault: no pause of the key
+            self.lose(host, str(exc))
+            raise SnapshotMiss(f"snapshot {key}'s host is gone: {exc}") from None
+
+    def checkpoint(self, container: Container, key: str, labels: dict[str, str] | None = None,
+                   warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
+        with self._lock:
+            host, _ = self._running.get(container.id, ("", container))
+            agent = self._agents.get(host)
+        if agent is None:  # transient: the key's next dump goes to another host
+            raise DumpFailed(f"container {container.id} is on no host of the fleet (its "
+                             f"host {host or '?'} left)", transient=True)
+        return agent.checkpoint(container, key, labels, warnings)
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        for agent in self.agents:
+            info = agent.lookup(key)
+            if info is not None:
+                return info
+        return None
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        # One record per host (its store); every host keeps it so none retries the key.
+        for agent in self.agents:
+            agent.mark_failed(key, reason)
+
+    def failure(self, key: str) -> str | None:
+        for agent in self.agents:
+            reason = agent.failure(key)
+            if reason is not None:
+                return reason
+        return None
+
+    def snapshots_deleted(self) -> None:
+        for agent in self.agents:
+            agent.snapshots_deleted()
+
+    def close(self) -> None:
+        for agent in self.agents:
+            try:
+                agent.close()
+            except Exception:  # one host failing to close must not keep the others open
+                logger.exception("host %s failed to close", agent.host)
+
+    # placement
+
+    def _place(self, demand: Demand, prefer: frozenset[str],
+               only: frozenset[str] | None) -> str | None:
+        """Pick a host and reserve ``demand`` there (under the lock: no two boots race)."""
+        with self._lock:
+            hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()
+                     if only is None or h in only}
+            host = choose(hosts, demand, prefer)
+            if host is not None:
+                self._loads[host].add(demand)
+            return host
+
+    def _no_room(self, demand: Demand) -> str:
+        with self._lock:
+            hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()}
+        return no_room_message(hosts, demand)
+
+    def _launch(self, host: str, demand: Demand,
+                launch: Callable[[HostAgent], Container]) -> Container:
+        with self._lock:
+            agent = self._agents.get(host)
+        try:
+            if agent is None:
+                raise EngineUnavailable(f"host {host} left the fleet before the container "
+                                        "started; the next boot goes elsewhere")
+            container = launch(agent)
+        except BaseException:
+            self._release(host, demand)
+            raise
+        if self._name_hosts:
+            container.host = host
+        with self._lock:
+            self._running[container.id] = (host, container)
+        # Runs last of its cleanups (they pop from the end): the host's room comes back.
+        container.cleanups.insert(0, lambda: self._ended(container.id, host, demand))
+        return container
+
+    def _ended(self, container_id: str, host: str, demand: Demand) -> None:
+        with self._lock:
+            self._running.pop(container_id, None)
+        self._release(host, demand)
+
+    def _release(self, host: str, demand: Demand) -> None:
+        with self._lock:
+            load = self._loads.get(host)
+            if load is not None:
+                load.add(demand, -1)

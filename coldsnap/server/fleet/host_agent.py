@@ -1,0 +1,156 @@
+"""The host agent's own side: runs on a node (a Ray actor) and owns that host's engine.
+
+``AgentService`` builds the host's engine from the settings the control plane
+sent (its own state, run and snapshot dirs), starts, checkpoints and restores
+containers with it, and bridges each container's pipes to the control plane's
+connections (bridge.py). It becomes a subreaper, as the server does, so that the
+restored containers reparented to it are reaped.
+
+Every engine call answers an ``Outcome``: the value, or the engine's exception
+carried by class, args and attributes (exceptions with constructors of their own,
+such as ``SnapshotDamaged``, don't survive plain pickling; ``transient`` must).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
+from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
+from coldsnap.server.process import ZombieReaper, become_subreaper
+from coldsnap.settings import Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """An agent call's answer: ``value``, or ``error`` as (class, args, attributes)."""
+
+    value: Any = None
+    error: tuple[type[BaseException], tuple[Any, ...], dict[str, Any]] | None = None
+
+    @classmethod
+    def of(cls, call: Callable[[], Any]) -> Outcome:
+        try:
+            return cls(value=call())
+        except Exception as exc:
+            error = (type(exc), exc.args, dict(vars(exc)))
+            try:
+                pickle.dumps(error)
+            except Exception:  # something in it won't travel: keep the words
+                error = (RuntimeError, (f"{type(exc).__name__}: {exc}",), {})
+            return cls(error=error)
+
+    def unwrap(self) -> Any:
+        if self.error is None:
+            return self.value
+        kind, args, attributes = self.error
+        exc = kind.__new__(kind)
+        exc.args = args
+        exc.__dict__.update(attributes)
+        raise exc
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerRecord:
+    """A container the agent started, as the control plane needs it."""
+
+    container_id: str
+    pid: int
+    address: str  # its network's address (web endpoints' ports)
+    timings: dict[str, float]
+
+
+class AgentService:
+    """One host's engine and containers, driven by the control plane (see the module)."""
+
+    def __init__(self, settings: Settings, token: str) -> None:
+        become_subreaper()
+        self._reaper = ZombieReaper()
+        self._reaper.start()
+        for path in (settings.state_dir, settings.snapshots):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.engine = make_engine(settings)
+        self._listener = BridgeListener(token)
+        self._containers: dict[str, Container] = {}
+        self._lock = threading.Lock()
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": self.engine.name, "host_key": self.engine.host_key,
+                "isolated": self.engine.isolated, "hostname": socket.gethostname(),
+                "port": self._listener.port}
+
+    # engine calls
+
+    def start(self, spec: ContainerSpec) -> Outcome:
+        return Outcome.of(lambda: self._adopt(self.engine.start(spec)))
+
+    def restore(self, key: str, spec: ContainerSpec) -> Outcome:
+        return Outcome.of(lambda: self._adopt(self.engine.restore(key, spec)))
+
+    def checkpoint(self, container_id: str, key: str, labels: dict[str, str] | None,
+                   warnings: list[dict[str, str]] | None) -> Outcome:
+        return Outcome.of(lambda: self._checkpoint(container_id, key, labels, warnings))
+
+    def lookup(self, key: str) -> Outcome:
+        return Outcome.of(lambda: self.engine.lookup(key))
+
+    def mark_failed(self, key: str, reason: str) -> Outcome:
+        return Outcome.of(lambda: self.engine.mark_failed(key, reason))
+
+    def failure(self, key: str) -> Outcome:
+        return Outcome.of(lambda: self.engine.failure(key))
+
+    def snapshots_deleted(self) -> Outcome:
+        return Outcome.of(self.engine.snapshots_deleted)
+
+    # containers
+
+    def poll(self, container_id: str) -> int | None:
+        with self._lock:
+            container = self._containers.get(container_id)
+        return -1 if container is None else container.poll()
+
+    def kill(self, container_id: str) -> None:
+        """Kill it and let go of its pipes and dirs (also once it exited by itself)."""
+        with self._lock:
+            container = self._containers.pop(container_id, None)
+        bridge = self._listener.remove(container_id)
+        if bridge is not None:
+            bridge.close()
+        if container is not None:
+            container.kill()
+
+    def limits_reached(self, container_id: str) -> list[str]:
+        with self._lock:
+            container = self._containers.get(container_id)
+        return [] if container is None else container.limits_reached()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            ids = list(self._containers)
+        for container_id in ids:
+            self.kill(container_id)
+        self._listener.close()
+        self.engine.close()
+        self._reaper.stop()
+
+    def _adopt(self, container: Container) -> ContainerRecord:
+        with self._lock:
+            self._containers[container.id] = container
+        self._listener.register(PipeBridge(container))
+        return ContainerRecord(container.id, container.pid, container.address,
+                               dict(container.timings))
+
+    def _checkpoint(self, container_id: str, key: str, labels: dict[str, str] | None,
+                    warnings: list[dict[str, str]] | None) -> SnapshotInfo:
+        bridge = self._listener.find(container_id)
+        if bridge is not None:
+            bridge.stop()  # the dump takes the pipes as they are: nobody may read them now
+        with self._lock:
+            container = self._containers[container_id]
+        return self.engine.checkpoint(container, key, labels=labels, warnings=warnings)

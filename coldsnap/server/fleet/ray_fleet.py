@@ -1,0 +1,276 @@
+"""A fleet on a Ray cluster: one host agent per node that offers the ``coldsnap`` resource.
+
+``start_ray_fleet`` connects the server (the control plane) to the cluster as a Ray
+driver, starts an ``AgentService`` actor pinned to each such node (root, CRIU and
+the host's dirs are the node's), and keeps watching the cluster: nodes that join
+get agents, nodes that leave are lost (their containers' calls end "host lost";
+see Fleet.lose). ``RemoteAgent`` is the control plane's handle on one agent: the
+engine's calls go over Ray, a container's streams over TCP (bridge.py).
+
+Ray is an optional dependency (``pip install 'coldsnap[cluster]'``): nothing here
+imports it until a cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from coldsnap.engine import (
+    Container,
+    ContainerSpec,
+    DumpFailed,
+    EngineUnavailable,
+    SnapshotInfo,
+)
+from coldsnap.engine.store import SnapshotStore
+from coldsnap.server.fleet.agent import Capacity
+from coldsnap.server.fleet.bridge import HostLost, SocketContainer
+from coldsnap.server.fleet.fleet import Fleet
+from coldsnap.server.fleet.host_agent import AgentService, ContainerRecord, Outcome
+from coldsnap.settings import Settings
+
+RESOURCE = "coldsnap"  # the Ray resource that marks a node as a coldsnap host
+WATCH_S = 1.0
+AGENT_START_S = 120.0  # an agent's engine checks CRIU and cleans leftovers first
+CALL_S = 30.0  # a quick call (poll, kill, lookup) that takes longer: the host is stuck
+
+logger = logging.getLogger(__name__)
+
+
+def ray_address(cluster: str) -> str:
+    """``ray`` -> "auto" (the cluster this machine is part of); ``ray://HOST:PORT`` ->
+    "HOST:PORT", the cluster's GCS address (what `ray start --head` prints)."""
+    if cluster == "ray":
+        return "auto"
+    if cluster.startswith("ray://") and len(cluster) > len("ray://"):
+        return cluster[len("ray://"):]
+    raise ValueError(f"--cluster {cluster!r} (COLDSNAP_CLUSTER) is not `ray` or "
+                     "`ray://HOST:PORT`; leave it empty to run on this host alone")
+
+
+def agent_settings(settings: Settings, node_id: str) -> Settings:
+    """The settings of the agent on ``node_id``: the server's, with the host's own state,
+    run and snapshot dirs (under the state dir's hosts/<node>, so that several
+    simulated hosts on one machine never share them)."""
+    return dataclasses.replace(settings, state_dir=settings.state_dir / "hosts" / node_id[:12],
+                               snapshot_dir=None, run_dir=None, image_dir=settings.images,
+                               cluster="")
+
+
+class RemoteAgent:
+    """The control plane's handle on the agent of one Ray node (HostAgent, ContainerHost)."""
+
+    store: SnapshotStore | None = None  # on its host, not here
+
+    def __init__(self, actor: Any, node: dict[str, Any], info: dict[str, Any],
+                 token: str, settings: Settings) -> None:
+        self._actor = actor
+        # An engine call that outlives the engine's own time limit: the host is gone.
+        self._start_s = settings.restore_timeout_s + CALL_S
+        self._dump_s = settings.dump_timeout_s + CALL_S
+        self.node_id: str = node["NodeID"]
+        self.host = f"{info['hostname']}/{self.node_id[:8]}"
+        self.engine_name = str(info["engine"])
+        self.host_key = str(info["host_key"])
+        self.isolated = bool(info["isolated"])
+        resources = node.get("Resources") or {}
+        self.capacity: Capacity | None = Capacity(
+            float(resources.get("CPU", 0)), float(resources.get("memory", 0)) / 2**20,
+            float(resources.get("GPU", 0)))
+        self._bridge = (str(node["NodeManagerAddress"]), int(info["port"]))
+        self._token = token
+        # (host, reason): the fleet's ``lose``, called on the first sign the host is gone.
+        self.on_lost: Callable[[str, str], None] = lambda host, reason: None
+
+    def _call(self, method: str, *args: Any, timeout: float = CALL_S) -> Any:
+        import ray
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+
+        try:
+            return ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
+        except (RayActorError, ActorUnavailableError) as exc:
+            reason = (f"host {self.host} (Ray node {self.node_id[:12]}) is gone "
+                      f"({type(exc).__name__})")
+        except GetTimeoutError:
+            reason = f"host {self.host} did not answer {method} within {timeout:g} s"
+        self.on_lost(self.host, reason)
+        raise HostLost(reason)
+
+    def _engine(self, method: str, *args: Any, timeout: float) -> Any:
+        outcome: Outcome = self._call(method, *args, timeout=timeout)
+        return outcome.unwrap()
+
+    # HostAgent
+
+    def start(self, spec: ContainerSpec) -> Container:
+        return self._connect(self._engine("start", spec, timeout=self._start_s))
+
+    def restore(self, key: str, spec: ContainerSpec) -> Container:
+        return self._connect(self._engine("restore", key, spec, timeout=self._start_s))
+
+    def checkpoint(self, container: Container, key: str, labels: dict[str, str] | None,
+                   warnings: list[dict[str, str]] | None) -> SnapshotInfo:
+        try:
+            info: SnapshotInfo = self._engine("checkpoint", container.id, key, labels, warnings,
+                                              timeout=self._dump_s)
+        except HostLost as exc:  # the snapshot may be fine elsewhere: try again later
+            raise DumpFailed(str(exc), transient=True) from None
+        return info
+
+    def lookup(self, key: str) -> SnapshotInfo | None:
+        try:
+            info: SnapshotInfo | None = self._engine("lookup", key, timeout=CALL_S)
+        except HostLost:
+            return None
+        return info
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        try:
+            self._engine("mark_failed", key, reason, timeout=CALL_S)
+        except HostLost:
+            pass
+
+    def failure(self, key: str) -> str | None:
+        try:
+            reason: str | None = self._engine("failure", key, timeout=CALL_S)
+        except HostLost:
+            return None
+        return reason
+
+    def snapshots_deleted(self) -> None:
+        try:
+            self._engine("snapshots_deleted", timeout=CALL_S)
+        except HostLost:
+            pass
+
+    def close(self) -> None:
+        import ray
+
+        try:
+            ray.get(self._actor.shutdown.remote(), timeout=CALL_S)
+        except Exception:  # gone already, or stuck: the kill below ends it
+            pass
+        ray.kill(self._actor)
+
+    # ContainerHost (what a SocketContainer asks)
+
+    def poll(self, container_id: str) -> int | None:
+        code: int | None = self._call("poll", container_id)
+        return code
+
+    def kill(self, container_id: str) -> None:
+        self._call("kill", container_id)
+
+    def release(self, container_id: str) -> None:
+        self._actor.kill.remote(container_id)  # nobody waits for it
+
+    def limits_reached(self, container_id: str) -> list[str]:
+        words: list[str] = self._call("limits_reached", container_id)
+        return words
+
+    def _connect(self, record: ContainerRecord) -> Container:
+        try:
+            container = SocketContainer(record.container_id, record.pid, self, self._bridge,
+                                        self._token, record.timings)
+        except OSError as exc:
+            self._actor.kill.remote(record.container_id)
+            raise EngineUnavailable(f"could not reach host {self.host}'s agent at "
+                                    f"{self._bridge[0]}:{self._bridge[1]}: {exc}; the "
+                                    "control plane must reach every node over TCP") from None
+        container.address = record.address
+        return container
+
+    def __repr__(self) -> str:
+        return f"RemoteAgent({self.host})"
+
+
+class RayFleet(Fleet):
+    """A Fleet whose hosts are the Ray cluster's coldsnap nodes, watched while it runs."""
+
+    def __init__(self, settings: Settings, token: str, agents: list[RemoteAgent]) -> None:
+        super().__init__(list(agents), store=SnapshotStore(settings.snapshots, agents[0].host_key),
+                         default_cpus=settings.container_cpus, name_hosts=True)
+        self._settings = settings
+        self._token = token
+        self._nodes = {a.node_id: a.host for a in agents}
+        for agent in agents:
+            agent.on_lost = self.lose
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True, name="ray-fleet")
+        self._watcher.start()
+
+    def close(self) -> None:
+        import ray
+
+        self._stopping.set()
+        super().close()
+        ray.shutdown()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_S):
+            try:
+                self._sync()
+            except Exception:  # the GCS restarting: try again next round
+                logger.exception("could not read the Ray cluster's nodes")
+
+    def _sync(self) -> None:
+        nodes = coldsnap_nodes()
+        for node_id, host in list(self._nodes.items()):
+            if node_id not in nodes:
+                self._nodes.pop(node_id)
+                self.lose(host, f"Ray node {node_id[:12]} left the cluster")
+        for node_id, node in nodes.items():
+            if node_id not in self._nodes and not self._stopping.is_set():
+                agent = start_agent(self._settings, node, self._token)
+                agent.on_lost = self.lose
+                self._nodes[node_id] = agent.host
+                self.add(agent)
+
+
+def coldsnap_nodes() -> dict[str, dict[str, Any]]:
+    """The cluster's live nodes that offer the coldsnap resource, by node id."""
+    import ray
+
+    return {n["NodeID"]: n for n in ray.nodes()
+            if n.get("Alive") and (n.get("Resources") or {}).get(RESOURCE, 0) > 0}
+
+
+def start_agent(settings: Settings, node: dict[str, Any], token: str) -> RemoteAgent:
+    """Start the agent actor on ``node`` (pinned there) and wait until its engine is up."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node_id = node["NodeID"]
+    actor_class: Any = ray.remote(AgentService)
+    actor = actor_class.options(
+        num_cpus=0, max_concurrency=256, max_restarts=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(agent_settings(settings, node_id), token)
+    info: dict[str, Any] = ray.get(actor.info.remote(), timeout=AGENT_START_S)
+    return RemoteAgent(actor, node, info, token, settings)
+
+
+def start_ray_fleet(settings: Settings) -> RayFleet:
+    """Connect to the Ray cluster ``settings.cluster`` names and start an agent per node."""
+    try:
+        import ray
+    except ImportError:
+        raise EngineUnavailable("--cluster ray needs Ray: pip install 'coldsnap[cluster]' "
+                                "(scripts/setup.sh installs it)") from None
+    address = ray_address(settings.cluster)
+    ray.init(address=address, namespace="coldsnap", logging_level=logging.WARNING,
+             configure_logging=False)
+    token = secrets.token_hex(16)
+    agents = [start_agent(settings, node, token) for node in coldsnap_nodes().values()]
+    if not agents:
+        ray.shutdown()
+        raise EngineUnavailable(
+            f"no node of the Ray cluster at {address} offers the {RESOURCE!r} resource: start "
+            "each host with `ray start --address=HEAD:6379 --resources='{\"coldsnap\": 1}'` "
+            "(docs/fleet.md)")
+    return RayFleet(settings, token, agents)
