@@ -87,7 +87,10 @@ def _cold_boots(names: list[str], args: argparse.Namespace) -> list[dict[str, An
               "run `coldsnap doctor`", file=sys.stderr)
     bench = ColdBootBench(conn, args.runs, log=lambda line: print(line, file=sys.stderr),
                           settle_s=args.settle)
-    return [bench.run(WORKLOADS[name]) for name in names]
+    try:
+        return [bench.run(WORKLOADS[name]) for name in names]
+    finally:  # its server is the benchmark's own: it goes with the run
+        conn.stop_server()
 
 
 def print_tables(rows: list[dict[str, Any]]) -> None:

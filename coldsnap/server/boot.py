@@ -297,6 +297,9 @@ class _BootRun:
             return None
         self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetched memory snapshot {key} from "
                   f"{self.remote.url}: {fetched.describe()}", logging.INFO, logger)
+        info = self.engine.lookup(key)
+        if info is not None:  # `snapshots why` compares it with this host's last one
+            self.history.created(self.fn, key, info.extra.get("host") or {})
         boot = self._restore(key)
         boot.timings = {**fetched.timings(), **boot.timings}
         return boot

@@ -75,6 +75,7 @@ def test_a_host_restores_the_snapshot_another_made_and_a_salted_one_makes_its_ow
     assert fetched and float(fetched.group(1)) >= boot["timings"]["fetch_bytes"], fetched
     [row] = json.loads(b.cli("snapshots", "ls", "--json").stdout)
     assert row["status"] == "ready" and manifests[0].endswith(f"/{row['key']}.json")
+    assert row["key"][:12] in b.cli("snapshots", "why", "shared-store").stdout  # the fetched one
 
     c = server_factory("criu", {**env, "COLDSNAP_HOST_KEY_SALT": "another-cpu"}).start()
     assert deploy_and_call(c, tmp_path) == "42"
