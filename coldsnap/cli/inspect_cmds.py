@@ -88,10 +88,11 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
         rows.append([fn["tag"], fn["version"][:12] + (" (draining)" if fn["draining"] else ""),
                      f"{len(fn['containers'])} ({busy} busy)", _inputs(fn), str(fn["booting"]),
                      str(fn["queued"]), str(fn["calls_ok"]), str(fn["calls_error"]),
-                     str(fn["calls_failed"]), f"{fn['boots_ok']}/{fn['boots_failed']}"])
-    if rows:
+                     str(fn["calls_failed"]), str(fn.get("http_requests", 0)),
+                     f"{fn['boots_ok']}/{fn['boots_failed']}"])
+    if rows:  # OK/ERRORS/FAILED: calls; WEB: requests through the gateway, any status
         print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "INPUTS", "BOOTING", "QUEUED", "OK",
-                           "ERRORS", "FAILED", "BOOTS OK/FAILED"]))
+                           "ERRORS", "FAILED", "WEB", "BOOTS OK/FAILED"]))
     else:
         print("no containers and no calls since the last deploy or drain")
     _print_hosts(stats["functions"])

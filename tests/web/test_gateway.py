@@ -260,3 +260,16 @@ def test_a_web_endpoint_calls_other_functions(gateway: Gateway) -> None:
     status, body = gateway.request("calls-others", "GET", "/?x=4", timeout=60)
     assert status == 200, body
     assert json.loads(body) == {"remote": 16, "map": [1, 4]}
+
+
+def test_apps_stats_counts_web_requests(web_server: ServerHandle, gateway: Gateway) -> None:
+    def served() -> int:
+        return sum(fn.get("http_requests", 0) for fn in stats(web_server, APP)["functions"]
+                   if fn["tag"] == "classic")
+
+    before = served()
+    assert gateway.request("classic", path="/one")[0] == 200
+    assert gateway.request("classic", path="/two")[0] == 200
+    wait_for(lambda: served() == before + 2, 10, "two requests counted")
+    table = web_server.cli("apps", "stats", APP).stdout
+    assert "WEB" in table.splitlines()[1], table
