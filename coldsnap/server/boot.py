@@ -31,9 +31,10 @@ from coldsnap.engine.base import SnapshotDamaged, new_container_id
 from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import duration
+from coldsnap.server.fleet.shared import shared_store
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
-from coldsnap.server.remote_store import FetchFailed, open_remote
+from coldsnap.server.remote_store import FetchFailed
 from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env, layout_secret
 from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
@@ -86,7 +87,8 @@ class Booter:
         self.keys = SnapshotKeys(engine, dump_retry_s=settings.dump_retry_s,
                                  dump_retry_max_s=settings.dump_retry_max_s,
                                  on_failed=lambda key, why: self.history.ended(key, FAILED, why))
-        self.remote = open_remote(settings, engine)  # the shared store (docs/store.md)
+        # The shared store (docs/store.md), through the fleet's hosts (fleet/shared.py).
+        self.remote = shared_store(settings, engine)
         self.fixed_layout = fixed_layout(settings)
         self.layout_secret = layout_secret(
             settings.state_dir, self.remote.layout_secret if self.remote else None

@@ -11,13 +11,15 @@ from __future__ import annotations
 from coldsnap.engine import make_engine
 from coldsnap.server.fleet.agent import Capacity, HostAgent, LocalAgent
 from coldsnap.server.fleet.fleet import Fleet
+from coldsnap.server.remote_store import open_remote
 from coldsnap.settings import Settings
 
 
 def make_fleet(settings: Settings) -> Fleet:
     """This host alone (the default), or the Ray cluster ``settings.cluster`` names."""
     if not settings.cluster:
-        return Fleet([LocalAgent(make_engine(settings))])
+        engine = make_engine(settings)
+        return Fleet([LocalAgent(engine, remote=open_remote(settings, engine))])
     from coldsnap.server.fleet.ray_fleet import start_ray_fleet
 
     return start_ray_fleet(settings)

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
+from coldsnap.server.fleet.shared import fetch_here, upload_here
+from coldsnap.server.remote_store import RemoteSnapshots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,7 @@ class HostAgent(Protocol):
     isolated: bool
     # What the host offers; None: no limit of the fleet's own (the engine's limits hold).
     capacity: Capacity | None
+    store_url: str  # its shared store (docs/store.md), "" when it has none
 
     @property
     def store(self) -> SnapshotStore | None: ...
@@ -54,6 +57,12 @@ class HostAgent(Protocol):
 
     def snapshots_deleted(self) -> None: ...
 
+    def fetch_remote(self, key: str) -> dict[str, Any] | None: ...
+
+    def upload_remote(self, key: str) -> bool: ...
+
+    def layout_secret(self) -> str: ...
+
     def close(self) -> None: ...
 
 
@@ -62,8 +71,11 @@ class LocalAgent:
 
     capacity: Capacity | None = None  # the engine's own limits hold; the fleet adds none
 
-    def __init__(self, engine: Engine, host: str = "") -> None:
+    def __init__(self, engine: Engine, host: str = "",
+                 remote: RemoteSnapshots | None = None) -> None:
         self.engine = engine
+        self.remote = remote  # the shared store over this engine's store (fleet/shared.py)
+        self.store_url = str(remote.url) if remote is not None else ""
         self.host = host or socket.gethostname()
         self.engine_name = engine.name
         self.host_key = engine.host_key
@@ -95,7 +107,18 @@ class LocalAgent:
     def snapshots_deleted(self) -> None:
         self.engine.snapshots_deleted()
 
+    def fetch_remote(self, key: str) -> dict[str, Any] | None:
+        return fetch_here(self.remote, key)
+
+    def upload_remote(self, key: str) -> bool:
+        return upload_here(self.remote, self.engine, key)
+
+    def layout_secret(self) -> str:
+        return self.remote.layout_secret() if self.remote is not None else ""
+
     def close(self) -> None:
+        if self.remote is not None:
+            self.remote.close()  # an upload cut short: the next start does it again
         self.engine.close()
 
     def __repr__(self) -> str:

@@ -30,6 +30,8 @@ from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.fleet.agent import HostAgent, describe
 from coldsnap.server.fleet.bridge import HostLost, SocketContainer
 from coldsnap.server.fleet.placement import Demand, HostLoad, choose, no_room_message
+from coldsnap.server.fleet.shared import FleetFetched, FleetStore
+from coldsnap.server.remote_store import FetchFailed
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class Fleet:
         self._agents: dict[str, HostAgent] = {}
         self._loads: dict[str, HostLoad] = {}
         self._running: dict[str, tuple[str, Container]] = {}  # container id -> host, it
+        self._made: dict[str, str] = {}  # snapshot key -> the host that dumped it
         for agent in agents:
             self.add(agent)
 
@@ -110,24 +113,50 @@ class Fleet:
                 self.lose(host, str(exc))
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
-        """Restore on a host that holds ``key``; SnapshotMiss when none does or has room."""
+        """Restore on a host that holds ``key``; when none does or all are full, on a host
+        with room that fetches it from the shared store first. SnapshotMiss otherwise."""
         demand = Demand.of(spec, self._default_cpus)
         agents = self.agents
         if len(agents) == 1:  # the engine itself says whether it holds the key
             holders = frozenset(a.host for a in agents)
         else:
             holders = frozenset(a.host for a in agents if a.lookup(key) is not None)
-        if not holders:
-            raise SnapshotMiss(f"no host in the fleet holds snapshot {key}")
-        host = self._place(demand, holders, only=holders)
+        host = self._place(demand, holders, only=holders) if holders else None
+        fetched = None
         if host is None:
-            raise SnapshotMiss(f"every host holding snapshot {key} is full: "
-                               + self._no_room(demand))
+            host, fetched = self._fetch_for(key, demand, holders)
         try:
-            return self._launch(host, demand, lambda agent: agent.restore(key, spec))
+            container = self._launch(host, demand, lambda agent: agent.restore(key, spec))
         except HostLost as exc:  # not the snapshot's fault: no pause of the key
             self.lose(host, str(exc))
             raise SnapshotMiss(f"snapshot {key}'s host is gone: {exc}") from None
+        if fetched is not None:  # the boot's fetch_s and fetch_bytes (`apps stats`)
+            container.timings.update(fetched.timings())
+        return container
+
+    def _fetch_for(self, key: str, demand: Demand,
+                   holders: frozenset[str]) -> tuple[str, FleetFetched]:
+        """A host with room that fetched ``key`` (its room reserved); SnapshotMiss saying
+        why when there is no store, no room, or nothing to fetch."""
+        why = (f"every host holding snapshot {key} is full" if holders
+               else f"no host in the fleet holds snapshot {key}")
+        if self.shared_store() is None:
+            raise SnapshotMiss(why + (": " + self._no_room(demand) if holders else ""))
+        host = self._place(demand, frozenset(), only=None)
+        if host is None:
+            raise SnapshotMiss(f"{why}: {self._no_room(demand)}")
+        try:
+            fetched = self._fetch_on(host, key)
+        except (FetchFailed, HostLost) as exc:
+            self._release(host, demand)
+            raise SnapshotMiss(f"{why}, and host {host} could not fetch it from the "
+                               f"shared store: {exc}") from None
+        if fetched is None:
+            self._release(host, demand)
+            raise SnapshotMiss(f"{why}, and the shared store has none for host {host}")
+        logger.info("fetched memory snapshot %s from the shared store: %s", key,
+                    fetched.describe())
+        return host, fetched
 
     def checkpoint(self, container: Container, key: str, labels: dict[str, str] | None = None,
                    warnings: list[dict[str, str]] | None = None) -> SnapshotInfo:
@@ -137,7 +166,10 @@ class Fleet:
         if agent is None:  # transient: the key's next dump goes to another host
             raise DumpFailed(f"container {container.id} is on no host of the fleet (its "
                              f"host {host or '?'} left)", transient=True)
-        return agent.checkpoint(container, key, labels, warnings)
+        info = agent.checkpoint(container, key, labels, warnings)
+        with self._lock:
+            self._made[key] = host
+        return info
 
     def lookup(self, key: str) -> SnapshotInfo | None:
         for agent in self.agents:
@@ -161,6 +193,57 @@ class Fleet:
     def snapshots_deleted(self) -> None:
         for agent in self.agents:
             agent.snapshots_deleted()
+
+    # the shared store (docs/store.md): each host fetches and uploads its own (shared.py)
+
+    def shared_store(self) -> FleetStore | None:
+        """The boot policy's route to the shared store; None when no host has one."""
+        urls = [a.store_url for a in self.agents if a.store_url]
+        return FleetStore(self, urls[0]) if urls else None
+
+    def fetch(self, key: str) -> FleetFetched | None:
+        """Fetch ``key`` on the host a restore would go to now (room for a container of
+        the default size; the least loaded), so that ``restore`` finds it there. None:
+        the store has none for that host's host key. FetchFailed saying why."""
+        demand = Demand(cpus=self._default_cpus or 1.0)
+        with self._lock:
+            hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()}
+        host = choose(hosts, demand)
+        if host is None:
+            raise FetchFailed(self._no_room(demand))
+        try:
+            return self._fetch_on(host, key)
+        except HostLost as exc:
+            raise FetchFailed(str(exc)) from None
+
+    def _fetch_on(self, host: str, key: str) -> FleetFetched | None:
+        with self._lock:
+            agent = self._agents.get(host)
+        if agent is None:
+            raise FetchFailed(f"host {host} left the fleet before it could fetch {key}")
+        answer = agent.fetch_remote(key)
+        return FleetFetched(host, answer, self._name_hosts) if answer is not None else None
+
+    def upload(self, key: str) -> None:
+        """Upload ``key`` (in the background) from the host that made it, else from the
+        first host that holds it."""
+        with self._lock:
+            maker = self._agents.get(self._made.pop(key, ""))
+        for agent in ([maker] if maker is not None else []) + self.agents:
+            try:
+                if agent.upload_remote(key):
+                    return
+            except HostLost:
+                continue
+        logger.warning("no host of the fleet holds snapshot %s any more: not uploaded", key)
+
+    def layout_secret(self) -> str:
+        """The store's secret of fixed layouts' hash seeds, read through the first host
+        with a store; StoreUnavailable when the store can't be reached."""
+        for agent in self.agents:
+            if agent.store_url:
+                return agent.layout_secret()
+        return ""
 
     def close(self) -> None:
         for agent in self.agents:

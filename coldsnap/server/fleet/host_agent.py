@@ -22,7 +22,9 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
 from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
+from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
 from coldsnap.server.process import ZombieReaper, become_subreaper
+from coldsnap.server.remote_store import open_remote
 from coldsnap.settings import Settings
 
 
@@ -69,12 +71,14 @@ class AgentService:
     """One host's engine and containers, driven by the control plane (see the module)."""
 
     def __init__(self, settings: Settings, token: str) -> None:
+        settings = host_settings(settings)  # this host's own host-key salt, if it has one
         become_subreaper()
         self._reaper = ZombieReaper()
         self._reaper.start()
         for path in (settings.state_dir, settings.snapshots):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.engine = make_engine(settings)
+        self.remote = open_remote(settings, self.engine)  # over this host's own store
         self._listener = BridgeListener(token)
         self._containers: dict[str, Container] = {}
         self._lock = threading.Lock()
@@ -82,7 +86,8 @@ class AgentService:
     def info(self) -> dict[str, Any]:
         return {"engine": self.engine.name, "host_key": self.engine.host_key,
                 "isolated": self.engine.isolated, "hostname": socket.gethostname(),
-                "port": self._listener.port}
+                "port": self._listener.port,
+                "store_url": str(self.remote.url) if self.remote is not None else ""}
 
     # engine calls
 
@@ -107,6 +112,15 @@ class AgentService:
 
     def snapshots_deleted(self) -> Outcome:
         return Outcome.of(self.engine.snapshots_deleted)
+
+    def fetch_remote(self, key: str) -> Outcome:
+        return Outcome.of(lambda: fetch_here(self.remote, key))
+
+    def upload_remote(self, key: str) -> Outcome:
+        return Outcome.of(lambda: upload_here(self.remote, self.engine, key))
+
+    def layout_secret(self) -> Outcome:
+        return Outcome.of(lambda: self.remote.layout_secret() if self.remote else "")
 
     # containers
 
@@ -136,6 +150,8 @@ class AgentService:
         for container_id in ids:
             self.kill(container_id)
         self._listener.close()
+        if self.remote is not None:
+            self.remote.close()
         self.engine.close()
         self._reaper.stop()
 

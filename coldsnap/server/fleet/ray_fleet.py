@@ -38,6 +38,7 @@ RESOURCE = "coldsnap"  # the Ray resource that marks a node as a coldsnap host
 WATCH_S = 1.0
 AGENT_START_S = 120.0  # an agent's engine checks CRIU and cleans leftovers first
 CALL_S = 30.0  # a quick call (poll, kill, lookup) that takes longer: the host is stuck
+FETCH_S = 600.0  # a fetch from the shared store that takes longer: the host is stuck
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class RemoteAgent:
         self.engine_name = str(info["engine"])
         self.host_key = str(info["host_key"])
         self.isolated = bool(info["isolated"])
+        self.store_url = str(info.get("store_url") or "")
         resources = node.get("Resources") or {}
         self.capacity: Capacity | None = Capacity(
             float(resources.get("CPU", 0)), float(resources.get("memory", 0)) / 2**20,
@@ -147,6 +149,16 @@ class RemoteAgent:
             self._engine("snapshots_deleted", timeout=CALL_S)
         except HostLost:
             pass
+
+    def fetch_remote(self, key: str) -> dict[str, Any] | None:
+        answer: dict[str, Any] | None = self._engine("fetch_remote", key, timeout=FETCH_S)
+        return answer
+
+    def upload_remote(self, key: str) -> bool:
+        return bool(self._engine("upload_remote", key, timeout=CALL_S))
+
+    def layout_secret(self) -> str:
+        return str(self._engine("layout_secret", timeout=CALL_S))
 
     def close(self) -> None:
         import ray
