@@ -32,6 +32,7 @@ from coldsnap.server.fleet.agent import Capacity
 from coldsnap.server.fleet.bridge import HostLost, SocketContainer
 from coldsnap.server.fleet.fleet import Fleet
 from coldsnap.server.fleet.host_agent import AgentService, ContainerRecord, Outcome
+from coldsnap.server.fleet.shared import store_env
 from coldsnap.settings import Settings
 
 RESOURCE = "coldsnap"  # the Ray resource that marks a node as a coldsnap host
@@ -259,8 +260,10 @@ def start_agent(settings: Settings, node: dict[str, Any], token: str) -> RemoteA
 
     node_id = node["NodeID"]
     actor_class: Any = ray.remote(AgentService)
+    env = store_env(settings)  # the shared store's endpoint and credentials
     actor = actor_class.options(
         num_cpus=0, max_concurrency=256, max_restarts=0,
+        runtime_env={"env_vars": env} if env else None,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(agent_settings(settings, node_id), token)
     info: dict[str, Any] = ray.get(actor.info.remote(), timeout=AGENT_START_S)

@@ -60,6 +60,14 @@ def upload_here(remote: RemoteSnapshots | None, engine: Engine, key: str) -> boo
     return True
 
 
+def store_env(settings: Settings) -> dict[str, str]:
+    """The standard AWS variables of the control plane's environment (the store's
+    endpoint and credentials), which its agents get too; none without a store."""
+    if not settings.store_url:
+        return {}
+    return {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+
+
 def host_settings(settings: Settings) -> Settings:
     """An agent's settings: the control plane's, with this host's own host-key salt when
     its environment sets one (``COLDSNAP_HOST_KEY_SALT`` where ``ray start`` ran)."""

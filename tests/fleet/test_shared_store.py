@@ -1,0 +1,44 @@
+"""The shared store on a fleet: each host fetches and uploads its own snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import APPS, ServerHandle
+from tests.end_to_end import stats, wait_for
+from tests.fleet.conftest import RayCluster, fleet_server
+from tests.fleet.hosts import boots, result, spawn
+
+APP = "fleet-store"
+
+
+def manifests(seaweed: Any, prefix: str) -> list[str]:
+    return [name for name in seaweed.objects(prefix) if name.startswith("snapshots/")]
+
+
+def test_a_host_fetches_the_snapshot_another_host_made_when_that_one_is_full(
+        server_factory: type[ServerHandle], ray_cluster: RayCluster,
+        fleet_seaweed: Any) -> None:
+    from coldsnap.bench.seaweed import new_prefix
+
+    prefix = new_prefix()
+    server = fleet_server(server_factory, ray_cluster, fleet_seaweed.env(prefix))
+    server.cli("deploy", str(APPS / "fleet_store.py"))
+    assert result(server, spawn(server, APP, "slow", 0), 180) == (True, "done")
+    [(_, kind, maker)] = boots(server, APP)
+    assert kind == "snapshot-created"
+    # The host that made it uploads it (in the background, from its own store).
+    wait_for(lambda: manifests(fleet_seaweed, prefix), 180, "the snapshot's upload")
+
+    # Two calls at once: one takes the warm container, which fills its host (cpu=2);
+    # the other's container goes to the other host, which fetches the snapshot first.
+    calls = [spawn(server, APP, "slow", 10) for _ in range(2)]
+    for call_id in calls:
+        assert result(server, call_id, 240) == (True, "done"), server.log()[-3000:]
+    booted = boots(server, APP)
+    assert len(booted) == 2, (booted, server.log()[-3000:])
+    _, kind, host = booted[1]
+    assert kind == "restored" and host != maker, booted
+    fetched = [b for b in stats(server, APP)["boots"] if b["kind"] == "restored"]
+    assert len(fetched) == 1 and fetched[0]["timings"]["fetch_bytes"] > 0, fetched
+    assert "from the shared store: " in server.log() and f"onto host {host}" in server.log()
