@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import APPS, ServerHandle
@@ -42,3 +44,29 @@ def test_a_host_fetches_the_snapshot_another_host_made_when_that_one_is_full(
     fetched = [b for b in stats(server, APP)["boots"] if b["kind"] == "restored"]
     assert len(fetched) == 1 and fetched[0]["timings"]["fetch_bytes"] > 0, fetched
     assert "from the shared store: " in server.log() and f"onto host {host}" in server.log()
+
+
+def test_a_new_fleet_fetches_the_snapshot_on_the_host_it_restores_on(
+        server_factory: type[ServerHandle], ray_cluster: RayCluster, fleet_seaweed: Any,
+        tmp_path: Path) -> None:
+    from coldsnap.bench.seaweed import new_prefix
+
+    # Both fleets keep images at one path, as hosts sharing a layout do (docs/store.md).
+    env = {**fleet_seaweed.env(prefix := new_prefix()), "COLDSNAP_IMAGE_DIR": str(tmp_path)}
+    first = fleet_server(server_factory, ray_cluster, env)
+    first.cli("deploy", str(APPS / "fleet_store.py"))
+    assert result(first, spawn(first, APP, "slow", 0), 180) == (True, "done")
+    wait_for(lambda: manifests(fleet_seaweed, prefix), 180, "the snapshot's upload")
+    assert first.stop() == 0, first.log()[-3000:]
+
+    # Another control plane: its agents' stores are empty, the shared store has it.
+    second = fleet_server(server_factory, ray_cluster, env)
+    second.cli("deploy", str(APPS / "fleet_store.py"))
+    assert result(second, spawn(second, APP, "slow", 0), 180) == (True, "done")
+    [(_, kind, host)] = boots(second, APP)
+    assert kind == "restored", second.log()[-3000:]
+    [boot] = stats(second, APP)["boots"]
+    assert boot["timings"]["fetch_bytes"] > 0 and boot["timings"]["fetch_s"] > 0, boot
+    line = re.search(r"fetched memory snapshot \S+ from s3://\S+: [\d.]+ MB in \d+ ms .* "
+                     r"onto host (\S+)", second.cli("logs", APP).stdout)
+    assert line and line.group(1) == host, second.cli("logs", APP).stdout  # fetched there
