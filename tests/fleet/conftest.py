@@ -29,8 +29,10 @@ class RayCluster:
     def address(self) -> str:
         return str(self.cluster.address)
 
-    def add_host(self) -> Any:
-        node = self.cluster.add_node(num_cpus=HOST_CPUS, resources={"coldsnap": 1})
+    def add_host(self, env: dict[str, str] | None = None) -> Any:
+        """A host; ``env``: its raylet's environment (its agent's too)."""
+        node = self.cluster.add_node(num_cpus=HOST_CPUS, resources={"coldsnap": 1},
+                                     env_vars=env)
         self.cluster.wait_for_nodes()
         self.hosts.append(node)
         return node

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from coldsnap.client import Client
 from tests.conftest import APPS, ServerHandle
 from tests.end_to_end import stats, wait_for
-from tests.fleet.conftest import RayCluster, fleet_server
+from tests.fleet.conftest import RayCluster, fleet_server, unmount_lost_host
 from tests.fleet.hosts import boots, result, spawn
 
 APP = "fleet-store"
@@ -70,3 +71,28 @@ def test_a_new_fleet_fetches_the_snapshot_on_the_host_it_restores_on(
     line = re.search(r"fetched memory snapshot \S+ from s3://\S+: [\d.]+ MB in \d+ ms .* "
                      r"onto host (\S+)", second.cli("logs", APP).stdout)
     assert line and line.group(1) == host, second.cli("logs", APP).stdout  # fetched there
+
+
+def _host_keys(server: ServerHandle) -> dict[str, str]:
+    client = Client(server.settings)
+    try:
+        return {h["host"]: h["host_key"] for h in client.ping()["hosts"]}
+    finally:
+        client.close()
+
+
+def test_a_host_with_its_own_salt_has_a_host_key_of_its_own(
+        server_factory: type[ServerHandle], ray_cluster: RayCluster) -> None:
+    node = ray_cluster.add_host(env={"COLDSNAP_HOST_KEY_SALT": "another-cpu"})
+    server: ServerHandle | None = None
+    try:
+        # Without user namespaces: else each agent's uid range alone sets it apart.
+        server = fleet_server(server_factory, ray_cluster, {"COLDSNAP_USER_NAMESPACES": "off"})
+        keys = _host_keys(server)
+        [salted] = [key for host, key in keys.items() if host.endswith(node.node_id[:8])]
+        others = {key for host, key in keys.items() if not host.endswith(node.node_id[:8])}
+        assert len(others) == 1 and salted not in others, keys  # it would make its own
+    finally:
+        ray_cluster.remove_host(node)
+        if server is not None:
+            unmount_lost_host(server, node.node_id)
