@@ -96,3 +96,6 @@ def test_a_host_with_its_own_salt_has_a_host_key_of_its_own(
         ray_cluster.remove_host(node)
         if server is not None:
             unmount_lost_host(server, node.node_id)
+            # Until Ray marks the node dead, the next test's server would start an agent there.
+            wait_for(lambda: len(_host_keys(server)) == len(ray_cluster.hosts), 120,
+                     "the removed node's agent to go")
