@@ -54,6 +54,7 @@ class Fetched:
                 f"{self.cached_chunks} from this host's chunk cache)")
 
 
+_IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
 _Places = dict[str, tuple[int, list[tuple[int, int]]]]  # digest: size, [(fd, offset)]
 
 
@@ -67,27 +68,29 @@ class _Chunks:
 
     def from_cache(self, digests: list[str]) -> list[str]:
         """Place those of ``digests`` that the cache holds intact; the others, returned."""
-        missing = []
+        missing, writes = [], _Writes()
         for digest in digests:
             blob = self.cache.get(digest)
             try:
                 if blob is None:
                     raise CorruptChunk(digest, "is not in the cache")
-                self._place(digest, decompress(blob, digest, self.places[digest][0]))
+                writes.add(self.places[digest][1], decompress(blob, digest,
+                                                              self.places[digest][0]))
             except CorruptChunk:
                 self.cache.discard(digest)  # a bad disk: the store has it
                 missing.append(digest)
-                continue
-            with self._lock:
-                self.fetched.cached_chunks += 1
+        writes.flush()
+        with self._lock:
+            self.fetched.cached_chunks += len(digests) - len(missing)
         return missing
 
     def from_store(self, span: Span) -> None:
-        data = self.bucket.get_range(span.pack, span.start, span.end)
+        data, writes = self.bucket.get_range(span.pack, span.start, span.end), _Writes()
         for digest, loc in span.chunks:
             blob = data[loc.offset - span.start:loc.offset - span.start + loc.length]
-            self._place(digest, self._checked(digest, loc, blob))
+            writes.add(self.places[digest][1], self._checked(digest, loc, blob))
             self.cache.put(digest, blob)
+        writes.flush()
         with self._lock:
             self.fetched.store_bytes += len(data)
             self.fetched.store_chunks += len(span.chunks)
@@ -107,9 +110,33 @@ class _Chunks:
             exc.pack = loc.pack
             raise
 
-    def _place(self, digest: str, data: bytes) -> None:
-        for fd, offset in self.places[digest][1]:
-            os.pwrite(fd, data, offset)
+
+
+class _Writes:
+    """Chunks bound for the staged files, written in runs: a pack holds a file's new
+    chunks in order, so a read's chunks mostly follow each other in one file, and a
+    run is one system call (``pwritev``) instead of one per chunk."""
+
+    def __init__(self) -> None:
+        self._spots: list[tuple[int, int, bytes]] = []  # fd, offset, bytes
+
+    def add(self, spots: list[tuple[int, int]], data: bytes) -> None:
+        self._spots += [(fd, offset, data) for fd, offset in spots]
+
+    def flush(self) -> None:
+        run: list[bytes] = []
+        fd = start = end = -1
+        for spot_fd, offset, data in sorted(self._spots, key=lambda s: (s[0], s[1])):
+            if run and (spot_fd != fd or offset != end or len(run) == _IOV_MAX):
+                os.pwritev(fd, run, start)
+                run = []
+            if not run:
+                fd, start, end = spot_fd, offset, offset
+            run.append(data)
+            end += len(data)
+        if run:
+            os.pwritev(fd, run, start)
+        self._spots = []
 
 
 def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,

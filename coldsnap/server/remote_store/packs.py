@@ -163,16 +163,14 @@ def plan_spans(wanted: Iterable[tuple[str, Location]], gap: int = RANGE_GAP,
     spans: list[Span] = []
     for pack, chunks in by_pack.items():
         run: list[tuple[str, Location]] = []
+        end = 0
         for digest, loc in sorted(chunks, key=lambda item: item[1].offset):
-            if run and (loc.offset - _end(run) > gap or
-                        loc.offset + loc.length - run[0][1].offset > most):
-                spans.append(Span(pack, run[0][1].offset, _end(run), tuple(run)))
+            start = run[0][1].offset if run else loc.offset
+            if run and (loc.offset - end > gap or loc.offset + loc.length - start > most):
+                spans.append(Span(pack, start, end, tuple(run)))
                 run = []
             run.append((digest, loc))
+            end = max(end, loc.offset + loc.length) if len(run) > 1 else loc.offset + loc.length
         if run:
-            spans.append(Span(pack, run[0][1].offset, _end(run), tuple(run)))
+            spans.append(Span(pack, run[0][1].offset, end, tuple(run)))
     return spans
-
-
-def _end(run: list[tuple[str, Location]]) -> int:
-    return max(loc.offset + loc.length for _, loc in run)
