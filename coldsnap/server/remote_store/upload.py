@@ -1,4 +1,5 @@
-"""Putting a local snapshot into the shared store: chunks first, the manifest last.
+"""Putting a local snapshot into the shared store: packs of new chunks first (packs.py),
+the manifest last.
 
 ``upload_snapshot`` does one snapshot; ``Uploader`` runs them in a background
 thread after a snapshot is published, so no boot waits for the store, and tries
