@@ -64,6 +64,7 @@ class _Chunks:
     def __init__(self, bucket: Bucket, cache: ChunkCache, fetched: Fetched,
                  places: _Places) -> None:
         self.bucket, self.cache, self.fetched, self.places = bucket, cache, fetched, places
+        self.for_cache: list[tuple[str, bytes]] = []  # kept once the snapshot is published
         self._lock = threading.Lock()
 
     def from_cache(self, digests: list[str]) -> list[str]:
@@ -86,30 +87,34 @@ class _Chunks:
 
     def from_store(self, span: Span) -> None:
         data, writes = self.bucket.get_range(span.pack, span.start, span.end), _Writes()
+        kept = []
         for digest, loc in span.chunks:
             blob = data[loc.offset - span.start:loc.offset - span.start + loc.length]
-            writes.add(self.places[digest][1], self._checked(digest, loc, blob))
-            self.cache.put(digest, blob)
+            chunk, blob = self._checked(digest, loc, blob)
+            writes.add(self.places[digest][1], chunk)
+            kept.append((digest, blob))
         writes.flush()
         with self._lock:
+            if self.cache.limit_bytes:
+                self.for_cache += kept
             self.fetched.store_bytes += len(data)
             self.fetched.store_chunks += len(span.chunks)
             self.fetched.store_reads += 1
 
-    def _checked(self, digest: str, loc: Location, blob: bytes) -> bytes:
-        """The chunk's bytes; a corrupt read is tried once more before giving up."""
+    def _checked(self, digest: str, loc: Location, blob: bytes) -> tuple[bytes, bytes]:
+        """The chunk's bytes and the blob they came from; a corrupt read is tried once
+        more before giving up."""
         size = self.places[digest][0]
         try:
-            return decompress(blob, digest, size)
+            return decompress(blob, digest, size), blob
         except CorruptChunk as exc:
             logger.warning("%s in %s (read 1 of 2)", exc, loc.pack)
+        blob = self.bucket.get_range(loc.pack, loc.offset, loc.offset + loc.length)
         try:
-            return decompress(self.bucket.get_range(loc.pack, loc.offset,
-                                                    loc.offset + loc.length), digest, size)
+            return decompress(blob, digest, size), blob
         except CorruptChunk as exc:
             exc.pack = loc.pack
             raise
-
 
 
 class _Writes:
@@ -165,7 +170,18 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
         raise
     fetched.info = info
     fetched.seconds = time.monotonic() - t0
+    if chunks.for_cache:  # after the fetch: the boot restores meanwhile
+        pool.submit(_keep, cache, chunks.for_cache)
     return fetched
+
+
+def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]]) -> None:
+    try:
+        for digest, blob in chunks:
+            cache.put(digest, blob)
+    except OSError as exc:  # a full disk: later fetches take more from the store
+        logger.warning("keeping fetched chunks in the chunk cache %s failed: %s",
+                       cache.root, exc)
 
 
 def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None:
