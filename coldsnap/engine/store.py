@@ -91,8 +91,11 @@ class SnapshotStore:
         path.mkdir(parents=True)
         return path
 
-    def publish(self, staging: Path, key: str, meta: dict[str, Any]) -> SnapshotInfo:
-        """Seal ``staging`` with its metadata and rename it into place."""
+    def publish(self, staging: Path, key: str, meta: dict[str, Any],
+                digests: dict[str, str] | None = None) -> SnapshotInfo:
+        """Seal ``staging`` with its metadata and rename it into place. ``digests``: the
+        image files' digests when the caller checked their bytes another way (a fetch
+        checks every chunk's hash); else they are taken here."""
         meta = {
             **meta,
             "key": key,
@@ -100,7 +103,7 @@ class SnapshotStore:
             "created_at": time.time(),
             "files": _file_sizes(staging / "images"),
             # Every byte of every image file: what `verify` and each restore check.
-            "digests": digest_files(staging / "images"),
+            "digests": digests if digests else digest_files(staging / "images"),
         }
         stamps = {p.name: file_stamp(p) for p in (staging / "images").iterdir()}
         meta["size_bytes"] = sum(meta["files"].values()) + tree_size(staging / "fs")

@@ -35,6 +35,11 @@ CREATE INDEX IF NOT EXISTS snapshot_history_key ON snapshot_history (key, id)
 CREATED, FAILED, QUARANTINED, REMOVED = "created", "failed", "quarantined", "removed"
 _MAX_ROWS = 20000  # the oldest go beyond this (a few KB each)
 _MAX_LAYER_DIRS = 20000  # how far a built layer is searched for its distributions
+# The files a layer adds (modules next to the app, add_local_*), by hash: at most this
+# many files per layer, each at most this big, outside installed packages.
+_MAX_LAYER_FILES, _MAX_FILE_BYTES = 300, 256 * 1024
+_NOT_OWN_FILES = frozenset({"site-packages", "dist-packages", "__pycache__", "node_modules",
+                            ".git", "coldsnap", "cloudpickle"})  # the last: the runtime's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +129,7 @@ def snapshot_inputs(fn: FunctionSpec, host: dict[str, Any]) -> dict[str, Any]:
         "built_image": fn.built.hash if fn.built is not None else None,
         "python": fn.argv[0],
         "packages": packages(fn),
+        "files": [layer_files(layer) for layer in fn.layers],
         "options": fn.options.to_dict(),
         "variant": fn.variant,
         "coldsnap": {"version": coldsnap_version(), "code": coldsnap_fingerprint()[:16]},
@@ -142,6 +148,27 @@ def packages(fn: FunctionSpec) -> dict[str, str]:
         for name, version in installed_distributions(fn.argv[0]).items():
             found.setdefault(name, version)
     return dict(sorted(found.items()))
+
+
+def layer_files(layer: Path) -> dict[str, Any]:
+    """``{"layer": path, "files": {relative path: sha256}}``: the small files ``layer``
+    adds outside installed packages (``truncated`` when there were more)."""
+    files: dict[str, str] = {}
+    for dirpath, dirnames, names in os.walk(layer):
+        dirnames[:] = sorted(d for d in dirnames if d not in _NOT_OWN_FILES)
+        for name in sorted(names):
+            path = os.path.join(dirpath, name)
+            if len(files) >= _MAX_LAYER_FILES:
+                return {"layer": str(layer), "files": files, "truncated": True}
+            try:
+                if os.path.islink(path) or os.path.getsize(path) > _MAX_FILE_BYTES:
+                    continue
+                with open(path, "rb") as handle:
+                    files[os.path.relpath(path, layer)] = hashlib.sha256(
+                        handle.read()).hexdigest()
+            except OSError:
+                continue
+    return {"layer": str(layer), "files": files}
 
 
 def _layer_distributions(layer: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from pathlib import Path
 from typing import Any
 
 from coldsnap.server.errors import ApiError
@@ -85,6 +86,7 @@ def changes(db: StateDB, before: HistoryEvent, after: HistoryEvent) -> list[dict
         found.append(_source_change(db, before, after))
     found += _listed("image", "image steps", _step_lines(old.get("image")),
                      _step_lines(new.get("image")))
+    found += file_changes(old.get("files") or [], new.get("files") or [])
     if not found and old.get("built_image") != new.get("built_image"):
         found.append({"input": "image", "summary": "the image was built again (force_build, "
                       "or a file it adds changed)"})
@@ -120,6 +122,43 @@ def _source_change(db: StateDB, before: HistoryEvent, after: HistoryEvent) -> di
     changed = sum(1 for line in lines[2:] if line[:1] in "+-")
     return {"input": "source", "file": name, "diff": "\n".join(lines),
             "summary": f"{name}: {changed} line(s) changed"}
+
+
+def file_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """The files the image's layers add (modules beside the app, add_local_*) that
+    changed, with a diff where both versions are still on disk."""
+    before = {rel: (layer["layer"], sha) for layer in old
+              for rel, sha in (layer.get("files") or {}).items()}
+    after = {rel: (layer["layer"], sha) for layer in new
+             for rel, sha in (layer.get("files") or {}).items()}
+    found = []
+    for rel in sorted(set(before) | set(after)):
+        if rel in before and rel in after and before[rel][1] == after[rel][1]:
+            continue
+        if rel not in before:
+            found.append({"input": "file", "file": rel, "summary": f"{rel}: added"})
+        elif rel not in after:
+            found.append({"input": "file", "file": rel, "summary": f"{rel}: removed"})
+        else:
+            found.append(_file_diff(rel, before[rel][0], after[rel][0]))
+    return found[:MAX_LISTED]
+
+
+def _file_diff(rel: str, old_layer: str, new_layer: str) -> dict[str, Any]:
+    try:
+        old = Path(old_layer, rel).read_text(errors="replace").splitlines()
+        new = Path(new_layer, rel).read_text(errors="replace").splitlines()
+    except OSError:
+        return {"input": "file", "file": rel, "summary": f"{rel} changed (the earlier "
+                "image's copy is no longer on disk)"}
+    lines = list(difflib.unified_diff(old, new, f"{rel} (before)", f"{rel} (now)", n=1,
+                                      lineterm=""))
+    changed = sum(1 for line in lines[2:] if line[:1] in "+-")
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more lines)"]
+    return {"input": "file", "file": rel, "diff": "\n".join(lines),
+            "summary": f"{rel}: {changed} line(s) changed"}
 
 
 def _step_lines(layers: Any) -> list[str]:

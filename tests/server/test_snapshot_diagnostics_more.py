@@ -186,3 +186,37 @@ def test_the_last_digest_check_is_kept_by_restore_then_by_verify(srv: ServerHand
     detail = json.loads(srv.cli("snapshots", "inspect", row["key"], "--json").stdout)
     assert detail["last_check"]["by"] == "snapshots verify" and detail["last_check"]["ok"]
     assert detail["last_check"]["at"] >= row["last_check"]["at"]
+
+
+HELPED = """
+import coldsnap
+import whyhelper
+
+app = coldsnap.App("test-snapshot-helped", image=coldsnap.Image.from_host())
+
+
+@app.cls(enable_memory_snapshot=True)
+class Helped:
+    @coldsnap.enter(snap=True)
+    def load(self):
+        self.word = whyhelper.WORD
+
+    @coldsnap.method()
+    def ping(self) -> str:
+        return self.word
+"""
+
+
+def test_why_names_a_changed_module_beside_the_app_and_its_line(srv: ServerHandle,
+                                                                tmp_path: Path) -> None:
+    app, app_file = "test-snapshot-helped", tmp_path / "helped.py"
+    write_app(tmp_path, "helped", HELPED)
+    for word in ("first", "second"):
+        (tmp_path / "whyhelper.py").write_text(f"# a module of the app's\nWORD = {word!r}\n")
+        srv.cli("deploy", str(app_file))
+        assert _call(srv, app, "Helped") == word
+    why = json.loads(srv.cli("snapshots", "why", app, "Helped", "--json").stdout)[0]
+    [change] = [c for c in why["changes"] if c["input"] == "file"]
+    assert change["file"].endswith("whyhelper.py"), change
+    assert "-WORD = 'first'" in change["diff"] and "+WORD = 'second'" in change["diff"]
+    assert "whyhelper.py: 2 line(s) changed" in srv.cli("snapshots", "why", app).stdout

@@ -181,7 +181,7 @@ def test_data_survives_a_restart(srv: ServerHandle) -> None:
     srv.restart()
     assert _call(srv, f"result = {_fn('read')}.remote('kept.txt')")[0] == "before the restart"
     listing = json.loads(srv.cli("volume", "list", "--json").stdout)
-    assert [v["name"] for v in listing] == ["test-shared"]
+    assert "test-shared" in [v["name"] for v in listing]  # (an earlier test made another)
 
 
 def test_missing_volume_names_the_command(server_factory: type[ServerHandle],

@@ -23,9 +23,10 @@ from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable, StoreUrl
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk
-from coldsnap.server.remote_store.fetch import Fetched, SnapshotMismatch, fetch_snapshot
+from coldsnap.server.remote_store.fetch import Fetched, fetch_snapshot
 from coldsnap.server.remote_store.layout import SECRET_OBJECT, fixed_layout
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
+from coldsnap.server.remote_store.packs import PackIndex, index_name
 from coldsnap.server.remote_store.upload import Uploader, upload_snapshot
 from coldsnap.settings import Settings
 
@@ -49,8 +50,10 @@ class RemoteSnapshots:
         self.cache = ChunkCache(settings.chunk_cache_path, settings.store_cache_mb * 1024 * 1024)
         self.transfers = settings.store_transfers
         self._pool = ThreadPoolExecutor(self.transfers, thread_name_prefix="store")
+        self.index = PackIndex()  # the chunks the store holds, as far as uploads know
         self.uploader = Uploader(
-            lambda path: upload_snapshot(self.bucket, path, self._pool, self.transfers),
+            lambda path: upload_snapshot(self.bucket, path, self._pool, self.transfers,
+                                         self.index),
             str(self.url))
         self.uploader.submit(self._not_uploaded())  # a stop may have cut uploads short
 
@@ -76,18 +79,21 @@ class RemoteSnapshots:
                 return None
             manifest = Manifest.from_json(raw)
             return fetch_snapshot(self.bucket, self.cache, self.store, manifest, self._pool)
-        except (CorruptChunk, SnapshotMismatch) as exc:
-            self._forget(key)
+        except CorruptChunk as exc:
+            self._forget(key, exc.pack)
             raise FetchFailed(f"{exc}: the snapshot in the store is damaged, deleted it "
                               "there") from None
         except (StoreUnavailable, OSError, ValueError) as exc:
             raise FetchFailed(str(exc)) from None
 
-    def _forget(self, key: str) -> None:
-        """Delete a damaged snapshot's manifest: this host's own snapshot, uploaded once
-        made, takes its place."""
+    def _forget(self, key: str, pack: str | None) -> None:
+        """Delete a damaged snapshot's manifest, and the index of the damaged pack: this
+        host's own snapshot, uploaded once made, takes its place, its chunks written anew."""
         try:
             self.bucket.delete(manifest_name(self.store.host_key, key))
+            if pack is not None:
+                self.index.forget_pack(pack)
+                self.bucket.delete(index_name(pack))
         except StoreUnavailable as exc:
             logger.warning("could not delete the damaged snapshot %s from %s: %s", key,
                            self.url, exc)

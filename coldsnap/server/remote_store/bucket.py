@@ -81,6 +81,30 @@ class Bucket:
                 return None
             raise self._unavailable("reading", name, exc) from exc
 
+    def get_range(self, name: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` up to ``end`` (exclusive) of an object that must exist."""
+        try:
+            response = self._client.get_object(Bucket=self.url.bucket, Key=self.url.key(name),
+                                               Range=f"bytes={start}-{end - 1}")
+            data = bytes(response["Body"].read())
+        except Exception as exc:
+            raise self._unavailable("reading", f"{name} (bytes {start}-{end - 1})", exc) from exc
+        count_store_bytes(FETCHED, len(data))
+        return data
+
+    def list(self, under: str) -> list[str]:
+        """The names of the objects whose name starts with ``under``."""
+        names, prefix = [], self.url.key(under)
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.url.bucket, Prefix=prefix)
+            for page in pages:
+                names += [item["Key"][len(prefix) - len(under):]
+                          for item in page.get("Contents", [])]
+        except Exception as exc:
+            raise self._unavailable("listing", under, exc) from exc
+        return names
+
     def put(self, name: str, data: bytes) -> None:
         try:
             self._client.put_object(Bucket=self.url.bucket, Key=self.url.key(name), Body=data)

@@ -27,6 +27,7 @@ class ChunkCache:
         root.mkdir(parents=True, exist_ok=True)
         self._sizes = {p.name: p.stat().st_size for p in root.iterdir()
                        if p.is_file() and not p.name.endswith(".tmp")}
+        self._total = sum(self._sizes.values())  # kept as entries come and go
         for leftover in root.glob("*.tmp"):  # a write cut short by a stop
             leftover.unlink(missing_ok=True)
         self._evict()
@@ -34,7 +35,7 @@ class ChunkCache:
     @property
     def size_bytes(self) -> int:
         with self._lock:
-            return sum(self._sizes.values())
+            return self._total
 
     def __contains__(self, digest: str) -> bool:
         with self._lock:
@@ -48,7 +49,7 @@ class ChunkCache:
             os.utime(path)
         except OSError:
             with self._lock:
-                self._sizes.pop(digest, None)
+                self._total -= self._sizes.pop(digest, 0)
             return None
         return data
 
@@ -60,6 +61,7 @@ class ChunkCache:
         tmp.write_bytes(data)
         os.rename(tmp, self.root / digest)
         with self._lock:
+            self._total += len(data) - self._sizes.get(digest, 0)
             self._sizes[digest] = len(data)
         self._evict()
 
@@ -67,19 +69,18 @@ class ChunkCache:
         """Drop a chunk (its bytes were found wrong)."""
         (self.root / digest).unlink(missing_ok=True)
         with self._lock:
-            self._sizes.pop(digest, None)
+            self._total -= self._sizes.pop(digest, 0)
 
     def _evict(self) -> None:
         with self._lock:
-            total = sum(self._sizes.values())
-            if total <= self.limit_bytes:
+            if self._total <= self.limit_bytes:
                 return
             by_use = sorted(self._sizes, key=self._last_use)
             for digest in by_use:
-                if total <= self.limit_bytes:
+                if self._total <= self.limit_bytes:
                     break
                 (self.root / digest).unlink(missing_ok=True)
-                total -= self._sizes.pop(digest)
+                self._total -= self._sizes.pop(digest)
 
     def _last_use(self, digest: str) -> int:
         try:

@@ -25,6 +25,7 @@ class CorruptChunk(Exception):
     def __init__(self, digest: str, problem: str) -> None:
         super().__init__(f"chunk {digest} {problem}")
         self.digest = digest
+        self.pack: str | None = None  # the pack it was read from, once known
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Bringing a snapshot from the shared store into this host's local store.
 
-The chunks go straight into their places in the staged files, ``transfers`` at a
-time, each from the host's chunk cache when it is there and from the store
-otherwise, and each checked against its hash (a corrupt one is fetched once more,
-then deleted from the store, so that a later upload writes it anew). The staged
-snapshot is then published through the local store, which takes the digests of
-its image files as for a dump; they must equal the ones taken where it was dumped.
+The chunks go straight into their places in the staged files: those in the
+host's chunk cache from there, the rest from the store's packs in ranged reads of
+neighbouring chunks (packs.py), ``transfers`` at a time. Each chunk is checked
+against its hash; a corrupt one is read once more on its own, then the fetch fails
+naming its pack (``CorruptChunk.pack``), whose index the caller deletes so that a
+later upload writes its chunks anew. Since every chunk matched its hash and the
+manifest's chunks cover each file exactly, the staged files are the ones whose
+digests the manifest carries: the snapshot is published with those digests, not
+hashed a second time.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk, decompress
 from coldsnap.server.remote_store.fs_tar import unpack
-from coldsnap.server.remote_store.manifest import FS_TAR, ChunkRef, Manifest, chunk_name
+from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
+from coldsnap.server.remote_store.packs import Span, plan_spans
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ class Fetched:
     info: SnapshotInfo | None = None  # set once published
     store_bytes: int = 0
     store_chunks: int = 0
+    store_reads: int = 0  # ranged GETs of packs
     cached_chunks: int = 0
     seconds: float = 0.0
 
@@ -45,104 +50,167 @@ class Fetched:
 
     def describe(self) -> str:
         return (f"{self.store_bytes / 1e6:.1f} MB in {self.seconds * 1000:.0f} ms "
-                f"({self.store_chunks} chunks from the store, {self.cached_chunks} from "
-                "this host's chunk cache)")
+                f"({self.store_chunks} chunks from the store in {self.store_reads} reads, "
+                f"{self.cached_chunks} from this host's chunk cache)")
 
 
-class SnapshotMismatch(Exception):
-    """The assembled image files differ from the digests taken where it was dumped."""
+_IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
+_Places = dict[str, tuple[int, list[tuple[int, int]]]]  # digest: size, [(fd, offset)]
 
 
 class _Chunks:
-    """Gets chunks from the cache or the store, counting what came from where."""
+    """Puts chunks into their places, from the cache or the store, counting from where."""
 
-    def __init__(self, bucket: Bucket, cache: ChunkCache, fetched: Fetched) -> None:
-        self.bucket, self.cache, self.fetched = bucket, cache, fetched
+    def __init__(self, bucket: Bucket, cache: ChunkCache, fetched: Fetched,
+                 places: _Places) -> None:
+        self.bucket, self.cache, self.fetched, self.places = bucket, cache, fetched, places
+        self.for_cache: list[tuple[str, bytes]] = []  # kept once the snapshot is published
         self._lock = threading.Lock()
 
-    def get(self, ref: ChunkRef) -> bytes:
-        blob = self.cache.get(ref.digest)
-        if blob is not None:
+    def from_cache(self, digests: list[str]) -> list[str]:
+        """Place those of ``digests`` that the cache holds intact; the others, returned."""
+        missing, writes = [], _Writes()
+        for digest in digests:
+            blob = self.cache.get(digest)
             try:
-                data = decompress(blob, ref.digest, ref.size)
-                with self._lock:
-                    self.fetched.cached_chunks += 1
-                return data
+                if blob is None:
+                    raise CorruptChunk(digest, "is not in the cache")
+                writes.add(self.places[digest][1], decompress(blob, digest,
+                                                              self.places[digest][0]))
             except CorruptChunk:
-                self.cache.discard(ref.digest)  # a bad disk: the store has it
-        return self._from_store(ref)
+                self.cache.discard(digest)  # a bad disk: the store has it
+                missing.append(digest)
+        writes.flush()
+        with self._lock:
+            self.fetched.cached_chunks += len(digests) - len(missing)
+        return missing
 
-    def _from_store(self, ref: ChunkRef) -> bytes:
-        problem: CorruptChunk | None = None
-        for attempt in (1, 2):  # a corrupt read is tried once more before giving up
-            blob = self.bucket.get(chunk_name(ref.digest))
-            if blob is None:
-                raise CorruptChunk(ref.digest, "is missing from the store")
-            try:
-                data = decompress(blob, ref.digest, ref.size)
-            except CorruptChunk as exc:
-                problem = exc
-                logger.warning("%s (read %d of 2)", exc, attempt)
-                continue
-            self.cache.put(ref.digest, blob)
-            with self._lock:
-                self.fetched.store_bytes += len(blob)
-                self.fetched.store_chunks += 1
-            return data
-        self.bucket.delete(chunk_name(ref.digest))  # the next upload of it writes it anew
-        assert problem is not None
-        raise problem
+    def from_store(self, span: Span) -> None:
+        data, writes = self.bucket.get_range(span.pack, span.start, span.end), _Writes()
+        kept = []
+        for digest, loc in span.chunks:
+            blob = data[loc.offset - span.start:loc.offset - span.start + loc.length]
+            chunk, blob = self._checked(digest, loc, blob)
+            writes.add(self.places[digest][1], chunk)
+            kept.append((digest, blob))
+        writes.flush()
+        with self._lock:
+            if self.cache.limit_bytes:
+                self.for_cache += kept
+            self.fetched.store_bytes += len(data)
+            self.fetched.store_chunks += len(span.chunks)
+            self.fetched.store_reads += 1
+
+    def _checked(self, digest: str, loc: Location, blob: bytes) -> tuple[bytes, bytes]:
+        """The chunk's bytes and the blob they came from; a corrupt read is tried once
+        more before giving up."""
+        size = self.places[digest][0]
+        try:
+            return decompress(blob, digest, size), blob
+        except CorruptChunk as exc:
+            logger.warning("%s in %s (read 1 of 2)", exc, loc.pack)
+        blob = self.bucket.get_range(loc.pack, loc.offset, loc.offset + loc.length)
+        try:
+            return decompress(blob, digest, size), blob
+        except CorruptChunk as exc:
+            exc.pack = loc.pack
+            raise
+
+
+class _Writes:
+    """Chunks bound for the staged files, written in runs: a pack holds a file's new
+    chunks in order, so a read's chunks mostly follow each other in one file, and a
+    run is one system call (``pwritev``) instead of one per chunk."""
+
+    def __init__(self) -> None:
+        self._spots: list[tuple[int, int, bytes]] = []  # fd, offset, bytes
+
+    def add(self, spots: list[tuple[int, int]], data: bytes) -> None:
+        self._spots += [(fd, offset, data) for fd, offset in spots]
+
+    def flush(self) -> None:
+        run: list[bytes] = []
+        fd = start = end = -1
+        for spot_fd, offset, data in sorted(self._spots, key=lambda s: (s[0], s[1])):
+            if run and (spot_fd != fd or offset != end or len(run) == _IOV_MAX):
+                os.pwritev(fd, run, start)
+                run = []
+            if not run:
+                fd, start, end = spot_fd, offset, offset
+            run.append(data)
+            end += len(data)
+        if run:
+            os.pwritev(fd, run, start)
+        self._spots = []
 
 
 def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
                    manifest: Manifest, pool: ThreadPoolExecutor) -> Fetched:
     """Assemble ``manifest``'s snapshot and publish it in ``store``. CorruptChunk,
-    SnapshotMismatch, StoreUnavailable or OSError when it can't; nothing is left."""
+    StoreUnavailable, OSError or ValueError when it can't; nothing is left."""
     t0 = time.monotonic()
     fetched = Fetched()
-    chunks = _Chunks(bucket, cache, fetched)
     staging = store.staging_dir(manifest.key)
+    fds: list[int] = []
     try:
         (staging / "images").mkdir()
-        places = _lay_out(staging, manifest)
-        for future in [pool.submit(_fill, chunks, ref, spots) for ref, spots in places.items()]:
-            future.result()
+        chunks = _Chunks(bucket, cache, fetched, _lay_out(staging, manifest, fds))
+        _fill(chunks, manifest, pool)
+        for fd in fds:
+            os.close(fd)
+        fds.clear()
         unpack(staging / FS_TAR, staging / "fs")
         (staging / FS_TAR).unlink()
         meta = {**manifest.meta, "fetched_from": str(bucket.url)}
-        info = store.publish(staging, manifest.key, meta)
+        info = store.publish(staging, manifest.key, meta, digests=manifest.meta.get("digests"))
     except BaseException:
+        for fd in fds:
+            os.close(fd)
         store.discard(staging)
         raise
-    if info.extra.get("digests") != manifest.meta.get("digests"):
-        store.delete(manifest.key)
-        raise SnapshotMismatch(f"memory snapshot {manifest.key}'s image files, assembled, "
-                               "differ from the digests taken where it was made")
     fetched.info = info
     fetched.seconds = time.monotonic() - t0
+    if chunks.for_cache:  # after the fetch: the boot restores meanwhile
+        pool.submit(_keep, cache, chunks.for_cache)
     return fetched
 
 
-def _lay_out(staging: Path, manifest: Manifest) -> dict[ChunkRef, list[tuple[Path, int]]]:
-    """Make each file at its size; each distinct chunk with the places it goes."""
-    places: dict[ChunkRef, list[tuple[Path, int]]] = {}
+def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]]) -> None:
+    try:
+        for digest, blob in chunks:
+            cache.put(digest, blob)
+    except OSError as exc:  # a full disk: later fetches take more from the store
+        logger.warning("keeping fetched chunks in the chunk cache %s failed: %s",
+                       cache.root, exc)
+
+
+def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None:
+    """Every chunk into its places: the cache's first, then the rest from the store."""
+    digests = [d for d in chunks.places if d in chunks.cache]
+    batches = [digests[i:i + 256] for i in range(0, len(digests), 256)]
+    missing = {d for d in chunks.places if d not in chunks.cache}
+    for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
+        missing.update(future.result())
+    spans = plan_spans((d, manifest.locations[d]) for d in missing)
+    for read in [pool.submit(chunks.from_store, span) for span in spans]:
+        read.result()
+
+
+def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:
+    """Make each file at its size, open (into ``fds``); each distinct chunk with its size
+    and the places it goes. ValueError when the manifest's files are not a snapshot's."""
+    places: _Places = {}
     for stored in manifest.files:
         path = staging / stored.name
         if path.parent not in (staging, staging / "images") or path.name in ("", ".", ".."):
             raise ValueError(f"manifest of {manifest.key} names a file outside the "
                              f"snapshot: {stored.name!r}")
-        with path.open("wb") as f:
-            f.truncate(stored.size)
+        if sum(ref.size for ref in stored.chunks) != stored.size:
+            raise ValueError(f"manifest of {manifest.key}: the chunks of {stored.name} do "
+                             f"not add up to its size ({stored.size} bytes)")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fds.append(fd)
+        os.ftruncate(fd, stored.size)
         for ref, offset in stored.offsets():
-            places.setdefault(ref, []).append((path, offset))
+            places.setdefault(ref.digest, (ref.size, []))[1].append((fd, offset))
     return places
-
-
-def _fill(chunks: _Chunks, ref: ChunkRef, spots: list[tuple[Path, int]]) -> None:
-    data = chunks.get(ref)
-    for path, offset in spots:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.pwrite(fd, data, offset)
-        finally:
-            os.close(fd)

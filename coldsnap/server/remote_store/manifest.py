@@ -2,14 +2,16 @@
 
 Layout under ``COLDSNAP_STORE_URL`` (``s3://BUCKET/PREFIX``)::
 
-    chunks/<blake3 hex>                    one chunk, zstd-compressed, stored once
+    packs/<blake3 hex>                     chunks, zstd-compressed, back to back (packs.py)
+    packs/<blake3 hex>.idx                 that pack's chunks: hash, offset, length
     snapshots/<host key>/<key>.json        a snapshot's manifest (written last)
 
 A manifest lists a snapshot's files (CRIU's image files, and its filesystem
-layer packed as one tar stream) with their sizes and chunk lists, and carries
-the local store's metadata (digests of every image file included). A snapshot
-is in the store once its manifest is: the chunks go first, so a reader never
-finds a manifest whose chunks are not all there yet.
+layer packed as one tar stream) with their sizes and chunk lists, where each
+chunk lies (pack, offset, length), and carries the local store's metadata
+(digests of every image file included). A snapshot is in the store once its
+manifest is: the packs go first, so a reader never finds a manifest whose chunks
+are not all there yet.
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ import dataclasses
 import json
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 1 stored each chunk as an object of its own
 FS_TAR = "fs.tar"  # the snapshot's filesystem layer, packed (fs_tar.py)
-
-
-def chunk_name(digest: str) -> str:
-    return f"chunks/{digest}"
 
 
 def manifest_name(host_key: str, key: str) -> str:
     return f"snapshots/{host_key}/{key}.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """Where a chunk's stored (compressed) bytes lie: in ``pack``, from ``offset``."""
+
+    pack: str
+    offset: int
+    length: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +64,14 @@ class StoredFile:
 
 @dataclasses.dataclass(frozen=True)
 class Manifest:
-    """A snapshot in the store: its key and host key, files and local metadata."""
+    """A snapshot in the store: its key and host key, files, where each chunk lies,
+    and local metadata."""
 
     key: str
     host_key: str
     files: tuple[StoredFile, ...]
     meta: dict[str, Any]
+    locations: dict[str, Location]
 
     @property
     def size_bytes(self) -> int:
@@ -72,11 +81,16 @@ class Manifest:
         return {ref.digest for f in self.files for ref in f.chunks}
 
     def to_json(self) -> bytes:
+        packs = sorted({loc.pack for loc in self.locations.values()})
+        number = {pack: i for i, pack in enumerate(packs)}
         data = {
             "format": FORMAT, "key": self.key, "host_key": self.host_key, "meta": self.meta,
             "files": [{"name": f.name, "size": f.size,
                        "chunks": [[ref.digest, ref.size] for ref in f.chunks]}
                       for f in self.files],
+            "packs": packs,
+            "where": {digest: [number[loc.pack], loc.offset, loc.length]
+                      for digest, loc in self.locations.items()},
         }
         return json.dumps(data, sort_keys=True).encode()
 
@@ -91,6 +105,15 @@ class Manifest:
                 StoredFile(str(f["name"]), int(f["size"]),
                            tuple(ChunkRef(str(d), int(n)) for d, n in f["chunks"]))
                 for f in data["files"])
-            return cls(str(data["key"]), str(data["host_key"]), files, dict(data["meta"]))
-        except (KeyError, TypeError, AttributeError) as exc:
+            packs = [str(name) for name in data["packs"]]
+            where = {str(d): Location(packs[i], int(off), int(n))
+                     for d, (i, off, n) in data["where"].items()}
+            manifest = cls(str(data["key"]), str(data["host_key"]), files, dict(data["meta"]),
+                           where)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"not a coldsnap snapshot manifest: {exc!r}") from None
+        missing = manifest.digests() - manifest.locations.keys()
+        if missing:
+            raise ValueError(f"manifest of {manifest.key} does not say where {len(missing)} "
+                             "of its chunks lie")
+        return manifest

@@ -1,4 +1,5 @@
-"""Putting a local snapshot into the shared store: chunks first, the manifest last.
+"""Putting a local snapshot into the shared store: packs of new chunks first (packs.py),
+the manifest last.
 
 ``upload_snapshot`` does one snapshot; ``Uploader`` runs them in a background
 thread after a snapshot is published, so no boot waits for the store, and tries
@@ -16,20 +17,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable
-from coldsnap.server.remote_store.chunks import Piece, compress, split_file
+from coldsnap.server.remote_store.chunks import split_file
 from coldsnap.server.remote_store.fs_tar import pack
 from coldsnap.server.remote_store.manifest import (
     FS_TAR,
     ChunkRef,
     Manifest,
     StoredFile,
-    chunk_name,
     manifest_name,
 )
+from coldsnap.server.remote_store.packs import PackIndex, PackWriter
 
 RETRY_FIRST_S = 2.0  # the first retry after the store failed; doubled up to RETRY_MAX_S
 RETRY_MAX_S = 300.0
@@ -43,85 +44,58 @@ class Uploaded:
     chunks: int
     size_bytes: int
     new_chunks: int
-    new_bytes: int  # compressed, as stored
+    new_bytes: int  # compressed, as stored in new packs
     seconds: float
 
 
-class _Chunks:
-    """Writes the chunks the store lacks, ``transfers`` at a time; counts the new ones."""
-
-    def __init__(self, bucket: Bucket, pool: ThreadPoolExecutor, transfers: int) -> None:
-        self.bucket, self.pool, self.limit = bucket, pool, transfers * 4
-        self.new_chunks = self.new_bytes = 0
-        self._claimed: set[str] = set()  # a chunk twice in one snapshot is probed once
-        self._pending: list[Future[None]] = []
-        self._lock = threading.Lock()
-
-    def add(self, piece: Piece) -> None:
-        if len(self._pending) >= self.limit:  # bound the pieces held in memory
-            self._pending.pop(0).result()
-        self._pending.append(self.pool.submit(self._put, piece))
-
-    def finish(self) -> None:
-        """Wait for the writes; the first error, if any, is raised."""
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
-
-    def abandon(self) -> None:
-        """Wait for the writes started, ignoring their errors (an upload failed)."""
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.cancel() or future.exception()
-
-    def _put(self, piece: Piece) -> None:
-        with self._lock:
-            if piece.digest in self._claimed:
-                return
-            self._claimed.add(piece.digest)
-        name = chunk_name(piece.digest)
-        if self.bucket.exists(name):
-            return
-        blob = compress(piece.data)
-        self.bucket.put(name, blob)
-        with self._lock:
-            self.new_chunks += 1
-            self.new_bytes += len(blob)
-
-
 def upload_snapshot(bucket: Bucket, snapshot: Path, pool: ThreadPoolExecutor,
-                    transfers: int) -> Uploaded | None:
+                    transfers: int, index: PackIndex) -> Uploaded | None:
     """Store the snapshot at ``snapshot`` (a dir of the local store); None if the store
-    has it already."""
+    has it already. ``index`` learns the packs written by anyone since it last looked."""
     t0 = time.monotonic()
     meta = json.loads((snapshot / "meta.json").read_text())
     name = manifest_name(meta["host_key"], meta["key"])
-    if bucket.exists(name):
+    if _readable_manifest(bucket, name):
         return None
-    chunks = _Chunks(bucket, pool, transfers)
+    index.refresh(bucket)
+    packs = PackWriter(bucket, pool, index, transfers)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=snapshot.parent.parent / ".staging"))
     try:
         pack(snapshot / "fs", scratch / FS_TAR)
         # The files published, not those a restore wrote beside them since (its log).
         sources = [(f"images/{name}", snapshot / "images" / name) for name in
                    sorted(meta["files"])]
-        files = [_store_file(label, path, chunks) for label, path in
+        files = [_store_file(label, path, packs) for label, path in
                  [*sources, (FS_TAR, scratch / FS_TAR)]]
-        chunks.finish()
+        packs.finish()
     finally:
-        chunks.abandon()
+        packs.abandon()
         shutil.rmtree(scratch, ignore_errors=True)
-    manifest = Manifest(meta["key"], meta["host_key"], tuple(files), meta)
+    manifest = Manifest(meta["key"], meta["host_key"], tuple(files), meta, packs.locations)
     bucket.put(name, manifest.to_json())  # last: now the snapshot is in the store
     return Uploaded(sum(len(f.chunks) for f in files), manifest.size_bytes,
-                    chunks.new_chunks, chunks.new_bytes, time.monotonic() - t0)
+                    packs.new_chunks, packs.new_bytes, time.monotonic() - t0)
 
 
-def _store_file(label: str, path: Path, chunks: _Chunks) -> StoredFile:
+def _readable_manifest(bucket: Bucket, name: str) -> bool:
+    """Whether the store has a manifest at ``name`` that this version reads (one of an
+    older format is replaced)."""
+    raw = bucket.get(name)
+    if raw is None:
+        return False
+    try:
+        Manifest.from_json(raw)
+        return True
+    except ValueError as exc:
+        logger.info("replacing %s in the store, which this version can't read: %s", name, exc)
+        return False
+
+
+def _store_file(label: str, path: Path, packs: PackWriter) -> StoredFile:
     refs = []
     for piece in split_file(path):
         refs.append(ChunkRef(piece.digest, len(piece.data)))
-        chunks.add(piece)
+        packs.add(piece.digest, piece.data)
     return StoredFile(label, path.stat().st_size, tuple(refs))
 
 

@@ -16,7 +16,8 @@ from coldsnap.server.remote_store.chunks import (
     split_file,
 )
 from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env, layout_secret
-from coldsnap.server.remote_store.manifest import ChunkRef, Manifest, StoredFile
+from coldsnap.server.remote_store.manifest import ChunkRef, Location, Manifest, StoredFile
+from coldsnap.server.remote_store.packs import plan_spans
 from coldsnap.settings import Settings
 
 
@@ -45,14 +46,36 @@ def test_a_chunk_whose_bytes_differ_from_its_name_is_refused(tmp_path: Path) -> 
 
 def test_a_manifest_round_trips_and_a_foreign_one_is_refused() -> None:
     files = (StoredFile("images/pages-1.img", 30, (ChunkRef("ab", 10), ChunkRef("cd", 20))),)
-    manifest = Manifest("k-1", "host", files, {"digests": {"pages-1.img": "sha256:00"}})
+    where = {"ab": Location("packs/p1", 0, 7), "cd": Location("packs/p2", 40, 9)}
+    manifest = Manifest("k-1", "host", files, {"digests": {"pages-1.img": "sha256:00"}}, where)
     again = Manifest.from_json(manifest.to_json())
     assert again == manifest and again.size_bytes == 30
     assert [offset for _, offset in again.files[0].offsets()] == [0, 10]
     with pytest.raises(ValueError, match="format"):
         Manifest.from_json(b'{"format": 99}')
-    with pytest.raises(ValueError, match="not a coldsnap snapshot manifest"):
+    with pytest.raises(ValueError, match="manifest format 1, not 2"):  # one chunk, one object
         Manifest.from_json(b'{"format": 1}')
+    with pytest.raises(ValueError, match="not a coldsnap snapshot manifest"):
+        Manifest.from_json(b'{"format": 2}')
+    lost = Manifest("k-1", "host", files, {}, {"ab": where["ab"]}).to_json()
+    with pytest.raises(ValueError, match="manifest of k-1 does not say where 1 of its chunks"):
+        Manifest.from_json(lost)
+
+
+def test_neighbouring_chunks_of_a_pack_are_read_together() -> None:
+    def at(pack: str, offset: int, length: int = 100) -> Location:
+        return Location(pack, offset, length)
+
+    wanted = [("c", at("p", 200)), ("a", at("p", 0)), ("b", at("p", 100)),  # one run
+              ("far", at("p", 10_000)),  # past the gap: a read of its own
+              ("q", at("q", 0)),  # another pack
+              ("big", at("r", 0, 5000)), ("next", at("r", 5000))]  # over the longest read
+    spans = plan_spans(wanted, gap=1000, most=4000)
+    got = sorted((s.pack, s.start, s.end, [d for d, _ in s.chunks]) for s in spans)
+    assert got == [("p", 0, 300, ["a", "b", "c"]), ("p", 10_000, 10_100, ["far"]),
+                   ("q", 0, 100, ["q"]), ("r", 0, 5000, ["big"]),
+                   ("r", 5000, 5100, ["next"])]
+    assert plan_spans([]) == []
 
 
 def test_the_store_url_names_a_bucket_and_a_prefix() -> None:

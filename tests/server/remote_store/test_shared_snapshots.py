@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from coldsnap.server.remote_store.manifest import Manifest
 from tests.conftest import ServerHandle
 from tests.end_to_end import require_criu, stats, wait_for, write_app
 from tests.server.remote_store.seaweed import Seaweed, free_port, new_prefix
@@ -61,7 +62,9 @@ def test_a_host_restores_the_snapshot_another_made_and_a_salted_one_makes_its_ow
     uploaded(a)
     objects = seaweed.objects(prefix)
     manifests = [name for name in objects if name.startswith("snapshots/")]
-    assert len(manifests) == 1 and any(n.startswith("chunks/") for n in objects), objects
+    packs = pack_bytes(seaweed, prefix)
+    assert len(manifests) == 1 and packs, objects
+    assert all(f"{pack}.idx" in objects for pack in packs), objects  # each with its index
     assert "layout-secret" in objects  # the hash seeds' secret, shared by the hosts
 
     b = server_factory("criu", env).start()  # another host: an empty state dir
@@ -86,8 +89,9 @@ def test_a_host_restores_the_snapshot_another_made_and_a_salted_one_makes_its_ow
     assert len({Path(n).parent.name for n in manifests}) == 2, manifests  # two host keys
 
 
-def chunk_bytes(seaweed: Seaweed, prefix: str) -> dict[str, int]:
-    return {n: size for n, size in seaweed.objects(prefix).items() if n.startswith("chunks/")}
+def pack_bytes(seaweed: Seaweed, prefix: str) -> dict[str, int]:
+    return {n: size for n, size in seaweed.objects(prefix).items()
+            if n.startswith("packs/") and not n.endswith(".idx")}
 
 
 def test_a_one_line_change_stores_little_and_a_fetch_takes_the_rest_from_the_cache(
@@ -98,14 +102,15 @@ def test_a_one_line_change_stores_little_and_a_fetch_takes_the_rest_from_the_cac
     b = server_factory("criu", env).start()
     assert deploy_and_call(a, tmp_path, offset=41) == "42"
     uploaded(a, 1)
-    first = chunk_bytes(seaweed, prefix)
+    first = pack_bytes(seaweed, prefix)
     assert deploy_and_call(b, tmp_path, offset=41) == "42"  # b's cache now holds v1's chunks
 
     assert deploy_and_call(a, tmp_path, offset=42) == "43"  # a new version: a new snapshot
     uploaded(a, 2)
-    second = chunk_bytes(seaweed, prefix)
+    second = pack_bytes(seaweed, prefix)
     new = sum(size for name, size in second.items() if name not in first)
     stored = sum(first.values())  # the first version's snapshot, as stored
+    assert len(second) > len(first) and set(first) <= set(second)  # packs are never rewritten
     print(f"a one-line change added {new} bytes to the store; its snapshot is {stored}")
     # Measured 0.2-0.3 for this small app: its pages differ in a few bytes here and
     # there (docs/store.md); without the fixed layout nearly all of them are new.
@@ -126,22 +131,26 @@ def test_a_corrupt_chunk_makes_the_host_boot_its_own_snapshot_and_replace_it(
     a = server_factory("criu", env).start()
     assert deploy_and_call(a, tmp_path) == "42"
     uploaded(a)
-    chunks = chunk_bytes(seaweed, prefix)
-    bad = max(chunks, key=lambda name: chunks[name])
-    good = seaweed.get(f"{prefix}/{bad}")
-    seaweed.put(f"{prefix}/{bad}", good[:-16] + bytes(16))  # bit rot in the store
+    [name] = [n for n in seaweed.objects(prefix) if n.startswith("snapshots/")]
+    manifest = Manifest.from_json(seaweed.get(f"{prefix}/{name}"))
+    digest, where = max(manifest.locations.items(), key=lambda item: item[1].length)
+    good = seaweed.get(f"{prefix}/{where.pack}")
+    end = where.offset + where.length
+    seaweed.put(f"{prefix}/{where.pack}", good[:end - 16] + bytes(16) + good[end:])  # bit rot
 
     b = server_factory("criu", env).start()
     assert deploy_and_call(b, tmp_path) == "42"
     assert [boot["kind"] for boot in boots(b)] == ["snapshot-created"]
-    digest = bad.removeprefix("chunks/")
+    assert re.search(rf"chunk {digest} (holds other bytes|does not decompress).* in "
+                     rf"{where.pack} \(read 1 of 2\)", b.log()), b.log()[-3000:]
     assert re.search(rf"fetching memory snapshot \S+ from s3://\S+ failed: chunk {digest} "
                      r"(holds other bytes|does not decompress).*the snapshot in the store "
                      r"is damaged, deleted it there; making one on this host", b.log()), \
         b.log()[-3000:]
     uploaded(b)  # b's own snapshot takes the damaged one's place
-    if bad in chunk_bytes(seaweed, prefix):  # b's dump has that chunk too: written anew
-        assert seaweed.get(f"{prefix}/{bad}") == good
+    assert f"{where.pack}.idx" not in seaweed.objects(prefix)  # not offered to uploads
+    again = Manifest.from_json(seaweed.get(f"{prefix}/{name}"))
+    assert where.pack not in {loc.pack for loc in again.locations.values()}, again.locations
     c = server_factory("criu", env).start()
     assert deploy_and_call(c, tmp_path) == "42"
     assert [boot["kind"] for boot in boots(c)] == ["restored"], c.log()[-3000:]
