@@ -180,7 +180,9 @@ class RemoteAgent:
         self._call("kill", container_id)
 
     def release(self, container_id: str) -> None:
-        self._actor.kill.remote(container_id)  # nobody waits for it
+        # Waited for: the container's cleanups run there, and what a build container
+        # wrote (keep_upper) must be saved before its builder looks for it.
+        self._call("kill", container_id)
 
     def limits_reached(self, container_id: str) -> list[str]:
         words: list[str] = self._call("limits_reached", container_id)
