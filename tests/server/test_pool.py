@@ -36,6 +36,7 @@ class FakeWorker:
     def __init__(self, container: Any, log_line: Any,
                  on_exit: Callable[[FakeWorker], None], **_: Any) -> None:
         self.booter: FakeBooter = container.booter
+        self.container = container  # its host: None, one host
         self.id = container.id
         self.call: Call | None = None
         self.calls_served = 0
@@ -104,7 +105,7 @@ class FakeBooter:
 
     def boot(self, fn: FunctionSpec, attach: Attach, stopping: Callable[[], bool]) -> Boot:
         with self._lock:
-            container = SimpleNamespace(id=f"cs-{len(self.workers)}", booter=self)
+            container = SimpleNamespace(id=f"cs-{len(self.workers)}", booter=self, host=None)
             worker: Any = attach(container)  # type: ignore[arg-type]
             self.workers.append(worker)
         assert self.boots_may_end.wait(WAIT_S), "a held boot was never let go"
