@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from coldsnap.bench.seaweed import Seaweed, WeedMissing
 from coldsnap.client import Client
 from coldsnap.settings import Settings
 from coldsnap.wire.errors import ServerUnavailable
@@ -171,3 +172,18 @@ def cuda() -> None:
         if os.environ.get("COLDSNAP_REQUIRE_GPU") == "1":
             pytest.fail(reason + " (COLDSNAP_REQUIRE_GPU=1)")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[Seaweed]:
+    """One real S3 store (SeaweedFS, ``weed mini``) for the session: the shared-store and
+    fleet tests each use a prefix of their own (``coldsnap.bench.seaweed.new_prefix``)."""
+    store = Seaweed()
+    try:
+        try:
+            store.start()
+        except WeedMissing as exc:
+            pytest.skip(str(exc))
+        yield store
+    finally:
+        store.cleanup()

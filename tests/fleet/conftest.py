@@ -75,19 +75,3 @@ def fleet_server(server_factory: type[ServerHandle], cluster: RayCluster,
     server = server_factory("criu", {"COLDSNAP_CLUSTER": f"ray://{cluster.address}",
                                      "COLDSNAP_BOOT_TIMEOUT_S": "120", **(env or {})})
     return server.start(timeout=180)
-
-
-@pytest.fixture(scope="session")
-def fleet_seaweed() -> Iterator[Any]:
-    """A real S3 store (SeaweedFS) for the fleet's shared-store tests."""
-    from coldsnap.bench.seaweed import Seaweed, WeedMissing
-
-    store = Seaweed()
-    try:
-        try:
-            store.start()
-        except WeedMissing as exc:
-            pytest.skip(str(exc))
-        yield store
-    finally:
-        store.cleanup()

@@ -21,17 +21,17 @@ def manifests(seaweed: Any, prefix: str) -> list[str]:
 
 def test_a_host_fetches_the_snapshot_another_host_made_when_that_one_is_full(
         server_factory: type[ServerHandle], ray_cluster: RayCluster,
-        fleet_seaweed: Any) -> None:
+        seaweed: Any) -> None:
     from coldsnap.bench.seaweed import new_prefix
 
     prefix = new_prefix()
-    server = fleet_server(server_factory, ray_cluster, fleet_seaweed.env(prefix))
+    server = fleet_server(server_factory, ray_cluster, seaweed.env(prefix))
     server.cli("deploy", str(APPS / "fleet_store.py"))
     assert result(server, spawn(server, APP, "slow", 0), 180) == (True, "done")
     [(_, kind, maker)] = boots(server, APP)
     assert kind == "snapshot-created"
     # The host that made it uploads it (in the background, from its own store).
-    wait_for(lambda: manifests(fleet_seaweed, prefix), 180, "the snapshot's upload")
+    wait_for(lambda: manifests(seaweed, prefix), 180, "the snapshot's upload")
 
     # Two calls at once: one takes the warm container, which fills its host (cpu=2);
     # the other's container goes to the other host, which fetches the snapshot first.
@@ -48,16 +48,16 @@ def test_a_host_fetches_the_snapshot_another_host_made_when_that_one_is_full(
 
 
 def test_a_new_fleet_fetches_the_snapshot_on_the_host_it_restores_on(
-        server_factory: type[ServerHandle], ray_cluster: RayCluster, fleet_seaweed: Any,
+        server_factory: type[ServerHandle], ray_cluster: RayCluster, seaweed: Any,
         tmp_path: Path) -> None:
     from coldsnap.bench.seaweed import new_prefix
 
     # Both fleets keep images at one path, as hosts sharing a layout do (docs/store.md).
-    env = {**fleet_seaweed.env(prefix := new_prefix()), "COLDSNAP_IMAGE_DIR": str(tmp_path)}
+    env = {**seaweed.env(prefix := new_prefix()), "COLDSNAP_IMAGE_DIR": str(tmp_path)}
     first = fleet_server(server_factory, ray_cluster, env)
     first.cli("deploy", str(APPS / "fleet_store.py"))
     assert result(first, spawn(first, APP, "slow", 0), 180) == (True, "done")
-    wait_for(lambda: manifests(fleet_seaweed, prefix), 180, "the snapshot's upload")
+    wait_for(lambda: manifests(seaweed, prefix), 180, "the snapshot's upload")
     assert first.stop() == 0, first.log()[-3000:]
 
     # Another control plane: its agents' stores are empty, the shared store has it.
