@@ -25,7 +25,8 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.queue",
        "coldsnap.dict", "coldsnap.sandboxes", "coldsnap.sandbox_io",
        "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files",
-       "coldsnap.call_graph", "coldsnap.function_call")
+       "coldsnap.call_graph", "coldsnap.function_call", "coldsnap.invocable",
+       "coldsnap.cls_handle")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -48,6 +49,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The public SDK: handles reach the server through the client only.
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.invocable": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.cls_handle": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.functions": ("coldsnap.handles",),  # modal.functions's names
     "coldsnap.queue": ("coldsnap.dict_queue",),  # modal.queue's name
