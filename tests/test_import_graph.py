@@ -40,7 +40,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # client unless user code calls another function).
     "coldsnap.client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity",
                         "coldsnap._runtime.channel", "coldsnap.transport",
-                        "coldsnap.background_server", "coldsnap.app_output"),
+                        "coldsnap.background_server", "coldsnap.app_output",
+                        "coldsnap.container_client"),
+    # A container's client: over the runtime's channel (imported by Client.default).
+    "coldsnap.container_client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.client",
+                                  "coldsnap._runtime.channel"),
     # An app's container output on the client: the log stream it reads, and the echo.
     "coldsnap.app_output": ("coldsnap.wire",),
     # Its socket with time limits, and the server it starts in the background.
@@ -68,7 +72,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.io_streams": ("coldsnap.sandbox_io",),  # modal.io_streams
     "coldsnap.sandbox_files": ("coldsnap.wire", "coldsnap.sandbox_io"),
     "coldsnap._aio": (),
-    "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", "coldsnap.container_client",
+                        *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",
                        "coldsnap.app_objects", "coldsnap.secret", "coldsnap.volume"),
     "coldsnap._local_files": ("coldsnap.wire",),
