@@ -46,6 +46,7 @@ def test_a_container_of_a_stopped_app_is_stopped_after_a_restart(
         server_factory: type[ServerHandle], ray_cluster: RayCluster) -> None:
     server = fleet_server(server_factory, ray_cluster)
     container_id = _warm_container(server)
+    assert container_id in Path("/proc/self/mounts").read_text()  # its root, on its host
     assert server.proc is not None
     server.proc.kill()
     server.proc.wait()
