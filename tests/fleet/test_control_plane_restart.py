@@ -4,12 +4,13 @@ of a version still deployed serves the next call without a boot; the others stop
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.conftest import APPS, ServerHandle
 from tests.end_to_end import wait_for
 from tests.fleet.conftest import RayCluster, fleet_server
-from tests.fleet.hosts import boots
+from tests.fleet.hosts import boots, result, spawn
 
 CALL = ("import coldsnap\n"
         "print(coldsnap.Function.from_name('fleet-app', 'slow').remote(0.2))\n")
@@ -58,3 +59,18 @@ def test_a_container_of_a_stopped_app_is_stopped_after_a_restart(
     assert "app 'fleet-app' is stopped" in server.log(), server.log()[-3000:]
     wait_for(lambda: container_id not in Path("/proc/self/mounts").read_text(), 60,
              f"container {container_id}'s mounts to go")
+
+
+def test_a_call_running_across_a_restart_fails_and_nothing_hangs(
+        server_factory: type[ServerHandle], ray_cluster: RayCluster) -> None:
+    server = fleet_server(server_factory, ray_cluster)
+    _warm_container(server)
+    call_id = spawn(server, "fleet-app", "slow", 10)
+    wait_for(lambda: "slow(10) started" in server.cli("logs", "fleet-app").stdout, 60,
+             "the spawned call to start")
+    _crash_and_restart(server)
+    ok, text = result(server, call_id, 30)
+    assert not ok and "the server stopped while it was queued or running" in text, text
+    t0 = time.monotonic()
+    assert server.python(CALL, timeout=150).stdout.strip().splitlines()[-1] == "done"
+    assert time.monotonic() - t0 < 120
