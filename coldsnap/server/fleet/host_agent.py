@@ -9,7 +9,7 @@ restored containers reparented to it are reaped.
 The agent is a detached Ray actor: it outlives the control plane that started it,
 so that a restarted control plane finds it by name (ray_fleet.py), takes its
 containers back (``reattach``: fresh bridges, the new control plane's token) and
-adopts those it still has a use for (adopt.py). ``label`` keeps, per container, what
+adopts those it still has a use for (takeover.py). ``label`` keeps, per container, what
 such a control plane needs to serve with it (app, version, tag, boot).
 
 Every engine call answers an ``Outcome``: the value, or the engine's exception
@@ -83,7 +83,7 @@ class AgentService:
     """One host's engine and containers, driven by the control plane (see the module)."""
 
     def __init__(self, settings: Settings, token: str, fingerprint: str = "") -> None:
-        self.fingerprint = fingerprint  # the control plane's code and settings (ray_fleet.py)
+        self.fingerprint = fingerprint  # its control plane's code and settings (ray_agents.py)
         settings = host_settings(settings)  # this host's own host-key salt, if it has one
         become_subreaper()
         self._reaper = ZombieReaper()
