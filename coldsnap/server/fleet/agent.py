@@ -4,7 +4,7 @@ A host agent owns one host's engine (criu or none), the containers it runs and i
 local snapshot store. The fleet (fleet.py) places containers on agents and routes
 the engine's other calls to them. ``LocalAgent`` is the agent of the host the
 server runs on, in its own process: the single-host default is a fleet of one
-LocalAgent. ``RemoteAgent`` (ray_fleet.py) reaches an agent on another node.
+LocalAgent. ``RemoteAgent`` (remote_agent.py) reaches an agent on another node.
 """
 
 from __future__ import annotations

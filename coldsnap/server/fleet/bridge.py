@@ -21,9 +21,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from coldsnap.engine import Container
+
+if TYPE_CHECKING:
+    from coldsnap.server.fleet.relay_route import Relay
 
 STREAMS = ("ctrl_in", "ctrl_out", "logs")  # control plane -> container, and back twice
 HELLO_MAX = 256
@@ -211,6 +214,7 @@ class SocketContainer(Container):
                          reader(socks["ctrl_out"]), reader(socks["logs"]), timings)
         self._agent = agent
         self.lost: str | None = None
+        self.relay: Relay | None = None  # its web ports through its host's relay (the gateway's)
         self.limits_reached = self._limits
 
     def lose(self, reason: str) -> None:

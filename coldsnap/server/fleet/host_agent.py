@@ -30,6 +30,7 @@ from typing import Any
 from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
 from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
 from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
+from coldsnap.server.fleet.web_relay import WebRelay
 from coldsnap.server.process import ZombieReaper, become_subreaper
 from coldsnap.server.remote_store import open_remote
 from coldsnap.settings import Settings
@@ -96,11 +97,14 @@ class AgentService:
         self._containers: dict[str, Container] = {}
         self._labels: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Web requests from a gateway on another machine (web_relay.py); same token.
+        self._relay = WebRelay(lambda: self._listener.token, self._address_of)
 
     def info(self) -> dict[str, Any]:
         return {"engine": self.engine.name, "host_key": self.engine.host_key,
                 "isolated": self.engine.isolated, "hostname": socket.gethostname(),
-                "port": self._listener.port, "fingerprint": self.fingerprint,
+                "port": self._listener.port, "relay_port": self._relay.port,
+                "fingerprint": self.fingerprint,
                 "store_url": str(self.remote.url) if self.remote is not None else ""}
 
     # engine calls
@@ -214,10 +218,16 @@ class AgentService:
         for container_id in ids:
             self.kill(container_id)
         self._listener.close()
+        self._relay.close()
         if self.remote is not None:
             self.remote.close()
         self.engine.close()
         self._reaper.stop()
+
+    def _address_of(self, container_id: str) -> str | None:
+        with self._lock:
+            container = self._containers.get(container_id)
+        return None if container is None else container.address
 
     def _adopt(self, container: Container) -> ContainerRecord:
         with self._lock:
