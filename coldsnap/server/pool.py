@@ -311,7 +311,7 @@ class Pool(PoolInputs):
                         "ready since before it", to_caller=False, logger=logger)
             return
         worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
-                                               True, boot.timings)
+                                               True, boot.timings, host=worker.container.host)
         worker.note(f"{boot.kind} boot ready{host} in {boot.timings['boot_s'] * 1000:.0f} ms: "
                     f"{describe_timings(boot.timings)}", logger=logger)
         self._ctx.booted(fn, boot)

@@ -235,11 +235,13 @@ class Fleet:
         urls = [a.store_url for a in self.agents if a.store_url]
         return FleetStore(self, urls[0]) if urls else None
 
-    def fetch(self, key: str) -> FleetFetched | None:
+    def fetch(self, key: str, cpus: float = 0.0, memory_mb: float = 0.0,
+              gpu_devices: str = "") -> FleetFetched | None:
         """Fetch ``key`` on the host a restore would go to now (room for a container of
-        the default size; the least loaded), so that ``restore`` finds it there. None:
-        the store has none for that host's host key. FetchFailed saying why."""
-        demand = Demand(cpus=self._default_cpus or 1.0)
+        that size, as Demand.sized reads it; the least loaded), so that ``restore`` finds
+        it there. None: the store has none for that host's host key. FetchFailed saying
+        why."""
+        demand = Demand.sized(cpus, memory_mb, gpu_devices, self._default_cpus)
         with self._lock:
             hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()
                      if h not in self._draining}

@@ -25,6 +25,7 @@ from coldsnap.server.fleet.bridge import SocketContainer
 from coldsnap.server.fleet.web_relay import CONNECT_S, MAGIC, splice
 
 REPLY_MAX = 512
+DOOR_CLOSE_S = 5.0
 
 
 class RelayRefused(ConnectionRefusedError):
@@ -106,6 +107,7 @@ async def relay_door(route: RelayRoute) -> AsyncIterator[str]:
     through the relay, for a client library that can only dial an address. The first
     connection is opened before the door (RelayRefused from here: the request never left)."""
     first: list[socket.socket] = [await route.open()]
+    splices: set[asyncio.Task[None]] = set()
 
     async def enter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -114,6 +116,9 @@ async def relay_door(route: RelayRoute) -> AsyncIterator[str]:
         except OSError:
             writer.close()
             return
+        task = asyncio.current_task()
+        if task is not None:
+            splices.add(task)
         await splice(reader, writer, *other)
 
     name = f"\0coldsnap-relay-door-{os.getpid()}-{secrets.token_hex(8)}"
@@ -124,3 +129,8 @@ async def relay_door(route: RelayRoute) -> AsyncIterator[str]:
         server.close()
         for sock in first:
             sock.close()
+        # The client closed its connections: their splices end as the close passes on.
+        if splices:
+            _, late = await asyncio.wait(splices, timeout=DOOR_CLOSE_S)
+            for task in late:
+                task.cancel()

@@ -73,13 +73,9 @@ class WebRelay:
         ready.wait(10)
 
     def close(self) -> None:
-        def stop() -> None:
-            if self._server is not None:
-                self._server.close()
-            self._loop.stop()
-
+        """Stop listening and end the connections it carries."""
         if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(stop)
+            self._loop.call_soon_threadsafe(self._loop.stop)
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -87,6 +83,12 @@ class WebRelay:
             asyncio.start_server(self._serve, sock=self._sock))
         ready.set()
         self._loop.run_forever()
+        self._server.close()
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
