@@ -16,8 +16,9 @@ import contextlib
 import dataclasses
 import ipaddress
 import os
-import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 
 from coldsnap.engine import Container
@@ -103,7 +104,7 @@ def web_route(container: Container, port: int) -> RelayRoute | None:
 
 @contextlib.asynccontextmanager
 async def relay_door(route: RelayRoute) -> AsyncIterator[str]:
-    """A unix socket (an abstract name) whose connections reach ``route``'s container
+    """A unix socket whose connections reach ``route``'s container
     through the relay, for a client library that can only dial an address. The first
     connection is opened before the door (RelayRefused from here: the request never left)."""
     first: list[socket.socket] = [await route.open()]
@@ -121,12 +122,16 @@ async def relay_door(route: RelayRoute) -> AsyncIterator[str]:
             splices.add(task)
         await splice(reader, writer, *other)
 
-    name = f"\0coldsnap-relay-door-{os.getpid()}-{secrets.token_hex(8)}"
+    # A path in a private dir (0700), not an abstract name: uvloop's unix sockets take
+    # only paths, and no other local user may use the door meanwhile.
+    home = tempfile.mkdtemp(prefix="coldsnap-door-")
+    name = os.path.join(home, "door")
     server = await asyncio.start_unix_server(enter, path=name)
     try:
         yield name
     finally:
         server.close()
+        shutil.rmtree(home, ignore_errors=True)
         for sock in first:
             sock.close()
         # The client closed its connections: their splices end as the close passes on.

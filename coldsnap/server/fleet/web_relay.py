@@ -68,14 +68,16 @@ class WebRelay:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True,
-                         name="web-relay").start()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True,
+                                        name="web-relay")
+        self._thread.start()
         ready.wait(10)
 
     def close(self) -> None:
         """Stop listening and end the connections it carries."""
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -88,6 +90,7 @@ class WebRelay:
         for task in tasks:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0.05))  # the closed transports' callbacks
         self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -135,9 +138,11 @@ class WebRelay:
 async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  other_reader: asyncio.StreamReader, other_writer: asyncio.StreamWriter) -> None:
     """Copy bytes both ways until both sides closed (a half-close passes on)."""
-    await asyncio.gather(_copy(reader, other_writer), _copy(other_reader, writer))
-    for w in (writer, other_writer):
-        w.close()
+    try:
+        await asyncio.gather(_copy(reader, other_writer), _copy(other_reader, writer))
+    finally:  # cancelled too (the relay stopping)
+        for w in (writer, other_writer):
+            w.close()
 
 
 async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -158,6 +163,10 @@ async def _refuse(writer: asyncio.StreamWriter, why: str) -> None:
     except OSError:
         pass
     writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
 
 
 def _no_delay(writer: asyncio.StreamWriter) -> None:
