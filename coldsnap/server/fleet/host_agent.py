@@ -23,8 +23,10 @@ from typing import Any
 from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
 from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
 from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
+from coldsnap.server.images.from_store import fetch_missing_images
 from coldsnap.server.process import ZombieReaper, become_subreaper
 from coldsnap.server.remote_store import open_remote
+from coldsnap.server.remote_store.images import open_remote_images
 from coldsnap.settings import Settings
 
 
@@ -79,6 +81,7 @@ class AgentService:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.engine = make_engine(settings)
         self.remote = open_remote(settings, self.engine)  # over this host's own store
+        self.images = open_remote_images(settings)  # images this host lacks, from the store
         self._listener = BridgeListener(token)
         self._containers: dict[str, Container] = {}
         self._lock = threading.Lock()
@@ -92,10 +95,11 @@ class AgentService:
     # engine calls
 
     def start(self, spec: ContainerSpec) -> Outcome:
-        return Outcome.of(lambda: self._adopt(self.engine.start(spec)))
+        return Outcome.of(lambda: self._adopt(self.engine.start(self._images_here(spec))))
 
     def restore(self, key: str, spec: ContainerSpec) -> Outcome:
-        return Outcome.of(lambda: self._adopt(self.engine.restore(key, spec)))
+        return Outcome.of(lambda: self._adopt(self.engine.restore(key,
+                                                                  self._images_here(spec))))
 
     def checkpoint(self, container_id: str, key: str, labels: dict[str, str] | None,
                    warnings: list[dict[str, str]] | None) -> Outcome:
@@ -154,6 +158,11 @@ class AgentService:
             self.remote.close()
         self.engine.close()
         self._reaper.stop()
+
+    def _images_here(self, spec: ContainerSpec) -> ContainerSpec:
+        """``spec``, once the image files it names are on this host (docs/store.md)."""
+        fetch_missing_images(self.images, spec)
+        return spec
 
     def _adopt(self, container: Container) -> ContainerRecord:
         with self._lock:

@@ -82,6 +82,8 @@ class ImageBuilder:
         self.engine = engine
         self.store = ImageStore(settings.images)
         self.remote = open_remote_images(settings)  # images shared through the store
+        if self.remote is not None:
+            self.remote.upload_unfinished()
         self._on_base = BaseImageBuilder(settings, engine, self._cached_or_built,
                                          self._base_image)
 

@@ -5,16 +5,22 @@ The builder asks under the key's build lock: a fetched image is published like a
 build of this host's own (its dir renamed into place, ``image.json`` written
 last), and a host builds the image itself when the store has none, or when the
 fetch fails (the store down, a damaged chunk): the log and the deploy's output
-say which.
+say which. A fleet's host agent asks before it starts a container whose image
+files it lacks (``fetch_missing_images``): the image dir is at one path on every
+host, so the control plane's paths name the files the agent fetches.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+from pathlib import Path
 from typing import Any
 
+from coldsnap.engine.base import ContainerSpec
+from coldsnap.server.images.runtime_layer import ensure_runtime_layer
 from coldsnap.server.images.steps import Progress
 from coldsnap.server.images.store import ImageStore
 from coldsnap.server.remote_store.images import ImageFetchFailed, RemoteImages
@@ -56,3 +62,35 @@ def say(progress: Progress, line: str) -> None:
     """To the deploy's output and to the server's log."""
     logger.info("%s", line)
     progress(line)
+
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def fetch_missing_images(remote: RemoteImages | None, spec: ContainerSpec) -> list[str]:
+    """Bring the images whose files ``spec`` names and this host lacks (its layers, its
+    venv's interpreter) from the store; the keys fetched. Files under no image key
+    are left to the container's start to report."""
+    if remote is None:
+        return []
+    store = ImageStore(remote.images)
+    paths = [*spec.layers, *(Path(word) for word in spec.argv[:1])]
+    wanted = sorted({part for path in paths if (part := _image_part(path, remote.images))})
+    fetched = []
+    for part in wanted:
+        if part == "runtime":  # coldsnap's own files: made here, as the same version does
+            ensure_runtime_layer(remote.images)
+            continue
+        with store.locked(part, lambda: None):
+            if store.load(part) is None and fetch_image(
+                    remote, store, part, f"image {part[:12]}", logger.info) is not None:
+                fetched.append(part)
+    return fetched
+
+
+def _image_part(path: Path, images: Path) -> str:
+    """The image key (or ``runtime``) of a missing file under ``images``; else ""."""
+    if path.exists() or not path.is_relative_to(images) or path == images:
+        return ""
+    part = path.relative_to(images).parts[0]
+    return part if part == "runtime" or _KEY.fullmatch(part) else ""

@@ -33,6 +33,7 @@ from coldsnap.settings import Settings
 
 IN_STORE = ".in-store"  # in a key's dir: the store has this image (uploaded or fetched)
 MARKER = "image.json"  # the image store's record (server/images/store.py)
+BUILD_LOG = "build.log"  # stays on the host that built the image
 RECORD_PATHS = ("python", "base", "runtime")  # and each of "layers"
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ class RemoteImages:
         self._jobs: queue.Queue[tuple[str, int]] = queue.Queue()
         self._thread = threading.Thread(target=self._uploads, name="image-upload", daemon=True)
         self._thread.start()
-        for marker in sorted(self.images.glob(f"*/{MARKER}")):  # a stop cut uploads short
+
+    def upload_unfinished(self) -> None:
+        """Queue the images built here that are not in the store (a stop cut their
+        uploads short, or the store was down)."""
+        for marker in sorted(self.images.glob(f"*/{MARKER}")):
             if not (marker.parent / IN_STORE).exists():
                 self.upload_later(marker.parent.name)
 
@@ -82,6 +87,8 @@ class RemoteImages:
             staging.mkdir(parents=True)
             read = fetch_trees(self.bucket, manifest, staging, self._pool)
             (staging / IN_STORE).touch()
+            (staging / BUILD_LOG).write_text(f"image {key} was fetched from {self.url}: its "
+                                             "build log is on the host that built it\n")
             record = self._relocated(manifest.meta)
         except CorruptChunk as exc:
             _remove(staging)
