@@ -66,7 +66,8 @@ class RemoteImages:
         """Queue the images built here that are not in the store (a stop cut their
         uploads short, or the store was down)."""
         for marker in sorted(self.images.glob(f"*/{MARKER}")):
-            if not (marker.parent / IN_STORE).exists():
+            if not marker.parent.name.startswith(".") and not (marker.parent /
+                                                               IN_STORE).exists():
                 self.upload_later(marker.parent.name)
 
     def upload_later(self, key: str) -> None:
