@@ -38,7 +38,7 @@ def fetch_image(remote: RemoteImages | None, store: ImageStore, key: str, label:
         fetched = remote.fetch(key)
     except ImageFetchFailed as exc:
         say(progress, f"Fetching {label} from {remote.url} failed: {exc}; building it on "
-            "this host.")
+            "this host.", logging.WARNING)
         return None
     if fetched is None:
         logger.info("%s is not in %s: building it on this host", label, remote.url)
@@ -50,7 +50,7 @@ def fetch_image(remote: RemoteImages | None, store: ImageStore, key: str, label:
         store.publish(key, record)
     except OSError as exc:
         say(progress, f"Publishing {label}, fetched from {remote.url}, failed: {exc}; "
-            "building it on this host.")
+            "building it on this host.", logging.WARNING)
         store.discard(key)
         shutil.rmtree(staging, ignore_errors=True)
         return None
@@ -58,9 +58,9 @@ def fetch_image(remote: RemoteImages | None, store: ImageStore, key: str, label:
     return record
 
 
-def say(progress: Progress, line: str) -> None:
+def say(progress: Progress, line: str, level: int = logging.INFO) -> None:
     """To the deploy's output and to the server's log."""
-    logger.info("%s", line)
+    logger.log(level, "%s", line)
     progress(line)
 
 
