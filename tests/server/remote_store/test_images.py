@@ -9,7 +9,7 @@ from pathlib import Path
 from coldsnap.server.remote_store.manifest import Manifest
 from tests.conftest import ServerHandle
 from tests.end_to_end import require_criu, wait_for, write_app
-from tests.server.remote_store.seaweed import Seaweed, new_prefix
+from tests.server.remote_store.seaweed import Seaweed, free_port, new_prefix
 
 # The builds write a random token: a host that built an image itself returns another.
 TOKEN = "head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\\\n' > /shared-image-token"
@@ -113,3 +113,24 @@ def test_a_damaged_image_chunk_makes_the_host_build_it_and_replace_it(
     logged(b, "uploaded image")  # B's build takes the damaged one's place
     replaced = Manifest.from_json(seaweed.get(f"{prefix}/{name}"))
     assert where.pack not in {loc.pack for loc in replaced.locations.values()}, replaced
+
+
+def test_with_the_store_down_a_host_builds_its_images_and_uploads_them_later(
+        server_factory: type[ServerHandle], tmp_path: Path) -> None:
+    require_criu()
+    store = Seaweed(s3_port=free_port())  # not started yet: the store is down
+    try:
+        prefix = new_prefix()
+        a = host(server_factory, store, prefix, tmp_path / "a-images")
+        output, tokens = deploy_and_call(a, tmp_path)
+        assert BUILD_CONTAINER in output and len(tokens) == 1, output
+        assert re.search(r"Fetching image \S+ from s3://\S+ failed: .*; building it on this "
+                         r"host", a.log()), a.log()[-3000:]
+        logged(a, "upload of image")
+        assert re.search(r"upload of image \S+ to s3://\S+ failed \(try 1\), retrying in 2 s",
+                         a.log()), a.log()[-3000:]
+        store.start()
+        logged(a, "uploaded image")  # a later try finds the store up
+        assert [n for n in store.objects(prefix) if n.startswith("images/")]
+    finally:
+        store.cleanup()
