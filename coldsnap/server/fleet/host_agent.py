@@ -6,6 +6,12 @@ containers with it, and bridges each container's pipes to the control plane's
 connections (bridge.py). It becomes a subreaper, as the server does, so that the
 restored containers reparented to it are reaped.
 
+The agent is a detached Ray actor: it outlives the control plane that started it,
+so that a restarted control plane finds it by name (ray_fleet.py), takes its
+containers back (``reattach``: fresh bridges, the new control plane's token) and
+adopts those it still has a use for (takeover.py). ``label`` keeps, per container, what
+such a control plane needs to serve with it (app, version, tag, boot).
+
 Every engine call answers an ``Outcome``: the value, or the engine's exception
 carried by class, args and attributes (exceptions with constructors of their own,
 such as ``SnapshotDamaged``, don't survive plain pickling; ``transient`` must).
@@ -17,6 +23,7 @@ import dataclasses
 import pickle
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +35,8 @@ from coldsnap.server.process import ZombieReaper, become_subreaper
 from coldsnap.server.remote_store import open_remote
 from coldsnap.server.remote_store.images import open_remote_images
 from coldsnap.settings import Settings
+from coldsnap.wire import control
+from coldsnap.wire.framing import write_message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +76,16 @@ class ContainerRecord:
     pid: int
     address: str  # its network's address (web endpoints' ports)
     timings: dict[str, float]
+    # What the control plane that booted it said about it (ContainerLabels.to_dict());
+    # None: it never said (the container was still booting).
+    labels: dict[str, Any] | None = None
 
 
 class AgentService:
     """One host's engine and containers, driven by the control plane (see the module)."""
 
-    def __init__(self, settings: Settings, token: str) -> None:
+    def __init__(self, settings: Settings, token: str, fingerprint: str = "") -> None:
+        self.fingerprint = fingerprint  # its control plane's code and settings (ray_agents.py)
         settings = host_settings(settings)  # this host's own host-key salt, if it has one
         become_subreaper()
         self._reaper = ZombieReaper()
@@ -84,12 +97,13 @@ class AgentService:
         self.images = open_remote_images(settings)  # images this host lacks, from the store
         self._listener = BridgeListener(token)
         self._containers: dict[str, Container] = {}
+        self._labels: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def info(self) -> dict[str, Any]:
         return {"engine": self.engine.name, "host_key": self.engine.host_key,
                 "isolated": self.engine.isolated, "hostname": socket.gethostname(),
-                "port": self._listener.port,
+                "port": self._listener.port, "fingerprint": self.fingerprint,
                 "store_url": str(self.remote.url) if self.remote is not None else ""}
 
     # engine calls
@@ -137,11 +151,61 @@ class AgentService:
         """Kill it and let go of its pipes and dirs (also once it exited by itself)."""
         with self._lock:
             container = self._containers.pop(container_id, None)
+            self._labels.pop(container_id, None)
         bridge = self._listener.remove(container_id)
         if bridge is not None:
             bridge.close()
         if container is not None:
             container.kill()
+
+    def label(self, container_id: str, labels: dict[str, Any]) -> None:
+        """Keep what the control plane needs to adopt the container after a restart."""
+        with self._lock:
+            if container_id in self._containers:
+                self._labels[container_id] = labels
+
+    def reattach(self, token: str) -> list[ContainerRecord]:
+        """A new control plane took over: its token from now on, a fresh bridge per live
+        container (the old one's connections died with it), and what each is."""
+        self._listener.token = token
+        with self._lock:
+            containers = dict(self._containers)
+        records = []
+        for container_id, container in containers.items():
+            old = self._listener.remove(container_id)
+            if old is not None:
+                old.close()
+            if container.poll() is not None:
+                self.kill(container_id)  # exited meanwhile: its dirs go now
+                continue
+            self._listener.register(PipeBridge(container))
+            with self._lock:
+                labels = self._labels.get(container_id)
+            records.append(ContainerRecord(container.id, container.pid, container.address,
+                                           dict(container.timings), labels))
+        return records
+
+    def stop(self, container_id: str, grace_s: float = 5.0) -> None:
+        """Ask a container nobody serves with for a clean exit (its exit hooks run),
+        then kill it after ``grace_s``."""
+        with self._lock:
+            container = self._containers.get(container_id)
+        bridge = self._listener.remove(container_id)
+        if bridge is not None:
+            bridge.close()
+        if container is not None:
+            try:
+                write_message(container.ctrl_in, {control.TYPE: control.SHUTDOWN})
+            except (OSError, ValueError):  # gone already
+                pass
+            deadline = time.monotonic() + grace_s
+            while container.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.kill(container_id)
+
+    def container_count(self) -> int:
+        with self._lock:
+            return len(self._containers)
 
     def limits_reached(self, container_id: str) -> list[str]:
         with self._lock:
