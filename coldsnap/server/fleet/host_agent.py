@@ -29,6 +29,7 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
 from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
+from coldsnap.server.fleet.build_output import BuildOutputs, machine_identity
 from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
 from coldsnap.server.images.from_store import fetch_missing_images
 from coldsnap.server.process import ZombieReaper, become_subreaper
@@ -95,6 +96,9 @@ class AgentService:
         self.engine = make_engine(settings)
         self.remote = open_remote(settings, self.engine)  # over this host's own store
         self.images = open_remote_images(settings)  # images this host lacks, from the store
+        self._images_dir = settings.images
+        self._images_dir.mkdir(parents=True, exist_ok=True)  # its identity: build_output.py
+        self.outputs = BuildOutputs(settings.state_dir / "build-output")  # build_output.py
         self._listener = BridgeListener(token)
         self._containers: dict[str, Container] = {}
         self._labels: dict[str, dict[str, Any]] = {}
@@ -104,7 +108,8 @@ class AgentService:
         return {"engine": self.engine.name, "host_key": self.engine.host_key,
                 "isolated": self.engine.isolated, "hostname": socket.gethostname(),
                 "port": self._listener.port, "fingerprint": self.fingerprint,
-                "store_url": str(self.remote.url) if self.remote is not None else ""}
+                "store_url": str(self.remote.url) if self.remote is not None else "",
+                "machine": machine_identity(self._images_dir)}
 
     # engine calls
 
@@ -118,6 +123,21 @@ class AgentService:
     def checkpoint(self, container_id: str, key: str, labels: dict[str, str] | None,
                    warnings: list[dict[str, str]] | None) -> Outcome:
         return Outcome.of(lambda: self._checkpoint(container_id, key, labels, warnings))
+
+    # a build container whose output the control plane fetches (build_output.py)
+
+    def start_build(self, spec: ContainerSpec) -> Outcome:
+        return Outcome.of(lambda: self._adopt(self.outputs.start(
+            spec, lambda staged: self.engine.start(self._images_here(staged)))))
+
+    def pack_output(self, container_id: str) -> Outcome:
+        return Outcome.of(lambda: self.outputs.pack(container_id))
+
+    def read_output(self, container_id: str, offset: int, size: int) -> Outcome:
+        return Outcome.of(lambda: self.outputs.read(container_id, offset, size))
+
+    def drop_output(self, container_id: str) -> Outcome:
+        return Outcome.of(lambda: self.outputs.drop(container_id))
 
     def lookup(self, key: str) -> Outcome:
         return Outcome.of(lambda: self.engine.lookup(key))
