@@ -129,21 +129,22 @@ def test_the_control_plane_ships_from_another_machine_only(tmp_path: Path) -> No
                                         ("always", here, "start_build"),
                                         ("never", "other", "start")]:
         builds = ShippedBuilds(Settings(image_dir=tmp_path, fleet_ship_builds=mode),
-                               agent_machine)
-        record = builds.start(spec, lambda method: Record(spec.container_id, method))
+                               "vm/1", agent_machine)
+        record = builds.start(spec, lambda method, *args: Record(spec.container_id, method))
         assert record.method == method, mode
 
 
 def test_a_host_gone_before_the_output_left_says_so(tmp_path: Path) -> None:
-    builds = ShippedBuilds(Settings(image_dir=tmp_path, fleet_ship_builds="always"), "m")
+    builds = ShippedBuilds(Settings(image_dir=tmp_path, fleet_ship_builds="always"), "vm/1",
+                           "m")
     spec = ContainerSpec(argv=["true"], keep_upper=tmp_path / "layer")
-    builds.start(spec, lambda method: Record(spec.container_id, method))
+    builds.start(spec, lambda method, *args: Record(spec.container_id, method))
 
     def kill() -> None:
         raise RuntimeError("host vm/1 (Ray node 0123) is gone (RayActorError)")
 
     with pytest.raises(BuildOutputLost, match=r"never left host vm/1: host vm/1 .* gone"):
-        builds.release(spec.container_id, "vm/1", lambda *args: None, kill)
+        builds.release(spec.container_id, lambda *args: None, kill)
 
 
 def test_whether_to_ship() -> None:

@@ -17,13 +17,15 @@ TOKEN = "head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\\\n' > /built-token"
 APP = f"""
 import coldsnap
 
-image = coldsnap.Image.from_host().run_commands("{TOKEN}")
+# The second step reads the first's layer: shipped before the second container starts.
+image = (coldsnap.Image.from_host().run_commands("{TOKEN}")
+         .run_commands("cp /built-token /built-token-copy"))
 app = coldsnap.App("shipped-build", image=image)
 
 
 @app.function()
 def token() -> str:
-    return open("/built-token").read()
+    return open("/built-token").read() + " " + open("/built-token-copy").read()
 """
 FAILING = """
 import coldsnap
@@ -64,15 +66,15 @@ def test_a_build_on_an_agent_ships_its_layer_and_a_failed_one_reports_its_output
     deployed = server.cli("deploy", str(write_app(tmp_path, "shipped_build", APP)))
     assert "in a build container" in deployed.stdout + deployed.stderr, deployed
 
-    [shipped] = SHIPPED.findall(server.log())
-    _, host, size, keep = shipped
-    assert host in hosts(server), (host, hosts(server))
-    layer = Path(keep)
-    assert layer.is_relative_to(images) and int(size) > 0, shipped
-    token = (layer / "built-token").read_text()
+    first, second = SHIPPED.findall(server.log())
+    for _, host, size, keep in (first, second):
+        assert host in hosts(server), (host, hosts(server))
+        assert Path(keep).is_relative_to(images) and int(size) > 0, (first, second)
+    token = (Path(first[3]) / "built-token").read_text()
     assert re.fullmatch(r"[0-9a-f]{16}", token), token
+    assert (Path(second[3]) / "built-token-copy").read_text() == token
     assert staged(server) == [], "the agent's copy is removed once shipped"
-    assert server.python(CALL).stdout.split() == [token], server.log()[-3000:]
+    assert server.python(CALL).stdout.split() == [token, token], server.log()[-3000:]
 
     failed = server.cli("deploy", str(write_app(tmp_path, "failing_build", FAILING)),
                         check=False)
@@ -81,7 +83,7 @@ def test_a_build_on_an_agent_ships_its_layer_and_a_failed_one_reports_its_output
     assert "run_commands failed (exit status 3) while building the image" in words, words
     assert "step-output-on-the-agent" in words and "to-stderr" in words, words
     assert "BuildOutputLost" not in words and "never left host" not in words, words
-    assert len(SHIPPED.findall(server.log())) == 1, "a failed step's output is not shipped"
+    assert len(SHIPPED.findall(server.log())) == 2, "a failed step's output is not shipped"
     assert staged(server) == [], "nor kept on the agent"
 
 
@@ -90,6 +92,6 @@ def test_hosts_of_the_control_planes_machine_ship_nothing_by_default(
     server = fleet_server(server_factory, ray_cluster,
                           {"COLDSNAP_IMAGE_DIR": str(tmp_path / "images")})
     server.cli("deploy", str(write_app(tmp_path, "shipped_build", APP)))
-    token = server.python(CALL).stdout.split()
-    assert len(token) == 1 and re.fullmatch(r"[0-9a-f]{16}", token[0]), token
+    first, copy = server.python(CALL).stdout.split()
+    assert re.fullmatch(r"[0-9a-f]{16}", first) and copy == first, (first, copy)
     assert "shipped build output" not in server.log(), server.log()[-3000:]

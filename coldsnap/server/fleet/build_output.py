@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec
+from coldsnap.server.fleet.build_inputs import AgentCall, file_sha256, push_inputs
 from coldsnap.server.images.steps import BuildError
 from coldsnap.server.remote_store.fs_tar import pack, unpack
 from coldsnap.settings import SettingError, Settings
@@ -134,7 +135,7 @@ class BuildOutputs:
                           f"at {layer}")
         pack(layer, tar)
         shutil.rmtree(layer)
-        return PackedOutput(str(tar), tar.stat().st_size, _sha256(tar))
+        return PackedOutput(str(tar), tar.stat().st_size, file_sha256(tar))
 
     def read(self, container_id: str, offset: int, size: int) -> bytes:
         with open(self.staging / container_id / TAR, "rb") as handle:
@@ -148,35 +149,34 @@ class BuildOutputs:
         shutil.rmtree(self.staging / container_id, ignore_errors=True)
 
 
-# The control plane's side: (agent method, *args) -> its answer; raises HostLost.
-AgentCall = Callable[..., Any]
-
-
 class ShippedBuilds:
     """The control plane's side for one agent: which build containers' output to ship."""
 
-    def __init__(self, settings: Settings, agent_machine: str) -> None:
+    def __init__(self, settings: Settings, host: str, agent_machine: str) -> None:
         self._mode = ship_mode(settings)
+        self._host = host
         self._agent_machine = agent_machine  # the agent's machine_identity
         self._images = settings.images
+        self._scratch = settings.state_dir / "build-input"  # tars on their way out
         self._kept: dict[str, Path] = {}  # container id -> where its output goes
 
-    def start(self, spec: ContainerSpec, start: Callable[[str], Any]) -> Any:
-        """The agent's ``start`` of ``spec`` (its ContainerRecord), ``start_build`` when
-        the output must come here."""
+    def start(self, spec: ContainerSpec, call: AgentCall) -> Any:
+        """The agent's ``start`` of ``spec`` (its ContainerRecord); for a build container
+        on another machine, the image so far sent first (build_inputs.py) and
+        ``start_build``, so that its output comes here."""
         here = machine_identity(self._images) if spec.keep_upper is not None else ""
         if spec.keep_upper is None or not ships(self._mode, spec, self._agent_machine, here):
-            return start("start")
-        record = start("start_build")
+            return call("start", spec)
+        push_inputs(spec, self._images, self._scratch, self._host, call)
+        record = call("start_build", spec)
         self._kept[record.container_id] = spec.keep_upper
         return record
 
-    def release(self, container_id: str, host: str, call: AgentCall,
-                kill: Callable[[], None]) -> None:
+    def release(self, container_id: str, call: AgentCall, kill: Callable[[], None]) -> None:
         """``kill`` the container there (its cleanups save its output), then fetch that
         output when it is shipped. HostLost as ``kill`` raises it, but BuildOutputLost
         for a build container's."""
-        keep = self._kept.pop(container_id, None)
+        keep, host = self._kept.pop(container_id, None), self._host
         try:
             kill()
         except Exception as exc:
@@ -236,11 +236,3 @@ def _fetch_into(keep: Path, packed: PackedOutput, read: Callable[[int, int], obj
     finally:
         tar.unlink(missing_ok=True)
         shutil.rmtree(part, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -29,6 +29,7 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
 from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
+from coldsnap.server.fleet.build_inputs import BuildInputs
 from coldsnap.server.fleet.build_output import BuildOutputs, machine_identity
 from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
 from coldsnap.server.images.from_store import fetch_missing_images
@@ -99,6 +100,7 @@ class AgentService:
         self._images_dir = settings.images
         self._images_dir.mkdir(parents=True, exist_ok=True)  # its identity: build_output.py
         self.outputs = BuildOutputs(settings.state_dir / "build-output")  # build_output.py
+        self.inputs = BuildInputs(settings.state_dir / "build-input")  # build_inputs.py
         self._listener = BridgeListener(token)
         self._containers: dict[str, Container] = {}
         self._labels: dict[str, dict[str, Any]] = {}
@@ -138,6 +140,15 @@ class AgentService:
 
     def drop_output(self, container_id: str) -> Outcome:
         return Outcome.of(lambda: self.outputs.drop(container_id))
+
+    def lacks_paths(self, paths: list[str]) -> Outcome:
+        return Outcome.of(lambda: self.inputs.lacks(paths))
+
+    def receive_input(self, sent: str, offset: int, data: bytes) -> Outcome:
+        return Outcome.of(lambda: self.inputs.receive(sent, offset, data))
+
+    def place_input(self, sent: str, target: str, size: int, sha256: str) -> Outcome:
+        return Outcome.of(lambda: self.inputs.place(sent, target, size, sha256))
 
     def lookup(self, key: str) -> Outcome:
         return Outcome.of(lambda: self.engine.lookup(key))

@@ -92,7 +92,7 @@ class RemoteAgent:
             float(resources.get("GPU", 0)))
         self._bridge = (str(node["NodeManagerAddress"]), int(info["port"]))
         self._token = token
-        self._builds = ShippedBuilds(settings, str(info.get("machine", "")))  # build_output.py
+        self._builds = ShippedBuilds(settings, self.host, str(info.get("machine", "")))
         # (host, reason): the fleet's ``lose``, called on the first sign the host is gone.
         self.on_lost: Callable[[str, str], None] = lambda host, reason: None
 
@@ -117,8 +117,8 @@ class RemoteAgent:
     # HostAgent
 
     def start(self, spec: ContainerSpec) -> Container:
-        return self.connect(self._builds.start(spec, lambda method: self._engine(
-            method, spec, timeout=self._start_s)))
+        return self.connect(self._builds.start(  # a build's files travel: build_output.py
+            spec, lambda method, *args: self._engine(method, *args, timeout=self._start_s)))
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         return self.connect(self._engine("restore", key, spec, timeout=self._start_s))
@@ -195,7 +195,7 @@ class RemoteAgent:
     def release(self, container_id: str) -> None:
         # Waited for: the container's cleanups run there, and what a build container
         # wrote (keep_upper) must be saved before its builder looks for it, or shipped.
-        self._builds.release(container_id, self.host, lambda method, *args: self._engine(
+        self._builds.release(container_id, lambda method, *args: self._engine(
             method, *args, timeout=FETCH_S), lambda: self._call("kill", container_id))
 
     def limits_reached(self, container_id: str) -> list[str]:
