@@ -78,7 +78,8 @@ def test_only_what_the_agent_lacks_is_sent(tmp_path: Path) -> None:
                         images / "k" / "venv")
     for tree in (have, lack, venv / "bin"):
         tree.mkdir(parents=True)
-    spec = ContainerSpec(argv=["/bin/sh"], layers=[lack, have, tmp_path / "elsewhere"],
+    runtime = images / "runtime" / "abc"  # each agent makes coldsnap's runtime layer
+    spec = ContainerSpec(argv=["/bin/sh"], layers=[runtime, lack, have, tmp_path / "elsewhere"],
                          env={"PATH": f"{venv}/bin:/usr/bin"})
     assert inputs_of(spec, images) == [lack, have, venv]
     sent: list[str] = []

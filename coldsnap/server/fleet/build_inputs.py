@@ -36,8 +36,10 @@ class BuildInputLost(BuildError):
 
 def inputs_of(spec: ContainerSpec, images: Path) -> list[Path]:
     """The dirs under ``images`` that a build container of ``spec`` reads: its lower
-    layers, and the venv first on its PATH."""
-    paths = [path for path in spec.layers if path.is_relative_to(images)]
+    layers, and the venv first on its PATH. Not coldsnap's runtime layer: each agent
+    makes its own (images/from_store.py)."""
+    paths = [path for path in spec.layers if path.is_relative_to(images)
+             and path.relative_to(images).parts[:1] != ("runtime",)]
     first = Path(spec.env.get("PATH", "").split(":")[0])
     if first.name == "bin" and first.parent.name == "venv" and first.is_relative_to(images):
         paths.append(first.parent)
