@@ -11,6 +11,7 @@ import pytest
 
 from coldsnap.engine import ContainerSpec
 from coldsnap.server.fleet import build_inputs
+from coldsnap.server.fleet.bridge import HostLost
 from coldsnap.server.fleet.build_inputs import (
     BuildInputLost,
     BuildInputs,
@@ -93,3 +94,15 @@ def test_only_what_the_agent_lacks_is_sent(tmp_path: Path) -> None:
     assert push_inputs(spec, images, tmp_path / "scratch", "vm/1", call) == \
         [str(lack), str(venv)]
     assert sent.count("place_input") == 2
+
+
+def test_a_host_lost_midway_is_left_to_the_fleet(tmp_path: Path) -> None:
+    source = tmp_path / "layer"
+    a_layer(source)
+
+    def lost(method: str, *args: Any) -> Any:
+        raise HostLost("host vm/1 (Ray node 0123) is gone (RayActorError)")
+
+    with pytest.raises(HostLost):  # the fleet places the container elsewhere
+        send_tree(source, str(tmp_path / "there"), tmp_path / "scratch", "vm/1", lost)
+    assert list((tmp_path / "scratch").iterdir()) == []

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from coldsnap.engine import ContainerSpec
+from coldsnap.server.fleet.bridge import HostLost
 from coldsnap.server.images.steps import BuildError
 from coldsnap.server.remote_store.fs_tar import pack, unpack
 
@@ -58,7 +59,7 @@ def push_inputs(spec: ContainerSpec, images: Path, scratch: Path, host: str,
 
 def send_tree(source: Path, target: str, scratch: Path, host: str, call: AgentCall) -> None:
     """Pack ``source`` here and have the agent unpack it at ``target``. BuildInputLost
-    saying what failed."""
+    saying what failed; HostLost as the agent's calls raise it."""
     scratch.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix="build-input-", suffix=".tar", dir=scratch)
     os.close(handle)
@@ -70,6 +71,8 @@ def send_tree(source: Path, target: str, scratch: Path, host: str, call: AgentCa
             for offset in range(0, size, CHUNK_BYTES):
                 call("receive_input", sent, offset, stream.read(CHUNK_BYTES))
         call("place_input", sent, target, size, digest)
+    except HostLost:  # the fleet places the container on another host
+        raise
     except Exception as exc:
         size = tar.stat().st_size if tar.exists() else 0
         raise BuildInputLost(
