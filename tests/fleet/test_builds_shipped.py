@@ -26,6 +26,17 @@ app = coldsnap.App("shipped-build", image=image)
 @app.function()
 def token() -> str:
     return open("/built-token").read() + " " + open("/built-token-copy").read()
+
+
+@app.cls()
+class Built:
+    @coldsnap.build()  # its output is shipped like a step's
+    def make(self) -> None:
+        open("/built-by-method", "w").write(open("/built-token").read() + "-method")
+
+    @coldsnap.method()
+    def read(self) -> str:
+        return open("/built-by-method").read()
 """
 FAILING = """
 import coldsnap
@@ -42,6 +53,8 @@ def never() -> None:
 SHIPPED = re.compile(r"shipped build output of container (cs-\w+) from host (\S+): "
                      r"(\d+) bytes in [\d.]+ s, to (\S+)")
 CALL = "import coldsnap\nprint(coldsnap.Function.from_name('shipped-build', 'token').remote())\n"
+METHOD = ("import coldsnap\n"
+          "print(coldsnap.Cls.from_name('shipped-build', 'Built')().read.remote())\n")
 
 
 def hosts(server: ServerHandle) -> list[str]:
@@ -66,8 +79,8 @@ def test_a_build_on_an_agent_ships_its_layer_and_a_failed_one_reports_its_output
     deployed = server.cli("deploy", str(write_app(tmp_path, "shipped_build", APP)))
     assert "in a build container" in deployed.stdout + deployed.stderr, deployed
 
-    first, second = SHIPPED.findall(server.log())
-    for _, host, size, keep in (first, second):
+    first, second, method = SHIPPED.findall(server.log())
+    for _, host, size, keep in (first, second, method):
         assert host in hosts(server), (host, hosts(server))
         assert Path(keep).is_relative_to(images) and int(size) > 0, (first, second)
     token = (Path(first[3]) / "built-token").read_text()
@@ -75,6 +88,8 @@ def test_a_build_on_an_agent_ships_its_layer_and_a_failed_one_reports_its_output
     assert (Path(second[3]) / "built-token-copy").read_text() == token
     assert staged(server) == [], "the agent's copy is removed once shipped"
     assert server.python(CALL).stdout.split() == [token, token], server.log()[-3000:]
+    assert (Path(method[3]) / "built-by-method").read_text() == token + "-method"
+    assert server.python(METHOD).stdout.split() == [token + "-method"], server.log()[-3000:]
 
     failed = server.cli("deploy", str(write_app(tmp_path, "failing_build", FAILING)),
                         check=False)
@@ -83,7 +98,7 @@ def test_a_build_on_an_agent_ships_its_layer_and_a_failed_one_reports_its_output
     assert "run_commands failed (exit status 3) while building the image" in words, words
     assert "step-output-on-the-agent" in words and "to-stderr" in words, words
     assert "BuildOutputLost" not in words and "never left host" not in words, words
-    assert len(SHIPPED.findall(server.log())) == 2, "a failed step's output is not shipped"
+    assert len(SHIPPED.findall(server.log())) == 3, "a failed step's output is not shipped"
     assert staged(server) == [], "nor kept on the agent"
 
 
