@@ -197,7 +197,8 @@ def receive_output(host: str, container_id: str, keep: Path, call: AgentCall) ->
         answer = call("pack_output", container_id)
         if answer is None:  # the step failed: the builder says so with its output
             return
-        assert isinstance(answer, PackedOutput)
+        if not isinstance(answer, PackedOutput):
+            raise OSError(f"the agent answered {type(answer).__name__}, not a packed output")
         packed = answer
         _fetch_into(keep, packed, lambda offset, size: call("read_output", container_id,
                                                             offset, size))
