@@ -29,10 +29,14 @@ from typing import Any
 
 from coldsnap.engine import Container, ContainerSpec, SnapshotInfo, make_engine
 from coldsnap.server.fleet.bridge import BridgeListener, PipeBridge
+from coldsnap.server.fleet.build_inputs import BuildInputs
+from coldsnap.server.fleet.build_output import BuildOutputs, machine_identity
 from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
 from coldsnap.server.fleet.web_relay import WebRelay
+from coldsnap.server.images.from_store import fetch_missing_images
 from coldsnap.server.process import ZombieReaper, become_subreaper
 from coldsnap.server.remote_store import open_remote
+from coldsnap.server.remote_store.images import open_remote_images
 from coldsnap.settings import Settings
 from coldsnap.wire import control
 from coldsnap.wire.framing import write_message
@@ -93,6 +97,11 @@ class AgentService:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.engine = make_engine(settings)
         self.remote = open_remote(settings, self.engine)  # over this host's own store
+        self.images = open_remote_images(settings)  # images this host lacks, from the store
+        self._images_dir = settings.images
+        self._images_dir.mkdir(parents=True, exist_ok=True)  # its identity: build_output.py
+        self.outputs = BuildOutputs(settings.state_dir / "build-output")  # build_output.py
+        self.inputs = BuildInputs(settings.state_dir / "build-input")  # build_inputs.py
         self._listener = BridgeListener(token)
         self._containers: dict[str, Container] = {}
         self._labels: dict[str, dict[str, Any]] = {}
@@ -105,19 +114,45 @@ class AgentService:
                 "isolated": self.engine.isolated, "hostname": socket.gethostname(),
                 "port": self._listener.port, "relay_port": self._relay.port,
                 "fingerprint": self.fingerprint,
-                "store_url": str(self.remote.url) if self.remote is not None else ""}
+                "store_url": str(self.remote.url) if self.remote is not None else "",
+                "machine": machine_identity(self._images_dir)}
 
     # engine calls
 
     def start(self, spec: ContainerSpec) -> Outcome:
-        return Outcome.of(lambda: self._adopt(self.engine.start(spec)))
+        return Outcome.of(lambda: self._adopt(self.engine.start(self._images_here(spec))))
 
     def restore(self, key: str, spec: ContainerSpec) -> Outcome:
-        return Outcome.of(lambda: self._adopt(self.engine.restore(key, spec)))
+        return Outcome.of(lambda: self._adopt(self.engine.restore(key,
+                                                                  self._images_here(spec))))
 
     def checkpoint(self, container_id: str, key: str, labels: dict[str, str] | None,
                    warnings: list[dict[str, str]] | None) -> Outcome:
         return Outcome.of(lambda: self._checkpoint(container_id, key, labels, warnings))
+
+    # a build container whose output the control plane fetches (build_output.py)
+
+    def start_build(self, spec: ContainerSpec) -> Outcome:
+        return Outcome.of(lambda: self._adopt(self.outputs.start(
+            spec, lambda staged: self.engine.start(self._images_here(staged)))))
+
+    def pack_output(self, container_id: str) -> Outcome:
+        return Outcome.of(lambda: self.outputs.pack(container_id))
+
+    def read_output(self, container_id: str, offset: int, size: int) -> Outcome:
+        return Outcome.of(lambda: self.outputs.read(container_id, offset, size))
+
+    def drop_output(self, container_id: str) -> Outcome:
+        return Outcome.of(lambda: self.outputs.drop(container_id))
+
+    def lacks_paths(self, paths: list[str]) -> Outcome:
+        return Outcome.of(lambda: self.inputs.lacks(paths))
+
+    def receive_input(self, sent: str, offset: int, data: bytes) -> Outcome:
+        return Outcome.of(lambda: self.inputs.receive(sent, offset, data))
+
+    def place_input(self, sent: str, target: str, size: int, sha256: str) -> Outcome:
+        return Outcome.of(lambda: self.inputs.place(sent, target, size, sha256))
 
     def lookup(self, key: str) -> Outcome:
         return Outcome.of(lambda: self.engine.lookup(key))
@@ -228,6 +263,11 @@ class AgentService:
         with self._lock:
             container = self._containers.get(container_id)
         return None if container is None else container.address
+
+    def _images_here(self, spec: ContainerSpec) -> ContainerSpec:
+        """``spec``, once the image files it names are on this host (docs/store.md)."""
+        fetch_missing_images(self.images, spec)
+        return spec
 
     def _adopt(self, container: Container) -> ContainerRecord:
         with self._lock:

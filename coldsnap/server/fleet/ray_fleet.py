@@ -24,10 +24,7 @@ import threading
 import time
 from typing import Any
 
-from coldsnap.engine import (
-    Container,
-    EngineUnavailable,
-)
+from coldsnap.engine import Container, EngineUnavailable
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.fleet.bridge import HostLost
 from coldsnap.server.fleet.fleet import Fleet

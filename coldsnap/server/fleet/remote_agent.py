@@ -16,6 +16,7 @@ from coldsnap.engine import Container, ContainerSpec, DumpFailed, EngineUnavaila
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.fleet.agent import Capacity
 from coldsnap.server.fleet.bridge import HostLost, SocketContainer
+from coldsnap.server.fleet.build_output import ShippedBuilds
 from coldsnap.server.fleet.host_agent import ContainerRecord, Outcome
 from coldsnap.server.fleet.labels import ContainerLabels
 from coldsnap.server.fleet.relay_route import Relay
@@ -49,6 +50,7 @@ class RemoteAgent:
             float(resources.get("GPU", 0)))
         self._bridge = (str(node["NodeManagerAddress"]), int(info["port"]))
         self._token = token
+        self._builds = ShippedBuilds(settings, self.host, str(info.get("machine", "")))
         # The gateway reaches its containers' web ports through its relay, or directly.
         self.relay = Relay((self._bridge[0], int(info["relay_port"])), token) if relay_wanted(
             relay_mode(settings), self._bridge[0], _plane_ip()) else None
@@ -76,7 +78,8 @@ class RemoteAgent:
     # HostAgent
 
     def start(self, spec: ContainerSpec) -> Container:
-        return self.connect(self._engine("start", spec, timeout=self._start_s))
+        return self.connect(self._builds.start(  # a build's files travel: build_output.py
+            spec, lambda method, *args: self._engine(method, *args, timeout=self._start_s)))
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         return self.connect(self._engine("restore", key, spec, timeout=self._start_s))
@@ -152,8 +155,9 @@ class RemoteAgent:
 
     def release(self, container_id: str) -> None:
         # Waited for: the container's cleanups run there, and what a build container
-        # wrote (keep_upper) must be saved before its builder looks for it.
-        self._call("kill", container_id)
+        # wrote (keep_upper) must be saved before its builder looks for it, or shipped.
+        self._builds.release(container_id, lambda method, *args: self._engine(
+            method, *args, timeout=FETCH_S), lambda: self._call("kill", container_id))
 
     def limits_reached(self, container_id: str) -> list[str]:
         words: list[str] = self._call("limits_reached", container_id)
