@@ -25,7 +25,8 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk, decompress
+from coldsnap.server.remote_store.chunks import CorruptChunk, compress, decompress
+from coldsnap.server.remote_store.deltas import Rebuilder
 from coldsnap.server.remote_store.fs_tar import unpack
 from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
 from coldsnap.server.remote_store.packs import Span, plan_spans
@@ -62,9 +63,11 @@ class _Chunks:
     """Puts chunks into their places, from the cache or the store, counting from where."""
 
     def __init__(self, bucket: Bucket, cache: ChunkCache, fetched: Fetched,
-                 places: _Places) -> None:
+                 places: _Places, rebuilder: Rebuilder) -> None:
         self.bucket, self.cache, self.fetched, self.places = bucket, cache, fetched, places
-        self.for_cache: list[tuple[str, bytes]] = []  # kept once the snapshot is published
+        self.rebuilder = rebuilder  # delta chunks (deltas.py)
+        # Kept once the snapshot is published: compressed, or plain for a delta chunk.
+        self.for_cache: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
 
     def from_cache(self, digests: list[str]) -> list[str]:
@@ -77,6 +80,7 @@ class _Chunks:
                     raise CorruptChunk(digest, "is not in the cache")
                 writes.add(self.places[digest][1], decompress(blob, digest,
                                                               self.places[digest][0]))
+                self.rebuilder.keep(digest, blob)
             except CorruptChunk:
                 self.cache.discard(digest)  # a bad disk: the store has it
                 missing.append(digest)
@@ -92,7 +96,7 @@ class _Chunks:
             blob = data[loc.offset - span.start:loc.offset - span.start + loc.length]
             chunk, blob = self._checked(digest, loc, blob)
             writes.add(self.places[digest][1], chunk)
-            kept.append((digest, blob))
+            kept.append((digest, chunk if digest in self.rebuilder.deltas else blob))
         writes.flush()
         with self._lock:
             if self.cache.limit_bytes:
@@ -106,12 +110,12 @@ class _Chunks:
         more before giving up."""
         size = self.places[digest][0]
         try:
-            return decompress(blob, digest, size), blob
+            return self.rebuilder.chunk(digest, blob, size), blob
         except CorruptChunk as exc:
             logger.warning("%s in %s (read 1 of 2)", exc, loc.pack)
         blob = self.bucket.get_range(loc.pack, loc.offset, loc.offset + loc.length)
         try:
-            return decompress(blob, digest, size), blob
+            return self.rebuilder.chunk(digest, blob, size), blob
         except CorruptChunk as exc:
             exc.pack = loc.pack
             raise
@@ -154,7 +158,11 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fds: list[int] = []
     try:
         (staging / "images").mkdir()
-        chunks = _Chunks(bucket, cache, fetched, _lay_out(staging, manifest, fds))
+        rebuilder = Rebuilder(manifest.deltas)
+        places = _lay_out(staging, manifest, fds)
+        for digest, size in rebuilder.bases.items():  # bases only: no place in the files
+            places.setdefault(digest, (size, []))
+        chunks = _Chunks(bucket, cache, fetched, places, rebuilder)
         _fill(chunks, manifest, pool)
         for fd in fds:
             os.close(fd)
@@ -171,14 +179,16 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fetched.info = info
     fetched.seconds = time.monotonic() - t0
     if chunks.for_cache:  # after the fetch: the boot restores meanwhile
-        pool.submit(_keep, cache, chunks.for_cache)
+        pool.submit(_keep, cache, chunks.for_cache, set(manifest.deltas))
     return fetched
 
 
-def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]]) -> None:
+def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]], plain: set[str]) -> None:
+    """Put fetched chunks into the cache, compressing those in ``plain`` (delta chunks:
+    the cache holds every chunk compressed on its own)."""
     try:
         for digest, blob in chunks:
-            cache.put(digest, blob)
+            cache.put(digest, compress(blob) if digest in plain else blob)
     except OSError as exc:  # a full disk: later fetches take more from the store
         logger.warning("keeping fetched chunks in the chunk cache %s failed: %s",
                        cache.root, exc)
@@ -191,9 +201,10 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None
     missing = {d for d in chunks.places if d not in chunks.cache}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
-    spans = plan_spans((d, manifest.locations[d]) for d in missing)
-    for read in [pool.submit(chunks.from_store, span) for span in spans]:
-        read.result()
+    for wave in chunks.rebuilder.waves(missing):  # a delta's bases before it
+        spans = plan_spans((d, manifest.locations[d]) for d in wave)
+        for read in [pool.submit(chunks.from_store, span) for span in spans]:
+            read.result()
 
 
 def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:

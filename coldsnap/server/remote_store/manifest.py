@@ -8,8 +8,9 @@ Layout under ``COLDSNAP_STORE_URL`` (``s3://BUCKET/PREFIX``)::
 
 A manifest lists a snapshot's files (CRIU's image files, and its filesystem
 layer packed as one tar stream) with their sizes and chunk lists, where each
-chunk lies (pack, offset, length), and carries the local store's metadata
-(digests of every image file included). A snapshot is in the store once its
+chunk lies (pack, offset, length), which chunks are stored as deltas against
+others (deltas.py) and the chunks those need, and carries the local store's
+metadata (digests of every image file included). A snapshot is in the store once its
 manifest is: the packs go first, so a reader never finds a manifest whose chunks
 are not all there yet.
 """
@@ -20,7 +21,9 @@ import dataclasses
 import json
 from typing import Any
 
-FORMAT = 2  # 1 stored each chunk as an object of its own
+FORMAT = 3  # 1 stored each chunk as an object of its own; 2 had no delta chunks
+READS = frozenset({2, 3})  # the formats this version reads
+MAX_CHAIN = 3  # deltas of deltas of deltas at most: a fetch rebuilds a chunk in few steps
 FS_TAR = "fs.tar"  # the snapshot's filesystem layer, packed (fs_tar.py)
 
 
@@ -43,6 +46,24 @@ class ChunkRef:
 
     digest: str
     size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Delta:
+    """How a chunk stored as a delta is rebuilt: against ``length`` bytes of ``base``'s
+    chunks (of an older snapshot) joined in order, from byte ``skip`` of them on."""
+
+    base: tuple[ChunkRef, ...]
+    skip: int
+    length: int
+
+    def to_json(self) -> list[Any]:
+        return [[[ref.digest, ref.size] for ref in self.base], self.skip, self.length]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Delta:
+        base, skip, length = data
+        return cls(tuple(ChunkRef(str(d), int(n)) for d, n in base), int(skip), int(length))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +93,17 @@ class Manifest:
     files: tuple[StoredFile, ...]
     meta: dict[str, Any]
     locations: dict[str, Location]
+    # The chunks stored as deltas: those of the files, and the bases they need.
+    deltas: dict[str, Delta] = dataclasses.field(default_factory=dict)
 
     @property
     def size_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
     def digests(self) -> set[str]:
-        return {ref.digest for f in self.files for ref in f.chunks}
+        """The chunks of the files, and those their deltas are rebuilt from."""
+        bases = {ref.digest for delta in self.deltas.values() for ref in delta.base}
+        return {ref.digest for f in self.files for ref in f.chunks} | bases
 
     def to_json(self) -> bytes:
         packs = sorted({loc.pack for loc in self.locations.values()})
@@ -91,6 +116,7 @@ class Manifest:
             "packs": packs,
             "where": {digest: [number[loc.pack], loc.offset, loc.length]
                       for digest, loc in self.locations.items()},
+            "deltas": {digest: delta.to_json() for digest, delta in self.deltas.items()},
         }
         return json.dumps(data, sort_keys=True).encode()
 
@@ -99,8 +125,9 @@ class Manifest:
         """ValueError when ``raw`` is not a manifest this version reads."""
         try:
             data = json.loads(raw)
-            if data.get("format") != FORMAT:
-                raise ValueError(f"manifest format {data.get('format')!r}, not {FORMAT}")
+            if data.get("format") not in READS:
+                raise ValueError(f"manifest format {data.get('format')!r}, not one of "
+                                 f"{sorted(READS)}")
             files = tuple(
                 StoredFile(str(f["name"]), int(f["size"]),
                            tuple(ChunkRef(str(d), int(n)) for d, n in f["chunks"]))
@@ -108,12 +135,38 @@ class Manifest:
             packs = [str(name) for name in data["packs"]]
             where = {str(d): Location(packs[i], int(off), int(n))
                      for d, (i, off, n) in data["where"].items()}
+            deltas = {str(d): Delta.from_json(delta)
+                      for d, delta in data.get("deltas", {}).items()}
             manifest = cls(str(data["key"]), str(data["host_key"]), files, dict(data["meta"]),
-                           where)
+                           where, deltas)
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"not a coldsnap snapshot manifest: {exc!r}") from None
         missing = manifest.digests() - manifest.locations.keys()
         if missing:
             raise ValueError(f"manifest of {manifest.key} does not say where {len(missing)} "
                              "of its chunks lie")
+        if max(chain_lengths(manifest.deltas).values(), default=0) > MAX_CHAIN:
+            raise ValueError(f"manifest of {manifest.key} has deltas of deltas deeper than "
+                             f"{MAX_CHAIN}")
         return manifest
+
+
+def chain_lengths(deltas: dict[str, Delta]) -> dict[str, int]:
+    """How many deltas deep each chunk of ``deltas`` is (a delta against plain chunks: 1).
+    ValueError when a chunk is rebuilt from itself, through any number of steps."""
+    lengths: dict[str, int] = {}
+
+    def length(digest: str, path: frozenset[str]) -> int:
+        if digest not in deltas:
+            return 0
+        if digest in path or len(path) > MAX_CHAIN:  # a loop, or too deep to follow
+            raise ValueError(f"chunk {digest} is a delta against itself, or deeper than "
+                             f"{MAX_CHAIN}")
+        if digest not in lengths:
+            lengths[digest] = 1 + max((length(ref.digest, path | {digest})
+                                       for ref in deltas[digest].base), default=0)
+        return lengths[digest]
+
+    for digest in deltas:
+        length(digest, frozenset())
+    return lengths
