@@ -106,39 +106,38 @@ class Manifest:
         return {ref.digest for f in self.files for ref in f.chunks} | bases
 
     def to_json(self) -> bytes:
+        """The manifest as stored: JSON, zstd-compressed. Every chunk is named once, in
+        ``chunks`` (digest, size, pack, offset, length); files and deltas number them:
+        a snapshot of tens of thousands of chunks, many of them deltas, names each
+        digest once instead of up to five times."""
         packs = sorted({loc.pack for loc in self.locations.values()})
-        number = {pack: i for i, pack in enumerate(packs)}
+        pack_number = {pack: i for i, pack in enumerate(packs)}
+        sizes = {ref.digest: ref.size for f in self.files for ref in f.chunks}
+        sizes.update((ref.digest, ref.size) for d in self.deltas.values() for ref in d.base)
+        digests = sorted(self.locations)
+        number = {digest: i for i, digest in enumerate(digests)}
         data = {
             "format": FORMAT, "key": self.key, "host_key": self.host_key, "meta": self.meta,
-            "files": [{"name": f.name, "size": f.size,
-                       "chunks": [[ref.digest, ref.size] for ref in f.chunks]}
-                      for f in self.files],
             "packs": packs,
-            "where": {digest: [number[loc.pack], loc.offset, loc.length]
-                      for digest, loc in self.locations.items()},
-            "deltas": {digest: delta.to_json() for digest, delta in self.deltas.items()},
+            "chunks": [[d, sizes.get(d, 0), pack_number[self.locations[d].pack],
+                        self.locations[d].offset, self.locations[d].length] for d in digests],
+            "files": [{"name": f.name, "size": f.size,
+                       "chunks": [number[ref.digest] for ref in f.chunks]} for f in self.files],
+            "deltas": [[number[d], [number[ref.digest] for ref in delta.base], delta.skip,
+                        delta.length] for d, delta in sorted(self.deltas.items())],
         }
-        return json.dumps(data, sort_keys=True).encode()
+        return _compress(json.dumps(data, sort_keys=True).encode())
 
     @classmethod
     def from_json(cls, raw: bytes) -> Manifest:
         """ValueError when ``raw`` is not a manifest this version reads."""
         try:
-            data = json.loads(raw)
+            data = json.loads(raw if raw[:1] == b"{" else _decompress(raw))
             if data.get("format") not in READS:
                 raise ValueError(f"manifest format {data.get('format')!r}, not one of "
                                  f"{sorted(READS)}")
-            files = tuple(
-                StoredFile(str(f["name"]), int(f["size"]),
-                           tuple(ChunkRef(str(d), int(n)) for d, n in f["chunks"]))
-                for f in data["files"])
-            packs = [str(name) for name in data["packs"]]
-            where = {str(d): Location(packs[i], int(off), int(n))
-                     for d, (i, off, n) in data["where"].items()}
-            deltas = {str(d): Delta.from_json(delta)
-                      for d, delta in data.get("deltas", {}).items()}
-            manifest = cls(str(data["key"]), str(data["host_key"]), files, dict(data["meta"]),
-                           where, deltas)
+            read = _read_format_2 if data["format"] == 2 else _read_format_3
+            manifest = cls(str(data["key"]), str(data["host_key"]), *read(data))
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"not a coldsnap snapshot manifest: {exc!r}") from None
         missing = manifest.digests() - manifest.locations.keys()
@@ -170,3 +169,44 @@ def chain_lengths(deltas: dict[str, Delta]) -> dict[str, int]:
     for digest in deltas:
         length(digest, frozenset())
     return lengths
+
+
+_Parts = tuple[tuple[StoredFile, ...], dict[str, Any], dict[str, Location], dict[str, Delta]]
+
+
+def _read_format_3(data: dict[str, Any]) -> _Parts:
+    packs = [str(name) for name in data["packs"]]
+    table = [(str(d), int(size), Location(packs[pack], int(offset), int(length)))
+             for d, size, pack, offset, length in data["chunks"]]
+    refs = [ChunkRef(digest, size) for digest, size, _ in table]
+    files = tuple(StoredFile(str(f["name"]), int(f["size"]),
+                             tuple(refs[i] for i in f["chunks"])) for f in data["files"])
+    deltas = {refs[i].digest: Delta(tuple(refs[j] for j in base), int(skip), int(length))
+              for i, base, skip, length in data["deltas"]}
+    return files, dict(data["meta"]), {d: loc for d, _, loc in table}, deltas
+
+
+def _read_format_2(data: dict[str, Any]) -> _Parts:
+    """The format before delta chunks (every chunk's digest in each place it is used)."""
+    files = tuple(StoredFile(str(f["name"]), int(f["size"]),
+                             tuple(ChunkRef(str(d), int(n)) for d, n in f["chunks"]))
+                  for f in data["files"])
+    packs = [str(name) for name in data["packs"]]
+    where = {str(d): Location(packs[i], int(off), int(n))
+             for d, (i, off, n) in data["where"].items()}
+    return files, dict(data["meta"]), where, {}
+
+
+def _compress(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=9).compress(data)
+
+
+def _decompress(raw: bytes) -> bytes:
+    import zstandard
+
+    try:
+        return zstandard.ZstdDecompressor().decompress(raw)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"not a coldsnap snapshot manifest: {exc}") from None

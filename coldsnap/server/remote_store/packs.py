@@ -27,7 +27,7 @@ PACK_BYTES = 8 * 1024 * 1024  # compressed chunks per pack object, about
 RANGE_GAP = 256 * 1024  # chunks of a pack this close are read in one request, gap and all
 RANGE_MOST = 4 * 1024 * 1024  # the longest read: long enough to be cheap, short enough to
 # spread a snapshot over several requests at once
-INDEX_FORMAT = 2  # 1 had no delta chunks; an index of a format not read is ignored
+INDEX_FORMAT = 2  # 1: JSON, no delta chunks; 2: zstd-compressed JSON, delta chunks too
 INDEX_READS = frozenset({1, 2})
 # Stores a chunk as a delta when that pays: its stored bytes and how to rebuild it.
 Encoder = Callable[[], "tuple[bytes, Delta] | None"]
@@ -94,7 +94,7 @@ def _parse_index(pack: str, raw: bytes) -> tuple[dict[str, Location], dict[str, 
     """A pack's chunks and which of them are deltas (entries: digest, offset, length,
     and for a delta how it is rebuilt)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw if raw[:1] == b"{" else _decompress(raw))  # 2: compressed
         if data.get("format") not in INDEX_READS:
             return {}, {}
         where, deltas = {}, {}
@@ -105,6 +105,15 @@ def _parse_index(pack: str, raw: bytes) -> tuple[dict[str, Location], dict[str, 
         return where, deltas
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}, {}  # not an index this version reads: its chunks are written anew
+
+
+def _decompress(raw: bytes) -> bytes:
+    import zstandard
+
+    try:
+        return zstandard.ZstdDecompressor().decompress(raw)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"not a pack index: {exc}") from None
 
 
 class PackWriter:
@@ -196,8 +205,8 @@ class PackWriter:
         self.bucket.put(pack, data)
         chunks = [[d, loc.offset, loc.length, *([deltas[d].to_json()] if d in deltas else [])]
                   for d, loc in placed.items()]
-        index = {"format": INDEX_FORMAT, "chunks": chunks}
-        self.bucket.put(index_name(pack), json.dumps(index).encode())  # after its pack
+        index = json.dumps({"format": INDEX_FORMAT, "chunks": chunks}).encode()
+        self.bucket.put(index_name(pack), compress(index))  # after its pack
         self.index.add(placed, deltas)
 
 
