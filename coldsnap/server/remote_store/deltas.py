@@ -113,9 +113,14 @@ class DeltaBase:
         self.images = old / "images"
         self.index = index
         self._where = offset_map(self.images, new / "images")
-        self._depths = chain_lengths(index.deltas())
         self._chunks: dict[str, tuple[list[int], list[ChunkRef]]] = {}
         self.tried = self.stored = self.saved_bytes = 0
+        self.gone = False  # no deltas (any more) against this snapshot
+        try:
+            self._depths = chain_lengths(index.deltas())
+        except ValueError as exc:  # a damaged index: store plain chunks
+            logger.warning("storing no deltas: the store's pack indexes are damaged: %s", exc)
+            self._depths, self.gone = {}, True
 
     def encoder(self, name: str, piece: Piece) -> Encoder:
         """What PackWriter.add calls if the store lacks ``piece`` (of file ``name``)."""
@@ -124,6 +129,16 @@ class DeltaBase:
     def encode(self, name: str, piece: Piece) -> tuple[bytes, Delta] | None:
         """``piece`` as a delta against the old snapshot, or None where that does not pay
         (no old file, no old page at its place, bases the store lacks)."""
+        if self.gone:
+            return None
+        try:
+            return self._encode(name, piece)
+        except OSError as exc:  # deleted meanwhile (rm, gc): the rest go plain
+            logger.info("stopped storing deltas against %s: %s", self.images.parent, exc)
+            self.gone = True
+            return None
+
+    def _encode(self, name: str, piece: Piece) -> tuple[bytes, Delta] | None:
         start = self._where(name, piece.offset)
         if start is None or not (self.images / name).is_file():
             return None
