@@ -33,7 +33,13 @@ from coldsnap.server.remote_store.chunks import (
     decompress,
     split_file,
 )
-from coldsnap.server.remote_store.manifest import MAX_CHAIN, ChunkRef, Delta, chain_lengths
+from coldsnap.server.remote_store.manifest import (
+    MAX_CHAIN,
+    ChunkRef,
+    Delta,
+    Location,
+    chain_lengths,
+)
 from coldsnap.server.remote_store.packs import Encoder, PackIndex
 from coldsnap.server.remote_store.pagemap import offset_map
 
@@ -42,8 +48,10 @@ from coldsnap.server.remote_store.pagemap import offset_map
 # snapshot where none stores 0.097; the same place by file offset alone, 0.17).
 WINDOW = 16 * 1024
 ZSTD_LEVEL = 3
+RECENT_BASES = 256  # decompressed base chunks a fetch keeps (~4 MiB)
 GAIN = 0.75  # a delta is stored when it is at most this much of the chunk compressed alone
 logger = logging.getLogger(__name__)
+_Read = tuple[str, Location, bytes]  # a chunk read from the store: digest, where, bytes
 
 
 def _zstd_dict(base: bytes) -> Any:
@@ -189,6 +197,7 @@ class Rebuilder:
         self.bases = {ref.digest: ref.size for delta in deltas.values() for ref in delta.base}
         self._depths = chain_lengths(deltas)
         self._kept: dict[str, bytes] = {}
+        self._recent: dict[str, bytes] = {}  # decompressed bases, least recent first
         self._lock = threading.Lock()
 
     def keep(self, digest: str, blob: bytes) -> None:
@@ -205,21 +214,32 @@ class Rebuilder:
             data = decompress(blob, digest, size)
             self.keep(digest, blob)
             return data
-        with self._lock:
-            parts = [self._kept.get(ref.digest) for ref in delta.base]
-        if None in parts:  # its base failed to come: the delta can't be rebuilt
-            raise CorruptChunk(digest, "is a delta whose base chunks did not arrive")
-        base = b"".join(decompress(part or b"", ref.digest, ref.size)
-                        for part, ref in zip(parts, delta.base, strict=True))
+        base = b"".join(self._base(ref, digest) for ref in delta.base)
         data = decode(blob, base[delta.skip:delta.skip + delta.length], digest, size)
         if digest in self.bases:  # a base of a deeper delta
             self.keep(digest, compress(data))
         return data
 
-    def waves(self, digests: set[str]) -> list[list[str]]:
-        """``digests`` in the order they can be rebuilt: plain chunks first, then deltas
-        one level deeper each time."""
-        by_depth: dict[int, list[str]] = {}
-        for digest in digests:
-            by_depth.setdefault(self._depths.get(digest, 0), []).append(digest)
+    def _base(self, ref: ChunkRef, delta: str) -> bytes:
+        """A base chunk's bytes: neighbouring deltas share most of theirs, so the last
+        ``RECENT_BASES`` decompressed are kept."""
+        with self._lock:
+            data = self._recent.pop(ref.digest, None)
+            blob = self._kept.get(ref.digest)
+        if data is None:
+            if blob is None:  # its base failed to come: the delta can't be rebuilt
+                raise CorruptChunk(delta, "is a delta whose base chunks did not arrive")
+            data = decompress(blob, ref.digest, ref.size)
+        with self._lock:
+            self._recent[ref.digest] = data  # the most recent last
+            while len(self._recent) > RECENT_BASES:
+                del self._recent[next(iter(self._recent))]
+        return data
+
+    def waves(self, deltas: list[_Read]) -> list[list[_Read]]:
+        """Delta chunks read from the store, in the order they can be rebuilt: those
+        against plain chunks first, then one level deeper each time."""
+        by_depth: dict[int, list[_Read]] = {}
+        for read in deltas:
+            by_depth.setdefault(self._depths.get(read[0], 0), []).append(read)
         return [by_depth[depth] for depth in sorted(by_depth)]

@@ -68,6 +68,7 @@ class _Chunks:
         self.rebuilder = rebuilder  # delta chunks (deltas.py)
         # Kept once the snapshot is published: compressed, or plain for a delta chunk.
         self.for_cache: list[tuple[str, bytes]] = []
+        self.deltas: list[tuple[str, Location, bytes]] = []  # read, rebuilt once all are
         self._lock = threading.Lock()
 
     def from_cache(self, digests: list[str]) -> list[str]:
@@ -90,20 +91,27 @@ class _Chunks:
         return missing
 
     def from_store(self, span: Span) -> None:
-        data, writes = self.bucket.get_range(span.pack, span.start, span.end), _Writes()
-        kept = []
-        for digest, loc in span.chunks:
-            blob = data[loc.offset - span.start:loc.offset - span.start + loc.length]
+        data = self.bucket.get_range(span.pack, span.start, span.end)
+        got = [(digest, loc, data[loc.offset - span.start:loc.offset - span.start + loc.length])
+               for digest, loc in span.chunks]
+        with self._lock:  # deltas wait for all reads: their bases come in any of them
+            self.deltas += [item for item in got if item[0] in self.rebuilder.deltas]
+            self.fetched.store_bytes += len(data)
+            self.fetched.store_chunks += len(span.chunks)
+            self.fetched.store_reads += 1
+        self.place([item for item in got if item[0] not in self.rebuilder.deltas])
+
+    def place(self, got: list[tuple[str, Location, bytes]]) -> None:
+        """Check chunks read from the store (rebuild deltas) and write them."""
+        writes, kept = _Writes(), []
+        for digest, loc, blob in got:
             chunk, blob = self._checked(digest, loc, blob)
             writes.add(self.places[digest][1], chunk)
             kept.append((digest, chunk if digest in self.rebuilder.deltas else blob))
         writes.flush()
-        with self._lock:
-            if self.cache.limit_bytes:
+        if self.cache.limit_bytes:
+            with self._lock:
                 self.for_cache += kept
-            self.fetched.store_bytes += len(data)
-            self.fetched.store_chunks += len(span.chunks)
-            self.fetched.store_reads += 1
 
     def _checked(self, digest: str, loc: Location, blob: bytes) -> tuple[bytes, bytes]:
         """The chunk's bytes and the blob they came from; a corrupt read is tried once
@@ -201,10 +209,13 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None
     missing = {d for d in chunks.places if d not in chunks.cache}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
-    for wave in chunks.rebuilder.waves(missing):  # a delta's bases before it
-        spans = plan_spans((d, manifest.locations[d]) for d in wave)
-        for read in [pool.submit(chunks.from_store, span) for span in spans]:
-            read.result()
+    spans = plan_spans((d, manifest.locations[d]) for d in missing)
+    for read in [pool.submit(chunks.from_store, span) for span in spans]:
+        read.result()
+    for wave in chunks.rebuilder.waves(chunks.deltas):  # a delta after its bases
+        parts = [wave[i:i + 256] for i in range(0, len(wave), 256)]
+        for done in [pool.submit(chunks.place, part) for part in parts]:
+            done.result()
 
 
 def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:

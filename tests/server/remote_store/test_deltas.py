@@ -54,11 +54,13 @@ def test_a_rebuilder_needs_the_bases_first_and_says_when_one_did_not_arrive() ->
     refs = tuple(ChunkRef(chunk_digest(b), len(b)) for b in base)
     new = shifted(b"".join(base)[1000:11000], rng)
     delta = Delta(refs, 1000, 10_000)
-    rebuilder = Rebuilder({chunk_digest(new): delta})
-    assert rebuilder.bases == {ref.digest: ref.size for ref in refs}
-    assert rebuilder.waves({chunk_digest(new), refs[0].digest, refs[1].digest}) in (
-        [[refs[0].digest, refs[1].digest], [chunk_digest(new)]],
-        [[refs[1].digest, refs[0].digest], [chunk_digest(new)]])
+    deeper = Delta((ChunkRef(chunk_digest(new), len(new)),), 0, len(new))
+    rebuilder = Rebuilder({chunk_digest(new): delta, "d2": deeper})
+    assert rebuilder.bases == {**{ref.digest: ref.size for ref in refs},
+                               chunk_digest(new): len(new)}
+    here = Location("packs/p", 0, 1)
+    assert rebuilder.waves([("d2", here, b""), (chunk_digest(new), here, b"")]) == [
+        [(chunk_digest(new), here, b"")], [("d2", here, b"")]]  # a delta after its base
     blob = encode(new, b"".join(base)[1000:11000])
     rebuilder.chunk(refs[0].digest, compress(base[0]), len(base[0]))  # from the store
     with pytest.raises(CorruptChunk, match="base chunks did not arrive"):
