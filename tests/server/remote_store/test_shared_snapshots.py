@@ -127,6 +127,12 @@ def test_a_one_line_change_stores_little_and_a_fetch_takes_the_rest_from_the_cac
     assert fetched[0] < 0.5 * fetched[1], kinds  # the second fetch took most from the cache
     assert "from this host's chunk cache" in b.log()
 
+    c = server_factory("criu", env).start()  # nothing of the first version: its bases come too
+    assert deploy_and_call(c, tmp_path, offset=42) == "43"
+    [boot] = boots(c)
+    assert boot["kind"] == "restored", (boot, c.log()[-3000:])
+    assert boot["timings"]["fetch_bytes"] > fetched[0], (boot, kinds)  # more than with a cache
+
 
 def test_a_corrupt_chunk_makes_the_host_boot_its_own_snapshot_and_replace_it(
         server_factory: type[ServerHandle], seaweed: Seaweed, tmp_path: Path) -> None:
