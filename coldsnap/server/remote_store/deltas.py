@@ -33,6 +33,7 @@ from coldsnap.server.remote_store.chunks import (
     decompress,
     split_file,
 )
+from coldsnap.server.remote_store.local_chunks import LocalChunk, other_version
 from coldsnap.server.remote_store.manifest import (
     MAX_CHAIN,
     ChunkRef,
@@ -86,31 +87,12 @@ def decode(blob: bytes, base: bytes, digest: str, size: int) -> bytes:
 def previous_snapshot(snapshot: Path) -> Path | None:
     """The newest snapshot of the same app and function made before ``snapshot`` in
     the same local store dir (its host key's), or None."""
-    meta = _meta(snapshot)
-    function = _function(meta)
-    if function is None:
-        return None
-    older = []
-    for other in snapshot.parent.iterdir():
-        other_meta = _meta(other) if other != snapshot else {}
-        created = float(other_meta.get("created_at", 0))
-        if _function(other_meta) == function and created < meta.get("created_at", 0):
-            older.append((created, other))
-    return max(older)[1] if older else None
-
-
-def _function(meta: dict[str, Any]) -> tuple[str, str] | None:
-    labels = meta.get("labels") or {}
-    if not labels.get("app") or not labels.get("function"):
-        return None
-    return str(labels["app"]), str(labels["function"])
-
-
-def _meta(snapshot: Path) -> dict[str, Any]:
     try:
-        return dict(json.loads((snapshot / "meta.json").read_text()))
+        meta = json.loads((snapshot / "meta.json").read_text())
     except (OSError, ValueError):
-        return {}
+        return None
+    return other_version(snapshot.parent, meta, snapshot.name,
+                         before=float(meta.get("created_at", 0)))
 
 
 class DeltaBase:
@@ -196,9 +178,15 @@ class Rebuilder:
         self.deltas = deltas
         self.bases = {ref.digest: ref.size for delta in deltas.values() for ref in delta.base}
         self._depths = chain_lengths(deltas)
-        self._kept: dict[str, bytes] = {}
+        self._kept: dict[str, bytes | LocalChunk] = {}
         self._recent: dict[str, bytes] = {}  # decompressed bases, least recent first
         self._lock = threading.Lock()
+
+    def keep_local(self, digest: str, where: LocalChunk) -> None:
+        """Hold where a base lies in a local snapshot (read when a delta needs it)."""
+        if digest in self.bases:
+            with self._lock:
+                self._kept[digest] = where
 
     def keep(self, digest: str, blob: bytes) -> None:
         """Hold a chunk's compressed plain bytes if a delta is built on it."""
@@ -229,7 +217,8 @@ class Rebuilder:
         if data is None:
             if blob is None:  # its base failed to come: the delta can't be rebuilt
                 raise CorruptChunk(delta, "is a delta whose base chunks did not arrive")
-            data = decompress(blob, ref.digest, ref.size)
+            data = (blob.read(ref.digest) if isinstance(blob, LocalChunk)
+                    else decompress(blob, ref.digest, ref.size))
         with self._lock:
             self._recent[ref.digest] = data  # the most recent last
             while len(self._recent) > RECENT_BASES:

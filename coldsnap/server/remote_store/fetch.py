@@ -28,6 +28,7 @@ from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk, compress, decompress
 from coldsnap.server.remote_store.deltas import Rebuilder
 from coldsnap.server.remote_store.fs_tar import unpack
+from coldsnap.server.remote_store.local_chunks import LocalChunk, find_local
 from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
 from coldsnap.server.remote_store.packs import Span, plan_spans
 
@@ -43,6 +44,7 @@ class Fetched:
     store_chunks: int = 0
     store_reads: int = 0  # ranged GETs of packs
     cached_chunks: int = 0
+    local_chunks: int = 0  # from an older version in the local store (local_chunks.py)
     seconds: float = 0.0
 
     def timings(self) -> dict[str, float]:
@@ -50,9 +52,11 @@ class Fetched:
         return {"fetch_s": self.seconds, "fetch_bytes": float(self.store_bytes)}
 
     def describe(self) -> str:
+        local = (f", {self.local_chunks} from an older version on this host"
+                 if self.local_chunks else "")
         return (f"{self.store_bytes / 1e6:.1f} MB in {self.seconds * 1000:.0f} ms "
                 f"({self.store_chunks} chunks from the store in {self.store_reads} reads, "
-                f"{self.cached_chunks} from this host's chunk cache)")
+                f"{self.cached_chunks} from this host's chunk cache{local})")
 
 
 _IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
@@ -89,6 +93,15 @@ class _Chunks:
         with self._lock:
             self.fetched.cached_chunks += len(digests) - len(missing)
         return missing
+
+    def from_local(self, found: list[tuple[str, LocalChunk]]) -> None:
+        writes = _Writes()
+        for digest, where in found:
+            writes.add(self.places[digest][1], where.read(digest))
+            self.rebuilder.keep_local(digest, where)
+        writes.flush()
+        with self._lock:
+            self.fetched.local_chunks += len(found)
 
     def from_store(self, span: Span) -> None:
         data = self.bucket.get_range(span.pack, span.start, span.end)
@@ -171,7 +184,7 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
         for digest, size in rebuilder.bases.items():  # bases only: no place in the files
             places.setdefault(digest, (size, []))
         chunks = _Chunks(bucket, cache, fetched, places, rebuilder)
-        _fill(chunks, manifest, pool)
+        _fill(chunks, manifest, pool, store.host_dir)
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -202,13 +215,21 @@ def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]], plain: set[str]) -
                        cache.root, exc)
 
 
-def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None:
-    """Every chunk into its places: the cache's first, then the rest from the store."""
+def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
+          host_dir: Path) -> None:
+    """Every chunk into its places: the cache's first, those of an older version on
+    this host when delta chunks' bases are missing, then the rest from the store."""
     digests = [d for d in chunks.places if d in chunks.cache]
     batches = [digests[i:i + 256] for i in range(0, len(digests), 256)]
     missing = {d for d in chunks.places if d not in chunks.cache}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
+    found = list(find_local(host_dir, manifest, missing).items()
+                 if missing & chunks.rebuilder.bases.keys() else [])
+    for done in [pool.submit(chunks.from_local, found[i:i + 256])
+                 for i in range(0, len(found), 256)]:
+        done.result()
+    missing.difference_update(digest for digest, _ in found)
     spans = plan_spans((d, manifest.locations[d]) for d in missing)
     for read in [pool.submit(chunks.from_store, span) for span in spans]:
         read.result()

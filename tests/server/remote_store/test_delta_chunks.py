@@ -5,6 +5,7 @@ with and without the first version's chunks in the host's cache, and damaged."""
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,9 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket, StoreUrl
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk
+from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest
 from coldsnap.server.remote_store.fetch import Fetched, fetch_snapshot
+from coldsnap.server.remote_store.local_chunks import LocalChunk
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
 from coldsnap.server.remote_store.packs import PackIndex
 from coldsnap.server.remote_store.pagemap import PAGE
@@ -106,6 +108,36 @@ def test_a_changed_version_stores_a_small_delta_and_a_fetch_rebuilds_it_with_or_
     warm = fetch(bucket, tmp_path / "c2", cache, pool, "v2")
     assert warm.info is not None and same_images(v2.path, warm.info.path)
     assert warm.store_bytes < 0.2 * cold.store_bytes, (warm.describe(), cold.describe())
+
+
+def test_a_host_holding_the_old_version_takes_the_bases_from_its_local_store(
+        bucket: Bucket, pool: ThreadPoolExecutor, tmp_path: Path) -> None:
+    v1, v2 = two_versions(tmp_path / "a")  # as on the host that made v1 and no cache
+    index = PackIndex()
+    upload_snapshot(bucket, v1.path, pool, 4, index)
+    upload_snapshot(bucket, v2.path, pool, 4, index)
+    none = ChunkCache(tmp_path / "no-cache", 0)
+    cold = fetch(bucket, tmp_path / "b", none, pool, "v2")
+    b_v1 = tmp_path / "b" / HOST / "v1"
+    shutil.copytree(v1.path, b_v1)  # b now holds v1, as the host that made it would
+
+    (tmp_path / "b" / HOST / "v2").rename(tmp_path / "b-v2")  # b fetches v2 again
+    local = fetch(bucket, tmp_path / "b", none, pool, "v2")
+    assert local.info is not None and same_images(v2.path, local.info.path)
+    assert local.local_chunks > 0 and "from an older version on this host" in local.describe()
+    assert local.store_bytes < 0.2 * cold.store_bytes, (local.describe(), cold.describe())
+
+    shutil.rmtree(local.info.path)
+    pages = b_v1 / "images" / "pages-2.img"
+    data = pages.read_bytes()
+    pages.write_bytes(bytes(len(data)))  # the local copy is damaged: the store's is used
+    again = fetch(bucket, tmp_path / "b", none, pool, "v2")
+    assert again.info is not None and same_images(v2.path, again.info.path)
+    assert again.store_bytes > 0.8 * cold.store_bytes, again.describe()
+
+    where = LocalChunk(pages, 0, PAGE)  # and if it changes after it was cut into chunks
+    with pytest.raises(OSError, match="changed since it was read"):
+        where.read(chunk_digest(data[:PAGE]))
 
 
 def corrupt(seaweed: Seaweed, bucket: Bucket, pack: str, offset: int, length: int) -> None:
