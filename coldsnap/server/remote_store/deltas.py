@@ -9,9 +9,10 @@ dictionary. An upload (``DeltaBase``) stores a new chunk that way when its older
 version of the function is on this host and in the store and that takes much
 less room; the chunk's name stays the BLAKE3 of its plain bytes.
 
-A fetch (``Rebuilder``) brings a delta chunk's bases first (from the chunk cache,
-else the store: they count in the fetch's bytes), then rebuilds it and checks it
-against its hash like any chunk: a damaged delta or base is a corrupt chunk.
+A fetch (``Rebuilder``) gets a delta chunk's bases (from the chunk cache, another
+version in the local store (local_chunks.py), else the store: then they count in
+the fetch's bytes), then rebuilds it and checks it against its hash like any
+chunk: a damaged delta or base is a corrupt chunk.
 Chains stay short: a base is at most ``MAX_CHAIN - 1`` deltas deep.
 """
 
@@ -104,7 +105,7 @@ class DeltaBase:
         self.index = index
         self._where = offset_map(self.images, new / "images")
         self._chunks: dict[str, tuple[list[int], list[ChunkRef]]] = {}
-        self.tried = self.stored = self.saved_bytes = 0
+        self.stored = 0  # chunks stored as deltas
         self.gone = False  # no deltas (any more) against this snapshot
         try:
             self._depths = chain_lengths(index.deltas())
@@ -136,7 +137,6 @@ class DeltaBase:
         if found is None:
             return None
         refs, first = found
-        self.tried += 1
         with open(self.images / name, "rb") as old:
             base = os.pread(old.fileno(), sum(ref.size for ref in refs), first)
         lo, hi = max(0, start - WINDOW - first), start + len(piece.data) + WINDOW - first
@@ -145,7 +145,6 @@ class DeltaBase:
         if len(blob) > GAIN * len(plain):
             return None
         self.stored += 1
-        self.saved_bytes += len(plain) - len(blob)
         return blob, Delta(tuple(refs), lo, len(base))
 
     def _bases(self, name: str, lo: int, hi: int) -> tuple[list[ChunkRef], int] | None:

@@ -121,10 +121,13 @@ class PackWriter:
     pool (each pack, then its index); ``locations`` ends up naming every chunk added."""
 
     def __init__(self, bucket: Bucket, pool: ThreadPoolExecutor, index: PackIndex,
-                 transfers: int) -> None:
+                 transfers: int, deltas: bool = False) -> None:
         self.bucket, self.pool, self.index, self.limit = bucket, pool, index, max(1, transfers)
         self.locations: dict[str, Location] = {}
-        self.deltas: dict[str, Delta] = {}  # the chunks this upload stored as deltas
+        # The delta chunks the manifest must list (with ``deltas``: an upload whose
+        # manifest and fetch know them; without, a chunk held as a delta is written anew).
+        self.deltas: dict[str, Delta] = {}
+        self.with_deltas = deltas
         self.new_chunks = self.new_bytes = 0
         self._buffer = bytearray()
         self._members: list[tuple[str, int, int]] = []  # digest, offset, length
@@ -138,11 +141,12 @@ class PackWriter:
             return
         self._claimed.add(digest)
         known = self.index.get(digest)
-        if known is not None and self._rebuildable(digest):
+        usable = self._rebuildable(digest) if self.with_deltas else not self.index.delta(digest)
+        if known is not None and usable:
             self.locations[digest] = known
             self._refer(digest, self.index.delta(digest))
             return
-        encoded = delta() if delta is not None else None
+        encoded = delta() if delta is not None and self.with_deltas else None
         blob = encoded[0] if encoded else compress(data)
         self._refer(digest, encoded[1] if encoded else None)
         self._members.append((digest, len(self._buffer), len(blob)))

@@ -60,7 +60,7 @@ def upload_snapshot(bucket: Bucket, snapshot: Path, pool: ThreadPoolExecutor,
     if _readable_manifest(bucket, name):
         return None
     index.refresh(bucket)
-    packs = PackWriter(bucket, pool, index, transfers)
+    packs = PackWriter(bucket, pool, index, transfers, deltas=True)
     previous = previous_snapshot(snapshot)
     base = DeltaBase(previous, snapshot, index) if previous is not None else None
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=snapshot.parent.parent / ".staging"))

@@ -17,11 +17,11 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket, StoreUrl
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest
+from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, split_file
 from coldsnap.server.remote_store.fetch import Fetched, fetch_snapshot
 from coldsnap.server.remote_store.local_chunks import LocalChunk
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
-from coldsnap.server.remote_store.packs import PackIndex
+from coldsnap.server.remote_store.packs import PackIndex, PackWriter
 from coldsnap.server.remote_store.pagemap import PAGE
 from coldsnap.server.remote_store.upload import upload_snapshot
 from tests.server.remote_store.seaweed import Seaweed, new_prefix
@@ -138,6 +138,27 @@ def test_a_host_holding_the_old_version_takes_the_bases_from_its_local_store(
     where = LocalChunk(pages, 0, PAGE)  # and if it changes after it was cut into chunks
     with pytest.raises(OSError, match="changed since it was read"):
         where.read(chunk_digest(data[:PAGE]))
+
+
+def test_a_writer_that_lists_no_deltas_writes_a_chunk_held_as_a_delta_anew(
+        bucket: Bucket, pool: ThreadPoolExecutor, tmp_path: Path) -> None:
+    v1, v2 = two_versions(tmp_path / "a")
+    index = PackIndex()
+    upload_snapshot(bucket, v1.path, pool, 4, index)
+    upload_snapshot(bucket, v2.path, pool, 4, index)
+    piece = next(p for p in split_file(v2.path / "images" / "pages-2.img")
+                 if index.delta(p.digest) is not None)
+
+    aware = PackWriter(bucket, pool, index, 4, deltas=True)  # a snapshot's upload
+    aware.add(piece.digest, piece.data)
+    aware.finish()
+    assert aware.new_chunks == 0 and piece.digest in aware.deltas
+    assert all(ref.digest in aware.locations for ref in aware.deltas[piece.digest].base)
+
+    plain = PackWriter(bucket, pool, index, 4)  # e.g. an image's files: plain chunks only
+    plain.add(piece.digest, piece.data)
+    plain.finish()
+    assert plain.new_chunks == 1 and not plain.deltas
 
 
 def corrupt(seaweed: Seaweed, bucket: Bucket, pack: str, offset: int, length: int) -> None:
