@@ -117,6 +117,10 @@ class Settings:
     # "": this host alone. "ray" or "ray://HOST:PORT": the control plane here and a host
     # agent on every node of that Ray cluster offering the coldsnap resource (docs/fleet.md).
     cluster: str = ""
+    # Whether a fleet's host agent ships a build container's output (an image layer) to
+    # the control plane's image dir: "auto" (when its machine is another), "always",
+    # "never" (an image dir shared by every host, e.g. NFS). docs/fleet.md.
+    fleet_ship_builds: str = "auto"
 
     @property
     def snapshots(self) -> Path:

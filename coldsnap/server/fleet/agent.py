@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
+from coldsnap.server.fleet.labels import ContainerLabels
 from coldsnap.server.fleet.shared import fetch_here, upload_here
 from coldsnap.server.remote_store import RemoteSnapshots
 
@@ -62,6 +63,8 @@ class HostAgent(Protocol):
     def upload_remote(self, key: str) -> bool: ...
 
     def layout_secret(self) -> str: ...
+
+    def label(self, container_id: str, labels: ContainerLabels) -> None: ...
 
     def close(self) -> None: ...
 
@@ -115,6 +118,9 @@ class LocalAgent:
 
     def layout_secret(self) -> str:
         return self.remote.layout_secret() if self.remote is not None else ""
+
+    def label(self, container_id: str, labels: ContainerLabels) -> None:
+        pass  # its containers end with this process: nobody will adopt them
 
     def close(self) -> None:
         if self.remote is not None:

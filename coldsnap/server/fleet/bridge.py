@@ -107,7 +107,7 @@ class BridgeListener:
     """Accepts the control plane's stream connections for the containers of one agent."""
 
     def __init__(self, token: str, host: str = "0.0.0.0") -> None:
-        self._token = token.encode()
+        self.token = token  # the control plane's; a restarted one sets its own
         self._bridges: dict[str, PipeBridge] = {}
         self._lock = threading.Lock()
         self._sock = socket.create_server((host, 0))
@@ -153,7 +153,7 @@ class BridgeListener:
         parts = hello.strip().split()
         with self._lock:
             bridge = self._bridges.get(parts[1].decode()) if len(parts) == 3 else None
-        if (bridge is None or not hmac.compare_digest(parts[0], self._token)
+        if (bridge is None or not hmac.compare_digest(parts[0], self.token.encode())
                 or parts[2].decode() not in STREAMS):
             logger.warning("dropped a bridge connection with a bad hello")
             _close_socket(sock)

@@ -4,7 +4,11 @@
 driver, starts an ``AgentService`` actor pinned to each such node (root, CRIU and
 the host's dirs are the node's), and keeps watching the cluster: nodes that join
 get agents, nodes that leave are lost (their containers' calls end "host lost";
-see Fleet.lose). ``RemoteAgent`` is the control plane's handle on one agent: the
+see Fleet.lose), and nodes Ray drains are drained (Fleet.drain): once their
+containers ended, their agents stop and Ray lets the node go. Agents outlive the
+control plane (ray_agents.py): a restarted one takes them over and keeps the live
+containers it finds there for the pools that adopt them (``claim``; takeover.py),
+stopping the rest. ``RemoteAgent`` is the control plane's handle on one agent: the
 engine's calls go over Ray, a container's streams over TCP (bridge.py).
 
 Ray is an optional dependency (``pip install 'coldsnap[cluster]'``): nothing here
@@ -13,7 +17,6 @@ imports it until a cluster is asked for.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 import threading
@@ -30,8 +33,19 @@ from coldsnap.engine import (
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.fleet.agent import Capacity
 from coldsnap.server.fleet.bridge import HostLost, SocketContainer
+from coldsnap.server.fleet.build_output import ShippedBuilds
 from coldsnap.server.fleet.fleet import Fleet
 from coldsnap.server.fleet.host_agent import AgentService, ContainerRecord, Outcome
+from coldsnap.server.fleet.labels import ContainerLabels, FoundContainer
+from coldsnap.server.fleet.placement import Demand
+from coldsnap.server.fleet.ray_agents import (
+    NAMESPACE,
+    agent_fingerprint,
+    agent_name,
+    agent_settings,
+    draining_nodes,
+    find_agent,
+)
 from coldsnap.server.fleet.shared import store_env
 from coldsnap.settings import Settings
 
@@ -53,15 +67,6 @@ def ray_address(cluster: str) -> str:
         return cluster[len("ray://"):]
     raise ValueError(f"--cluster {cluster!r} (COLDSNAP_CLUSTER) is not `ray` or "
                      "`ray://HOST:PORT`; leave it empty to run on this host alone")
-
-
-def agent_settings(settings: Settings, node_id: str) -> Settings:
-    """The settings of the agent on ``node_id``: the server's, with the host's own state,
-    run and snapshot dirs (under the state dir's hosts/<node>, so that several
-    simulated hosts on one machine never share them)."""
-    return dataclasses.replace(settings, state_dir=settings.state_dir / "hosts" / node_id[:12],
-                               snapshot_dir=None, run_dir=None, image_dir=settings.images,
-                               cluster="")
 
 
 class RemoteAgent:
@@ -87,6 +92,7 @@ class RemoteAgent:
             float(resources.get("GPU", 0)))
         self._bridge = (str(node["NodeManagerAddress"]), int(info["port"]))
         self._token = token
+        self._builds = ShippedBuilds(settings, self.host, str(info.get("machine", "")))
         # (host, reason): the fleet's ``lose``, called on the first sign the host is gone.
         self.on_lost: Callable[[str, str], None] = lambda host, reason: None
 
@@ -111,10 +117,11 @@ class RemoteAgent:
     # HostAgent
 
     def start(self, spec: ContainerSpec) -> Container:
-        return self._connect(self._engine("start", spec, timeout=self._start_s))
+        return self.connect(self._builds.start(  # a build's files travel: build_output.py
+            spec, lambda method, *args: self._engine(method, *args, timeout=self._start_s)))
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
-        return self._connect(self._engine("restore", key, spec, timeout=self._start_s))
+        return self.connect(self._engine("restore", key, spec, timeout=self._start_s))
 
     def checkpoint(self, container: Container, key: str, labels: dict[str, str] | None,
                    warnings: list[dict[str, str]] | None) -> SnapshotInfo:
@@ -161,6 +168,12 @@ class RemoteAgent:
     def layout_secret(self) -> str:
         return str(self._engine("layout_secret", timeout=CALL_S))
 
+    def label(self, container_id: str, labels: ContainerLabels) -> None:
+        self._call("label", container_id, labels.to_dict())
+
+    def stop(self, container_id: str, grace_s: float = 5.0) -> None:
+        self._call("stop", container_id, grace_s, timeout=grace_s + CALL_S)
+
     def close(self) -> None:
         import ray
 
@@ -181,14 +194,15 @@ class RemoteAgent:
 
     def release(self, container_id: str) -> None:
         # Waited for: the container's cleanups run there, and what a build container
-        # wrote (keep_upper) must be saved before its builder looks for it.
-        self._call("kill", container_id)
+        # wrote (keep_upper) must be saved before its builder looks for it, or shipped.
+        self._builds.release(container_id, lambda method, *args: self._engine(
+            method, *args, timeout=FETCH_S), lambda: self._call("kill", container_id))
 
     def limits_reached(self, container_id: str) -> list[str]:
         words: list[str] = self._call("limits_reached", container_id)
         return words
 
-    def _connect(self, record: ContainerRecord) -> Container:
+    def connect(self, record: ContainerRecord) -> Container:
         try:
             container = SocketContainer(record.container_id, record.pid, self, self._bridge,
                                         self._token, record.timings)
@@ -205,14 +219,17 @@ class RemoteAgent:
 
 
 class RayFleet(Fleet):
-    """A Fleet whose hosts are the Ray cluster's coldsnap nodes, watched while it runs."""
+    """A Fleet whose hosts are the Ray cluster's coldsnap nodes, watched while it runs;
+    ``found``: live containers an earlier control plane left on them."""
 
-    def __init__(self, settings: Settings, token: str, agents: list[RemoteAgent]) -> None:
+    def __init__(self, settings: Settings, token: str, agents: list[RemoteAgent],
+                 found: list[tuple[RemoteAgent, ContainerRecord]] | None = None) -> None:
         super().__init__(list(agents), store=SnapshotStore(settings.snapshots, agents[0].host_key),
                          default_cpus=settings.container_cpus, name_hosts=True)
         self._settings = settings
         self._token = token
         self._nodes = {a.node_id: a.host for a in agents}
+        self._found = {record.container_id: (agent, record) for agent, record in found or []}
         for agent in agents:
             agent.on_lost = self.lose
         self._stopping = threading.Event()
@@ -226,6 +243,56 @@ class RayFleet(Fleet):
         super().close()
         ray.shutdown()
 
+    # containers the control plane before this one left (takeover.py)
+
+    def claim(self, app: str, version: str, tag: str,
+              variant: str) -> list[tuple[Container, ContainerLabels]]:
+        wanted = (app, version, tag, variant)
+        with self._lock:
+            picked = [self._found.pop(cid) for cid, (_, record) in list(self._found.items())
+                      if record.labels is not None and _identity(record.labels) == wanted]
+        claimed = []
+        for agent, record in picked:
+            labels = ContainerLabels.from_dict(record.labels or {})
+            demand = Demand(labels.cpus, labels.memory_mb, labels.gpus)
+            with self._lock:
+                load = self._loads.get(agent.host)
+                if agent.host not in self._agents or load is None:
+                    continue  # its host left meanwhile: so did the container
+                load.add(demand)
+            try:
+                container = agent.connect(record)
+            except EngineUnavailable as exc:  # connect killed it
+                self._release(agent.host, demand)
+                logger.warning("could not adopt container %s: %s", record.container_id, exc)
+                continue
+            self.track(agent.host, demand, container)
+            claimed.append((container, labels))
+        return claimed
+
+    def found(self) -> list[FoundContainer]:
+        with self._lock:
+            return [FoundContainer(agent.host, cid, ContainerLabels.from_dict(record.labels)
+                                   if record.labels is not None else None)
+                    for cid, (agent, record) in self._found.items()]
+
+    def stop_found(self, found: FoundContainer, reason: str) -> None:
+        with self._lock:
+            agent, _ = self._found.pop(found.container_id, (None, None))
+        if agent is None:
+            return
+        logger.warning("stopping %s: %s", found.describe(), reason)
+
+        def stop() -> None:
+            try:
+                agent.stop(found.container_id)
+            except HostLost:
+                pass
+
+        threading.Thread(target=stop, daemon=True, name=f"stop-{found.container_id}").start()
+
+    # the cluster's nodes
+
     def _watch(self) -> None:
         while not self._stopping.wait(WATCH_S):
             try:
@@ -235,16 +302,37 @@ class RayFleet(Fleet):
 
     def _sync(self) -> None:
         nodes = coldsnap_nodes()
+        draining = draining_nodes()
         for node_id, host in list(self._nodes.items()):
             if node_id not in nodes:
                 self._nodes.pop(node_id)
                 self.lose(host, f"Ray node {node_id[:12]} left the cluster")
+            elif node_id in draining:
+                self.drain(host, f"Ray is draining node {node_id[:12]}")
+        for agent in self.drained():  # Ray lets the node go once our actor is gone
+            threading.Thread(target=agent.close, daemon=True, name="drained-agent").start()
         for node_id, node in nodes.items():
-            if node_id not in self._nodes and not self._stopping.is_set():
-                agent = start_agent(self._settings, node, self._token)
-                agent.on_lost = self.lose
+            if node_id not in self._nodes and node_id not in draining \
+                    and not self._stopping.is_set():
+                agent = self._join(node)
                 self._nodes[node_id] = agent.host
                 self.add(agent)
+
+    def _join(self, node: dict[str, Any]) -> RemoteAgent:
+        agent, records = open_agent(self._settings, node, self._token)
+        agent.on_lost = self.lose
+        for record in records:  # pools took what they adopt at start: too late for these
+            why = "its host joined after this control plane started"
+            found = FoundContainer(agent.host, record.container_id, None)
+            with self._lock:
+                self._found[record.container_id] = (agent, record)
+            self.stop_found(found, why)
+        return agent
+
+
+def _identity(labels: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (labels.get("app", ""), labels.get("version", ""), labels.get("tag", ""),
+            labels.get("variant", ""))
 
 
 def coldsnap_nodes() -> dict[str, dict[str, Any]]:
@@ -255,8 +343,20 @@ def coldsnap_nodes() -> dict[str, dict[str, Any]]:
             if n.get("Alive") and (n.get("Resources") or {}).get(RESOURCE, 0) > 0}
 
 
+def open_agent(settings: Settings, node: dict[str, Any],
+               token: str) -> tuple[RemoteAgent, list[ContainerRecord]]:
+    """The agent on ``node``: the one the control plane before this one left there, with
+    its live containers, else a new one (ray_agents.py)."""
+    found = find_agent(settings, node, token)
+    if found is None:
+        return start_agent(settings, node, token), []
+    actor, info, records = found
+    return RemoteAgent(actor, node, info, token, settings), records
+
+
 def start_agent(settings: Settings, node: dict[str, Any], token: str) -> RemoteAgent:
-    """Start the agent actor on ``node`` (pinned there) and wait until its engine is up."""
+    """Start the agent actor on ``node`` (pinned there, detached: it outlives this control
+    plane) and wait until its engine is up."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -264,30 +364,35 @@ def start_agent(settings: Settings, node: dict[str, Any], token: str) -> RemoteA
     actor_class: Any = ray.remote(AgentService)
     env = store_env(settings)  # the shared store's endpoint and credentials
     actor = actor_class.options(
+        name=agent_name(settings, node_id), namespace=NAMESPACE, lifetime="detached",
         num_cpus=0, max_concurrency=256, max_restarts=0,
         runtime_env={"env_vars": env} if env else None,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(agent_settings(settings, node_id), token)
+    ).remote(agent_settings(settings, node_id), token, agent_fingerprint(settings, node_id))
     info: dict[str, Any] = ray.get(actor.info.remote(), timeout=AGENT_START_S)
     return RemoteAgent(actor, node, info, token, settings)
 
 
 def start_ray_fleet(settings: Settings) -> RayFleet:
-    """Connect to the Ray cluster ``settings.cluster`` names and start an agent per node."""
+    """Connect to the Ray cluster ``settings.cluster`` names and take over or start an
+    agent on each node (but those Ray is draining)."""
     try:
         import ray
     except ImportError:
         raise EngineUnavailable("--cluster ray needs Ray: pip install 'coldsnap[cluster]' "
                                 "(scripts/setup.sh installs it)") from None
     address = ray_address(settings.cluster)
-    ray.init(address=address, namespace="coldsnap", logging_level=logging.WARNING,
+    ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
              configure_logging=False)
     token = secrets.token_hex(16)
-    agents = [start_agent(settings, node, token) for node in coldsnap_nodes().values()]
-    if not agents:
+    draining = draining_nodes()
+    opened = [open_agent(settings, node, token) for node_id, node in coldsnap_nodes().items()
+              if node_id not in draining]
+    if not opened:
         ray.shutdown()
         raise EngineUnavailable(
             f"no node of the Ray cluster at {address} offers the {RESOURCE!r} resource: start "
             "each host with `ray start --address=HEAD:6379 --resources='{\"coldsnap\": 1}'` "
             "(docs/fleet.md)")
-    return RayFleet(settings, token, agents)
+    found = [(agent, record) for agent, records in opened for record in records]
+    return RayFleet(settings, token, [agent for agent, _ in opened], found)
