@@ -25,8 +25,10 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk, decompress
+from coldsnap.server.remote_store.chunks import CorruptChunk, compress, decompress
+from coldsnap.server.remote_store.deltas import Rebuilder
 from coldsnap.server.remote_store.fs_tar import unpack
+from coldsnap.server.remote_store.local_chunks import LocalChunk, find_local
 from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
 from coldsnap.server.remote_store.packs import Span, plan_spans
 
@@ -42,6 +44,7 @@ class Fetched:
     store_chunks: int = 0
     store_reads: int = 0  # ranged GETs of packs
     cached_chunks: int = 0
+    local_chunks: int = 0  # from an older version in the local store (local_chunks.py)
     seconds: float = 0.0
 
     def timings(self) -> dict[str, float]:
@@ -49,9 +52,11 @@ class Fetched:
         return {"fetch_s": self.seconds, "fetch_bytes": float(self.store_bytes)}
 
     def describe(self) -> str:
+        local = (f", {self.local_chunks} from an older version on this host"
+                 if self.local_chunks else "")
         return (f"{self.store_bytes / 1e6:.1f} MB in {self.seconds * 1000:.0f} ms "
                 f"({self.store_chunks} chunks from the store in {self.store_reads} reads, "
-                f"{self.cached_chunks} from this host's chunk cache)")
+                f"{self.cached_chunks} from this host's chunk cache{local})")
 
 
 _IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
@@ -62,9 +67,12 @@ class _Chunks:
     """Puts chunks into their places, from the cache or the store, counting from where."""
 
     def __init__(self, bucket: Bucket, cache: ChunkCache, fetched: Fetched,
-                 places: _Places) -> None:
+                 places: _Places, rebuilder: Rebuilder) -> None:
         self.bucket, self.cache, self.fetched, self.places = bucket, cache, fetched, places
-        self.for_cache: list[tuple[str, bytes]] = []  # kept once the snapshot is published
+        self.rebuilder = rebuilder  # delta chunks (deltas.py)
+        # Kept once the snapshot is published: compressed, or plain for a delta chunk.
+        self.for_cache: list[tuple[str, bytes]] = []
+        self.deltas: list[tuple[str, Location, bytes]] = []  # read, rebuilt once all are
         self._lock = threading.Lock()
 
     def from_cache(self, digests: list[str]) -> list[str]:
@@ -77,6 +85,7 @@ class _Chunks:
                     raise CorruptChunk(digest, "is not in the cache")
                 writes.add(self.places[digest][1], decompress(blob, digest,
                                                               self.places[digest][0]))
+                self.rebuilder.keep(digest, blob)
             except CorruptChunk:
                 self.cache.discard(digest)  # a bad disk: the store has it
                 missing.append(digest)
@@ -85,33 +94,49 @@ class _Chunks:
             self.fetched.cached_chunks += len(digests) - len(missing)
         return missing
 
-    def from_store(self, span: Span) -> None:
-        data, writes = self.bucket.get_range(span.pack, span.start, span.end), _Writes()
-        kept = []
-        for digest, loc in span.chunks:
-            blob = data[loc.offset - span.start:loc.offset - span.start + loc.length]
-            chunk, blob = self._checked(digest, loc, blob)
-            writes.add(self.places[digest][1], chunk)
-            kept.append((digest, blob))
+    def from_local(self, found: list[tuple[str, LocalChunk]]) -> None:
+        writes = _Writes()
+        for digest, where in found:
+            writes.add(self.places[digest][1], where.read(digest))
+            self.rebuilder.keep_local(digest, where)
         writes.flush()
         with self._lock:
-            if self.cache.limit_bytes:
-                self.for_cache += kept
+            self.fetched.local_chunks += len(found)
+
+    def from_store(self, span: Span) -> None:
+        data = self.bucket.get_range(span.pack, span.start, span.end)
+        got = [(digest, loc, data[loc.offset - span.start:loc.offset - span.start + loc.length])
+               for digest, loc in span.chunks]
+        with self._lock:  # deltas wait for all reads: their bases come in any of them
+            self.deltas += [item for item in got if item[0] in self.rebuilder.deltas]
             self.fetched.store_bytes += len(data)
             self.fetched.store_chunks += len(span.chunks)
             self.fetched.store_reads += 1
+        self.place([item for item in got if item[0] not in self.rebuilder.deltas])
+
+    def place(self, got: list[tuple[str, Location, bytes]]) -> None:
+        """Check chunks read from the store (rebuild deltas) and write them."""
+        writes, kept = _Writes(), []
+        for digest, loc, blob in got:
+            chunk, blob = self._checked(digest, loc, blob)
+            writes.add(self.places[digest][1], chunk)
+            kept.append((digest, chunk if digest in self.rebuilder.deltas else blob))
+        writes.flush()
+        if self.cache.limit_bytes:
+            with self._lock:
+                self.for_cache += kept
 
     def _checked(self, digest: str, loc: Location, blob: bytes) -> tuple[bytes, bytes]:
         """The chunk's bytes and the blob they came from; a corrupt read is tried once
         more before giving up."""
         size = self.places[digest][0]
         try:
-            return decompress(blob, digest, size), blob
+            return self.rebuilder.chunk(digest, blob, size), blob
         except CorruptChunk as exc:
             logger.warning("%s in %s (read 1 of 2)", exc, loc.pack)
         blob = self.bucket.get_range(loc.pack, loc.offset, loc.offset + loc.length)
         try:
-            return decompress(blob, digest, size), blob
+            return self.rebuilder.chunk(digest, blob, size), blob
         except CorruptChunk as exc:
             exc.pack = loc.pack
             raise
@@ -154,8 +179,12 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fds: list[int] = []
     try:
         (staging / "images").mkdir()
-        chunks = _Chunks(bucket, cache, fetched, _lay_out(staging, manifest, fds))
-        _fill(chunks, manifest, pool)
+        rebuilder = Rebuilder(manifest.deltas)
+        places = _lay_out(staging, manifest, fds)
+        for digest, size in rebuilder.bases.items():  # bases only: no place in the files
+            places.setdefault(digest, (size, []))
+        chunks = _Chunks(bucket, cache, fetched, places, rebuilder)
+        _fill(chunks, manifest, pool, store.host_dir)
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -171,29 +200,43 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fetched.info = info
     fetched.seconds = time.monotonic() - t0
     if chunks.for_cache:  # after the fetch: the boot restores meanwhile
-        pool.submit(_keep, cache, chunks.for_cache)
+        pool.submit(_keep, cache, chunks.for_cache, set(manifest.deltas))
     return fetched
 
 
-def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]]) -> None:
+def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]], plain: set[str]) -> None:
+    """Put fetched chunks into the cache, compressing those in ``plain`` (delta chunks:
+    the cache holds every chunk compressed on its own)."""
     try:
         for digest, blob in chunks:
-            cache.put(digest, blob)
+            cache.put(digest, compress(blob) if digest in plain else blob)
     except OSError as exc:  # a full disk: later fetches take more from the store
         logger.warning("keeping fetched chunks in the chunk cache %s failed: %s",
                        cache.root, exc)
 
 
-def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None:
-    """Every chunk into its places: the cache's first, then the rest from the store."""
+def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
+          host_dir: Path) -> None:
+    """Every chunk into its places: the cache's first, those of an older version on
+    this host when delta chunks' bases are missing, then the rest from the store."""
     digests = [d for d in chunks.places if d in chunks.cache]
     batches = [digests[i:i + 256] for i in range(0, len(digests), 256)]
     missing = {d for d in chunks.places if d not in chunks.cache}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
+    found = list(find_local(host_dir, manifest, missing).items()
+                 if missing & chunks.rebuilder.bases.keys() else [])
+    for done in [pool.submit(chunks.from_local, found[i:i + 256])
+                 for i in range(0, len(found), 256)]:
+        done.result()
+    missing.difference_update(digest for digest, _ in found)
     spans = plan_spans((d, manifest.locations[d]) for d in missing)
     for read in [pool.submit(chunks.from_store, span) for span in spans]:
         read.result()
+    for wave in chunks.rebuilder.waves(chunks.deltas):  # a delta after its bases
+        parts = [wave[i:i + 256] for i in range(0, len(wave), 256)]
+        for done in [pool.submit(chunks.place, part) for part in parts]:
+            done.result()
 
 
 def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:
