@@ -40,6 +40,7 @@ from coldsnap.server.fleet.ray_agents import (
     end_agent,
     find_agent,
 )
+from coldsnap.server.fleet.ray_connect import connect
 from coldsnap.server.fleet.remote_agent import RemoteAgent
 from coldsnap.server.fleet.shared import store_env
 from coldsnap.server.fleet.web_relay import relay_mode
@@ -263,8 +264,7 @@ def start_ray_fleet(settings: Settings) -> RayFleet:
                                 "(scripts/setup.sh installs it)") from None
     relay_mode(settings)  # a wrong COLDSNAP_FLEET_WEB_RELAY fails the start, saying so
     address = ray_address(settings.cluster)
-    ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
-             configure_logging=False)
+    connect(address)  # within a bounded time, saying what to check (ray_connect.py)
     token = secrets.token_hex(16)
     draining = draining_nodes()
     nodes = {n: node for n, node in coldsnap_nodes().items() if n not in draining}
