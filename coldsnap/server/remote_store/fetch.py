@@ -255,6 +255,7 @@ def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:
         # restores from them.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         fds.append(fd)
+        os.fchmod(fd, 0o644)  # whatever the umask
         os.ftruncate(fd, stored.size)
         for ref, offset in stored.offsets():
             places.setdefault(ref.digest, (ref.size, []))[1].append((fd, offset))
