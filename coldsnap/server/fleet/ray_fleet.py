@@ -30,6 +30,7 @@ from coldsnap.server.fleet.bridge import HostLost
 from coldsnap.server.fleet.fleet import Fleet
 from coldsnap.server.fleet.host_agent import AgentService, ContainerRecord
 from coldsnap.server.fleet.labels import ContainerLabels, FoundContainer
+from coldsnap.server.fleet.liveness import HostSlow
 from coldsnap.server.fleet.placement import Demand
 from coldsnap.server.fleet.ray_agents import (
     NAMESPACE,
@@ -135,8 +136,8 @@ class RayFleet(Fleet):
         def stop() -> None:
             try:
                 agent.stop(found.container_id)
-            except HostLost:
-                pass
+            except (HostLost, HostSlow) as exc:
+                logger.warning("could not stop %s: %s", found.describe(), exc)
 
         threading.Thread(target=stop, daemon=True, name=f"stop-{found.container_id}").start()
 
