@@ -67,9 +67,7 @@ class RemoteAgent:
 
         try:
             answer = ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
-        except ActorUnavailableError:  # Ray: it may come back (a network blip)
-            raise HostSlow(f"host {self.host} was unreachable during {method}") from None
-        except RayActorError as exc:  # ActorDiedError: its process or node died
+        except (RayActorError, ActorUnavailableError) as exc:  # its process or node died
             reason = (f"host {self.host} (Ray node {self.node_id[:12]}) is gone "
                       f"({type(exc).__name__})")
         except GetTimeoutError:
