@@ -95,6 +95,10 @@ class Settings:
     # their root an unprivileged uid range of the host (engine/userns.py); "off":
     # as the host's root. from_host() containers never get one (README, Known limits).
     user_namespaces: str = "on"
+    # Whose uid range that is (engine/userns.py): "" this server's run dir. A fleet's
+    # host agents all get their control plane's (ray_agents.py), so alike hosts share
+    # a host key.
+    uid_range_owner: str = ""
     # The server's own log (<state_dir>/server.log for a background server): the
     # least severe level written, one of LOG_LEVELS. Container lines are kept apart,
     # per app, for `coldsnap logs`.

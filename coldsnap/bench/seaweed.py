@@ -99,9 +99,10 @@ class Seaweed:
     def env(self, prefix: str) -> dict[str, str]:
         """What a coldsnap server needs to use ``s3://BUCKET/prefix`` of this store.
 
-        Without user namespaces: servers on one machine each claim a uid range of their
-        own, which is part of the host key (engine/userns.py); separate hosts' first
-        servers claim the same one."""
+        Without user namespaces: two servers on one machine (the bench's hosts A and B)
+        each claim a uid range of their own, which is part of the host key
+        (engine/userns.py); separate hosts' first servers, and a fleet's agents, claim
+        the same one (a fleet needs no ``off``)."""
         return {"COLDSNAP_STORE_URL": f"s3://{BUCKET}/{prefix}",
                 "COLDSNAP_USER_NAMESPACES": "off",
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,

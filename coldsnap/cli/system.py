@@ -12,7 +12,7 @@ from coldsnap.wire.exits import EXIT_ALREADY_RUNNING, EXIT_BAD_SETTING
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from coldsnap.engine.base import RunDirInUse
+    from coldsnap.engine.base import EngineUnavailable, RunDirInUse
     from coldsnap.server.daemon import serve
     from coldsnap.server.process import AlreadyRunning
     from coldsnap.server.remote_store import check_store_settings
@@ -42,6 +42,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (AlreadyRunning, RunDirInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    except EngineUnavailable as exc:  # no engine or cluster: the message says what to check
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

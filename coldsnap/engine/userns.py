@@ -18,9 +18,13 @@ How each part sees the right owners:
   started by a mapped root), writes no file after it and execs the container's
   init inside the new namespaces (CRIU refuses a tree whose mm predates them).
 
-Each server claims a range in ``/run/coldsnap-userns`` (a file per range naming the
-claiming process and run dir), the first free from a slot derived from its run dir,
-so a server keeps its range across restarts and two servers never share one.
+Each server claims a range in ``/run/coldsnap-userns`` (a file per range, a line per
+claiming process: its pid and the range's owner), the first free from a slot derived
+from its owner, so a server keeps its range across restarts and two servers never
+share one. The owner is the server's run dir, or for a fleet's host agents their
+control plane's ``uid_range_owner`` (ray_agents.py): the same on every machine, so
+that alike hosts claim the same range and share one host key (the range is part of
+it), and two agents of one fleet on one machine share it (one fleet is one server).
 Ranges that /etc/subuid or /etc/subgid hand to users are skipped.
 """
 
@@ -29,8 +33,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from coldsnap.engine.base import EngineUnavailable
@@ -89,7 +95,7 @@ def user_namespace(settings: Settings) -> UserNamespace | None:
     if settings.user_namespaces == "off":
         return None
     try:
-        return UserNamespace(settings.run_path)
+        return UserNamespace(settings.uid_range_owner or str(settings.run_path))
     except OSError as exc:
         raise EngineUnavailable(
             f"containers can't get a user namespace here: {exc}. Run `coldsnap doctor`; "
@@ -100,13 +106,14 @@ class UserNamespace:
     """One server's id range and a user namespace holding its mapping (for idmapped
     mounts), kept open until ``close``."""
 
-    def __init__(self, run_dir: Path, claims: Path = CLAIMS) -> None:
-        self.claim = _claim_range(run_dir, claims)
+    def __init__(self, owner: str | Path, claims: Path = CLAIMS) -> None:
+        self.owner = str(owner)
+        self.claim = _claim_range(self.owner, claims)
         self.ids = IdRange(FIRST + int(self.claim.name) * SIZE)
         try:
             self.fd = _namespace_fd(self.ids)
         except BaseException:
-            self.claim.unlink(missing_ok=True)
+            _release(self.claim, self.owner)
             raise
 
     def idmap(self, mounted: Path, target: Path) -> None:
@@ -117,8 +124,7 @@ class UserNamespace:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
-        if _claim_holder(self.claim) == os.getpid():
-            self.claim.unlink(missing_ok=True)
+        _release(self.claim, self.owner)
 
 
 def idmap(userns_fd: int, mounted: Path, target: Path) -> None:
@@ -178,45 +184,74 @@ def _walk(path: Path) -> list[Path]:
     return found
 
 
-def _claim_range(run_dir: Path, claims: Path) -> Path:
-    """Claim the first free slot from the one derived from ``run_dir``: a slot is
-    free when unclaimed, claimed for this same run dir, or by a process now gone."""
+def _claim_range(owner: str, claims: Path) -> Path:
+    """Claim the first free slot from the one derived from ``owner``: a slot is free when
+    no live process holds it for another owner."""
     claims.mkdir(mode=0o700, exist_ok=True)
-    start = int(hashlib.sha256(str(run_dir).encode()).hexdigest(), 16) % SLOTS
+    start = int(hashlib.sha256(owner.encode()).hexdigest(), 16) % SLOTS
     taken = _subid_ranges()
-    for step in range(SLOTS):
-        slot = (start + step) % SLOTS
-        base = FIRST + slot * SIZE
-        if any(base < end and first < base + SIZE for first, end in taken):
-            continue
-        claim = claims / str(slot)
-        if _take(claim, run_dir):
-            return claim
+    with _locked(claims):
+        for step in range(SLOTS):
+            slot = (start + step) % SLOTS
+            base = FIRST + slot * SIZE
+            if any(base < end and first < base + SIZE for first, end in taken):
+                continue
+            claim = claims / str(slot)
+            if _take(claim, owner):
+                return claim
     raise UsernsError(f"all {SLOTS} uid ranges in {claims} are claimed by running servers")
 
 
-def _take(claim: Path, run_dir: Path) -> bool:
-    mine = f"{os.getpid()} {run_dir}"
+@contextlib.contextmanager
+def _locked(claims: Path) -> Iterator[None]:
+    """Claims are read and written under one lock: two agents of a fleet starting at once
+    must both see the other's line."""
+    fd = os.open(claims, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        holder = _claim_holder(claim)
-        alive = holder > 0 and Path(f"/proc/{holder}").exists()
-        same_dir = claim.read_text().partition(" ")[2] == str(run_dir)
-        if alive and (holder != os.getpid() or not same_dir):
-            return False  # a running server's (or another engine of ours, in tests)
-        claim.write_text(mine)
-        return True
-    with os.fdopen(fd, "w") as f:
-        f.write(mine)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def _take(claim: Path, owner: str) -> bool:
+    holders = _live_holders(claim)
+    if any(who != owner for _, who in holders):
+        return False  # a running server's (or, in tests, another engine of ours)
+    _write(claim, [*holders, (os.getpid(), owner)])
     return True
 
 
-def _claim_holder(claim: Path) -> int:
+def _release(claim: Path, owner: str) -> None:
+    """Drop one of this process's lines from ``claim``; the file goes with its last."""
+    with contextlib.suppress(OSError), _locked(claim.parent):
+        holders = _live_holders(claim)
+        with contextlib.suppress(ValueError):
+            holders.remove((os.getpid(), owner))
+        if holders:
+            _write(claim, holders)
+        else:
+            claim.unlink(missing_ok=True)
+
+
+def _live_holders(claim: Path) -> list[tuple[int, str]]:
+    """(pid, owner) of each line of ``claim`` whose process runs."""
     try:
-        return int(claim.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
+        lines = claim.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    holders = []
+    for line in lines:
+        pid, _, owner = line.partition(" ")
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            holders.append((int(pid), owner))
+    return holders
+
+
+def _write(claim: Path, holders: list[tuple[int, str]]) -> None:
+    fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{pid} {owner}\n" for pid, owner in holders))
 
 
 def _subid_ranges() -> list[tuple[int, int]]:

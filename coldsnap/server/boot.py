@@ -31,11 +31,12 @@ from coldsnap.engine.base import SnapshotDamaged, new_container_id
 from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import duration
+from coldsnap.server.fleet.fleet import SnapshotOutOfReach
 from coldsnap.server.fleet.shared import fetch_for, shared_store
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
 from coldsnap.server.remote_store import FetchFailed
-from coldsnap.server.remote_store.layout import fixed_layout, hash_seed_env, layout_secret
+from coldsnap.server.remote_store.layout import LayoutSecret, fixed_layout, hash_seed_env
 from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.snapshot_keys import TRANSIENT_RETRY_S, Claim, SnapshotKeys
@@ -90,9 +91,9 @@ class Booter:
         # The shared store (docs/store.md), through the fleet's hosts (fleet/shared.py).
         self.remote = shared_store(settings, engine)
         self.fixed_layout = fixed_layout(settings)
-        self.layout_secret = layout_secret(
+        self.layout_secret = LayoutSecret(
             settings.state_dir, self.remote.layout_secret if self.remote else None
-        ) if self.fixed_layout else ""
+        ) if self.fixed_layout else None
 
     def boot(self, fn: FunctionSpec, attach: Attach,
              stopping: Callable[[], bool] = lambda: False) -> Boot:
@@ -185,7 +186,8 @@ class _BootRun:
         fixed = snapshot and self.fixed_layout  # versions share pages (remote_store/layout.py)
         return ContainerSpec(
             argv=fn.argv,
-            env={**hash_seed_env(fn.app, fn.tag, self.layout_secret), **env} if fixed else env,
+            env={**hash_seed_env(fn.app, fn.tag, self.layout_secret.value()), **env}
+            if fixed and self.layout_secret is not None else env,
             fixed_layout=fixed,
             volumes=self._objects.volumes(),
             files={fn.app_file: fn.source},
@@ -344,6 +346,8 @@ class _BootRun:
                                         + RETRY_HINT.format(key=key))
         except SnapshotDamaged as exc:
             return self._after_damage(key, kind, exc)
+        except SnapshotOutOfReach as exc:  # on a fleet's hosts that can't take it now
+            return self._fallback_after(str(exc))
         except SnapshotMiss as exc:  # gone since lookup (rm, gc): a later boot makes it anew
             return self._fallback_after(f"memory snapshot {key} is gone ({exc})")
         except Exception as exc:  # an engine bug must not fail the boot

@@ -303,6 +303,12 @@ class Worker:
                 with self._results:
                     self._arrived[call_id] = (header, blob)
                 return
+            # Expected after an adoption (fleet/takeover.py): the answer to the call it ran
+            # when the control plane before this one stopped. No caller's business.
+            self.note(f"ignored the late result of call {call_id}, which no caller waits "
+                      "for (a call from before a control-plane restart, or one ended)",
+                      to_caller=False)
+            return
         elif message_type == control.ITEM:  # a generator's value: to its reader now
             call = self.running.get(control.Item.from_header(header).call_id)
             if call is not None:

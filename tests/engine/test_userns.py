@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from coldsnap.engine.base import Container, ContainerSpec
 from coldsnap.engine.criu_engine import CriuEngine
-from coldsnap.engine.userns import SIZE, UserNamespace, shift_tree
+from coldsnap.engine.userns import FIRST, SIZE, UserNamespace, shift_tree
 from coldsnap.server.images.debian import DebianBase, ensure_debian_base
 from coldsnap.server.images.runtime_layer import ensure_runtime_layer
 from coldsnap.settings import Settings
@@ -147,6 +149,39 @@ def test_two_run_dirs_get_two_ranges_and_a_restart_keeps_its_own(tmp_path: Path)
         again.close()
     finally:
         second.close()
+
+
+def test_one_owner_shares_its_range_across_processes_and_another_owner_keeps_apart(
+    tmp_path: Path
+) -> None:
+    # A fleet's agents (processes of their own) claim under the fleet's owner.
+    claims = tmp_path / "claims"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\n"
+         "from pathlib import Path\n"
+         "from coldsnap.engine.userns import UserNamespace\n"
+         f"ns = UserNamespace('fleet-a', Path({str(claims)!r}))\n"
+         "print(ns.ids.base, flush=True)\n"
+         "sys.stdin.read()\n"
+         "ns.close()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        base = int(holder.stdout.readline())
+        same = UserNamespace("fleet-a", claims)
+        other = UserNamespace("fleet-b", claims)
+        try:
+            assert same.ids.base == base  # alike hosts: one range, one host key
+            assert abs(other.ids.base - base) >= SIZE  # another server's stays apart
+            same.close()
+            # The other process still holds it: a server of another owner can't take it.
+            claim = claims / str((base - FIRST) // SIZE)
+            assert claim.read_text().split() == [str(holder.pid), "fleet-a"]
+        finally:
+            other.close()
+    finally:
+        holder.communicate("", timeout=30)
+    assert not list(claims.iterdir())  # the last holder's close took the file
 
 
 def test_shift_tree_moves_owners_and_leaves_ids_it_would_take_below_zero(

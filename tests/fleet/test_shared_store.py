@@ -86,8 +86,8 @@ def test_a_host_with_its_own_salt_has_a_host_key_of_its_own(
     node = ray_cluster.add_host(env={"COLDSNAP_HOST_KEY_SALT": "another-cpu"})
     server: ServerHandle | None = None
     try:
-        # Without user namespaces: else each agent's uid range alone sets it apart.
-        server = fleet_server(server_factory, ray_cluster, {"COLDSNAP_USER_NAMESPACES": "off"})
+        # With user namespaces (the default): a fleet's agents share its uid range.
+        server = fleet_server(server_factory, ray_cluster)
         keys = _host_keys(server)
         [salted] = [key for host, key in keys.items() if host.endswith(node.node_id[:8])]
         others = {key for host, key in keys.items() if not host.endswith(node.node_id[:8])}

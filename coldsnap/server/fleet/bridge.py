@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from coldsnap.engine import Container
+from coldsnap.server.fleet.liveness import HostSlow
 
 if TYPE_CHECKING:
     from coldsnap.server.fleet.relay_route import Relay
@@ -234,6 +235,8 @@ class SocketContainer(Container):
                 self.returncode = self._agent.poll(self.id)
             except HostLost as exc:
                 self.lose(str(exc))
+            except HostSlow:  # no news: it runs as far as we know
+                pass
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
@@ -250,6 +253,9 @@ class SocketContainer(Container):
                 self._agent.kill(self.id)
             except HostLost as exc:
                 self.lose(str(exc))
+            except HostSlow as exc:
+                logger.warning("the kill of container %s did not reach its host in time, "
+                               "so it may run on there: %s", self.id, exc)
         if self.returncode is None:
             self.returncode = -9
         self.close()
@@ -263,7 +269,7 @@ class SocketContainer(Container):
         if first and self.lost is None:
             try:
                 self._agent.release(self.id)
-            except HostLost:
+            except (HostLost, HostSlow):
                 pass
 
     def _limits(self) -> list[str]:
@@ -274,6 +280,8 @@ class SocketContainer(Container):
         except HostLost as exc:
             self.lose(str(exc))
             return [self.lost or str(exc)]
+        except HostSlow:
+            return []
 
 
 def _connect(address: tuple[str, int], token: str, container_id: str,

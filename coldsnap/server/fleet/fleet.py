@@ -34,11 +34,17 @@ from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.fleet.agent import HostAgent, describe
 from coldsnap.server.fleet.bridge import HostLost, SocketContainer
 from coldsnap.server.fleet.labels import ContainerLabels, FoundContainer
+from coldsnap.server.fleet.liveness import HostSlow
 from coldsnap.server.fleet.placement import Demand, HostLoad, choose, no_room_message
 from coldsnap.server.fleet.shared import FleetFetched, FleetStore
 from coldsnap.server.remote_store import FetchFailed
 
 logger = logging.getLogger(__name__)
+
+
+class SnapshotOutOfReach(SnapshotMiss):
+    """The fleet holds the snapshot, but its hosts can't take a container now (full,
+    draining, slow): the message says so, and the boot does not call it gone."""
 
 
 class Fleet:
@@ -137,14 +143,19 @@ class Fleet:
 
     def start(self, spec: ContainerSpec) -> Container:
         demand = Demand.of(spec, self._default_cpus)
+        slow: dict[str, str] = {}  # host -> why this start goes elsewhere (liveness.py)
         while True:  # a host found gone is dropped from the fleet: try the next one
-            host = self._place(demand, frozenset(), only=None)
+            with self._lock:
+                others = frozenset(self._agents) - set(slow) if slow else None
+            host = self._place(demand, frozenset(), only=others)
             if host is None:
-                raise EngineUnavailable(self._no_room(demand))
+                raise EngineUnavailable("; ".join(slow.values()) or self._no_room(demand))
             try:
                 return self._launch(host, demand, lambda agent: agent.start(spec))
             except HostLost as exc:
                 self.lose(host, str(exc))
+            except HostSlow as exc:
+                slow[host] = str(exc)
 
     def restore(self, key: str, spec: ContainerSpec) -> Container:
         """Restore on a host that holds ``key``; when none does or all are full, on a host
@@ -164,6 +175,9 @@ class Fleet:
         except HostLost as exc:  # not the snapshot's fault: no pause of the key
             self.lose(host, str(exc))
             raise SnapshotMiss(f"snapshot {key}'s host is gone: {exc}") from None
+        except HostSlow as exc:
+            raise SnapshotOutOfReach(f"memory snapshot {key} could not be restored now: "
+                                     f"{exc}") from None
         if fetched is not None:  # the boot's fetch_s and fetch_bytes (`apps stats`)
             container.timings.update(fetched.timings())
         return container
@@ -172,22 +186,24 @@ class Fleet:
                    holders: frozenset[str]) -> tuple[str, FleetFetched]:
         """A host with room that fetched ``key`` (its room reserved); SnapshotMiss saying
         why when there is no store, no room, or nothing to fetch."""
-        why = (f"every host holding snapshot {key} is full" if holders
+        why = (f"memory snapshot {key} is on hosts that are full or draining "
+               f"({', '.join(sorted(holders))})" if holders
                else f"no host in the fleet holds snapshot {key}")
+        miss = SnapshotOutOfReach if holders else SnapshotMiss  # not "gone" (boot.py)
         if self.shared_store() is None:
-            raise SnapshotMiss(why + (": " + self._no_room(demand) if holders else ""))
+            raise miss(why + (": " + self._no_room(demand) if holders else ""))
         host = self._place(demand, frozenset(), only=None)
         if host is None:
-            raise SnapshotMiss(f"{why}: {self._no_room(demand)}")
+            raise miss(f"{why}: {self._no_room(demand)}")
         try:
             fetched = self._fetch_on(host, key)
-        except (FetchFailed, HostLost) as exc:
+        except (FetchFailed, HostLost, HostSlow) as exc:
             self._release(host, demand)
-            raise SnapshotMiss(f"{why}, and host {host} could not fetch it from the "
-                               f"shared store: {exc}") from None
+            raise miss(f"{why}, and host {host} could not fetch it from the "
+                       f"shared store: {exc}") from None
         if fetched is None:
             self._release(host, demand)
-            raise SnapshotMiss(f"{why}, and the shared store has none for host {host}")
+            raise miss(f"{why}, and the shared store has none for host {host}")
         logger.info("fetched memory snapshot %s from the shared store: %s", key,
                     fetched.describe())
         return host, fetched
@@ -250,7 +266,7 @@ class Fleet:
             raise FetchFailed(self._no_room(demand))
         try:
             return self._fetch_on(host, key)
-        except HostLost as exc:
+        except (HostLost, HostSlow) as exc:
             raise FetchFailed(str(exc)) from None
 
     def _fetch_on(self, host: str, key: str) -> FleetFetched | None:
@@ -270,16 +286,24 @@ class Fleet:
             try:
                 if agent.upload_remote(key):
                     return
-            except HostLost:
+            except (HostLost, HostSlow):
                 continue
         logger.warning("no host of the fleet holds snapshot %s any more: not uploaded", key)
 
     def layout_secret(self) -> str:
-        """The store's secret of fixed layouts' hash seeds, read through the first host
-        with a store; StoreUnavailable when the store can't be reached."""
+        """The store's secret of fixed layouts' hash seeds, read through each host with a
+        store in turn until one answers; the last one's error when none does."""
+        error: Exception | None = None
         for agent in self.agents:
             if agent.store_url:
-                return agent.layout_secret()
+                try:
+                    return agent.layout_secret()
+                except Exception as exc:  # slow, lost, or its store unreachable: the next
+                    logger.info("host %s could not read the store's layout secret: %s",
+                                agent.host, exc)
+                    error = exc
+        if error is not None:
+            raise error
         return ""
 
     # containers an earlier control plane left on the hosts (the Ray fleet finds them)
@@ -295,7 +319,7 @@ class Fleet:
         try:
             agent.label(container_id, dataclasses.replace(
                 labels, cpus=demand.cpus, memory_mb=demand.memory_mb, gpus=demand.gpus))
-        except HostLost:  # its calls will say so
+        except (HostLost, HostSlow):  # its calls will say so
             pass
 
     def claim(self, app: str, version: str, tag: str,

@@ -34,16 +34,26 @@ logger = logging.getLogger(__name__)
 def agent_settings(settings: Settings, node_id: str) -> Settings:
     """The settings of the agent on ``node_id``: the server's, with the host's own state,
     run and snapshot dirs (under the state dir's hosts/<node>, so that several
-    simulated hosts on one machine never share them)."""
+    simulated hosts on one machine never share them). Its uid range is the fleet's, not
+    its node's (engine/userns.py): the same on every machine, so that alike hosts have
+    one host key and share snapshots."""
     return dataclasses.replace(settings, state_dir=settings.state_dir / "hosts" / node_id[:12],
                                snapshot_dir=None, run_dir=None, image_dir=settings.images,
-                               cluster="")
+                               cluster="", uid_range_owner=fleet_id(settings))
+
+
+def fleet_id(settings: Settings) -> str:
+    """The fleet of the control plane of this state dir, as its agents name it."""
+    return f"fleet-{_plane(settings)}"
 
 
 def agent_name(settings: Settings, node_id: str) -> str:
     """The agent actor's name on ``node_id``, for the control plane of this state dir."""
-    plane = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
-    return f"agent-{plane}-{node_id[:16]}"
+    return f"agent-{_plane(settings)}-{node_id[:16]}"
+
+
+def _plane(settings: Settings) -> str:
+    return hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
 
 
 def agent_fingerprint(settings: Settings, node_id: str) -> str:

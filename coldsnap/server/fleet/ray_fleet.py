@@ -30,6 +30,7 @@ from coldsnap.server.fleet.bridge import HostLost
 from coldsnap.server.fleet.fleet import Fleet
 from coldsnap.server.fleet.host_agent import AgentService, ContainerRecord
 from coldsnap.server.fleet.labels import ContainerLabels, FoundContainer
+from coldsnap.server.fleet.liveness import HostSlow
 from coldsnap.server.fleet.placement import Demand
 from coldsnap.server.fleet.ray_agents import (
     NAMESPACE,
@@ -40,6 +41,7 @@ from coldsnap.server.fleet.ray_agents import (
     end_agent,
     find_agent,
 )
+from coldsnap.server.fleet.ray_connect import connect
 from coldsnap.server.fleet.remote_agent import RemoteAgent
 from coldsnap.server.fleet.shared import store_env
 from coldsnap.server.fleet.web_relay import relay_mode
@@ -134,8 +136,8 @@ class RayFleet(Fleet):
         def stop() -> None:
             try:
                 agent.stop(found.container_id)
-            except HostLost:
-                pass
+            except (HostLost, HostSlow) as exc:
+                logger.warning("could not stop %s: %s", found.describe(), exc)
 
         threading.Thread(target=stop, daemon=True, name=f"stop-{found.container_id}").start()
 
@@ -263,8 +265,7 @@ def start_ray_fleet(settings: Settings) -> RayFleet:
                                 "(scripts/setup.sh installs it)") from None
     relay_mode(settings)  # a wrong COLDSNAP_FLEET_WEB_RELAY fails the start, saying so
     address = ray_address(settings.cluster)
-    ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
-             configure_logging=False)
+    connect(address)  # within a bounded time, saying what to check (ray_connect.py)
     token = secrets.token_hex(16)
     draining = draining_nodes()
     nodes = {n: node for n, node in coldsnap_nodes().items() if n not in draining}

@@ -3,8 +3,10 @@
 ``RemoteAgent`` is a ``HostAgent``: the engine's calls go to the agent actor over Ray
 (an engine's exception crosses intact, host_agent.py's ``Outcome``), a container's
 streams over TCP (bridge.py), and its web ports directly or through the agent's
-relay (web_relay.py). A call the agent does not answer in time means its host is
-gone: ``on_lost`` tells the fleet, and the call raises ``HostLost``.
+relay (web_relay.py). A dead agent means its host is gone: ``on_lost`` tells the
+fleet, and the call raises ``HostLost``. A call it does not answer in time raises
+``HostSlow`` and fails alone, unless Ray says its node is dead or it also fails
+liveness checks in a row (liveness.py): lost then.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from coldsnap.server.fleet.bridge import HostLost, SocketContainer
 from coldsnap.server.fleet.build_output import ShippedBuilds
 from coldsnap.server.fleet.host_agent import ContainerRecord, Outcome
 from coldsnap.server.fleet.labels import ContainerLabels
+from coldsnap.server.fleet.liveness import CHECK_S, HostSlow, Liveness
 from coldsnap.server.fleet.relay_route import Relay
 from coldsnap.server.fleet.web_relay import relay_mode, relay_wanted
 from coldsnap.settings import Settings
@@ -56,20 +59,33 @@ class RemoteAgent:
             relay_mode(settings), self._bridge[0], _plane_ip()) else None
         # (host, reason): the fleet's ``lose``, called on the first sign the host is gone.
         self.on_lost: Callable[[str, str], None] = lambda host, reason: None
+        self.liveness = Liveness(self.host, lambda: _node_alive(self.node_id), self._answers)
 
     def _call(self, method: str, *args: Any, timeout: float = CALL_S) -> Any:
         import ray
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
         try:
-            return ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
-        except (RayActorError, ActorUnavailableError) as exc:
+            answer = ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
+        except (RayActorError, ActorUnavailableError) as exc:  # its process or node died
             reason = (f"host {self.host} (Ray node {self.node_id[:12]}) is gone "
                       f"({type(exc).__name__})")
         except GetTimeoutError:
-            reason = f"host {self.host} did not answer {method} within {timeout:g} s"
+            reason = self.liveness.timed_out(method, timeout)  # HostSlow: only slow
+        else:
+            self.liveness.answered()
+            return answer
         self.on_lost(self.host, reason)
         raise HostLost(reason)
+
+    def _answers(self) -> bool:
+        import ray
+
+        try:
+            ray.get(self._actor.info.remote(), timeout=CHECK_S)
+        except Exception:  # late, or dead: either way no answer
+            return False
+        return True
 
     def _engine(self, method: str, *args: Any, timeout: float) -> Any:
         outcome: Outcome = self._call(method, *args, timeout=timeout)
@@ -89,34 +105,34 @@ class RemoteAgent:
         try:
             info: SnapshotInfo = self._engine("checkpoint", container.id, key, labels, warnings,
                                               timeout=self._dump_s)
-        except HostLost as exc:  # the snapshot may be fine elsewhere: try again later
+        except (HostLost, HostSlow) as exc:  # the snapshot may be fine: try again later
             raise DumpFailed(str(exc), transient=True) from None
         return info
 
     def lookup(self, key: str) -> SnapshotInfo | None:
         try:
             info: SnapshotInfo | None = self._engine("lookup", key, timeout=CALL_S)
-        except HostLost:
+        except (HostLost, HostSlow):
             return None
         return info
 
     def mark_failed(self, key: str, reason: str) -> None:
         try:
             self._engine("mark_failed", key, reason, timeout=CALL_S)
-        except HostLost:
+        except (HostLost, HostSlow):
             pass
 
     def failure(self, key: str) -> str | None:
         try:
             reason: str | None = self._engine("failure", key, timeout=CALL_S)
-        except HostLost:
+        except (HostLost, HostSlow):
             return None
         return reason
 
     def snapshots_deleted(self) -> None:
         try:
             self._engine("snapshots_deleted", timeout=CALL_S)
-        except HostLost:
+        except (HostLost, HostSlow):
             pass
 
     def fetch_remote(self, key: str) -> dict[str, Any] | None:
@@ -179,6 +195,17 @@ class RemoteAgent:
     def __repr__(self) -> str:
         return f"RemoteAgent({self.host})"
 
+
+
+def _node_alive(node_id: str) -> bool:
+    """Whether Ray lists ``node_id`` as alive (True when it can't tell: the GCS restarting
+    says nothing about the node)."""
+    import ray
+
+    try:
+        return any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
+    except Exception:
+        return True
 
 
 def _plane_ip() -> str:

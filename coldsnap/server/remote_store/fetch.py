@@ -251,8 +251,11 @@ def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:
         if sum(ref.size for ref in stored.chunks) != stored.size:
             raise ValueError(f"manifest of {manifest.key}: the chunks of {stored.name} do "
                              f"not add up to its size ({stored.size} bytes)")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Readable as CRIU's own images are: in a user namespace the tree's mapped root
+        # restores from them.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         fds.append(fd)
+        os.fchmod(fd, 0o644)  # whatever the umask
         os.ftruncate(fd, stored.size)
         for ref, offset in stored.offsets():
             places.setdefault(ref.digest, (ref.size, []))[1].append((fd, offset))

@@ -8,7 +8,8 @@ every dict and str hash does, so that nearly every page of a new version is new
 fixed layout runs without ASLR (``personality(ADDR_NO_RANDOMIZE)``, set by
 nsinit) and with ``PYTHONHASHSEED`` derived from the function's app and name and a
 secret: the store's (``layout-secret`` in the bucket, made once by the first host
-that needs it), else this host's, so that knowing an endpoint's names does not give
+that needs it), else this host's (provisional while the store can't be read:
+``LayoutSecret`` asks again), so that knowing an endpoint's names does not give
 its hash seed (with it, keys that collide in a dict are easy to make).
 
 What it costs: every restored copy of a snapshot shares its layout and seed
@@ -23,12 +24,17 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from coldsnap.settings import Settings
 
 SECRET_OBJECT = "layout-secret"
+# This host's own while the store's could not be read (LayoutSecret).
+PROVISIONAL = "layout-secret.provisional"
+RETRY_S = 60.0
 logger = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "fixed", "random")
@@ -53,20 +59,60 @@ def hash_seed_env(app: str, tag: str, secret: str) -> dict[str, str]:
 def layout_secret(state_dir: Path, shared: Callable[[], str | None] | None) -> str:
     """The secret of the hash seeds: kept in ``state_dir`` once known; taken from the
     store (``shared``) when there is one, so that hosts share it; else made here."""
-    path = state_dir / SECRET_OBJECT
+    return _resolve(state_dir, shared)[0]
+
+
+class LayoutSecret:
+    """A server's ``layout_secret``. While the store could not be read it is a provisional
+    one of this host's, kept apart (``PROVISIONAL``) so that it never shadows the
+    store's: the store is asked again at each start and, at most every ``RETRY_S``,
+    when a snapshot phase needs the secret."""
+
+    def __init__(self, state_dir: Path, shared: Callable[[], str | None] | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._state_dir, self._shared, self._clock = state_dir, shared, clock
+        self._lock = threading.Lock()
+        self._secret, self._provisional = _resolve(state_dir, shared)
+        self._asked = clock()
+
+    def value(self) -> str:
+        with self._lock:
+            if self._provisional and self._clock() - self._asked >= RETRY_S:
+                self._asked = self._clock()
+                self._secret, self._provisional = _resolve(self._state_dir, self._shared)
+                if not self._provisional:
+                    logger.info("read the store's layout secret: later snapshots share "
+                                "pages with other hosts' again")
+            return self._secret
+
+
+def _resolve(state_dir: Path, shared: Callable[[], str | None] | None) -> tuple[str, bool]:
+    """(the secret, whether it is provisional: the store could not be read)."""
+    path, provisional = state_dir / SECRET_OBJECT, state_dir / PROVISIONAL
+    kept = _read(path)
+    if kept:
+        return kept, False
+    if shared is None:  # no store: this host's own, the provisional one if it made one
+        return _keep(path, _read(provisional) or secrets.token_hex(16)), False
+    try:
+        secret = shared()
+    except Exception as exc:  # the store is down: this host's own, dedupe suffers
+        logger.warning("the store's layout secret could not be read (%s); this host uses "
+                       "its own until the store answers: its snapshots share fewer pages "
+                       "with other hosts'", exc)
+        return _keep(provisional, _read(provisional) or secrets.token_hex(16)), True
+    provisional.unlink(missing_ok=True)
+    return _keep(path, secret or secrets.token_hex(16)), False
+
+
+def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        pass
-    secret = None
-    if shared is not None:
-        try:
-            secret = shared()
-        except Exception as exc:  # the store is down: this host's own, dedupe suffers
-            logger.warning("the store's layout secret could not be read (%s); this host "
-                           "makes its own: its snapshots share fewer pages with other "
-                           "hosts'", exc)
-    secret = secret or secrets.token_hex(16)
+        return ""
+
+
+def _keep(path: Path, secret: str) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(secret)
