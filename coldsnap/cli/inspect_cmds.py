@@ -93,6 +93,7 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
     if rows:  # OK/ERRORS/FAILED: calls; WEB: requests through the gateway, any status
         print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "INPUTS", "BOOTING", "QUEUED", "OK",
                            "ERRORS", "FAILED", "WEB", "BOOTS OK/FAILED"]))
+        print(_counting_since(stats["functions"]))
     else:
         print("no containers and no calls since the last deploy or drain")
     _print_hosts(stats["functions"])
@@ -123,6 +124,16 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
         print(f"  {ago(boot['created_at']):>8}  {boot['container_id']}  {boot['tag']}  "
               f"{boot['kind']}{host}: {detail}")
     return 0
+
+
+def _counting_since(functions: list[dict[str, Any]]) -> str:
+    """Since when OK..BOOTS count: each function's since its pool began (the server's
+    start, or the function's last deploy or drain); the boot list below is kept."""
+    since = min((fn["counting_since"] for fn in functions if fn.get("counting_since")),
+                default=None)
+    when = f"{utc_timestamp(since)} ({ago(since)})" if since else "a while"
+    return (f"OK to BOOTS count since {when}: the server's start or the function's last "
+            "deploy or drain; the boots below and `coldsnap logs` go further back")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
