@@ -1,7 +1,8 @@
 """The server a client starts in the background when none answers: a detached
 ``coldsnap serve`` with ``COLDSNAP_EMBEDDED_SERVER=1``, logging to
 ``<state_dir>/server.log``. ``Client.ensure_server`` drives it; this module starts
-one, says why one failed to start, and tells when one must be replaced. Example::
+one, says why one failed to start, tells when one must be replaced, and when none may
+start (a fleet's state dir: its control plane is started by hand). Example::
 
     pid = spawn(settings)
 """
