@@ -124,7 +124,7 @@ class FakeDB:
     def __init__(self) -> None:
         self.add_boot_failures = 0  # how many add_boot calls fail, from now on
 
-    def add_boot(self, *args: Any) -> int:
+    def add_boot(self, *args: Any, **fields: Any) -> int:
         if self.add_boot_failures:
             self.add_boot_failures -= 1
             raise OSError(28, "No space left on device")
