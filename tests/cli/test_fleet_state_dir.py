@@ -4,6 +4,10 @@ that serves the fleet again; a single-host `serve` there takes the dir back, say
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+from coldsnap.settings import EMBEDDED_ENV
 from coldsnap.wire.fleet_mark import fleet_cluster, mark_path, remember_fleet
 from tests.conftest import ServerHandle
 
@@ -63,3 +67,18 @@ def test_a_single_host_serve_takes_a_fleets_state_dir_back_and_says_so(
     log = server.log()
     assert f"was the control plane's of the fleet on {CLUSTER}" in log, log
     assert f"run `coldsnap serve --cluster {CLUSTER}`" in log, log
+
+
+def test_a_background_server_exits_on_a_fleets_state_dir(
+    server_factory: type[ServerHandle],
+) -> None:
+    # What a client that did not check (an older one) would start: it must not take over.
+    server = server_factory(env={EMBEDDED_ENV: "1"})
+    server.state_dir.mkdir(parents=True)
+    remember_fleet(server.state_dir, CLUSTER)
+    done = subprocess.run([sys.executable, "-m", "coldsnap.cli.main", "serve"], env=server.env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done
+    assert f"belongs to the control plane of a fleet (cluster {CLUSTER})" in done.stderr
+    assert f"run `coldsnap serve --cluster {CLUSTER}`" in done.stderr
+    assert fleet_cluster(server.state_dir) == CLUSTER  # still the fleet's
