@@ -1,7 +1,8 @@
 """The server a client starts in the background when none answers: a detached
 ``coldsnap serve`` with ``COLDSNAP_EMBEDDED_SERVER=1``, logging to
 ``<state_dir>/server.log``. ``Client.ensure_server`` drives it; this module starts
-one, says why one failed to start, and tells when one must be replaced. Example::
+one, says why one failed to start, tells when one must be replaced, and when none may
+start (a fleet's state dir: its control plane is started by hand). Example::
 
     pid = spawn(settings)
 """
@@ -13,6 +14,7 @@ import sys
 from typing import Any
 
 from coldsnap.settings import EMBEDDED_ENV, Settings
+from coldsnap.wire.fleet_mark import fleet_cluster, serve_command
 
 
 def spawn(settings: Settings) -> int:
@@ -27,6 +29,27 @@ def spawn(settings: Settings) -> int:
     argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
     env = {**os.environ, EMBEDDED_ENV: "1"}
     return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+
+
+def fleet_refusal(settings: Settings) -> str | None:
+    """Why no server is started in the background for these settings: the state dir is
+    a fleet's control plane's, or the settings name a cluster. A fleet's control plane
+    runs on purpose, where its operator chose, with the store settings and Ray address it
+    needs; one a command started on the side would be a single host or a guess. None
+    when a background server may start."""
+    cluster = fleet_cluster(settings.state_dir)
+    if cluster is not None:
+        whose = (f"state dir {settings.state_dir} belongs to the control plane of a fleet "
+                 f"(cluster {cluster})")
+    elif settings.cluster:
+        cluster = settings.cluster
+        whose = f"COLDSNAP_CLUSTER is set ({cluster}): the server would be a fleet's"
+    else:
+        return None
+    return (f"no coldsnap server answers on {settings.socket_path}, and {whose}; a command "
+            f"does not start a fleet's control plane in the background. Start it with "
+            f"`{serve_command(cluster)}` (with the COLDSNAP_STORE_URL and other settings "
+            "it ran with), then run this command again")
 
 
 def reap(pid: int) -> None:

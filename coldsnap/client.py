@@ -232,6 +232,9 @@ class Client:
             if not background_server.runs_other_code(reply):
                 return
             self._stop_server(reply)  # raises if it does not go
+        refusal = background_server.fleet_refusal(self.settings)
+        if refusal is not None:
+            raise ServerUnavailable(refusal)
         pid = background_server.spawn(self.settings)
         self._server_pid = pid
         self.restarts_server = True

@@ -3,7 +3,8 @@
 # extra), then start SeaweedFS and a 3-node Ray cluster on this machine, run a coldsnap
 # control plane on it, deploy the embedder, make its snapshot on one node and restore
 # it on the others from the store; prints a table: node, boot kind, fetch, restore.
+# Its files go under /tmp and are removed at the end (kept on failure, or with --keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python scripts/fleet_demo.py
+exec .venv/bin/python scripts/fleet_demo.py "$@"

@@ -3,20 +3,27 @@ S3 store on this machine, a coldsnap control plane on the cluster, the embedder
 deployed. One node makes the memory snapshot and uploads it; scaled to zero, three
 calls at once then need three containers, one per node (each node has room for
 one), and the nodes without the snapshot fetch it from the store and restore it. Prints, per
-container: its node, how it booted, what it fetched and how long its restore took.
+container: its node, how it booted, what it fetched and how long its restore took; a
+boot that failed is a row saying so, its error below the table.
+
+Its files (the control plane's state, the hosts' snapshots and images, server.log) go
+to a directory under /tmp, removed at the end unless the demo failed or ``--keep``
+was given: then it says where they are and how big.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -25,15 +32,35 @@ from coldsnap.bench.seaweed import Seaweed  # noqa: E402
 
 NODES = 3
 APP = "fleet-demo-embedder"
-BOOT_LINE = re.compile(r"\[(?P<id>cs-\w+)\] coldsnap: (?P<kind>[\w-]+) boot ready on host "
-                       r"(?P<host>\S+) in (?P<ms>\d+) ms")
+JOIN_TIMEOUT_S = 180.0  # Ray starts an agent per node; each loads coldsnap and its engine
+CLI = [sys.executable, "-m", "coldsnap.cli.main"]
+
+
+class DemoFailed(Exception):
+    """A step of the demo went wrong; the message says which and where to look."""
 
 
 def main() -> int:
-    from ray.cluster_utils import Cluster
-
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the demo's files (state, snapshots, logs) at the end")
+    keep = parser.parse_args().keep
     root = Path(tempfile.mkdtemp(prefix="coldsnap-fleet-demo-", dir="/tmp"))
     print(f"==> SeaweedFS (S3) and a Ray cluster of {NODES} coldsnap nodes; files in {root}")
+    try:
+        failed_calls = _run(root)
+    except (DemoFailed, subprocess.CalledProcessError) as exc:
+        print(f"\nthe demo failed: {exc}", file=sys.stderr)
+        _leave_files(root, keep=True)
+        return 1
+    _leave_files(root, keep or bool(failed_calls))
+    return 1 if failed_calls else 0
+
+
+def _run(root: Path) -> int:
+    """The demo itself; returns how many of the concurrent calls failed."""
+    from ray.cluster_utils import Cluster
+
     store = Seaweed().start()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     server = None
@@ -44,28 +71,30 @@ def main() -> int:
         env = {**os.environ, **store.env("fleet-demo"),
                "COLDSNAP_STATE_DIR": str(root / "state"), "COLDSNAP_HTTP": "off",
                "COLDSNAP_CLUSTER": f"ray://{cluster.address}", "COLDSNAP_CONTAINER_CPUS": "1"}
-        server = subprocess.Popen([sys.executable, "-m", "coldsnap.cli.main", "serve"], env=env,
-                                  stdout=open(root / "server.log", "ab"),
-                                  stderr=subprocess.STDOUT)
-        cli = [sys.executable, "-m", "coldsnap.cli.main"]
-        _wait_for_server(cli, env)
+        with open(root / "server.log", "ab") as log:
+            server = subprocess.Popen([*CLI, "serve"], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        _wait_for_hosts(env, root)
         print("==> coldsnap deploy examples/embedder.py")
-        subprocess.run([*cli, "deploy", "--name", APP, str(REPO / "examples" / "embedder.py")],
+        subprocess.run([*CLI, "deploy", "--name", APP, str(REPO / "examples" / "embedder.py")],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         print("==> first call: one node makes the snapshot and uploads it")
-        _call(env)
+        if not _call(env):
+            raise DemoFailed(f"the first call failed; see {root / 'server.log'}")
         _wait_for_upload(store)
         print(f"==> scale to zero, then {NODES} calls at once: a cold boot on every node")
-        subprocess.run([*cli, "apps", "drain", APP], env=env, check=True,
+        subprocess.run([*CLI, "apps", "drain", APP], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         with ThreadPoolExecutor(NODES) as calls:
-            list(calls.map(lambda _: _call(env, sentences=3000), range(NODES)))
-        log = subprocess.run([*cli, "logs", APP, "-n", "100000"], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        stats = json.loads(subprocess.run([*cli, "apps", "stats", APP, "--json"], env=env,
+            answered = list(calls.map(lambda _: _call(env, sentences=3000), range(NODES)))
+        stats = json.loads(subprocess.run([*CLI, "apps", "stats", APP, "--json"], env=env,
                                           check=True, capture_output=True, text=True).stdout)
-        _print_table(log, stats["boots"])
-        return 0
+        _print_table(stats["boots"])
+        failed = answered.count(False)
+        if failed:
+            print(f"\n{failed} of the {NODES} calls failed (their errors are above); "
+                  f"see {root / 'server.log'}")
+        return failed
     finally:
         if server is not None:
             server.terminate()
@@ -74,23 +103,47 @@ def main() -> int:
         store.cleanup()
 
 
-def _call(env: dict[str, str], sentences: int = 1) -> None:
+def _call(env: dict[str, str], sentences: int = 1) -> bool:
     """One call of the embedder; many sentences keep its container busy for seconds, so
-    calls at the same time need containers of their own."""
+    calls at the same time need containers of their own. False when it failed (the
+    caller's error is printed as it came)."""
     code = ("import coldsnap\n"
             f"E = coldsnap.Cls.from_name({APP!r}, 'Embedder')\n"
             f"texts = ['what is the meaning of life, %d times?' % i for i in range({sentences})]\n"
             f"assert len(E().run.remote(texts)) == {sentences}\n")
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    return subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
 
-def _wait_for_server(cli: list[str], env: dict[str, str], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if subprocess.run([*cli, "apps", "ls"], env=env, capture_output=True).returncode == 0:
-            return
-        time.sleep(1)
-    raise SystemExit("the coldsnap control plane did not start; see its server.log")
+def _wait_for_hosts(env: dict[str, str], root: Path) -> None:
+    """Until the control plane answers and all NODES hosts have joined its fleet (its
+    ping lists them): three calls at once need a host each."""
+    from coldsnap.client import Client
+    from coldsnap.settings import Settings
+    from coldsnap.wire.errors import ServerUnavailable
+
+    client = Client(Settings.from_env(env))
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    hosts: list[str] = []
+    answered = False
+    try:
+        while time.monotonic() < deadline:
+            try:
+                hosts = sorted(h["host"] for h in client.ping().get("hosts") or [])
+                answered = True
+            except (ServerUnavailable, PermissionError):
+                pass  # not listening yet
+            if len(hosts) >= NODES:
+                print(f"==> {len(hosts)} hosts in the fleet: {', '.join(hosts)}")
+                return
+            time.sleep(1)
+    finally:
+        client.close()
+    if not answered:
+        raise DemoFailed(f"the coldsnap control plane did not start in {JOIN_TIMEOUT_S:.0f} s; "
+                         f"see {root / 'server.log'}")
+    raise DemoFailed(f"only {len(hosts)} of the {NODES} Ray nodes joined the fleet in "
+                     f"{JOIN_TIMEOUT_S:.0f} s ({', '.join(hosts) or 'none'}); each node's "
+                     f"agent says why it did not in {root / 'server.log'}")
 
 
 def _wait_for_upload(store: Seaweed, timeout: float = 600) -> None:
@@ -99,23 +152,66 @@ def _wait_for_upload(store: Seaweed, timeout: float = 600) -> None:
         if any(name.startswith("snapshots/") for name in store.objects("fleet-demo")):
             return
         time.sleep(1)
-    raise SystemExit("the snapshot was not uploaded to the store in time")
+    raise DemoFailed(f"the snapshot was not uploaded to the store in {timeout:.0f} s")
 
 
-def _print_table(log: str, boots: list[dict]) -> None:
-    """A row per container: its node (from its boot line), how it booted, and its boot's
-    timings (`coldsnap apps stats`)."""
-    nodes = {m["id"]: m["host"] for m in BOOT_LINE.finditer(log)}
+def _print_table(boots: list[dict[str, Any]]) -> None:
+    """A row per container (`coldsnap apps stats`' boots): its node, how it booted, and
+    its boot's timings; a failed boot says so, with its error after the table."""
     print()
     print(f"{'container':<16}{'node':<16}{'boot':<18}{'fetched from the store':>24}"
           f"{'restore':>10}{'boot':>10}")
+    errors = []
     for boot in sorted(boots, key=lambda b: b["created_at"]):
-        timings = boot["timings"]
+        node = boot.get("host") or "?"
+        if not boot.get("ok"):
+            errors.append(f"  {boot['container_id']}: {boot.get('error') or 'no error kept'}")
+            print(f"{boot['container_id']:<16}{node:<16}{'failed':<18}"
+                  f"{'(error below)':>24}{'-':>10}{'-':>10}")
+            continue
+        timings = boot.get("timings") or {}
         fetch = (f"{timings['fetch_bytes'] / 1e6:.0f} MB in {timings['fetch_s'] * 1000:.0f} ms"
                  if timings.get("fetch_bytes") else "-")
-        restore = f"{timings['restore_s'] * 1000:.0f} ms" if "restore_s" in timings else "-"
-        print(f"{boot['container_id']:<16}{nodes.get(boot['container_id'], '?'):<16}"
-              f"{boot['kind']:<18}{fetch:>24}{restore:>10}{timings['boot_s'] * 1000:>8.0f} ms")
+        print(f"{boot['container_id']:<16}{node:<16}{boot['kind']:<18}{fetch:>24}"
+              f"{_ms(timings.get('restore_s')):>10}{_ms(timings.get('boot_s')):>10}")
+    if errors:
+        print("\nfailed boots:\n" + "\n".join(errors))
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _leave_files(root: Path, keep: bool) -> None:
+    """Remove the demo's files, or say where they are and how big; a directory with
+    something still mounted under it is kept (removing it would reach into the mount)."""
+    size = _human(_size(root))
+    mounted = _mounts_under(root)
+    if keep or mounted:
+        why = f" ({len(mounted)} mount(s) still under it: umount them first)" if mounted else ""
+        print(f"==> the demo's files are in {root}: {size}{why}; "
+              f"remove them with `rm -rf {root}`")
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"==> removed the demo's files ({root}, {size}); `--keep` keeps them")
+
+
+def _size(root: Path) -> int:
+    done = subprocess.run(["du", "-sbx", str(root)], capture_output=True, text=True)
+    try:
+        return int(done.stdout.split()[0])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _human(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def _mounts_under(root: Path) -> list[str]:
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    return [p for p in points if p == str(root) or p.startswith(f"{root}/")]
 
 
 if __name__ == "__main__":

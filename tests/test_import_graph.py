@@ -49,7 +49,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.app_output": ("coldsnap.wire",),
     # Its socket with time limits, and the server it starts in the background.
     "coldsnap.transport": ("coldsnap.wire", "coldsnap.settings"),
-    "coldsnap.background_server": ("coldsnap.settings", "coldsnap.identity"),
+    "coldsnap.background_server": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity"),
     # The public SDK: handles reach the server through the client only.
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),

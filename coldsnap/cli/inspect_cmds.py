@@ -93,6 +93,7 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
     if rows:  # OK/ERRORS/FAILED: calls; WEB: requests through the gateway, any status
         print(table(rows, ["FUNCTION", "VERSION", "CONTAINERS", "INPUTS", "BOOTING", "QUEUED", "OK",
                            "ERRORS", "FAILED", "WEB", "BOOTS OK/FAILED"]))
+        print(_counting_since(stats["functions"]))
     else:
         print("no containers and no calls since the last deploy or drain")
     _print_hosts(stats["functions"])
@@ -123,6 +124,16 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
         print(f"  {ago(boot['created_at']):>8}  {boot['container_id']}  {boot['tag']}  "
               f"{boot['kind']}{host}: {detail}")
     return 0
+
+
+def _counting_since(functions: list[dict[str, Any]]) -> str:
+    """Since when OK..BOOTS count: each function's since its pool began (the server's
+    start, or the function's last deploy or drain); the boot list below is kept."""
+    since = min((fn["counting_since"] for fn in functions if fn.get("counting_since")),
+                default=None)
+    when = f"{utc_timestamp(since)} ({ago(since)})" if since else "a while"
+    return (f"OK to BOOTS count since {when}: the server's start or the function's last "
+            "deploy or drain; the boots below and `coldsnap logs` go further back")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -158,18 +169,24 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json(snapshots)
         return 0
+    hosts = reply.get("hosts")  # a fleet: each host keeps its own (server/host_snapshots.py)
     if not snapshots:
-        print("no memory snapshots yet: they are made by the first cold boot of a function "
-              "with enable_memory_snapshot=True")
+        print("no memory snapshots yet" + (" on any host of the fleet" if hosts else "")
+              + ": they are made by the first cold boot of a function with "
+              "enable_memory_snapshot=True")
+        _print_fleet_stores(hosts)
         return 0
-    rows = [[s["key"], f"{s.get('app') or '?'}/{s.get('tag') or '?'}", s.get("status", ""),
-             (s.get("host_key") or "")[:12], size(s.get("size_bytes")), millis(s.get("dump_s")),
-             ago(s.get("created_at")), str(s.get("restores", 0)),
+    on_host = [[s.get("host") or "(control plane)"] if hosts else [] for s in snapshots]
+    rows = [[*where, s["key"], f"{s.get('app') or '?'}/{s.get('tag') or '?'}",
+             s.get("status", ""), (s.get("host_key") or "")[:12], size(s.get("size_bytes")),
+             millis(s.get("dump_s")), ago(s.get("created_at")), str(s.get("restores", 0)),
              _short_error(s.get("last_error"))]
-            for s in snapshots]
-    print(table(rows, ["KEY", "FUNCTION", "STATUS", "HOST KEY", "SIZE", "DUMP", "CREATED",
-                       "RESTORES", "LAST ERROR"]))
-    if "disk_bytes" in reply:
+            for where, s in zip(on_host, snapshots, strict=True)]
+    print(table(rows, [*(["HOST"] if hosts else []), "KEY", "FUNCTION", "STATUS", "HOST KEY",
+                       "SIZE", "DUMP", "CREATED", "RESTORES", "LAST ERROR"]))
+    if hosts:
+        _print_fleet_stores(hosts)
+    elif "disk_bytes" in reply:
         ready = sum(1 for s in snapshots if s.get("status") == "ready")
         failed = sum(1 for s in snapshots if s.get("status") == "failed")
         retrying = sum(1 for s in snapshots if s.get("status") == "retrying")
@@ -180,6 +197,18 @@ def cmd_snapshots_ls(args: argparse.Namespace) -> int:
         print("a key with a LAST ERROR boots without a snapshot (a transient error: for a "
               "while); `coldsnap snapshots rm KEY` clears it so the next cold boot tries again")
     return 0
+
+
+def _print_fleet_stores(hosts: list[dict[str, Any]] | None) -> None:
+    """Where a fleet's snapshots are: each host's store, and the shared one."""
+    if not hosts:
+        return
+    print("\neach host keeps the snapshots it made or fetched (RESTORES: the fleet's); with "
+          "COLDSNAP_STORE_URL the shared store holds one per host key (docs/store.md):")
+    for host in hosts:
+        where = (f"{size(host.get('disk_bytes'))} in {host.get('store')}" if "error" not in host
+                 else f"did not answer: {host['error']}")
+        print(f"  host {host['host']}: {where}")
 
 
 def _short_error(error: str | None, width: int = 60) -> str:

@@ -9,6 +9,7 @@ import sys
 from coldsnap.cli.output import print_json
 from coldsnap.settings import Settings
 from coldsnap.wire.exits import EXIT_ALREADY_RUNNING, EXIT_BAD_SETTING
+from coldsnap.wire.fleet_mark import fleet_cluster, serve_command
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -55,9 +56,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
     pid = Client(settings).stop_server()
     if pid is None:
         print(f"no coldsnap server answers on {settings.socket_path}: nothing to stop")
-    else:
+        return 0
+    cluster = fleet_cluster(settings.state_dir)
+    if cluster is None:
         print(f"stopped the coldsnap server (pid {pid}); the next command that needs one "
               "starts it again")
+    else:  # commands start no fleet's control plane (background_server.fleet_refusal)
+        print(f"stopped the fleet's control plane (pid {pid}); commands do not start it "
+              f"again: run `{serve_command(cluster)}` to serve the fleet")
     return 0
 
 

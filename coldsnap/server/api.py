@@ -20,6 +20,7 @@ from coldsnap.server import call_ops
 from coldsnap.server.calls import Call
 from coldsnap.server.dashboard import DashboardAuth, dashboard_login
 from coldsnap.server.errors import ApiError, Reply
+from coldsnap.server.host_snapshots import on_hosts
 from coldsnap.server.logs import LogLine
 from coldsnap.server.objects_api import OBJECT_HANDLERS, VOLUME_CONTAINER_OPS
 from coldsnap.server.platform import Platform
@@ -252,7 +253,9 @@ class Api:
 
     def snapshots_ls(self, req: Request) -> Reply:
         snapshots = self.platform.snapshots
-        return {"ok": True, "snapshots": snapshots.ls(), **snapshots.usage()}, None
+        hosts = on_hosts(self.platform.engine, self.platform.db)  # a fleet's hosts' own
+        return {"ok": True, **snapshots.usage(), **hosts,
+                "snapshots": snapshots.ls() + hosts.get("snapshots", [])}, None
 
     def snapshot_inspect(self, req: Request) -> Reply:
         info = self.platform.snapshots.inspect(req.field("key", str))

@@ -31,6 +31,7 @@ from coldsnap.server.process import (
 )
 from coldsnap.server.server_log import configure as configure_logging
 from coldsnap.server.state import StateDB
+from coldsnap.server.state_owner import claim_state_dir
 from coldsnap.settings import Settings
 from coldsnap.wire.token import ensure_token
 
@@ -50,6 +51,7 @@ def serve(settings: Settings) -> None:
     lock = StateLock(settings.state_dir)
     lock.acquire()
     try:
+        claim_state_dir(settings)  # a fleet's, or a single host's: whether clients start one
         become_subreaper()
         open_file_limit = raise_open_file_limit()
         reaper = ZombieReaper()

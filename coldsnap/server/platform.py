@@ -48,7 +48,7 @@ class Platform:
         self.settings = settings
         self.engine = engine
         self.db = db
-        self.logs = LogBook()
+        self.logs = LogBook(directory=settings.state_dir / "logs")  # kept across restarts
         self.calls = SpawnedCalls(db, settings.call_results_path, settings.call_result_ttl_s)
         # Answers a container's API request (a function calling another); the daemon
         # points it at its Api. Until then containers are told no.
@@ -137,6 +137,7 @@ class Platform:
         self.pools.end(self.pools.all(), SHUTTING_DOWN, grace_s)
         if self.remote is not None:
             self.remote.close()  # an upload cut short: the next start does it again
+        self.logs.close()
 
 
 def _no_container_requests(header: dict[str, Any], blob: bytes | None) -> Reply:

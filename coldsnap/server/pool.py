@@ -98,6 +98,7 @@ class Pool(PoolInputs):
         self._min_backoff_s = 5.0
         self.counters = {"calls_ok": 0, "calls_error": 0, "calls_failed": 0,
                          "http_requests": 0, "boots_ok": 0, "boots_failed": 0}
+        self.counting_since = time.time()  # counters are per pool: a deploy, drain or restart
         opts = fn.options
         self.max_containers = opts.max_containers or DEFAULT_MAX_CONTAINERS
         self.min_containers = min(opts.min_containers, self.max_containers)
@@ -436,5 +437,5 @@ class Pool(PoolInputs):
                 "containers": containers, "draining": self._draining,
                 "min_containers": self.min_containers, "max_containers": self.max_containers,
                 "max_inputs": self.max_inputs, "target_inputs": self.target_inputs,
-                **self.counters,
+                **self.counters, "counting_since": self.counting_since,
             }

@@ -98,7 +98,8 @@ class PoolInputs:
             boot.timings["first_input_s"] = seconds
         worker = boot.worker
         self._ctx.db.update_boot_timings(worker.boot_id, boot.timings)
-        worker.note(f"first input in {seconds * 1000:.0f} ms", to_caller=False)
+        worker.note(f"first input ran for {seconds * 1000:.0f} ms (the call itself, after the "
+                    "boot)", to_caller=False)
 
     def _takes_more(self, worker: Worker, running: int) -> bool:
         """A free slot, and not above target_inputs while another container is below."""

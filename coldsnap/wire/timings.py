@@ -12,7 +12,9 @@ STEP_NAMES = {
     "fetch_s": "fetch",  # from the shared store (docs/store.md); fetch_bytes beside it
     "sandbox_s": "sandbox", "restore_s": "restore", "verify_s": "verify", "import_s": "import",
     "enter_snap_s": "enter(snap=True)", "dump_s": "dump", "after_restore_s": "after-restore",
-    "enter_s": "enter", "first_input_s": "first input",
+    # first_input_s: how long the container's first input took to run (the call itself,
+    # once the boot was done), not how long the input waited for the boot.
+    "enter_s": "enter", "first_input_s": "first input ran",
 }
 
 

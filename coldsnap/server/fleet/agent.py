@@ -62,6 +62,8 @@ class HostAgent(Protocol):
 
     def snapshots_deleted(self) -> None: ...
 
+    def snapshots(self) -> dict[str, Any] | None: ...  # its store's (host_snapshots.py)
+
     def fetch_remote(self, key: str) -> dict[str, Any] | None: ...
 
     def upload_remote(self, key: str) -> bool: ...
@@ -114,6 +116,11 @@ class LocalAgent:
 
     def snapshots_deleted(self) -> None:
         self.engine.snapshots_deleted()
+
+    def snapshots(self) -> dict[str, Any] | None:
+        from coldsnap.server.host_snapshots import store_listing  # it imports this module
+
+        return store_listing(self.engine.store)
 
     def fetch_remote(self, key: str) -> dict[str, Any] | None:
         return fetch_here(self.remote, key)

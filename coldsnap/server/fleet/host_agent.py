@@ -33,6 +33,7 @@ from coldsnap.server.fleet.build_inputs import BuildInputs
 from coldsnap.server.fleet.build_output import BuildOutputs, machine_identity
 from coldsnap.server.fleet.shared import fetch_here, host_settings, upload_here
 from coldsnap.server.fleet.web_relay import WebRelay
+from coldsnap.server.host_snapshots import store_listing
 from coldsnap.server.images.from_store import fetch_missing_images
 from coldsnap.server.process import ZombieReaper, become_subreaper
 from coldsnap.server.remote_store import open_remote
@@ -165,6 +166,9 @@ class AgentService:
 
     def snapshots_deleted(self) -> Outcome:
         return Outcome.of(self.engine.snapshots_deleted)
+
+    def snapshots(self) -> Outcome:  # `coldsnap snapshots ls` on a fleet
+        return Outcome.of(lambda: store_listing(self.engine.store))
 
     def fetch_remote(self, key: str) -> Outcome:
         return Outcome.of(lambda: fetch_here(self.remote, key))

@@ -116,6 +116,11 @@ class RemoteAgent:
             return None
         return info
 
+    def snapshots(self) -> dict[str, Any] | None:
+        """Its store's listing (host_snapshots.py); raises HostLost."""
+        listing: dict[str, Any] | None = self._engine("snapshots", timeout=CALL_S)
+        return listing
+
     def mark_failed(self, key: str, reason: str) -> None:
         try:
             self._engine("mark_failed", key, reason, timeout=CALL_S)

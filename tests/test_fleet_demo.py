@@ -1,0 +1,57 @@
+"""scripts/fleet_demo.py's table and files: a failed boot is a row saying so (the table
+is printed whole), nodes come from the boots' hosts, and its files are removed or
+reported with their size."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet_demo.py"
+
+
+def _demo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fleet_demo", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_boot_is_a_row_and_its_error_follows(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    boots = [
+        {"container_id": "cs-2", "host": "vm/bbb", "kind": "restored", "ok": True,
+         "created_at": 2.0, "timings": {"boot_s": 1.2, "fetch_bytes": 80e6, "fetch_s": 1.1,
+                                        "restore_s": 0.4}},
+        {"container_id": "cs-3", "host": "", "kind": "failed", "ok": False, "created_at": 3.0,
+         "timings": {}, "error": "no host in the fleet has room for a container"},
+        {"container_id": "cs-1", "host": "vm/aaa", "kind": "snapshot-created", "ok": True,
+         "created_at": 1.0, "timings": {"boot_s": 3.2}},
+    ]
+    _demo()._print_table(boots)
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.split()[:3] for row in rows[2:5]] == [
+        ["cs-1", "vm/aaa", "snapshot-created"], ["cs-2", "vm/bbb", "restored"],
+        ["cs-3", "?", "failed"]]
+    assert "80 MB in 1100 ms" in rows[3] and rows[3].endswith("1200 ms")
+    assert rows[-2:] == ["failed boots:", "  cs-3: no host in the fleet has room for a "
+                         "container"]
+
+
+def test_its_files_are_removed_or_reported_with_their_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    demo = _demo()
+    root = tmp_path / "coldsnap-fleet-demo-x"
+    (root / "state").mkdir(parents=True)
+    (root / "state" / "snapshot").write_bytes(b"x" * 3_000_000)
+    demo._leave_files(root, keep=True)
+    assert f"the demo's files are in {root}: 3 MB" in capsys.readouterr().out
+    assert root.exists()
+    demo._leave_files(root, keep=False)
+    assert f"removed the demo's files ({root}, 3 MB)" in capsys.readouterr().out
+    assert not root.exists()
