@@ -58,7 +58,9 @@ class Seaweed:
         flags = [f"-{flag}={free_port()}" for flag in PORT_FLAGS]
         argv = [weed_binary(), "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", f"-s3.port={self.s3_port}", "-s3.port.iceberg=0",
-                "-s3.port.lance=0", "-admin.ui=false", *flags]
+                "-s3.port.lance=0", "-admin.ui=false",
+                "-master.telemetry=false",  # it reports to seaweedfs.com by default
+                *flags]
         (self.root / "data").mkdir(exist_ok=True)
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "S3_BUCKET": BUCKET}

@@ -74,6 +74,7 @@ def test_a_result_is_fetched_after_the_server_was_killed(server: ServerHandle) -
     small = _spawn(server, "test-square", "square", 9)
     large = _spawn(server, "test-square", "big", 300_000)  # kept in a file of its own
     assert _get(server, small) == "81"
+    assert _get(server, large) == repr(b"\x5a" * 300_000)  # both done before the kill
     _kill(server)
     server.start()
     assert _get(server, small) == "81"
