@@ -6,7 +6,8 @@ import os
 import random
 from pathlib import Path
 
-from coldsnap.server.remote_store.fetch import _Writes
+from coldsnap.server.remote_store.chunks import compress
+from coldsnap.server.remote_store.fetch import _decompress_all, _Writes
 
 
 def test_chunks_land_in_their_places_whatever_order_they_come_in(tmp_path: Path) -> None:
@@ -29,3 +30,16 @@ def test_chunks_land_in_their_places_whatever_order_they_come_in(tmp_path: Path)
             os.close(fd)
     assert (tmp_path / "a").read_bytes() == data + bytes(10) + b"after a hole"
     assert (tmp_path / "b").read_bytes() == b"".join(reversed(pieces))
+
+
+def test_a_read_s_chunks_decompress_in_one_call_and_any_bad_one_fails_them_all() -> None:
+    rng = random.Random(5)
+    chunks = [rng.randbytes(200) * rng.randint(1, 80) for _ in range(40)]
+    blobs = [memoryview(compress(c)) for c in chunks]
+    sizes = [len(c) for c in chunks]
+    assert [bytes(c) if c is not None else None
+            for c in _decompress_all(blobs, sizes)] == chunks
+    damaged = blobs[:7] + [memoryview(b"not zstd" + bytes(blobs[7][8:]))] + blobs[8:]
+    assert _decompress_all(damaged, sizes) == [None] * len(chunks)  # the caller finds which
+    sizes[3] += 1  # a size the manifest gets wrong is damage too
+    assert _decompress_all(blobs, sizes) == [None] * len(chunks)
