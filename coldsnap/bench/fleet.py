@@ -32,8 +32,8 @@ NAME = "fleet-embedder"
 APP, PLAIN = "bench-fleet-embedder", "bench-fleet-embedder-plain"
 EMBEDDER = REPO / "examples" / "embedder.py"
 # Both hosts keep memory warm for their boots, plain ones too (engine/warm_memory.py):
-# twice the embedder's snapshot, for a fetch's page cache and the restore after it.
-WARM_MEMORY_MB = int(os.environ.get("COLDSNAP_WARM_MEMORY_MB", "1024"))
+# the embedder's snapshot and some; small enough to be taken back between boots.
+WARM_MEMORY_MB = int(os.environ.get("COLDSNAP_WARM_MEMORY_MB", "512"))
 CHANGED_LINE = b"\nFLEET_BENCH_VERSION = 2  # the benchmark's one-line change\n"
 
 

@@ -105,7 +105,10 @@ class WarmMemory:
             started = self._released_at
         try:
             block = mmap.mmap(-1, BLOCK, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            block.write(bytes(BLOCK))  # every page touched
+            with open("/dev/zero", "rb", buffering=0) as zero:
+                # Every page touched by the kernel, in a system call: the faults of cold
+                # memory (up to ~60 ms a block) never hold the GIL the boots need.
+                zero.readinto(block)
         except (OSError, ValueError) as exc:  # no memory to spare: hold what we have
             logger.warning("keeping warm memory for restores: %s; holding %d MB", exc,
                            self.held_bytes >> 20)

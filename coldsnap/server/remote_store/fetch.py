@@ -24,7 +24,6 @@ from pathlib import Path
 
 from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.engine.warm_memory import release_for
 from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, decompress
@@ -190,7 +189,6 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fds: list[int] = []
     try:
         (staging / "images").mkdir()
-        release_for(manifest.size_bytes)  # the page cache the files take starts warm
         chunks = _Chunks(bucket, cache, fetched, _lay_out(staging, manifest, fds))
         _fill(chunks, manifest, pool)
         for fd in fds:
