@@ -74,7 +74,6 @@ from coldsnap.engine.store import SnapshotStore
 from coldsnap.engine.userns import IdRange, shift_tree, user_namespace
 from coldsnap.engine.volume_mounts import stale_volume_file, volume_sources
 from coldsnap.engine.warm_memory import WarmMemory
-from coldsnap.engine.warm_memory import use as use_warm_memory
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -132,7 +131,6 @@ class CriuEngine:
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         self.warm = WarmMemory(settings.warm_memory_mb)  # for new containers' memory
-        use_warm_memory(self.warm)
         # block_network=True is rare: its pool is made at its first use (_netns_pool).
         self._loopback_netns: NetnsPool | None = None
         self._loopback_lock = threading.Lock()
@@ -498,7 +496,6 @@ class CriuEngine:
         """Give back the network namespaces and layer mounts (and the run dir's tmpfs if
         we mounted it)."""
         self.warm.close()
-        use_warm_memory(None)
         self.netns.close()
         with self._loopback_lock:
             if self._loopback_netns is not None:

@@ -1,21 +1,20 @@
-"""Memory kept warm for restores and fetches, on VMs that hand freed memory back.
+"""Memory kept warm for restores, on VMs that hand freed memory back.
 
 A VM whose kernel reports free pages to its hypervisor (virtio-balloon free page
-reporting, as on Firecracker) gives every free 8 MB block back about two seconds
-after it was freed, and the next touch of such memory faults in the host too.
+reporting, as on Firecracker) gives free blocks of memory (2 MB here) back about two
+seconds after they were freed, and the next touch of such memory faults in the host too.
 Measured on this project's VMs: touching 347 MB that had been free for three
 seconds took 0.9-1.2 s; right after another process freed 694 MB it took 0.02-0.05 s.
 A restore touches its whole snapshot at once (CRIU reads every page into fresh
-memory) and a fetch writes the whole snapshot into the page cache, so both pay
-that, where a plain boot spreads its allocations over seconds of imports.
+memory), where a plain boot spreads its allocations over seconds of imports.
 
 ``WarmMemory`` holds ``COLDSNAP_WARM_MEMORY_MB`` of touched anonymous memory in
-8 MB blocks. ``release(nbytes)`` frees blocks just before a container starts or a
-fetch writes: the kernel hands recently freed pages out first, so the new memory
-is warm. The reserve is taken back in the background right after a container
-ends (``refill``: its memory was just freed, so that is warm and cheap to take),
-or once nothing released any for ``RETAKE_AFTER_S``. Off (0) by default: it is
-memory the host can't use for anything else.
+blocks of 8 MB. ``release()`` frees them just before a container starts: the
+kernel hands recently freed pages out first, so the new memory is warm. The
+reserve is taken back in the background right after a container ends
+(``refill``: its memory was just freed, so that is warm and cheap to take), or
+once nothing released any for ``RETAKE_AFTER_S``. Off (0) by default: it is
+memory the host can't use for anything else (docs/warm-memory.md).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import mmap
 import threading
 import time
 
-BLOCK = 8 << 20  # the block free page reporting hands back (page_reporting_order 11)
+BLOCK = 8 << 20  # a multiple of what free page reporting hands back (2 MB here)
 RETAKE_AFTER_S = 30.0
 logger = logging.getLogger(__name__)
 
@@ -120,18 +119,3 @@ class WarmMemory:
         block.close()  # released meanwhile: this block is warm for that release
         return True
 
-
-_reserve: WarmMemory | None = None  # the engine's, for code that has no engine at hand
-
-
-def use(reserve: WarmMemory | None) -> None:
-    """Make ``reserve`` the one ``release_for`` frees (the engine's; None: none)."""
-    global _reserve
-    _reserve = reserve
-
-
-def release_for(nbytes: int) -> None:
-    """Free ``nbytes`` of this process's reserve, if it holds one (a fetch about to
-    write a snapshot's files)."""
-    if _reserve is not None:
-        _reserve.release(nbytes)
