@@ -29,7 +29,7 @@ from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, decompress
 from coldsnap.server.remote_store.fs_tar import unpack
 from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
-from coldsnap.server.remote_store.packs import Span, plan_spans
+from coldsnap.server.remote_store.packs import Span, pack_spans
 
 logger = logging.getLogger(__name__)
 
@@ -221,13 +221,19 @@ def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]]) -> None:
 
 def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None:
     """Every chunk into its places: the cache's first, then the rest from the store."""
-    digests = [d for d in chunks.places if d in chunks.cache]
+    cached = chunks.cache.holding(chunks.places)  # one look, not two per chunk
+    digests = [d for d in chunks.places if d in cached]
     batches = [digests[i:i + 256] for i in range(0, len(digests), 256)]
-    missing = {d for d in chunks.places if d not in chunks.cache}
+    missing = {d for d in chunks.places if d not in cached}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
-    spans = plan_spans((d, manifest.locations[d]) for d in missing)
-    for read in [pool.submit(chunks.from_store, span) for span in spans]:
+    by_pack: dict[str, list[tuple[str, Location]]] = {}
+    for digest in missing:
+        loc = manifest.locations[digest]
+        by_pack.setdefault(loc.pack, []).append((digest, loc))
+    reads = [pool.submit(chunks.from_store, span)  # each read starts once planned
+             for pack, wanted in by_pack.items() for span in pack_spans(pack, wanted)]
+    for read in reads:
         read.result()
 
 
