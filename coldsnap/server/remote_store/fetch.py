@@ -72,21 +72,26 @@ class _Chunks:
 
     def from_cache(self, digests: list[str]) -> list[str]:
         """Place those of ``digests`` that the cache holds intact; the others, returned."""
-        missing, writes = [], _Writes()
-        for digest in digests:
-            blob = self.cache.get(digest)
-            try:
-                if blob is None:
-                    raise CorruptChunk(digest, "is not in the cache")
-                writes.add(self.places[digest][1], decompress(blob, digest,
-                                                              self.places[digest][0]))
-            except CorruptChunk:
-                self.cache.discard(digest)  # a bad disk: the store has it
-                missing.append(digest)
+        found = [(d, blob) for d in digests if (blob := self.cache.get(d)) is not None]
+        blobs = [memoryview(blob) for _, blob in found]
+        sizes = [self.places[digest][0] for digest, _ in found]
+        placed, writes = set(), _Writes()
+        for (digest, _), chunk in zip(found, _decompress_all(blobs, sizes), strict=True):
+            if chunk is not None and chunk_digest(chunk) == digest:
+                writes.add(self.places[digest][1], chunk)
+                placed.add(digest)
+        for digest, blob in found:
+            if digest not in placed:  # one bad blob fails the batch: which, and why
+                try:
+                    writes.add(self.places[digest][1],
+                               decompress(blob, digest, self.places[digest][0]))
+                    placed.add(digest)
+                except CorruptChunk:
+                    self.cache.discard(digest)  # a bad disk: the store has it
         writes.flush()
         with self._lock:
-            self.fetched.cached_chunks += len(digests) - len(missing)
-        return missing
+            self.fetched.cached_chunks += len(placed)
+        return [d for d in digests if d not in placed]
 
     def from_store(self, span: Span) -> None:
         data = self.bucket.get_range(span.pack, span.start, span.end)
