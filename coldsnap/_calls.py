@@ -90,7 +90,7 @@ def stream_items(client: Client, app: str, tag: str, method: str | None,
                  args: bytes, variant: dict[str, Any] | None = None) -> Iterator[Any]:
     """A generator call's items, each as soon as the server has it; raises what the call
     raised once its items before that are given."""
-    from coldsnap.client import ContainerClient
+    from coldsnap.container_client import ContainerClient
 
     fields = {"app": app, "tag": tag, "method": method, "stream": True, "timeout": None,
               **({"variant": variant} if variant else {})}

@@ -120,6 +120,14 @@ class Settings:
     # "": this host alone. "ray" or "ray://HOST:PORT": the control plane here and a host
     # agent on every node of that Ray cluster offering the coldsnap resource (docs/fleet.md).
     cluster: str = ""
+    # Whether a fleet's host agent ships a build container's output (an image layer) to
+    # the control plane's image dir: "auto" (when its machine is another), "always",
+    # "never" (an image dir shared by every host, e.g. NFS). docs/fleet.md.
+    fleet_ship_builds: str = "auto"
+    # How a fleet's gateway reaches web endpoints on a host agent: "auto" through the
+    # agent's relay when the agent is on another machine, "always" through it, "never"
+    # directly (each host's container subnet is routed) (docs/fleet.md).
+    fleet_web_relay: str = "auto"
 
     @property
     def snapshots(self) -> Path:

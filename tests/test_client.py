@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from coldsnap.client import ContainerClient
+from coldsnap.container_client import ContainerClient
 from coldsnap.wire.errors import InvalidError
 
 

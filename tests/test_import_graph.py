@@ -25,7 +25,8 @@ SDK = ("coldsnap", "coldsnap.app", "coldsnap.handles", "coldsnap.markers", "cold
        "coldsnap.batching", "coldsnap.current", "coldsnap.snapshot_hooks", "coldsnap.queue",
        "coldsnap.dict", "coldsnap.sandboxes", "coldsnap.sandbox_io",
        "coldsnap.container_process", "coldsnap.io_streams", "coldsnap.sandbox_files",
-       "coldsnap.call_graph", "coldsnap.function_call")
+       "coldsnap.call_graph", "coldsnap.function_call", "coldsnap.invocable",
+       "coldsnap.cls_handle")
 # Layer -> what its modules may import of coldsnap besides themselves.
 ALLOWED: dict[str, tuple[str, ...]] = {
     # The contract: a leaf.
@@ -39,7 +40,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # client unless user code calls another function).
     "coldsnap.client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.identity",
                         "coldsnap._runtime.channel", "coldsnap.transport",
-                        "coldsnap.background_server", "coldsnap.app_output"),
+                        "coldsnap.background_server", "coldsnap.app_output",
+                        "coldsnap.container_client"),
+    # A container's client: over the runtime's channel (imported by Client.default).
+    "coldsnap.container_client": ("coldsnap.wire", "coldsnap.settings", "coldsnap.client",
+                                  "coldsnap._runtime.channel"),
     # An app's container output on the client: the log stream it reads, and the echo.
     "coldsnap.app_output": ("coldsnap.wire",),
     # Its socket with time limits, and the server it starts in the background.
@@ -48,6 +53,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The public SDK: handles reach the server through the client only.
     "coldsnap.app": ("coldsnap.wire", *SDK),
     "coldsnap.handles": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.invocable": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap.cls_handle": ("coldsnap.wire", "coldsnap.client", *SDK),
     "coldsnap.markers": ("coldsnap.wire",),
     "coldsnap.functions": ("coldsnap.handles",),  # modal.functions's names
     "coldsnap.queue": ("coldsnap.dict_queue",),  # modal.queue's name
@@ -65,7 +72,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "coldsnap.io_streams": ("coldsnap.sandbox_io",),  # modal.io_streams
     "coldsnap.sandbox_files": ("coldsnap.wire", "coldsnap.sandbox_io"),
     "coldsnap._aio": (),
-    "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", *SDK),
+    "coldsnap._calls": ("coldsnap.wire", "coldsnap.client", "coldsnap.container_client",
+                        *SDK),
     "coldsnap.image": ("coldsnap.wire", "coldsnap._dockerfile", "coldsnap._local_files",
                        "coldsnap.app_objects", "coldsnap.secret", "coldsnap.volume"),
     "coldsnap._local_files": ("coldsnap.wire",),

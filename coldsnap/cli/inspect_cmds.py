@@ -119,8 +119,9 @@ def cmd_apps_stats(args: argparse.Namespace) -> int:
     print("\nlast boots:")
     for boot in boots[:10]:
         detail = describe_timings(boot["timings"]) if boot["ok"] else boot["error"]
+        host = f" on host {boot['host']}" if boot.get("host") else ""
         print(f"  {ago(boot['created_at']):>8}  {boot['container_id']}  {boot['tag']}  "
-              f"{boot['kind']}: {detail}")
+              f"{boot['kind']}{host}: {detail}")
     return 0
 
 

@@ -171,6 +171,9 @@ class Container:
         # The host it runs on, as the fleet names it ("" on a single host): boot logs
         # and `apps stats` show it (coldsnap/server/fleet).
         self.host = ""
+        # True once its host is being drained (coldsnap/server/fleet): it takes no new
+        # inputs and leaves when idle.
+        self.draining = False
         # Set when the root's parent is a process we started (unshare): wait on it.
         self.process = process
         self.cleanups: list[Any] = []  # callables run once the container is gone

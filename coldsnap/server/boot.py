@@ -31,7 +31,7 @@ from coldsnap.engine.base import SnapshotDamaged, new_container_id
 from coldsnap.engine.gpu import GpuUnavailable
 from coldsnap.server.boot_objects import BootObjects
 from coldsnap.server.dump_retry import duration
-from coldsnap.server.fleet.shared import shared_store
+from coldsnap.server.fleet.shared import fetch_for, shared_store
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.metrics import ServerMetrics
 from coldsnap.server.remote_store import FetchFailed
@@ -289,7 +289,7 @@ class _BootRun:
         if self.remote is None:
             return None
         try:
-            fetched = self.remote.fetch(key)
+            fetched = fetch_for(self.remote, key, self.fn)  # on a fleet: where it will restore
         except FetchFailed as exc:
             self.note(self.fn.app, f"[{self.fn.tag}] coldsnap: fetching memory snapshot {key} "
                       f"from {self.remote.url} failed: {exc}; making one on this host",

@@ -20,6 +20,7 @@ from coldsnap.server.connections import Connections, connection_cap
 from coldsnap.server.dashboard import Dashboard, DashboardAuth
 from coldsnap.server.dashboard.standalone import DashboardBindError, DashboardServer
 from coldsnap.server.fleet import make_fleet
+from coldsnap.server.fleet.takeover import settle, wire_pools
 from coldsnap.server.gateway import Gateway, GatewayBindError
 from coldsnap.server.platform import Platform
 from coldsnap.server.process import (
@@ -75,6 +76,7 @@ class Server:
         self.engine = make_fleet(settings)  # this host alone, or a Ray cluster's nodes
         self.warning = _engine_warning(settings, self.engine.name)
         self.platform = Platform(settings, self.engine, self.db)
+        wire_pools(self.platform.pool_context, self.engine)  # a restart's containers
         self.stopping = threading.Event()
         self.dashboard_auth = DashboardAuth(self.token)
         self.api = Api(self.platform, self.warning, stop=self.stopping.set,
@@ -94,6 +96,7 @@ class Server:
         # port in use) still unmounts, unlinks and closes what started before it.
         try:
             self.platform.start()
+            settle(self.engine, self.platform.deploys)  # adopt or stop what a restart found
             self._start_gateway()
             self._listen()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,6 +23,7 @@ from coldsnap.server.images.deploy import build_images
 from coldsnap.server.logs import LogBook
 from coldsnap.server.pool import Pool
 from coldsnap.server.pools import Pools, wait_finished
+from coldsnap.server.remote_store.sources import open_remote_sources
 from coldsnap.server.secrets import SecretStore
 from coldsnap.server.state import StateDB, StoredVersion
 from coldsnap.server.variants import with_variant
@@ -60,6 +61,8 @@ class Deploys:
         self.web_base: str | None = None
         self._versions: dict[tuple[str, str], StoredVersion] = {}  # read from the db once
         self._lock = threading.RLock()
+        self.sources = open_remote_sources(settings)  # deploys shared through the store
+        self._from_store = threading.Lock()  # one deploy from the store at a time
 
     def start(self) -> None:
         """Pick up the apps of an earlier run; ephemeral ones died with their `run`."""
@@ -75,9 +78,11 @@ class Deploys:
     def deploy(self, filename: str, source: bytes, name: str | None = None,
                ephemeral: bool = False, snapshots: bool = True, cwd: str | None = None,
                app_dir: str | None = None,
-               report: Callable[[str], None] | None = None) -> dict[str, Any]:
+               report: Callable[[str], None] | None = None,
+               share: bool = True) -> dict[str, Any]:
         """``cwd``: the client's working directory, for the app's relative paths;
-        ``app_dir``: the app file's, whose modules the app imports go into its image."""
+        ``app_dir``: the app file's, whose modules the app imports go into its image;
+        ``share``: put a new version's source into the shared store, if there is one."""
         description = describe_source(source, filename, self.settings.boot_timeout_s, cwd,
                                       app_dir)
         if not snapshots:  # e.g. the benchmark's baseline: same code, plain cold boots
@@ -113,6 +118,8 @@ class Deploys:
             self.logs.note(app, f"coldsnap: deployed {filename} as version {version[:12]}",
                            logging.INFO, logger)
             self._warm(app, version)
+            if share and not ephemeral and self.sources is not None:
+                self.sources.upload_later(app, version, filename, source)
         return {"app": app, "version": version, "changed": changed, "logs": progress,
                 "functions": description.to_dict()["functions"],
                 "entrypoints": list(description.entrypoints), "web_urls": self.web_urls(app),
@@ -175,12 +182,29 @@ class Deploys:
 
     def pool(self, app: str, tag: str, variant: Variant | None = None) -> Pool:
         """The pool of ``tag`` (of a class's ``variant``) in the app's current version."""
+        if app not in self._current:
+            self._deploy_from_store(app)
         with self._lock:  # not a pool of a version a deploy is retiring right now
             state, version = self.state(app)
             if state != DEPLOYED:
                 raise ApiError(NOT_FOUND, f"app {app!r} is stopped; deploy it again with "
                                "`coldsnap deploy FILE` to call it")
             return self._pool_for(app, version, tag, variant or Variant())
+
+    def _deploy_from_store(self, app: str) -> None:
+        """Deploy the version of ``app`` that another server sharing the store deployed
+        last (docs/store.md, "App sources"); nothing when the store has none."""
+        sources = self.sources
+        if sources is None:
+            return
+        with self._from_store:
+            stored = None if app in self._current else sources.latest(app)
+            if stored is None:
+                return
+            self.logs.note(app, f"coldsnap: app {app!r} was deployed on another host: "
+                           f"deploying its version {stored.version[:12]} "
+                           f"({stored.filename}) from {sources.url}", logging.INFO, logger)
+            self.deploy(stored.filename, stored.source, name=app, share=False)
 
     def _pool_for(self, app: str, version: str, tag: str,
                   variant: Variant | None = None) -> Pool:

@@ -56,9 +56,10 @@ class Platform:
         self.metrics = ServerMetrics()  # /metrics (docs/metrics.md)
         booter = Booter(settings, engine, db, self.logs.note, self.metrics)
         self.remote = booter.remote  # the shared snapshot store, if any (docs/store.md)
-        self.pools = Pools(PoolContext(booter, db, self.logs,
-                                       lambda header, blob: self.container_requests(header,
-                                                                                    blob)))
+        self.pool_context = PoolContext(booter, db, self.logs,
+                                        lambda header, blob: self.container_requests(header,
+                                                                                     blob))
+        self.pools = Pools(self.pool_context)
         self.deploys = Deploys(settings, db, self.logs, self.pools,
                                ImageBuilder(settings, engine))
         self.reports = Reports(db, self.deploys, self.pools)

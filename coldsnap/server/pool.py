@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from coldsnap.engine import Container
@@ -48,6 +49,10 @@ class PoolContext:
     db: StateDB
     logs: LogBook
     requests: ContainerRequests  # answers what a container asks while it runs a call
+    # A new pool takes the containers a restarted control plane found for it (Pool.adopt),
+    # and each container's boot is told where it is kept for that (fleet/takeover.py).
+    adopt: Callable[[Pool], None] = lambda pool: None
+    booted: Callable[[FunctionSpec, Boot], None] = lambda fn, boot: None
 
 
 class Pool(PoolInputs):
@@ -98,6 +103,7 @@ class Pool(PoolInputs):
         self.min_containers = min(opts.min_containers, self.max_containers)
         self.max_inputs = opts.input_slots  # @coldsnap.batched: a batch's worth
         self.target_inputs = opts.target_inputs_per_container
+        ctx.adopt(self)
         with self._cond:
             self._scale()
 
@@ -185,7 +191,8 @@ class Pool(PoolInputs):
 
     def _scale(self) -> None:
         """Start the boots the inputs need; the caller holds the lock."""
-        serving = [w for w in self._live if w not in self._retiring]
+        serving = [w for w in self._live
+                   if w not in self._retiring and not w.container.draining]
         running = sum(self._inputs.get(w, 0) for w in serving)
         needed = math.ceil((len(self._queue) + running) / self.target_inputs)
         wanted = min(needed - len(serving) - self._booting, self.max_containers - self._slots)
@@ -234,6 +241,31 @@ class Pool(PoolInputs):
                               f"container for {self.fn.label}: {exc}", None, [])
             return
         boot.timings["boot_s"] = time.monotonic() - t0
+        self._run_container(boot)
+
+    def adopt(self, container: Container, kind: BootKind, timings: dict[str, float],
+              web_ports: dict[str, int], boot_id: int) -> bool:
+        """Serve with a ready container the control plane before this one booted
+        (fleet/takeover.py); False when the pool can't take it (the caller stops it)."""
+        with self._cond:
+            if self._stopped or self._slots >= self.max_containers:
+                return False
+            self._slots += 1
+            self._booting += 1
+        try:
+            worker = self._attach(container)
+        except BootFailed:
+            with self._cond:
+                self._slots -= 1
+                self._booting -= 1
+            return False
+        worker.web_ports, worker.boot_id = web_ports, boot_id
+        threading.Thread(target=self._run_container, args=(Boot(worker, kind, timings), True),
+                         daemon=True, name=f"container-{self.fn.tag}").start()
+        return True
+
+    def _run_container(self, boot: Boot, adopted: bool = False) -> None:
+        """Serve with a ready container until it leaves, then end it."""
         worker = boot.worker
         with self._cond:
             self._starting = {w for w in self._starting if w is not worker and w.alive}
@@ -244,7 +276,7 @@ class Pool(PoolInputs):
             self._min_backoff_s = 5.0
         healthy = False
         try:
-            self._record_boot(boot)
+            self._record_boot(boot, adopted)
             healthy = self._serve(boot)
         except Exception:  # a server bug (the database failing?): the slot must come back
             logger.exception("container %s of %s stopped: the scheduler failed",
@@ -270,14 +302,19 @@ class Pool(PoolInputs):
         self._scale()
         self._cond.notify_all()
 
-    def _record_boot(self, boot: Boot) -> None:
+    def _record_boot(self, boot: Boot, adopted: bool = False) -> None:
         fn, worker = self.fn, boot.worker
         worker.boot_timings = boot.timings
-        worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
-                                               True, boot.timings)
         host = f" on host {worker.container.host}" if worker.container.host else ""
+        if adopted:  # its boot is in the db already
+            worker.note(f"adopted after a control plane restart: a {boot.kind} boot{host}, "
+                        "ready since before it", to_caller=False, logger=logger)
+            return
+        worker.boot_id = self._ctx.db.add_boot(fn.app, fn.version, fn.tag, worker.id, boot.kind,
+                                               True, boot.timings, host=worker.container.host)
         worker.note(f"{boot.kind} boot ready{host} in {boot.timings['boot_s'] * 1000:.0f} ms: "
                     f"{describe_timings(boot.timings)}", logger=logger)
+        self._ctx.booted(fn, boot)
 
     def _boot_failed(self, message: str, blob: bytes | None, logs: list[str]) -> None:
         fn = self.fn
@@ -353,14 +390,16 @@ class Pool(PoolInputs):
                 running = self._inputs.get(worker, 0)
                 if worker.exited.is_set() or worker in self._retiring:
                     break
-                if self._queue and self._takes_more(worker, running):
+                leaving = worker.container.draining  # its host is draining (fleet.py)
+                if self._queue and not leaving and self._takes_more(worker, running):
                     return self._take(worker)
                 idle_for = time.monotonic() - worker.idle_since
-                if running == 0 and not self._queue and (
+                if running == 0 and (leaving or not self._queue and (
                         self._draining or (idle_for >= window
-                                           and self._slots > self.min_containers)):
-                    break  # drained, or scale down
-                self._cond.wait(max(0.05, window - idle_for) if running == 0 else 1.0)
+                                           and self._slots > self.min_containers))):
+                    break  # drained, its host drains, or scale down
+                # At most a second: a host's drain wakes nobody.
+                self._cond.wait(min(1.0, max(0.05, window - idle_for)) if running == 0 else 1.0)
             self._leave(worker)
             return None
 

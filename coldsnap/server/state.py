@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE TABLE IF NOT EXISTS boots (
     id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL, version TEXT NOT NULL,
     tag TEXT NOT NULL, container_id TEXT NOT NULL, kind TEXT NOT NULL, ok INTEGER NOT NULL,
-    timings TEXT NOT NULL, error TEXT, created_at REAL NOT NULL);
+    timings TEXT NOT NULL, error TEXT, created_at REAL NOT NULL, host TEXT);
 CREATE INDEX IF NOT EXISTS boots_app ON boots (app, id);
 CREATE TABLE IF NOT EXISTS calls (
     id TEXT PRIMARY KEY, app TEXT NOT NULL, tag TEXT NOT NULL, method TEXT,
@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS snapshot_keys (
 # versions.built_images came later: state dirs made before it get the column added (their
 # rows keep the built images inside the description, where StateDB.version finds them).
 _ADD_BUILT_IMAGES = "ALTER TABLE versions ADD COLUMN built_images TEXT"
+# boots.host came with fleets (the host a container booted on; "" on one host alone):
+# older state dirs get the column, their rows NULL (read as "").
+_ADD_BOOT_HOST = "ALTER TABLE boots ADD COLUMN host TEXT"
 _MAX_BOOTS = 5000
 # A spawned call's states: QUEUED from its spawn until it ends; DONE with its result or
 # error; INTERRUPTED when the server stopped first; EXPIRED once its result is removed
@@ -106,6 +109,9 @@ class StateDB:
             columns = {row["name"] for row in self._db.execute("PRAGMA table_info(versions)")}
             if "built_images" not in columns:
                 self._db.execute(_ADD_BUILT_IMAGES)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(boots)")}
+            if "host" not in columns:
+                self._db.execute(_ADD_BOOT_HOST)
 
     def close(self) -> None:
         with self._lock:
@@ -187,14 +193,15 @@ class StateDB:
 
     def add_boot(
         self, app: str, version: str, tag: str, container_id: str, kind: str, ok: bool,
-        timings: dict[str, float], error: str | None = None,
+        timings: dict[str, float], error: str | None = None, host: str = "",
     ) -> int:
+        """Record a boot; ``host``: the fleet's host it ran on ("" on one host alone)."""
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO boots (app, version, tag, container_id, kind, ok, timings, error,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (app, version, tag, container_id, kind, int(ok), json.dumps(timings), error,
-                 time.time()),
+                 time.time(), host),
             )
             row_id = cur.lastrowid or 0
             if row_id % 500 == 0:
@@ -212,6 +219,7 @@ class StateDB:
             item = dict(row)
             item["timings"] = json.loads(item["timings"])
             item["ok"] = bool(item["ok"])
+            item["host"] = item.get("host") or ""
             result.append(item)
         return result
 

@@ -145,7 +145,7 @@ def subprocess_server():
 def probe_gateway(port: int) -> dict:
     """What a container reaches of the host's gateway: its loopback (its own), the host's
     side of its network, and the server's token API through its control channel."""
-    from coldsnap.client import ContainerClient
+    from coldsnap.container_client import ContainerClient
     from coldsnap.wire import ops
 
     with open("/proc/net/route") as routes:

@@ -105,7 +105,8 @@ class FakeBooter:
 
     def boot(self, fn: FunctionSpec, attach: Attach, stopping: Callable[[], bool]) -> Boot:
         with self._lock:
-            container = SimpleNamespace(id=f"cs-{len(self.workers)}", booter=self, host=None)
+            container = SimpleNamespace(id=f"cs-{len(self.workers)}", booter=self, host=None,
+                                        draining=False)
             worker: Any = attach(container)  # type: ignore[arg-type]
             self.workers.append(worker)
         assert self.boots_may_end.wait(WAIT_S), "a held boot was never let go"

@@ -4,7 +4,7 @@ A host agent owns one host's engine (criu or none), the containers it runs and i
 local snapshot store. The fleet (fleet.py) places containers on agents and routes
 the engine's other calls to them. ``LocalAgent`` is the agent of the host the
 server runs on, in its own process: the single-host default is a fleet of one
-LocalAgent. ``RemoteAgent`` (ray_fleet.py) reaches an agent on another node.
+LocalAgent. ``RemoteAgent`` (remote_agent.py) reaches an agent on another node.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from coldsnap.engine import Container, ContainerSpec, Engine, SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
+from coldsnap.server.fleet.labels import ContainerLabels
+from coldsnap.server.fleet.relay_route import Relay
 from coldsnap.server.fleet.shared import fetch_here, upload_here
 from coldsnap.server.remote_store import RemoteSnapshots
 
@@ -38,6 +40,9 @@ class HostAgent(Protocol):
     # What the host offers; None: no limit of the fleet's own (the engine's limits hold).
     capacity: Capacity | None
     store_url: str  # its shared store (docs/store.md), "" when it has none
+    # Its relay, when the gateway reaches its containers' web ports through it
+    # (web_relay.py); None: directly, at each container's address.
+    relay: Relay | None
 
     @property
     def store(self) -> SnapshotStore | None: ...
@@ -63,6 +68,8 @@ class HostAgent(Protocol):
 
     def layout_secret(self) -> str: ...
 
+    def label(self, container_id: str, labels: ContainerLabels) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -70,6 +77,7 @@ class LocalAgent:
     """The agent of this host, in this process: the engine's calls, unchanged."""
 
     capacity: Capacity | None = None  # the engine's own limits hold; the fleet adds none
+    relay: Relay | None = None  # its containers are this host's: reached directly
 
     def __init__(self, engine: Engine, host: str = "",
                  remote: RemoteSnapshots | None = None) -> None:
@@ -116,6 +124,9 @@ class LocalAgent:
     def layout_secret(self) -> str:
         return self.remote.layout_secret() if self.remote is not None else ""
 
+    def label(self, container_id: str, labels: ContainerLabels) -> None:
+        pass  # its containers end with this process: nobody will adopt them
+
     def close(self) -> None:
         if self.remote is not None:
             self.remote.close()  # an upload cut short: the next start does it again
@@ -126,7 +137,9 @@ class LocalAgent:
 
 
 def describe(agent: HostAgent) -> dict[str, Any]:
-    """One line of `coldsnap status`'s hosts: name, engine, host key, capacity."""
+    """One line of `coldsnap status`'s hosts: name, engine, host key, capacity, and the
+    relay its web requests go through ("": directly)."""
     capacity = dataclasses.asdict(agent.capacity) if agent.capacity else None
+    relay = "{}:{}".format(*agent.relay.address) if agent.relay is not None else ""
     return {"host": agent.host, "engine": agent.engine_name, "host_key": agent.host_key,
-            "capacity": capacity}
+            "capacity": capacity, "web_relay": relay}

@@ -21,9 +21,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from coldsnap.engine import Container
+
+if TYPE_CHECKING:
+    from coldsnap.server.fleet.relay_route import Relay
 
 STREAMS = ("ctrl_in", "ctrl_out", "logs")  # control plane -> container, and back twice
 HELLO_MAX = 256
@@ -107,7 +110,7 @@ class BridgeListener:
     """Accepts the control plane's stream connections for the containers of one agent."""
 
     def __init__(self, token: str, host: str = "0.0.0.0") -> None:
-        self._token = token.encode()
+        self.token = token  # the control plane's; a restarted one sets its own
         self._bridges: dict[str, PipeBridge] = {}
         self._lock = threading.Lock()
         self._sock = socket.create_server((host, 0))
@@ -153,7 +156,7 @@ class BridgeListener:
         parts = hello.strip().split()
         with self._lock:
             bridge = self._bridges.get(parts[1].decode()) if len(parts) == 3 else None
-        if (bridge is None or not hmac.compare_digest(parts[0], self._token)
+        if (bridge is None or not hmac.compare_digest(parts[0], self.token.encode())
                 or parts[2].decode() not in STREAMS):
             logger.warning("dropped a bridge connection with a bad hello")
             _close_socket(sock)
@@ -211,6 +214,7 @@ class SocketContainer(Container):
                          reader(socks["ctrl_out"]), reader(socks["logs"]), timings)
         self._agent = agent
         self.lost: str | None = None
+        self.relay: Relay | None = None  # its web ports through its host's relay (the gateway's)
         self.limits_reached = self._limits
 
     def lose(self, reason: str) -> None:

@@ -8,11 +8,15 @@ loaded), remembers which agent runs it (a checkpoint goes there), and answers
 ``LocalAgent``: the same path, and no limit of the fleet's own.
 
 Hosts join and leave (``add``, ``lose``): a lost host's containers are told so
-(``Container.lose`` where they have it), so their calls end "host lost".
+(``Container.lose`` where they have it), so their calls end "host lost". A host
+being drained (``drain``) gets no new containers, and its containers leave once
+their inputs end. ``label`` keeps with each container, on its host, what a
+restarted control plane needs to adopt it (labels.py; the Ray fleet finds them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -29,6 +33,7 @@ from coldsnap.engine import (
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.fleet.agent import HostAgent, describe
 from coldsnap.server.fleet.bridge import HostLost, SocketContainer
+from coldsnap.server.fleet.labels import ContainerLabels, FoundContainer
 from coldsnap.server.fleet.placement import Demand, HostLoad, choose, no_room_message
 from coldsnap.server.fleet.shared import FleetFetched, FleetStore
 from coldsnap.server.remote_store import FetchFailed
@@ -56,6 +61,8 @@ class Fleet:
         self._loads: dict[str, HostLoad] = {}
         self._running: dict[str, tuple[str, Container]] = {}  # container id -> host, it
         self._made: dict[str, str] = {}  # snapshot key -> the host that dumped it
+        self._demands: dict[str, Demand] = {}  # container id -> what it takes of its host
+        self._draining: dict[str, str] = {}  # host -> why it is being drained
         for agent in agents:
             self.add(agent)
 
@@ -73,6 +80,7 @@ class Fleet:
         """A host left: place nothing there, and end its containers' calls with ``reason``."""
         with self._lock:
             agent = self._agents.pop(host, None)
+            self._draining.pop(host, None)
             lost = [c for h, c in self._running.values() if h == host]
         if agent is None:
             return
@@ -82,13 +90,39 @@ class Fleet:
             if isinstance(container, SocketContainer):  # a local one can't lose its host
                 container.lose(reason)
 
+    def drain(self, host: str, reason: str) -> None:
+        """Place nothing more on ``host``; its containers finish their inputs and leave."""
+        with self._lock:
+            if host not in self._agents or host in self._draining:
+                return
+            self._draining[host] = reason
+            containers = [c for h, c in self._running.values() if h == host]
+        for container in containers:
+            container.draining = True
+        logger.info("host %s is draining (%s): %d container(s) finish their inputs, no new "
+                    "ones start there", host, reason, len(containers))
+
+    def drained(self) -> list[HostAgent]:
+        """Draining hosts that no container runs on any more, dropped from the fleet."""
+        with self._lock:
+            busy = {h for h, _ in self._running.values()}
+            done = [h for h in self._draining if h not in busy]
+            agents = [self._agents.pop(h) for h in done if h in self._agents]
+            for host in done:
+                self._draining.pop(host)
+        for agent in agents:
+            logger.info("host %s is drained: its containers ended; it left the fleet", agent.host)
+        return agents
+
     def hosts(self) -> list[dict[str, Any]]:
         """Each host: name, engine, host key, capacity, and what the fleet placed there."""
         with self._lock:
             agents = list(self._agents.values())
             loads = {h: HostLoad(**vars(load)) for h, load in self._loads.items()}
+            draining = set(self._draining)
         return [{**describe(a), "containers": loads[a.host].containers,
-                 "cpus_used": loads[a.host].cpus} for a in agents]
+                 "cpus_used": loads[a.host].cpus, "draining": a.host in draining}
+                for a in agents]
 
     @property
     def agents(self) -> list[HostAgent]:
@@ -201,13 +235,16 @@ class Fleet:
         urls = [a.store_url for a in self.agents if a.store_url]
         return FleetStore(self, urls[0]) if urls else None
 
-    def fetch(self, key: str) -> FleetFetched | None:
+    def fetch(self, key: str, cpus: float = 0.0, memory_mb: float = 0.0,
+              gpu_devices: str = "") -> FleetFetched | None:
         """Fetch ``key`` on the host a restore would go to now (room for a container of
-        the default size; the least loaded), so that ``restore`` finds it there. None:
-        the store has none for that host's host key. FetchFailed saying why."""
-        demand = Demand(cpus=self._default_cpus or 1.0)
+        that size, as Demand.sized reads it; the least loaded), so that ``restore`` finds
+        it there. None: the store has none for that host's host key. FetchFailed saying
+        why."""
+        demand = Demand.sized(cpus, memory_mb, gpu_devices, self._default_cpus)
         with self._lock:
-            hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()}
+            hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()
+                     if h not in self._draining}
         host = choose(hosts, demand)
         if host is None:
             raise FetchFailed(self._no_room(demand))
@@ -245,6 +282,34 @@ class Fleet:
                 return agent.layout_secret()
         return ""
 
+    # containers an earlier control plane left on the hosts (the Ray fleet finds them)
+
+    def label(self, container_id: str, labels: ContainerLabels) -> None:
+        """Keep ``labels`` with the container on its host, with what it takes there."""
+        with self._lock:
+            host, _ = self._running.get(container_id, ("", None))
+            agent = self._agents.get(host)
+            demand = self._demands.get(container_id)
+        if agent is None or demand is None:
+            return
+        try:
+            agent.label(container_id, dataclasses.replace(
+                labels, cpus=demand.cpus, memory_mb=demand.memory_mb, gpus=demand.gpus))
+        except HostLost:  # its calls will say so
+            pass
+
+    def claim(self, app: str, version: str, tag: str,
+              variant: str) -> list[tuple[Container, ContainerLabels]]:
+        """Found containers of this function version, connected and counted; none here."""
+        return []
+
+    def found(self) -> list[FoundContainer]:
+        """Found containers nobody claimed yet; none here."""
+        return []
+
+    def stop_found(self, found: FoundContainer, reason: str) -> None:
+        """Stop a found container nobody adopts (its exit hooks run); nothing here."""
+
     def close(self) -> None:
         for agent in self.agents:
             try:
@@ -259,7 +324,7 @@ class Fleet:
         """Pick a host and reserve ``demand`` there (under the lock: no two boots race)."""
         with self._lock:
             hosts = {h: (a.capacity, self._loads[h]) for h, a in self._agents.items()
-                     if only is None or h in only}
+                     if (only is None or h in only) and h not in self._draining}
             host = choose(hosts, demand, prefer)
             if host is not None:
                 self._loads[host].add(demand)
@@ -282,17 +347,24 @@ class Fleet:
         except BaseException:
             self._release(host, demand)
             raise
+        self.track(host, demand, container)
+        return container
+
+    def track(self, host: str, demand: Demand, container: Container) -> None:
+        """Count ``container`` (started on ``host``, its room reserved) until it ends."""
         if self._name_hosts:
             container.host = host
         with self._lock:
             self._running[container.id] = (host, container)
+            self._demands[container.id] = demand
+            container.draining = host in self._draining
         # Runs last of its cleanups (they pop from the end): the host's room comes back.
         container.cleanups.insert(0, lambda: self._ended(container.id, host, demand))
-        return container
 
     def _ended(self, container_id: str, host: str, demand: Demand) -> None:
         with self._lock:
             self._running.pop(container_id, None)
+            self._demands.pop(container_id, None)
         self._release(host, demand)
 
     def _release(self, host: str, demand: Demand) -> None:

@@ -28,9 +28,15 @@ class Demand:
         """A container's demand: its ``cpu=`` (else the server's default, else one CPU),
         its ``memory=`` when set (the default limit is a ceiling, not a reservation) and
         the GPUs it is given (``CUDA_VISIBLE_DEVICES``)."""
-        visible = spec.env.get("CUDA_VISIBLE_DEVICES", "")
-        gpus = len([d for d in visible.split(",") if d.strip()]) if visible else 0
-        return cls(spec.cpus or default_cpus or 1.0, float(spec.memory_mb or 0), float(gpus))
+        return cls.sized(spec.cpus, spec.memory_mb, spec.env.get("CUDA_VISIBLE_DEVICES", ""),
+                         default_cpus)
+
+    @classmethod
+    def sized(cls, cpus: float, memory_mb: float, gpu_devices: str,
+              default_cpus: float) -> Demand:
+        """The demand of a container of that size (``gpu_devices``: CUDA_VISIBLE_DEVICES)."""
+        gpus = len([d for d in gpu_devices.split(",") if d.strip()])
+        return cls(cpus or default_cpus or 1.0, float(memory_mb or 0), float(gpus))
 
 
 @dataclasses.dataclass

@@ -20,6 +20,7 @@ from coldsnap.settings import Settings
 if TYPE_CHECKING:
     from coldsnap.engine.base import SnapshotInfo
     from coldsnap.server.fleet.fleet import Fleet
+    from coldsnap.server.functions import FunctionSpec
 
 HOST_SALT_ENV = "COLDSNAP_HOST_KEY_SALT"
 
@@ -112,6 +113,16 @@ class FleetStore:
 
     def close(self) -> None:
         """Nothing of its own: each agent closes its store with its engine."""
+
+
+def fetch_for(store: SharedStore, key: str, fn: FunctionSpec) -> Any:
+    """Fetch ``key`` for a container of ``fn``: on a fleet onto a host with room for one
+    of its size (``cpu=``, ``memory=``, ``gpu=``), where its restore will go."""
+    if not isinstance(store, FleetStore):
+        return store.fetch(key)
+    return store.fleet.fetch(key, cpus=fn.options.cpu_limit or 0.0,
+                             memory_mb=fn.options.memory_limit_mb or 0.0,
+                             gpu_devices=fn.gpu_devices() or "")
 
 
 def shared_store(settings: Settings, engine: Engine) -> SharedStore | None:

@@ -15,6 +15,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from coldsnap.server.errors import ApiError
+from coldsnap.server.fleet.relay_route import web_route
 from coldsnap.server.gateway import messages
 from coldsnap.wire.errors import TIMEOUT
 
@@ -145,7 +146,9 @@ class Exchange:
             self._reply(502, messages.no_port(worker.id, target.endpoint.name))
             return True
         try:
-            upstream = await self.front.upstreams.get(f"{worker.container.address}:{port}")
+            relayed = web_route(worker.container, port)  # a host's relay (docs/fleet.md)
+            upstream = await (self.front.upstreams.get(relayed.key, relayed.open) if relayed
+                              else self.front.upstreams.get(f"{worker.container.address}:{port}"))
         except OSError as exc:
             self.broken = True
             if attempt == 1:

@@ -13,6 +13,7 @@ boot or the app is going away, 504 the request ran past the function's timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from aiohttp import web as aioweb
 from multidict import CIMultiDict
 
 from coldsnap.server.errors import ApiError
+from coldsnap.server.fleet.relay_route import RelayRefused, RelayRoute, relay_door, web_route
 from coldsnap.server.gateway import messages
 from coldsnap.server.gateway.routes import Route, route
 from coldsnap.wire import web
@@ -138,7 +140,7 @@ class Proxy:
                 return _text(status, f"coldsnap gateway: {exc.message}\n")
             try:
                 return await self._exchange(request, where, endpoint, lease)
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, RelayRefused) as exc:
                 if attempt == 2:
                     return _text(502, messages.refused(lease.worker.id, exc, where.app))
             finally:
@@ -156,27 +158,43 @@ class Proxy:
         url = f"http://{worker.container.address}:{port}{where.path}"
         headers = _forwarded(request, where)
         try:
-            if _is_websocket(request):
-                return await self._websocket(request, url, headers)
-            return await self._http(request, url, headers)
+            async with self._session_to(web_route(worker.container, port)) as session:
+                if _is_websocket(request):
+                    return await self._websocket(session, request, url, headers)
+                return await self._http(session, request, url, headers)
         except (aiohttp.ClientError, ConnectionError, BodyTooLarge) as exc:
             # The client library wraps what the body's reader raised.
             if request.get(TOO_LARGE):
                 return _unless_started(request) or self._too_large()
             request[BROKEN] = True
-            if isinstance(exc, aiohttp.ClientConnectorError):
+            if isinstance(exc, (aiohttp.ClientConnectorError, RelayRefused)):
                 raise  # the request never reached the container: another may take it
             await asyncio.get_running_loop().run_in_executor(None, worker.exited.wait, 1.0)
             return _unless_started(request) or _text(
                 502, messages.broke(worker.id, lease.lost, exc, where.app))
 
-    async def _http(self, request: aioweb.Request, url: str,
-                    headers: CIMultiDict[str]) -> aioweb.StreamResponse:
+    @contextlib.asynccontextmanager
+    async def _session_to(self, relayed: RelayRoute | None
+                          ) -> AsyncIterator[aiohttp.ClientSession]:
+        """The shared session, or for a container behind its host's relay (docs/fleet.md)
+        one of this request's own, through a door to the relay (RelayRefused: not reached)."""
         assert self.session is not None
+        if relayed is None:
+            yield self.session
+            return
+        async with relay_door(relayed) as door, aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(door, force_close=True), auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None),
+                skip_auto_headers=("User-Agent",)) as session:
+            session._retry_connection = False  # as the shared one's (see start)
+            yield session
+
+    async def _http(self, session: aiohttp.ClientSession, request: aioweb.Request, url: str,
+                    headers: CIMultiDict[str]) -> aioweb.StreamResponse:
         body = self._body(request) if request.body_exists else None
         if request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
-        async with self.session.request(request.method, url, headers=headers, data=body,
+        async with session.request(request.method, url, headers=headers, data=body,
                                         allow_redirects=False) as upstream:
             length = upstream.content_length
             if length is not None and length <= SMALL_BODY and request.method != "HEAD":
@@ -205,15 +223,14 @@ class Proxy:
                 raise BodyTooLarge()
             yield chunk
 
-    async def _websocket(self, request: aioweb.Request, url: str,
-                         headers: CIMultiDict[str]) -> aioweb.StreamResponse:
-        assert self.session is not None
+    async def _websocket(self, session: aiohttp.ClientSession, request: aioweb.Request,
+                         url: str, headers: CIMultiDict[str]) -> aioweb.StreamResponse:
         for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
                      "Sec-WebSocket-Protocol"):
             headers.pop(name, None)
         protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
                      .split(",") if p.strip()]
-        async with self.session.ws_connect(url, headers=headers, protocols=protocols,
+        async with session.ws_connect(url, headers=headers, protocols=protocols,
                                            autoping=False, max_msg_size=0) as upstream:
             client = aioweb.WebSocketResponse(protocols=protocols, autoping=False,
                                               max_msg_size=0)

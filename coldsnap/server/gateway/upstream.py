@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
 import httptools
@@ -159,15 +160,21 @@ class Upstreams:
     def __init__(self) -> None:
         self._idle: dict[str, collections.deque[Upstream]] = {}
 
-    async def get(self, address: str) -> Upstream:
-        """An idle connection to ``address``, else a new one (OSError if refused)."""
+    async def get(self, address: str,
+                  dial: Callable[[], Awaitable[socket.socket]] | None = None) -> Upstream:
+        """An idle connection to ``address``, else a new one (OSError if refused).
+        ``dial``: opens the new one's socket (a host's relay, fleet/relay_route.py);
+        ``address`` is then only its key."""
         idle = self._idle.get(address)
         while idle:
             upstream = idle.pop()
             if not upstream.closed:
                 return upstream
         loop = asyncio.get_running_loop()
-        if address.startswith("\0") or address.startswith("/"):
+        if dial is not None:
+            sock = await dial()
+            _, proto = await loop.create_connection(lambda: Upstream(self, address), sock=sock)
+        elif address.startswith("\0") or address.startswith("/"):
             _, proto = await loop.create_unix_connection(lambda: Upstream(self, address),
                                                          address)
         else:

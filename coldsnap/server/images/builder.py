@@ -39,6 +39,7 @@ from typing import Any
 
 from coldsnap.engine.base import ContainerSpec, Engine
 from coldsnap.server.images.built import BuiltImage
+from coldsnap.server.images.from_store import fetch_image
 from coldsnap.server.images.oci_python import ImagePython
 from coldsnap.server.images.on_base import BaseImageBuilder, StepPlan, run_function_plan
 from coldsnap.server.images.runtime_layer import ensure_runtime_layer, runtime_argv
@@ -56,6 +57,7 @@ from coldsnap.server.images.steps import (
     venv_sees_this_host,
 )
 from coldsnap.server.images.store import ImageStore
+from coldsnap.server.remote_store.images import open_remote_images
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR_ENV, CONTAINER_ID_ENV
 from coldsnap.wire.image_spec import Ignore, ImageSpec, layer_env
@@ -79,6 +81,9 @@ class ImageBuilder:
         self.settings = settings
         self.engine = engine
         self.store = ImageStore(settings.images)
+        self.remote = open_remote_images(settings)  # images shared through the store
+        if self.remote is not None:
+            self.remote.upload_unfinished()
         self._on_base = BaseImageBuilder(settings, engine, self._cached_or_built,
                                          self._base_image)
 
@@ -242,12 +247,22 @@ class ImageBuilder:
             with self.store.locked(key, on_wait):
                 record = self._usable(key, None)
                 if record is None:
+                    fetched = self._fetched(key, label, progress)
+                    if fetched is not None:
+                        return fetched
                     return self._build_and_publish(key, label, progress, make)
             if waited:
                 progress(f"Reusing {label}, built by the build we waited for.")
                 return BuiltImage.from_record(record)
         progress(f"Using cached {label}.")
         return BuiltImage.from_record(record)
+
+    def _fetched(self, key: str, label: str, progress: Progress) -> BuiltImage | None:
+        """``key`` from the shared store, published here; None: build it on this host."""
+        if fetch_image(self.remote, self.store, key, label, progress) is None:
+            return None
+        record = self._usable(key, progress)  # None: a venv of another Python environment
+        return None if record is None else BuiltImage.from_record(record)
 
     def _usable(self, key: str, progress: Progress | None) -> dict[str, Any] | None:
         """The cached build of ``key``, unless it is missing or its venv sees another
@@ -274,6 +289,8 @@ class ImageBuilder:
         record = {**built.to_record(), "built_s": round(seconds, 3), "created_at": time.time()}
         self.store.publish(key, record)
         progress(f"Built {label} in {seconds:.1f}s.")
+        if self.remote is not None:
+            self.remote.upload_later(key)
         return built
 
     def _build_layers(

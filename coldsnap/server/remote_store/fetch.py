@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, decompress
+from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, compress, decompress
+from coldsnap.server.remote_store.deltas import Rebuilder
 from coldsnap.server.remote_store.fs_tar import unpack
+from coldsnap.server.remote_store.local_chunks import LocalChunk, find_local
 from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
 from coldsnap.server.remote_store.packs import Span, pack_spans
 
@@ -43,6 +46,7 @@ class Fetched:
     store_chunks: int = 0
     store_reads: int = 0  # ranged GETs of packs
     cached_chunks: int = 0
+    local_chunks: int = 0  # from an older version in the local store (local_chunks.py)
     seconds: float = 0.0
 
     def timings(self) -> dict[str, float]:
@@ -50,9 +54,11 @@ class Fetched:
         return {"fetch_s": self.seconds, "fetch_bytes": float(self.store_bytes)}
 
     def describe(self) -> str:
+        local = (f", {self.local_chunks} from an older version on this host"
+                 if self.local_chunks else "")
         return (f"{self.store_bytes / 1e6:.1f} MB in {self.seconds * 1000:.0f} ms "
                 f"({self.store_chunks} chunks from the store in {self.store_reads} reads, "
-                f"{self.cached_chunks} from this host's chunk cache)")
+                f"{self.cached_chunks} from this host's chunk cache{local})")
 
 
 _IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
@@ -64,9 +70,12 @@ class _Chunks:
     """Puts chunks into their places, from the cache or the store, counting from where."""
 
     def __init__(self, bucket: Bucket, cache: ChunkCache, fetched: Fetched,
-                 places: _Places) -> None:
+                 places: _Places, rebuilder: Rebuilder) -> None:
         self.bucket, self.cache, self.fetched, self.places = bucket, cache, fetched, places
-        self.for_cache: list[tuple[str, bytes]] = []  # kept once the snapshot is published
+        self.rebuilder = rebuilder  # delta chunks (deltas.py)
+        # Kept once the snapshot is published: compressed, or plain for a delta chunk.
+        self.for_cache: list[tuple[str, bytes]] = []
+        self.deltas: list[tuple[str, Location, bytes]] = []  # read, rebuilt once all are
         self._lock = threading.Lock()
         self._cores = threading.BoundedSemaphore(os.cpu_count() or 1)
 
@@ -76,15 +85,17 @@ class _Chunks:
         blobs = [memoryview(blob) for _, blob in found]
         sizes = [self.places[digest][0] for digest, _ in found]
         placed, writes = set(), _Writes()
-        for (digest, _), chunk in zip(found, _decompress_all(blobs, sizes), strict=True):
+        for (digest, blob), chunk in zip(found, _decompress_all(blobs, sizes), strict=True):
             if chunk is not None and chunk_digest(chunk) == digest:
                 writes.add(self.places[digest][1], chunk)
+                self.rebuilder.keep(digest, blob)
                 placed.add(digest)
         for digest, blob in found:
             if digest not in placed:  # one bad blob fails the batch: which, and why
                 try:
                     writes.add(self.places[digest][1],
                                decompress(blob, digest, self.places[digest][0]))
+                    self.rebuilder.keep(digest, blob)
                     placed.add(digest)
                 except CorruptChunk:
                     self.cache.discard(digest)  # a bad disk: the store has it
@@ -93,45 +104,63 @@ class _Chunks:
             self.fetched.cached_chunks += len(placed)
         return [d for d in digests if d not in placed]
 
-    def from_store(self, span: Span) -> None:
-        data = self.bucket.get_range(span.pack, span.start, span.end)
-        with self._cores:  # reads wait on the network, placing on a core: more of those
-            kept = self._place(span, memoryview(data))  # than cores only queue for them
+    def from_local(self, found: list[tuple[str, LocalChunk]]) -> None:
+        writes = _Writes()
+        for digest, where in found:
+            writes.add(self.places[digest][1], where.read(digest))
+            self.rebuilder.keep_local(digest, where)
+        writes.flush()
         with self._lock:
-            self.for_cache += kept
+            self.fetched.local_chunks += len(found)
+
+    def from_store(self, span: Span) -> None:
+        data = memoryview(self.bucket.get_range(span.pack, span.start, span.end))
+        got = [(digest, loc, data[loc.offset - span.start:loc.offset - span.start + loc.length])
+               for digest, loc in span.chunks]
+        with self._lock:  # deltas wait for all reads: their bases come in any of them
+            self.deltas += [(d, loc, bytes(blob)) for d, loc, blob in got
+                            if d in self.rebuilder.deltas]
             self.fetched.store_bytes += len(data)
             self.fetched.store_chunks += len(span.chunks)
             self.fetched.store_reads += 1
+        with self._cores:  # reads wait on the network, placing on a core: more of those
+            # than cores only queue for them
+            self.place([item for item in got if item[0] not in self.rebuilder.deltas])
 
-    def _place(self, span: Span, data: memoryview) -> list[tuple[str, bytes]]:
-        """Decompress, check and write a read's chunks; those for the cache, returned."""
-        blobs = [data[loc.offset - span.start:loc.offset - span.start + loc.length]
-                 for _, loc in span.chunks]
-        sizes = [self.places[digest][0] for digest, _ in span.chunks]
-        kept, writes = [], _Writes()
-        decompressed = _decompress_all(blobs, sizes)
-        for (digest, loc), blob, fast in zip(span.chunks, blobs, decompressed, strict=True):
-            if fast is not None and chunk_digest(fast) == digest:
-                chunk, stored = fast, blob
-            else:  # which one is bad, and how; read once more
-                chunk, stored = self._checked(digest, loc, bytes(blob))  # type: ignore[assignment]
+    def place(self, got: Sequence[tuple[str, Location, Buffer]]) -> None:
+        """Check chunks read from the store (rebuild deltas) and write them. Plain ones
+        are decompressed in one call (``_decompress_all``)."""
+        plain = [i for i, (digest, _, _) in enumerate(got) if digest not in self.rebuilder.deltas]
+        fast = dict(zip(plain, _decompress_all([memoryview(got[i][2]) for i in plain],
+                                               [self.places[got[i][0]][0] for i in plain]),
+                        strict=True))
+        writes, kept = _Writes(), []
+        for i, (digest, loc, blob) in enumerate(got):
+            chunk: Buffer | None = fast.get(i)
+            if chunk is not None and chunk_digest(chunk) == digest:
+                if digest in self.rebuilder.bases:
+                    self.rebuilder.keep(digest, bytes(blob))
+            else:  # a delta, or which one is bad and how: read once more
+                chunk, blob = self._checked(digest, loc, bytes(blob))
             writes.add(self.places[digest][1], chunk)
             if self.cache.limit_bytes:
-                kept.append((digest, bytes(stored)))
+                kept.append((digest, bytes(chunk if digest in self.rebuilder.deltas else blob)))
         writes.flush()
-        return kept
+        if kept:
+            with self._lock:
+                self.for_cache += kept
 
     def _checked(self, digest: str, loc: Location, blob: bytes) -> tuple[bytes, bytes]:
         """The chunk's bytes and the blob they came from; a corrupt read is tried once
         more before giving up."""
         size = self.places[digest][0]
         try:
-            return decompress(blob, digest, size), blob
+            return self.rebuilder.chunk(digest, blob, size), blob
         except CorruptChunk as exc:
             logger.warning("%s in %s (read 1 of 2)", exc, loc.pack)
         blob = self.bucket.get_range(loc.pack, loc.offset, loc.offset + loc.length)
         try:
-            return decompress(blob, digest, size), blob
+            return self.rebuilder.chunk(digest, blob, size), blob
         except CorruptChunk as exc:
             exc.pack = loc.pack
             raise
@@ -194,8 +223,12 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fds: list[int] = []
     try:
         (staging / "images").mkdir()
-        chunks = _Chunks(bucket, cache, fetched, _lay_out(staging, manifest, fds))
-        _fill(chunks, manifest, pool)
+        rebuilder = Rebuilder(manifest.deltas)
+        places = _lay_out(staging, manifest, fds)
+        for digest, size in rebuilder.bases.items():  # bases only: no place in the files
+            places.setdefault(digest, (size, []))
+        chunks = _Chunks(bucket, cache, fetched, places, rebuilder)
+        _fill(chunks, manifest, pool, store.host_dir)
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -211,27 +244,37 @@ def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
     fetched.info = info
     fetched.seconds = time.monotonic() - t0
     if chunks.for_cache:  # after the fetch: the boot restores meanwhile
-        pool.submit(_keep, cache, chunks.for_cache)
+        pool.submit(_keep, cache, chunks.for_cache, set(manifest.deltas))
     return fetched
 
 
-def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]]) -> None:
+def _keep(cache: ChunkCache, chunks: list[tuple[str, bytes]], plain: set[str]) -> None:
+    """Put fetched chunks into the cache, compressing those in ``plain`` (delta chunks:
+    the cache holds every chunk compressed on its own)."""
     try:
         for digest, blob in chunks:
-            cache.put(digest, blob)
+            cache.put(digest, compress(blob) if digest in plain else blob)
     except OSError as exc:  # a full disk: later fetches take more from the store
         logger.warning("keeping fetched chunks in the chunk cache %s failed: %s",
                        cache.root, exc)
 
 
-def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None:
-    """Every chunk into its places: the cache's first, then the rest from the store."""
+def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
+          host_dir: Path) -> None:
+    """Every chunk into its places: the cache's first, those of an older version on
+    this host when delta chunks' bases are missing, then the rest from the store."""
     cached = chunks.cache.holding(chunks.places)  # one look, not two per chunk
     digests = [d for d in chunks.places if d in cached]
     batches = [digests[i:i + 256] for i in range(0, len(digests), 256)]
     missing = {d for d in chunks.places if d not in cached}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
+    found = list(find_local(host_dir, manifest, missing).items()
+                 if missing & chunks.rebuilder.bases.keys() else [])
+    for done in [pool.submit(chunks.from_local, found[i:i + 256])
+                 for i in range(0, len(found), 256)]:
+        done.result()
+    missing.difference_update(digest for digest, _ in found)
     by_pack: dict[str, list[tuple[str, Location]]] = {}
     for digest in missing:
         loc = manifest.locations[digest]
@@ -240,6 +283,10 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor) -> None
              for pack, wanted in by_pack.items() for span in pack_spans(pack, wanted)]
     for read in reads:
         read.result()
+    for wave in chunks.rebuilder.waves(chunks.deltas):  # a delta after its bases
+        parts = [wave[i:i + 256] for i in range(0, len(wave), 256)]
+        for done in [pool.submit(chunks.place, part) for part in parts]:
+            done.result()
 
 
 def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:

@@ -13,12 +13,15 @@ import subprocess
 from pathlib import Path
 
 _XATTRS = ["--xattrs", "--xattrs-include=*"]
+# --xattrs writes pax headers, which carry each file's atime and ctime: reading a file
+# (tar itself does) would change its tar, and so its chunks. Only mtime is kept.
+_SAME_BYTES = ["--pax-option=delete=atime,delete=ctime"]
 
 
 def pack(fs_dir: Path, tar_path: Path) -> None:
     """Write the tree under ``fs_dir`` to ``tar_path``; OSError saying why if tar fails."""
     _tar(["--create", f"--file={tar_path}", f"--directory={fs_dir}", "--sort=name",
-          "--numeric-owner", "--sparse", *_XATTRS, "."])
+          "--numeric-owner", "--sparse", *_XATTRS, *_SAME_BYTES, "."])
 
 
 def unpack(tar_path: Path, fs_dir: Path) -> None:

@@ -8,6 +8,7 @@ where they lie. A manifest says for every chunk its pack, offset and length, so 
 fetch reads runs of neighbouring chunks with one ranged GET each (``plan_spans``),
 several at once. The indexes are what uploaders read to learn which chunks the
 store holds; a pack found damaged loses its index, so its chunks are written anew.
+A chunk stored as a delta (deltas.py) says so in its index entry, with its base.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.chunks import chunk_digest, compress
-from coldsnap.server.remote_store.manifest import Location
+from coldsnap.server.remote_store.manifest import MAX_CHAIN, Delta, Location
 
 PACK_BYTES = 8 * 1024 * 1024  # compressed chunks per pack object, about
 RANGE_GAP = 256 * 1024  # chunks of a pack this close are read in one request, gap and all
 RANGE_MOST = 4 * 1024 * 1024  # the longest read: long enough to be cheap, short enough to
 # spread a snapshot over several requests at once
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 1: JSON, no delta chunks; 2: zstd-compressed JSON, delta chunks too
+INDEX_READS = frozenset({1, 2})
+# Stores a chunk as a delta when that pays: its stored bytes and how to rebuild it.
+Encoder = Callable[[], "tuple[bytes, Delta] | None"]
 
 
 def pack_name(data: bytes) -> str:
@@ -42,6 +46,7 @@ class PackIndex:
 
     def __init__(self) -> None:
         self._where: dict[str, Location] = {}
+        self._deltas: dict[str, Delta] = {}
         self._read: set[str] = set()
         self._lock = threading.Lock()
 
@@ -52,7 +57,7 @@ class PackIndex:
                 continue
             raw = bucket.get(name)
             if raw is not None:
-                self.add(_parse_index(name.removesuffix(".idx"), raw))
+                self.add(*_parse_index(name.removesuffix(".idx"), raw))
             with self._lock:
                 self._read.add(name)
 
@@ -60,25 +65,55 @@ class PackIndex:
         with self._lock:
             return self._where.get(digest)
 
-    def add(self, locations: dict[str, Location]) -> None:
+    def delta(self, digest: str) -> Delta | None:
+        """How ``digest`` is rebuilt, if the store holds it as a delta."""
+        with self._lock:
+            return self._deltas.get(digest)
+
+    def deltas(self) -> dict[str, Delta]:
+        with self._lock:
+            return dict(self._deltas)
+
+    def add(self, locations: dict[str, Location], deltas: dict[str, Delta] | None = None
+            ) -> None:
         with self._lock:
             self._where.update(locations)
+            for digest in locations:  # a chunk written plain since is plain
+                self._deltas.pop(digest, None)
+            self._deltas.update(deltas or {})
 
     def forget_pack(self, pack: str) -> None:
         """Stop offering ``pack``'s chunks to uploads (it was found damaged)."""
         with self._lock:
             self._where = {d: loc for d, loc in self._where.items() if loc.pack != pack}
+            self._deltas = {d: delta for d, delta in self._deltas.items() if d in self._where}
             self._read.discard(index_name(pack))
 
 
-def _parse_index(pack: str, raw: bytes) -> dict[str, Location]:
+def _parse_index(pack: str, raw: bytes) -> tuple[dict[str, Location], dict[str, Delta]]:
+    """A pack's chunks and which of them are deltas (entries: digest, offset, length,
+    and for a delta how it is rebuilt)."""
     try:
-        data = json.loads(raw)
-        if data.get("format") != INDEX_FORMAT:
-            return {}
-        return {str(d): Location(pack, int(off), int(n)) for d, off, n in data["chunks"]}
+        data = json.loads(raw if raw[:1] == b"{" else _decompress(raw))  # 2: compressed
+        if data.get("format") not in INDEX_READS:
+            return {}, {}
+        where, deltas = {}, {}
+        for digest, offset, length, *delta in data["chunks"]:
+            where[str(digest)] = Location(pack, int(offset), int(length))
+            if delta:
+                deltas[str(digest)] = Delta.from_json(delta[0])
+        return where, deltas
     except (ValueError, KeyError, TypeError, AttributeError):
-        return {}  # not an index this version reads: its chunks are written anew
+        return {}, {}  # not an index this version reads: its chunks are written anew
+
+
+def _decompress(raw: bytes) -> bytes:
+    import zstandard
+
+    try:
+        return zstandard.ZstdDecompressor().decompress(raw)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"not a pack index: {exc}") from None
 
 
 class PackWriter:
@@ -86,30 +121,63 @@ class PackWriter:
     pool (each pack, then its index); ``locations`` ends up naming every chunk added."""
 
     def __init__(self, bucket: Bucket, pool: ThreadPoolExecutor, index: PackIndex,
-                 transfers: int) -> None:
+                 transfers: int, deltas: bool = False) -> None:
         self.bucket, self.pool, self.index, self.limit = bucket, pool, index, max(1, transfers)
         self.locations: dict[str, Location] = {}
+        # The delta chunks the manifest must list (with ``deltas``: an upload whose
+        # manifest and fetch know them; without, a chunk held as a delta is written anew).
+        self.deltas: dict[str, Delta] = {}
+        self.with_deltas = deltas
         self.new_chunks = self.new_bytes = 0
         self._buffer = bytearray()
         self._members: list[tuple[str, int, int]] = []  # digest, offset, length
         self._pending: list[Future[None]] = []
         self._claimed: set[str] = set()
 
-    def add(self, digest: str, data: bytes) -> None:
+    def add(self, digest: str, data: bytes, delta: Encoder | None = None) -> None:
+        """Store the chunk unless the store holds it: as ``delta`` makes it when that
+        gives bytes, else compressed."""
         if digest in self._claimed:  # twice in one snapshot
             return
         self._claimed.add(digest)
         known = self.index.get(digest)
-        if known is not None:
+        usable = self._rebuildable(digest) if self.with_deltas else not self.index.delta(digest)
+        if known is not None and usable:
             self.locations[digest] = known
+            self._refer(digest, self.index.delta(digest))
             return
-        blob = compress(data)
+        encoded = delta() if delta is not None and self.with_deltas else None
+        blob = encoded[0] if encoded else compress(data)
+        self._refer(digest, encoded[1] if encoded else None)
         self._members.append((digest, len(self._buffer), len(blob)))
         self._buffer += blob
         self.new_chunks += 1
         self.new_bytes += len(blob)
         if len(self._buffer) >= PACK_BYTES:
             self._seal()
+
+    def _refer(self, digest: str, delta: Delta | None) -> None:
+        """Note that the snapshot needs ``delta``'s bases (and theirs), which the store
+        holds: the manifest says where they lie and how to rebuild them."""
+        if delta is None:
+            return
+        self.deltas[digest] = delta
+        for ref in delta.base:
+            known = self.index.get(ref.digest)
+            if known is not None and ref.digest not in self.locations:
+                self.locations[ref.digest] = known
+                self._refer(ref.digest, self.index.delta(ref.digest))
+
+    def _rebuildable(self, digest: str, depth: int = 0) -> bool:
+        """Whether a chunk the store holds can be rebuilt: plain, or a delta whose bases
+        the store holds and can rebuild (a damaged pack's chunks are no base)."""
+        delta = self.index.delta(digest)
+        if delta is None:
+            return True
+        if depth >= MAX_CHAIN:
+            return False
+        return all(self.index.get(ref.digest) is not None
+                   and self._rebuildable(ref.digest, depth + 1) for ref in delta.base)
 
     def finish(self) -> None:
         """Write what is buffered and wait for the writes; the first error is raised."""
@@ -130,17 +198,20 @@ class PackWriter:
         self._buffer, self._members = bytearray(), []
         pack = pack_name(data)
         placed = {digest: Location(pack, offset, length) for digest, offset, length in members}
+        deltas = {digest: self.deltas[digest] for digest in placed if digest in self.deltas}
         self.locations.update(placed)
         if len(self._pending) >= self.limit:  # bound the packs held in memory
             self._pending.pop(0).result()
-        self._pending.append(self.pool.submit(self._write, pack, data, placed))
+        self._pending.append(self.pool.submit(self._write, pack, data, placed, deltas))
 
-    def _write(self, pack: str, data: bytes, placed: dict[str, Location]) -> None:
+    def _write(self, pack: str, data: bytes, placed: dict[str, Location],
+               deltas: dict[str, Delta]) -> None:
         self.bucket.put(pack, data)
-        index = {"format": INDEX_FORMAT,
-                 "chunks": [[d, loc.offset, loc.length] for d, loc in placed.items()]}
-        self.bucket.put(index_name(pack), json.dumps(index).encode())  # after its pack
-        self.index.add(placed)
+        chunks = [[d, loc.offset, loc.length, *([deltas[d].to_json()] if d in deltas else [])]
+                  for d, loc in placed.items()]
+        index = json.dumps({"format": INDEX_FORMAT, "chunks": chunks}).encode()
+        self.bucket.put(index_name(pack), compress(index))  # after its pack
+        self.index.add(placed, deltas)
 
 
 @dataclasses.dataclass(frozen=True)

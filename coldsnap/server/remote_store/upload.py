@@ -22,6 +22,7 @@ from pathlib import Path
 
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable
 from coldsnap.server.remote_store.chunks import split_file
+from coldsnap.server.remote_store.deltas import DeltaBase, previous_snapshot
 from coldsnap.server.remote_store.fs_tar import pack
 from coldsnap.server.remote_store.manifest import (
     FS_TAR,
@@ -46,6 +47,7 @@ class Uploaded:
     new_chunks: int
     new_bytes: int  # compressed, as stored in new packs
     seconds: float
+    delta_chunks: int = 0  # new chunks stored as deltas against the previous version
 
 
 def upload_snapshot(bucket: Bucket, snapshot: Path, pool: ThreadPoolExecutor,
@@ -58,23 +60,27 @@ def upload_snapshot(bucket: Bucket, snapshot: Path, pool: ThreadPoolExecutor,
     if _readable_manifest(bucket, name):
         return None
     index.refresh(bucket)
-    packs = PackWriter(bucket, pool, index, transfers)
+    packs = PackWriter(bucket, pool, index, transfers, deltas=True)
+    previous = previous_snapshot(snapshot)
+    base = DeltaBase(previous, snapshot, index) if previous is not None else None
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=snapshot.parent.parent / ".staging"))
     try:
         pack(snapshot / "fs", scratch / FS_TAR)
         # The files published, not those a restore wrote beside them since (its log).
         sources = [(f"images/{name}", snapshot / "images" / name) for name in
                    sorted(meta["files"])]
-        files = [_store_file(label, path, packs) for label, path in
+        files = [_store_file(label, path, packs, base) for label, path in
                  [*sources, (FS_TAR, scratch / FS_TAR)]]
         packs.finish()
     finally:
         packs.abandon()
         shutil.rmtree(scratch, ignore_errors=True)
-    manifest = Manifest(meta["key"], meta["host_key"], tuple(files), meta, packs.locations)
+    manifest = Manifest(meta["key"], meta["host_key"], tuple(files), meta, packs.locations,
+                        packs.deltas)
     bucket.put(name, manifest.to_json())  # last: now the snapshot is in the store
     return Uploaded(sum(len(f.chunks) for f in files), manifest.size_bytes,
-                    packs.new_chunks, packs.new_bytes, time.monotonic() - t0)
+                    packs.new_chunks, packs.new_bytes, time.monotonic() - t0,
+                    base.stored if base else 0)
 
 
 def _readable_manifest(bucket: Bucket, name: str) -> bool:
@@ -91,11 +97,16 @@ def _readable_manifest(bucket: Bucket, name: str) -> bool:
         return False
 
 
-def _store_file(label: str, path: Path, packs: PackWriter) -> StoredFile:
+def _store_file(label: str, path: Path, packs: PackWriter, base: DeltaBase | None
+                ) -> StoredFile:
+    """The file's chunks into packs; an image file's new chunks as deltas against the
+    previous version's where that pays (the filesystem layer's tar is made anew)."""
     refs = []
+    image = label.removeprefix("images/") if label.startswith("images/") else None
     for piece in split_file(path):
         refs.append(ChunkRef(piece.digest, len(piece.data)))
-        packs.add(piece.digest, piece.data)
+        encoder = base.encoder(image, piece) if base and image else None
+        packs.add(piece.digest, piece.data, encoder)
     return StoredFile(label, path.stat().st_size, tuple(refs))
 
 
@@ -182,5 +193,6 @@ class Uploader:
             return
         logger.info(
             "uploaded memory snapshot %s to %s in %.1f s: %.1f MB in %d chunks, %d of them "
-            "new (%.1f MB compressed)", key, self._where, done.seconds, done.size_bytes / 1e6,
-            done.chunks, done.new_chunks, done.new_bytes / 1e6)
+            "new (%.1f MB compressed, %d as deltas against the previous version)", key,
+            self._where, done.seconds, done.size_bytes / 1e6, done.chunks, done.new_chunks,
+            done.new_bytes / 1e6, done.delta_chunks)
