@@ -176,6 +176,8 @@ def _decompress_all(blobs: list[memoryview], sizes: list[int]) -> list[memoryvie
     so than decompressing). All None when any blob fails: the caller finds which."""
     import zstandard
 
+    if not blobs:  # zstandard divides by their count (SIGFPE)
+        return []
     if not hasattr(_decompressors, "zstd"):
         _decompressors.zstd = zstandard.ZstdDecompressor()
     try:

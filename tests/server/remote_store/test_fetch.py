@@ -8,6 +8,7 @@ from pathlib import Path
 
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import chunk_digest, compress
+from coldsnap.server.remote_store.deltas import Rebuilder
 from coldsnap.server.remote_store.fetch import Fetched, _Chunks, _decompress_all, _Writes
 
 
@@ -44,6 +45,7 @@ def test_a_read_s_chunks_decompress_in_one_call_and_any_bad_one_fails_them_all()
     assert _decompress_all(damaged, sizes) == [None] * len(chunks)  # the caller finds which
     sizes[3] += 1  # a size the manifest gets wrong is damage too
     assert _decompress_all(blobs, sizes) == [None] * len(chunks)
+    assert _decompress_all([], []) == []  # a read of delta chunks only has no plain ones
 
 
 def test_cached_chunks_are_placed_and_a_damaged_one_is_dropped_for_the_store(
@@ -61,7 +63,8 @@ def test_cached_chunks_are_placed_and_a_damaged_one_is_dropped_for_the_store(
         places = {d: (len(c), [(fd, off)]) for (d, c), off in zip(chunks.items(), offsets,
                                                                   strict=True)}
         fetched = Fetched()
-        placer = _Chunks(None, cache, fetched, places)  # type: ignore[arg-type]
+        placer = _Chunks(None, cache, fetched, places,  # type: ignore[arg-type]
+                         Rebuilder({}))
         missing = placer.from_cache([*chunks, "0" * 64])
     finally:
         os.close(fd)
