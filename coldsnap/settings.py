@@ -111,6 +111,9 @@ class Settings:
     store_cache_mb: int = 10240
     # Parallel transfers to and from the store.
     store_transfers: int = 8
+    # Memory kept touched for restores and fetches to start in, in MB (0: off), on VMs
+    # that hand freed memory back to their hypervisor (engine/warm_memory.py).
+    warm_memory_mb: int = 0
     # Mixed into the host key: hosts with different salts never share snapshots (an
     # operator's way to keep hosts apart that look alike; tests' "another CPU type").
     host_key_salt: str = ""

@@ -73,6 +73,7 @@ from coldsnap.engine.sandbox import (
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.engine.userns import IdRange, shift_tree, user_namespace
 from coldsnap.engine.volume_mounts import stale_volume_file, volume_sources
+from coldsnap.engine.warm_memory import WarmMemory
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -129,6 +130,7 @@ class CriuEngine:
         self.layers = LayerCache(settings.run_path, settings.state_dir / "layers", self.userns)
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
+        self.warm = WarmMemory(settings.warm_memory_mb)  # for new containers' memory
         # block_network=True is rare: its pool is made at its first use (_netns_pool).
         self._loopback_netns: NetnsPool | None = None
         self._loopback_lock = threading.Lock()
@@ -195,6 +197,7 @@ class CriuEngine:
 
     def start(self, spec: ContainerSpec) -> Container:
         t0 = time.monotonic()
+        self.warm.release()
         res = _Resources(self.limits.dirs(spec))
         pipes = ContainerPipes.create()
         groups = self.limits.cgroups(spec)
@@ -306,6 +309,7 @@ class CriuEngine:
         returned (and so resumed) only once they match. ``verify_s`` in its timings:
         what the check added after CRIU was done."""
         info = self._usable(key)
+        self.warm.release()
         check = Verification(info.path / "images", info.extra.get("digests", {}),
                              self.store.verified)
         groups = self.limits.cgroups(spec)
@@ -486,10 +490,12 @@ class CriuEngine:
             self.layers.release(layer)
         if res.netns is not None and res.netns_pool is not None:
             res.netns_pool.release(res.netns)
+        self.warm.refill()  # from the memory it just freed
 
     def close(self) -> None:
         """Give back the network namespaces and layer mounts (and the run dir's tmpfs if
         we mounted it)."""
+        self.warm.close()
         self.netns.close()
         with self._loopback_lock:
             if self._loopback_netns is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -40,6 +41,11 @@ class ChunkCache:
     def __contains__(self, digest: str) -> bool:
         with self._lock:
             return digest in self._sizes
+
+    def holding(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` the cache holds (one lock for all of them)."""
+        with self._lock:
+            return {d for d in digests if d in self._sizes} if self._sizes else set()
 
     def get(self, digest: str) -> bytes | None:
         """The chunk's stored bytes (and it becomes the most recently used), or None."""

@@ -37,7 +37,7 @@ class Piece:
     data: bytes
 
 
-def chunk_digest(data: bytes) -> str:
+def chunk_digest(data: bytes | memoryview) -> str:
     import blake3
 
     return blake3.blake3(data, max_threads=1).hexdigest()

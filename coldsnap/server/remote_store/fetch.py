@@ -13,11 +13,13 @@ hashed a second time.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,12 +27,12 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk, compress, decompress
+from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, compress, decompress
 from coldsnap.server.remote_store.deltas import Rebuilder
 from coldsnap.server.remote_store.fs_tar import unpack
 from coldsnap.server.remote_store.local_chunks import LocalChunk, find_local
 from coldsnap.server.remote_store.manifest import FS_TAR, Location, Manifest
-from coldsnap.server.remote_store.packs import Span, plan_spans
+from coldsnap.server.remote_store.packs import Span, pack_spans
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Fetched:
 
 
 _IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
+Buffer = bytes | memoryview
 _Places = dict[str, tuple[int, list[tuple[int, int]]]]  # digest: size, [(fd, offset)]
 
 
@@ -77,22 +80,28 @@ class _Chunks:
 
     def from_cache(self, digests: list[str]) -> list[str]:
         """Place those of ``digests`` that the cache holds intact; the others, returned."""
-        missing, writes = [], _Writes()
-        for digest in digests:
-            blob = self.cache.get(digest)
-            try:
-                if blob is None:
-                    raise CorruptChunk(digest, "is not in the cache")
-                writes.add(self.places[digest][1], decompress(blob, digest,
-                                                              self.places[digest][0]))
+        found = [(d, blob) for d in digests if (blob := self.cache.get(d)) is not None]
+        blobs = [memoryview(blob) for _, blob in found]
+        sizes = [self.places[digest][0] for digest, _ in found]
+        placed, writes = set(), _Writes()
+        for (digest, blob), chunk in zip(found, _decompress_all(blobs, sizes), strict=True):
+            if chunk is not None and chunk_digest(chunk) == digest:
+                writes.add(self.places[digest][1], chunk)
                 self.rebuilder.keep(digest, blob)
-            except CorruptChunk:
-                self.cache.discard(digest)  # a bad disk: the store has it
-                missing.append(digest)
+                placed.add(digest)
+        for digest, blob in found:
+            if digest not in placed:  # one bad blob fails the batch: which, and why
+                try:
+                    writes.add(self.places[digest][1],
+                               decompress(blob, digest, self.places[digest][0]))
+                    self.rebuilder.keep(digest, blob)
+                    placed.add(digest)
+                except CorruptChunk:
+                    self.cache.discard(digest)  # a bad disk: the store has it
         writes.flush()
         with self._lock:
-            self.fetched.cached_chunks += len(digests) - len(missing)
-        return missing
+            self.fetched.cached_chunks += len(placed)
+        return [d for d in digests if d not in placed]
 
     def from_local(self, found: list[tuple[str, LocalChunk]]) -> None:
         writes = _Writes()
@@ -104,25 +113,39 @@ class _Chunks:
             self.fetched.local_chunks += len(found)
 
     def from_store(self, span: Span) -> None:
-        data = self.bucket.get_range(span.pack, span.start, span.end)
+        data = memoryview(self.bucket.get_range(span.pack, span.start, span.end))
         got = [(digest, loc, data[loc.offset - span.start:loc.offset - span.start + loc.length])
                for digest, loc in span.chunks]
         with self._lock:  # deltas wait for all reads: their bases come in any of them
-            self.deltas += [item for item in got if item[0] in self.rebuilder.deltas]
+            self.deltas += [(d, loc, bytes(blob)) for d, loc, blob in got
+                            if d in self.rebuilder.deltas]
             self.fetched.store_bytes += len(data)
             self.fetched.store_chunks += len(span.chunks)
             self.fetched.store_reads += 1
+        # Placed in this thread, all reads at once: capping them at the cores' number
+        # measured slower on a loaded machine (fewer threads, a smaller share of it).
         self.place([item for item in got if item[0] not in self.rebuilder.deltas])
 
-    def place(self, got: list[tuple[str, Location, bytes]]) -> None:
-        """Check chunks read from the store (rebuild deltas) and write them."""
+    def place(self, got: Sequence[tuple[str, Location, Buffer]]) -> None:
+        """Check chunks read from the store (rebuild deltas) and write them. Plain ones
+        are decompressed in one call (``_decompress_all``)."""
+        plain = [i for i, (digest, _, _) in enumerate(got) if digest not in self.rebuilder.deltas]
+        fast = dict(zip(plain, _decompress_all([memoryview(got[i][2]) for i in plain],
+                                               [self.places[got[i][0]][0] for i in plain]),
+                        strict=True))
         writes, kept = _Writes(), []
-        for digest, loc, blob in got:
-            chunk, blob = self._checked(digest, loc, blob)
+        for i, (digest, loc, blob) in enumerate(got):
+            chunk: Buffer | None = fast.get(i)
+            if chunk is not None and chunk_digest(chunk) == digest:
+                if digest in self.rebuilder.bases:
+                    self.rebuilder.keep(digest, bytes(blob))
+            else:  # a delta, or which one is bad and how: read once more
+                chunk, blob = self._checked(digest, loc, bytes(blob))
             writes.add(self.places[digest][1], chunk)
-            kept.append((digest, chunk if digest in self.rebuilder.deltas else blob))
+            if self.cache.limit_bytes:
+                kept.append((digest, bytes(chunk if digest in self.rebuilder.deltas else blob)))
         writes.flush()
-        if self.cache.limit_bytes:
+        if kept:
             with self._lock:
                 self.for_cache += kept
 
@@ -142,19 +165,41 @@ class _Chunks:
             raise
 
 
+_decompressors = threading.local()  # a ZstdDecompressor serves one thread at a time
+
+
+def _decompress_all(blobs: list[memoryview], sizes: list[int]) -> list[memoryview | None]:
+    """Each blob's chunk, in one call that lets go of the GIL once: a call per chunk
+    lets go of it and takes it back ~15,000 times a snapshot, and with the other
+    transfers' threads waiting for it each take-back stalls (the fetch spent more time
+    so than decompressing). All None when any blob fails: the caller finds which."""
+    import zstandard
+
+    if not blobs:  # zstandard divides by their count (SIGFPE)
+        return []
+    if not hasattr(_decompressors, "zstd"):
+        _decompressors.zstd = zstandard.ZstdDecompressor()
+    try:
+        chunks = _decompressors.zstd.multi_decompress_to_buffer(
+            blobs, decompressed_sizes=array.array("Q", sizes), threads=1)
+    except (zstandard.ZstdError, ValueError):
+        return [None] * len(blobs)
+    return [memoryview(chunks[i]) for i in range(len(blobs))]
+
+
 class _Writes:
     """Chunks bound for the staged files, written in runs: a pack holds a file's new
     chunks in order, so a read's chunks mostly follow each other in one file, and a
     run is one system call (``pwritev``) instead of one per chunk."""
 
     def __init__(self) -> None:
-        self._spots: list[tuple[int, int, bytes]] = []  # fd, offset, bytes
+        self._spots: list[tuple[int, int, Buffer]] = []  # fd, offset, bytes
 
-    def add(self, spots: list[tuple[int, int]], data: bytes) -> None:
+    def add(self, spots: list[tuple[int, int]], data: Buffer) -> None:
         self._spots += [(fd, offset, data) for fd, offset in spots]
 
     def flush(self) -> None:
-        run: list[bytes] = []
+        run: list[Buffer] = []
         fd = start = end = -1
         for spot_fd, offset, data in sorted(self._spots, key=lambda s: (s[0], s[1])):
             if run and (spot_fd != fd or offset != end or len(run) == _IOV_MAX):
@@ -219,9 +264,10 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
           host_dir: Path) -> None:
     """Every chunk into its places: the cache's first, those of an older version on
     this host when delta chunks' bases are missing, then the rest from the store."""
-    digests = [d for d in chunks.places if d in chunks.cache]
+    cached = chunks.cache.holding(chunks.places)  # one look, not two per chunk
+    digests = [d for d in chunks.places if d in cached]
     batches = [digests[i:i + 256] for i in range(0, len(digests), 256)]
-    missing = {d for d in chunks.places if d not in chunks.cache}
+    missing = {d for d in chunks.places if d not in cached}
     for future in [pool.submit(chunks.from_cache, batch) for batch in batches]:
         missing.update(future.result())
     found = list(find_local(host_dir, manifest, missing).items()
@@ -230,8 +276,13 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
                  for i in range(0, len(found), 256)]:
         done.result()
     missing.difference_update(digest for digest, _ in found)
-    spans = plan_spans((d, manifest.locations[d]) for d in missing)
-    for read in [pool.submit(chunks.from_store, span) for span in spans]:
+    by_pack: dict[str, list[tuple[str, Location]]] = {}
+    for digest in missing:
+        loc = manifest.locations[digest]
+        by_pack.setdefault(loc.pack, []).append((digest, loc))
+    reads = [pool.submit(chunks.from_store, span)  # each read starts once planned
+             for pack, wanted in by_pack.items() for span in pack_spans(pack, wanted)]
+    for read in reads:
         read.result()
     for wave in chunks.rebuilder.waves(chunks.deltas):  # a delta after its bases
         parts = [wave[i:i + 256] for i in range(0, len(wave), 256)]
