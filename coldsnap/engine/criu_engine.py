@@ -140,9 +140,8 @@ class CriuEngine:
         # The host-wide caches of base and registry images too: containers see them as
         # packed layers, never there.
         self.masks = ContainerMasks(settings.state_dir, settings.images,
-                                    [settings.snapshots, settings.run_path, settings.base_dir,
-                                     settings.registry_cache],
-                                    settings.run_path)
+                                    [settings.snapshots, settings.run_path], settings.run_path,
+                                    shared_dirs=[settings.base_dir, settings.registry_cache])
         self._dirs: dict[str, ContainerDirs] = {}
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:

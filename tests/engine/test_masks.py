@@ -52,10 +52,12 @@ def test_the_registry_lists_every_servers_dirs_and_forgets_vanished_ones(tmp_pat
     gone, kept = tmp_path / "gone", tmp_path / "kept"
     for state in (gone, kept):
         state.mkdir()
+        (state / "state.db").write_text("x")
         registry.register(state, [state / "snapshots", Path(f"{state}-images")])
     assert registry.dirs() == sorted(
         str(p) for s in (gone, kept) for p in (s, s / "snapshots", Path(f"{s}-images")))
     (tmp_path / "registry" / "garbage.json").write_text("{not json")  # tolerated
+    (gone / "state.db").unlink()
     gone.rmdir()
     registry.prune()
     assert registry.dirs() == sorted(str(p) for p in (kept, kept / "snapshots",
@@ -74,3 +76,24 @@ def test_the_layer_holds_opaque_dirs_redirects_and_whiteouts(tmp_path: Path) -> 
     assert os.getxattr(layer / "tmp" / "images", REDIRECT) == b"/tmp/images"
     shadow = layer / "etc" / "shadow"
     assert shadow.is_char_device() and shadow.stat().st_rdev == 0  # a whiteout
+
+
+def test_shared_caches_and_empty_dirs_keep_no_entry(tmp_path: Path) -> None:
+    # Every server lists the host-wide caches: they must not keep a gone server's entry
+    # (they kept thousands, and planning over them slowed every restore).
+    registry = ServerRegistry(tmp_path / "registry")
+    cache, gone, kept = tmp_path / "bases", tmp_path / "gone", tmp_path / "kept"
+    for path in (cache, gone, kept):
+        path.mkdir()
+    (cache / "debian.ext4").write_text("x")
+    (kept / "state.db").write_text("x")
+    registry.register(gone, [gone / "snapshots"], shared=[cache])
+    registry.register(kept, [kept / "snapshots"], shared=[cache])
+    assert str(cache) in registry.dirs()  # still hidden while a server lists it
+    (tmp_path / "registry" / "old.json").write_text(json.dumps(  # an older entry's form
+        {"state_dir": "/nowhere", "pid": 1, "dirs": ["/nowhere", str(cache)]}))
+    registry.prune()  # `gone` is an empty dir: it hides nothing
+    names = {json.loads(p.read_text())["state_dir"]
+             for p in (tmp_path / "registry").glob("*.json")}
+    assert names == {str(kept)}
+    assert registry.dirs() == sorted([str(cache), str(kept), str(kept / "snapshots")])
