@@ -5,7 +5,10 @@
 #  - it refuses a snapshot while a CUDA context is open;
 #  - where CRIU works (`coldsnap doctor`), a function with
 #    experimental_options={"enable_gpu_snapshot": True} finds its GPU memory
-#    again after a restore (NVIDIA's CUDA checkpoint API, driver 550 or newer).
+#    again after a restore (NVIDIA's CUDA checkpoint API, driver 550 or newer),
+#    on the host's root (torch) and on debian_slim's (the driver API through
+#    ctypes: the engine lays the host's driver libraries into such roots). The
+#    debian_slim base is built with debootstrap, or found in /var/cache/coldsnap.
 # Needs a CUDA build of torch. PYTHON picks the interpreter: .venv/bin/python by
 # default; elsewhere e.g. PYTHON=python3 with cloudpickle and pytest installed
 # (then this checkout is added to that interpreter's path with a .pth file:
@@ -26,7 +29,7 @@ if "$PY" -c 'import sys
 from coldsnap.settings import Settings
 from coldsnap.engine.doctor import criu_usable
 sys.exit(0 if criu_usable(Settings.from_env()) else 1)'; then
-  tests+=(tests/server/test_gpu_snapshot.py)
+  tests+=(tests/server/test_gpu_snapshot.py tests/server/test_gpu_image_root.py)
 else
   echo "CRIU is not usable here (run coldsnap doctor): GPU memory snapshots are not checked" >&2
 fi

@@ -54,6 +54,7 @@ from coldsnap.engine.gpu import (
     host_pids_for,
     ns_pid,
 )
+from coldsnap.engine.host_driver import LibrariesLayer, MountsLayer
 from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
 from coldsnap.engine.leftovers import RunDirClaim
@@ -142,6 +143,9 @@ class CriuEngine:
         self.masks = ContainerMasks(settings.state_dir, settings.images,
                                     [settings.snapshots, settings.run_path], settings.run_path,
                                     shared_dirs=[settings.base_dir, settings.registry_cache])
+        # The GPU driver's files where a root lacks them (host_driver.py).
+        self.driver_mounts = MountsLayer(settings.state_dir)
+        self.driver_libraries = LibrariesLayer(settings.state_dir)
         self._dirs: dict[str, ContainerDirs] = {}
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:
@@ -167,6 +171,17 @@ class CriuEngine:
     def _masks(self, spec: ContainerSpec) -> list[Path]:
         """The mask layer over the host's root; none over an image's own root."""
         return [self.masks.layer()] if spec.base is None else []
+
+    def _lowers(self, spec: ContainerSpec) -> list[Path]:
+        """``_lowers``, with the GPU driver's files where the root lacks them
+        (host_driver.py; packed layers like the others: a directory of the host's "/"
+        can't be a layer over it): over the host's root, what the host mounts apart;
+        over an image's own root on a host with GPUs, the driver's libraries, on top."""
+        if spec.base is None:
+            mounts = self.driver_mounts.layer()
+            return [*_lowers(spec), *([mounts] if mounts is not None else [])]
+        libraries = self.driver_libraries.layer() if gpu_device_nodes() else None
+        return [*([libraries] if libraries is not None else []), *_lowers(spec)]
 
     def _sweep_leftovers(self) -> RunDirClaim:
         """Remove what a server killed on this run dir and store left (leftovers.py);
@@ -210,7 +225,8 @@ class CriuEngine:
             res.dirs.write_files(spec.files)
             if spec.base is not None:
                 res.dirs.add_resolver()
-            res.layers = [self.layers.acquire(p, idmapped=ids is not None) for p in _lowers(spec)]
+            res.layers = [self.layers.acquire(p, idmapped=ids is not None)
+                          for p in self._lowers(spec)]
             res.dirs.volumes = sorted(spec.volumes)  # checkpoint marks them external
             if ids is not None:  # the host mounts the root: see nsinit.enter_user_namespace
                 res.dirs.give_to_namespace(ids)
@@ -358,7 +374,7 @@ class CriuEngine:
         try:
             mapped = ids is not None
             res.layers = [self.layers.acquire(info.path / "fs", idmapped=mapped)]
-            res.layers += [self.layers.acquire(p, idmapped=mapped) for p in _lowers(spec)]
+            res.layers += [self.layers.acquire(p, idmapped=mapped) for p in self._lowers(spec)]
             res.dirs.add_devices(gpu_device_nodes())
             if ids is not None:
                 res.dirs.give_to_namespace(ids)

@@ -6,7 +6,8 @@ import os
 
 import coldsnap
 
-app = coldsnap.App("test-gpu-snapshot")
+# from_host(): the GPU host's own CUDA build of torch (an image would need one installed).
+app = coldsnap.App("test-gpu-snapshot", image=coldsnap.Image.from_host())
 SNAPSHOT_PHASE_VARS = ("CUDA_VISIBLE_DEVICES", "PYTORCH_NVML_BASED_CUDA_CHECK",
                        "COLDSNAP_GPU_SNAPSHOT")
 
