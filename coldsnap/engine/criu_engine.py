@@ -62,6 +62,7 @@ from coldsnap.engine.limits import ContainerLimits
 from coldsnap.engine.masks import ContainerMasks
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
 from coldsnap.engine.pipes import ContainerPipes
+from coldsnap.engine.rcu import apply_rcu_mode
 from coldsnap.engine.sandbox import (
     ContainerDirs,
     clear_volume_views,
@@ -128,6 +129,7 @@ class CriuEngine:
         refresh_kdat_cache(settings.criu_path)
         if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
+        apply_rcu_mode(settings.host_rcu)
         self.layers = LayerCache(settings.run_path, settings.state_dir / "layers", self.userns)
         self.layers.prune()
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
