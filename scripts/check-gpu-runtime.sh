@@ -15,6 +15,9 @@
 # containers get no PYTHONPATH). CRIU is looked for where install-criu.sh puts
 # it, /opt/coldsnap/criu (a copy of that folder works on another machine).
 # Every test here must run: a skip is a failure (COLDSNAP_REQUIRE_GPU=1).
+# A GPU host that can reach no package registry (nor has iptables, ip or tini):
+# scripts/offline/pack.sh on a machine set up by scripts/setup.sh, copy the checkout
+# with its .offline dir over, then scripts/offline/unpack.sh there (it says the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$(realpath -s "$(command -v "${PYTHON:-.venv/bin/python}")")"
