@@ -29,6 +29,7 @@ snapshot's open files must be there again).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -47,6 +48,8 @@ DRIVER_FILE_PREFIXES = ("libcuda", "libnvidia", "libnvcuvid", "libnvoptix")
 DRIVER_LIBRARY = re.compile(
     r"^(libcuda\.so|libcudadebugger\.so|libnvidia-[\w.-]+\.so|libnvcuvid\.so|libnvoptix\.so)")
 IMAGE_LIB_DIR = "/usr/lib/x86_64-linux-gnu"
+
+logger = logging.getLogger(__name__)
 
 
 def _unescape(field: str) -> str:
@@ -155,10 +158,15 @@ class _OnceLayer:
         self._lock = threading.Lock()
 
     def layer(self) -> Path | None:
-        """The layer's path; None where the host has nothing to put in it."""
+        """The layer's path; None where the host has nothing to put in it, or copying
+        it failed (said once in the server log: containers then start without it)."""
         with self._lock:
             if not self._looked:
-                self._layer = self._make()
+                try:
+                    self._layer = self._make()
+                except OSError as exc:
+                    logger.warning("the GPU driver's files could not be copied for "
+                                   "containers (%s): they start without them", exc)
                 self._looked = True
             return self._layer
 

@@ -133,3 +133,10 @@ def test_the_libraries_layer_puts_them_where_an_image_looks(tmp_path: Path) -> N
     # Kept next to the mounts' layer; none without driver libraries.
     assert LibrariesLayer(tmp_path / "state", lambda: text, smi=str(smi)).layer() == layer
     assert LibrariesLayer(tmp_path / "other", lambda: "", smi="").layer() is None
+
+
+def test_a_mount_that_cannot_be_read_leaves_the_layer_out(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(f"22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+                    f"26 22 0:30 / {tmp_path}/gone/nvidia ro - squashfs x ro\n")
+    assert MountsLayer(tmp_path / "state", str(info)).layer() is None
