@@ -41,3 +41,16 @@ def test_an_unpicklable_exception_keeps_its_words() -> None:
 
     with pytest.raises(RuntimeError, match="Local: nope"):
         Outcome.of(lambda: _raise(Local("nope"))).unwrap()
+
+
+def test_a_missing_file_is_named_across_the_call() -> None:
+    """An OSError's file is not in its args: it is carried, and the words name it (a
+    container whose image root was missing failed "(2, 'No such file or directory')")."""
+    def start() -> None:
+        open("/nonexistent/base/rootfs")
+
+    with pytest.raises(FileNotFoundError) as caught:
+        Outcome.of(start).unwrap()
+    assert caught.value.filename == "/nonexistent/base/rootfs"
+    assert str(caught.value) == \
+        "[Errno 2] No such file or directory: '/nonexistent/base/rootfs'"

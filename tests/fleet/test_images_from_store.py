@@ -35,3 +35,33 @@ def test_an_agent_fetches_an_image_whose_files_its_host_lacks(
     assert "fetched_from" in json.loads(marker.read_text()), "fetched by the agent"
     assert sorted(p.name for p in marker.parent.iterdir()) == \
         sorted(p.name for p in gone.iterdir()), "the same trees"
+
+
+def test_an_agent_fetches_the_debian_base_its_host_lacks(
+        server_factory: type[ServerHandle], ray_cluster: RayCluster, seaweed: Any,
+        tmp_path: Path) -> None:
+    """The image's root lies outside its dir, in the host-wide base cache: a host that
+    lacks it gets it from the store too (remote_store/bases.py), not a failed start."""
+    import subprocess
+
+    from coldsnap.bench.seaweed import new_prefix
+    from tests.server.remote_store.test_images import SLIM
+
+    bases = tmp_path / "bases"
+    bases.mkdir()
+    for built in Path("/var/cache/coldsnap/bases").glob("debian-bookworm-*/base.json"):
+        subprocess.run(["cp", "-a", str(built.parent), str(bases)], check=True)  # no debootstrap
+    server = fleet_server(server_factory, ray_cluster,
+                          {**seaweed.env(new_prefix()), "COLDSNAP_BASE_DIR": str(bases)})
+    server.cli("deploy", str(write_app(tmp_path, "shared_image", APP + SLIM)), timeout=600)
+    [_, token] = call(server, APP + SLIM)
+    wait_for(lambda: server.log().count("uploaded image") >= 2, 180, "the images' upload")
+    assert "uploaded the image root" in server.log()
+
+    server.cli("apps", "drain", "shared-image")
+    [root] = [p for p in bases.iterdir() if p.name.startswith("debian-")]
+    root.rename(bases / ".gone")
+    assert call(server, APP + SLIM)[1] == token, server.log()[-3000:]
+    # Fetched into its place (the agent's log says so), not built anew: a build
+    # records its own time.
+    assert (root / "base.json").read_text() == (bases / ".gone" / "base.json").read_text()

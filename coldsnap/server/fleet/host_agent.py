@@ -55,7 +55,10 @@ class Outcome:
         try:
             return cls(value=call())
         except Exception as exc:
-            error = (type(exc), exc.args, dict(vars(exc)))
+            args = exc.args
+            if isinstance(exc, OSError) and exc.filename is not None:  # not in its args
+                args = (exc.errno, exc.strerror, exc.filename)
+            error = (type(exc), args, dict(vars(exc)))
             try:
                 pickle.dumps(error)
             except Exception:  # something in it won't travel: keep the words
@@ -66,8 +69,13 @@ class Outcome:
         if self.error is None:
             return self.value
         kind, args, attributes = self.error
-        exc = kind.__new__(kind)
-        exc.args = args
+        try:  # an OSError made anew: its words name the errno and the file
+            exc = kind(*args) if issubclass(kind, OSError) else None
+        except TypeError:  # a constructor of its own
+            exc = None
+        if exc is None:
+            exc = kind.__new__(kind)
+            exc.args = args
         exc.__dict__.update(attributes)
         raise exc
 

@@ -75,6 +75,8 @@ def fetch_missing_images(remote: RemoteImages | None, spec: ContainerSpec) -> li
         return []
     store = ImageStore(remote.images)
     paths = [*spec.layers, *(Path(word) for word in spec.argv[:1])]
+    # The roots outside the image's dir it was built on (remote_store/bases.py).
+    remote.bases.fetch_missing([*paths, *([spec.base] if spec.base is not None else [])])
     wanted = sorted({part for path in paths if (part := _image_part(path, remote.images))})
     fetched = []
     for part in wanted:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from coldsnap.server.remote_store.bases import CACHES, RemoteBases
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable, StoreUrl
 from coldsnap.server.remote_store.chunks import CorruptChunk
 from coldsnap.server.remote_store.manifest import Manifest
@@ -58,6 +59,8 @@ class RemoteImages:
         self.transfers = settings.store_transfers
         self._pool = ThreadPoolExecutor(self.transfers, thread_name_prefix="image-store")
         self.index = PackIndex()
+        self.bases = RemoteBases(self.bucket, {c: Path(self.roots[c]) for c in CACHES},
+                                 self._pool, self.transfers, self.index)
         self._jobs: queue.Queue[tuple[str, int]] = queue.Queue()
         self._thread = threading.Thread(target=self._uploads, name="image-upload", daemon=True)
         self._thread.start()
@@ -158,6 +161,7 @@ class RemoteImages:
             logger.info("image %s is in %s already", key[:12], self.url)
             return
         t0 = time.monotonic()
+        self.bases.upload(record_paths(record))  # first: a host that fetches needs them
         trees = {p.name: p for p in folder.iterdir() if p.is_dir() and not
                  p.name.startswith(".")}
         files, locations = store_trees(self.bucket, trees, self._pool, self.transfers,
@@ -171,6 +175,12 @@ class RemoteImages:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def record_paths(record: dict[str, Any]) -> list[str]:
+    """The paths an image's record names (its base, Python, runtime and layers)."""
+    named = [str(record.get(field) or "") for field in RECORD_PATHS]
+    return [path for path in [*named, *map(str, record.get("layers", []))] if path]
 
 
 def _moved(path: str, moves: list[tuple[str, str]]) -> str:
