@@ -69,10 +69,11 @@ class Outcome:
         if self.error is None:
             return self.value
         kind, args, attributes = self.error
+        exc: BaseException | None = None
         try:  # an OSError made anew: its words name the errno and the file
             exc = kind(*args) if issubclass(kind, OSError) else None
         except TypeError:  # a constructor of its own
-            exc = None
+            pass
         if exc is None:
             exc = kind.__new__(kind)
             exc.args = args
