@@ -39,6 +39,9 @@ MEMORY_GROWTH_PERCENT = 50
 MEMORY_GROWTH_MIN_BYTES = 64 << 20
 # A Mersenne Twister's position right after seeding: no number drawn since.
 MT_FRESH_POSITION = 624
+# numpy's too; numpy 2 starts its global one, seeded from the OS, at 623 (so a single
+# 32-bit draw right after numpy's import, 623 -> 624, goes unnoticed).
+NUMPY_FRESH_POSITIONS = (MT_FRESH_POSITION, MT_FRESH_POSITION - 1)
 PROC = Path("/proc")
 O_ACCMODE, O_WRONLY, O_RDWR = 0o3, 0o1, 0o2
 
@@ -151,7 +154,7 @@ def rng_warnings() -> list[SnapshotWarning]:
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         _, _, position, has_gauss, _ = numpy.random.get_state()
-        if position != MT_FRESH_POSITION or has_gauss:
+        if position not in NUMPY_FRESH_POSITIONS or has_gauss:
             drawn.append("numpy.random")
     torch = sys.modules.get("torch")
     if torch is not None and _torch_drawn(torch):
