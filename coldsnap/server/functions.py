@@ -55,6 +55,9 @@ class FunctionSpec:
     # A class's variant (server/variants.py): its parameter values and the variant's key.
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     variant: str = ""
+    # The variant as calls name it (Variant.to_dict()): a fleet's restarted control
+    # plane makes the variant's pool again from it (fleet/takeover.py).
+    variant_data: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Names of its web endpoints (the function's tag, or a class's methods): served by
     # HTTP requests, never by calls.
     web_names: frozenset[str] = frozenset()

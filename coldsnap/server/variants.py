@@ -42,4 +42,5 @@ def with_variant(spec: FunctionSpec, variant: Variant) -> FunctionSpec:
     if variant.is_default:
         return spec
     return dataclasses.replace(spec, options=variant_options(spec, variant),
-                               params=variant.params, variant=variant.key())
+                               params=variant.params, variant=variant.key(),
+                               variant_data=variant.to_dict())

@@ -20,3 +20,13 @@ def slow_retried(seconds: float) -> str:
     time.sleep(seconds)
     return "done"
 
+
+
+@app.cls()
+class Greeter:
+    name: str = coldsnap.parameter()
+
+    @coldsnap.method()
+    def greet(self) -> str:
+        print(f"greet({self.name}) started", flush=True)
+        return f"hello {self.name}"

@@ -75,3 +75,24 @@ def test_a_call_running_across_a_restart_fails_and_nothing_hangs(
     t0 = time.monotonic()
     assert server.python(CALL, timeout=150).stdout.strip().splitlines()[-1] == "done"
     assert time.monotonic() - t0 < 120
+
+
+GREET = ("import coldsnap\n"
+         "print(coldsnap.Cls.from_name('fleet-app', 'Greeter')(name='ann').greet.remote())\n")
+
+
+def test_a_class_variant_s_container_is_adopted_too(
+        server_factory: type[ServerHandle], ray_cluster: RayCluster) -> None:
+    """Cls(name='ann') runs in a pool of its own; after a restart the same container
+    serves it (its labels carry the variant's parameters to make that pool again)."""
+    server = fleet_server(server_factory, ray_cluster)
+    server.cli("deploy", str(APPS / "fleet_app.py"))
+    assert server.python(GREET).stdout.strip().splitlines()[-1] == "hello ann"
+    booted = boots(server, "fleet-app")
+    [(container_id, _, _)] = booted
+    _crash_and_restart(server)
+    assert server.python(GREET).stdout.strip().splitlines()[-1] == "hello ann"
+    log = server.cli("logs", "fleet-app").stdout
+    assert f"[{container_id}] coldsnap: adopted after a control plane restart" in log, log
+    assert log.count(f"[{container_id}] greet(ann) started") == 2, log
+    assert boots(server, "fleet-app") == booted, log

@@ -20,6 +20,8 @@ class ContainerLabels:
     boot_id: int  # its row in the state db's boots
     timings: dict[str, float]
     web_ports: dict[str, int]
+    # The variant itself (Variant.to_dict()), to make its pool again; {} by default.
+    variant_data: dict[str, Any] = dataclasses.field(default_factory=dict)
     # What it takes of its host (placement.Demand); the fleet fills these in.
     cpus: float = 1.0
     memory_mb: float = 0.0

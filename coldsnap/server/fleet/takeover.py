@@ -22,6 +22,7 @@ from coldsnap.server.fleet.fleet import Fleet
 from coldsnap.server.fleet.labels import ContainerLabels, FoundContainer
 from coldsnap.server.functions import FunctionSpec
 from coldsnap.server.pool import Pool, PoolContext
+from coldsnap.wire.variant import Variant
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def wire_pools(ctx: PoolContext, fleet: Fleet) -> None:
 def labels_of(fn: FunctionSpec, boot: Boot) -> ContainerLabels:
     worker = boot.worker
     return ContainerLabels(fn.app, fn.version, fn.tag, fn.variant, str(boot.kind),
-                           worker.boot_id, dict(boot.timings), dict(worker.web_ports))
+                           worker.boot_id, dict(boot.timings), dict(worker.web_ports),
+                           variant_data=dict(fn.variant_data))
 
 
 def adopt_into(pool: Pool, fleet: Fleet) -> None:
@@ -54,8 +56,9 @@ def settle(fleet: Fleet, deploys: Deploys) -> None:
     for found in fleet.found():
         if found.labels is not None and not_adoptable(found, deploys) is None:
             try:
-                deploys.pool(found.labels.app, found.labels.tag)  # a new pool claims it
-            except ApiError as exc:  # e.g. the tag left the version: stopped below
+                variant = Variant.from_dict(found.labels.variant_data)
+                deploys.pool(found.labels.app, found.labels.tag, variant)  # it claims it
+            except (ApiError, ValueError) as exc:  # e.g. the tag left the version
                 logger.warning("could not make the pool of %s: %s", found.describe(), exc)
     for found in fleet.found():
         fleet.stop_found(found, not_adoptable(found, deploys) or "its pool did not take it")
@@ -66,8 +69,8 @@ def not_adoptable(found: FoundContainer, deploys: Deploys) -> str | None:
     labels = found.labels
     if labels is None:
         return "it was still booting when the control plane before this one stopped"
-    if labels.variant:
-        return "a class variant's containers are not adopted (its pool starts on its next call)"
+    if labels.variant and not labels.variant_data:
+        return "it serves a class variant that an older coldsnap booted without its parameters"
     try:
         state, version = deploys.state(labels.app)
     except ApiError:
