@@ -40,6 +40,7 @@ from coldsnap.server.remote_store.layout import LayoutSecret, fixed_layout, hash
 from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.snapshot_keys import TRANSIENT_RETRY_S, Claim, SnapshotKeys
+from coldsnap.server.startup_limit import StartupClock, StartupTimedOut
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
@@ -149,6 +150,8 @@ class _BootRun:
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
         self._objects = BootObjects(self.settings, fn)  # its volumes and secrets
+        # startup_timeout=, else timeout=: the user's imports and enter hooks
+        self.startup = StartupClock(fn, self.settings.boot_timeout_s)
 
     # strategies
 
@@ -209,6 +212,7 @@ class _BootRun:
             self.kind = BootKind.SNAPSHOT_CREATED
         container_id = new_container_id()
         container = self.engine.start(self._spec(container_id, snapshot))
+        self.startup.restart()  # it runs the imports and hooks anew
         return self._adopt(container), dict(container.timings)
 
     def _adopt(self, container: Container) -> Worker:
@@ -241,8 +245,8 @@ class _BootRun:
         self, worker: Worker, timings: dict[str, float]
     ) -> tuple[dict[str, Any], bytes | None]:
         try:
-            header, blob = worker.expect({control.READY_TO_SNAPSHOT, control.SNAPSHOT_REFUSED},
-                                         self.settings.boot_timeout_s)
+            header, blob = self.startup.spend(lambda left: worker.expect(
+                {control.READY_TO_SNAPSHOT, control.SNAPSHOT_REFUSED}, left))
         except BootFailed:
             self._retire(worker)
             raise
@@ -365,7 +369,8 @@ class _BootRun:
             self._resume(worker, restored=True, key=key)
             boot = self._finish(worker, kind, timings)
         except BootFailed as exc:
-            if exc.blob is not None:  # user code in enter(snap=False) raised: not our fault
+            # User code in enter(snap=False) raised, or took too long: not the snapshot's fault.
+            if exc.blob is not None or isinstance(exc, StartupTimedOut):
                 raise
             self._retire(worker)
             self._unless_stopping()
@@ -409,7 +414,7 @@ class _BootRun:
 
     def _finish(self, worker: Worker, kind: BootKind, timings: dict[str, float]) -> Boot:
         try:
-            header, _ = worker.expect({control.READY}, self.settings.boot_timeout_s)
+            header, _ = self.startup.spend(lambda left: worker.expect({control.READY}, left))
         except BootFailed:
             self._retire(worker)
             raise
