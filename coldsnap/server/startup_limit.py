@@ -66,9 +66,9 @@ class StartupClock:
         head = (f"container startup of {self.fn.label} (imports and @enter hooks) took over "
                 f"{limit}; container {container_id} was stopped")
         if self.own_limit_s > self.server_limit_s:
-            asked = (f"{self.knob}={self.own_limit_s:g}" if self.own_limit_s < math.inf
-                     else "no startup_timeout= or timeout=")
-            return (f"{head} (the server's COLDSNAP_BOOT_TIMEOUT_S={limit}, which caps "
+            asked = (f"it caps {self.knob}={self.own_limit_s:g}" if self.own_limit_s < math.inf
+                     else "the function sets no startup_timeout= or timeout=")
+            return (f"{head} (the server's COLDSNAP_BOOT_TIMEOUT_S={self.server_limit_s:g}; "
                     f"{asked}): raise COLDSNAP_BOOT_TIMEOUT_S on the server if the "
                     "startup is meant to be this slow")
         if self.knob == "startup_timeout":
