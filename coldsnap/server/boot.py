@@ -14,6 +14,9 @@ key's next dump, by a backoff that doubles per consecutive failure (dump_retry.p
 A snapshot whose files changed after it was made (``SnapshotDamaged``) is
 quarantined without marking its key failed, so the next cold boot makes a new
 one; only a snapshot damaged right after its dump marks the key (no dump loop).
+
+A container's startup (its imports and enter hooks) is bounded by the function's
+startup_timeout=, else timeout= (startup_limit.py); one that runs past it fails the boot.
 """
 
 from __future__ import annotations

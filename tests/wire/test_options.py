@@ -5,6 +5,7 @@ import json
 import pytest
 
 import coldsnap
+from coldsnap.invocable import _overrides
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 
@@ -129,3 +130,10 @@ def test_memory_and_cpu_take_a_value_or_a_request_limit_pair(
     assert (options.memory_limit_mb, options.cpu_limit) == limits
     again = FunctionOptions.from_dict(json.loads(json.dumps(options.to_dict())))
     assert again == options and again.ephemeral_disk == 20480
+
+
+def test_with_options_may_set_startup_timeout_back_to_none() -> None:
+    given = _overrides("f.with_options()", {}, {"startup_timeout": 7})
+    assert given == {"startup_timeout": 7}
+    assert _overrides("f.with_options()", given, {"startup_timeout": None}) == {
+        "startup_timeout": None}
