@@ -204,4 +204,5 @@ def _overrides(where: str, given: dict[str, Any], options: dict[str, Any]) -> di
     options = override_refs(where, options)
     take_cloud_options(where, options)
     checked = FunctionOptions.create(where, **options).to_dict()
-    return {**given, **{name: checked[name] for name in options}}
+    # to_dict() leaves out some options at their defaults (startup_timeout=None, volumes={})
+    return {**given, **{name: checked.get(name, options[name]) for name in options}}

@@ -60,6 +60,8 @@ class Settings:
     # long for it, then boots without a snapshot (0: never wait).
     snapshot_wait_s: float = 120.0
     restore_timeout_s: float = 60.0
+    # The most a container's startup may take, whatever its startup_timeout=/timeout=
+    # (server/startup_limit.py).
     boot_timeout_s: float = 300.0
     call_timeout_s: float = 600.0
     # How long a client waits for the server to accept it and to answer a request (or,

@@ -14,6 +14,9 @@ key's next dump, by a backoff that doubles per consecutive failure (dump_retry.p
 A snapshot whose files changed after it was made (``SnapshotDamaged``) is
 quarantined without marking its key failed, so the next cold boot makes a new
 one; only a snapshot damaged right after its dump marks the key (no dump loop).
+
+A container's startup (its imports and enter hooks) is bounded by the function's
+startup_timeout=, else timeout= (startup_limit.py); one that runs past it fails the boot.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from coldsnap.server.remote_store.layout import LayoutSecret, fixed_layout, hash
 from coldsnap.server.snapshot_checks import BY_RESTORE, SnapshotChecks
 from coldsnap.server.snapshot_history import FAILED, QUARANTINED, SnapshotHistory
 from coldsnap.server.snapshot_keys import TRANSIENT_RETRY_S, Claim, SnapshotKeys
+from coldsnap.server.startup_limit import StartupClock, StartupTimedOut
 from coldsnap.server.state import StateDB
 from coldsnap.server.worker import BootFailed, Worker
 from coldsnap.settings import Settings
@@ -149,6 +153,8 @@ class _BootRun:
         # still sees them, ahead of the container that serves.
         self._carry: list[str] = []
         self._objects = BootObjects(self.settings, fn)  # its volumes and secrets
+        # startup_timeout=, else timeout=: the user's imports and enter hooks
+        self.startup = StartupClock(fn, self.settings.boot_timeout_s)
 
     # strategies
 
@@ -209,6 +215,7 @@ class _BootRun:
             self.kind = BootKind.SNAPSHOT_CREATED
         container_id = new_container_id()
         container = self.engine.start(self._spec(container_id, snapshot))
+        self.startup.restart()  # it runs the imports and hooks anew
         return self._adopt(container), dict(container.timings)
 
     def _adopt(self, container: Container) -> Worker:
@@ -241,8 +248,8 @@ class _BootRun:
         self, worker: Worker, timings: dict[str, float]
     ) -> tuple[dict[str, Any], bytes | None]:
         try:
-            header, blob = worker.expect({control.READY_TO_SNAPSHOT, control.SNAPSHOT_REFUSED},
-                                         self.settings.boot_timeout_s)
+            header, blob = self.startup.spend(lambda left: worker.expect(
+                {control.READY_TO_SNAPSHOT, control.SNAPSHOT_REFUSED}, left))
         except BootFailed:
             self._retire(worker)
             raise
@@ -365,7 +372,8 @@ class _BootRun:
             self._resume(worker, restored=True, key=key)
             boot = self._finish(worker, kind, timings)
         except BootFailed as exc:
-            if exc.blob is not None:  # user code in enter(snap=False) raised: not our fault
+            # User code in enter(snap=False) raised, or took too long: not the snapshot's fault.
+            if exc.blob is not None or isinstance(exc, StartupTimedOut):
                 raise
             self._retire(worker)
             self._unless_stopping()
@@ -409,7 +417,7 @@ class _BootRun:
 
     def _finish(self, worker: Worker, kind: BootKind, timings: dict[str, float]) -> Boot:
         try:
-            header, _ = worker.expect({control.READY}, self.settings.boot_timeout_s)
+            header, _ = self.startup.spend(lambda left: worker.expect({control.READY}, left))
         except BootFailed:
             self._retire(worker)
             raise

@@ -44,6 +44,14 @@ class BootFailed(Exception):
         self.logs: list[str] = []  # what the container printed: the caller sees it
 
 
+class BootTimedOut(BootFailed):
+    """The container said nothing of what ``Worker.expect`` waited for within its time."""
+
+    def __init__(self, message: str, container_id: str) -> None:
+        super().__init__(message)
+        self.container_id = container_id
+
+
 class CallEnd(enum.Enum):
     RESULT = "result"  # the container answered (a value or the user's exception)
     DIED = "died"
@@ -154,10 +162,10 @@ class Worker:
             try:
                 header, blob = self.channel.recv(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                raise BootFailed(
+                raise BootTimedOut(
                     f"container {self.id} did not say {'/'.join(sorted(message_types))} within "
-                    f"{timeout:.0f} s; raise COLDSNAP_BOOT_TIMEOUT_S if the boot is slow"
-                ) from None
+                    f"{timeout:.0f} s; raise COLDSNAP_BOOT_TIMEOUT_S if the boot is slow",
+                    self.id) from None
             except ProtocolError as exc:
                 raise BootFailed(self.garbled_message(f"while booting: {exc}")) from None
             except (ChannelClosed, OSError) as exc:

@@ -39,7 +39,6 @@ NOT_YET = {
     "cloud_bucket_mounts": "copy the bucket's data into a coldsnap.Volume",
     "single_use_containers": "remove it (a container serves many inputs)",
     "buffer_containers": "use min_containers=",
-    "startup_timeout": "remove it (the server's COLDSNAP_BOOT_TIMEOUT_S applies)",
     "restrict_modal_access": "remove it",
     "serialized": "define the function at the top level of the app file",
     "is_generator": "remove it",

@@ -47,7 +47,11 @@ class FunctionOptions:
         the ``@enter(snap=True)`` hooks.
     gpu: None for CPU only; Modal's forms (wire/gpus.py): ``"any"``, a type (``"h100"``),
         ``"type:count"``, ``"H100!"`` (no upgrade), or a list of them (fallbacks in order).
-    timeout: seconds one call may run; None means the server's default.
+    timeout: seconds one call may run; None means the server's default. Unless
+        startup_timeout is set, it bounds a container's startup too (Modal's rule).
+    startup_timeout: seconds a container's startup may take: the imports and the
+        ``@enter`` hooks (docs/resources.md); None: ``timeout``. The server caps both
+        at COLDSNAP_BOOT_TIMEOUT_S.
     min_containers / max_containers: warm pool floor and scale ceiling (None: no ceiling).
     scaledown_window: seconds an idle container is kept before it is shut down.
     retries: how many more times a failed call is tried: after it raised, timed out or
@@ -82,6 +86,7 @@ class FunctionOptions:
     enable_memory_snapshot: bool = False
     gpu: str | tuple[str, ...] | None = None
     timeout: float | None = None
+    startup_timeout: float | None = None
     min_containers: int = 0
     max_containers: int | None = None
     scaledown_window: float = 60.0
@@ -180,8 +185,10 @@ class FunctionOptions:
             parse_gpu(self.gpu)
         except ValueError as exc:
             yield str(exc)
-        if self.timeout is not None and not (_is_number(self.timeout) and self.timeout > 0):
-            yield f"timeout must be a positive number of seconds or None, not {self.timeout!r}"
+        for name in ("timeout", "startup_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value > 0):
+                yield f"{name} must be a positive number of seconds or None, not {value!r}"
         if not (_is_int(self.min_containers) and self.min_containers >= 0):
             yield f"min_containers must be an integer >= 0, not {self.min_containers!r}"
         if self.max_containers is not None:
@@ -256,7 +263,7 @@ class FunctionOptions:
                 "secrets": [ref.to_dict() for ref in self.secrets]}
         # Only when set: the options of functions without them (and their snapshot keys)
         # stay as they were.
-        for name in ("volumes", "secrets"):
+        for name in ("volumes", "secrets", "startup_timeout"):
             if not data[name]:
                 del data[name]
         schedule = data.pop("schedule")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import coldsnap
+from coldsnap.invocable import _overrides
 from coldsnap.wire.errors import InvalidError
 from coldsnap.wire.options import FunctionOptions
 
@@ -34,7 +35,7 @@ def test_round_trip_through_json() -> None:
         enable_memory_snapshot=True, gpu="any", timeout=12.5, min_containers=1,
         max_containers=3, scaledown_window=5, retries=2, env={"X": "y"},
         experimental_options={"enable_gpu_snapshot": True}, block_network=True, max_inputs=4,
-        target_inputs=2,
+        target_inputs=2, startup_timeout=60,
     )
     data = json.loads(json.dumps(options.to_dict()))
     assert FunctionOptions.from_dict(data) == options
@@ -43,7 +44,10 @@ def test_round_trip_through_json() -> None:
         "enable_memory_snapshot", "gpu", "timeout", "min_containers", "max_containers",
         "scaledown_window", "retries", "env", "memory", "cpu", "ephemeral_disk",
         "block_network", "experimental_options", "max_inputs", "target_inputs",
+        "startup_timeout",
     }
+    # Unset, it stays out: the options of functions without it read as they did.
+    assert "startup_timeout" not in FunctionOptions().to_dict()
 
 
 def test_unknown_option_lists_the_valid_ones() -> None:
@@ -52,7 +56,7 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         app.function(gpus="any")
     assert str(info.value) == (
         "@app.function() got unknown option(s) gpus. Valid options are: "
-        "enable_memory_snapshot, gpu, timeout, min_containers, max_containers, "
+        "enable_memory_snapshot, gpu, timeout, startup_timeout, min_containers, max_containers, "
         "scaledown_window, retries, env, memory, cpu, ephemeral_disk, block_network, "
         "experimental_options, volumes, secrets, schedule."
     )
@@ -64,6 +68,8 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         ({"enable_memory_snapshot": "yes"}, "enable_memory_snapshot must be True or False"),
         ({"gpu": "h100:0"}, "gpu='h100:0' asks for 0 GPUs; a container may have 1 to 8"),
         ({"timeout": 0}, "timeout must be a positive number of seconds or None, not 0"),
+        ({"startup_timeout": "5"},
+         "startup_timeout must be a positive number of seconds or None, not '5'"),
         ({"min_containers": -1}, "min_containers must be an integer >= 0, not -1"),
         ({"min_containers": 3, "max_containers": 2}, "max_containers (2) is below min_containers"),
         ({"scaledown_window": -5}, "scaledown_window must be a positive number"),
@@ -124,3 +130,10 @@ def test_memory_and_cpu_take_a_value_or_a_request_limit_pair(
     assert (options.memory_limit_mb, options.cpu_limit) == limits
     again = FunctionOptions.from_dict(json.loads(json.dumps(options.to_dict())))
     assert again == options and again.ephemeral_disk == 20480
+
+
+def test_with_options_may_set_startup_timeout_back_to_none() -> None:
+    given = _overrides("f.with_options()", {}, {"startup_timeout": 7})
+    assert given == {"startup_timeout": 7}
+    assert _overrides("f.with_options()", given, {"startup_timeout": None}) == {
+        "startup_timeout": None}
