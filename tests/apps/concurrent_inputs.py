@@ -41,7 +41,7 @@ async def async_nap(seconds: float) -> dict:
     return _where(started, loop=id(asyncio.get_running_loop()))
 
 
-@app.function(timeout=4)
+@app.function(timeout=4, startup_timeout=120)
 @coldsnap.concurrent(max_inputs=3)
 def hang(seconds: float) -> dict:
     started = time.time()

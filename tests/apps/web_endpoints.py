@@ -25,7 +25,7 @@ def hello(name: str = "world") -> str:
     return f"hello {name}"
 
 
-@app.function(timeout=2, scaledown_window=2)
+@app.function(timeout=2, startup_timeout=120, scaledown_window=2)
 @coldsnap.fastapi_endpoint()
 def slow(seconds: float = 0.0, crash: bool = False) -> str:
     if crash:

@@ -210,7 +210,7 @@ def test_cls_with_options_runs_with_the_overridden_options(srv: ServerHandle) ->
     out = run(srv, (
         "G = coldsnap.Cls.from_name('test-call-api', 'Greeter')\n"
         "print(G(name='ada').nap.remote(2.0))\n"
-        "quick = G.with_options(timeout=1)\n"
+        "quick = G.with_options(timeout=1, startup_timeout=120)\n"
         "try:\n"
         "    quick(name='ada').nap.remote(4.0)\n"
         "except coldsnap.exception.FunctionTimeoutError as exc:\n"
@@ -256,7 +256,7 @@ def test_parameters_bind_locally_with_the_class_at_hand() -> None:
 def test_function_with_options_runs_with_the_overridden_options(srv: ServerHandle) -> None:
     out = run(srv, (
         "f = coldsnap.Function.from_name('test-call-api', 'sleep_for')\n"
-        "quick = f.with_options(timeout=1, region='us-east')\n"
+        "quick = f.with_options(timeout=1, startup_timeout=120, region='us-east')\n"
         "print(quick.remote(0.1))\n"
         "try:\n"
         "    quick.remote(4.0)\n"
