@@ -28,7 +28,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from coldsnap.wire import ops
 from coldsnap.wire.container import in_container
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from coldsnap.client import Client
 
 READ_CHUNK_BYTES = 1 << 20  # read_file yields the file in pieces of this size
+FILEOBJ_MODE = 0o644  # of a file put from a file-like object, without mode=
 
 
 class FileEntryType(enum.IntEnum):
@@ -169,10 +170,16 @@ class _BatchUpload:
     def __init__(self, volume: Volume, force: bool) -> None:
         self.volume = volume
         self.force = force
-        self._files: list[tuple[Path, str, int | None]] = []
+        self._files: list[tuple[Path | BinaryIO, str, int | None]] = []
 
-    def put_file(self, local_file: str | os.PathLike[str], remote_path: str,
+    def put_file(self, local_file: str | os.PathLike[str] | BinaryIO, remote_path: str,
                  mode: int | None = None) -> None:
+        """Upload a local file, or what a binary file-like object (``io.BytesIO``,
+        ``open(path, "rb")``) reads; the object is read at the block's end, so it must
+        stay open until then."""
+        if not isinstance(local_file, str | os.PathLike):
+            self._files.append((local_file, remote_path, mode))
+            return
         local = Path(local_file)
         if not local.is_file():
             raise InvalidError(f"batch_upload().put_file: {local} is not a file")
@@ -197,8 +204,9 @@ class _BatchUpload:
         if not self.force:
             self._refuse_existing()
         for local, remote, mode in self._files:
-            self.volume._request(ops.VOLUME_WRITE, local.read_bytes(), path=remote,
-                                 mode=mode if mode is not None else local.stat().st_mode & 0o777)
+            data, local_mode = _contents(local, remote)
+            self.volume._request(ops.VOLUME_WRITE, data, path=remote,
+                                 mode=mode if mode is not None else local_mode)
 
     def _refuse_existing(self) -> None:
         for _, remote, _ in self._files:
@@ -208,3 +216,16 @@ class _BatchUpload:
                 continue  # NotFoundError: free to write
             raise InvalidError(f"batch_upload(): {remote} exists in volume "
                                f"{self.volume.name!r}; pass force=True to overwrite it")
+
+
+def _contents(local: Path | BinaryIO, remote: str) -> tuple[bytes, int]:
+    """The bytes to upload to ``remote`` and their mode: a file's own, or 0o644 for
+    what a file-like object reads."""
+    if isinstance(local, Path):
+        return local.read_bytes(), local.stat().st_mode & 0o777
+    data = local.read()
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidError(f"batch_upload().put_file(..., {remote!r}): the file-like object "
+                           f"read {type(data).__name__}, not bytes; open it in binary mode "
+                           "(\"rb\") or pass io.BytesIO")
+    return bytes(data), FILEOBJ_MODE

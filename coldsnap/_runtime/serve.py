@@ -19,7 +19,7 @@ from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.target import Target
 from coldsnap.user_code import run_maybe_async
 from coldsnap.wire import control, serialization
-from coldsnap.wire.errors import InvalidError
+from coldsnap.wire.errors import InvalidError, SerializationError
 from coldsnap.wire.framing import ChannelClosed
 
 
@@ -216,9 +216,25 @@ def _send_exception(channel: Channel, target: Target, call: control.CallInput,
 def _dumped(value: object, shared: ModuleType | None, limit: int | None, tag: str,
             method: str | None) -> bytes:
     with serialization.by_reference(shared):
-        payload = serialization.dumps_result(value)
+        try:
+            payload = serialization.dumps_result(value)
+        except Exception as exc:
+            raise unsendable_result(exc, tag + (f".{method}" if method else "")) from exc
     check_result_size(payload, limit, tag, method)
     return payload
+
+
+def unsendable_result(exc: Exception, label: str) -> Exception:
+    """``exc``, raised pickling what ``label`` returned, as an exception that says so:
+    of the same type where it takes a message (``except TypeError`` still catches
+    ``cannot pickle '_thread.lock' object``), else a SerializationError."""
+    message = (f"the result of {label} could not be sent back to the caller: {exc}. "
+               "Return a value pickle can copy (plain data, not a lock, socket or open file)")
+    try:
+        again = type(exc)(message)
+    except Exception:  # a constructor that wants other arguments
+        return SerializationError(message)
+    return again if str(again) == message else SerializationError(message)
 
 
 def _label(target: Target, method: str | None) -> str:

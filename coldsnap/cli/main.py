@@ -173,7 +173,11 @@ def _json(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # as parse_args would, unless it is `coldsnap serve APP.py`
+        parser.error(system.serve_app_file_hint(args.command, extra)
+                     or f"unrecognized arguments: {' '.join(extra)}")
     name = "apps" if args.command == "app" else args.command
     for group in ("apps", "snapshots", "dict", "queue", "token", "volume", "secret",
                   "sandbox"):

@@ -69,12 +69,12 @@ def cmd_snapshots_why(args: argparse.Namespace) -> int:
 def explanation_text(why: dict[str, Any]) -> str:
     current, previous = why["current"], why["previous"]
     lines = [f"{why['app']}/{why['function']}: snapshot {current['key']} "
-             f"(made {ago(current['created_at'])})"]
+             f"(made {_made(why, current)})"]
     if previous is None:
         lines.append("  the first snapshot of this function on this server: nothing to "
                      "compare it with")
         return "\n".join(lines)
-    lines.append(f"  previous: {previous['key']} (made {ago(previous['created_at'])})")
+    lines.append(f"  previous: {previous['key']} (made {_made(why, previous)})")
     endings = [f"{_ENDED.get(e['event'], e['event'])}"
                + (f" ({e['detail']})" if e.get("detail") else "")
                for e in why["previous_ended"]]
@@ -90,6 +90,12 @@ def explanation_text(why: dict[str, Any]) -> str:
     if endings:
         lines.append(f"  the previous one also {'; then '.join(endings)}")
     return "\n".join(lines)
+
+
+def _made(why: dict[str, Any], snapshot: dict[str, Any]) -> str:
+    """``5 s ago``, and ``by APP`` when another app of the same source made it."""
+    by = snapshot.get("made_by")
+    return ago(snapshot["created_at"]) + (f" by {by}" if by and by != why["app"] else "")
 
 
 _ENDED = {"failed": "failed", "quarantined": "was quarantined", "removed": "was removed"}

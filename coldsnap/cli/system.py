@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from coldsnap.cli.output import print_json
 from coldsnap.settings import Settings
 from coldsnap.wire.exits import EXIT_ALREADY_RUNNING, EXIT_BAD_SETTING
 from coldsnap.wire.fleet_mark import fleet_cluster, serve_command
+
+
+def serve_app_file_hint(command: str, extra: list[str]) -> str | None:
+    """What to say when ``coldsnap serve APP.py`` (Modal's ``modal serve``) is typed:
+    ``serve`` runs the server, an app is deployed or run with its own command. None for
+    another command, or for arguments that don't look like an app file."""
+    files = [arg for arg in extra if not arg.startswith("-")
+             and (arg.endswith(".py") or os.path.isfile(arg))]
+    if command != "serve" or not files:
+        return None
+    return (f"`coldsnap serve` runs the coldsnap server itself and takes no app file "
+            f"({files[0]}). With the server running (`coldsnap serve` in another terminal), "
+            f"deploy the app with `coldsnap deploy {files[0]}`, or run its local entrypoint "
+            f"with `coldsnap run {files[0]}`")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

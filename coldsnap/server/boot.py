@@ -411,7 +411,7 @@ class _BootRun:
                 container_id=worker.id, env=self._objects.resume_env(labels),
                 seed=secrets.randbits(63), restored=restored).to_header())
         except OSError as exc:
-            message = worker.death_message(f"before resume ({exc})")
+            message = worker.death_message("before resume", exc)
             self._retire(worker)
             raise BootFailed(message) from None
 

@@ -22,6 +22,7 @@ from coldsnap.wire.errors import CANCELLED, CONTAINER_DIED, REMOTE, TIMEOUT, UNA
 QueueItem = Call | LeaseRequest
 
 logger = logging.getLogger("coldsnap.server.pool")
+NOTED_EXCEPTION_CHARS = 200  # of a retried call's exception, in its log line
 
 
 class PoolInputs:
@@ -81,8 +82,9 @@ class PoolInputs:
         if result.end is CallEnd.RESULT:
             delay = None if result.ok else self._requeue(call)
             if delay is not None:  # retries=, as in Modal
-                worker.note(f"{call.label} raised (attempt {call.attempts} of "
-                            f"{call.retries + 1}); trying again in {delay:g} s")
+                worker.note(f"{call.label} raised{_exception_words(result.summary)} "
+                            f"(attempt {call.attempts} of {call.retries + 1}); trying again "
+                            f"in {delay:g} s")
             else:
                 self._answer(call, result)  # the caller waits on no bookkeeping
             self._record_first_input(boot, time.monotonic() - t0)
@@ -129,9 +131,12 @@ class PoolInputs:
         if reason:  # another input of the container stopped it
             message = (f"container {worker.id} was stopped while running {call.label} "
                        f"{attempt}: {reason}. See `coldsnap logs {call.app}`")
-        else:
-            message = (f"{result.message or 'the container died'} while running "
-                       f"{call.label} {attempt}. See `coldsnap logs {call.app}`")
+        else:  # one sentence: what happened, to which call, then what to read
+            died = result.message or f"container {worker.id} died"
+            detail = f"; {result.detail}" if result.detail else ""
+            message = (f"{died} while running {call.label} (call {call.id}, attempt "
+                       f"{call.attempts} of {call.retries + 1}){detail}. See `coldsnap logs "
+                       f"{call.app}`")
         self._retry_or_fail(call, ApiError(CONTAINER_DIED, message))
 
     def _retire(self, worker: Worker, reason: str) -> None:
@@ -256,3 +261,10 @@ class PoolInputs:
         with self._cond:
             gone = worker not in self._live or worker in self._retiring
         return gone or not worker.alive
+
+
+def _exception_words(summary: str, width: int = NOTED_EXCEPTION_CHARS) -> str:
+    """`` ValueError: bad row 7`` (what a retried call raised, one line, cut at
+    ``width``), or "" when the runtime sent no summary."""
+    line = summary.splitlines()[0] if summary else ""
+    return f" {line[:width - 1]}…" if len(line) > width else f" {line}" if line else ""

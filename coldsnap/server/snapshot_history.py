@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS snapshot_history (
 CREATE INDEX IF NOT EXISTS snapshot_history_function ON snapshot_history (app, tag, id);
 CREATE INDEX IF NOT EXISTS snapshot_history_key ON snapshot_history (key, id)
 """
+# A row of an app (two parameters, both its name): its own, or made by another app at one
+# of its versions (state.py's ``versions`` table, in the same database).
+_OF_APP = "(app = ? OR version IN (SELECT version FROM versions WHERE app = ?))"
 CREATED, FAILED, QUARANTINED, REMOVED = "created", "failed", "quarantined", "removed"
 _MAX_ROWS = 20000  # the oldest go beyond this (a few KB each)
 _MAX_LAYER_DIRS = 20000  # how far a built layer is searched for its distributions
@@ -80,17 +83,19 @@ class SnapshotHistory:
                                           inputs=None))
 
     def of_function(self, app: str, tag: str) -> list[HistoryEvent]:
-        """Every event of ``app``/``tag``, oldest first."""
+        """Every event of ``app``/``tag``, oldest first, with those of ``tag`` made by
+        another app at one of ``app``'s versions (a `coldsnap run` copy of the same source):
+        a snapshot's key names the version, not the app, so ``app`` restores from it too."""
         with self._db.transaction() as conn:
-            rows = conn.execute("SELECT * FROM snapshot_history WHERE app = ? AND tag = ? "
-                                "ORDER BY id", (app, tag)).fetchall()
+            rows = conn.execute(f"SELECT * FROM snapshot_history WHERE tag = ? AND {_OF_APP} "
+                                "ORDER BY id", (tag, app, app)).fetchall()
         return [_event(row) for row in rows]
 
     def functions(self, app: str) -> list[str]:
-        """The tags of ``app`` that have had a snapshot made."""
+        """The tags that have had a snapshot made, of ``app`` or at one of its versions."""
         with self._db.transaction() as conn:
-            rows = conn.execute("SELECT DISTINCT tag FROM snapshot_history WHERE app = ? AND "
-                                "event = ? ORDER BY tag", (app, CREATED)).fetchall()
+            rows = conn.execute(f"SELECT DISTINCT tag FROM snapshot_history WHERE event = ? "
+                                f"AND {_OF_APP} ORDER BY tag", (CREATED, app, app)).fetchall()
         return [row["tag"] for row in rows]
 
     def _last_created(self, key: str) -> HistoryEvent | None:

@@ -68,22 +68,27 @@ def explain_function(history: SnapshotHistory, db: StateDB, app: str, tag: str
         {"event": event.event, "detail": event.detail, "at": event.at}
         for event in events[created[-2] + 1:created[-1]]
         if event.key == previous.key and event.event != CREATED]
-    result["changes"] = changes(db, previous, current)
+    result["changes"] = changes(db, previous, current, app)
     result["same_inputs"] = not result["changes"]
     return result
 
 
 def _summary(event: HistoryEvent) -> dict[str, Any]:
-    return {"key": event.key, "version": event.version, "created_at": event.at}
+    # made_by: the app whose boot made it, another than the one asked about when a
+    # `coldsnap run` copy of the same source made it first
+    return {"key": event.key, "version": event.version, "created_at": event.at,
+            "made_by": event.app}
 
 
-def changes(db: StateDB, before: HistoryEvent, after: HistoryEvent) -> list[dict[str, Any]]:
+def changes(db: StateDB, before: HistoryEvent, after: HistoryEvent, app: str = ""
+            ) -> list[dict[str, Any]]:
     """What differs between the inputs of two snapshots, each ``{"input", "summary"}``
-    (and ``"diff"`` for the source)."""
+    (and ``"diff"`` for the source); ``app``'s versions hold the sources that the apps
+    which made them (deleted `coldsnap run` copies) no longer do."""
     old, new = before.inputs or {}, after.inputs or {}
     found: list[dict[str, Any]] = []
     if old.get("source") != new.get("source"):
-        found.append(_source_change(db, before, after))
+        found.append(_source_change(db, before, after, app))
     found += _listed("image", "image steps", _step_lines(old.get("image")),
                      _step_lines(new.get("image")))
     found += file_changes(old.get("files") or [], new.get("files") or [])
@@ -106,9 +111,11 @@ def changes(db: StateDB, before: HistoryEvent, after: HistoryEvent) -> list[dict
     return found
 
 
-def _source_change(db: StateDB, before: HistoryEvent, after: HistoryEvent) -> dict[str, Any]:
+def _source_change(db: StateDB, before: HistoryEvent, after: HistoryEvent, app: str
+                   ) -> dict[str, Any]:
     name = (after.inputs or {}).get("source", {}).get("file", "app.py")
-    old, new = db.version(before.app, before.version), db.version(after.app, after.version)
+    old = db.version(before.app, before.version) or db.version(app, before.version)
+    new = db.version(after.app, after.version) or db.version(app, after.version)
     if old is None or new is None:
         return {"input": "source", "file": name, "summary": f"{name} changed (the earlier "
                 "source is no longer stored: its app was deleted since)"}

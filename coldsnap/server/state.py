@@ -226,9 +226,14 @@ class StateDB:
     # snapshot keys: which app and function a key belongs to, how often it was restored
 
     def note_snapshot_key(self, key: str, app: str, version: str, tag: str) -> None:
+        """``app`` boots from ``key``: the key is its, unless an app that is deployed (not
+        ephemeral, not deleted) has it already. A `coldsnap run` copy's key passes on to
+        the deployed app of the same source that restores from it."""
         self._run(
-            "INSERT OR IGNORE INTO snapshot_keys (key, app, version, tag, updated_at)"
-            " VALUES (?, ?, ?, ?, ?)", (key, app, version, tag, time.time()),
+            "INSERT INTO snapshot_keys (key, app, version, tag, updated_at) VALUES "
+            "(?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET app = excluded.app WHERE "
+            "snapshot_keys.app NOT IN (SELECT name FROM apps WHERE ephemeral = 0)",
+            (key, app, version, tag, time.time()),
         )
 
     def count_restore(self, key: str) -> None:

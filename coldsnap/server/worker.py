@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import signal
 import threading
 import time
 from collections import deque
@@ -30,6 +31,19 @@ ContainerRequests = Callable[[dict[str, Any], bytes | None], Reply]
 # (line, level, logger): a note of the server's about a container, for the app's log and
 # the server's (LogBook.note, bound to the app).
 NoteLine = Callable[[str, int, logging.Logger], None]
+LOG_LINES_ABOVE = "its log lines are above"  # a dead container's: they reach the caller
+
+
+def exit_words(code: int) -> str:
+    """``exit status 137, killed by signal 9 (SIGKILL)``: a status above 128 is the
+    container's init reporting its child's signal (a negative one, Python's way)."""
+    number = -code if code < 0 else code - 128
+    try:
+        name = signal.Signals(number).name
+    except ValueError:  # no signal: the container's own exit status
+        return f"exit status {code}"
+    return f"exit status {code}, killed by signal {number} ({name})"
+
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +81,8 @@ class CallResult:
     ok: bool = False
     blob: bytes | None = None
     message: str = ""
+    # With DIED: what to read or do, after the call is named (worker.death_message's end).
+    detail: str = ""
     # Limits the container reached during a call that raised (words for the caller).
     limits: tuple[str, ...] = ()
     summary: str = ""  # a failed call's exception in one line (control.Result.summary)
@@ -169,7 +185,7 @@ class Worker:
             except ProtocolError as exc:
                 raise BootFailed(self.garbled_message(f"while booting: {exc}")) from None
             except (ChannelClosed, OSError) as exc:
-                raise BootFailed(self.death_message(f"before it was ready ({exc})")) from None
+                raise BootFailed(self.death_message("before it was ready", exc)) from None
             message_type = header.get(control.TYPE)
             if message_type in message_types:
                 return header, blob
@@ -180,14 +196,23 @@ class Worker:
             self.note(f"ignored an unexpected {message_type!r} message while booting",
                       level=logging.WARNING)
 
-    def death_message(self, when: str) -> str:
+    def death_message(self, when: str, cause: object = "") -> str:
+        """``container cs-… exited before it was ready (exit status 1); its log lines
+        are above``."""
+        return f"{self.death_words(when, cause)}; {LOG_LINES_ABOVE}"
+
+    def death_words(self, when: str, cause: object = "") -> str:
+        """``container cs-… exited WHEN (exit status 137, killed by signal 9)``, with the
+        limits it reached; ``cause`` (what the server saw: a closed pipe) only while the
+        container still runs, as the exit status says more."""
         self.pump.sync()
         code = self.container.wait(2)
-        status = "still running" if code is None else f"exit status {code}"
+        status = exit_words(code) if code is not None else (
+            f"still running; {cause}" if cause else "still running")
         limits = self.limits_reached()
         if limits:
             status += ": " + "; ".join(limits)
-        return f"container {self.id} exited {when} ({status}); its log lines are above"
+        return f"container {self.id} exited{' ' + when if when else ''} ({status})"
 
     def limits_reached(self) -> list[str]:
         """Words for the limits the container hit since the last ask, each also noted in
@@ -220,11 +245,13 @@ class Worker:
         except TimeoutError:
             return CallResult(CallEnd.TIMED_OUT)
         except ProtocolError as exc:
-            return CallResult(CallEnd.DIED, message=self.garbled_message(
-                f"during call {call.id}: {exc}"))
+            return CallResult(CallEnd.DIED, message=(
+                f"container {self.id} wrote a malformed message to its control pipe "
+                f"({exc}) and was stopped"), detail=f"only coldsnap's runtime may write to "
+                f"${CTRL_OUT_ENV}")
         except (ChannelClosed, OSError, ValueError) as exc:  # ValueError: pipe closed here
-            return CallResult(CallEnd.DIED, message=self.death_message(
-                f"during call {call.id} ({exc})"))
+            return CallResult(CallEnd.DIED, message=self.death_words("", exc),
+                              detail=LOG_LINES_ABOVE)
         finally:
             self.pump.sync()
             self.running.pop(call.id, None)

@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from coldsnap.cli.main import main
 from coldsnap.cli.system import cmd_doctor
 from coldsnap.engine import doctor
 from tests.conftest import ServerHandle
@@ -38,3 +39,21 @@ def test_stop_stops_the_server_and_says_when_none_runs(
     again = server.cli("stop").stdout
     assert again.startswith("no coldsnap server answers on ") and "nothing to stop" in again
     assert server.proc.poll() is not None  # and "stop" started none
+
+
+def test_serve_with_an_app_file_says_to_deploy_or_run_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`coldsnap serve app.py` (Modal's `modal serve app.py`) names deploy and run;
+    another stray argument keeps argparse's own message."""
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "port_app.py"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "`coldsnap serve` runs the coldsnap server itself and takes no app file " \
+        "(port_app.py)" in err, err
+    assert "`coldsnap deploy port_app.py`" in err and "`coldsnap run port_app.py`" in err
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--engine", "none", "extra"])
+    assert exited.value.code == 2
+    assert "coldsnap: error: unrecognized arguments: extra" in capsys.readouterr().err

@@ -172,7 +172,7 @@ def test_a_container_dying_under_several_inputs_fails_them_all(srv: ServerHandle
         "        print(exc.kind, '|', exc)\n", timeout=180)
     lines = out.stdout.strip().splitlines()[-3:]
     assert all(line.startswith("container_died | container cs-") for line in lines), lines
-    assert all("exited during call" in line and "exit status 3" in line for line in lines), lines
+    assert all("exited (exit status 3) while running" in line for line in lines), lines
 
 
 def test_misuse_is_refused_at_deploy(srv: ServerHandle, tmp_path: Path) -> None:

@@ -119,8 +119,8 @@ def test_idle_container_is_reused(srv: ServerHandle) -> None:
 def test_container_dying_mid_call_fails_the_call(srv: ServerHandle) -> None:
     out = _call(srv, "F('die').remote(7)")
     assert out.startswith("container_died | container cs-")
-    assert "exited during call" in out and "exit status 7" in out
-    assert "attempt 1 of 1" in out
+    assert "exited (exit status 7) while running test-sched/die (call fc-" in out, out
+    assert "attempt 1 of 1); its log lines are above. See `coldsnap logs test-sched`" in out
     assert _call(srv, "F('pid').remote()").startswith("'cs-")  # the server carries on
 
 
@@ -141,7 +141,8 @@ def test_a_call_that_raised_is_retried_like_modals(srv: ServerHandle) -> None:
         "    print('ValueError', exc)\n"
     )
     assert out.stdout.strip() == "ValueError no luck"
-    assert out.stderr.count("always_raises raised (attempt 1 of 2); trying again in 1 s") == 1
+    assert out.stderr.count("always_raises raised ValueError: no luck (attempt 1 of 2); "
+                            "trying again in 1 s") == 1
     fn = _function(srv, "always_raises")
     assert fn["calls_error"] == 1 and fn["boots_ok"] == 1
 
