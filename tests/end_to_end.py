@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -88,3 +89,10 @@ def require_criu() -> None:
     if not criu_usable(settings):
         criu_missing(f"the criu engine needs root and a working CRIU at {settings.criu_path} "
                      "(`coldsnap doctor` says what is missing)")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a CLI child a test will Ctrl-C: SIGINT back to its default, so
+    that Python installs its KeyboardInterrupt handler even when the test runner was
+    started with SIGINT ignored (a background job of a shell without job control)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerHandle
-from tests.end_to_end import module_server, wait_for, write_app
+from tests.end_to_end import interruptible, module_server, wait_for, write_app
 
 ENTRY_APP = """
 import coldsnap
@@ -158,6 +158,7 @@ def test_ctrl_c_on_run_kills_the_ephemeral_apps_containers(
         [sys.executable, "-m", "coldsnap.cli.main", "run", str(app), "--pid_file",
          str(pid_file)],
         env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
     )
     pid = 0
     try:

@@ -267,7 +267,9 @@ def test_a_restore_reports_what_verifying_added(engine: CriuEngine) -> None:
     finally:
         restored.kill()
     assert restored.timings["verify_hash_s"] > 0
-    assert 0 <= restored.timings["verify_s"] <= restored.timings["verify_hash_s"]
+    # What the wait added is at most the hashing (plus the join's own ~0.1 ms: files the
+    # store verified before hash in well under a millisecond).
+    assert 0 <= restored.timings["verify_s"] <= restored.timings["verify_hash_s"] + 0.002
 
 
 def test_dump_of_a_dead_container_is_a_typed_error(engine: CriuEngine) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ServerHandle
-from tests.end_to_end import wait_for, write_app
+from tests.end_to_end import interruptible, wait_for, write_app
 
 RUN_APP = """
 import time
@@ -47,7 +47,7 @@ def test_ctrl_c_of_run_ends_its_running_and_queued_calls(
     app_file = write_app(tmp_path, "runapp", RUN_APP)
     run = subprocess.Popen([sys.executable, "-m", "coldsnap.cli.main", "run", str(app_file)],
                            env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, cwd=str(tmp_path))
+                           text=True, cwd=str(tmp_path), preexec_fn=interruptible)
     assert run.stdout is not None
     name, *call_ids = run.stdout.readline().split()
     wait_for(lambda: "slow: started" in server.cli("logs", name).stdout, 60,

@@ -61,7 +61,7 @@ def test_garbage_on_the_control_pipe_fails_the_call_promptly(
     for line in out[:-1]:
         assert line.startswith("container_died | "), line
         assert "wrote a malformed message to its control pipe" in line
-        assert "it was stopped" in line
+        assert "was stopped" in line
     assert "not JSON" in out[0] and "not an object" in out[1]
     assert "exceeds" in out[2] and "COLDSNAP_MAX_PAYLOAD_BYTES" in out[3]
     assert out[-1] == "still serving"
