@@ -148,6 +148,7 @@ class CriuEngine:
         # The GPU driver's files where a root lacks them (host_driver.py).
         self.driver_mounts = MountsLayer(settings.state_dir)
         self.driver_libraries = LibrariesLayer(settings.state_dir)
+        self._gpu_host = bool(gpu_device_nodes())  # once: not on every start and restore
         self._dirs: dict[str, ContainerDirs] = {}
         self.disks = DiskPool(settings.disks_path, settings.run_path)
         if self._claim.owns_run_dir:
@@ -182,7 +183,7 @@ class CriuEngine:
         if spec.base is None:
             mounts = self.driver_mounts.layer()
             return [*_lowers(spec), *([mounts] if mounts is not None else [])]
-        libraries = self.driver_libraries.layer() if gpu_device_nodes() else None
+        libraries = self.driver_libraries.layer() if self._gpu_host else None
         return [*([libraries] if libraries is not None else []), *_lowers(spec)]
 
     def _sweep_leftovers(self) -> RunDirClaim:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # FastCDC's average chunk size; chunks are 1/4 to 4 times it. Small enough that a
 # one-line change of an app touches a small part of its snapshot, large enough that
@@ -60,15 +61,22 @@ def compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
 
 
-def decompress(blob: bytes, digest: str, size: int) -> bytes:
-    """The chunk's bytes from its stored form; CorruptChunk unless they hash to ``digest``."""
+def decompress(blob: bytes, digest: str, size: int, dict_data: Any = None,
+               what: str = "") -> bytes:
+    """The chunk's bytes from its stored form (``dict_data``: the zstd dictionary a delta
+    refers to, deltas.py); CorruptChunk unless they hash to ``digest``. ``what`` names
+    the form in the error ("a delta")."""
     import zstandard
 
+    decompressor = zstandard.ZstdDecompressor(
+        **({"dict_data": dict_data} if dict_data is not None else {}))
     try:
-        data = zstandard.ZstdDecompressor().decompress(blob, max_output_size=size)
+        data = decompressor.decompress(blob, max_output_size=size)
     except zstandard.ZstdError as exc:
-        raise CorruptChunk(digest, f"does not decompress ({exc})") from None
+        form = f"is {what} that " if what else ""
+        raise CorruptChunk(digest, f"{form}does not decompress ({exc})") from None
     if len(data) != size or chunk_digest(data) != digest:
-        raise CorruptChunk(digest, f"holds other bytes than its hash names ({len(data)} "
-                           f"bytes, {size} expected)")
+        rebuilt = f" once rebuilt from its {what.split()[-1]}" if what else ""
+        raise CorruptChunk(digest, f"holds other bytes than its hash names{rebuilt} "
+                           f"({len(data)} bytes, {size} expected)")
     return data

@@ -29,7 +29,6 @@ from typing import Any
 from coldsnap.server.remote_store.chunks import (
     CorruptChunk,
     Piece,
-    chunk_digest,
     compress,
     decompress,
     split_file,
@@ -72,17 +71,7 @@ def encode(data: bytes, base: bytes) -> bytes:
 def decode(blob: bytes, base: bytes, digest: str, size: int) -> bytes:
     """The chunk that ``encode`` made ``blob`` of; CorruptChunk unless it hashes to
     ``digest``."""
-    import zstandard
-
-    try:
-        data = zstandard.ZstdDecompressor(dict_data=_zstd_dict(base)).decompress(
-            blob, max_output_size=size)
-    except zstandard.ZstdError as exc:
-        raise CorruptChunk(digest, f"is a delta that does not decompress ({exc})") from None
-    if len(data) != size or chunk_digest(data) != digest:
-        raise CorruptChunk(digest, f"holds other bytes than its hash names once rebuilt "
-                           f"from its delta ({len(data)} bytes, {size} expected)")
-    return data
+    return decompress(blob, digest, size, _zstd_dict(base), "a delta")
 
 
 def previous_snapshot(snapshot: Path) -> Path | None:
