@@ -32,32 +32,17 @@ from coldsnap.engine.base import (
     DumpFailed,
     EngineUnavailable,
     RestoreFailed,
-    RunDirInUse,
-    SnapshotDamaged,
     SnapshotInfo,
-    SnapshotMiss,
-    SnapshotStale,
 )
-from coldsnap.engine.digests import Damage, Verification
+from coldsnap.engine.checkpoint import checkpoint_container
+from coldsnap.engine.digests import Verification
 from coldsnap.engine.disks import DiskPool
 from coldsnap.engine.doctor import run_checks
-from coldsnap.engine.dump_space import (
-    estimate_dump_bytes,
-    free_bytes,
-    out_of_space_message,
-    ran_out_of_space,
-)
-from coldsnap.engine.gpu import (
-    CudaCheckpoint,
-    GpuCheckpointError,
-    cuda_pids,
-    host_pids_for,
-    ns_pid,
-)
+from coldsnap.engine.gpu import CudaCheckpoint, GpuCheckpointError, host_pids_for
 from coldsnap.engine.host_driver import LibrariesLayer, MountsLayer
 from coldsnap.engine.hostkey import host_facts, host_key
 from coldsnap.engine.layers import LayerCache
-from coldsnap.engine.leftovers import RunDirClaim
+from coldsnap.engine.leftovers import claim_run_dir
 from coldsnap.engine.limits import ContainerLimits
 from coldsnap.engine.masks import ContainerMasks
 from coldsnap.engine.netns import NETNS_OWNERS, Netns, NetnsError, NetnsPool
@@ -72,9 +57,10 @@ from coldsnap.engine.sandbox import (
     set_thp_mode,
     start_fresh,
 )
+from coldsnap.engine.snapshot_fate import SnapshotFate
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.engine.userns import IdRange, shift_tree, user_namespace
-from coldsnap.engine.volume_mounts import stale_volume_file, volume_sources
+from coldsnap.engine.userns import IdRange, user_namespace
+from coldsnap.engine.volume_mounts import volume_sources
 from coldsnap.engine.warm_memory import WarmMemory
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
@@ -125,13 +111,16 @@ class CriuEngine:
         self.host_key = host_key(self.facts)
         self.store = SnapshotStore(settings.snapshots, self.host_key)
         self._mounted_run_dir = ensure_tmpfs(settings.run_path)
-        self._claim = self._sweep_leftovers()
+        self._claim = claim_run_dir(settings)
+        # A run dir tmpfs a killed server mounted is ours to unmount now, if we own it.
+        self._mounted_run_dir = self._mounted_run_dir and self._claim.owns_run_dir
         refresh_kdat_cache(settings.criu_path)
         if settings.host_thp != "keep":
             set_thp_mode(settings.host_thp)
         apply_rcu_mode(settings.host_rcu)
         self.layers = LayerCache(settings.run_path, settings.state_dir / "layers", self.userns)
         self.layers.prune()
+        self.fate = SnapshotFate(self.store, self.layers)  # of snapshots whose restore fails
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         self.warm = WarmMemory(settings.warm_memory_mb)  # for new containers' memory
         # block_network=True is rare: its pool is made at its first use (_netns_pool).
@@ -185,30 +174,6 @@ class CriuEngine:
             return [*_lowers(spec), *([mounts] if mounts is not None else [])]
         libraries = self.driver_libraries.layer() if self._gpu_host else None
         return [*([libraries] if libraries is not None else []), *_lowers(spec)]
-
-    def _sweep_leftovers(self) -> RunDirClaim:
-        """Remove what a server killed on this run dir and store left (leftovers.py);
-        before the layers and network namespaces, which would trip over it."""
-        claim = RunDirClaim(self.settings.run_path, self.settings.snapshots)
-        removed = claim.sweep(self.settings.criu_path.parent.parent)
-        if removed:
-            logger.info("removed what a killed server left in %s and %s: %s",
-                        self.settings.run_path, self.settings.snapshots, removed.summary())
-        # Another server's containers live there: a sweep by a later start would take
-        # ours for its leftovers. (Another engine of this same process, as tests make,
-        # shares our fate: let it be.)
-        if not claim.owns_run_dir and claim.holder != os.getpid():
-            claim.release()
-            raise RunDirInUse(
-                f"the run dir {self.settings.run_path} is in use by another coldsnap server "
-                f"({removed.busy[0]}): each server needs a run dir of its own. Set "
-                "COLDSNAP_RUN_DIR (its default is derived from COLDSNAP_STATE_DIR), or stop "
-                "the other server")
-        for why in removed.busy:
-            logger.warning("left alone at start-up: %s", why)
-        # A run dir tmpfs a killed server mounted is ours to unmount now, if we own it.
-        self._mounted_run_dir = self._mounted_run_dir and claim.owns_run_dir
-        return claim
 
     # -- fresh containers ------------------------------------------------------
 
@@ -267,55 +232,11 @@ class CriuEngine:
         dirs = self._dirs.get(container.id)
         if dirs is None:
             raise DumpFailed(f"container {container.id} was not started by this engine")
-        staging: Path | None = None
-        needed = 0
         try:
-            needed = estimate_dump_bytes(container.pid, dirs.upper)  # the dump kills the tree
-            staging = self.store.staging_dir(key)
-            images = staging / "images"
-            images.mkdir()
-            netns_inode = os.stat(f"/proc/{container.pid}/ns/net").st_ino
-            pipes = {
-                "ctrl_in": os.fstat(container.ctrl_in.fileno()).st_ino,
-                "ctrl_out": os.fstat(container.ctrl_out.fileno()).st_ino,
-                "logs": os.fstat(container.logs.fileno()).st_ino,
-            }
-            gpu_pids = self._suspend_gpu(container.pid)
-            volumes = criu.volume_keys(dirs.volumes)
-            dump_s = criu.dump(
-                self.settings.criu_path, container.pid, images, netns_inode,
-                self.settings.dump_timeout_s, userns=dirs.ids is not None, volumes=volumes,
-            )  # fmt: skip
-            container.wait(10)
-            copy = subprocess.run(
-                ["cp", "-a", str(dirs.upper), str(staging / "fs")], capture_output=True, text=True
-            )
-            if copy.returncode != 0:
-                raise DumpFailed(f"saving the snapshot's filesystem failed: {copy.stderr.strip()}")
-            if dirs.ids is not None:  # layers keep the container's own ids (userns.py)
-                shift_tree(staging / "fs", -dirs.ids.base)
-            self.layers.prune()  # layers of snapshots deleted since go now
-            return self.store.publish(
-                staging, key,
-                {"dump_s": dump_s, "criu_version": self.facts["criu"], "host": self.facts,
-                 "pipes": pipes, "labels": labels or {}, "gpu_processes": gpu_pids,
-                 "volumes": volumes,  # mount paths only: never a volume's name or files
-                 "warnings": warnings or []},
-            )  # fmt: skip
-        except (DumpFailed, OSError, GpuCheckpointError) as exc:
-            free_at_failure = free_bytes(self.store.root)
-            if staging is not None:
-                self.store.discard(staging)
-            if ran_out_of_space(exc, free_at_failure):  # transient: space can be freed
-                message = out_of_space_message(self.store.root, free_bytes(self.store.root),
-                                               needed)
-                log_tail = exc.log_tail if isinstance(exc, DumpFailed) else ""
-                raise DumpFailed(message, log_tail, transient=True) from exc
-            if not isinstance(exc, DumpFailed):
-                raise DumpFailed(f"checkpoint of {container.id} failed: {exc}") from exc
-            raise
+            return checkpoint_container(self.store, self.settings, self.facts, container,
+                                        dirs, key, labels or {}, warnings or [])
         finally:
-            container.kill()
+            self.layers.prune()  # layers of snapshots deleted since go now
 
     # -- restore ---------------------------------------------------------------
 
@@ -326,7 +247,7 @@ class CriuEngine:
         """Restore ``key`` while a thread checks its image files' digests; the copy is
         returned (and so resumed) only once they match. ``verify_s`` in its timings:
         what the check added after CRIU was done."""
-        info = self._usable(key)
+        info = self.fate.usable(key)
         self.warm.release()
         check = Verification(info.path / "images", info.extra.get("digests", {}),
                              self.store.verified)
@@ -336,17 +257,10 @@ class CriuEngine:
             container = self._restore_tree(info, spec, tuple(joins))
         except RestoreFailed as exc:
             groups.discard(spec.container_id)
-            if exc.transient:
-                check.cancel()
+            verdict = self.fate.after_failure(info, exc, check)
+            if verdict is exc:
                 raise
-            damage = check.result()  # CRIU rejected the images: were they changed?
-            if damage is not None:
-                raise self._damaged(info, damage) from exc
-            stale = self._stale(info, exc)
-            if stale is not None:
-                raise stale from exc
-            self._quarantine(info, str(exc))
-            raise
+            raise verdict from exc
         except BaseException:
             groups.discard(spec.container_id)
             check.cancel()
@@ -357,7 +271,7 @@ class CriuEngine:
         container.timings["verify_hash_s"] = check.hash_s
         if damage is not None:
             container.kill()  # never resumed: it holds the wrong memory
-            raise self._damaged(info, damage)
+            raise self.fate.damaged(info, damage)
         if info.extra.get("gpu_processes"):
             self._resume_gpu(container, info)
         self.limits.apply(container, spec, self._dirs[container.id].upper, groups)
@@ -429,48 +343,8 @@ class CriuEngine:
             container.timings["gpu_restore_s"] = time.monotonic() - t0
         except GpuCheckpointError as exc:
             container.kill()
-            self._quarantine(info, str(exc))
+            self.fate.quarantine(info, str(exc))
             raise RestoreFailed(f"GPU state could not be restored: {exc}") from exc
-
-    def _suspend_gpu(self, root: int) -> list[int]:
-        """Move GPU state to host memory before a dump; returns the in-namespace
-        pids of the processes that had any ([] when none uses a GPU)."""
-        pids = cuda_pids(root)
-        if pids:
-            CudaCheckpoint().suspend(pids)
-        return [ns_pid(pid) for pid in pids]
-
-    def _usable(self, key: str) -> SnapshotInfo:
-        # No look at the failure record: the server's policy read it before it asked.
-        info = self.store.get(key)
-        if info is None:
-            raise SnapshotMiss(f"no snapshot {key} for host {self.host_key}")
-        damage = self.store.check_sizes(info)  # the digests are checked beside CRIU
-        if damage is not None:
-            raise self._damaged(info, damage)
-        return info
-
-    def _quarantine(self, info: SnapshotInfo, reason: str) -> None:
-        """CRIU rejected intact files: the key is marked failed (a new dump would fail too)."""
-        self.layers.forget(info.path / "fs")
-        self.store.mark_failed(info.key, reason)
-        self.store.quarantine(info.key, reason)
-
-    def _stale(self, info: SnapshotInfo, exc: RestoreFailed) -> SnapshotStale | None:
-        """A volume's file the snapshot holds open changed size (a volume's files are
-        the user's to change): quarantine it, so the next cold boot makes a new one."""
-        path = stale_volume_file(info, exc)
-        if path is None:
-            return None
-        self.layers.forget(info.path / "fs")
-        return SnapshotStale(info.key, path, self.store.quarantine(info.key, exc.reason))
-
-    def _damaged(self, info: SnapshotInfo, damage: Damage) -> SnapshotDamaged:
-        """Quarantine a snapshot whose files changed since it was published. The key is
-        not marked failed: the snapshot was good when made, so the next boot makes anew."""
-        self.layers.forget(info.path / "fs")
-        where = self.store.quarantine(info.key, str(damage))
-        return SnapshotDamaged(info.key, damage.file, damage.problem, where)
 
     # -- bookkeeping -------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import logging
 import os
 import shutil
 import signal
@@ -32,13 +33,16 @@ import subprocess
 import time
 from pathlib import Path
 
+from coldsnap.engine.base import RunDirInUse
 from coldsnap.engine.cgroups import group_paths
 from coldsnap.engine.netns import NETNS_OWNERS, destroy_namespace
+from coldsnap.settings import Settings
 
 RUN_LOCK = "server.lock"
 STORE_LOCK = ".server.lock"
 # The engine's own tools, the only processes outside a container it may kill.
 TOOLS = frozenset({"criu", "cp", "unshare", "nsenter"})
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -122,6 +126,30 @@ class RunDirClaim:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._run_fd = fd
         return previous
+
+
+def claim_run_dir(settings: Settings) -> RunDirClaim:
+    """Claim this server's run dir and remove what a killed server left there and in
+    the store, before the layers and network namespaces, which would trip over it.
+    RunDirInUse when another live server holds the run dir."""
+    claim = RunDirClaim(settings.run_path, settings.snapshots)
+    removed = claim.sweep(settings.criu_path.parent.parent)
+    if removed:
+        logger.info("removed what a killed server left in %s and %s: %s",
+                    settings.run_path, settings.snapshots, removed.summary())
+    # Another server's containers live there: a sweep by a later start would take
+    # ours for its leftovers. (Another engine of this same process, as tests make,
+    # shares our fate: let it be.)
+    if not claim.owns_run_dir and claim.holder != os.getpid():
+        claim.release()
+        raise RunDirInUse(
+            f"the run dir {settings.run_path} is in use by another coldsnap server "
+            f"({removed.busy[0]}): each server needs a run dir of its own. Set "
+            "COLDSNAP_RUN_DIR (its default is derived from COLDSNAP_STATE_DIR), or stop "
+            "the other server")
+    for why in removed.busy:
+        logger.warning("left alone at start-up: %s", why)
+    return claim
 
 
 def find_leftovers(run_dir: Path, store: Path, criu_dir: Path) -> Leftovers:
