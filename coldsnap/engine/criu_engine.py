@@ -54,11 +54,11 @@ from coldsnap.engine.sandbox import (
     ensure_tmpfs,
     gpu_device_nodes,
     refresh_kdat_cache,
-    set_thp_mode,
     start_fresh,
 )
 from coldsnap.engine.snapshot_fate import SnapshotFate
 from coldsnap.engine.store import SnapshotStore
+from coldsnap.engine.thp import set_thp_mode
 from coldsnap.engine.userns import IdRange, user_namespace
 from coldsnap.engine.volume_mounts import volume_sources
 from coldsnap.engine.warm_memory import WarmMemory

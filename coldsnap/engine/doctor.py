@@ -67,7 +67,7 @@ def run_checks(settings: Settings) -> list[Check]:
     overlay = "overlay" in Path("/proc/filesystems").read_text()
     checks.append(Check("overlayfs", overlay, "available" if overlay else "missing",
                         "" if overlay else "load the overlay module: modprobe overlay"))
-    from coldsnap.engine.sandbox import thp_mode
+    from coldsnap.engine.thp import thp_mode
 
     mode = thp_mode()
     checks.append(Check(

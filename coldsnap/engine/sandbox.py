@@ -269,27 +269,6 @@ def refresh_kdat_cache(criu: Path) -> None:
         os.rename(tmp, "/run/criu.kdat")
 
 
-THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-THP_MODES = ("always", "madvise", "never")
-
-
-def thp_mode() -> str:
-    """The host's transparent huge pages mode (the bracketed word), or "unavailable"."""
-    try:
-        text = THP.read_text()
-    except OSError:
-        return "unavailable"
-    return text[text.find("[") + 1 : text.find("]")] if "[" in text else text.strip()
-
-
-def set_thp_mode(mode: str) -> None:
-    if mode not in THP_MODES:
-        raise ValueError(f"COLDSNAP_HOST_THP={mode!r}: use one of {', '.join(THP_MODES)}, "
-                         "or keep to leave the host's setting alone")
-    if thp_mode() != mode:
-        THP.write_text(mode)
-
-
 def _is_tmpfs(path: str) -> bool:
     for line in Path("/proc/self/mounts").read_text().splitlines():
         fields = line.split()
