@@ -121,10 +121,7 @@ class App(metaclass=ModalClass):
                 handle.web = (declared.endpoint(tag, tag),)
                 _check_web_network("@app.function()", opts, tag)
             self.registered_functions[tag] = handle
-            if image is not None:
-                self.images[tag] = image
-            if cloud:
-                self.cloud_options[tag] = cloud
+            self._options_of(tag, image, cloud)
             return handle
 
         return register
@@ -160,13 +157,17 @@ class App(metaclass=ModalClass):
                 _check_web_network("@app.cls()", opts, f"{tag}.{endpoint.name}")
                 _check_web_parameters(user_cls, f"{tag}.{endpoint.name}")
             self.registered_classes[tag] = handle
-            if image is not None:
-                self.images[tag] = image
-            if cloud:
-                self.cloud_options[tag] = cloud
+            self._options_of(tag, image, cloud)
             return handle
 
         return register
+
+    def _options_of(self, tag: str, image: Image | None, cloud: dict[str, str]) -> None:
+        """Keep what a function or class was given apart from its options."""
+        if image is not None:
+            self.images[tag] = image
+        if cloud:
+            self.cloud_options[tag] = cloud
 
     def local_entrypoint(self, _warn_parentheses_missing: object = None, /) -> Callable[[F], F]:
         """Register the function `coldsnap run` calls on the client after deploying."""
