@@ -31,8 +31,12 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
         print_json(snapshot)
         return 0
     labels = snapshot.get("labels") or {}
-    print(f"snapshot {snapshot['key']} of {labels.get('app', '?')}/"
-          f"{labels.get('function', '?')} (version {str(labels.get('version', '?'))[:12]})")
+    app = snapshot.get("app") or labels.get("app", "?")
+    function = snapshot.get("tag") or labels.get("function", "?")
+    print(f"snapshot {snapshot['key']} of {app}/{function} "
+          f"(version {str(labels.get('version', '?'))[:12]})")
+    if labels.get("app") and labels["app"] != app:
+        print(f"  made by   {labels['app']} (a `coldsnap run` copy of the same version)")
     print(f"  host key  {snapshot.get('host_key')}  (CRIU {snapshot.get('criu_version', '?')})")
     print(f"  made      {ago(snapshot.get('created_at'))}, dump "
           f"{millis(snapshot.get('dump_s'))}, {size(snapshot.get('size_bytes'))}")

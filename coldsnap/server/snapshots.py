@@ -96,8 +96,12 @@ class SnapshotAdmin:
                                "clears the failure so the next cold boot tries again")
             raise ApiError(NOT_FOUND, f"no snapshot {key} on this host; "
                            "`coldsnap snapshots ls` lists them")
-        # Served restores: the database counts them.
-        detail["restores"] = self.db.snapshot_keys().get(key, {}).get("restores", 0)
+        # Served restores: the database counts them. Its app is the one that last booted
+        # from the key (a `coldsnap run` copy made it, `deploy` of the same version uses
+        # it), as `snapshots ls` says; the labels keep the app that made it.
+        known = self.db.snapshot_keys().get(key, {})
+        detail["restores"] = known.get("restores", 0)
+        detail.update(app=known.get("app"), tag=known.get("tag"))
         detail["last_check"] = _check_of(self.checks.last().get(key),
                                          detail.get("created_at", 0.0))
         return _jsonable(detail)

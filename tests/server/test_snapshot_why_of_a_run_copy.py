@@ -58,3 +58,7 @@ def test_why_finds_the_snapshot_a_run_made_for_the_deployed_app(
     [row] = [r for r in json.loads(srv.cli("snapshots", "ls", "--json").stdout)
              if r["key"] == why["current"]["key"]]
     assert row["app"] == APP and row["tag"] == "Counter", row  # not the deleted copy's name
+
+    shown = srv.cli("snapshots", "inspect", row["key"]).stdout
+    assert shown.startswith(f"snapshot {row['key']} of {APP}/Counter "), shown
+    assert f"made by   {made_by} (a `coldsnap run` copy" in shown, shown
