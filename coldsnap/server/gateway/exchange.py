@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from coldsnap.server.errors import ApiError
 from coldsnap.server.fleet.relay_route import web_route
-from coldsnap.server.gateway import messages
+from coldsnap.server.gateway import heads, messages
 from coldsnap.wire.errors import TIMEOUT
 
 if TYPE_CHECKING:
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
     from coldsnap.server.gateway.routes import Route
     from coldsnap.server.gateway.upstream import Upstream
 
-# Not passed on: they describe one hop (RFC 9110 7.6.1), or the gateway sets them.
-HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
-                 b"te", b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
-                 b"content-length"})
-FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
-                       b"x-forwarded-prefix", b"coldsnap-peer"})
 NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -159,7 +153,7 @@ class Exchange:
         # the boot or the wait for a slot. Past it the container is stopped, as for a call.
         self.timer = asyncio.get_running_loop().call_later(target.timeout_s, self._time_out,
                                                            lease)
-        lost = await self._exchange(upstream, self._container_head(target.where))
+        lost = await self._exchange(upstream, heads.container_head(self, target.where))
         if lost is not None:
             self.broken = True
             await asyncio.get_running_loop().run_in_executor(None, worker.exited.wait, 1.0)
@@ -173,7 +167,7 @@ class Exchange:
         except OSError as exc:
             self._reply(502, f"coldsnap gateway: its own handlers can't be reached ({exc})\n")
             return
-        if await self._exchange(upstream, self._internal_head()) is not None:
+        if await self._exchange(upstream, heads.internal_head(self)) is not None:
             self._reply(502, "coldsnap gateway: its own handlers broke the connection\n")
 
     async def _to_pipe(self) -> None:
@@ -189,7 +183,7 @@ class Exchange:
             client.close()
             return
         front.pipe, front._upgrade = pipe, None
-        pipe.write(b"".join([self._internal_head(), self.leftover]))
+        pipe.write(b"".join([heads.internal_head(self), self.leftover]))
 
     async def _exchange(self, upstream: Upstream, head: bytes) -> Lost | None:
         """Send the request on ``upstream``; wait for the response's end (None) or for
@@ -202,42 +196,6 @@ class Exchange:
         if not self.front.waiting:
             self.front.hold(False)
         return await self.done
-
-    # the request's head, for a container or for the aiohttp handlers
-    def _container_head(self, where: Route) -> bytes:
-        lines = [self.method, b" ", where.path.encode("latin-1"), b" HTTP/1.1\r\n"]
-        prior = self.header(b"x-forwarded-for")
-        host = self.header(b"host") or b""
-        self._headers_into(lines)
-        peer = self.front.peer
-        lines += [b"x-forwarded-for: ", prior + b", " + peer if prior else peer, b"\r\n",
-                  b"x-forwarded-proto: http\r\nx-forwarded-host: ", host, b"\r\n"]
-        if where.prefix:
-            lines += [b"x-forwarded-prefix: ", where.prefix.encode("latin-1"), b"\r\n"]
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
-    def _internal_head(self) -> bytes:
-        lines = [self.method, b" ", self.url, b" HTTP/1.1\r\n"]
-        self._headers_into(lines, keep=FORWARDED - {b"coldsnap-peer"})
-        lines += [b"coldsnap-peer: ", self.front.peer, b"\r\n"]
-        if self.target.kind == "upgrade":
-            lines += [b"connection: upgrade\r\nupgrade: ",
-                      self.header(b"upgrade") or b"websocket", b"\r\n"]
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
-    def _headers_into(self, lines: list[bytes], keep: frozenset[bytes] = frozenset()) -> None:
-        for name, value in self.headers:
-            lowered = name.lower()
-            if lowered in HOP or (lowered in FORWARDED and lowered not in keep):
-                continue
-            lines += [name, b": ", value, b"\r\n"]
-        length = self.header(b"content-length")
-        if self.chunked:
-            lines.append(b"transfer-encoding: chunked\r\n")
-        elif length is not None:
-            lines += [b"content-length: ", length, b"\r\n"]
 
     # the request's body, from the front
     def request_body(self, data: bytes) -> None:
@@ -275,7 +233,7 @@ class Exchange:
                 length = value
             elif lowered == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
-            elif lowered not in HOP:
+            elif lowered not in heads.HOP:
                 lines += [name, b": ", value, b"\r\n"]
         if 100 <= status < 200:  # an interim response: the final one follows
             self.out.append(b"".join([*lines, b"\r\n"]))
@@ -412,15 +370,4 @@ class Exchange:
         self.started = True
         self._count(status)
         self.client_keep = self.client_keep and self.body_done
-        self.front.transport.writelines(reply(status, text, self.client_keep))
-
-
-def reply(status: int, text: str, keep_alive: bool) -> list[bytes]:
-    """A whole plain-text response."""
-    body = text.encode()
-    reason = messages.REASONS.get(status, b"Error")
-    head = [b"HTTP/1.1 %d " % status, reason,
-            b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body)]
-    if not keep_alive:
-        head.append(b"connection: close\r\n")
-    return [b"".join([*head, b"\r\n"]), body]
+        self.front.transport.writelines(heads.reply(status, text, self.client_keep))

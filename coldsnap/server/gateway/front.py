@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 
 from coldsnap.server.errors import ApiError
-from coldsnap.server.gateway.exchange import Exchange, Target, reply
+from coldsnap.server.gateway.exchange import Exchange, Target
+from coldsnap.server.gateway.heads import reply
 from coldsnap.server.gateway.routes import route
 from coldsnap.wire import web
 
