@@ -33,6 +33,7 @@ from coldsnap.bench.seaweed import Seaweed  # noqa: E402
 NODES = 3
 APP = "fleet-demo-embedder"
 JOIN_TIMEOUT_S = 180.0  # Ray starts an agent per node; each loads coldsnap and its engine
+RAY_SESSIONS = Path("/tmp/ray")  # where Ray keeps a session dir per cluster it starts
 CLI = [sys.executable, "-m", "coldsnap.cli.main"]
 
 
@@ -62,6 +63,7 @@ def _run(root: Path) -> int:
     from ray.cluster_utils import Cluster
 
     store = Seaweed().start()
+    sessions = set(RAY_SESSIONS.glob("session_*"))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     server = None
     try:
@@ -101,6 +103,7 @@ def _run(root: Path) -> int:
             server.wait(120)
         cluster.shutdown()
         store.cleanup()
+        _remove_ray_sessions(sessions)
 
 
 def _call(env: dict[str, str], sentences: int = 1) -> bool:
@@ -180,6 +183,18 @@ def _print_table(boots: list[dict[str, Any]]) -> None:
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _remove_ray_sessions(before: set[Path]) -> None:
+    """The session dirs (logs, sockets) that Ray made for the demo's cluster under
+    /tmp/ray, and its ``session_latest`` link when it points at one of them."""
+    ours = set(RAY_SESSIONS.glob("session_*")) - before
+    latest = RAY_SESSIONS / "session_latest"
+    if latest.is_symlink() and latest.resolve() in {p.resolve() for p in ours}:
+        latest.unlink()
+    for session in ours:
+        if not session.is_symlink():
+            shutil.rmtree(session, ignore_errors=True)
 
 
 def _leave_files(root: Path, keep: bool) -> None:

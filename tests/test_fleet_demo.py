@@ -55,3 +55,18 @@ def test_its_files_are_removed_or_reported_with_their_size(
     demo._leave_files(root, keep=False)
     assert f"removed the demo's files ({root}, 3 MB)" in capsys.readouterr().out
     assert not root.exists()
+
+
+def test_only_the_ray_sessions_it_started_are_removed(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = _demo()
+    monkeypatch.setattr(demo, "RAY_SESSIONS", tmp_path)
+    older = tmp_path / "session_2026-11-30_01-00-00_1"
+    older.mkdir()
+    before = set(tmp_path.glob("session_*"))
+    ours = tmp_path / "session_2026-11-30_02-00-00_2"
+    (ours / "logs").mkdir(parents=True)
+    (tmp_path / "session_latest").symlink_to(ours)
+    demo._remove_ray_sessions(before)
+    assert older.is_dir() and not ours.exists()
+    assert not (tmp_path / "session_latest").is_symlink()
