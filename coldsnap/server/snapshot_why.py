@@ -40,6 +40,11 @@ def explain(history: SnapshotHistory, db: StateDB, app: str, tag: str | None
         if tag not in functions | set(made):
             raise ApiError(NOT_FOUND, f"app {app!r} has no function or class {tag!r}; it has: "
                            f"{', '.join(sorted(functions | set(made))) or 'none'}")
+        if (tag not in made and stored is not None and tag in functions
+                and not stored.description.functions[tag].options.enable_memory_snapshot):
+            raise ApiError(NOT_FOUND, f"{app}/{tag} takes no memory snapshots (it does not set "
+                           "enable_memory_snapshot=True): its cold boots run the imports "
+                           "each time")
         made = [tag]
     if not made:
         raise ApiError(NOT_FOUND, f"no memory snapshot of app {app!r} has been made yet: the "
@@ -126,9 +131,8 @@ def _source_change(db: StateDB, before: HistoryEvent, after: HistoryEvent, app: 
         n=1, lineterm=""))
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more lines)"]
-    changed = sum(1 for line in lines[2:] if line[:1] in "+-")
     return {"input": "source", "file": name, "diff": "\n".join(lines),
-            "summary": f"{name}: {changed} line(s) changed"}
+            "summary": f"{name}: {_counted(lines)}"}
 
 
 def file_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]
@@ -161,11 +165,22 @@ def _file_diff(rel: str, old_layer: str, new_layer: str) -> dict[str, Any]:
                 "image's copy is no longer on disk)"}
     lines = list(difflib.unified_diff(old, new, f"{rel} (before)", f"{rel} (now)", n=1,
                                       lineterm=""))
-    changed = sum(1 for line in lines[2:] if line[:1] in "+-")
+    summary = f"{rel}: {_counted(lines)}"
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more lines)"]
-    return {"input": "file", "file": rel, "diff": "\n".join(lines),
-            "summary": f"{rel}: {changed} line(s) changed"}
+    return {"input": "file", "file": rel, "diff": "\n".join(lines), "summary": summary}
+
+
+def _counted(diff: list[str]) -> str:
+    """A unified diff's lines added and removed, in words: ``1 line changed`` for one
+    line edited, else ``2 lines added, 1 removed``."""
+    added = sum(1 for line in diff[2:] if line[:1] == "+" and not line.startswith("+++"))
+    removed = sum(1 for line in diff[2:] if line[:1] == "-" and not line.startswith("---"))
+    if added == removed:
+        return f"{added} line{'s' * (added != 1)} changed"
+    return (f"{added} line{'s' * (added != 1)} added, {removed} removed" if added and removed
+            else f"{added} line{'s' * (added != 1)} added" if added
+            else f"{removed} line{'s' * (removed != 1)} removed")
 
 
 def _step_lines(layers: Any) -> list[str]:

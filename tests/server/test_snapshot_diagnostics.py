@@ -139,7 +139,7 @@ def test_why_names_the_changed_line_then_the_option_then_a_quarantine(
     assert [c["input"] for c in why["changes"]] == ["source"], why["changes"]
     assert "-        return 'first'" in why["changes"][0]["diff"]
     assert "+        return 'second'" in why["changes"][0]["diff"]
-    assert "why.py: 2 line(s) changed" in text and "+        return 'second'" in text
+    assert "why.py: 1 line changed" in text and "+        return 'second'" in text
 
     option = source.replace("enable_memory_snapshot=True", "enable_memory_snapshot=True, "
                             "timeout=77")
@@ -187,3 +187,7 @@ def test_why_of_an_unknown_app_or_function_says_what_exists(srv: ServerHandle) -
     none_yet = srv.cli("snapshots", "why", "test-square", "square", check=False)
     assert none_yet.returncode == 1
     assert "no memory snapshot of test-square/square has been made yet" in none_yet.stderr
+    never = srv.cli("snapshots", "why", "test-square", "fail", check=False)
+    assert never.returncode == 1  # fail does not set enable_memory_snapshot=True
+    assert "test-square/fail takes no memory snapshots (it does not set " \
+        "enable_memory_snapshot=True)" in never.stderr, never.stderr

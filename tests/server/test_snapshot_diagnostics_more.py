@@ -219,4 +219,4 @@ def test_why_names_a_changed_module_beside_the_app_and_its_line(srv: ServerHandl
     [change] = [c for c in why["changes"] if c["input"] == "file"]
     assert change["file"].endswith("whyhelper.py"), change
     assert "-WORD = 'first'" in change["diff"] and "+WORD = 'second'" in change["diff"]
-    assert "whyhelper.py: 2 line(s) changed" in srv.cli("snapshots", "why", app).stdout
+    assert "whyhelper.py: 1 line changed" in srv.cli("snapshots", "why", app).stdout
