@@ -63,6 +63,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         features = [name for name, on in (("memory snapshot", opts.enable_memory_snapshot),
                                           (f"gpu={_gpu_shown(opts.gpu)}", opts.gpu),
                                           ("gpu memory snapshot", opts.gpu_snapshot)) if on]
+        if opts.schedule is not None:
+            features.append(f"schedule {opts.schedule.describe()}")
         features += [f"volume {ref.name} at {path}" for path, ref in opts.volumes.items()]
         if opts.secrets:  # names (and inline ids), never values
             features.append("secrets " + ", ".join(ref.name for ref in opts.secrets))

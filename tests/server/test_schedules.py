@@ -30,7 +30,8 @@ def _logs(server: ServerHandle) -> str:
 def test_a_period_runs_on_time_redeploys_replace_it_and_stop_ends_it(
         server: ServerHandle, tmp_path: Path) -> None:
     app = write_app(tmp_path, "scheduled", SCHEDULED.format(seconds=2, tag="v1"))
-    server.cli("deploy", str(app))
+    deployed = server.cli("deploy", str(app)).stdout
+    assert "schedule every 2 s" in deployed, deployed  # the table's FEATURES column
     wait_for(lambda: _logs(server).count("tick v1") >= 2, 60, "two scheduled runs of v1")
     assert "coldsnap: scheduled run of tick (every 2 s)" in _logs(server)
     stats = json.loads(server.cli("apps", "stats", "test-scheduled", "--json").stdout)
