@@ -97,6 +97,14 @@ class LogBook:
                 logs = self._apps[name] = AppLogs(self._limit, file)
             return logs
 
+    def has(self, name: str) -> bool:
+        """Whether ``name`` has a log (in memory, or a file of an earlier run): an app
+        only looked up for its sandboxes has one though it was never deployed."""
+        with self._lock:
+            if name in self._apps:
+                return True
+        return self._directory is not None and (self._directory / f"{name}.log").is_file()
+
     def close(self) -> None:
         """Close the apps' files (the server stops)."""
         with self._lock:
