@@ -190,7 +190,9 @@ def _entrypoint(app: Any, name: str, path: Path) -> Callable[..., Any]:
 
 def _remote_printer(function: Function[..., Any]) -> Callable[..., Any]:
     def run(**kwargs: Any) -> None:
-        print(function.remote(**kwargs))
+        result = function.remote(**kwargs)
+        if result is not None:  # a function that returns nothing prints nothing
+            print(result)
 
     run.__name__ = function.tag
     signature = inspect.signature(function.raw_f) if function.raw_f else inspect.Signature()

@@ -126,3 +126,13 @@ def test_run_executes_the_entrypoint_in_an_ephemeral_app(server: ServerHandle) -
     bad = server.cli("run", f"{APPS / 'square.py'}::nope", check=False)
     assert bad.returncode == 1
     assert "has no local entrypoint or function 'nope'; it has:" in bad.stderr
+
+
+def test_run_of_a_function_that_returns_nothing_prints_nothing(server: ServerHandle,
+                                                               tmp_path: Path) -> None:
+    app_file = tmp_path / "quiet.py"
+    app_file.write_text("import coldsnap\napp = coldsnap.App('test-quiet-run')\n\n\n"
+                        "@app.function()\ndef quiet() -> None:\n    print('working')\n")
+    result = server.cli("run", f"{app_file}::quiet")
+    assert result.stdout == "", result.stdout  # not "None"
+    assert "working" in result.stderr
