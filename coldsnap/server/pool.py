@@ -90,6 +90,7 @@ class Pool(PoolInputs):
         self._booting = 0
         self._inputs: dict[Worker, int] = {}  # live container -> inputs it runs
         self._retiring: dict[Worker, str] = {}  # live container -> why it takes no more
+        self._cut_by_stop: set[Worker] = set()  # killed by `kill`: their calls hear the stop
         self._draining = False
         self._retrying = 0  # calls waiting out a retry's backoff, in no queue meanwhile
         self._stop_reason = ""
@@ -170,9 +171,12 @@ class Pool(PoolInputs):
             self._cond.notify_all()
 
     def kill(self) -> None:
-        """Kill every container of this pool, booting or live (after ``stop``)."""
+        """Kill every container of this pool, booting or live (after ``stop``); the
+        calls they still run end with the stop's reason, not as container deaths."""
         with self._cond:
             workers = [*self._starting, *self._live]
+            # Not those `kill_busy` killed already (an app's deletion): they died of that.
+            self._cut_by_stop.update(w for w in self._live if w.alive)
         for worker in workers:
             worker.kill()
 
@@ -291,6 +295,7 @@ class Pool(PoolInputs):
                 with self._cond:
                     self._exiting -= 1
                     self._retiring.pop(worker, None)  # its inputs ended: the reason did its job
+                    self._cut_by_stop.discard(worker)
 
     def _leave(self, worker: Worker) -> None:
         """Give a leaving container's slot back, once; the caller holds the lock."""

@@ -34,6 +34,7 @@ class PoolInputs:
     _queue: deque[QueueItem]
     _inputs: dict[Worker, int]
     _retiring: dict[Worker, str]
+    _cut_by_stop: set[Worker]
     _retrying: int
     _stopped: bool
     _draining: bool
@@ -126,7 +127,14 @@ class PoolInputs:
     def _died(self, worker: Worker, call: Call, result: CallResult) -> None:
         with self._cond:
             reason = self._retiring.get(worker)
+            cut_by_stop = worker in self._cut_by_stop
         self._retire(worker, "")  # no reason of ours: each input says how it died
+        if cut_by_stop:  # its death is the stop's doing: the caller hears the stop
+            self._fail(call, ApiError(UNAVAILABLE, (
+                f"{self._stop_reason}: call {call.id} to {call.label} still ran after the "
+                "grace period given to running calls, and was cut short; it has no result: "
+                f"call {call.label} again once the server runs")))
+            return
         attempt = f"(attempt {call.attempts} of {call.retries + 1})"
         if reason:  # another input of the container stopped it
             message = (f"container {worker.id} was stopped while running {call.label} "

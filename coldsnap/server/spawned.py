@@ -151,7 +151,7 @@ class SpawnedCalls:
         if outcome.error is not None:
             blob, kind, message = outcome.error.blob, outcome.error.kind, outcome.error.message
             if self._stopping and kind in (kinds.UNAVAILABLE, kinds.CONTAINER_DIED):
-                state, message = INTERRUPTED, f"the server was stopped at {_utc(now)} ({message})"
+                state, message = INTERRUPTED, _stopped_words(now, kind, message)
         blob_file = None
         if blob is not None and len(blob) > INLINE_RESULT_BYTES:
             self._write_result(call.id, blob)
@@ -179,6 +179,14 @@ class SpawnedCalls:
         """Drop results older than the ttl, and rows twice as old."""
         for name in self._db.expire_calls(now - self._ttl_s, now - 2 * self._ttl_s):
             (self._results / name).unlink(missing_ok=True)
+
+
+def _stopped_words(now: float, kind: str, message: str) -> str:
+    """Why a call the stopping server ended has no result. An ``unavailable`` error is
+    the stop's own (queued, or cut short past the grace period): its words would only
+    repeat that; a container's death during the grace period is told in brackets."""
+    stopped = f"the server was stopped at {_utc(now)}"
+    return stopped if kind == kinds.UNAVAILABLE else f"{stopped} ({message})"
 
 
 def _utc(unix_s: float) -> str:

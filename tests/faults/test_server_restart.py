@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from coldsnap.server.worker import LOG_LINES_ABOVE
 from tests.conftest import APPS, ServerHandle
 from tests.end_to_end import wait_for, write_app
 
@@ -33,6 +34,12 @@ GET = ("import coldsnap, sys\n"
        "    print(repr(call.get(timeout=30)))\n"
        "except Exception as exc:\n"
        "    print(type(exc).__name__, getattr(exc, 'kind', ''), '|', exc)\n")
+
+REMOTE_SLOW = ("import coldsnap\n"
+               "try:\n"
+               "    print(repr(coldsnap.Function.from_name('test-slow', 'slow').remote(300)))\n"
+               "except Exception as exc:\n"
+               "    print(type(exc).__name__, getattr(exc, 'kind', ''), '|', exc)\n")
 
 
 def _spawn(server: ServerHandle, app: str, tag: str, arg: object) -> str:
@@ -113,6 +120,31 @@ def test_a_call_running_when_the_server_stops_cleanly_is_interrupted(
     assert out.startswith(f"ExecutionError interrupted | call {call_id} to test-slow/slow was "
                           "interrupted: the server was stopped at "), out
     assert "it has no result: call test-slow/slow again" in out
+
+
+def test_calls_the_stop_cuts_short_say_the_server_stopped(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    call_id = _spawn_slow_and_wait_running(server, tmp_path, 300)
+    remote = subprocess.Popen([sys.executable, "-c", REMOTE_SLOW], env=server.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    getting = subprocess.Popen([sys.executable, "-c", GET, call_id], env=server.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: server.cli("logs", "test-slow").stdout.count("slow: started") == 2, 60,
+             "the remote call to start too")
+    assert server.stop() == 0, server.log()  # both outlast the grace period: killed
+    for caller in (remote, getting):
+        out, _ = caller.communicate(timeout=60)
+        # The stop cut the calls short, not a failure of their containers.
+        assert out.startswith("ConnectionError unavailable | "), out
+        assert "the coldsnap server is shutting down" in out, out
+        assert "call test-slow/slow again once the server runs" in out, out
+        assert "exited (exit status" not in out and LOG_LINES_ABOVE not in out, out
+    server.start()
+    out = _get(server, call_id)
+    assert out.startswith(f"ExecutionError interrupted | call {call_id} to test-slow/slow was "
+                          "interrupted: the server was stopped at "), out
+    assert "exited (exit status" not in out and LOG_LINES_ABOVE not in out, out
 
 
 def test_an_expired_result_says_so(server_factory: type[ServerHandle]) -> None:
