@@ -5,7 +5,7 @@ slots), and misuse fails at decoration with a message naming the decorator and t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, List, Optional
+from typing import Any, List, Optional  # noqa: UP035  (what users write)
 
 import pytest
 
@@ -138,7 +138,7 @@ def test_a_parameter_annotated_with_one_value_is_refused() -> None:
         def mixed(xs: list[int], label: str) -> list[int]: ...
     with pytest.raises(InvalidError, match=r"optional: x: typing.Optional\[int\] " + why):
         @batched
-        def optional(x: Optional[int]) -> list[int]: ...
+        def optional(x: Optional[int]) -> list[int]: ...  # noqa: UP045
 
 
 def test_list_like_and_unannotated_parameters_are_accepted() -> None:
@@ -149,7 +149,8 @@ def test_list_like_and_unannotated_parameters_are_accepted() -> None:
 
     @app.function()
     @coldsnap.batched(max_batch_size=4, wait_ms=100)
-    def f(a: list[int], b: List[str], c: Sequence[float], d: Any, e, g: list | None = None,
+    def f(a: list[int], b: List[str], c: Sequence[float], d: Any, e,  # noqa: UP006
+          g: list | None = None,
           h: Iterable[Local] = ()) -> list[int]:
         return a
 
