@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -115,6 +117,57 @@ def _check_parameters(f: Callable[..., Any], name: str, method: bool) -> None:
         raise InvalidError(f"{DECORATOR} on {name}: *{variadic[0]} can't be batched; each "
                            "parameter of a batched function takes a list with one element "
                            "per input, so name every parameter.")
+    misfits = [f"{p.name}: {_spelled(annotation)}" for p, annotation
+               in zip(parameters, _annotations(f, parameters), strict=True)
+               if not _takes_a_list(annotation)]
+    if misfits:
+        raise InvalidError(
+            f"{DECORATOR} on {name}: {', '.join(misfits)} can't hold a batch; under "
+            f"{DECORATOR} each parameter receives a list of the callers' values (one "
+            "element per input) and the function returns a list as long. Annotate the "
+            "parameters as lists (xs: list[int]); callers still pass single values.")
+
+
+def _annotations(f: Callable[..., Any], parameters: list[inspect.Parameter]) -> list[Any]:
+    """Each parameter's annotation, resolved where it can be (a string one, under
+    ``from __future__ import annotations``); ``Any`` where it can't."""
+    try:
+        hints = typing.get_type_hints(f)
+    except Exception:  # a name only the function's caller knows: try each alone
+        hints = {}
+    found = []
+    for parameter in parameters:
+        annotation = hints.get(parameter.name, parameter.annotation)
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, dict(getattr(f, "__globals__", {})))
+            except Exception:
+                annotation = Any
+        found.append(annotation)
+    return found
+
+
+def _takes_a_list(annotation: Any) -> bool:
+    """Whether a list fits ``annotation`` (list[int], Sequence, Iterable, none, Any);
+    True where that can't be told (a TypeVar, a Literal)."""
+    if annotation in (inspect.Parameter.empty, Any):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_a_list(arg) for arg in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return _takes_a_list(typing.get_args(annotation)[0])
+    kind = origin or annotation
+    if annotation is None or not isinstance(kind, type):
+        return annotation is not None
+    try:
+        return issubclass(list, kind)
+    except TypeError:  # a protocol issubclass can't check
+        return True
+
+
+def _spelled(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
 
 
 def _in_class_body(f: Any) -> bool:

@@ -4,7 +4,8 @@ slots), and misuse fails at decoration with a message naming the decorator and t
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, List, Optional  # noqa: UP035  (what users write)
 
 import pytest
 
@@ -122,3 +123,35 @@ def test_a_batched_class_has_one_method() -> None:
 
             @coldsnap.batched(max_batch_size=2, wait_ms=1)
             def b(self, xs: list[int]) -> list[int]: ...
+
+
+def test_a_parameter_annotated_with_one_value_is_refused() -> None:
+    """Each parameter gets a list of the callers' values: ``x: int`` would fail at the
+    first call (``x + 1`` on a list), so it fails here, saying why."""
+    batched = coldsnap.batched(max_batch_size=4, wait_ms=100)
+    why = r"can't hold a batch; under @coldsnap.batched each parameter receives a list"
+    with pytest.raises(InvalidError, match=r"on .*scalar: x: int " + why):
+        @batched
+        def scalar(x: int) -> int: ...
+    with pytest.raises(InvalidError, match=r"mixed: label: str " + why):
+        @batched
+        def mixed(xs: list[int], label: str) -> list[int]: ...
+    with pytest.raises(InvalidError, match=r"optional: x: typing.Optional\[int\] " + why):
+        @batched
+        def optional(x: Optional[int]) -> list[int]: ...  # noqa: UP045
+
+
+def test_list_like_and_unannotated_parameters_are_accepted() -> None:
+    class Local:  # a name get_type_hints can't resolve: each annotation alone
+        pass
+
+    app = coldsnap.App("bat-annotations")
+
+    @app.function()
+    @coldsnap.batched(max_batch_size=4, wait_ms=100)
+    def f(a: list[int], b: List[str], c: Sequence[float], d: Any, e,  # noqa: UP006
+          g: list | None = None,
+          h: Iterable[Local] = ()) -> list[int]:
+        return a
+
+    assert f.options is not None and f.options.batch_max_size == 4

@@ -105,6 +105,7 @@ class Batcher:
         try:
             values = self._call(function, valid)
         except Exception as exc:
+            _note_lists(function, exc)
             for item in valid:
                 _send_exception(self._channel, self._target, item.call, item.caller_module, exc)
             return
@@ -180,3 +181,14 @@ class Batcher:
     def _label(self, item: _Input) -> str:
         method = item.call.method
         return self._target.tag + (f".{method}" if method else "")
+
+
+def _note_lists(function: Callable[..., Any], exc: Exception) -> None:
+    """A TypeError from a function whose parameters say no type is likely code written
+    for one value (``x + 1``): say that each parameter is a list here."""
+    parameters = inspect.signature(function).parameters.values()
+    if isinstance(exc, TypeError) and any(
+            p.annotation is inspect.Parameter.empty for p in parameters):
+        exc.add_note("coldsnap: under @coldsnap.batched each parameter receives a list of "
+                     "the callers' values (one element per input), and the function "
+                     "returns a list as long")

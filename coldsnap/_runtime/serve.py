@@ -8,6 +8,7 @@ import inspect
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from pathlib import Path
@@ -207,10 +208,13 @@ def _send_exception(channel: Channel, target: Target, call: control.CallInput,
     input_logs.leave(call.call_id)
     flush_stdio()
     network.add_hint_if_blocked(exc)
+    trimmed = trim_runtime_frames(exc)
     with serialization.by_reference(_shared_module(target, caller_module)):
-        blob = serialization.dumps_exception(trim_runtime_frames(exc), call.max_result_bytes)
+        blob = serialization.dumps_exception(trimmed, call.max_result_bytes)
     summary = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-    channel.send(control.Result(call.call_id, ok=False, summary=summary).to_header(), blob)
+    text = "".join(traceback.format_exception(trimmed))  # for logs: the server never unpickles
+    result = control.Result(call.call_id, ok=False, summary=summary, traceback=text)
+    channel.send(result.to_header(), blob)
 
 
 def _dumped(value: object, shared: ModuleType | None, limit: int | None, tag: str,

@@ -203,11 +203,15 @@ def allow_low_ports() -> None:
 
 
 def wait_and_exit(pid: int) -> None:
-    """Wait for ``pid`` and exit as it did (``unshare --fork`` does the same)."""
+    """Wait for ``pid`` and exit as it did (``unshare --fork`` does the same): die by
+    the signal that killed it, so the server sees a SIGKILL (terminate, the memory
+    limit) as one."""
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-        os.kill(os.getpid(), os.WTERMSIG(status))
+        number = os.WTERMSIG(status)
+        if number != signal.SIGKILL:  # its action can't be set (EINVAL); it kills anyway
+            signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
     os._exit(os.waitstatus_to_exitcode(status))
 
 

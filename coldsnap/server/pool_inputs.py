@@ -170,7 +170,8 @@ class PoolInputs:
         else:
             raised = f"raised {result.summary}" if result.summary else "raised an exception"
             error = ApiError(REMOTE, f"{call.label} {raised}", result.blob,
-                             notes=[f"coldsnap: {text}" for text in result.limits])
+                             notes=[f"coldsnap: {text}" for text in result.limits],
+                             traceback=result.traceback)
             outcome, key = Outcome(ok=False, error=error), "calls_error"
         with self._cond:  # counted before the caller hears back: its stats include it
             self.counters[key] += 1

@@ -145,6 +145,9 @@ class Schedules:
             else:
                 error = outcome.error if outcome is not None else None
                 entry.last_outcome = "failed"
+                # Nobody reads a scheduled run's result: its traceback goes to the log.
+                trace = "".join(f"\n    {line}" for line in error.traceback.splitlines()
+                                ) if error is not None else ""
                 self._logs.note(app, f"coldsnap: scheduled run of {tag} failed: "
-                                f"{error if error is not None else 'no outcome'}",
+                                f"{error if error is not None else 'no outcome'}{trace}",
                                 logging.WARNING, logger)

@@ -86,6 +86,7 @@ class CallResult:
     # Limits the container reached during a call that raised (words for the caller).
     limits: tuple[str, ...] = ()
     summary: str = ""  # a failed call's exception in one line (control.Result.summary)
+    traceback: str = ""  # a failed call's traceback text (control.Result.traceback)
 
 
 class Worker:
@@ -360,7 +361,7 @@ class Worker:
         # fork, a full disk): say so.
         limits = () if result.ok else tuple(self.limits_reached())
         return CallResult(CallEnd.RESULT, result.ok, blob, limits=limits,
-                          summary=result.summary)
+                          summary=result.summary, traceback=result.traceback)
 
     def _start_request(self, request: control.Request, blob: bytes | None) -> None:
         """Answer a request the container sent (its code calling another function) in a

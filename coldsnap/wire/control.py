@@ -40,6 +40,10 @@ TO_CONTAINER = frozenset({RESUME, CALL, SHUTDOWN, REPLY})
 TIMINGS = "timings"  # step name -> seconds (wire/timings.py)
 SUMMARY = "summary"  # in a failed RESULT: the exception in one line
 SUMMARY_CHARS = 500
+# In a failed RESULT: the traceback as text, its last TRACEBACK_CHARS, for the app's log
+# where nobody reads the result (a scheduled run)
+TRACEBACK = "traceback"
+TRACEBACK_CHARS = 8000
 # In READY_TO_SNAPSHOT: what the snapshot keeps that a restore can't bring back as it
 # was (wire/snapshot_warnings.py).
 WARNINGS = "warnings"
@@ -145,20 +149,26 @@ class Result:
     # A failed call's exception in one line ("TypeError: ..."), for logs that can't
     # unpickle it (the server never does); at most SUMMARY_CHARS.
     summary: str = ""
+    traceback: str = ""  # a failed call's traceback text; its last TRACEBACK_CHARS
 
     def to_header(self) -> dict[str, Any]:
         header = {TYPE: RESULT, CALL_ID: self.call_id, OK: self.ok}
         if self.summary:
             header[SUMMARY] = self.summary[:SUMMARY_CHARS]
+        if self.traceback:
+            header[TRACEBACK] = self.traceback[-TRACEBACK_CHARS:]
         return header
 
     @classmethod
     def from_header(cls, header: dict[str, Any]) -> Result:
         call_id = header.get(CALL_ID)  # the container is untrusted: no coercion
         summary = header.get(SUMMARY)
+        traceback = header.get(TRACEBACK)
         return cls(call_id=call_id if isinstance(call_id, str) else "",
                    ok=bool(header.get(OK)),
-                   summary=summary[:SUMMARY_CHARS] if isinstance(summary, str) else "")
+                   summary=summary[:SUMMARY_CHARS] if isinstance(summary, str) else "",
+                   traceback=traceback[-TRACEBACK_CHARS:] if isinstance(traceback, str)
+                   else "")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,6 +79,24 @@ def test_a_batch_that_raises_fails_each_of_its_inputs() -> None:
         session.close()
 
 
+def test_a_type_error_of_unannotated_parameters_says_they_are_lists() -> None:
+    session = RuntimeSession.for_app("batched_inputs.py", "plus_one")
+    try:
+        session.expect("ready")
+        _send(session, "a", 1)
+        header, blob = session.expect("result")
+        assert blob is not None and not header["ok"]
+        exc = serialization.loads_exception(blob)
+        assert isinstance(exc, TypeError) and "can only concatenate list" in str(exc)
+        note = ("coldsnap: under @coldsnap.batched each parameter receives a list of the "
+                "callers' values")
+        assert any(n.startswith(note) for n in getattr(exc, "__notes__", [])), exc
+        # The traceback travels as text too, for logs (the server never unpickles).
+        assert "return x + 1" in header["traceback"] and note in header["traceback"]
+    finally:
+        session.close()
+
+
 def test_a_result_list_of_the_wrong_length_fails_each_input() -> None:
     session = RuntimeSession.for_app("batched_inputs.py", "too_short")
     try:

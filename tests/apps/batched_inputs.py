@@ -42,3 +42,9 @@ class Scaler:
     @coldsnap.batched(max_batch_size=3, wait_ms=1000)
     async def scale(self, xs: list[int]) -> list[tuple[int, int]]:
         return [(x * self.factor, len(xs)) for x in xs]
+
+
+@app.function()
+@coldsnap.batched(max_batch_size=4, wait_ms=100)
+def plus_one(x):  # type: ignore[no-untyped-def]  # written for one value: x is a list
+    return x + 1

@@ -76,8 +76,13 @@ def test_a_failed_scheduled_run_says_why(server: ServerHandle, tmp_path: Path) -
     server.cli("deploy", str(write_app(tmp_path, "scheduled", FAILING)))
     wait_for(lambda: "raised ValueError: the feed is down" in _logs(server), 60,
              "a failed run's exception in the log")
-    assert "scheduled run of tick failed: test-scheduled/tick raised ValueError" in \
-        _logs(server)
+    logs = _logs(server)
+    assert "scheduled run of tick failed: test-scheduled/tick raised ValueError" in logs
+    # Nobody reads a scheduled run's result: its traceback is in the log, indented.
+    failed = logs[logs.index("scheduled run of tick failed"):]
+    assert "\n    Traceback (most recent call last):" in failed, failed
+    assert 'scheduled.py", line 9, in tick' in failed, failed
+    assert 'raise ValueError("the feed is down")' in failed, failed
     server.cli("app", "stop", "test-scheduled")
 
 
