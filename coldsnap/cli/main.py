@@ -36,11 +36,14 @@ COMMANDS: dict[str, Command] = {
     "deploy": deploy.cmd_deploy,
     "run": deploy.cmd_run,
     "apps ls": inspect_cmds.cmd_apps_ls,
+    "apps list": inspect_cmds.cmd_apps_ls,  # Modal's spelling (`modal app list`)
+    "apps logs": inspect_cmds.cmd_logs,  # Modal's spelling (`modal app logs`)
     "apps stop": inspect_cmds.cmd_apps_stop,
     "apps stats": inspect_cmds.cmd_apps_stats,
     "apps drain": inspect_cmds.cmd_apps_drain,
     "logs": inspect_cmds.cmd_logs,
     "snapshots ls": inspect_cmds.cmd_snapshots_ls,
+    "snapshots list": inspect_cmds.cmd_snapshots_ls,
     "snapshots inspect": snapshot_cmds.cmd_snapshots_inspect,
     "snapshots why": snapshot_cmds.cmd_snapshots_why,
     "snapshots rm": inspect_cmds.cmd_snapshots_rm,
@@ -98,10 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("entry_args", nargs=argparse.REMAINDER,
                      help="--name value arguments for the entrypoint")
 
-    # `app` too: Modal's spelling (`modal app stop`).
+    # `app`, `app list` and `app logs` too: Modal's spellings (`modal app list`).
     apps = sub.add_parser("apps", aliases=["app"], help="deployed apps").add_subparsers(
-        dest="apps_command", required=True, metavar="ls|stop|stats|drain")
-    _json(apps.add_parser("ls", help="list apps"))
+        dest="apps_command", required=True, metavar="ls|list|stop|stats|drain|logs")
+    _json(apps.add_parser("ls", aliases=["list"], help="list apps"))
     stop = apps.add_parser("stop", help="stop an app; its containers drain")
     stop.add_argument("app")
     stop.add_argument("--delete", action="store_true", help="also forget it")
@@ -110,19 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats = apps.add_parser("stats", help="containers, calls and boot timings")
     stats.add_argument("app")
     _json(stats)
-
-    logs = sub.add_parser("logs", help="an app's log lines")
-    logs.add_argument("app")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep streaming")
-    logs.add_argument("-n", "--lines", type=_line_count, default=200,
-                      help="how many past lines")
-    logs.add_argument("-t", "--timestamps", action="store_true",
-                      help="prefix each line with the time it reached the server, in ISO "
-                      "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
+    _logs_arguments(apps.add_parser("logs", help="an app's log lines (as `coldsnap logs`)"))
+    _logs_arguments(sub.add_parser("logs", help="an app's log lines"))
 
     snaps = sub.add_parser("snapshots", help="memory snapshots").add_subparsers(
-        dest="snapshots_command", required=True, metavar="ls|inspect|rm|gc|verify|why")
-    _json(snaps.add_parser("ls", help="list snapshots"))
+        dest="snapshots_command", required=True, metavar="ls|list|inspect|rm|gc|verify|why")
+    _json(snaps.add_parser("ls", aliases=["list"], help="list snapshots"))
     snapshot_cmds.add_parsers(snaps)
     snaps.add_parser("rm", help="delete one snapshot").add_argument("key")
     gc = snaps.add_parser("gc", help="delete old snapshots")
@@ -145,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(sub.add_parser("bench", help="cold boots with and without snapshots, "
                                  "side by side: prints a table, writes JSON"))
     return parser
+
+
+def _logs_arguments(logs: argparse.ArgumentParser) -> None:
+    logs.add_argument("app")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep streaming")
+    logs.add_argument("-n", "--lines", type=_line_count, default=200,
+                      help="how many past lines")
+    logs.add_argument("-t", "--timestamps", action="store_true",
+                      help="prefix each line with the time it reached the server, in ISO "
+                      "8601 UTC with milliseconds (2025-01-31T14:02:03.517Z)")
 
 
 def _version_count(text: str) -> int:

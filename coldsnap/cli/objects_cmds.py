@@ -16,15 +16,15 @@ from coldsnap.wire.objects import DICT, QUEUE
 def add_parsers(sub: Any) -> None:
     """The ``dict`` and ``queue`` command groups."""
     dicts = sub.add_parser("dict", help="Dicts (coldsnap.Dict)").add_subparsers(
-        dest="dict_command", required=True, metavar="ls|get|clear")
-    _json(dicts.add_parser("ls", help="list named Dicts"))
+        dest="dict_command", required=True, metavar="ls|list|get|clear")
+    _json(dicts.add_parser("ls", aliases=["list"], help="list named Dicts"))
     get = dicts.add_parser("get", help="print one key's value (the key as a string)")
     get.add_argument("name")
     get.add_argument("key")
     dicts.add_parser("clear", help="remove every key").add_argument("name")
     queues = sub.add_parser("queue", help="Queues (coldsnap.Queue)").add_subparsers(
-        dest="queue_command", required=True, metavar="ls|len|clear")
-    _json(queues.add_parser("ls", help="list named Queues"))
+        dest="queue_command", required=True, metavar="ls|list|len|clear")
+    _json(queues.add_parser("ls", aliases=["list"], help="list named Queues"))
     length = queues.add_parser("len", help="how many items a partition holds")
     length.add_argument("name")
     length.add_argument("--partition", help="one partition (default: the default one)")
@@ -89,6 +89,8 @@ def cmd_queue_clear(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "dict ls": cmd_dict_ls, "dict get": cmd_dict_get, "dict clear": cmd_dict_clear,
-    "queue ls": cmd_queue_ls, "queue len": cmd_queue_len, "queue clear": cmd_queue_clear,
+    "dict ls": cmd_dict_ls, "dict list": cmd_dict_ls, "dict get": cmd_dict_get,
+    "dict clear": cmd_dict_clear,
+    "queue ls": cmd_queue_ls, "queue list": cmd_queue_ls, "queue len": cmd_queue_len,
+    "queue clear": cmd_queue_clear,
 }

@@ -15,11 +15,12 @@ from coldsnap.wire.web import KEY_HEADER, SECRET_HEADER
 def add_parser(sub: Any) -> None:
     tokens = sub.add_parser("token", help="proxy-auth tokens for web endpoints with "
                             "requires_proxy_auth=True").add_subparsers(
-        dest="token_command", required=True, metavar="create|ls|rm")
+        dest="token_command", required=True, metavar="create|ls|list|rm")
     create = tokens.add_parser("create", help="make a token; its secret is shown once")
     create.add_argument("--name", default="", help="a note to tell tokens apart")
     create.add_argument("--json", action="store_true", help="print JSON")
-    ls = tokens.add_parser("ls", help="list tokens (their keys, never their secrets)")
+    ls = tokens.add_parser("ls", aliases=["list"],
+                           help="list tokens (their keys, never their secrets)")
     ls.add_argument("--json", action="store_true", help="print JSON")
     tokens.add_parser("rm", help="delete a token: requests with it get 401").add_argument("key")
 
@@ -54,4 +55,5 @@ def cmd_token_rm(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"token create": cmd_token_create, "token ls": cmd_token_ls,
+            "token list": cmd_token_ls,
             "token rm": cmd_token_rm}

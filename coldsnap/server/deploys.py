@@ -293,7 +293,13 @@ class Deploys:
             raise self._no_app(app)
 
     def _no_app(self, app: str) -> ApiError:
-        known = ", ".join(sorted(self._current)) or "none"
+        deployed = sorted(name for name, (state, _) in self._current.items()
+                          if state == DEPLOYED)
+        stopped = sorted(name for name, (state, _) in self._current.items()
+                         if state == STOPPED)
+        known = ", ".join(deployed) or "none"
+        if stopped:  # `apps ls` lists them too: say they are not running
+            known += f"; stopped: {', '.join(stopped)}"
         return ApiError(NOT_FOUND, f"no app named {app!r} is deployed (deployed apps: "
                         f"{known}); deploy it with `coldsnap deploy FILE`")
 

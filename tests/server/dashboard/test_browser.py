@@ -165,3 +165,53 @@ def test_a_browser_without_a_session_is_sent_to_sign_in(
     page.wait_for_url(server.http + "/dashboard/login")
     page.goto(server.http + "/dashboard/")
     assert page.url == server.http + "/dashboard/login"
+
+
+CHATTY = """
+import coldsnap
+
+app = coldsnap.App("test-dash-chatty")
+
+
+@app.function()
+def chatter(n: int) -> int:
+    for i in range(n):
+        print(f"chatter line {i}", flush=True)
+    return n
+"""
+CHATTER = ("import coldsnap\n"
+           "print(coldsnap.Function.from_name('test-dash-chatty', 'chatter').remote(300))\n")
+# How far the log box is scrolled up from its bottom, in pixels.
+FROM_BOTTOM = ("(t => t.scrollHeight - t.clientHeight - t.scrollTop)"
+               "(document.getElementById('log-tail'))")
+
+
+def _wait_for_refreshes(page: Any, count: int) -> None:
+    """Wait until htmx has swapped the live part in ``count`` more times."""
+    page.evaluate("window.swaps = 0; document.addEventListener('htmx:afterSwap', "
+                  "() => { window.swaps += 1; })")
+    page.wait_for_function(f"window.swaps >= {count}")
+
+
+def test_the_log_tail_keeps_its_newest_lines_in_view(
+    browser: Any, server_factory: type[ServerHandle], tmp_path: Path
+) -> None:
+    server = server_factory().start()
+    server.cli("deploy", str(write_app(tmp_path, "dash_chatty", CHATTY)))
+    assert server.python(CHATTER).stdout.strip() == "300"
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(json.loads(server.cli("dashboard", "--json").stdout)["url"])
+    page.goto(server.http + "/dashboard/apps/test-dash-chatty")
+    page.wait_for_function("document.getElementById('log-tail').textContent"
+                           ".includes('chatter line 299')")
+    assert page.evaluate("(t => t.scrollHeight > 2 * t.clientHeight)"
+                         "(document.getElementById('log-tail'))")  # it does scroll
+    assert page.evaluate(FROM_BOTTOM) <= 24  # on load: at the newest line
+
+    _wait_for_refreshes(page, 2)
+    assert page.evaluate(FROM_BOTTOM) <= 24  # still, after refreshes
+
+    page.evaluate("document.getElementById('log-tail').scrollTop = 100")  # reading older
+    _wait_for_refreshes(page, 2)
+    assert page.evaluate("document.getElementById('log-tail').scrollTop") == 100

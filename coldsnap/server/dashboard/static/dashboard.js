@@ -34,3 +34,33 @@
   document.addEventListener("DOMContentLoaded", update);
   document.addEventListener("htmx:afterSettle", update);
 })();
+
+// The app page's log tail (#log-tail) lists its newest line last. Each refresh swaps in
+// a new box scrolled to its top, so keep the newest lines in view: scroll to the bottom
+// on load and after each refresh, unless the reader had scrolled up to older lines;
+// then keep their place.
+(function () {
+  const SLACK_PX = 24;  // this close to the bottom counts as "at the bottom"
+  let kept = null;  // {follow, top} of the box the refresh replaces
+
+  function box() { return document.getElementById("log-tail"); }
+
+  function toBottom(tail) { tail.scrollTop = tail.scrollHeight; }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const tail = box();
+    if (tail) toBottom(tail);
+  });
+  document.addEventListener("htmx:beforeSwap", () => {
+    const tail = box();
+    kept = tail && {follow: tail.scrollHeight - tail.clientHeight - tail.scrollTop <= SLACK_PX,
+                    top: tail.scrollTop};
+  });
+  document.addEventListener("htmx:afterSwap", () => {
+    const tail = box();
+    if (!tail) return;
+    if (kept === null || kept.follow) toBottom(tail);
+    else tail.scrollTop = kept.top;
+    kept = null;
+  });
+})();
