@@ -36,12 +36,15 @@ LOG_LINES_ABOVE = "its log lines are above"  # a dead container's: they reach th
 
 def exit_words(code: int) -> str:
     """``exit status 137, killed by signal 9 (SIGKILL)``: a status above 128 is the
-    container's init reporting its child's signal (a negative one, Python's way)."""
+    container's init reporting its child's signal; a negative one is Python's way of
+    saying the init itself was killed (``killed by signal 9 (SIGKILL)``: no status)."""
     number = -code if code < 0 else code - 128
     try:
         name = signal.Signals(number).name
     except ValueError:  # no signal: the container's own exit status
         return f"exit status {code}"
+    if code < 0:
+        return f"killed by signal {number} ({name})"
     return f"exit status {code}, killed by signal {number} ({name})"
 
 
