@@ -23,6 +23,7 @@ import dataclasses
 import inspect
 import types
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -120,12 +121,25 @@ def _check_parameters(f: Callable[..., Any], name: str, method: bool) -> None:
     misfits = [f"{p.name}: {_spelled(annotation)}" for p, annotation
                in zip(parameters, _annotations(f, parameters), strict=True)
                if not _takes_a_list(annotation)]
-    if misfits:
-        raise InvalidError(
+    if misfits:  # a warning, not a refusal: Modal runs such a function (and so do we)
+        warnings.warn(
             f"{DECORATOR} on {name}: {', '.join(misfits)} can't hold a batch; under "
             f"{DECORATOR} each parameter receives a list of the callers' values (one "
             "element per input) and the function returns a list as long. Annotate the "
-            "parameters as lists (xs: list[int]); callers still pass single values.")
+            "parameters as lists (xs: list[int]); callers still pass single values.",
+            BatchedAnnotationWarning, stacklevel=4)
+
+
+class BatchedAnnotationWarning(UserWarning):
+    """A batched function's parameter is annotated with a type a list is not."""
+
+
+def takes_lists(f: Callable[..., Any]) -> bool:
+    """Whether every parameter of ``f`` says it takes a list (the runtime adds a note to
+    a TypeError of one that doesn't)."""
+    parameters = [p for p in inspect.signature(f).parameters.values() if p.name != "self"]
+    return all(annotation not in (inspect.Parameter.empty, Any) and _takes_a_list(annotation)
+               for annotation in _annotations(f, parameters))
 
 
 def _annotations(f: Callable[..., Any], parameters: list[inspect.Parameter]) -> list[Any]:

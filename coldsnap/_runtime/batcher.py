@@ -23,6 +23,7 @@ from typing import Any
 from coldsnap._runtime.channel import Channel
 from coldsnap._runtime.serve import _arguments, _send_exception, _send_value
 from coldsnap._runtime.target import Target
+from coldsnap.batching import takes_lists
 from coldsnap.wire import control
 from coldsnap.wire.errors import InvalidError
 
@@ -184,11 +185,9 @@ class Batcher:
 
 
 def _note_lists(function: Callable[..., Any], exc: Exception) -> None:
-    """A TypeError from a function whose parameters say no type is likely code written
-    for one value (``x + 1``): say that each parameter is a list here."""
-    parameters = inspect.signature(function).parameters.values()
-    if isinstance(exc, TypeError) and any(
-            p.annotation is inspect.Parameter.empty for p in parameters):
+    """A TypeError from a function whose parameters don't all say they take lists is
+    likely code written for one value (``x + 1``): say that each parameter is a list."""
+    if isinstance(exc, TypeError) and not takes_lists(function):
         exc.add_note("coldsnap: under @coldsnap.batched each parameter receives a list of "
                      "the callers' values (one element per input), and the function "
                      "returns a list as long")
