@@ -117,8 +117,9 @@ class Settings:
     # Parallel transfers to and from the store.
     store_transfers: int = 8
     # Memory kept touched for restores and fetches to start in, in MB (0: off), on VMs
-    # that hand freed memory back to their hypervisor (engine/warm_memory.py).
-    warm_memory_mb: int = 0
+    # that hand freed memory back to their hypervisor; "auto": 1024 MB (at most a
+    # sixteenth of the host) on such a VM, else off (engine/warm_memory.py).
+    warm_memory_mb: str = "auto"
     # Mixed into the host key: hosts with different salts never share snapshots (an
     # operator's way to keep hosts apart that look alike; tests' "another CPU type").
     host_key_salt: str = ""

@@ -24,6 +24,9 @@ from coldsnap.wire.errors import ServerUnavailable
 REPO = Path(__file__).resolve().parent.parent
 # Every server a test starts (many at once) gets a free port for its HTTP gateway.
 os.environ.setdefault("COLDSNAP_HTTP", "127.0.0.1:0")
+# Servers hold no warm memory (auto holds 1 GB each on a VM that hands memory back, and
+# tests run many servers at once); tests/engine/test_warm_memory.py tests it.
+os.environ.setdefault("COLDSNAP_WARM_MEMORY_MB", "0")
 APPS = REPO / "tests" / "apps"
 
 

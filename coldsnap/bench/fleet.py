@@ -31,10 +31,6 @@ from coldsnap.wire import ops
 NAME = "fleet-embedder"
 APP, PLAIN = "bench-fleet-embedder", "bench-fleet-embedder-plain"
 EMBEDDER = REPO / "examples" / "embedder.py"
-# Memory kept warm for boots on both hosts (engine/warm_memory.py), off as by default:
-# the bench's boots follow each other closely, so the memory the last container freed
-# is warm anyway, and a reserve only moves it from the fetch to the restore.
-WARM_MEMORY_MB = int(os.environ.get("COLDSNAP_WARM_MEMORY_MB", "0"))
 CHANGED_LINE = b"\nFLEET_BENCH_VERSION = 2  # the benchmark's one-line change\n"
 
 
@@ -118,7 +114,7 @@ def run(runs: int, root: Path, log: Callable[[str], None], settle_s: float = 1.5
     store = Seaweed().start()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     common = {**store.env(prefix), "COLDSNAP_IMAGE_DIR": str(root / "images"),
-              "COLDSNAP_HTTP": "off", "COLDSNAP_WARM_MEMORY_MB": str(WARM_MEMORY_MB)}
+              "COLDSNAP_HTTP": "off"}  # memory kept warm: the servers' default, or the caller's
     a = Host("A", root / f"a-{prefix}", common)
     b = Host("B", root / f"b-{prefix}", {**common, "COLDSNAP_STORE_CACHE_MB": "0"})
     try:

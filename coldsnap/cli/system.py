@@ -29,6 +29,7 @@ def serve_app_file_hint(command: str, extra: list[str]) -> str | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from coldsnap.engine.base import EngineUnavailable, RunDirInUse
+    from coldsnap.engine.warm_memory import reserve_mb
     from coldsnap.server.daemon import serve
     from coldsnap.server.process import AlreadyRunning
     from coldsnap.server.remote_store import check_store_settings
@@ -45,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.tcp_address()
         settings.http_address()
         check_store_settings(settings)  # COLDSNAP_STORE_URL and its companions
+        reserve_mb(settings.warm_memory_mb)
         settings.dashboard_address()
         if settings.cluster:
             from coldsnap.server.fleet.ray_fleet import ray_address

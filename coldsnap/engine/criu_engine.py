@@ -61,7 +61,7 @@ from coldsnap.engine.store import SnapshotStore
 from coldsnap.engine.thp import set_thp_mode
 from coldsnap.engine.userns import IdRange, user_namespace
 from coldsnap.engine.volume_mounts import volume_sources
-from coldsnap.engine.warm_memory import WarmMemory
+from coldsnap.engine.warm_memory import BLOCK, WarmMemory, reserve_mb
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -122,7 +122,12 @@ class CriuEngine:
         self.layers.prune()
         self.fate = SnapshotFate(self.store, self.layers)  # of snapshots whose restore fails
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
-        self.warm = WarmMemory(settings.warm_memory_mb)  # for new containers' memory
+        # For new containers' memory, and fetched snapshots' (remote_store).
+        self.warm = WarmMemory(reserve_mb(settings.warm_memory_mb))
+        if self.warm.target:
+            logger.info("keeping %d MB of memory warm for restores (COLDSNAP_WARM_MEMORY_MB="
+                        "%s; docs/warm-memory.md)", self.warm.target * BLOCK >> 20,
+                        settings.warm_memory_mb)
         # block_network=True is rare: its pool is made at its first use (_netns_pool).
         self._loopback_netns: NetnsPool | None = None
         self._loopback_lock = threading.Lock()

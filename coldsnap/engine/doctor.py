@@ -84,10 +84,32 @@ def run_checks(settings: Settings) -> list[Check]:
         "(each restore's cgroup join waits ~8 ms less)",
         needed=False,
     ))  # fmt: skip
+    checks.append(_check_warm_memory(settings))
     checks.append(_check_user_namespaces(settings))
     checks.append(_check_gpu())
     checks.append(_check_leftovers(settings))
     return checks
+
+
+def _check_warm_memory(settings: Settings) -> Check:
+    """Whether this host hands free memory back (restores land in slow, fresh memory
+    there) and how much the criu engine keeps warm for them. Informational."""
+    from coldsnap.engine.warm_memory import hands_memory_back, reserve_mb
+
+    back = hands_memory_back()
+    where = ("this VM hands free memory back to its hypervisor" if back
+             else "free memory stays with this host")
+    try:
+        held = reserve_mb(settings.warm_memory_mb)
+    except ValueError as exc:
+        return Check("warm memory", False, str(exc), "see docs/warm-memory.md", needed=False)
+    return Check(
+        "warm memory", True, f"{where}: {held} MB kept warm for restores "
+        f"(COLDSNAP_WARM_MEMORY_MB={settings.warm_memory_mb})",
+        "" if held or not back else "restores here start in handed-back memory: "
+        "COLDSNAP_WARM_MEMORY_MB=auto keeps some warm (docs/warm-memory.md)",
+        needed=False,
+    )  # fmt: skip
 
 
 def _check_leftovers(settings: Settings) -> Check:

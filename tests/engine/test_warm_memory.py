@@ -3,9 +3,13 @@ small sizes)."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
-from coldsnap.engine.warm_memory import BLOCK, WarmMemory
+import pytest
+
+from coldsnap.engine.warm_memory import AUTO_MB, BLOCK, WarmMemory, hands_memory_back, reserve_mb
 
 
 def _held_at_least(warm: WarmMemory, nbytes: int, timeout: float = 30.0) -> bool:
@@ -43,3 +47,35 @@ def test_without_a_size_nothing_is_held_and_releases_are_free() -> None:
     time.sleep(0.1)
     assert warm.held_bytes == 0
     warm.close()
+
+
+def _vm(root: Path, reporting: bool | None) -> Path:
+    """A made-up /sys: page reporting built in, and a balloon that takes the reports
+    (``reporting``), one that doesn't (False), or none (None)."""
+    (root / "module/page_reporting/parameters").mkdir(parents=True)
+    if reporting is not None:
+        device = root / "bus/virtio/drivers/virtio_balloon/virtio0"
+        device.mkdir(parents=True)
+        (device / "features").write_text(("01100" + ("1" if reporting else "0")) + "0" * 58)
+    return root
+
+
+def test_auto_keeps_memory_warm_only_on_a_vm_that_hands_free_memory_back(
+        tmp_path: Path) -> None:
+    total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    back = _vm(tmp_path / "back", reporting=True)
+    assert hands_memory_back(back)
+    assert reserve_mb("auto", back) == min(AUTO_MB, total_mb // 16) > 0
+    assert reserve_mb(" AUTO ", back) == reserve_mb("auto", back)
+    for keeps in (_vm(tmp_path / "no-reports", reporting=False),
+                  _vm(tmp_path / "no-balloon", reporting=None), tmp_path / "bare-metal"):
+        assert not hands_memory_back(keeps)
+        assert reserve_mb("auto", keeps) == 0
+    assert reserve_mb("0", back) == 0  # an operator's number wins either way
+    assert reserve_mb("512", tmp_path / "bare-metal") == 512
+
+
+@pytest.mark.parametrize("bad", ["-1", "1.5", "lots", ""])
+def test_a_size_that_is_neither_a_number_nor_auto_says_what_it_may_be(bad: str) -> None:
+    with pytest.raises(ValueError, match="COLDSNAP_WARM_MEMORY_MB=.*number of MB.*auto"):
+        reserve_mb(bad)

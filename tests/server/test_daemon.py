@@ -55,6 +55,19 @@ def test_a_malformed_tcp_setting_stops_the_server_before_it_starts(tmp_path: Pat
     assert not (tmp_path / "state").exists()  # no log, no engine, no socket
 
 
+def test_a_warm_memory_size_that_is_no_number_stops_the_server_before_it_starts(
+        tmp_path: Path) -> None:
+    env = {**os.environ, "COLDSNAP_STATE_DIR": str(tmp_path / "state"),
+           "COLDSNAP_WARM_MEMORY_MB": "1GB"}
+    result = subprocess.run([sys.executable, "-m", "coldsnap.cli.main", "serve"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_BAD_SETTING
+    assert result.stderr.strip() == (
+        "error: COLDSNAP_WARM_MEMORY_MB='1GB': use a number of MB (0: off) or auto (on "
+        "where this VM hands free memory back)")
+    assert not (tmp_path / "state").exists()
+
+
 @pytest.mark.parametrize("engine", ["none", "criu"])
 def test_a_server_that_fails_to_listen_leaves_nothing_behind(engine: str) -> None:
     """A port in use fails the start after the engine and the unix socket exist: both

@@ -14,15 +14,18 @@ import importlib.util
 import json
 import logging
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coldsnap.engine import Engine
 from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
+from coldsnap.engine.warm_memory import WarmMemory
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable, StoreUrl
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk
+from coldsnap.server.remote_store.collector import collector_paused
 from coldsnap.server.remote_store.fetch import Fetched, fetch_snapshot
 from coldsnap.server.remote_store.layout import SECRET_OBJECT, fixed_layout
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
@@ -43,9 +46,11 @@ class FetchFailed(Exception):
 class RemoteSnapshots:
     """This host's side of the shared store: uploads in the background, fetches on demand."""
 
-    def __init__(self, settings: Settings, store: SnapshotStore) -> None:
+    def __init__(self, settings: Settings, store: SnapshotStore,
+                 memory: WarmMemory | None = None) -> None:
         self.url = StoreUrl.parse(settings.store_url)
         self.store = store
+        self.memory = memory  # the engine's reserve of warm memory, freed for a fetch
         self.bucket = Bucket(self.url, settings.store_transfers)
         self.cache = ChunkCache(settings.chunk_cache_path, settings.store_cache_mb * 1024 * 1024)
         self.transfers = settings.store_transfers
@@ -73,12 +78,21 @@ class RemoteSnapshots:
     def fetch(self, key: str) -> Fetched | None:
         """Bring ``key``'s snapshot for this host key from the store into the local one;
         None when the store has none. FetchFailed saying why when it can't."""
+        started = time.monotonic()
         try:
             raw = self.bucket.get(manifest_name(self.store.host_key, key))
             if raw is None:
                 return None
-            manifest = Manifest.from_json(raw)
-            return fetch_snapshot(self.bucket, self.cache, self.store, manifest, self._pool)
+            if self.memory is not None:
+                # The fetch writes the snapshot into the page cache and the restore
+                # right after it reads it into new memory: twice its size, which on a
+                # VM that hands free memory back is fast only where it is warm
+                # (docs/warm-memory.md).
+                self.memory.release()
+            with collector_paused():
+                manifest = Manifest.from_json(raw)
+                return fetch_snapshot(self.bucket, self.cache, self.store, manifest,
+                                      self._pool, started)
         except CorruptChunk as exc:
             self._forget(key, exc.pack)
             raise FetchFailed(f"{exc}: the snapshot in the store is damaged, deleted it "
@@ -122,7 +136,10 @@ def open_remote(settings: Settings, engine: Engine) -> RemoteSnapshots | None:
     takes no snapshots. ValueError or StoreUnavailable (missing boto3) saying what to fix."""
     if not settings.store_url or engine.store is None:
         return None
-    return RemoteSnapshots(settings, engine.store)
+    # The criu engine's reserve of warm memory (engine/warm_memory.py), if it has one.
+    memory = getattr(engine, "warm", None)
+    return RemoteSnapshots(settings, engine.store,
+                           memory if isinstance(memory, WarmMemory) else None)
 
 
 def check_store_settings(settings: Settings) -> None:

@@ -215,10 +215,12 @@ class _Writes:
 
 
 def fetch_snapshot(bucket: Bucket, cache: ChunkCache, store: SnapshotStore,
-                   manifest: Manifest, pool: ThreadPoolExecutor) -> Fetched:
+                   manifest: Manifest, pool: ThreadPoolExecutor,
+                   started: float | None = None) -> Fetched:
     """Assemble ``manifest``'s snapshot and publish it in ``store``. CorruptChunk,
-    StoreUnavailable, OSError or ValueError when it can't; nothing is left."""
-    t0 = time.monotonic()
+    StoreUnavailable, OSError or ValueError when it can't; nothing is left.
+    ``started``: when the fetch began (its manifest's read), for ``Fetched.seconds``."""
+    t0 = time.monotonic() if started is None else started
     fetched = Fetched()
     staging = store.staging_dir(manifest.key)
     fds: list[int] = []
