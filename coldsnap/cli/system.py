@@ -97,9 +97,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"{mark:4} {check.name}: {check.detail}")
         if not check.ok and check.fix:
             print(f"     fix: {check.fix}")
-    if failed:
-        print(f"\n{len(failed)} check(s) failed: memory snapshots are off (engine none) until "
-              "they pass")
-    else:
+    settings = [c for c in failed if c.setting]
+    if settings:
+        print(f"\n{len(settings)} setting(s) to fix: `coldsnap serve` refuses to start with "
+              f"{'them' if len(settings) > 1 else 'it'}")
+    if len(failed) > len(settings):
+        print(f"\n{len(failed) - len(settings)} check(s) failed: memory snapshots are off "
+              "(engine none) until they pass")
+    elif not failed:
         print("\nall checks passed: memory snapshots work here")
     return 1 if failed else 0

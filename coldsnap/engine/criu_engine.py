@@ -61,7 +61,7 @@ from coldsnap.engine.store import SnapshotStore
 from coldsnap.engine.thp import set_thp_mode
 from coldsnap.engine.userns import IdRange, user_namespace
 from coldsnap.engine.volume_mounts import volume_sources
-from coldsnap.engine.warm_memory import BLOCK, WarmMemory, reserve_mb
+from coldsnap.engine.warm_memory import BLOCK_MB, WarmMemory, hands_memory_back, reserve_mb
 from coldsnap.settings import Settings
 from coldsnap.wire.container import CODE_DIR
 
@@ -124,10 +124,11 @@ class CriuEngine:
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # For new containers' memory, and fetched snapshots' (remote_store).
         self.warm = WarmMemory(reserve_mb(settings.warm_memory_mb))
-        if self.warm.target:
-            logger.info("keeping %d MB of memory warm for restores (COLDSNAP_WARM_MEMORY_MB="
-                        "%s; docs/warm-memory.md)", self.warm.target * BLOCK >> 20,
-                        settings.warm_memory_mb)
+        logger.info("%s (COLDSNAP_WARM_MEMORY_MB=%s; docs/warm-memory.md)",
+                    f"keeping {self.warm.target * BLOCK_MB} MB of memory warm for restores"
+                    if self.warm.target else "keeping no memory warm for restores"
+                    + ("" if hands_memory_back() else ": free memory stays with this host"),
+                    settings.warm_memory_mb)
         # block_network=True is rare: its pool is made at its first use (_netns_pool).
         self._loopback_netns: NetnsPool | None = None
         self._loopback_lock = threading.Lock()

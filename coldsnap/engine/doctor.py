@@ -28,6 +28,7 @@ class Check:
     detail: str
     fix: str = ""
     needed: bool = True  # False: informational (a GPU, lazy restore)
+    setting: bool = False  # a COLDSNAP_* value the server refuses to start with
 
 
 def criu_usable(settings: Settings) -> bool:
@@ -101,8 +102,8 @@ def _check_warm_memory(settings: Settings) -> Check:
              else "free memory stays with this host")
     try:
         held = reserve_mb(settings.warm_memory_mb)
-    except ValueError as exc:
-        return Check("warm memory", False, str(exc), "see docs/warm-memory.md", needed=False)
+    except ValueError as exc:  # the server refuses to start with it
+        return Check("warm memory", False, str(exc), "see docs/warm-memory.md", setting=True)
     return Check(
         "warm memory", True, f"{where}: {held} MB kept warm for restores "
         f"(COLDSNAP_WARM_MEMORY_MB={settings.warm_memory_mb})",

@@ -29,11 +29,15 @@ import time
 from pathlib import Path
 
 BLOCK = 8 << 20  # a multiple of what free page reporting hands back (2 MB here)
+BLOCK_MB = BLOCK >> 20
 RETAKE_AFTER_S = 30.0
 # ``auto``'s reserve: what a fetch (page cache) and the restore right after it (new
 # memory) of a 350 MB snapshot touch, with room; at most a sixteenth of the host.
 AUTO_MB = 1024
 REPORTING_FEATURE = 5  # VIRTIO_BALLOON_F_REPORTING: the balloon takes reported free pages
+# The reserve stops growing while less than this share of the host's memory is
+# available: it is for restores, never worth what the host's other processes need.
+SPARE_FRACTION = 0.15
 logger = logging.getLogger(__name__)
 
 
@@ -48,7 +52,7 @@ class WarmMemory:
     """
 
     def __init__(self, mb: int) -> None:
-        self.target = max(0, mb) * (1 << 20) // BLOCK  # blocks
+        self.target = -(-max(0, mb) // BLOCK_MB)  # blocks, rounded up
         self._blocks: list[mmap.mmap] = []
         self._lock = threading.Lock()
         self._released_at = 0.0
@@ -110,6 +114,11 @@ class WarmMemory:
             if self._closed or len(self._blocks) >= self.target:
                 return False
             started = self._released_at
+        if _available_share() < SPARE_FRACTION:
+            logger.warning("keeping warm memory for restores: less than %d%% of this host's "
+                           "memory is available; holding %d MB of the %d MB asked for",
+                           SPARE_FRACTION * 100, self.held_bytes >> 20, self.target * BLOCK_MB)
+            return False
         try:
             block = mmap.mmap(-1, BLOCK, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             with open("/dev/zero", "rb", buffering=0) as zero:
@@ -129,19 +138,39 @@ class WarmMemory:
 
 
 def reserve_mb(setting: str, sys_root: Path = Path("/sys")) -> int:
-    """``COLDSNAP_WARM_MEMORY_MB``'s reserve in MB: a number as it is; ``auto``:
-    ``AUTO_MB`` (at most a sixteenth of the host's memory) on a VM that hands free
-    memory back to its hypervisor, else 0. ValueError saying what it may be."""
+    """``COLDSNAP_WARM_MEMORY_MB``'s reserve in MB, in whole blocks: a number rounded up
+    to one; ``auto``: ``AUTO_MB`` (at most a sixteenth of the host's memory) on a VM
+    that hands free memory back to its hypervisor, else 0. ValueError saying what it
+    may be: not a whole number, or more than half of the host's memory."""
     text = setting.strip().lower()
+    total_mb = _total_mb()
     if text == "auto":
         if not hands_memory_back(sys_root):
             return 0
-        total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
-        return min(AUTO_MB, total_mb // 16)
+        return min(AUTO_MB, total_mb // 16) // BLOCK_MB * BLOCK_MB
     if not text.isdigit():
-        raise ValueError(f"COLDSNAP_WARM_MEMORY_MB={setting!r}: use a number of MB (0: "
-                         "off) or auto (on where this VM hands free memory back)")
-    return int(text)
+        raise ValueError(f"COLDSNAP_WARM_MEMORY_MB={setting!r}: use a whole number of MB, "
+                         "0 or more (0: off), or auto (on where this VM hands free memory "
+                         "back)")
+    if int(text) > total_mb // 2:
+        raise ValueError(f"COLDSNAP_WARM_MEMORY_MB={setting!r} is more than half of this "
+                         f"host's memory ({total_mb} MB): the reserve is for restores, "
+                         "twice the largest snapshot is plenty (docs/warm-memory.md)")
+    return -(-int(text) // BLOCK_MB) * BLOCK_MB
+
+
+def _total_mb() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+
+
+def _available_share() -> float:
+    """MemAvailable over MemTotal (/proc/meminfo); 1.0 when it can't be read."""
+    try:
+        fields = dict(line.split(":", 1) for line in
+                      Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        return int(fields["MemAvailable"].split()[0]) / int(fields["MemTotal"].split()[0])
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return 1.0
 
 
 def hands_memory_back(sys_root: Path = Path("/sys")) -> bool:

@@ -28,6 +28,19 @@ def test_doctor_fails_only_on_needed_checks(
     assert "1 check(s) failed" in out
 
 
+def test_doctor_fails_on_a_warm_memory_size_the_server_refuses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("COLDSNAP_WARM_MEMORY_MB", "1GB")
+    assert cmd_doctor(argparse.Namespace(json=False)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL warm memory: COLDSNAP_WARM_MEMORY_MB='1GB': use a whole number of MB" in out
+    assert "1 setting(s) to fix: `coldsnap serve` refuses to start with it" in out
+    monkeypatch.setenv("COLDSNAP_WARM_MEMORY_MB", "5")
+    cmd_doctor(argparse.Namespace(json=False))
+    assert "8 MB kept warm for restores (COLDSNAP_WARM_MEMORY_MB=5)" in capsys.readouterr().out
+
+
 def test_stop_stops_the_server_and_says_when_none_runs(
     server_factory: type[ServerHandle],
 ) -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.engine.warm_memory import AUTO_MB, BLOCK, WarmMemory, hands_memory_back, reserve_mb
+from coldsnap.engine.warm_memory import (
+    AUTO_MB,
+    BLOCK,
+    BLOCK_MB,
+    WarmMemory,
+    hands_memory_back,
+    reserve_mb,
+)
 
 
 def _held_at_least(warm: WarmMemory, nbytes: int, timeout: float = 30.0) -> bool:
@@ -73,9 +80,37 @@ def test_auto_keeps_memory_warm_only_on_a_vm_that_hands_free_memory_back(
         assert reserve_mb("auto", keeps) == 0
     assert reserve_mb("0", back) == 0  # an operator's number wins either way
     assert reserve_mb("512", tmp_path / "bare-metal") == 512
+    assert reserve_mb("5") == reserve_mb("8") == BLOCK_MB  # whole blocks, rounded up
+    assert reserve_mb("100") == 104
+    assert WarmMemory(5).target == 1  # never less than asked for
+
+
+def test_a_reserve_of_more_than_half_the_host_is_refused() -> None:
+    total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    assert reserve_mb(str(total_mb // 2 // BLOCK_MB * BLOCK_MB)) > 0
+    half = rf"more than half of this host's memory \({total_mb} MB\)"
+    with pytest.raises(ValueError, match=half):
+        reserve_mb(str(total_mb // 2 + 1))
 
 
 @pytest.mark.parametrize("bad", ["-1", "1.5", "lots", ""])
 def test_a_size_that_is_neither_a_number_nor_auto_says_what_it_may_be(bad: str) -> None:
-    with pytest.raises(ValueError, match="COLDSNAP_WARM_MEMORY_MB=.*number of MB.*auto"):
+    with pytest.raises(ValueError, match="COLDSNAP_WARM_MEMORY_MB=.*whole number of MB.*auto"):
         reserve_mb(bad)
+
+
+def test_the_reserve_stops_growing_when_the_host_runs_short_of_memory(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from coldsnap.engine import warm_memory
+
+    monkeypatch.setattr(warm_memory, "SPARE_FRACTION", 1.01)  # never enough to spare
+    warm = WarmMemory(2 * BLOCK_MB)
+    try:
+        deadline = time.monotonic() + 10
+        while "less than 101% of this host's memory is available" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.02)
+        assert warm.held_bytes == 0
+        assert "holding 0 MB of the 16 MB asked for" in caplog.text
+    finally:
+        warm.close()

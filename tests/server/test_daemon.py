@@ -63,8 +63,8 @@ def test_a_warm_memory_size_that_is_no_number_stops_the_server_before_it_starts(
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == EXIT_BAD_SETTING
     assert result.stderr.strip() == (
-        "error: COLDSNAP_WARM_MEMORY_MB='1GB': use a number of MB (0: off) or auto (on "
-        "where this VM hands free memory back)")
+        "error: COLDSNAP_WARM_MEMORY_MB='1GB': use a whole number of MB, 0 or more (0: off), "
+        "or auto (on where this VM hands free memory back)")
     assert not (tmp_path / "state").exists()
 
 
@@ -137,3 +137,14 @@ def test_at_warning_the_server_log_keeps_boot_failures_and_no_user_lines(
                for line in app_log), app_log
     assert any(line.startswith("[Broken] coldsnap: boot failed: container cs-")
                for line in app_log), app_log
+
+
+def test_the_server_log_says_how_much_memory_it_keeps_warm(
+        server_factory: type[ServerHandle]) -> None:
+    require_criu()
+    held = server_factory("criu", {"COLDSNAP_WARM_MEMORY_MB": "12"}).start()
+    none = server_factory("criu", {"COLDSNAP_WARM_MEMORY_MB": "0"}).start()
+    assert ("keeping 16 MB of memory warm for restores (COLDSNAP_WARM_MEMORY_MB=12; "
+            "docs/warm-memory.md)") in held.log()
+    assert "keeping no memory warm for restores" in none.log()
+    assert "(COLDSNAP_WARM_MEMORY_MB=0; docs/warm-memory.md)" in none.log()
