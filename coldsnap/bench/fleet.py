@@ -14,116 +14,53 @@ added to the store over that snapshot's size.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coldsnap.bench.coldboot import REPO, SENTENCE, _summary
+from coldsnap.bench.coldboot import REPO, _summary
+from coldsnap.bench.fleet_host import EMBEDDER, Host
+from coldsnap.bench.provenance import provenance
 from coldsnap.bench.seaweed import Seaweed
-from coldsnap.wire import ops
 
 NAME = "fleet-embedder"
 APP, PLAIN = "bench-fleet-embedder", "bench-fleet-embedder-plain"
-EMBEDDER = REPO / "examples" / "embedder.py"
 CHANGED_LINE = b"\nFLEET_BENCH_VERSION = 2  # the benchmark's one-line change\n"
-
-
-class Host:
-    """A ``coldsnap serve`` of its own state dir, as one host of the fleet."""
-
-    def __init__(self, name: str, root: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.root = root
-        self.env = {**os.environ, "COLDSNAP_STATE_DIR": str(root / "state"),
-                    "COLDSNAP_ENGINE": "criu", **env}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.conn: Any = None
-
-    def start(self, timeout: float = 60.0) -> Host:
-        from coldsnap.client import Client
-        from coldsnap.settings import Settings
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "server.log", "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "coldsnap.cli.main", "serve"],
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        self.conn = Client(Settings.from_env(self.env))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"host {self.name}'s server exited; see "
-                                   f"{self.root / 'server.log'}")
-            try:
-                self.conn.ping()
-                return self
-            except Exception:
-                time.sleep(0.1)
-        raise RuntimeError(f"host {self.name}'s server did not answer in {timeout:g} s")
-
-    def stop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def deploy(self, source: bytes, name: str, snapshots: bool = True) -> None:
-        self.conn.deploy(source, EMBEDDER.name, name=name, snapshots=snapshots)
-
-    def cold_call(self, app: str, settle_s: float) -> float:
-        import cloudpickle
-
-        from coldsnap.wire.serialization import dumps_args
-
-        self.conn.drain(app)
-        time.sleep(settle_s)
-        t0 = time.perf_counter()
-        blob = self.conn.call(app, "Embedder", "run", dumps_args((SENTENCE,), {}), None)
-        elapsed = time.perf_counter() - t0
-        if len(cloudpickle.loads(blob)[0]) != 384:
-            raise RuntimeError(f"host {self.name}: the embedder answered wrong")
-        return elapsed
-
-    def snapshots(self, app: str) -> list[dict[str, Any]]:
-        rows = self.conn.request(ops.SNAPSHOTS_LS)[0]["snapshots"]
-        return [s for s in rows if s.get("app") == app and s.get("status") == "ready"]
-
-    def forget(self, app: str) -> None:
-        """Remove this host's copies of ``app``'s snapshots (the store keeps its own)."""
-        for snapshot in self.snapshots(app):
-            self.conn.request(ops.SNAPSHOT_RM, key=snapshot["key"])
-
-    def boots(self, app: str, kind: str) -> list[dict[str, Any]]:
-        boots = self.conn.request(ops.APP_STATS, app=app)[0]["boots"]
-        return sorted((b for b in boots if b["ok"] and b["kind"] == kind),
-                      key=lambda b: b["created_at"])
 
 
 def run(runs: int, root: Path, log: Callable[[str], None], settle_s: float = 1.5
         ) -> dict[str, Any]:
-    store = Seaweed().start()
+    store = Seaweed()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     common = {**store.env(prefix), "COLDSNAP_IMAGE_DIR": str(root / "images"),
               "COLDSNAP_HTTP": "off"}  # memory kept warm: the servers' default, or the caller's
     a = Host("A", root / f"a-{prefix}", common)
     b = Host("B", root / f"b-{prefix}", {**common, "COLDSNAP_STORE_CACHE_MB": "0"})
     try:
+        store.start()
         log(f"[{NAME}] S3 store {store.endpoint} (prefix {prefix}); hosts A and B")
-        return _measure(a.start(), b.start(), store, prefix, runs, log, settle_s)
+        result = _measure(a.start(), b.start(), store, prefix, runs, log, settle_s)
     finally:
-        for host in (a, b):
-            host.stop()
-        store.cleanup()
+        _tear_down((a, b), store, log)
+    return {**result, "hosts": {host.name: host.ran_with() for host in (a, b)},
+            **provenance(REPO)}
+
+
+def _tear_down(hosts: tuple[Host, ...], store: Seaweed, log: Callable[[str], None]) -> None:
+    """Servers first (a running one holds mounts in its state), then the store, then each
+    host's state dir: its snapshots, chunk cache and layers go, its server.log stays."""
+    for host in hosts:
+        host.stop()
+    store.cleanup()
+    for host in hosts:
+        left = host.remove_state()
+        if left:
+            log(f"[{NAME}] host {host.name}: kept {host.root / 'state'}: still mounted at "
+                f"{', '.join(left)}; `umount -l` those, then remove it")
+        log(f"[{NAME}] host {host.name}: its server's log is {host.log_path}")
 
 
 def _measure(a: Host, b: Host, store: Seaweed, prefix: str, runs: int,
@@ -204,3 +141,8 @@ def print_table(row: dict[str, Any], ms: Callable[[float | None], str]) -> None:
           f"{row['dedupe_new_bytes'] / 1e6:.1f} MB to the store = "
           f"{row['dedupe_new_fraction']:.3f} of its snapshot "
           f"({row['snapshot_bytes'] / 1e6:.0f} MB)")
+    for name, host in row.get("hosts", {}).items():
+        held = host["warm_memory_held_mb"]
+        print(f"host {name}: COLDSNAP_WARM_MEMORY_MB={host['warm_memory_mb']} "
+              f"({f'{held} MB' if held else 'no memory'} kept warm); its server's log: "
+              f"{host['server_log']}")

@@ -26,7 +26,7 @@ class WeedMissing(RuntimeError):
 # weed mini's servers, each on a port of its own (the defaults would clash with any
 # other weed on the machine).
 PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-              "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc", "webdav.port")
+              "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc")
 
 
 def free_port() -> int:
@@ -56,9 +56,15 @@ class Seaweed:
 
     def start(self, timeout: float = 60.0) -> Seaweed:
         flags = [f"-{flag}={free_port()}" for flag in PORT_FLAGS]
-        argv = [weed_binary(), "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1", f"-s3.port={self.s3_port}", "-s3.port.iceberg=0",
-                "-s3.port.lance=0", "-admin.ui=false",
+        # Everything under the root, which cleanup() removes: by default weed writes its
+        # glog files, its S3 and filer sockets and WebDAV's chunk cache (an 8-hex dir)
+        # straight into /tmp. Its log goes to stderr (weed.log) instead of glog files;
+        # WebDAV is off, as nothing here uses it.
+        argv = [weed_binary(), "-logtostderr", "mini", f"-dir={self.root / 'data'}",
+                "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={self.s3_port}",
+                f"-s3.localSocket={self.root / 's3.sock'}",
+                f"-filer.localSocket={self.root / 'filer.sock'}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-admin.ui=false", "-webdav=false",
                 "-master.telemetry=false",  # it reports to seaweedfs.com by default
                 *flags]
         (self.root / "data").mkdir(exist_ok=True)
