@@ -4,11 +4,12 @@
 one, says why one failed to start, tells when one must be replaced, and when none may
 start (a fleet's state dir: its control plane is started by hand). Example::
 
-    pid = spawn(settings)
+    started = spawn(settings)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -17,10 +18,23 @@ from coldsnap.settings import EMBEDDED_ENV, Settings
 from coldsnap.wire.fleet_mark import fleet_cluster, serve_command
 
 
-def spawn(settings: Settings) -> int:
-    """Start ``coldsnap serve`` in a session of its own; returns its pid (our child)."""
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """A background server just started: its pid (our child), and where its lines begin
+    in ``server.log``, which every server of the state dir appends to."""
+
+    pid: int
+    log_start: int
+
+
+def spawn(settings: Settings) -> Started:
+    """Start ``coldsnap serve`` in a session of its own."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = str(settings.state_dir / "server.log")
+    try:
+        log_start = os.stat(log).st_size
+    except FileNotFoundError:
+        log_start = 0
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
@@ -28,7 +42,8 @@ def spawn(settings: Settings) -> int:
     ]
     argv = [sys.executable, "-m", "coldsnap.cli.main", "serve"]
     env = {**os.environ, EMBEDDED_ENV: "1"}
-    return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+    pid = os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+    return Started(pid, log_start)
 
 
 def fleet_refusal(settings: Settings) -> str | None:
@@ -60,16 +75,27 @@ def reap(pid: int) -> None:
         pass
 
 
-def start_failure(settings: Settings, exited: int | None) -> str:
-    """Why a background server did not come up, with the end of its log."""
+def start_failure(settings: Settings, started: Started, exited: int | None) -> str:
+    """Why a background server did not come up, with the end of what it logged (not
+    the lines of the servers before it in the same log)."""
     log = settings.state_dir / "server.log"
-    try:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    except OSError:
-        tail = "(no log)"
     status = "did not answer in time" if exited is None else f"exited with status {exited}"
+    try:
+        with open(log, "rb") as f:
+            if f.seek(0, os.SEEK_END) >= started.log_start:  # else it was cut: show it all
+                f.seek(started.log_start)
+            else:
+                f.seek(0)
+            lines = f.read().decode(errors="replace").splitlines()[-20:]
+    except OSError as exc:
+        return (f"started a coldsnap server in the background but it {status}, and its "
+                f"log {log} could not be read ({exc.strerror}); run `coldsnap serve` to "
+                "see why it fails")
+    if not lines:
+        return (f"started a coldsnap server in the background but it {status} before "
+                f"writing to {log}; run `coldsnap serve` to see why it fails")
     return (f"started a coldsnap server in the background but it {status}. "
-            f"Last lines of {log}:\n{tail}")
+            f"Its last lines in {log}:\n" + "\n".join(lines))
 
 
 def runs_other_code(ping: dict[str, Any]) -> bool:

@@ -235,8 +235,8 @@ class Client:
         refusal = background_server.fleet_refusal(self.settings)
         if refusal is not None:
             raise ServerUnavailable(refusal)
-        pid = background_server.spawn(self.settings)
-        self._server_pid = pid
+        started = background_server.spawn(self.settings)
+        pid = self._server_pid = started.pid
         self.restarts_server = True
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         exited: int | None = None
@@ -255,7 +255,7 @@ class Client:
                     if exited != EXIT_ALREADY_RUNNING:  # else another won the race: wait
                         break
             time.sleep(0.05)
-        raise ServerUnavailable(background_server.start_failure(self.settings, exited))
+        raise ServerUnavailable(background_server.start_failure(self.settings, started, exited))
 
     def stop_server(self) -> int | None:
         """Stop the server of these settings (its containers leave first) and wait for it

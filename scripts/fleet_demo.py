@@ -3,8 +3,10 @@ S3 store on this machine, a coldsnap control plane on the cluster, the embedder
 deployed. One node makes the memory snapshot and uploads it; scaled to zero, three
 calls at once then need three containers, one per node (each node has room for
 one), and the nodes without the snapshot fetch it from the store and restore it. Prints, per
-container: its node, how it booted, what it fetched and how long its restore took; a
-boot that failed is a row saying so, its error below the table.
+container: its node, how it booted, and its boot's parts (fetch, sandbox, restore, the
+rest), which add up to its boot time; a boot that failed is a row saying so, its error
+below the table. A note under it says what the times depend on here: the nodes share this
+machine's cores and the last boots ran at once.
 
 Its files (the control plane's state, the hosts' snapshots and images, server.log) go
 to a directory under /tmp, removed at the end unless the demo failed or ``--keep``
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -158,27 +161,77 @@ def _wait_for_upload(store: Seaweed, timeout: float = 600) -> None:
     raise DemoFailed(f"the snapshot was not uploaded to the store in {timeout:.0f} s")
 
 
+COLUMNS = (("container", 16), ("node", 16), ("boot", 18))  # left-aligned, then the times
+TIMES = (("fetched from the store", 24), ("sandbox", 10), ("restore", 10), ("other", 10),
+         ("boot", 10))
+
+
 def _print_table(boots: list[dict[str, Any]]) -> None:
     """A row per container (`coldsnap apps stats`' boots): its node, how it booted, and
-    its boot's timings; a failed boot says so, with its error after the table."""
+    its boot's parts, which add up to its boot time; a failed boot says so, with its
+    error after the table. Then what the times depend on here (``_print_note``)."""
     print()
-    print(f"{'container':<16}{'node':<16}{'boot':<18}{'fetched from the store':>24}"
-          f"{'restore':>10}{'boot':>10}")
+    print("".join(f"{name:<{width}}" for name, width in COLUMNS)
+          + "".join(f"{name:>{width}}" for name, width in TIMES))
     errors = []
     for boot in sorted(boots, key=lambda b: b["created_at"]):
         node = boot.get("host") or "?"
         if not boot.get("ok"):
             errors.append(f"  {boot['container_id']}: {boot.get('error') or 'no error kept'}")
-            print(f"{boot['container_id']:<16}{node:<16}{'failed':<18}"
-                  f"{'(error below)':>24}{'-':>10}{'-':>10}")
+            _print_row(boot["container_id"], node, "failed", ["(error below)", *"----"])
             continue
-        timings = boot.get("timings") or {}
-        fetch = (f"{timings['fetch_bytes'] / 1e6:.0f} MB in {timings['fetch_s'] * 1000:.0f} ms"
-                 if timings.get("fetch_bytes") else "-")
-        print(f"{boot['container_id']:<16}{node:<16}{boot['kind']:<18}{fetch:>24}"
-              f"{_ms(timings.get('restore_s')):>10}{_ms(timings.get('boot_s')):>10}")
+        _print_row(boot["container_id"], node, boot["kind"], _boot_parts(boot.get("timings") or {}))
     if errors:
         print("\nfailed boots:\n" + "\n".join(errors))
+    _print_note(boots)
+
+
+def _print_row(container: str, node: str, kind: str, times: list[str]) -> None:
+    print(f"{container:<16}{node:<16}{kind:<18}"
+          + "".join(f"{text:>{width}}" for text, (_, width) in zip(times, TIMES, strict=True)))
+
+
+def _boot_parts(timings: dict[str, float]) -> list[str]:
+    """A boot's fetch, sandbox, restore, the rest of it (``other``) and its total."""
+    fetch = (f"{timings['fetch_bytes'] / 1e6:.0f} MB in {timings['fetch_s'] * 1000:.0f} ms"
+             if timings.get("fetch_bytes") else "-")
+    other = None
+    if "boot_s" in timings:
+        shown = sum(timings.get(part, 0.0) for part in ("fetch_s", "sandbox_s", "restore_s"))
+        other = max(0.0, timings["boot_s"] - shown)
+    return [fetch, _ms(timings.get("sandbox_s")), _ms(timings.get("restore_s")), _ms(other),
+            _ms(timings.get("boot_s"))]
+
+
+def _print_note(boots: list[dict[str, Any]]) -> None:
+    """What the times depend on: the nodes are processes on this machine, sharing its
+    cores, and the last boots ran at once; what the first boot, which ran alone, took."""
+    cores = len(os.sched_getaffinity(0))
+    notes = [
+        "sandbox: the container's root, disk and network; a node's first boot of the app "
+        "also packs the image's and the snapshot's files into disk images there (once per "
+        "node). other: the rest of the boot (after-restore, enter; a snapshot-created boot "
+        "also imports the app, runs enter(snap=True) and dumps).",
+        f"note: the {NODES} nodes are processes on this machine, sharing its {cores} "
+        f"core{'s' if cores != 1 else ''}, and the last {NODES} boots ran at once: each was "
+        "slower than it would be alone. `coldsnap bench fleet` times such boots one at a "
+        "time.",
+    ]
+    first = next((b for b in sorted(boots, key=lambda b: b["created_at"])
+                  if b.get("ok") and b["kind"] == "snapshot-created"), None)
+    timings = (first or {}).get("timings") or {}
+    if "import_s" in timings and "restore_s" in timings:
+        enter = timings.get("enter_snap_s", 0.0)
+        notes.append(
+            f"The first boot ran alone: without a snapshot, a boot here imports the app and "
+            f"loads the model ({_ms(timings['import_s'] + enter)}: import "
+            f"{_ms(timings['import_s'])}, enter(snap=True) {_ms(enter)}); its restore from "
+            f"the snapshot it had just made took {_ms(timings['restore_s'])}.")
+    print()
+    for i, note in enumerate(notes):  # "3472 ms" stays on one line
+        text = textwrap.fill(note.replace(" ms", "\N{NO-BREAK SPACE}ms"), width=100,
+                             initial_indent="  " if i > 1 else "", subsequent_indent="  ")
+        print(text.replace("\N{NO-BREAK SPACE}", " "))
 
 
 def _ms(seconds: float | None) -> str:

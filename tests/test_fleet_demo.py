@@ -1,10 +1,12 @@
 """scripts/fleet_demo.py's table and files: a failed boot is a row saying so (the table
-is printed whole), nodes come from the boots' hosts, and its files are removed or
-reported with their size."""
+is printed whole), nodes come from the boots' hosts, a boot's parts add up to it, a note
+says the nodes share this machine, and its files are removed or reported with their
+size."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -38,8 +40,38 @@ def test_a_failed_boot_is_a_row_and_its_error_follows(capsys: pytest.CaptureFixt
         ["cs-1", "vm/aaa", "snapshot-created"], ["cs-2", "vm/bbb", "restored"],
         ["cs-3", "?", "failed"]]
     assert "80 MB in 1100 ms" in rows[3] and rows[3].endswith("1200 ms")
-    assert rows[-2:] == ["failed boots:", "  cs-3: no host in the fleet has room for a "
-                         "container"]
+    failed = rows.index("failed boots:")
+    assert rows[failed + 1] == "  cs-3: no host in the fleet has room for a container"
+
+
+def test_a_boots_parts_add_up_and_a_note_says_the_nodes_share_this_machine(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    demo = _demo()
+    boots = [
+        {"container_id": "cs-1", "host": "vm/aaa", "kind": "snapshot-created", "ok": True,
+         "created_at": 1.0, "timings": {"boot_s": 6.2, "sandbox_s": 0.014, "restore_s": 0.5,
+                                        "import_s": 3.0, "enter_snap_s": 0.4, "dump_s": 1.0}},
+        {"container_id": "cs-2", "host": "vm/bbb", "kind": "restored", "ok": True,
+         "created_at": 2.0, "timings": {"boot_s": 4.4, "fetch_bytes": 79e6, "fetch_s": 1.4,
+                                        "sandbox_s": 0.6, "restore_s": 2.1}},
+    ]
+    demo._print_table(boots)
+    out = capsys.readouterr().out
+    header, first, fetched = out.splitlines()[1:4]
+    assert header.split()[-5:] == ["store", "sandbox", "restore", "other", "boot"]
+    # fetch 1400 + sandbox 600 + restore 2100 + other 300 = boot 4400
+    assert fetched.split()[-10:] == ["1400", "ms", "600", "ms", "2100", "ms", "300", "ms",
+                                     "4400", "ms"]
+    assert first.split()[-8:] == ["14", "ms", "500", "ms", "5686", "ms", "6200", "ms"]
+    text = " ".join(out.split())
+    cores = len(os.sched_getaffinity(0))
+    assert (f"the {demo.NODES} nodes are processes on this machine, sharing its {cores} "
+            f"core") in text, text
+    assert f"the last {demo.NODES} boots ran at once" in text
+    assert "`coldsnap bench fleet` times such boots one at a time" in text
+    assert ("without a snapshot, a boot here imports the app and loads the model (3400 ms: "
+            "import 3000 ms, enter(snap=True) 400 ms)") in text, text
 
 
 def test_its_files_are_removed_or_reported_with_their_size(
