@@ -254,7 +254,7 @@ class CriuEngine:
         returned (and so resumed) only once they match. ``verify_s`` in its timings:
         what the check added after CRIU was done."""
         info = self.fate.usable(key)
-        self.warm.release(info.size_bytes)  # what it reads into new memory; the rest stays
+        self.warm.release()
         check = Verification(info.path / "images", info.extra.get("digests", {}),
                              self.store.verified)
         groups = self.limits.cgroups(spec)

@@ -9,8 +9,7 @@ A restore touches its whole snapshot at once (CRIU reads every page into fresh
 memory), where a plain boot spreads its allocations over seconds of imports.
 
 ``WarmMemory`` holds ``COLDSNAP_WARM_MEMORY_MB`` of touched anonymous memory in
-blocks of 8 MB. ``release(nbytes)`` frees what a boot is about to touch just before
-it (a restore: its snapshot's size; a fetch: twice that; a plain start: all): the
+blocks of 8 MB. ``release()`` frees them just before a container starts: the
 kernel hands recently freed pages out first, so the new memory is warm. The
 reserve is taken back in the background right after a container ends
 (``refill``: its memory was just freed, so that is warm and cheap to take), or
@@ -135,6 +134,7 @@ class WarmMemory:
                 return True
         block.close()  # released meanwhile: this block is warm for that release
         return True
+
 
 
 def reserve_mb(setting: str, sys_root: Path = Path("/sys")) -> int:

@@ -83,14 +83,14 @@ class RemoteSnapshots:
             raw = self.bucket.get(manifest_name(self.store.host_key, key))
             if raw is None:
                 return None
+            if self.memory is not None:
+                # The fetch writes the snapshot into the page cache and the restore
+                # right after it reads it into new memory: twice its size, which on a
+                # VM that hands free memory back is fast only where it is warm
+                # (docs/warm-memory.md).
+                self.memory.release()
             with collector_paused():
                 manifest = Manifest.from_json(raw)
-                if self.memory is not None:
-                    # The fetch writes the snapshot into the page cache and the restore
-                    # right after it reads it into new memory: twice its size, which on
-                    # a VM that hands free memory back is fast only where it is warm
-                    # (docs/warm-memory.md).
-                    self.memory.release(2 * manifest.size_bytes)
                 return fetch_snapshot(self.bucket, self.cache, self.store, manifest,
                                       self._pool, started)
         except CorruptChunk as exc:
