@@ -114,3 +114,22 @@ def test_the_reserve_stops_growing_when_the_host_runs_short_of_memory(
         assert "holding 0 MB of the 16 MB asked for" in caplog.text
     finally:
         warm.close()
+
+
+def test_the_reserve_is_taken_back_at_idle_priority_a_while_after_a_boot_freed_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from coldsnap.engine import warm_memory
+
+    monkeypatch.setattr(warm_memory, "RETAKE_AFTER_S", 0.5)
+    warm = WarmMemory(2 * BLOCK_MB)
+    try:
+        assert _held_at_least(warm, 2 * BLOCK)
+        assert warm._thread is not None and warm._thread.native_id is not None
+        assert os.sched_getscheduler(warm._thread.native_id) == os.SCHED_IDLE
+        warm.release()  # a boot, and no container ends after it
+        assert warm.held_bytes == 0
+        started = time.monotonic()
+        assert _held_at_least(warm, 2 * BLOCK, timeout=10)
+        assert time.monotonic() - started >= 0.4  # not at once: the boot may need it
+    finally:
+        warm.close()
