@@ -297,6 +297,12 @@ class Engine(Protocol):
         """Snapshots went from the store (rm, gc): free what the engine held for them."""
         ...
 
+    def free_warm_memory(self) -> None:
+        """Something is about to fill much new memory outside a container (a snapshot
+        fetched from the shared store into the page cache, restored right after): free
+        the memory the engine keeps warm for boots, if it keeps any."""
+        ...
+
     def close(self) -> None:
         """Give back what the engine holds on the host; called once, at shutdown."""
         ...

@@ -359,6 +359,9 @@ class CriuEngine:
         no container uses them."""
         self.layers.prune()
 
+    def free_warm_memory(self) -> None:
+        self.warm.release()
+
     def mark_failed(self, key: str, reason: str) -> None:
         self.store.mark_failed(key, reason)
 

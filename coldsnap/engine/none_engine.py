@@ -102,5 +102,8 @@ class NoneEngine:
     def snapshots_deleted(self) -> None:
         pass
 
+    def free_warm_memory(self) -> None:
+        pass  # it keeps none
+
     def close(self) -> None:
         pass  # each container removes its own code dir

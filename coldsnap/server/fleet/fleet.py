@@ -246,6 +246,9 @@ class Fleet:
 
     # the shared store (docs/store.md): each host fetches and uploads its own (shared.py)
 
+    def free_warm_memory(self) -> None:
+        """Nothing to do here: each host's fetch frees its own engine's (shared.py)."""
+
     def shared_store(self) -> FleetStore | None:
         """The boot policy's route to the shared store; None when no host has one."""
         urls = [a.store_url for a in self.agents if a.store_url]

@@ -15,13 +15,13 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coldsnap.engine import Engine
 from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
-from coldsnap.engine.warm_memory import WarmMemory
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable, StoreUrl
 from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk
@@ -47,10 +47,10 @@ class RemoteSnapshots:
     """This host's side of the shared store: uploads in the background, fetches on demand."""
 
     def __init__(self, settings: Settings, store: SnapshotStore,
-                 memory: WarmMemory | None = None) -> None:
+                 free_warm_memory: Callable[[], None] | None = None) -> None:
         self.url = StoreUrl.parse(settings.store_url)
         self.store = store
-        self.memory = memory  # the engine's reserve of warm memory, freed for a fetch
+        self.free_warm_memory = free_warm_memory  # the engine's (Engine.free_warm_memory)
         self.bucket = Bucket(self.url, settings.store_transfers)
         self.cache = ChunkCache(settings.chunk_cache_path, settings.store_cache_mb * 1024 * 1024)
         self.transfers = settings.store_transfers
@@ -83,12 +83,12 @@ class RemoteSnapshots:
             raw = self.bucket.get(manifest_name(self.store.host_key, key))
             if raw is None:
                 return None
-            if self.memory is not None:
+            if self.free_warm_memory is not None:
                 # The fetch writes the snapshot into the page cache and the restore
                 # right after it reads it into new memory: twice its size, which on a
                 # VM that hands free memory back is fast only where it is warm
                 # (docs/warm-memory.md).
-                self.memory.release()
+                self.free_warm_memory()
             with collector_paused():
                 manifest = Manifest.from_json(raw)
                 return fetch_snapshot(self.bucket, self.cache, self.store, manifest,
@@ -136,10 +136,7 @@ def open_remote(settings: Settings, engine: Engine) -> RemoteSnapshots | None:
     takes no snapshots. ValueError or StoreUnavailable (missing boto3) saying what to fix."""
     if not settings.store_url or engine.store is None:
         return None
-    # The criu engine's reserve of warm memory (engine/warm_memory.py), if it has one.
-    memory = getattr(engine, "warm", None)
-    return RemoteSnapshots(settings, engine.store,
-                           memory if isinstance(memory, WarmMemory) else None)
+    return RemoteSnapshots(settings, engine.store, engine.free_warm_memory)
 
 
 def check_store_settings(settings: Settings) -> None:

@@ -54,7 +54,11 @@ def test_a_fetch_frees_the_warm_reserve_and_runs_without_the_collector(
     memory = WarmMemory(2 * BLOCK >> 20)
     settings = Settings(state_dir=tmp_path / "b-state", store_url=env["COLDSNAP_STORE_URL"],
                         store_cache_mb=0)
-    remote = RemoteSnapshots(settings, SnapshotStore(tmp_path / "b", HOST), memory)
+
+    def free_warm_memory() -> None:  # as the criu engine's does
+        memory.release()
+
+    remote = RemoteSnapshots(settings, SnapshotStore(tmp_path / "b", HOST), free_warm_memory)
     try:
         deadline = time.monotonic() + 30
         while memory.held_bytes < 2 * BLOCK and time.monotonic() < deadline:
