@@ -44,11 +44,14 @@ from coldsnap.server.remote_store.manifest import (
 from coldsnap.server.remote_store.packs import Encoder, PackIndex
 from coldsnap.server.remote_store.pagemap import offset_map
 
-# The old bytes a chunk is compared with: its own place, and this much either side
-# (measured on the embedder: 16 KiB either side stores 0.078 of a one-line change's
-# snapshot where none stores 0.097; the same place by file offset alone, 0.17).
-WINDOW = 16 * 1024
-ZSTD_LEVEL = 3
+# The old bytes a chunk is compared with: its own place, and this much either side.
+# A one-line change moves the embedder's heap objects by tens of KiB (its threads
+# make the layout vary from run to run too), so a wide window finds more of a
+# chunk's bytes. Measured on the embedder's pages (docs/store.md): 16 KiB either
+# side and zstd level 3 stored 29 MB of a one-line change, 64 KiB and level 9 23 MB,
+# at 0.5 ms a chunk (12 s at level 12 for 1% less).
+WINDOW = 64 * 1024
+ZSTD_LEVEL = 9
 RECENT_BASES = 256  # decompressed base chunks a fetch keeps (~4 MiB)
 GAIN = 0.75  # a delta is stored when it is at most this much of the chunk compressed alone
 logger = logging.getLogger(__name__)
@@ -138,16 +141,27 @@ class DeltaBase:
 
     def _bases(self, name: str, lo: int, hi: int) -> tuple[list[ChunkRef], int] | None:
         """The old file's chunks that hold bytes ``lo`` to ``hi`` (clipped to it), and
-        where the first starts; None unless the store holds them all, shallow enough."""
+        where the first starts: from the middle one outward, as long as the store holds
+        each, shallow enough; None if it lacks the middle one."""
         offsets, refs = self._file_chunks(name)
         first = max(0, bisect.bisect_right(offsets, max(lo, 0)) - 1)
         last = bisect.bisect_left(offsets, hi)
-        chosen = refs[first:last]
-        usable = [self.index.get(ref.digest) is not None
-                  and self._depths.get(ref.digest, 0) < MAX_CHAIN for ref in chosen]
-        if not chosen or not all(usable):
+        if first >= last:
             return None
-        return chosen, offsets[first]
+        middle = max(first, bisect.bisect_right(offsets, (lo + hi) // 2) - 1)
+
+        def usable(i: int) -> bool:
+            return (self.index.get(refs[i].digest) is not None
+                    and self._depths.get(refs[i].digest, 0) < MAX_CHAIN)
+
+        if middle >= last or not usable(middle):
+            return None
+        start, end = middle, middle + 1
+        while start > first and usable(start - 1):
+            start -= 1
+        while end < last and usable(end):
+            end += 1
+        return refs[start:end], offsets[start]
 
     def _file_chunks(self, name: str) -> tuple[list[int], list[ChunkRef]]:
         """The old file cut as its upload cut it: the same bytes give the same chunks."""
@@ -191,7 +205,11 @@ class Rebuilder:
             self.keep(digest, blob)
             return data
         base = b"".join(self._base(ref, digest) for ref in delta.base)
-        data = decode(blob, base[delta.skip:delta.skip + delta.length], digest, size)
+        try:
+            data = decode(blob, base[delta.skip:delta.skip + delta.length], digest, size)
+        except CorruptChunk:
+            self._check_local(delta)  # a local file changed: that, not the store's copy
+            raise
         if digest in self.bases:  # a base of a deeper delta
             self.keep(digest, compress(data))
         return data
@@ -205,13 +223,30 @@ class Rebuilder:
         if data is None:
             if blob is None:  # its base failed to come: the delta can't be rebuilt
                 raise CorruptChunk(delta, "is a delta whose base chunks did not arrive")
-            data = (blob.read(ref.digest) if isinstance(blob, LocalChunk)
+            # A local base is not hashed here (a third of a fetch's CPU with many
+            # deltas): a wrong one makes the rebuilt chunk wrong, then it is checked.
+            data = (blob.read(ref.digest, check=False) if isinstance(blob, LocalChunk)
                     else decompress(blob, ref.digest, ref.size))
         with self._lock:
             self._recent[ref.digest] = data  # the most recent last
             while len(self._recent) > RECENT_BASES:
                 del self._recent[next(iter(self._recent))]
         return data
+
+    def _check_local(self, delta: Delta) -> None:
+        """OSError if a base of ``delta`` read from a local snapshot no longer hashes to
+        its name (forgotten, so that a retry reads the store's)."""
+        for ref in delta.base:
+            with self._lock:
+                where = self._kept.get(ref.digest)
+            if isinstance(where, LocalChunk):
+                try:
+                    where.read(ref.digest)
+                except OSError:
+                    with self._lock:
+                        self._recent.pop(ref.digest, None)
+                        self._kept.pop(ref.digest, None)
+                    raise
 
     def waves(self, deltas: list[_Read]) -> list[list[_Read]]:
         """Delta chunks read from the store, in the order they can be rebuilt: those

@@ -62,6 +62,7 @@ class Fetched:
 
 
 _IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
+WRITE_BATCH = 256  # chunks placed, then written
 Buffer = bytes | memoryview
 _Places = dict[str, tuple[int, list[tuple[int, int]]]]  # digest: size, [(fd, offset)]
 
@@ -106,7 +107,8 @@ class _Chunks:
     def from_local(self, found: list[tuple[str, LocalChunk]]) -> None:
         writes = _Writes()
         for digest, where in found:
-            writes.add(self.places[digest][1], where.read(digest))
+            if self.places[digest][1]:  # a base only (no place) is read when a delta is
+                writes.add(self.places[digest][1], where.read(digest))
             self.rebuilder.keep_local(digest, where)
         writes.flush()
         with self._lock:
@@ -144,6 +146,8 @@ class _Chunks:
             writes.add(self.places[digest][1], chunk)
             if self.cache.limit_bytes:
                 kept.append((digest, bytes(chunk if digest in self.rebuilder.deltas else blob)))
+            if i % WRITE_BATCH == WRITE_BATCH - 1:  # a wave's part can be thousands
+                writes.flush()
         writes.flush()
         if kept:
             with self._lock:
@@ -286,8 +290,14 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
              for pack, wanted in by_pack.items() for span in pack_spans(pack, wanted)]
     for read in reads:
         read.result()
+    # Deltas are rebuilt by half as many threads as there are cores, each from one
+    # stretch of them (neighbours share their bases). Measured on 2 cores, the
+    # embedder's 13,000 deltas: a thread per 256 of them 1.3-1.5 s, two threads 1.2 s,
+    # one 1.0 s (the kernel's share, page faults of the threads' malloc arenas, halves).
+    workers = max(1, len(os.sched_getaffinity(0)) // 2)
     for wave in chunks.rebuilder.waves(chunks.deltas):  # a delta after its bases
-        parts = [wave[i:i + 256] for i in range(0, len(wave), 256)]
+        size = -(-len(wave) // workers)
+        parts = [wave[i:i + size] for i in range(0, len(wave), size)]
         for done in [pool.submit(chunks.place, part) for part in parts]:
             done.result()
 
