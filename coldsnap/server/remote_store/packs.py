@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from coldsnap.server.remote_store.bucket import Bucket
-from coldsnap.server.remote_store.chunks import chunk_digest, compress
+from coldsnap.server.remote_store.chunks import ZSTD_LEVEL, chunk_digest, compress
 from coldsnap.server.remote_store.manifest import MAX_CHAIN, Delta, Location
 
 PACK_BYTES = 8 * 1024 * 1024  # compressed chunks per pack object, about
@@ -121,8 +121,9 @@ class PackWriter:
     pool (each pack, then its index); ``locations`` ends up naming every chunk added."""
 
     def __init__(self, bucket: Bucket, pool: ThreadPoolExecutor, index: PackIndex,
-                 transfers: int, deltas: bool = False) -> None:
+                 transfers: int, deltas: bool = False, level: int = ZSTD_LEVEL) -> None:
         self.bucket, self.pool, self.index, self.limit = bucket, pool, index, max(1, transfers)
+        self.level = level  # of the plain chunks' zstd
         self.locations: dict[str, Location] = {}
         # The delta chunks the manifest must list (with ``deltas``: an upload whose
         # manifest and fetch know them; without, a chunk held as a delta is written anew).
@@ -147,7 +148,7 @@ class PackWriter:
             self._refer(digest, self.index.delta(digest))
             return
         encoded = delta() if delta is not None and self.with_deltas else None
-        blob = encoded[0] if encoded else compress(data)
+        blob = encoded[0] if encoded else compress(data, self.level)
         self._refer(digest, encoded[1] if encoded else None)
         self._members.append((digest, len(self._buffer), len(blob)))
         self._buffer += blob

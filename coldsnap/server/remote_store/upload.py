@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coldsnap.server.remote_store.bucket import Bucket, StoreUnavailable
-from coldsnap.server.remote_store.chunks import split_file
+from coldsnap.server.remote_store.chunks import SNAPSHOT_LEVEL, split_file
 from coldsnap.server.remote_store.deltas import DeltaBase, previous_snapshot
 from coldsnap.server.remote_store.fs_tar import pack
 from coldsnap.server.remote_store.manifest import (
@@ -60,7 +60,7 @@ def upload_snapshot(bucket: Bucket, snapshot: Path, pool: ThreadPoolExecutor,
     if _readable_manifest(bucket, name):
         return None
     index.refresh(bucket)
-    packs = PackWriter(bucket, pool, index, transfers, deltas=True)
+    packs = PackWriter(bucket, pool, index, transfers, deltas=True, level=SNAPSHOT_LEVEL)
     previous = previous_snapshot(snapshot)
     base = DeltaBase(previous, snapshot, index) if previous is not None else None
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=snapshot.parent.parent / ".staging"))

@@ -17,7 +17,14 @@ from coldsnap.engine.base import SnapshotInfo
 from coldsnap.engine.store import SnapshotStore
 from coldsnap.server.remote_store.bucket import Bucket, StoreUrl
 from coldsnap.server.remote_store.cache import ChunkCache
-from coldsnap.server.remote_store.chunks import CorruptChunk, chunk_digest, split_file
+from coldsnap.server.remote_store.chunks import (
+    SNAPSHOT_LEVEL,
+    ZSTD_LEVEL,
+    CorruptChunk,
+    chunk_digest,
+    compress,
+    split_file,
+)
 from coldsnap.server.remote_store.fetch import Fetched, fetch_snapshot
 from coldsnap.server.remote_store.local_chunks import LocalChunk
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
@@ -187,3 +194,26 @@ def test_a_damaged_delta_or_base_is_a_corrupt_chunk_of_its_pack(
         fetch(bucket, tmp_path / "b", ChunkCache(tmp_path / "b-cache", 0), pool, "v2")
     assert caught.value.digest == digest and caught.value.pack == where.pack, caught.value
     assert not list((tmp_path / "b" / HOST).glob("v2"))  # nothing published
+
+
+def test_a_snapshots_plain_chunks_are_stored_at_the_snapshot_level_an_images_at_the_fast_one(
+        bucket: Bucket, pool: ThreadPoolExecutor, tmp_path: Path) -> None:
+    text = b"".join(b"%d: a page of a heap, pointers and names\n" % i for i in range(2000))
+    v1 = make_snapshot(SnapshotStore(tmp_path / "a", HOST), "v1", text, [(0x10000, 20)])
+    index = PackIndex()
+    upload_snapshot(bucket, v1.path, pool, 4, index)
+    manifest = Manifest.from_json(bucket.get(manifest_name(HOST, "v1")) or b"")
+    piece = next(split_file(v1.path / "images" / "pages-2.img"))
+    where = manifest.locations[piece.digest]
+    stored = bucket.get_range(where.pack, where.offset, where.offset + where.length)
+    fast, snapshot = compress(piece.data, ZSTD_LEVEL), compress(piece.data, SNAPSHOT_LEVEL)
+    assert len(snapshot) < len(fast)  # else this test can't tell them apart
+    assert stored == snapshot
+
+    other = text.replace(b"heap", b"tree")  # a chunk the store lacks, as an image's file
+    writer = PackWriter(bucket, pool, index, 4)
+    writer.add(chunk_digest(other[:20000]), other[:20000])
+    writer.finish()
+    where = writer.locations[chunk_digest(other[:20000])]
+    stored = bucket.get_range(where.pack, where.offset, where.offset + where.length)
+    assert stored == compress(other[:20000], ZSTD_LEVEL)
