@@ -223,8 +223,8 @@ class Rebuilder:
         if data is None:
             if blob is None:  # its base failed to come: the delta can't be rebuilt
                 raise CorruptChunk(delta, "is a delta whose base chunks did not arrive")
-            # A local base is not hashed here (a third of a fetch's CPU with many
-            # deltas): a wrong one makes the rebuilt chunk wrong, then it is checked.
+            # A local base is not hashed here (the embedder's 14,000: ~0.3 s of CPU): a
+            # wrong one makes the rebuilt chunk wrong, and then it is checked.
             data = (blob.read(ref.digest, check=False) if isinstance(blob, LocalChunk)
                     else decompress(blob, ref.digest, ref.size))
         with self._lock:
