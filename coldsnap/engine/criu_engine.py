@@ -124,10 +124,13 @@ class CriuEngine:
         self.netns = NetnsPool(NETNS_OWNERS, settings.prewarm_netns)
         # For new containers' memory, and fetched snapshots' (remote_store).
         self.warm = WarmMemory(reserve_mb(settings.warm_memory_mb))
-        logger.info("%s (COLDSNAP_WARM_MEMORY_MB=%s; docs/warm-memory.md)",
-                    f"keeping {self.warm.target * BLOCK_MB} MB of memory warm for restores"
-                    if self.warm.target else "keeping no memory warm for restores"
-                    + ("" if hands_memory_back() else ": free memory stays with this host"),
+        if self.warm.target:
+            kept = f"keeping {self.warm.target * BLOCK_MB} MB of memory warm for restores"
+        else:
+            kept = "keeping no memory warm for restores"
+            if not hands_memory_back():
+                kept += ": free memory stays with this host"
+        logger.info("%s (COLDSNAP_WARM_MEMORY_MB=%s; docs/warm-memory.md)", kept,
                     settings.warm_memory_mb)
         # block_network=True is rare: its pool is made at its first use (_netns_pool).
         self._loopback_netns: NetnsPool | None = None
