@@ -282,6 +282,7 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
                  for i in range(0, len(found), 256)]:
         done.result()
     missing.difference_update(digest for digest, _ in found)
+    missing = _still_needed(missing, chunks)
     by_pack: dict[str, list[tuple[str, Location]]] = {}
     for digest in missing:
         loc = manifest.locations[digest]
@@ -300,6 +301,23 @@ def _fill(chunks: _Chunks, manifest: Manifest, pool: ThreadPoolExecutor,
         parts = [wave[i:i + size] for i in range(0, len(wave), size)]
         for done in [pool.submit(chunks.place, part) for part in parts]:
             done.result()
+
+
+def _still_needed(missing: set[str], chunks: _Chunks) -> set[str]:
+    """The chunks of ``missing`` the snapshot needs from the store: those with a place in
+    it, and the bases (and theirs) of the deltas among them. A base of a chunk found in
+    the cache or an older version here is not (the manifest lists the bases of all its
+    deltas, and the chunks this version shares with the one held here may be deltas)."""
+    deltas = chunks.rebuilder.deltas
+    needed: set[str] = set()
+    todo = [digest for digest in missing if chunks.places[digest][1]]
+    while todo:
+        digest = todo.pop()
+        if digest not in needed:
+            needed.add(digest)
+            delta = deltas.get(digest)
+            todo += [ref.digest for ref in delta.base if ref.digest in missing] if delta else []
+    return needed
 
 
 def _lay_out(staging: Path, manifest: Manifest, fds: list[int]) -> _Places:

@@ -217,3 +217,26 @@ def test_a_snapshots_plain_chunks_are_stored_at_the_snapshot_level_an_images_at_
     where = writer.locations[chunk_digest(other[:20000])]
     stored = bucket.get_range(where.pack, where.offset, where.offset + where.length)
     assert stored == compress(other[:20000], ZSTD_LEVEL)
+
+
+def test_a_host_holding_the_last_version_fetches_no_bases_of_the_chunks_it_holds(
+        bucket: Bucket, pool: ThreadPoolExecutor, tmp_path: Path) -> None:
+    v1, v2 = two_versions(tmp_path / "a")  # v2's chunks are deltas against v1's in the store
+    pages = (v2.path / "images" / "pages-2.img").read_bytes()
+    time.sleep(0.01)
+    v3 = make_snapshot(SnapshotStore(tmp_path / "a", HOST), "v3",
+                       pages[:100 * PAGE] + bytes(PAGE) + pages[101 * PAGE:], NEW_PAGES)
+    index = PackIndex()
+    for version in (v1, v2):
+        upload_snapshot(bucket, version.path, pool, 4, index)
+    third = upload_snapshot(bucket, v3.path, pool, 4, index)  # one page changed
+    assert third is not None
+
+    b_v2 = tmp_path / "b" / HOST / "v2"
+    shutil.copytree(v2.path, b_v2)  # b made or fetched v2; no chunk cache
+    got = fetch(bucket, tmp_path / "b", ChunkCache(tmp_path / "b-cache", 0), pool, "v3")
+    assert got.info is not None and same_images(v3.path, got.info.path)
+    assert got.local_chunks > 0, got.describe()
+    # What v3 added, with room for the reads' gaps; v1's chunks (the bases of v2's
+    # deltas, which b holds as v2's bytes) would be ~1 MB.
+    assert got.store_bytes < third.new_bytes + 256 * 1024, (got.describe(), third)
