@@ -29,10 +29,25 @@ PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grp
               "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# weed's plugin worker dials the admin server's port + 10000, whatever admin.port.grpc
+# says: with an admin port above this it logs "invalid port" again and again.
+ADMIN_PORT_BELOW = 65536 - 10000
+
+
+def free_port(below: int = 65536) -> int:
+    """A port free on 127.0.0.1 now, under ``below``."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < below:
+            return port
+
+
+def port_flags() -> list[str]:
+    """weed mini's ``-FLAG=PORT`` for each of ``PORT_FLAGS``, each a free port."""
+    return [f"-{flag}={free_port(ADMIN_PORT_BELOW if flag == 'admin.port' else 65536)}"
+            for flag in PORT_FLAGS]
 
 
 def weed_binary() -> str:
@@ -55,7 +70,7 @@ class Seaweed:
         return f"http://127.0.0.1:{self.s3_port}"
 
     def start(self, timeout: float = 60.0) -> Seaweed:
-        flags = [f"-{flag}={free_port()}" for flag in PORT_FLAGS]
+        flags = port_flags()
         # Everything under the root, which cleanup() removes: by default weed writes its
         # glog files, its S3 and filer sockets and WebDAV's chunk cache (an 8-hex dir)
         # straight into /tmp. Its log goes to stderr (weed.log) instead of glog files;

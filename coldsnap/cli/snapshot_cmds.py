@@ -40,6 +40,8 @@ def cmd_snapshots_inspect(args: argparse.Namespace) -> int:
     print(f"  host key  {snapshot.get('host_key')}  (CRIU {snapshot.get('criu_version', '?')})")
     print(f"  made      {ago(snapshot.get('created_at'))}, dump "
           f"{millis(snapshot.get('dump_s'))}, {size(snapshot.get('size_bytes'))}")
+    if snapshot.get("fetched_from"):  # made by another host sharing the store
+        print(f"  fetched   from {snapshot['fetched_from']} (made on another host)")
     print(f"  restores  {snapshot.get('restores', 0)}")
     print(f"  path      {snapshot.get('path')}")
     check = snapshot.get("last_check")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coldsnap.bench.seaweed import Seaweed, WeedMissing, new_prefix
+from coldsnap.bench.seaweed import PORT_FLAGS, Seaweed, WeedMissing, new_prefix, port_flags
 
 TMP = Path("/tmp")
 
@@ -58,3 +58,11 @@ def test_cleanup_leaves_nothing_of_this_weed_in_tmp() -> None:
             or re.search(rf"\b{pid}\b", name)
             or (("weed" in name) and any(port in name for port in ports))}
     assert not mine, f"weed mini left these in /tmp: {sorted(mine)}"
+
+
+def test_weeds_admin_port_leaves_room_for_the_port_its_worker_dials() -> None:
+    # weed's plugin worker dials the admin port + 10000: above 55535 that is no port.
+    for _ in range(200):
+        flags = dict(flag.lstrip("-").split("=") for flag in port_flags())
+        assert int(flags["admin.port"]) + 10000 < 65536, flags
+        assert set(flags) == set(PORT_FLAGS)

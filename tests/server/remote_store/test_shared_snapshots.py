@@ -79,6 +79,8 @@ def test_a_host_restores_the_snapshot_another_made_and_a_salted_one_makes_its_ow
     [row] = json.loads(b.cli("snapshots", "ls", "--json").stdout)
     assert row["status"] == "ready" and manifests[0].endswith(f"/{row['key']}.json")
     assert row["key"][:12] in b.cli("snapshots", "why", "shared-store").stdout  # the fetched one
+    assert "fetched   from s3://" in b.cli("snapshots", "inspect", row["key"]).stdout
+    assert "fetched   from" not in a.cli("snapshots", "inspect", row["key"]).stdout
 
     c = server_factory("criu", {**env, "COLDSNAP_HOST_KEY_SALT": "another-cpu"}).start()
     assert deploy_and_call(c, tmp_path) == "42"
