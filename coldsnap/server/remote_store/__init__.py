@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from coldsnap.server.remote_store.cache import ChunkCache
 from coldsnap.server.remote_store.chunks import CorruptChunk
 from coldsnap.server.remote_store.collector import collector_paused
 from coldsnap.server.remote_store.fetch import Fetched, fetch_snapshot
-from coldsnap.server.remote_store.layout import SECRET_OBJECT, fixed_layout
+from coldsnap.server.remote_store.layout import fixed_layout, store_secret
 from coldsnap.server.remote_store.manifest import Manifest, manifest_name
 from coldsnap.server.remote_store.packs import PackIndex, index_name
 from coldsnap.server.remote_store.upload import Uploader, upload_snapshot
@@ -65,11 +64,7 @@ class RemoteSnapshots:
     def layout_secret(self) -> str:
         """The store's secret of fixed layouts' hash seeds (layout.py), made by the
         first host that asks; StoreUnavailable when the store can't be reached."""
-        secret = self.bucket.get(SECRET_OBJECT)
-        if secret is None:
-            self.bucket.put(SECRET_OBJECT, secrets.token_hex(16).encode())
-            secret = self.bucket.get(SECRET_OBJECT)  # two hosts at once: one wins
-        return (secret or b"").decode().strip()
+        return store_secret(self.bucket)
 
     def upload_later(self, info: SnapshotInfo) -> None:
         """Put ``info`` into the store in the background (retried while it is down)."""

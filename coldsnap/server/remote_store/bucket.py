@@ -17,6 +17,10 @@ from coldsnap.engine.store_traffic import FETCHED, UPLOADED, count_store_bytes
 
 # A missing object; any other error means the store can't be used right now.
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional write that lost: the object exists (S3 answers 409 to writes at once).
+_EXISTS = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+# A store that does not do conditional writes.
+_NO_CONDITIONS = frozenset({"NotImplemented", "501"})
 
 
 class StoreUnavailable(Exception):
@@ -112,6 +116,23 @@ class Bucket:
             raise self._unavailable("writing", name, exc) from exc
         count_store_bytes(UPLOADED, len(data))
 
+    def put_new(self, name: str, data: bytes) -> bool | None:
+        """Write ``data`` unless the object exists (``If-None-Match: *``): whether it was
+        written; of hosts writing at once, one is. None where the store has no
+        conditional writes (nothing written)."""
+        try:
+            self._client.put_object(Bucket=self.url.bucket, Key=self.url.key(name), Body=data,
+                                    IfNoneMatch="*")
+        except Exception as exc:
+            code = _error_code(exc)
+            if code in _EXISTS:
+                return False
+            if code in _NO_CONDITIONS:
+                return None
+            raise self._unavailable("writing", name, exc) from exc
+        count_store_bytes(UPLOADED, len(data))
+        return True
+
     def exists(self, name: str) -> bool:
         try:
             self._client.head_object(Bucket=self.url.bucket, Key=self.url.key(name))
@@ -140,5 +161,9 @@ def _endpoint() -> str:
 
 
 def _is_missing(exc: Exception) -> bool:
+    return _error_code(exc) in _MISSING
+
+
+def _error_code(exc: Exception) -> str:
     error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
-    return str(error.get("Code", "")) in _MISSING
+    return str(error.get("Code", ""))

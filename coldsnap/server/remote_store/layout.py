@@ -8,9 +8,11 @@ every dict and str hash does, so that nearly every page of a new version is new
 fixed layout runs without ASLR (``personality(ADDR_NO_RANDOMIZE)``, set by
 nsinit) and with ``PYTHONHASHSEED`` derived from the function's app and name and a
 secret: the store's (``layout-secret`` in the bucket, made once by the first host
-that needs it), else this host's (provisional while the store can't be read:
-``LayoutSecret`` asks again), so that knowing an endpoint's names does not give
-its hash seed (with it, keys that collide in a dict are easy to make).
+that needs it, with a conditional write so that hosts starting together agree; a
+host checks the one it keeps against the store's at each start), else this host's
+(provisional while the store can't be read: ``LayoutSecret`` asks again), so that
+knowing an endpoint's names does not give its hash seed (with it, keys that collide
+in a dict are easy to make).
 
 What it costs: every restored copy of a snapshot shares its layout and seed
 anyway; with a fixed layout all versions of a function share them too, and the
@@ -28,13 +30,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coldsnap.settings import Settings
+
+if TYPE_CHECKING:
+    from coldsnap.server.remote_store.bucket import Bucket
 
 SECRET_OBJECT = "layout-secret"
 # This host's own while the store's could not be read (LayoutSecret).
 PROVISIONAL = "layout-secret.provisional"
 RETRY_S = 60.0
+# A store without conditional writes keeps the last writer's secret: how long hosts
+# that found none at once take to write theirs, before each reads back the survivor.
+SETTLE_S = 1.5
 logger = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "fixed", "random")
@@ -56,9 +65,25 @@ def hash_seed_env(app: str, tag: str, secret: str) -> dict[str, str]:
     return {"PYTHONHASHSEED": str(int.from_bytes(digest[:4], "big"))}
 
 
+def store_secret(bucket: Bucket) -> str:
+    """The store's secret, made here when it has none; hosts that ask at once get the same
+    one. StoreUnavailable when the store can't be reached."""
+    secret = bucket.get(SECRET_OBJECT)
+    if secret is None:
+        mine = secrets.token_hex(16).encode()
+        written = bucket.put_new(SECRET_OBJECT, mine)
+        if written:
+            return mine.decode()
+        if written is None:  # no conditional writes: the last writer's survives
+            bucket.put(SECRET_OBJECT, mine)
+            time.sleep(SETTLE_S)
+        secret = bucket.get(SECRET_OBJECT)
+    return (secret or b"").decode().strip()
+
+
 def layout_secret(state_dir: Path, shared: Callable[[], str | None] | None) -> str:
-    """The secret of the hash seeds: kept in ``state_dir`` once known; taken from the
-    store (``shared``) when there is one, so that hosts share it; else made here."""
+    """The secret of the hash seeds: the store's (``shared``) when there is one, so that
+    hosts share it, kept in ``state_dir`` for when the store is down; else made here."""
     return _resolve(state_dir, shared)[0]
 
 
@@ -87,22 +112,32 @@ class LayoutSecret:
 
 
 def _resolve(state_dir: Path, shared: Callable[[], str | None] | None) -> tuple[str, bool]:
-    """(the secret, whether it is provisional: the store could not be read)."""
+    """(the secret, whether it is provisional: the store could not be read). The store's
+    wins over a kept one: two hosts that made theirs at once agree from their next start."""
     path, provisional = state_dir / SECRET_OBJECT, state_dir / PROVISIONAL
     kept = _read(path)
-    if kept:
-        return kept, False
     if shared is None:  # no store: this host's own, the provisional one if it made one
-        return _keep(path, _read(provisional) or secrets.token_hex(16)), False
+        return kept or _keep(path, _read(provisional) or secrets.token_hex(16)), False
     try:
         secret = shared()
-    except Exception as exc:  # the store is down: this host's own, dedupe suffers
+    except Exception as exc:
+        if kept:  # read from the store before: no worse than when it was last checked
+            logger.info("the store's layout secret could not be read (%s); this host "
+                        "keeps the one it read before", exc)
+            return kept, False
         logger.warning("the store's layout secret could not be read (%s); this host uses "
                        "its own until the store answers: its snapshots share fewer pages "
                        "with other hosts'", exc)
         return _keep(provisional, _read(provisional) or secrets.token_hex(16)), True
     provisional.unlink(missing_ok=True)
-    return _keep(path, secret or secrets.token_hex(16)), False
+    secret = secret or kept or secrets.token_hex(16)
+    if kept and secret != kept:
+        logger.warning("this host's layout secret differed from the store's (hosts that "
+                       "first started together, or a store emptied since): it takes the "
+                       "store's, so that its snapshots share pages with other hosts'; its "
+                       "snapshots made before share fewer pages with new ones, and they "
+                       "still restore")
+    return _keep(path, secret), False
 
 
 def _read(path: Path) -> str:

@@ -106,15 +106,20 @@ def test_the_layout_is_fixed_with_a_store_unless_set_to_random() -> None:
     assert 0 <= int(seed) < 2**32
 
 
-def test_the_layout_secret_comes_from_the_store_once_and_stays(tmp_path: Path) -> None:
+def test_the_layout_secret_comes_from_the_store_and_is_kept_for_when_it_is_down(
+        tmp_path: Path) -> None:
     asked: list[int] = []
 
     def shared() -> str:
         asked.append(1)
         return "from-the-store"
 
+    def down() -> str:
+        raise OSError("connection refused")
+
     assert layout_secret(tmp_path, shared) == "from-the-store"
-    assert layout_secret(tmp_path, shared) == "from-the-store" and len(asked) == 1  # kept
+    assert layout_secret(tmp_path, shared) == "from-the-store" and len(asked) == 2  # checked
+    assert layout_secret(tmp_path, down) == "from-the-store"  # kept
     assert (tmp_path / "layout-secret").stat().st_mode & 0o777 == 0o600
 
 
