@@ -74,6 +74,15 @@ class Deploys:
             self._current[row["name"]] = (row["state"], row["version"])
             if row["state"] == DEPLOYED:
                 self._warm(row["name"], row["version"])
+                self._share_again(row["name"], row["version"], row["updated_at"])
+
+    def _share_again(self, app: str, version: str, deployed_at: float) -> None:
+        """Queue the source of the app's current version for the store, which may lack it
+        (a stop or a crash before the store answered); ``deployed_at``: the apps row's
+        updated_at, which only a deploy sets while the app stays deployed."""
+        if self.sources is not None:
+            stored = self._version(app, version)
+            self.sources.resubmit(app, version, stored.filename, stored.source, deployed_at)
 
     def deploy(self, filename: str, source: bytes, name: str | None = None,
                ephemeral: bool = False, snapshots: bool = True, cwd: str | None = None,
