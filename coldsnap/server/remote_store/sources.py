@@ -198,6 +198,7 @@ class RemoteSources:
             return None
         return current if deployed_at > job.deployed_at else None
 
+
 def open_remote_sources(settings: Settings) -> RemoteSources | None:
     """The shared store's app sources, or None without ``COLDSNAP_STORE_URL``."""
     if not settings.store_url:
